@@ -1,0 +1,12 @@
+"""Whether the kernels were compiled with OpenMP, and OpenMP's own default thread count."""
+from cnn._ext._openmp cimport CNN_OPENMP_ENABLED, omp_get_max_threads
+
+
+def openmp_enabled():
+    """True when this build's kernels were compiled with OpenMP."""
+    return bool(CNN_OPENMP_ENABLED)
+
+
+def openmp_max_threads():
+    """The thread count OpenMP would use by default (1 without OpenMP)."""
+    return omp_get_max_threads()

@@ -1,0 +1,202 @@
+"""Max-pooling (with argmax) and average-pooling over planes, forward and backward.
+
+Every function works on a stack of independent planes: the wrappers in cnn/_kernels/pool.py view
+an (N, C, H, W) array as (N*C, H, W). Threads take whole planes (prange over planes), so no two
+threads write one element and results are bit-identical for any thread count.
+
+Max-pool follows PyTorch's CPU kernel exactly: padding counts as minus infinity (padded positions
+are never candidates), the first maximum in row-major window order wins, and a NaN wins over any
+number (a later NaN over an earlier one). The index stored for each output is the flat position
+y*W + x inside its plane; -1 marks a window that covers no input position (possible with dilation).
+
+Average-pool follows PyTorch too: with count_include_pad the divisor is the window size clipped to
+the padded input; without it, the number of input positions the window covers.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport INFINITY
+from libc.stdint cimport int64_t
+
+# Below this many output elements a thread team costs more than it saves.
+cdef Py_ssize_t MIN_PARALLEL_WORK = 1 << 14
+
+
+cdef inline Py_ssize_t _first_inside(Py_ssize_t start, Py_ssize_t step) noexcept nogil:
+    """The first of start, start+step, ... that is >= 0."""
+    if start >= 0:
+        return start
+    return start + ((-start + step - 1) // step) * step
+
+
+cdef inline Py_ssize_t _count(Py_ssize_t begin, Py_ssize_t end, Py_ssize_t step) noexcept nogil:
+    """How many of begin, begin+step, ... are < end."""
+    if begin >= end:
+        return 0
+    return (end - begin + step - 1) // step
+
+
+cdef void _max_pool_plane(const floating[:, ::1] x, floating[:, ::1] out, int64_t[:, ::1] indices,
+                          Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                          Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh,
+                          Py_ssize_t dw) noexcept nogil:
+    cdef Py_ssize_t H = x.shape[0], W = x.shape[1]
+    cdef Py_ssize_t oh = out.shape[0], ow = out.shape[1]
+    cdef Py_ssize_t oy, ox, y0, x0, ny, nx, a, b, y, xx
+    cdef int64_t best_index
+    cdef floating best, value
+    for oy in range(oh):
+        y0 = _first_inside(oy * sh - ph, dh)
+        ny = _count(y0, min(oy * sh - ph + (kh - 1) * dh + 1, H), dh)
+        for ox in range(ow):
+            x0 = _first_inside(ox * sw - pw, dw)
+            nx = _count(x0, min(ox * sw - pw + (kw - 1) * dw + 1, W), dw)
+            if ny == 0 or nx == 0:
+                out[oy, ox] = -INFINITY
+                indices[oy, ox] = -1
+                continue
+            best = -INFINITY
+            best_index = y0 * W + x0
+            for a in range(ny):
+                y = y0 + a * dh
+                for b in range(nx):
+                    xx = x0 + b * dw
+                    value = x[y, xx]
+                    # `value != value` is the NaN test: NaN wins, as in PyTorch.
+                    if value > best or value != value:
+                        best = value
+                        best_index = y * W + xx
+            out[oy, ox] = best
+            indices[oy, ox] = best_index
+
+
+cdef void _max_pool_backward_plane(const floating[::1] grad_out, const int64_t[::1] indices,
+                                   floating[::1] grad_in) noexcept nogil:
+    cdef Py_ssize_t k, index, size = grad_in.shape[0]
+    for k in range(size):
+        grad_in[k] = 0
+    for k in range(grad_out.shape[0]):
+        index = indices[k]
+        # Indices come from max_pool_forward; the range test keeps a forged one harmless.
+        if 0 <= index < size:
+            grad_in[index] += grad_out[k]
+
+
+cdef inline Py_ssize_t _avg_window(Py_ssize_t o, Py_ssize_t k, Py_ssize_t s, Py_ssize_t p,
+                                   Py_ssize_t size, Py_ssize_t* begin,
+                                   Py_ssize_t* end) noexcept nogil:
+    """Clip output o's window to the input in [begin, end); return its size clipped to the padding."""
+    cdef Py_ssize_t start = o * s - p
+    cdef Py_ssize_t stop = min(start + k, size + p)
+    cdef Py_ssize_t padded = stop - start
+    begin[0] = max(start, 0)
+    end[0] = min(stop, size)
+    return padded
+
+
+cdef void _avg_pool_plane(const floating[:, ::1] x, floating[:, ::1] out,
+                          Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                          Py_ssize_t ph, Py_ssize_t pw, bint count_include_pad) noexcept nogil:
+    cdef Py_ssize_t H = x.shape[0], W = x.shape[1]
+    cdef Py_ssize_t oy, ox, y, xx, y_begin, y_end, x_begin, x_end, padded_h, padded_w, divisor
+    cdef floating total
+    for oy in range(out.shape[0]):
+        padded_h = _avg_window(oy, kh, sh, ph, H, &y_begin, &y_end)
+        for ox in range(out.shape[1]):
+            padded_w = _avg_window(ox, kw, sw, pw, W, &x_begin, &x_end)
+            if y_begin >= y_end or x_begin >= x_end:
+                out[oy, ox] = 0
+                continue
+            if count_include_pad:
+                divisor = padded_h * padded_w
+            else:
+                divisor = (y_end - y_begin) * (x_end - x_begin)
+            total = 0
+            for y in range(y_begin, y_end):
+                for xx in range(x_begin, x_end):
+                    total = total + x[y, xx]
+            out[oy, ox] = total / divisor
+
+
+cdef void _avg_pool_backward_plane(const floating[:, ::1] grad_out, floating[:, ::1] grad_in,
+                                   Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                                   Py_ssize_t ph, Py_ssize_t pw,
+                                   bint count_include_pad) noexcept nogil:
+    cdef Py_ssize_t H = grad_in.shape[0], W = grad_in.shape[1]
+    cdef Py_ssize_t oy, ox, y, xx, y_begin, y_end, x_begin, x_end, padded_h, padded_w, divisor
+    cdef floating share
+    for y in range(H):
+        for xx in range(W):
+            grad_in[y, xx] = 0
+    for oy in range(grad_out.shape[0]):
+        padded_h = _avg_window(oy, kh, sh, ph, H, &y_begin, &y_end)
+        for ox in range(grad_out.shape[1]):
+            padded_w = _avg_window(ox, kw, sw, pw, W, &x_begin, &x_end)
+            if y_begin >= y_end or x_begin >= x_end:
+                continue
+            if count_include_pad:
+                divisor = padded_h * padded_w
+            else:
+                divisor = (y_end - y_begin) * (x_end - x_begin)
+            share = grad_out[oy, ox] / divisor
+            for y in range(y_begin, y_end):
+                for xx in range(x_begin, x_end):
+                    grad_in[y, xx] += share
+
+
+def max_pool_forward(const floating[:, :, ::1] x,     # IN  (P, H, W)
+                     floating[:, :, ::1] out,          # OUT (P, OH, OW)
+                     int64_t[:, :, ::1] indices,       # OUT (P, OH, OW)
+                     Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                     Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw,
+                     int num_threads):
+    """Window maxima of every plane and the flat in-plane index of each maximum."""
+    cdef Py_ssize_t p, planes = x.shape[0]
+    cdef bint parallel = (num_threads > 1 and planes > 1
+                          and planes * out.shape[1] * out.shape[2] >= MIN_PARALLEL_WORK)
+    with nogil:
+        for p in prange(planes, schedule="static", num_threads=num_threads,
+                        use_threads_if=parallel):
+            _max_pool_plane(x[p], out[p], indices[p], kh, kw, sh, sw, ph, pw, dh, dw)
+
+
+def max_pool_backward(const floating[:, ::1] grad_out,   # IN  (P, OH*OW)
+                      const int64_t[:, ::1] indices,      # IN  (P, OH*OW)
+                      floating[:, ::1] grad_in,           # OUT (P, H*W), overwritten
+                      int num_threads):
+    """Route each output gradient to the input position that held its window's maximum."""
+    cdef Py_ssize_t p, planes = grad_in.shape[0]
+    cdef bint parallel = (num_threads > 1 and planes > 1
+                          and planes * grad_in.shape[1] >= MIN_PARALLEL_WORK)
+    with nogil:
+        for p in prange(planes, schedule="static", num_threads=num_threads,
+                        use_threads_if=parallel):
+            _max_pool_backward_plane(grad_out[p], indices[p], grad_in[p])
+
+
+def avg_pool_forward(const floating[:, :, ::1] x,     # IN  (P, H, W)
+                     floating[:, :, ::1] out,          # OUT (P, OH, OW)
+                     Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                     Py_ssize_t ph, Py_ssize_t pw, bint count_include_pad, int num_threads):
+    """Window means of every plane (zero padding)."""
+    cdef Py_ssize_t p, planes = x.shape[0]
+    cdef bint parallel = (num_threads > 1 and planes > 1
+                          and planes * out.shape[1] * out.shape[2] >= MIN_PARALLEL_WORK)
+    with nogil:
+        for p in prange(planes, schedule="static", num_threads=num_threads,
+                        use_threads_if=parallel):
+            _avg_pool_plane(x[p], out[p], kh, kw, sh, sw, ph, pw, count_include_pad)
+
+
+def avg_pool_backward(const floating[:, :, ::1] grad_out,   # IN  (P, OH, OW)
+                      floating[:, :, ::1] grad_in,           # OUT (P, H, W), overwritten
+                      Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                      Py_ssize_t ph, Py_ssize_t pw, bint count_include_pad, int num_threads):
+    """Spread each output gradient evenly over the input positions of its window."""
+    cdef Py_ssize_t p, planes = grad_in.shape[0]
+    cdef bint parallel = (num_threads > 1 and planes > 1
+                          and planes * grad_in.shape[1] * grad_in.shape[2] >= MIN_PARALLEL_WORK)
+    with nogil:
+        for p in prange(planes, schedule="static", num_threads=num_threads,
+                        use_threads_if=parallel):
+            _avg_pool_backward_plane(grad_out[p], grad_in[p], kh, kw, sh, sw, ph, pw,
+                                     count_include_pad)
