@@ -1,0 +1,55 @@
+"""Argument checks shared by the kernel wrappers, the functional ops and the modules.
+
+Every failure is a ValueError or TypeError whose message names the argument, what was expected
+and what was given (SPEC section 8).
+"""
+import operator
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+# Sizes, strides and paddings go into C integers; anything this large is a mistake anyway.
+MAX_INT_ARGUMENT = 2**31 - 1
+
+
+def integer(value, name, minimum=None):
+    """`value` as a Python int (bools and floats refused), at least `minimum` when given."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected an integer, got {value!r}")
+    try:
+        result = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name}: expected an integer, got {type(value).__name__} {value!r}") from None
+    if minimum is not None and result < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, got {result}")
+    if result > MAX_INT_ARGUMENT:
+        raise ValueError(f"{name}: expected an integer <= {MAX_INT_ARGUMENT}, got {result}")
+    return result
+
+
+def pair(value, name, minimum):
+    """An int or a sequence of two ints, as a tuple of two ints each at least `minimum`."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name}: expected an integer or a pair of integers, got {value!r}")
+        return (integer(value[0], name, minimum), integer(value[1], name, minimum))
+    number = integer(value, name, minimum)
+    return (number, number)
+
+
+def float_array(array, name, ndim=None):
+    """`array` as a C-contiguous float32/float64 ndarray with `ndim` dimensions (a copy only if needed)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"{name}: expected a NumPy array, got {type(array).__name__}")
+    if array.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name}: expected a float32 or float64 array, got dtype {array.dtype}")
+    if ndim is not None and array.ndim != ndim:
+        raise ValueError(f"{name}: expected {ndim} dimensions, got shape {array.shape}")
+    return np.ascontiguousarray(array)
+
+
+def shape(value, name, ndim):
+    """A tuple of `ndim` non-negative ints."""
+    if not isinstance(value, (tuple, list)) or len(value) != ndim:
+        raise ValueError(f"{name}: expected a shape of {ndim} integers, got {value!r}")
+    return tuple(integer(v, name, 0) for v in value)

@@ -1,0 +1,64 @@
+"""`show_config()`: what this installation of cnn runs on."""
+import platform
+
+import numpy as np
+
+from cnn import _ext
+from cnn.parallel import get_num_threads, openmp_enabled
+
+__version__ = "0.1.0"
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _blas():
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        return f"{blas.get('name', '?')} {blas.get('version', '?')}"
+    except Exception:  # numpy's config layout is not a stable interface
+        return "unknown"
+
+
+def config():
+    """The facts show_config prints, as a dict (bench/ records them next to its figures)."""
+    return {
+        "cnn": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "blas": _blas(),
+        "cpu": _cpu_model(),
+        "isa": _ext.backend.isa,
+        "isa_available": _ext.available_isas(),
+        "openmp": openmp_enabled(),
+        "threads": get_num_threads(),
+    }
+
+
+def show_config(mode="stdout"):
+    """Print the version, OpenMP, kernel threads, instruction set and numpy's BLAS.
+
+    With mode="dicts", return them as a dict instead (like numpy.show_config).
+    """
+    info = config()
+    if mode == "dicts":
+        return info
+    if mode != "stdout":
+        raise ValueError(f"mode: expected 'stdout' or 'dicts', got {mode!r}")
+    openmp = "enabled" if info["openmp"] else "disabled (serial kernels)"
+    print(f"cnn {info['cnn']} (Python {info['python']}, numpy {info['numpy']})")
+    print(f"  kernels:         compiled Cython, instruction set {info['isa']} "
+          f"(this CPU can run: {', '.join(info['isa_available'])}; CNN_ISA forces one)")
+    print(f"  OpenMP:          {openmp}")
+    print(f"  kernel threads:  {info['threads']} (cnn.set_num_threads)")
+    print(f"  numpy BLAS:      {info['blas']}")
+    print(f"  CPU:             {info['cpu']}")
+    return None
