@@ -99,6 +99,13 @@ class BuildExt(build_ext):
         self.extensions = kept
         super().build_extensions()
 
+    def run(self):
+        super().run()
+        # `python -m cnn` run from the repository root imports the source tree (the current
+        # folder comes first on sys.path), so the compiled modules also go next to their sources.
+        if not self.inplace:
+            self.copy_extensions_to_source()
+
     def build_extension(self, ext):
         # One .c file is compiled into several modules (one per level); separate temp folders
         # keep their object files apart.

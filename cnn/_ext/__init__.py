@@ -11,7 +11,12 @@ import importlib
 import os
 import types
 
-from . import _cpu, _threads
+try:
+    from . import _cpu, _threads
+except ImportError as error:
+    raise ImportError(
+        f"cnn: the compiled kernels are missing from {os.path.dirname(__file__)}. Build them with "
+        "`pip install .` (or `python setup.py build_ext --inplace` for development).") from error
 
 LEVELS = ("avx512", "avx2", "baseline")  # best first
 KERNEL_MODULES = ("im2col", "pool")
