@@ -1,5 +1,17 @@
 """cnn: convolutional networks with PyTorch's interface, NumPy at run time and Cython kernels."""
+from . import autograd
+from .autograd import enable_grad, is_grad_enabled, no_grad
 from .config import __version__, show_config
 from .parallel import get_num_threads, openmp_enabled, set_num_threads
+from .random import get_rng_state, manual_seed, set_rng_state
+from . import nn, optim  # noqa: E402  (after Tensor: both build on it)
+from .tensor import (Tensor, float16, float32, float64, from_numpy, int32, int64, ones,
+                     ones_like, randn, tensor, uint8, zeros, zeros_like)
 
-__all__ = ["__version__", "show_config", "get_num_threads", "set_num_threads", "openmp_enabled"]
+__all__ = [
+    "__version__", "show_config", "get_num_threads", "set_num_threads", "openmp_enabled",
+    "Tensor", "tensor", "from_numpy", "zeros", "ones", "zeros_like", "ones_like", "randn",
+    "float16", "float32", "float64", "int32", "int64", "uint8",
+    "no_grad", "enable_grad", "is_grad_enabled", "autograd", "nn", "optim",
+    "manual_seed", "get_rng_state", "set_rng_state",
+]

@@ -1,0 +1,156 @@
+"""Element-wise activations and (log-)softmax."""
+import numpy as np
+
+from cnn._validation import integer
+from cnn.autograd import Function
+
+from ._inputs import float_array_of
+
+
+class ReLU(Function):
+    """max(x, 0); keeps only its output (the mask is output > 0)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        out = np.maximum(x, 0)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (out,) = ctx.saved_tensors
+        return grad_output * (out > 0)
+
+
+class LeakyReLU(Function):
+    """x where x > 0, else negative_slope * x."""
+
+    @staticmethod
+    def forward(ctx, x, negative_slope):
+        slope = x.dtype.type(negative_slope)
+        positive = x > 0
+        ctx.save_for_backward(positive)
+        ctx.slope = slope
+        return np.where(positive, x, x * slope)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (positive,) = ctx.saved_tensors
+        return np.where(positive, grad_output, grad_output * ctx.slope), None
+
+
+class Sigmoid(Function):
+    """1 / (1 + exp(-x)), computed without overflow; keeps its output."""
+
+    @staticmethod
+    def forward(ctx, x):
+        # exp of a non-positive number never overflows: use exp(-|x|) on both sides.
+        e = np.exp(-np.abs(x))
+        out = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (out,) = ctx.saved_tensors
+        return grad_output * out * (1 - out)
+
+
+class Tanh(Function):
+    """tanh(x); keeps its output."""
+
+    @staticmethod
+    def forward(ctx, x):
+        out = np.tanh(x)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (out,) = ctx.saved_tensors
+        return grad_output * (1 - out * out)
+
+
+def log_softmax_array(x, dim):
+    """log(softmax(x)) along `dim`, shifted by the row maximum so that no exp overflows."""
+    shifted = x - x.max(axis=dim, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
+
+
+class Softmax(Function):
+    """exp(x) / sum(exp(x)) along dim; backward y * (g - sum(g * y))."""
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        out = np.exp(log_softmax_array(x, dim))
+        ctx.save_for_backward(out)
+        ctx.dim = dim
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (out,) = ctx.saved_tensors
+        inner = (grad_output * out).sum(axis=ctx.dim, keepdims=True)
+        return out * (grad_output - inner), None
+
+
+class LogSoftmax(Function):
+    """x - logsumexp(x) along dim; backward g - softmax * sum(g)."""
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        out = log_softmax_array(x, dim)
+        ctx.save_for_backward(out)
+        ctx.dim = dim
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (out,) = ctx.saved_tensors
+        total = grad_output.sum(axis=ctx.dim, keepdims=True)
+        return grad_output - np.exp(out) * total, None
+
+
+def _dim(dim, x, name="dim"):
+    dim = integer(dim, name)
+    if not -x.ndim <= dim < max(x.ndim, 1):
+        raise ValueError(f"{name}: expected a dimension in [{-x.ndim}, {x.ndim - 1}], got {dim}")
+    return dim % max(x.ndim, 1)
+
+
+def relu(input):
+    """Rectified linear unit, max(input, 0)."""
+    float_array_of(input, "input")
+    return ReLU.apply(input)
+
+
+def leaky_relu(input, negative_slope=0.01):
+    """input where positive, negative_slope * input elsewhere."""
+    float_array_of(input, "input")
+    if not isinstance(negative_slope, (int, float)) or isinstance(negative_slope, bool):
+        raise TypeError(f"negative_slope: expected a number, got {negative_slope!r}")
+    return LeakyReLU.apply(input, float(negative_slope))
+
+
+def sigmoid(input):
+    """The logistic function 1 / (1 + exp(-input))."""
+    float_array_of(input, "input")
+    return Sigmoid.apply(input)
+
+
+def tanh(input):
+    """Hyperbolic tangent."""
+    float_array_of(input, "input")
+    return Tanh.apply(input)
+
+
+def softmax(input, dim):
+    """exp(input) normalised to sum to 1 along `dim` (stable for any magnitude)."""
+    x = float_array_of(input, "input")
+    return Softmax.apply(input, _dim(dim, x))
+
+
+def log_softmax(input, dim):
+    """log(softmax(input, dim)), computed with log-sum-exp (no overflow, no log(0))."""
+    x = float_array_of(input, "input")
+    return LogSoftmax.apply(input, _dim(dim, x))

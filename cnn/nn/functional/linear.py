@@ -1,0 +1,59 @@
+"""Fully connected layers: y = x @ W.T + b."""
+from cnn.autograd import Function
+from cnn.tensor import Tensor, from_numpy
+
+from ._inputs import array_of, float_array_of, same_dtype
+
+
+class Linear(Function):
+    """x (*, in) @ weight.T (in, out) + bias; the leading dimensions are flattened for the GEMMs."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        out = x @ weight.T
+        if bias is not None:
+            out += bias
+        ctx.save_for_backward(x, weight)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, weight = ctx.saved_tensors
+        needs_x, needs_w, needs_b = ctx.needs_input_grad
+        rows = grad_output.reshape(-1, grad_output.shape[-1])
+        grad_x = grad_output @ weight if needs_x else None
+        grad_w = rows.T @ x.reshape(-1, x.shape[-1]) if needs_w else None
+        grad_b = rows.sum(axis=0) if needs_b else None
+        return grad_x, grad_w, grad_b
+
+
+def linear(input, weight, bias=None):
+    """Affine map input @ weight.T + bias.
+
+    Args:
+        input: Tensor (*, in_features).
+        weight: Tensor (out_features, in_features).
+        bias: optional Tensor (out_features,).
+
+    Returns:
+        Tensor (*, out_features).
+    """
+    x = float_array_of(input, "input")
+    w = float_array_of(weight, "weight", (2,))
+    same_dtype(w, x, "weight", "input")
+    if x.ndim == 0 or x.shape[-1] != w.shape[1]:
+        raise ValueError(f"input: expected a last dimension of {w.shape[1]} (weight.shape[1], "
+                         f"in_features), got shape {x.shape}")
+    if bias is not None:
+        b = array_of(bias, "bias")
+        same_dtype(b, x, "bias", "input")
+        if b.shape != (w.shape[0],):
+            raise ValueError(f"bias: expected shape ({w.shape[0]},), got {b.shape}")
+    return Linear.apply(input, weight, bias)
+
+
+def flatten(input, start_dim=0, end_dim=-1):
+    """Merge dimensions start_dim..end_dim into one (a view when possible), like torch.flatten."""
+    if not isinstance(input, Tensor):
+        input = from_numpy(array_of(input, "input"))
+    return input.flatten(start_dim, end_dim)

@@ -1,0 +1,31 @@
+"""How layers create their parameters: dtype (float32 by default) and PyTorch's initialisation."""
+import math
+
+import numpy as np
+
+from cnn._validation import FLOAT_DTYPES
+from cnn.nn import init
+from cnn.nn.parameter import Parameter
+
+
+def parameter_dtype(dtype):
+    """The dtype of a new layer's parameters: float32 unless float64 is asked for."""
+    dtype = np.dtype(np.float32 if dtype is None else dtype)
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
+    return dtype
+
+
+def reset_weight_and_bias(weight, bias):
+    """PyTorch's default for Linear and Conv2d: Kaiming-uniform with a=sqrt(5), i.e.
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the weight, and the same bound for the bias."""
+    init.kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        fan_in, _ = init.calculate_fan_in_and_fan_out(weight)
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+        init.uniform_(bias, -bound, bound)
+
+
+def empty_parameter(shape, dtype):
+    """An uninitialised Parameter (reset_parameters fills it)."""
+    return Parameter(np.empty(shape, dtype=dtype))

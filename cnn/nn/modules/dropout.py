@@ -1,0 +1,21 @@
+"""Dropout layer."""
+from cnn.nn import functional as F
+from cnn.nn.module import Module
+
+
+class Dropout(Module):
+    """Zero each element with probability p in training mode (scaling the rest by 1/(1-p));
+    the identity in evaluation mode. `inplace` is accepted and computed out of place."""
+
+    def __init__(self, p=0.5, inplace=False):
+        super().__init__()
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+            raise ValueError(f"p: dropout probability has to be between 0 and 1, got {p!r}")
+        self.p = p
+        self.inplace = bool(inplace)
+
+    def forward(self, input):
+        return F.dropout(input, self.p, self.training)
+
+    def extra_repr(self):
+        return f"p={self.p}, inplace={self.inplace}"
