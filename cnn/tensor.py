@@ -1,0 +1,537 @@
+"""``Tensor``: a NumPy array that records the ops applied to it, and its factories.
+
+A Tensor wraps one ``numpy.ndarray`` (``.data``). Arithmetic, reductions, reshapes and
+indexing on tensors run as :mod:`cnn.autograd.ops` Functions, so when an input requires grad
+the result remembers how it was made and ``loss.backward()`` fills the ``.grad`` of every leaf
+tensor that requires grad.
+"""
+from collections import namedtuple
+import math
+
+import numpy as np
+
+from .random import default_generator
+
+# dtype aliases, so that user code reads like PyTorch's (``cnn.float64``).
+float16 = np.float16
+float32 = np.float32
+float64 = np.float64
+int32 = np.int32
+int64 = np.int64
+uint8 = np.uint8
+
+_DEFAULT_FLOAT = np.dtype(np.float32)
+_SUPPORTED_KINDS = "biuf"  # bool, signed and unsigned integers, floating point
+# Dtypes the repr leaves out, as PyTorch's does.
+_IMPLIED_DTYPES = (np.dtype(np.float32), np.dtype(np.int64), np.dtype(np.bool_))
+# Scalars converted to a float tensor's dtype, so that ``t * 2.0`` stays float32.
+_REAL_SCALARS = (int, float, np.integer, np.floating, np.bool_)
+
+MaxResult = namedtuple("MaxResult", ["values", "indices"])
+MaxResult.__doc__ = """``(values, indices)`` returned by ``Tensor.max(dim)``, as ``torch.return_types.max``."""
+
+
+class Tensor:
+    """An n-dimensional array with automatic differentiation.
+
+    Args:
+        data: An array-like; a NumPy array is wrapped without copying. Python floats become
+            float32, Python ints int64.
+        requires_grad: Whether ops on this tensor are recorded so that ``backward()`` can
+            compute its gradient. Only floating-point tensors can require grad.
+
+    Attributes:
+        data (numpy.ndarray): The values. Writing into it bypasses autograd.
+
+    Most tensors come from :func:`tensor`, :func:`zeros`, :func:`randn` or from ops on
+    other tensors, rather than from this constructor.
+    """
+
+    __slots__ = ("data", "_requires_grad", "_grad", "_node", "__weakref__")
+    # Above ndarray's, so that ``array + tensor`` calls Tensor.__radd__ and gives a Tensor.
+    __array_priority__ = 1000
+
+    def __init__(self, data, requires_grad=False):
+        self.data = _as_array(data, copy=False)
+        self._grad = None
+        self._node = None
+        self._requires_grad = False
+        self.requires_grad = requires_grad
+
+    # ***** autograd state *****
+
+    @property
+    def requires_grad(self):
+        """bool: Whether ops on this tensor are recorded for ``backward()``."""
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, flag):
+        flag = bool(flag)
+        if self._node is not None and not flag:
+            raise ValueError("requires_grad: only leaf tensors can stop requiring grad; use "
+                             "detach() for a copy of a computed tensor outside the graph")
+        if flag and self.data.dtype.kind != "f":
+            raise TypeError("requires_grad: only floating-point tensors can require grad, "
+                            f"got dtype {self.data.dtype}")
+        self._requires_grad = flag
+
+    def requires_grad_(self, requires_grad=True):
+        """Set ``requires_grad`` in place and return this tensor."""
+        self.requires_grad = requires_grad
+        return self
+
+    @property
+    def grad(self):
+        """Tensor or None: The gradient accumulated by ``backward()`` into this leaf.
+
+        Set it to None to clear it, or to a Tensor or array of this tensor's shape and dtype.
+        """
+        return None if self._grad is None else Tensor(self._grad)
+
+    @grad.setter
+    def grad(self, value):
+        if value is None:
+            self._grad = None
+            return
+        grad = value.data if isinstance(value, Tensor) else value
+        if not isinstance(grad, np.ndarray):
+            raise TypeError(f"grad: expected a Tensor, a numpy.ndarray or None, got "
+                            f"{type(value).__name__}")
+        if grad.shape != self.data.shape:
+            raise ValueError(f"grad: shape {grad.shape} does not match the tensor's shape "
+                             f"{self.data.shape}")
+        if grad.dtype != self.data.dtype:
+            raise TypeError(f"grad: dtype {grad.dtype} does not match the tensor's dtype "
+                            f"{self.data.dtype}")
+        self._grad = grad
+
+    @property
+    def grad_fn(self):
+        """The graph node that produced this tensor (e.g. ``<MulBackward>``), None for leaves."""
+        return self._node
+
+    @property
+    def is_leaf(self):
+        """bool: True unless the tensor was computed by a recorded op."""
+        return self._node is None
+
+    def backward(self, gradient=None, retain_graph=False):
+        """Accumulate the gradient of this tensor into the ``.grad`` of every leaf.
+
+        Args:
+            gradient: d(loss)/d(self), of this tensor's shape; optional for one element.
+            retain_graph: Keep the graph so that backward can run through it again.
+
+        Raises:
+            ValueError: This tensor does not require grad, ``gradient`` is missing for a
+                tensor of several elements, or the graph was freed by an earlier backward.
+        """
+        _function.run_backward(self, gradient, retain_graph)
+
+    def detach(self):
+        """Return a tensor sharing this one's data, outside the graph (requires_grad False)."""
+        return Tensor(self.data)
+
+    # ***** array properties *****
+
+    @property
+    def shape(self):
+        """tuple: The size of each dim."""
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        """numpy.dtype: The element type (``cnn.float32`` by default)."""
+        return self.data.dtype
+
+    @property
+    def ndim(self):
+        """int: The number of dims."""
+        return self.data.ndim
+
+    def dim(self):
+        """Return the number of dims."""
+        return self.data.ndim
+
+    def size(self, dim=None):
+        """Return the shape, or the size of one ``dim``."""
+        return self.data.shape if dim is None else self.data.shape[dim]
+
+    def numel(self):
+        """Return the number of elements."""
+        return self.data.size
+
+    def __len__(self):
+        return len(self.data)
+
+    def __iter__(self):
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self.data)))
+
+    # ***** conversions *****
+
+    def numpy(self):
+        """Return the data array (shared, not copied)."""
+        return self.data
+
+    def item(self):
+        """Return the value of a one-element tensor as a Python number."""
+        return self.data.item()
+
+    def __array__(self, dtype=None, copy=None):
+        return np.array(self.data, dtype=dtype, copy=copy)
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __bool__(self):
+        return bool(self.data)
+
+    def __format__(self, spec):
+        # f"{loss:.4f}" formats the value of a one-element tensor, as in PyTorch.
+        if self.data.ndim == 0:
+            return format(self.item(), spec)
+        return super().__format__(spec)
+
+    def to(self, dtype):
+        """Return this tensor cast to ``dtype`` (itself if it already has it); differentiable."""
+        dtype = np.dtype(dtype)
+        _check_dtype(dtype, "dtype")
+        return self if dtype == self.data.dtype else _ops.Cast.apply(self, dtype)
+
+    def float(self):
+        """Return this tensor as float32 (differentiable)."""
+        return self.to(np.float32)
+
+    def double(self):
+        """Return this tensor as float64 (differentiable)."""
+        return self.to(np.float64)
+
+    def long(self):
+        """Return this tensor as int64 (no gradient flows through)."""
+        return self.to(np.int64)
+
+    # ***** arithmetic *****
+
+    def _operand(self, other):
+        """Return ``other`` ready to meet this tensor in a binary op."""
+        if isinstance(other, Tensor):
+            return other
+        if isinstance(other, _REAL_SCALARS):
+            dtype = self.data.dtype
+            # NumPy would let a float64 scalar upcast a float32 tensor; PyTorch does not.
+            return dtype.type(other) if dtype.kind == "f" else other
+        other = np.asarray(other)
+        _check_dtype(other.dtype, "other")
+        return other
+
+    def __add__(self, other):
+        return _ops.Add.apply(self, self._operand(other))
+
+    def __radd__(self, other):
+        return _ops.Add.apply(self._operand(other), self)
+
+    def __sub__(self, other):
+        return _ops.Sub.apply(self, self._operand(other))
+
+    def __rsub__(self, other):
+        return _ops.Sub.apply(self._operand(other), self)
+
+    def __mul__(self, other):
+        return _ops.Mul.apply(self, self._operand(other))
+
+    def __rmul__(self, other):
+        return _ops.Mul.apply(self._operand(other), self)
+
+    def __truediv__(self, other):
+        return _ops.Div.apply(self, self._operand(other))
+
+    def __rtruediv__(self, other):
+        return _ops.Div.apply(self._operand(other), self)
+
+    def __pow__(self, exponent):
+        return _ops.Pow.apply(self, self._operand(exponent))
+
+    def __rpow__(self, base):
+        return _ops.Pow.apply(self._operand(base), self)
+
+    def __matmul__(self, other):
+        return _ops.MatMul.apply(self, self._operand(other))
+
+    def __rmatmul__(self, other):
+        return _ops.MatMul.apply(self._operand(other), self)
+
+    def __neg__(self):
+        return _ops.Neg.apply(self)
+
+    def exp(self):
+        """Return ``e ** self``, elementwise."""
+        return _ops.Exp.apply(self)
+
+    def log(self):
+        """Return the natural logarithm, elementwise."""
+        return _ops.Log.apply(self)
+
+    # ***** comparisons (no gradient) *****
+
+    def _compare(self, ufunc, other):
+        other = other.data if isinstance(other, Tensor) else other
+        return Tensor(_ops._elementwise(ufunc, self.data, other))
+
+    def __eq__(self, other):
+        if other is None:
+            return NotImplemented
+        return self._compare(np.equal, other)
+
+    def __ne__(self, other):
+        if other is None:
+            return NotImplemented
+        return self._compare(np.not_equal, other)
+
+    def __lt__(self, other):
+        return self._compare(np.less, other)
+
+    def __le__(self, other):
+        return self._compare(np.less_equal, other)
+
+    def __gt__(self, other):
+        return self._compare(np.greater, other)
+
+    def __ge__(self, other):
+        return self._compare(np.greater_equal, other)
+
+    # Defining __eq__ would otherwise make tensors unhashable; like PyTorch, hash by identity.
+    __hash__ = object.__hash__
+
+    # ***** reductions *****
+
+    def sum(self, dim=None, keepdim=False):
+        """Sum over ``dim`` (an int, a tuple of ints, or None for all elements)."""
+        return _ops.Sum.apply(self, _dims(dim), keepdim)
+
+    def mean(self, dim=None, keepdim=False):
+        """Mean over ``dim`` (an int, a tuple of ints, or None for all elements)."""
+        return _ops.Mean.apply(self, _dims(dim), keepdim)
+
+    def max(self, dim=None, keepdim=False):
+        """Maximum of all elements, or ``(values, indices)`` along ``dim``.
+
+        Args:
+            dim: None for the maximum of all elements (a 0-d tensor), or an int.
+            keepdim: Keep ``dim`` with size 1 in the results.
+
+        Returns:
+            Tensor, or MaxResult(values, indices) when ``dim`` is given; ``indices`` is int64
+            and points at the first maximum, which is also where the gradient goes.
+        """
+        if dim is None:
+            return _ops.Max.apply(self)
+        values = _ops.Max.apply(self, dim, keepdim)
+        return MaxResult(values, self.argmax(dim, keepdim))
+
+    def argmax(self, dim=None, keepdim=False):
+        """Index of the first maximum over all elements (flat index) or along ``dim`` (int64)."""
+        indices = np.argmax(self.data, axis=dim, keepdims=keepdim and dim is not None)
+        return Tensor(np.asarray(indices, dtype=np.int64))
+
+    # ***** shape *****
+
+    def reshape(self, *shape):
+        """Return the same elements in ``shape`` (a tuple or ints; one dim may be -1)."""
+        return _ops.Reshape.apply(self, _shape_arg(shape))
+
+    def view(self, *shape):
+        """Same as :meth:`reshape` (NumPy copies when a view is impossible)."""
+        return _ops.Reshape.apply(self, _shape_arg(shape))
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        """Merge dims ``start_dim`` to ``end_dim`` (inclusive) into one."""
+        shape = self.data.shape
+        if not shape:
+            return self.reshape(1)
+        start, end = range(len(shape))[start_dim], range(len(shape))[end_dim]
+        return self.reshape(shape[:start] + (math.prod(shape[start:end + 1]),) + shape[end + 1:])
+
+    def squeeze(self, dim=None):
+        """Remove all dims of size 1, or ``dim`` if its size is 1."""
+        shape = self.data.shape
+        if dim is None:
+            return self.reshape(tuple([size for size in shape if size != 1]))
+        dim = range(len(shape))[dim]
+        return self.reshape(shape[:dim] + shape[dim + 1:] if shape[dim] == 1 else shape)
+
+    def unsqueeze(self, dim):
+        """Insert a dim of size 1 at position ``dim``."""
+        return self.reshape(np.expand_dims(self.data, dim).shape)
+
+    def permute(self, *dims):
+        """Reorder the dims: dim ``i`` of the result is dim ``dims[i]`` of this tensor."""
+        return _ops.Permute.apply(self, _shape_arg(dims))
+
+    def transpose(self, dim0, dim1):
+        """Swap dims ``dim0`` and ``dim1``."""
+        dims = list(range(self.data.ndim))
+        dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
+        return _ops.Permute.apply(self, tuple(dims))
+
+    @property
+    def T(self):
+        """Tensor: This tensor with its dims reversed (the transpose of a matrix)."""
+        return _ops.Permute.apply(self, tuple(range(self.data.ndim))[::-1])
+
+    def __getitem__(self, index):
+        if isinstance(index, tuple):
+            index = tuple([item.data if isinstance(item, Tensor) else item for item in index])
+        return _ops.GetItem.apply(self, index)
+
+    # ***** display *****
+
+    def __repr__(self):
+        data = self.data
+        body = np.array2string(data, separator=", ", prefix="tensor(", precision=4,
+                               floatmode="fixed" if _has_fraction(data) else "maxprec")
+        extras = [body]
+        if data.size == 0 and data.ndim != 1:
+            extras.append(f"size={data.shape}")
+        if data.dtype not in _IMPLIED_DTYPES:
+            extras.append(f"dtype=cnn.{data.dtype.name}")
+        if self._node is not None:
+            extras.append(f"grad_fn={self._node!r}")
+        elif self._requires_grad:
+            extras.append("requires_grad=True")
+        return f"tensor({', '.join(extras)})"
+
+
+# ***** factories *****
+
+def tensor(data, requires_grad=False, dtype=None):
+    """Create a tensor from a copy of ``data``.
+
+    Args:
+        data: A number, a (nested) list, a NumPy array or a Tensor.
+        requires_grad: Record ops on the result for ``backward()`` (floating dtypes only).
+        dtype: The element type. By default Python floats give float32, Python ints int64,
+            and a NumPy array keeps its dtype.
+
+    Returns:
+        Tensor: A new leaf tensor owning its data.
+
+    Raises:
+        TypeError: The dtype is not bool, integer or floating point (e.g. complex, object).
+    """
+    return Tensor(_as_array(data, dtype, copy=True), requires_grad=requires_grad)
+
+
+def from_numpy(array):
+    """Wrap a NumPy array without copying: the tensor and the array share memory."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
+    return Tensor(array)
+
+
+def zeros(*size, dtype=None, requires_grad=False):
+    """Return a tensor of zeros of shape ``size`` (ints or one tuple), float32 by default."""
+    return Tensor(np.zeros(_size(size, "zeros"), _float_dtype(dtype)), requires_grad)
+
+
+def ones(*size, dtype=None, requires_grad=False):
+    """Return a tensor of ones of shape ``size`` (ints or one tuple), float32 by default."""
+    return Tensor(np.ones(_size(size, "ones"), _float_dtype(dtype)), requires_grad)
+
+
+def zeros_like(input, dtype=None, requires_grad=False):
+    """Return zeros of ``input``'s shape and (unless ``dtype`` is given) dtype."""
+    return Tensor(np.zeros_like(np.asarray(input), dtype=dtype), requires_grad)
+
+
+def ones_like(input, dtype=None, requires_grad=False):
+    """Return ones of ``input``'s shape and (unless ``dtype`` is given) dtype."""
+    return Tensor(np.ones_like(np.asarray(input), dtype=dtype), requires_grad)
+
+
+def randn(*size, dtype=None, requires_grad=False, generator=None):
+    """Return standard normal samples of shape ``size``, float32 by default.
+
+    Args:
+        *size: Ints or one tuple.
+        dtype: A floating dtype.
+        requires_grad: Record ops on the result for ``backward()``.
+        generator: A ``numpy.random.Generator``; by default the one ``cnn.manual_seed`` seeds.
+    """
+    dtype = _float_dtype(dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"randn: dtype must be floating point, got {dtype}")
+    generator = default_generator() if generator is None else generator
+    # Generator draws float32 and float64 natively; other floats are drawn as float64.
+    draw_dtype = dtype if dtype in (np.float32, np.float64) else np.float64
+    data = generator.standard_normal(_size(size, "randn"), dtype=draw_dtype)
+    return Tensor(data.astype(dtype, copy=False), requires_grad)
+
+
+# ***** helpers *****
+
+def _as_array(data, dtype=None, copy=False):
+    """Convert ``data`` to an ndarray of a supported dtype, with the default float dtype."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if dtype is None and not isinstance(data, (np.ndarray, np.generic)):
+        array = np.array(data)
+        if array.dtype == np.float64:
+            array = array.astype(_DEFAULT_FLOAT)
+    else:
+        array = np.array(data, dtype=dtype) if copy else np.asarray(data, dtype=dtype)
+    _check_dtype(array.dtype, "dtype" if dtype is not None else "data")
+    return array
+
+
+def _check_dtype(dtype, name):
+    if dtype.kind not in _SUPPORTED_KINDS:
+        raise TypeError(f"{name}: unsupported dtype {dtype}; expected bool, integer or "
+                        "floating point")
+
+
+def _float_dtype(dtype):
+    dtype = _DEFAULT_FLOAT if dtype is None else np.dtype(dtype)
+    _check_dtype(dtype, "dtype")
+    return dtype
+
+
+def _size(size, name):
+    """Normalise ``f(2, 3)`` / ``f((2, 3))`` / ``f([2, 3])`` to a shape tuple."""
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    for n in size:
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool):
+            raise TypeError(f"{name}: size must be ints, got {size}")
+        if n < 0:
+            raise ValueError(f"{name}: size must be non-negative, got {size}")
+    return size
+
+
+def _shape_arg(shape):
+    """Accept ``reshape(2, 3)`` as well as ``reshape((2, 3))``."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(shape[0])
+    return shape
+
+
+def _dims(dim):
+    # NumPy takes a tuple of axes but not a list.
+    return tuple(dim) if isinstance(dim, list) else dim
+
+
+def _has_fraction(data):
+    """Whether a float array has a finite non-integral value (PyTorch then prints 4 decimals)."""
+    if data.dtype.kind != "f":
+        return False
+    finite = data[np.isfinite(data)]
+    return bool(np.any(finite != np.round(finite)))
+
+
+# The ops build Tensors, so they are imported once Tensor exists.
+from .autograd import function as _function, ops as _ops  # noqa: E402
