@@ -63,15 +63,23 @@ def run_parity(cnn_class, torch_class, dtype, options):
     reference = torch_class(param_groups(torch_params, **options), foreach=False)
     for step, grads in enumerate(gradient_sequence(dtype)):
         set_grads(params, grads)
-        for group, group_grads in zip(torch_params, grads):
-            for p, g in zip(group, group_grads):
-                p.grad = None if g is None else torch.from_numpy(g.copy())
+        set_torch_grads(torch, torch_params, grads)
         optimizer.step()
         reference.step()
-        theirs_all = [p.detach().numpy() for group in torch_params for p in group]
-        for ours, theirs in zip(values(params), theirs_all):
-            assert ours.dtype == dtype
-            np.testing.assert_allclose(ours, theirs, **TOLERANCES[dtype], err_msg=f"step {step}")
+        assert_close_to_torch(params, torch_params, dtype, f"step {step}")
+
+
+def set_torch_grads(torch, torch_params, grads):
+    for group, group_grads in zip(torch_params, grads):
+        for p, g in zip(group, group_grads):
+            p.grad = None if g is None else torch.from_numpy(g.copy())
+
+
+def assert_close_to_torch(params, torch_params, dtype, message):
+    theirs_all = [p.detach().numpy() for group in torch_params for p in group]
+    for ours, theirs in zip(values(params), theirs_all):
+        assert ours.dtype == dtype
+        np.testing.assert_allclose(ours, theirs, **TOLERANCES[dtype], err_msg=message)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -293,6 +301,36 @@ def test_state_dict_round_trip(name, dtype):
         resumed.step()
         for ours, theirs in zip(values(params), values(copies)):
             np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("name, options", [("SGD", dict(momentum=0.9, nesterov=True)),
+                                           ("Adam", dict(amsgrad=True)), ("AdamW", dict(weight_decay=0.1))])
+def test_loads_a_torch_state_dict(name, options):
+    torch = pytest.importorskip("torch")
+    dtype = np.float64
+    torch_params = [[torch.tensor(p.data, requires_grad=True) for p in group] for group in make_params(dtype)]
+    reference = getattr(torch.optim, name)(param_groups(torch_params, **options), foreach=False)
+    grads = gradient_sequence(dtype, steps=10)
+    for step_grads in grads[:5]:
+        set_torch_grads(torch, torch_params, step_grads)
+        reference.step()
+
+    def to_numpy(value):
+        if isinstance(value, torch.Tensor):
+            return value.numpy().copy()
+        if isinstance(value, dict):
+            return {k: to_numpy(v) for k, v in value.items()}
+        return [to_numpy(v) for v in value] if isinstance(value, list) else value
+
+    params = [[Parameter(p.detach().numpy().copy()) for p in group] for group in torch_params]
+    optimizer = {"SGD": SGD, "Adam": Adam, "AdamW": AdamW}[name](param_groups(params, **options))
+    optimizer.load_state_dict(to_numpy(reference.state_dict()))
+    for step, step_grads in enumerate(grads[5:]):
+        set_grads(params, step_grads)
+        set_torch_grads(torch, torch_params, step_grads)
+        optimizer.step()
+        reference.step()
+        assert_close_to_torch(params, torch_params, dtype, f"step {step + 5}")
 
 
 def test_state_dict_is_a_snapshot():
