@@ -28,7 +28,7 @@ _IMPLIED_DTYPES = (np.dtype(np.float32), np.dtype(np.int64), np.dtype(np.bool_))
 _REAL_SCALARS = (int, float, np.integer, np.floating, np.bool_)
 
 MaxResult = namedtuple("MaxResult", ["values", "indices"])
-MaxResult.__doc__ = """``(values, indices)`` returned by ``Tensor.max(dim)``, as ``torch.return_types.max``."""
+MaxResult.__doc__ = "``(values, indices)`` from ``Tensor.max(dim)``, as ``torch.return_types.max``."
 
 
 class Tensor:
@@ -199,10 +199,19 @@ class Tensor:
         return super().__format__(spec)
 
     def to(self, dtype):
-        """Return this tensor cast to ``dtype`` (itself if it already has it); differentiable."""
+        """Return this tensor cast to ``dtype`` (itself if it already has it); differentiable.
+
+        ``to("cpu")`` returns the tensor itself, so that device-agnostic PyTorch code runs.
+        """
+        if isinstance(dtype, str) and dtype == "cpu":
+            return self
         dtype = np.dtype(dtype)
         _check_dtype(dtype, "dtype")
         return self if dtype == self.data.dtype else _ops.Cast.apply(self, dtype)
+
+    def cpu(self):
+        """Return this tensor (tensors always live in main memory)."""
+        return self
 
     def float(self):
         """Return this tensor as float32 (differentiable)."""

@@ -33,7 +33,7 @@ def away_from_zero(shape, seed):
 
 
 def distinct(shape, seed):
-    """Values at least 0.1 apart, so that the maximum is unique and the difference quotient sees no tie."""
+    """Values at least 0.1 apart: a unique maximum, and no tie within the difference quotient."""
     size = int(np.prod(shape))
     values = np.random.default_rng(seed).permutation(size) * 0.1
     return tensor(values.reshape(shape), requires_grad=True)
@@ -141,7 +141,8 @@ def test_sum_and_mean(reduction, case, keepdim, seed):
     shape, dim = case
     x = leaf(shape, seed)
     result = getattr(x, reduction)(dim, keepdim)
-    np.testing.assert_allclose(result.data, getattr(np, reduction)(x.data, axis=dim, keepdims=keepdim))
+    expected = getattr(np, reduction)(x.data, axis=dim, keepdims=keepdim)
+    np.testing.assert_allclose(result.data, expected)
     assert gradcheck(lambda x: getattr(x, reduction)(dim=dim, keepdim=keepdim), x)
 
 
@@ -172,7 +173,8 @@ def test_shape_and_indexing_ops(op):
 @few_examples
 @given(shape=hnp.array_shapes(min_dims=1, max_dims=3, max_side=4), data=st.data(), seed=seeds)
 def test_getitem_with_random_integer_arrays(shape, data, seed):
-    index = data.draw(hnp.arrays(np.int64, st.integers(1, 6), elements=st.integers(0, shape[0] - 1)))
+    rows = st.integers(0, shape[0] - 1)
+    index = data.draw(hnp.arrays(np.int64, st.integers(1, 6), elements=rows))
     assert gradcheck(lambda x: x[index], leaf(shape, seed))
 
 
@@ -230,10 +232,10 @@ class WrongSquare(Function):
 def test_gradcheck_fails_on_a_wrong_backward_naming_input_and_index():
     x = tensor([[1.0, 2.0], [3.0, 4.0]], dtype=np.float64, requires_grad=True)
     y = leaf((2, 2), 0)
-    with pytest.raises(GradcheckError, match=r"input 1 differs at index \(0, 0\): analytic") as info:
+    with pytest.raises(GradcheckError, match=r"input 1 differs at index \(0, 0\): analytic") as err:
         gradcheck(lambda y, x: y + WrongSquare.apply(x), (y, x))
-    assert isinstance(info.value, AssertionError)
-    assert "numeric" in str(info.value)
+    assert isinstance(err.value, AssertionError)
+    assert "numeric" in str(err.value)
 
 
 def test_gradcheck_wants_float64_and_leaves_inputs_alone():
@@ -248,9 +250,11 @@ def test_gradcheck_wants_float64_and_leaves_inputs_alone():
     np.testing.assert_array_equal(x.data, data)
 
 
-def test_gradcheck_needs_an_input_that_requires_grad():
+def test_gradcheck_needs_an_input_that_requires_grad_and_a_tensor_result():
     with pytest.raises(ValueError, match="no input requires grad"):
         gradcheck(lambda x: x * 2, tensor([1.0], dtype=np.float64))
+    with pytest.raises(TypeError, match="fn must return a Tensor, got ndarray"):
+        gradcheck(lambda x: x.data * 2, leaf((2,), 0))
 
 
 # ***** the engine *****
@@ -340,7 +344,7 @@ def test_engine_checks_the_shape_of_every_gradient_and_names_the_op():
     with pytest.raises(ValueError, match=r"WrongShapeBackward returned a gradient of shape \(3,\) "
                                          r"for an input of shape \(2, 3\)"):
         WrongShape.apply(x).backward()
-    with pytest.raises(ValueError, match="TooManyGradientsBackward returned 2 gradients for 1 inputs"):
+    with pytest.raises(ValueError, match="TooManyGradientsBackward returned 2 gradients for 1"):
         TooManyGradients.apply(x).sum().backward()
 
 
@@ -458,7 +462,8 @@ def composite(lib, x, w, b, labels):
     logits = (x @ w + b) * 0.5 - 1.0 / (x.exp().sum(1, keepdim=True))
     log_probs = logits - (logits.exp().sum(1, keepdim=True)).log()
     picked = log_probs[lib.arange(x.shape[0]), labels]
-    return -picked.mean() + (w ** 2).sum() * 1e-2 + logits.max(1).values.mean() + (w.T[0] / 2.0).sum()
+    extras = (w ** 2).sum() * 1e-2 + logits.max(1).values.mean() + (w.T[0] / 2.0).sum()
+    return -picked.mean() + extras
 
 
 @pytest.mark.parametrize("dtype, forward_tol, grad_tol", [

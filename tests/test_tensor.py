@@ -137,6 +137,7 @@ def test_numpy_functions_accept_tensors():
     assert np.all(np.argmax(logits, axis=1) == labels)
     assert np.squeeze(tensor([[1.0], [2.0]])).shape == (2,)
     assert logits.numpy() is logits.data
+    assert logits.cpu() is logits and logits.to("cpu") is logits
 
 
 def test_arrays_on_the_left_give_tensors():
@@ -151,7 +152,9 @@ def test_arrays_on_the_left_give_tensors():
 
 def test_comparisons_give_bool_tensors_without_grad():
     t = tensor([1.0, 2.0, 3.0], requires_grad=True)
-    for result in (t == 2.0, t != tensor([1.0, 0.0, 3.0]), t < 2, t <= np.array([1, 1, 1]), t > 1, t >= 3):
+    results = (t == 2.0, t != tensor([1.0, 0.0, 3.0]), t < 2, t <= np.array([1, 1, 1]),
+               t > 1, t >= 3)
+    for result in results:
         assert result.dtype == np.bool_ and not result.requires_grad
     np.testing.assert_array_equal((t > 1.5).data, [False, True, True])
     assert (t == None) is False and (t != None) is True  # noqa: E711
@@ -184,7 +187,7 @@ def test_requires_grad_rules():
     assert tensor([1.0]).requires_grad is False
     t = tensor([1.0])
     assert t.requires_grad_() is t and t.requires_grad
-    with pytest.raises(TypeError, match="only floating-point tensors can require grad, got dtype int64"):
+    with pytest.raises(TypeError, match="only floating-point .* got dtype int64"):
         tensor([1, 2], requires_grad=True)
     y = t * 2.0
     with pytest.raises(ValueError, match="only leaf tensors"):
@@ -267,14 +270,15 @@ def test_mismatched_shapes_name_the_op_and_both_shapes(op, name):
 def test_matmul_errors_name_both_shapes():
     with pytest.raises(ValueError, match=r"matmul: shapes \(2, 3\) and \(4, 5\) do not match"):
         ones(2, 3) @ ones(4, 5)
-    with pytest.raises(ValueError, match=r"matmul: the batch dims of shapes \(2, 1, 3\) and \(3, 3, 1\)"):
+    with pytest.raises(ValueError, match=r"the batch dims of shapes \(2, 1, 3\) and \(3, 3, 1\)"):
         ones(2, 1, 3) @ ones(3, 3, 1)
     with pytest.raises(ValueError, match="matmul: both operands need at least one dimension"):
         ones(3) @ 2.0
 
 
 def test_reshape_error_names_shapes():
-    with pytest.raises(ValueError, match=r"reshape: cannot reshape a tensor of shape \(2, 3\) \(6 elements\) into shape \(4,\)"):
+    message = r"reshape: cannot reshape a tensor of shape \(2, 3\) \(6 elements\) into shape \(4,\)"
+    with pytest.raises(ValueError, match=message):
         ones(2, 3).reshape(4)
 
 
@@ -286,7 +290,8 @@ def test_complex_operands_are_rejected():
 # ***** repr *****
 
 def test_repr_follows_pytorch():
-    assert repr(tensor([[1.0, 2.0]], requires_grad=True)) == "tensor([[1., 2.]], requires_grad=True)"
+    assert repr(tensor([[1.0, 2.0]], requires_grad=True)) == (
+        "tensor([[1., 2.]], requires_grad=True)")
     assert repr(tensor([1.5, 2.0])) == "tensor([1.5000, 2.0000])"
     assert repr(tensor([1.0], dtype=float64)) == "tensor([1.], dtype=cnn.float64)"
     assert repr(tensor([1, 2])) == "tensor([1, 2])"

@@ -123,6 +123,7 @@ class Context:
 
     @property
     def needs_input_grad(self):
+        """tuple: One bool per forward argument: whether backward must return its gradient."""
         return tuple([tensor is not None for tensor in self._inputs])
 
     def name(self):
@@ -276,7 +277,7 @@ def _root_gradient(tensor, gradient):
         if data.size != 1:
             raise ValueError("grad can be implicitly created only for scalar outputs; "
                              f"pass backward(gradient=...) for a tensor of shape {data.shape}")
-        return np.ones_like(data)
+        return np.ones(data.shape, data.dtype)
     grad = np.asarray(gradient.data if isinstance(gradient, Tensor) else gradient)
     if grad.shape != data.shape:
         raise ValueError(f"backward: gradient has shape {grad.shape}, expected the "

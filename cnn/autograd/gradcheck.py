@@ -28,7 +28,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
         True when every gradient matches.
 
     Raises:
-        TypeError: A floating-point input is not float64.
+        TypeError: A floating-point input is not float64, or ``fn`` returned no Tensor.
         ValueError: No input requires grad.
         GradcheckError: A gradient differs; the message names the input's position, the
             element's index and both values.
@@ -57,6 +57,8 @@ def _analytic_gradients(fn, inputs, checked):
         for position in checked:
             inputs[position]._grad = None
         out = fn(*inputs)
+        if not isinstance(out, Tensor):
+            raise TypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
         weights = np.random.default_rng(0).standard_normal(out.shape)
         if out.requires_grad:
             out.backward(weights)

@@ -26,7 +26,8 @@ def _unbroadcast(grad, shape):
     extra = grad.ndim - len(shape)
     if extra:
         grad = grad.sum(axis=tuple(range(extra)))
-    stretched = tuple([axis for axis, size in enumerate(shape) if size == 1 and grad.shape[axis] != 1])
+    stretched = tuple([axis for axis, size in enumerate(shape)
+                       if size == 1 and grad.shape[axis] != 1])
     if stretched:
         grad = grad.sum(axis=stretched, keepdims=True)
     return grad
@@ -202,8 +203,12 @@ class MatMul(Function):
             b, grad = b[:, None], grad[..., None]
         if a.ndim == 1:
             a, grad = a[None, :], grad[..., None, :]
-        return (_unbroadcast(grad @ np.swapaxes(b, -1, -2), a.shape).reshape(shape_a) if need_a else None,
-                _unbroadcast(np.swapaxes(a, -1, -2) @ grad, b.shape).reshape(shape_b) if need_b else None)
+        grad_a = grad_b = None
+        if need_a:
+            grad_a = _unbroadcast(grad @ np.swapaxes(b, -1, -2), a.shape).reshape(shape_a)
+        if need_b:
+            grad_b = _unbroadcast(np.swapaxes(a, -1, -2) @ grad, b.shape).reshape(shape_b)
+        return grad_a, grad_b
 
 
 def _check_matmul_shapes(shape_a, shape_b):
