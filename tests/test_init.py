@@ -81,8 +81,8 @@ def test_kaiming_uniform_default_layer_bound(shape, dtype):
     assert data.var() == pytest.approx(bound**2 / 3, rel=0.15)
 
 
-@pytest.mark.parametrize("mode, nonlinearity, a", [("fan_out", "relu", 0), ("fan_in", "leaky_relu", 0.2),
-                                                   ("FAN_IN", "relu", 0)])
+@pytest.mark.parametrize("mode, nonlinearity, a", [
+    ("fan_out", "relu", 0), ("fan_in", "leaky_relu", 0.2), ("FAN_IN", "relu", 0)])
 def test_kaiming_uniform_modes(mode, nonlinearity, a):
     w = weight((64, 32, 3, 3))
     init.kaiming_uniform_(w, a=a, mode=mode, nonlinearity=nonlinearity)
@@ -109,7 +109,8 @@ def test_normal_initialisers_statistics():
     init.xavier_normal_(w, gain=2.0)
     assert w.data.std() == pytest.approx(2.0 * math.sqrt(2 / (128 + 256)), rel=0.02)
     init.normal_(w, mean=3.0, std=0.5)
-    assert w.data.mean() == pytest.approx(3.0, abs=0.02) and w.data.std() == pytest.approx(0.5, rel=0.02)
+    assert w.data.mean() == pytest.approx(3.0, abs=0.02)
+    assert w.data.std() == pytest.approx(0.5, rel=0.02)
     assert w.data.dtype == np.float64
 
 
@@ -149,7 +150,8 @@ def test_manual_seed_reproducibility():
     assert np.array_equal(init.kaiming_uniform_(weight((6, 1, 5, 5)), a=math.sqrt(5)).data, first)
     assert np.array_equal(init.normal_(weight((3,))).data, noise)
     cnn.random.manual_seed(1235)
-    assert not np.array_equal(init.kaiming_uniform_(weight((6, 1, 5, 5)), a=math.sqrt(5)).data, first)
+    other = init.kaiming_uniform_(weight((6, 1, 5, 5)), a=math.sqrt(5)).data
+    assert not np.array_equal(other, first)
 
 
 def test_explicit_generator_leaves_the_default_alone():
@@ -171,12 +173,16 @@ def test_zero_element_tensor_warns_and_is_untouched():
 @pytest.mark.parametrize("call, error, message", [
     (lambda: init.uniform_(np.zeros(3, dtype=np.int64)), TypeError,
      "tensor: expected float32 or float64 data.*got dtype int64"),
-    (lambda: init.normal_([0.0, 1.0]), TypeError, "tensor: expected a Tensor, Parameter or NumPy array, got list"),
-    (lambda: init.uniform_(weight((2,)), 1.0, 0.0), ValueError, "b: expected an upper bound >= a = 1.0, got 0.0"),
-    (lambda: init.normal_(weight((2,)), std=-1), ValueError, "std: expected a standard deviation >= 0, got -1.0"),
+    (lambda: init.normal_([0.0, 1.0]), TypeError,
+     "tensor: expected a Tensor, Parameter or NumPy array, got list"),
+    (lambda: init.uniform_(weight((2,)), 1.0, 0.0), ValueError,
+     "b: expected an upper bound >= a = 1.0, got 0.0"),
+    (lambda: init.normal_(weight((2,)), std=-1), ValueError,
+     "std: expected a standard deviation >= 0, got -1.0"),
     (lambda: init.kaiming_uniform_(weight((2, 2)), mode="fan_avg"), ValueError,
      "mode: expected 'fan_in' or 'fan_out', got 'fan_avg'"),
-    (lambda: init.kaiming_normal_(weight((2, 2)), nonlinearity="gelu"), ValueError, "nonlinearity: .*'gelu'"),
+    (lambda: init.kaiming_normal_(weight((2, 2)), nonlinearity="gelu"), ValueError,
+     "nonlinearity: .*'gelu'"),
     (lambda: init.uniform_(weight((2,)), generator=np.random.RandomState(0)), TypeError,
      "generator: expected a numpy.random.Generator or None, got RandomState"),
     (lambda: init.constant_(weight((2,)), "1"), TypeError, "val: expected a real number, got str"),

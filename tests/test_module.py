@@ -1,4 +1,4 @@
-"""Module, Sequential and ModuleList: registration, traversal, state dicts, modes, conversions, repr.
+"""Module, Sequential, ModuleList: registration, traversal, state dicts, modes, conversions, repr.
 
 The test network is built twice from one description, on cnn.nn and on torch.nn, so key names,
 traversal order and repr strings are checked against PyTorch itself where it is installed.
@@ -230,7 +230,8 @@ def test_forward_and_call():
             return x * factor
 
     assert Scaled()(3.0, factor=2.0) == 6.0
-    with pytest.raises(NotImplementedError, match=r'Module \[Module\] is missing the required "forward"'):
+    with pytest.raises(NotImplementedError,
+                       match=r'Module \[Module\] is missing the required "forward"'):
         Module()(1)
     with pytest.raises(NotImplementedError):
         ModuleList([Affine(1)])(1)
@@ -273,7 +274,7 @@ def test_load_state_dict_round_trip_copies_in_place():
     result = net.load_state_dict(source)
     assert result.missing_keys == [] and result.unexpected_keys == []
     assert repr(result) == "<All keys matched successfully>"
-    assert list(net.parameters()) == params and all(a is b for a, b in zip(net.parameters(), params))
+    assert all(a is b for a, b in zip(net.parameters(), params))
     assert {key: id(value) for key, value in net.state_dict().items()} == arrays
     for key, value in net.state_dict().items():
         np.testing.assert_array_equal(value, source[key])
@@ -329,8 +330,8 @@ def failing_state_dicts():
     float_into_int = dict(good, **{"features.1.count": np.array(1.5)})
     not_array = dict(good, **{"head.bias": [1.0, 2.0, 3.0]})
     return [
-        pytest.param(missing, True, ValueError, r'Missing key\(s\) in state_dict: "features.2.weight"',
-                     id="missing"),
+        pytest.param(missing, True, ValueError,
+                     r'Missing key\(s\) in state_dict: "features.2.weight"', id="missing"),
         pytest.param(unexpected, True, ValueError,
                      r'Unexpected key\(s\) in state_dict: "features.2.bias"', id="unexpected"),
         pytest.param(shape, False, ValueError,
@@ -341,9 +342,11 @@ def failing_state_dicts():
         pytest.param(booleans, True, TypeError, r'dtype of "head.bias".*got bool', id="bool"),
         pytest.param(complex_, True, TypeError, r'dtype of "scale".*got complex128', id="complex"),
         pytest.param(float_into_int, True, TypeError,
-                     r'dtype of "features.1.count".*castable to int64, got float64', id="float-to-int"),
+                     r'dtype of "features.1.count".*castable to int64, got float64',
+                     id="float-to-int"),
         pytest.param(not_array, False, TypeError,
-                     r'value of "head.bias": expected a NumPy array or Tensor, got list', id="list"),
+                     r'value of "head.bias": expected a NumPy array or Tensor, got list',
+                     id="list"),
     ]
 
 
@@ -367,7 +370,8 @@ def test_failed_load_lists_every_problem():
         net.load_state_dict(state)
     message = str(info.value)
     assert message.startswith("Error(s) in loading state_dict for Net:")
-    for part in ['"scale"', '"nonsense"', 'size mismatch for "head.weight"', 'dtype of "head.bias"']:
+    for part in ['"scale"', '"nonsense"', 'size mismatch for "head.weight"',
+                 'dtype of "head.bias"']:
         assert part in message
 
 
@@ -387,7 +391,8 @@ def test_torch_weights_load_and_round_trip():
     expected = reference(torch.from_numpy(x)).detach().numpy()
     np.testing.assert_allclose(np.asarray(net(cnn.tensor(x))), expected, rtol=1e-6)
     back = torch_net()[1]
-    back.load_state_dict({key: torch.from_numpy(value.copy()) for key, value in net.state_dict().items()})
+    back.load_state_dict({key: torch.from_numpy(value.copy())
+                          for key, value in net.state_dict().items()})
     for key, value in back.state_dict().items():
         np.testing.assert_array_equal(value.numpy(), reference.state_dict()[key].numpy())
 
@@ -527,8 +532,8 @@ def test_sequential_matches_torch():
     reference = make_classes(torch.nn, lambda a: torch.nn.Parameter(torch.from_numpy(a)),
                              torch.from_numpy)
     TAffine, TStats, _ = reference
-    torch_model = torch.nn.Sequential(TAffine(2), torch.nn.Sequential(TStats(2), TAffine(1, bias=False)),
-                                      TAffine(3))
+    torch_model = torch.nn.Sequential(
+        TAffine(2), torch.nn.Sequential(TStats(2), TAffine(1, bias=False)), TAffine(3))
     assert list(model.state_dict()) == list(torch_model.state_dict())
     assert repr(model) == repr(torch_model)
     assert repr(model[1:]) == repr(torch_model[1:])

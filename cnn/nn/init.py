@@ -114,7 +114,8 @@ def calculate_fan_in_and_fan_out(tensor):
     """
     shape = _array(tensor).shape
     if len(shape) < 2:
-        raise ValueError(f"tensor: fan in and fan out need at least 2 dimensions, got shape {shape}")
+        raise ValueError(f"tensor: fan in and fan out need at least 2 dimensions, got shape "
+                         f"{shape}")
     receptive_field = math.prod(shape[2:])
     return shape[1] * receptive_field, shape[0] * receptive_field
 

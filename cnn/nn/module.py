@@ -52,7 +52,8 @@ def _root(array):
 def _check_name(name, kind, owner):
     """Refuse a name that could not be an attribute or would break dotted state_dict keys."""
     if not isinstance(name, str):
-        raise TypeError(f"name: expected a string for the {kind} name, got {type(name).__name__} {name!r}")
+        raise TypeError(f"name: expected a string for the {kind} name, got "
+                        f"{type(name).__name__} {name!r}")
     if "." in name:
         raise ValueError(f"name: a {kind} name cannot contain '.', got {name!r}")
     if name == "":
@@ -102,8 +103,8 @@ class Module:
         Raises:
             NotImplementedError: Always, on the base class.
         """
-        raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" '
-                                  f"function: define forward(self, ...) in the class")
+        raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required '
+                                  f'"forward" function: define forward(self, ...) in the class')
 
     # Deliberately nothing but the forward call: every layer of every training step passes
     # through here. A profiler wraps or replaces this one method (or a subclass overrides it).
