@@ -1,0 +1,199 @@
+"""``DataLoader``: batches of a dataset, in order or shuffled reproducibly, as arrays or Tensors."""
+import collections.abc
+import math
+import numbers
+import operator
+
+import numpy as np
+
+from .. import random as _random
+from .._validation import integer
+from ..tensor import Tensor, from_numpy
+
+
+def default_collate(samples):
+    """Merge a list of samples into one batch, as PyTorch's ``default_collate`` does.
+
+    Arrays and Tensors are stacked along a new first dimension; Python and NumPy numbers become
+    a 1-d array (ints int64, floats float64, bools bool, NumPy scalars keep their dtype);
+    tuples, lists and dicts are collated element by element, keeping their structure; strings
+    stay a list.
+
+    Args:
+        samples: A non-empty list of samples of the same structure.
+
+    Returns:
+        The batch: an array, or the samples' container type holding arrays.
+
+    Raises:
+        TypeError: For an element type it cannot collate.
+        ValueError: If tuple or list samples differ in length.
+    """
+    first = samples[0]
+    if isinstance(first, (np.ndarray, Tensor)):
+        return np.stack([np.asarray(sample) for sample in samples])
+    if isinstance(first, (str, bytes, np.str_, np.bytes_)):
+        return list(samples)
+    if isinstance(first, (np.generic, numbers.Number)):
+        # Python ints/floats go through np.array's own promotion: int64 and float64.
+        return np.array(samples)
+    if isinstance(first, collections.abc.Mapping):
+        return {key: default_collate([sample[key] for sample in samples]) for key in first}
+    if isinstance(first, (tuple, list)):
+        if any(len(sample) != len(first) for sample in samples):
+            raise ValueError("default_collate: every sample must have the same number of "
+                             f"elements, got lengths {sorted({len(s) for s in samples})}")
+        fields = [default_collate(list(field)) for field in zip(*samples)]
+        return fields if isinstance(first, list) else tuple(fields)
+    raise TypeError("default_collate: samples must hold arrays, Tensors, numbers, strings, "
+                    f"tuples, lists or dicts, got {type(first).__name__}")
+
+
+def _to_tensors(batch):
+    """Wrap every array of ``batch`` in a Tensor (no copy), keeping the containers."""
+    if isinstance(batch, np.ndarray):
+        return from_numpy(batch)
+    if isinstance(batch, tuple):
+        return tuple(_to_tensors(item) for item in batch)
+    if isinstance(batch, list):
+        return [_to_tensors(item) for item in batch]
+    if isinstance(batch, dict):
+        return {key: _to_tensors(item) for key, item in batch.items()}
+    return batch
+
+
+def _flag(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def _seed(seed):
+    if seed is None:
+        return None
+    if isinstance(seed, (bool, np.bool_)):
+        raise TypeError(f"seed: expected None or a non-negative integer, got {seed!r}")
+    try:
+        seed = operator.index(seed)
+    except TypeError:
+        raise TypeError("seed: expected None or a non-negative integer, got "
+                        f"{type(seed).__name__} {seed!r}") from None
+    if seed < 0:
+        raise ValueError(f"seed: expected None or a non-negative integer, got {seed}")
+    return seed
+
+
+class DataLoader:
+    """Iterate over a dataset in batches, optionally shuffled, as PyTorch's ``DataLoader``.
+
+    ``len(loader)`` is the number of batches. Each ``iter(loader)`` (each ``for`` loop) is one
+    epoch and, with ``shuffle=True``, visits every sample exactly once in a fresh order.
+
+    Shuffling draws a permutation from a ``numpy.random.Generator``:
+
+    * with ``seed`` given, epoch ``k`` uses a generator seeded from ``(seed, k)`` (the k-th
+      child of ``numpy.random.SeedSequence(seed)``), so a run is reproducible, the epochs differ
+      from each other, and a resumed run gets epoch ``k``'s order back with ``set_epoch(k)``
+      without replaying the earlier epochs;
+    * with ``seed=None``, from ``cnn``'s default generator (``cnn.manual_seed`` makes it
+      reproducible; ``cnn.get_rng_state`` saves it for a resume).
+
+    Datasets with ``supports_batch_indexing`` (``TensorDataset``, ``cnn.datasets.MNIST``) are
+    indexed once per batch with the array of its indices. Other datasets are indexed sample by
+    sample and the samples merged by ``collate_fn`` (:func:`default_collate` when None); a
+    ``collate_fn`` also forces that per-sample path, since it expects a list of samples.
+
+    Args:
+        dataset: A :class:`~cnn.data.Dataset`, or any object with ``__len__`` and
+            ``__getitem__``.
+        batch_size: Samples per batch, a positive integer.
+        shuffle: Visit the samples in a new random order each epoch.
+        drop_last: Drop the last batch when it would be smaller than ``batch_size``.
+        seed: A non-negative integer fixing the shuffle orders, or None (see above).
+        collate_fn: A callable merging a list of samples into a batch, or None.
+        as_tensor: Yield ``cnn.Tensor`` s (sharing memory with the batch arrays) instead of
+            NumPy arrays.
+
+    Attributes:
+        epoch (int): The epoch the next iteration runs: 0 at first, advanced by one each time
+            an iteration starts, set by :meth:`set_epoch`.
+
+    Raises:
+        TypeError: If ``dataset`` lacks ``__len__``/``__getitem__``, a flag is not a bool,
+            ``batch_size`` or ``seed`` is not an integer, or ``collate_fn`` is not callable.
+        ValueError: If ``batch_size`` < 1 or ``seed`` < 0.
+
+    Example::
+
+        loader = DataLoader(TensorDataset(images, labels), batch_size=64, shuffle=True, seed=0)
+        for epoch in range(10):
+            for x, y in loader:
+                ...
+    """
+
+    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None,
+                 collate_fn=None, as_tensor=False):
+        if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
+            raise TypeError("dataset: expected a Dataset (an object with __len__ and "
+                            f"__getitem__), got {type(dataset).__name__}")
+        if collate_fn is not None and not callable(collate_fn):
+            raise TypeError(f"collate_fn: expected a callable or None, got "
+                            f"{type(collate_fn).__name__}")
+        self.dataset = dataset
+        self.batch_size = integer(batch_size, "batch_size", minimum=1)
+        self.shuffle = _flag(shuffle, "shuffle")
+        self.drop_last = _flag(drop_last, "drop_last")
+        self.seed = _seed(seed)
+        self.collate_fn = collate_fn
+        self.as_tensor = _flag(as_tensor, "as_tensor")
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        """Make the next iteration run epoch ``epoch`` (as ``DistributedSampler.set_epoch``).
+
+        With a ``seed``, the next iteration then visits the samples in exactly the order of that
+        epoch in an uninterrupted run; later iterations continue from ``epoch + 1``. Without a
+        seed the order depends on the default generator, and only the counter changes.
+
+        Args:
+            epoch: A non-negative integer.
+        """
+        self.epoch = integer(epoch, "epoch", minimum=0)
+
+    def __len__(self):
+        """Return the number of batches per epoch."""
+        if self.drop_last:
+            return len(self.dataset) // self.batch_size
+        return math.ceil(len(self.dataset) / self.batch_size)
+
+    def __iter__(self):
+        # The epoch is taken here, not at the first next(), so that iter(loader) alone fixes
+        # which epoch (and which draw from the default generator) this pass uses.
+        order = self._epoch_order(self.epoch)
+        self.epoch += 1
+        return self._batches(order)
+
+    def _epoch_order(self, epoch):
+        """The sample indices of epoch ``epoch`` in visiting order (a 1-d intp array)."""
+        size = len(self.dataset)
+        if not self.shuffle:
+            return np.arange(size)
+        if self.seed is None:
+            generator = _random.default_generator()
+        else:
+            generator = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(epoch,)))
+        return generator.permutation(size)
+
+    def _batches(self, order):
+        stop = len(order) - len(order) % self.batch_size if self.drop_last else len(order)
+        for start in range(0, stop, self.batch_size):
+            batch = self._fetch(order[start:start + self.batch_size])
+            yield _to_tensors(batch) if self.as_tensor else batch
+
+    def _fetch(self, indices):
+        """The batch of the samples at ``indices``, merged (arrays, not yet Tensors)."""
+        if self.collate_fn is None and getattr(self.dataset, "supports_batch_indexing", False):
+            return self.dataset[indices]
+        collate = default_collate if self.collate_fn is None else self.collate_fn
+        # Python ints, so that datasets that only accept int indices work.
+        return collate([self.dataset[i] for i in indices.tolist()])
