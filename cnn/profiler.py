@@ -39,6 +39,7 @@ import time
 import weakref
 
 from .autograd import Function, is_grad_enabled
+from .nn import Sequential
 from .tensor import Tensor
 
 __all__ = ["LayerProfile", "profile", "enable", "disable", "get_profile", "blank_profile",
@@ -251,26 +252,24 @@ def profile(model, reset=True):
 
 def _rows(model):
     """The row names and types of `model`, and the plan of every Sequential in it."""
-    from .nn import Sequential
-
     if not isinstance(model, Sequential):
         raise TypeError(f"model: expected a cnn.nn.Sequential, got {type(model).__name__}")
     names, types, plans = [], [], {}
-    _plan(model, "", names, types, plans, Sequential)
+    _plan(model, "", names, types, plans)
     return names, types, plans
 
 
-def _plan(seq, prefix, names, types, plans, sequential_type):
+def _plan(seq, prefix, names, types, plans):
     """Number the rows below `seq`; `plans` maps each Sequential to {child name: row}."""
     rows = plans[seq] = {}
     for name, module in seq._modules.items():
         if module is None:
             continue
-        if isinstance(module, sequential_type):
+        if isinstance(module, Sequential):
             # A nested Sequential is not a row of its own: its children are (a shared one
             # keeps the rows of its first position).
             if module not in plans:
-                _plan(module, f"{prefix}{name}.", names, types, plans, sequential_type)
+                _plan(module, f"{prefix}{name}.", names, types, plans)
             continue
         rows[name] = len(names)
         names.append(prefix + name)

@@ -143,7 +143,8 @@ class DataLoader(data.DataLoader):
     iteration reshuffles (with ``shuffle=True``).
 
     Raises:
-        TypeError: For arguments neither form accepts, or images/labels of a non-numeric dtype.
+        TypeError: For arguments neither form accepts, images of a non-numeric dtype, or a
+            `dtype` that is not floating point.
         ValueError: For images that are not 3-d or 4-d, labels that are not 1-d, or different
             numbers of images and labels.
     """
@@ -161,6 +162,12 @@ class DataLoader(data.DataLoader):
             super().__init__(dataset, *args, **kwargs)
         self._order = None
         self._drawn_for_indexing = False
+
+    def set_epoch(self, epoch):
+        """As :meth:`cnn.data.DataLoader.set_epoch`; an order drawn by indexing is dropped."""
+        super().set_epoch(epoch)
+        if self._drawn_for_indexing:
+            self._order, self._drawn_for_indexing = None, False
 
     def __iter__(self):
         if not self._drawn_for_indexing:
