@@ -135,7 +135,8 @@ def extensions():
             result.append(ext)
             continue
         for isa in ISA_FLAGS:
-            variant = Extension(f"cnn._ext.{isa}.{stem}", list(ext.sources))
+            variant = Extension(f"cnn._ext.{isa}.{stem}", list(ext.sources),
+                                include_dirs=[str(EXT_DIR)])
             variant.isa = isa
             result.append(variant)
     return result

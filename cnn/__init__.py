@@ -5,6 +5,11 @@ from .config import __version__, show_config
 from .parallel import get_num_threads, openmp_enabled, set_num_threads
 from .random import get_rng_state, manual_seed, set_rng_state
 from . import nn, optim  # noqa: E402  (after Tensor: both build on it)
+from . import data, datasets, profiler, seed, serialization
+from .nn import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
+from .optim import SGD
+from .seed import Cross_entropy, DataLoader
+from .serialization import load, save
 from .tensor import (Tensor, float16, float32, float64, from_numpy, int32, int64, ones,
                      ones_like, randn, tensor, uint8, zeros, zeros_like)
 
@@ -14,4 +19,8 @@ __all__ = [
     "float16", "float32", "float64", "int32", "int64", "uint8",
     "no_grad", "enable_grad", "is_grad_enabled", "autograd", "nn", "optim",
     "manual_seed", "get_rng_state", "set_rng_state",
+    "data", "datasets", "profiler", "seed", "serialization", "save", "load",
+    # the original library's names (SPEC section 4)
+    "Sequential", "Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear", "Cross_entropy", "SGD",
+    "DataLoader",
 ]

@@ -16,6 +16,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport INFINITY
 from libc.stdint cimport int64_t
+from libc.stdlib cimport free, malloc
 
 # Below this many output elements a thread team costs more than it saves.
 cdef Py_ssize_t MIN_PARALLEL_WORK = 1 << 14
@@ -35,21 +36,31 @@ cdef inline Py_ssize_t _count(Py_ssize_t begin, Py_ssize_t end, Py_ssize_t step)
     return (end - begin + step - 1) // step
 
 
+cdef void _window_bounds(Py_ssize_t n_out, Py_ssize_t size, Py_ssize_t k, Py_ssize_t s,
+                         Py_ssize_t p, Py_ssize_t d, Py_ssize_t* first,
+                         Py_ssize_t* count) noexcept nogil:
+    """For each output o: the first input position of its window inside [0, size), and how many
+    of its positions (first, first + d, ...) are inside."""
+    cdef Py_ssize_t o, start
+    for o in range(n_out):
+        start = o * s - p
+        first[o] = _first_inside(start, d)
+        count[o] = _count(first[o], min(start + (k - 1) * d + 1, size), d)
+
+
 cdef void _max_pool_plane(const floating[:, ::1] x, floating[:, ::1] out, int64_t[:, ::1] indices,
-                          Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
-                          Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh,
-                          Py_ssize_t dw) noexcept nogil:
-    cdef Py_ssize_t H = x.shape[0], W = x.shape[1]
-    cdef Py_ssize_t oh = out.shape[0], ow = out.shape[1]
+                          const Py_ssize_t* y_first, const Py_ssize_t* y_count,
+                          const Py_ssize_t* x_first, const Py_ssize_t* x_count,
+                          Py_ssize_t dh, Py_ssize_t dw) noexcept nogil:
+    cdef Py_ssize_t W = x.shape[1]
     cdef Py_ssize_t oy, ox, y0, x0, ny, nx, a, b, y, xx
     cdef int64_t best_index
     cdef floating best, value
-    for oy in range(oh):
-        y0 = _first_inside(oy * sh - ph, dh)
-        ny = _count(y0, min(oy * sh - ph + (kh - 1) * dh + 1, H), dh)
-        for ox in range(ow):
-            x0 = _first_inside(ox * sw - pw, dw)
-            nx = _count(x0, min(ox * sw - pw + (kw - 1) * dw + 1, W), dw)
+    cdef bint take
+    for oy in range(out.shape[0]):
+        y0, ny = y_first[oy], y_count[oy]
+        for ox in range(out.shape[1]):
+            x0, nx = x_first[ox], x_count[ox]
             if ny == 0 or nx == 0:
                 out[oy, ox] = -INFINITY
                 indices[oy, ox] = -1
@@ -61,10 +72,11 @@ cdef void _max_pool_plane(const floating[:, ::1] x, floating[:, ::1] out, int64_
                 for b in range(nx):
                     xx = x0 + b * dw
                     value = x[y, xx]
-                    # `value != value` is the NaN test: NaN wins, as in PyTorch.
-                    if value > best or value != value:
-                        best = value
-                        best_index = y * W + xx
+                    # `value != value` is the NaN test: NaN wins, as in PyTorch. Selects, not
+                    # branches: on real data the winner's position is unpredictable.
+                    take = (value > best) | (value != value)
+                    best = value if take else best
+                    best_index = y * W + xx if take else best_index
             out[oy, ox] = best
             indices[oy, ox] = best_index
 
@@ -150,13 +162,23 @@ def max_pool_forward(const floating[:, :, ::1] x,     # IN  (P, H, W)
                      Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw,
                      int num_threads):
     """Window maxima of every plane and the flat in-plane index of each maximum."""
-    cdef Py_ssize_t p, planes = x.shape[0]
+    cdef Py_ssize_t p, planes = x.shape[0], oh = out.shape[1], ow = out.shape[2]
     cdef bint parallel = (num_threads > 1 and planes > 1
-                          and planes * out.shape[1] * out.shape[2] >= MIN_PARALLEL_WORK)
-    with nogil:
-        for p in prange(planes, schedule="static", num_threads=num_threads,
-                        use_threads_if=parallel):
-            _max_pool_plane(x[p], out[p], indices[p], kh, kw, sh, sw, ph, pw, dh, dw)
+                          and planes * oh * ow >= MIN_PARALLEL_WORK)
+    # Window bounds are the same for every plane: computed once, no division in the loops.
+    cdef Py_ssize_t* bounds = <Py_ssize_t*> malloc(2 * (oh + ow) * sizeof(Py_ssize_t) + 1)
+    if bounds == NULL:
+        raise MemoryError()
+    try:
+        _window_bounds(oh, x.shape[1], kh, sh, ph, dh, bounds, bounds + oh)
+        _window_bounds(ow, x.shape[2], kw, sw, pw, dw, bounds + 2 * oh, bounds + 2 * oh + ow)
+        with nogil:
+            for p in prange(planes, schedule="static", num_threads=num_threads,
+                            use_threads_if=parallel):
+                _max_pool_plane(x[p], out[p], indices[p], bounds, bounds + oh, bounds + 2 * oh,
+                                bounds + 2 * oh + ow, dh, dw)
+    finally:
+        free(bounds)
 
 
 def max_pool_backward(const floating[:, ::1] grad_out,   # IN  (P, OH*OW)

@@ -7,6 +7,7 @@ import operator
 from collections import OrderedDict
 from collections.abc import Mapping
 
+from . import fusion
 from .module import Module
 
 __all__ = ["Sequential", "ModuleList"]
@@ -103,7 +104,8 @@ class Sequential(_ModuleSequence):
         return type(self)(OrderedDict(list(self._modules.items())[index]))
 
     def forward(self, input):
-        """Run the modules in order.
+        """Run the modules in order; a Conv2d, ReLU, MaxPool2d(2) run is one fused op with the
+        same values and gradients (see cnn/nn/fusion.py).
 
         Args:
             input: The first module's input.
@@ -111,9 +113,7 @@ class Sequential(_ModuleSequence):
         Returns:
             The last module's output (the input itself when empty).
         """
-        for module in self._modules.values():
-            input = module(input)
-        return input
+        return fusion.run(tuple(self._modules.values()), input)
 
     def __str__(self):
         # print(model) as in the original library: PyTorch's repr, then the parameter count.

@@ -6,6 +6,7 @@ its family; the public function beside it checks its arguments (SPEC section 8) 
 from .activation import leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
 from .conv import conv2d
 from .dropout import dropout
+from .fused import conv2d_relu_max_pool2d
 from .linear import flatten, linear
 from .loss import cross_entropy, mse_loss, nll_loss
 from .normalization import batch_norm
@@ -13,4 +14,4 @@ from .pooling import avg_pool2d, max_pool2d
 
 __all__ = ["conv2d", "max_pool2d", "avg_pool2d", "linear", "relu", "leaky_relu", "sigmoid",
            "tanh", "softmax", "log_softmax", "dropout", "batch_norm", "cross_entropy",
-           "nll_loss", "mse_loss", "flatten"]
+           "nll_loss", "mse_loss", "flatten", "conv2d_relu_max_pool2d"]

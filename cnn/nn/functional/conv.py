@@ -1,7 +1,8 @@
 """2-D convolution: im2col + one batched GEMM forward, GEMMs + col2im backward."""
 import numpy as np
 
-from cnn._kernels import col2im, im2col
+from cnn import _blas
+from cnn._kernels import col2im, direct_conv, im2col
 from cnn._kernels.im2col import conv_geometry
 from cnn._validation import integer
 from cnn.autograd import Function
@@ -12,15 +13,20 @@ from ._inputs import array_of, float_array_of, same_dtype
 class Conv2d(Function):
     """Convolution of (N, C, H, W) by weights (F, C/groups, KH, KW).
 
-    With cols = im2col(x) of shape (N, C*KH*KW, P) (P = OH*OW; rows channel-major, see
-    cnn/_ext/im2col.pyx), group g's output is w_g (F/groups, Cg*KH*KW) @ cols_g: batched matmuls
-    that produce NCHW directly. Backward: dW_g = sum_n dy_g[n] @ cols_g[n].T,
-    dcols_g = w_g.T @ dy_g, dx = col2im(dcols). dx is skipped when the input needs no gradient
-    (the first layer).
+    groups = 1 runs the direct kernels of cnn/_ext/direct_conv.pyx (few channels: reading the
+    input in place beats building columns). Grouped convolutions use im2col: with cols of shape
+    (N, C*KH*KW, P) (P = OH*OW; rows channel-major, see cnn/_ext/im2col.pyx), group g's output is
+    w_g (F/groups, Cg*KH*KW) @ cols_g, batched matmuls that produce NCHW directly; backward
+    dW_g = sum_n dy_g[n] @ cols_g[n].T, dcols_g = w_g.T @ dy_g, dx = col2im(dcols).
+    The input gradient is skipped when the input needs none (the first layer).
     """
 
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding, dilation, groups):
+        ctx.geometry = (x.shape, stride, padding, dilation, groups)
+        if groups == 1:
+            ctx.save_for_backward(x, weight)
+            return direct_conv.conv2d_forward(x, weight, bias, stride, padding, dilation)
         n = x.shape[0]
         f = weight.shape[0]
         kernel = weight.shape[2:]
@@ -28,33 +34,51 @@ class Conv2d(Function):
         cols = im2col(x, kernel, stride, padding, dilation)
         w_groups = weight.reshape(groups, f // groups, -1)
         cols_groups = cols.reshape(n, groups, -1, oh * ow)
-        out = np.matmul(w_groups, cols_groups)  # (N, groups, F/groups, P)
+        with _blas.single_threaded():
+            out = np.matmul(w_groups, cols_groups)  # (N, groups, F/groups, P)
         out = out.reshape(n, f, oh, ow)
         if bias is not None:
             out += bias.reshape(1, f, 1, 1)
         ctx.save_for_backward(cols_groups, weight)
-        ctx.geometry = (x.shape, stride, padding, dilation, groups)
         return out
 
     @staticmethod
     def backward(ctx, grad_output):
-        cols_groups, weight = ctx.saved_tensors
         input_shape, stride, padding, dilation, groups = ctx.geometry
         needs_x, needs_w, needs_b = ctx.needs_input_grad[:3]
+        grad_b = grad_output.sum(axis=(0, 2, 3)) if needs_b else None
+        if groups == 1:
+            x, weight = ctx.saved_tensors
+            grad_x, grad_w = direct_conv_gradients(x, weight, grad_output, stride, padding,
+                                                   dilation, needs_x, needs_w)
+            return grad_x, grad_w, grad_b, None, None, None, None
+        cols_groups, weight = ctx.saved_tensors
         n, f = grad_output.shape[:2]
         grad_groups = grad_output.reshape(n, groups, f // groups, -1)
-        grad_x = grad_w = grad_b = None
-        if needs_w:
-            grad_w = np.matmul(grad_groups, cols_groups.transpose(0, 1, 3, 2)).sum(axis=0)
-            grad_w = grad_w.reshape(weight.shape)
-        if needs_b:
-            grad_b = grad_output.sum(axis=(0, 2, 3))
+        grad_x = grad_w = None
+        with _blas.single_threaded():
+            if needs_w:
+                grad_w = np.matmul(grad_groups, cols_groups.transpose(0, 1, 3, 2)).sum(axis=0)
+                grad_w = grad_w.reshape(weight.shape)
+            if needs_x:
+                w_groups = weight.reshape(groups, f // groups, -1)
+                dcols = np.matmul(w_groups.transpose(0, 2, 1), grad_groups)
         if needs_x:
-            w_groups = weight.reshape(groups, f // groups, -1)
-            dcols = np.matmul(w_groups.transpose(0, 2, 1), grad_groups)
             grad_x = col2im(dcols.reshape(n, -1, dcols.shape[-1]), input_shape,
                             weight.shape[2:], stride, padding, dilation)
         return grad_x, grad_w, grad_b, None, None, None, None
+
+
+def direct_conv_gradients(x, weight, grad_output, stride, padding, dilation, needs_x, needs_w):
+    """(input gradient, weight gradient) of a groups=1 convolution; None where not needed."""
+    grad_x = grad_w = None
+    if needs_w:
+        grad_w = direct_conv.conv2d_weight_grad(x, grad_output, weight.shape[2:], stride,
+                                                padding, dilation)
+    if needs_x:
+        grad_x = direct_conv.conv2d_input_grad(grad_output, weight, x.shape, stride, padding,
+                                               dilation)
+    return grad_x, grad_w
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
@@ -72,12 +96,18 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         (likewise OW).
     """
     x = float_array_of(input, "input", (3, 4))
-    w = float_array_of(weight, "weight", (4,))
-    same_dtype(w, x, "weight", "input")
-    groups = integer(groups, "groups", 1)
     if x.ndim == 3:
         return conv2d(input.reshape(1, *x.shape), weight, bias, stride, padding, dilation,
                       groups)[0]
+    groups = check_conv_arguments(x, weight, bias, stride, padding, dilation, groups)
+    return Conv2d.apply(input, weight, bias, stride, padding, dilation, groups)
+
+
+def check_conv_arguments(x, weight, bias, stride, padding, dilation, groups):
+    """Check a convolution's arguments against the 4-D input array x; return groups as an int."""
+    w = float_array_of(weight, "weight", (4,))
+    same_dtype(w, x, "weight", "input")
+    groups = integer(groups, "groups", 1)
     channels, out_channels = x.shape[1], w.shape[0]
     if out_channels % groups:
         raise ValueError(f"groups: must divide out_channels ({out_channels}), got {groups}")
@@ -90,6 +120,5 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         same_dtype(b, x, "bias", "input")
         if b.shape != (out_channels,):
             raise ValueError(f"bias: expected shape ({out_channels},), got {b.shape}")
-    conv_geometry(x.shape, w.shape[2:], stride, padding, dilation)  # argument checks first
-    return Conv2d.apply(input, weight, bias, stride, padding, dilation, groups)
-
+    conv_geometry(x.shape, w.shape[2:], stride, padding, dilation)
+    return groups

@@ -1,4 +1,5 @@
 """Fully connected layers: y = x @ W.T + b."""
+from cnn import _blas
 from cnn.autograd import Function
 from cnn.tensor import Tensor, from_numpy
 
@@ -10,7 +11,8 @@ class Linear(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias):
-        out = x @ weight.T
+        with _blas.single_threaded():
+            out = x @ weight.T
         if bias is not None:
             out += bias
         ctx.save_for_backward(x, weight)
@@ -21,8 +23,9 @@ class Linear(Function):
         x, weight = ctx.saved_tensors
         needs_x, needs_w, needs_b = ctx.needs_input_grad
         rows = grad_output.reshape(-1, grad_output.shape[-1])
-        grad_x = grad_output @ weight if needs_x else None
-        grad_w = rows.T @ x.reshape(-1, x.shape[-1]) if needs_w else None
+        with _blas.single_threaded():
+            grad_x = grad_output @ weight if needs_x else None
+            grad_w = rows.T @ x.reshape(-1, x.shape[-1]) if needs_w else None
         grad_b = rows.sum(axis=0) if needs_b else None
         return grad_x, grad_w, grad_b
 

@@ -1,0 +1,225 @@
+"""Direct 2-D convolution (groups = 1) for layers with few channels: forward (optionally fused
+with ReLU and a 2x2 max-pool) and the weight gradient.
+
+Why not im2col + GEMM here: with 1 to 64 input channels the column matrix is 10-25x larger than
+the input, so a GEMM over it is limited by memory, and the GEMM itself is small and skinny. These
+loops read the padded input where it is and keep partial sums in registers: the register tile is
+in conv_tile.h (CNN_PIXELS output pixels x CNN_BLOCK output channels).
+
+Layouts. Inputs and outputs are C-contiguous NCHW. The wrappers (cnn/_kernels/direct_conv.py)
+repack weights into `wt[tap, f]` with tap = (c*KH + i)*KW + j and f zero-padded to a multiple of
+BLOCK, and give every tap's offset from a window origin inside a padded image (`taps`). The input
+gradient is this same forward convolution applied to the (dilated, padded) output gradient with
+rotated weights, so it needs no kernel of its own.
+
+Threads take whole images (forward) or fixed blocks of images (weight gradient: each block sums
+into its own slot of `partial`, and the wrapper adds the slots in block order), so results are
+bit-identical for any thread count.
+"""
+from cython cimport floating
+from cython.parallel cimport prange, threadid
+from libc.math cimport INFINITY
+from libc.stdint cimport int64_t
+from libc.string cimport memset
+
+DEF BLOCK = 16            # output channels per vector (CNN_BLOCK in conv_tile.h)
+DEF PIXELS = 4            # lanes per tile (CNN_PIXELS in conv_tile.h)
+
+
+cdef extern from "conv_tile.h" nogil:
+    void cnn_conv_tile_f32(const float* image, const Py_ssize_t* lanes, const Py_ssize_t* taps,
+                           Py_ssize_t n_taps, const float* wt, Py_ssize_t w_stride,
+                           const float* init, Py_ssize_t init_stride, float* out,
+                           Py_ssize_t out_stride)
+    void cnn_conv_tile_f64(const double* image, const Py_ssize_t* lanes, const Py_ssize_t* taps,
+                           Py_ssize_t n_taps, const double* wt, Py_ssize_t w_stride,
+                           const double* init, Py_ssize_t init_stride, double* out,
+                           Py_ssize_t out_stride)
+
+
+cdef inline void _tile(const floating* image, const Py_ssize_t* lanes, const Py_ssize_t* taps,
+                       Py_ssize_t n_taps, const floating* wt, Py_ssize_t w_stride,
+                       const floating* init, Py_ssize_t init_stride, floating* out,
+                       Py_ssize_t out_stride) noexcept nogil:
+    if floating is float:
+        cnn_conv_tile_f32(image, lanes, taps, n_taps, wt, w_stride, init, init_stride, out,
+                          out_stride)
+    else:
+        cnn_conv_tile_f64(image, lanes, taps, n_taps, wt, w_stride, init, init_stride, out,
+                          out_stride)
+
+
+cdef void _pad_image(const floating[:, :, ::1] x, floating* padded, Py_ssize_t ph,
+                     Py_ssize_t pw) noexcept nogil:
+    """Copy image x (C, H, W) into `padded` (C, H + 2ph, W + 2pw) with a zero border."""
+    cdef Py_ssize_t C = x.shape[0], H = x.shape[1], W = x.shape[2]
+    cdef Py_ssize_t hp = H + 2 * ph, wp = W + 2 * pw, c, y, xx
+    memset(padded, 0, C * hp * wp * sizeof(floating))
+    for c in range(C):
+        for y in range(H):
+            for xx in range(W):
+                padded[(c * hp + y + ph) * wp + xx + pw] = x[c, y, xx]
+
+
+cdef inline floating _relu(floating value, bint relu) noexcept nogil:
+    """max(value, 0) when relu, keeping a NaN as np.maximum does."""
+    if relu and not value > 0 and value == value:
+        return 0
+    return value
+
+
+cdef void _forward_image(const floating* padded, Py_ssize_t wp, const Py_ssize_t* taps,
+                         Py_ssize_t n_taps, const floating* wt, Py_ssize_t f_padded,
+                         const floating* bias, floating[:, :, ::1] out, Py_ssize_t sh,
+                         Py_ssize_t sw, bint relu) noexcept nogil:
+    cdef Py_ssize_t F = out.shape[0], oh = out.shape[1], ow = out.shape[2]
+    cdef Py_ssize_t fb, oy, ox, q, f, n_pix
+    cdef Py_ssize_t lanes[PIXELS]
+    cdef floating tile[PIXELS * BLOCK]
+    for fb in range(0, f_padded, BLOCK):
+        for oy in range(oh):
+            for ox in range(0, ow, PIXELS):
+                n_pix = min(PIXELS, ow - ox)
+                for q in range(PIXELS):
+                    # Lanes past the row's end repeat pixel ox: computed, never stored.
+                    lanes[q] = oy * sh * wp + (ox + (q if q < n_pix else 0)) * sw
+                _tile(padded, lanes, taps, n_taps, wt + fb, f_padded, bias + fb, 0, tile,
+                      BLOCK)
+                for f in range(min(BLOCK, F - fb)):
+                    for q in range(n_pix):
+                        out[fb + f, oy, ox + q] = _relu(tile[q * BLOCK + f], relu)
+
+
+cdef void _forward_pool_image(const floating* padded, Py_ssize_t wp, const Py_ssize_t* taps,
+                              Py_ssize_t n_taps, const floating* wt, Py_ssize_t f_padded,
+                              const floating* bias, floating[:, :, ::1] pooled,
+                              int64_t[:, :, ::1] indices, Py_ssize_t conv_w, Py_ssize_t sh,
+                              Py_ssize_t sw) noexcept nogil:
+    """Conv + bias + ReLU + 2x2/2 max-pool: each tile's 4 lanes are one pooling window, in
+    row-major order, so the first maximum (or a NaN) wins exactly as in max_pool2d."""
+    cdef Py_ssize_t F = pooled.shape[0], ph_out = pooled.shape[1], pw_out = pooled.shape[2]
+    cdef Py_ssize_t fb, py, px, q, f, best_q
+    cdef Py_ssize_t lanes[PIXELS]
+    cdef Py_ssize_t window[PIXELS]
+    cdef floating tile[PIXELS * BLOCK]
+    cdef floating best, value
+    for fb in range(0, f_padded, BLOCK):
+        for py in range(ph_out):
+            for px in range(pw_out):
+                for q in range(PIXELS):
+                    # Window position q = (a, b): conv output pixel (2py + a, 2px + b).
+                    window[q] = (2 * py + q // 2) * conv_w + 2 * px + q % 2
+                    lanes[q] = (2 * py + q // 2) * sh * wp + (2 * px + q % 2) * sw
+                _tile(padded, lanes, taps, n_taps, wt + fb, f_padded, bias + fb, 0, tile,
+                      BLOCK)
+                for f in range(min(BLOCK, F - fb)):
+                    best = -INFINITY
+                    best_q = 0
+                    for q in range(PIXELS):
+                        value = _relu(tile[q * BLOCK + f], True)
+                        if value > best or value != value:
+                            best = value
+                            best_q = q
+                    pooled[fb + f, py, px] = best
+                    indices[fb + f, py, px] = window[best_q]
+
+
+def conv_forward(const floating[:, :, :, ::1] x,      # IN  (N, C, H, W)
+                 const floating[:, ::1] wt,            # IN  (C*KH*KW, F_padded), repacked weights
+                 const floating[::1] bias,             # IN  (F_padded,), zeros where no bias
+                 const Py_ssize_t[::1] taps,           # IN  (C*KH*KW,) tap offsets, padded image
+                 floating[:, :, :, ::1] out,           # OUT (N, F, OH, OW)
+                 floating[:, ::1] scratch,             # (threads, C*(H+2PH)*(W+2PW))
+                 Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
+                 bint relu, int num_threads):
+    """out = conv(x, w) + bias, then max(., 0) when `relu`."""
+    cdef Py_ssize_t n, N = x.shape[0], wp = x.shape[3] + 2 * pw
+    cdef floating* padded
+    with nogil:
+        for n in prange(N, schedule="static", num_threads=num_threads,
+                        use_threads_if=num_threads > 1 and N > 1):
+            padded = &scratch[threadid(), 0]
+            _pad_image(x[n], padded, ph, pw)
+            _forward_image(padded, wp, &taps[0], taps.shape[0], &wt[0, 0], wt.shape[1],
+                           &bias[0], out[n], sh, sw, relu)
+
+
+def conv_relu_pool_forward(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
+                           const floating[:, ::1] wt,         # IN  (C*KH*KW, F_padded)
+                           const floating[::1] bias,          # IN  (F_padded,)
+                           const Py_ssize_t[::1] taps,        # IN  (C*KH*KW,)
+                           floating[:, :, :, ::1] pooled,     # OUT (N, F, OH // 2, OW // 2)
+                           int64_t[:, :, :, ::1] indices,     # OUT (N, F, OH // 2, OW // 2)
+                           floating[:, ::1] scratch,          # (threads, C*(H+2PH)*(W+2PW))
+                           Py_ssize_t conv_w, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph,
+                           Py_ssize_t pw, int num_threads):
+    """max_pool2d(relu(conv(x, w) + bias), 2) and the argmax index y*OW + x of every maximum in
+    its conv-output plane, without storing the convolution's output."""
+    cdef Py_ssize_t n, N = x.shape[0], wp = x.shape[3] + 2 * pw
+    cdef floating* padded
+    with nogil:
+        for n in prange(N, schedule="static", num_threads=num_threads,
+                        use_threads_if=num_threads > 1 and N > 1):
+            padded = &scratch[threadid(), 0]
+            _pad_image(x[n], padded, ph, pw)
+            _forward_pool_image(padded, wp, &taps[0], taps.shape[0], &wt[0, 0], wt.shape[1],
+                                &bias[0], pooled[n], indices[n], conv_w, sh, sw)
+
+
+cdef void _transpose_gradient(const floating[:, :, ::1] grad, floating* pixel_major,
+                              Py_ssize_t f_padded) noexcept nogil:
+    """grad (F, OH, OW) -> pixel_major (OH*OW, F_padded), zeros in the padding channels."""
+    cdef Py_ssize_t F = grad.shape[0], oh = grad.shape[1], ow = grad.shape[2], f, y, xx
+    memset(pixel_major, 0, oh * ow * f_padded * sizeof(floating))
+    for f in range(F):
+        for y in range(oh):
+            for xx in range(ow):
+                pixel_major[(y * ow + xx) * f_padded + f] = grad[f, y, xx]
+
+
+cdef void _weight_grad_block(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] grad,
+                             Py_ssize_t first, Py_ssize_t last, const Py_ssize_t* taps,
+                             Py_ssize_t T, const Py_ssize_t* origins, Py_ssize_t n_pixels,
+                             floating* sums, Py_ssize_t rows, Py_ssize_t f_padded,
+                             floating* padded, floating* pixel_major, Py_ssize_t ph,
+                             Py_ssize_t pw) noexcept nogil:
+    """Add images first..last-1's weight gradient onto sums (rows, f_padded)."""
+    cdef Py_ssize_t n, t, q, fb
+    cdef Py_ssize_t lanes[PIXELS]  # a local of this call: private to the calling thread
+    memset(sums, 0, rows * f_padded * sizeof(floating))
+    for n in range(first, last):
+        _pad_image(x[n], padded, ph, pw)
+        _transpose_gradient(grad[n], pixel_major, f_padded)
+        for t in range(0, rows, PIXELS):
+            for q in range(PIXELS):
+                lanes[q] = taps[t + q] if t + q < T else taps[0]
+            for fb in range(0, f_padded, BLOCK):
+                # The tile reads its starting sums from, and writes them back to, the same
+                # rows: it accumulates this image onto the block's sums.
+                _tile(padded, lanes, origins, n_pixels, pixel_major + fb, f_padded,
+                      sums + t * f_padded + fb, f_padded, sums + t * f_padded + fb, f_padded)
+
+
+def conv_weight_grad(const floating[:, :, :, ::1] x,      # IN  (N, C, H, W)
+                     const floating[:, :, :, ::1] grad,   # IN  (N, F, OH, OW)
+                     const Py_ssize_t[::1] taps,          # IN  (T,) tap offsets, T = C*KH*KW
+                     const Py_ssize_t[::1] origins,       # IN  (OH*OW,) window origins
+                     floating[:, :, ::1] partial,         # OUT (blocks, T rounded up to 4, F_padded)
+                     floating[:, ::1] scratch,            # (threads, C*Hp*Wp + OH*OW*F_padded)
+                     Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t images_per_block,
+                     int num_threads):
+    """partial[b, t, f] = sum over the images of block b and the output pixels p of
+    grad[n, f, p] * padded x[n] at origins[p] + taps[t]. Rows t >= T hold junk (their lanes
+    repeat tap 0), so every tile is a full group of PIXELS taps."""
+    cdef Py_ssize_t blocks = partial.shape[0], rows = partial.shape[1]
+    cdef Py_ssize_t f_padded = partial.shape[2], N = x.shape[0], b
+    cdef Py_ssize_t image_size = x.shape[1] * (x.shape[2] + 2 * ph) * (x.shape[3] + 2 * pw)
+    cdef floating* padded
+    with nogil:
+        for b in prange(blocks, schedule="static", num_threads=num_threads,
+                        use_threads_if=num_threads > 1 and blocks > 1):
+            padded = &scratch[threadid(), 0]
+            _weight_grad_block(x, grad, b * images_per_block,
+                               min((b + 1) * images_per_block, N), &taps[0], taps.shape[0],
+                               &origins[0], origins.shape[0], &partial[b, 0, 0], rows, f_padded,
+                               padded, padded + image_size, ph, pw)

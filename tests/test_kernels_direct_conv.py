@@ -1,0 +1,167 @@
+"""Direct convolution kernels (forward, fused ReLU + pool, gradients) against NumPy references."""
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+import cnn
+import cnn.nn as nn
+import cnn.nn.functional as F
+from cnn._kernels import direct_conv as dc
+from cnn._kernels import im2col, max_pool2d
+
+from test_kernels_im2col import col2im_numpy, im2col_numpy
+
+
+def conv_reference(x, w, b, s, p, d):
+    """float64 convolution through the NumPy im2col reference."""
+    n = x.shape[0]
+    cols = im2col_numpy(x.astype(np.float64), w.shape[2:], s, p, d)
+    oh, ow = ((size + 2 * pp - dd * (kk - 1) - 1) // ss + 1
+              for size, pp, dd, kk, ss in zip(x.shape[2:], p, d, w.shape[2:], s))
+    out = np.matmul(w.reshape(w.shape[0], -1).astype(np.float64), cols)
+    out = out.reshape(n, w.shape[0], oh, ow)
+    return out if b is None else out + b.reshape(1, -1, 1, 1)
+
+
+@st.composite
+def problems(draw, max_channels=20):
+    n = draw(st.integers(0, 5))
+    c, f = draw(st.integers(1, 4)), draw(st.integers(1, max_channels))
+    k = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
+    s = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    p = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    d = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    h, w = draw(st.integers(1, 12)), draw(st.integers(1, 12))
+    assume(all(dd * (kk - 1) + 1 <= size + 2 * pp for dd, kk, size, pp in zip(d, k, (h, w), p)))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    weight = rng.standard_normal((f, c) + k).astype(dtype)
+    bias = rng.standard_normal(f).astype(dtype) if draw(st.booleans()) else None
+    return x, weight, bias, s, p, d
+
+
+def tolerance(dtype):
+    return dict(rtol=2e-5, atol=2e-4) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-11)
+
+
+@given(problems(), st.booleans())
+def test_forward_matches_the_reference(isa, problem, relu):
+    x, w, b, s, p, d = problem
+    out = dc.conv2d_forward(x, w, b, s, p, d, relu=relu)
+    expected = conv_reference(x, w, b, s, p, d)
+    if relu:
+        expected = np.maximum(expected, 0)
+    assert out.dtype == x.dtype
+    np.testing.assert_allclose(out, expected, **tolerance(x.dtype))
+
+
+@given(problems())
+def test_weight_gradient_matches_the_reference(isa, problem):
+    x, w, _, s, p, d = problem
+    out_shape = conv_reference(x, w, None, s, p, d).shape
+    g = np.random.default_rng(1).standard_normal(out_shape).astype(x.dtype)
+    cols = im2col_numpy(x.astype(np.float64), w.shape[2:], s, p, d)
+    pixels = g.shape[2] * g.shape[3]
+    expected = np.einsum("nfp,nkp->fk", g.reshape(g.shape[0], g.shape[1], pixels), cols)
+    got = dc.conv2d_weight_grad(x, g, w.shape[2:], s, p, d)
+    np.testing.assert_allclose(got, expected.reshape(w.shape), **tolerance(x.dtype))
+
+
+@given(problems())
+def test_input_gradient_matches_the_reference(isa, problem):
+    x, w, _, s, p, d = problem
+    out_shape = conv_reference(x, w, None, s, p, d).shape
+    g = np.random.default_rng(2).standard_normal(out_shape).astype(x.dtype)
+    dcols = np.matmul(w.reshape(w.shape[0], -1).T.astype(np.float64),
+                      g.reshape(g.shape[0], g.shape[1], g.shape[2] * g.shape[3]))
+    expected = col2im_numpy(dcols, x.shape, w.shape[2:], s, p, d)
+    got = dc.conv2d_input_grad(g, w, x.shape, s, p, d)
+    np.testing.assert_allclose(got, expected, **tolerance(x.dtype))
+
+
+@given(problems(max_channels=34))
+def test_fused_relu_pool_equals_the_separate_kernels(isa, problem):
+    x, w, b, s, p, d = problem
+    conv = dc.conv2d_forward(x, w, b, s, p, d, relu=True)
+    assume(conv.shape[2] >= 2 and conv.shape[3] >= 2)
+    pooled, indices = dc.conv2d_relu_max_pool2d(x, w, b, s, p, d)
+    expected, expected_indices = max_pool2d(conv, 2)
+    np.testing.assert_array_equal(pooled, expected)
+    np.testing.assert_array_equal(indices, expected_indices)
+
+
+def test_sequential_fuses_and_matches_the_layers_bit_for_bit():
+    cnn.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2, 2),
+                          nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(400, 10))
+    x = cnn.tensor(np.random.default_rng(0).standard_normal((5, 1, 28, 28)).astype(np.float32))
+    labels = np.arange(5)
+    fused = F.cross_entropy(model(x), labels)
+    assert type(fused._node).__name__ == "Context"  # a recorded graph
+    fused.backward()
+    fused_grads = [p.grad.data.copy() for p in model.parameters()]
+    model.zero_grad()
+    layers = x
+    for layer in model:
+        layers = layer(layers)
+    separate = F.cross_entropy(layers, labels)
+    separate.backward()
+    assert fused.item() == separate.item()
+    for fused_grad, p in zip(fused_grads, model.parameters()):
+        np.testing.assert_array_equal(fused_grad, p.grad.data)
+
+
+def test_fused_op_gradcheck():
+    rng = np.random.default_rng(0)
+    args = [cnn.tensor(rng.standard_normal(shape), requires_grad=True)
+            for shape in ((2, 3, 9, 8), (5, 3, 3, 3), (5,))]
+    assert cnn.autograd.gradcheck(lambda a, w, b: F.conv2d_relu_max_pool2d(a, w, b, 1, 1), args)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bit_identical_at_one_and_two_threads(isa, threads, rng, dtype):
+    x = rng.standard_normal((13, 6, 14, 14)).astype(dtype)
+    w = rng.standard_normal((16, 6, 5, 5)).astype(dtype)
+    b = rng.standard_normal(16).astype(dtype)
+    results = []
+    for n in (1, 2):
+        cnn.set_num_threads(n)
+        out = dc.conv2d_forward(x, w, b)
+        results.append((out, *dc.conv2d_relu_max_pool2d(x, w, b),
+                        dc.conv2d_weight_grad(x, out, (5, 5)),
+                        dc.conv2d_input_grad(out, w, x.shape)))
+    for a, b in zip(*results):
+        assert a.tobytes() == b.tobytes()
+
+
+def _x():
+    return np.zeros((1, 2, 6, 6), np.float32)
+
+
+@pytest.mark.parametrize("call, error, words", [
+    (lambda: dc.conv2d_forward(_x(), np.zeros((3, 1, 3, 3), np.float32)), ValueError, "weight"),
+    (lambda: dc.conv2d_forward(_x(), np.zeros((3, 2, 3, 3), np.float64)), ValueError, "weight"),
+    (lambda: dc.conv2d_forward(_x(), np.zeros((3, 2, 3, 3), np.float32), np.zeros(2, np.float32)),
+     ValueError, "bias"),
+    (lambda: dc.conv2d_forward(_x(), np.zeros((3, 2, 7, 7), np.float32)), ValueError, "kernel"),
+    (lambda: dc.conv2d_relu_max_pool2d(_x(), np.zeros((3, 2, 6, 6), np.float32)), ValueError,
+     "pooling"),
+    (lambda: dc.conv2d_weight_grad(_x(), np.zeros((1, 3, 3, 3), np.float32), 3), ValueError,
+     "grad_output"),
+    (lambda: dc.conv2d_input_grad(np.zeros((1, 3, 3, 3), np.float32),
+                                  np.zeros((3, 2, 3, 3), np.float32), (1, 2, 6, 6)), ValueError,
+     "grad_output"),
+])
+def test_bad_arguments_raise_naming_the_argument(call, error, words):
+    with pytest.raises(error, match=words):
+        call()
+
+
+def test_im2col_reference_still_agrees():
+    # The references above build on im2col_numpy; tie it to the compiled im2col once more here.
+    x = np.random.default_rng(3).standard_normal((2, 3, 7, 6)).astype(np.float32)
+    np.testing.assert_array_equal(im2col(x, 3, 2, 1), im2col_numpy(x, (3, 3), (2, 2), (1, 1),
+                                                                  (1, 1)))
