@@ -60,4 +60,39 @@ typedef double cnn_vec_f64 __attribute__((vector_size(CNN_BLOCK * sizeof(double)
 CNN_DEFINE_CONV_TILE(cnn_conv_tile_f32, float, cnn_vec_f32)
 CNN_DEFINE_CONV_TILE(cnn_conv_tile_f64, double, cnn_vec_f64)
 
+/* ReLU, then the maximum over a tile's CNN_PIXELS lanes (one 2x2 pooling window, row-major)
+ * for CNN_BLOCK channels at once: best[f] and which[f], the lane holding it. Same rules as
+ * max_pool2d over relu's output: ReLU keeps a NaN, a later lane wins only if strictly greater
+ * or NaN. Vector compares give all-ones/all-zeros lanes, so each choice is a bitwise select:
+ * no branch (the winner's position is unpredictable on real data).
+ */
+#define CNN_DEFINE_RELU_MAX(NAME, T, V, I, IT)                                                \
+    static inline void NAME(const T *tile, T *best_out, IT *which_out)                        \
+    {                                                                                         \
+        V best, value, zero = {0};                                                            \
+        I keep, which = {0}, lane;                                                            \
+        int q;                                                                                \
+        for (q = 0; q < CNN_PIXELS; q++) {                                                    \
+            memcpy(&value, tile + q * CNN_BLOCK, sizeof(V));                                  \
+            keep = (value > zero) | (value != value);                                         \
+            value = (V)((I)value & keep);                                                     \
+            if (q == 0) {                                                                     \
+                best = value;                                                                 \
+                continue;                                                                     \
+            }                                                                                 \
+            keep = (value > best) | (value != value);                                         \
+            best = (V)(((I)value & keep) | ((I)best & ~keep));                                \
+            lane = (I){0} + q;                                                                \
+            which = (lane & keep) | (which & ~keep);                                          \
+        }                                                                                     \
+        memcpy(best_out, &best, sizeof(V));                                                   \
+        memcpy(which_out, &which, sizeof(I));                                                 \
+    }
+
+typedef int cnn_mask_f32 __attribute__((vector_size(CNN_BLOCK * sizeof(int))));
+typedef long long cnn_mask_f64 __attribute__((vector_size(CNN_BLOCK * sizeof(long long))));
+
+CNN_DEFINE_RELU_MAX(cnn_relu_max_f32, float, cnn_vec_f32, cnn_mask_f32, int)
+CNN_DEFINE_RELU_MAX(cnn_relu_max_f64, double, cnn_vec_f64, cnn_mask_f64, long long)
+
 #endif

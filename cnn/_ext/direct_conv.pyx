@@ -35,6 +35,8 @@ cdef extern from "conv_tile.h" nogil:
                            Py_ssize_t n_taps, const double* wt, Py_ssize_t w_stride,
                            const double* init, Py_ssize_t init_stride, double* out,
                            Py_ssize_t out_stride)
+    void cnn_relu_max_f32(const float* tile, float* best, int* which)
+    void cnn_relu_max_f64(const double* tile, double* best, long long* which)
 
 
 cdef inline void _tile(const floating* image, const Py_ssize_t* lanes, const Py_ssize_t* taps,
@@ -98,11 +100,13 @@ cdef void _forward_pool_image(const floating* padded, Py_ssize_t wp, const Py_ss
     """Conv + bias + ReLU + 2x2/2 max-pool: each tile's 4 lanes are one pooling window, in
     row-major order, so the first maximum (or a NaN) wins exactly as in max_pool2d."""
     cdef Py_ssize_t F = pooled.shape[0], ph_out = pooled.shape[1], pw_out = pooled.shape[2]
-    cdef Py_ssize_t fb, py, px, q, f, best_q
+    cdef Py_ssize_t fb, py, px, q, f
     cdef Py_ssize_t lanes[PIXELS]
     cdef Py_ssize_t window[PIXELS]
     cdef floating tile[PIXELS * BLOCK]
-    cdef floating best, value
+    cdef floating best[BLOCK]
+    cdef int which_f32[BLOCK]
+    cdef long long which_f64[BLOCK]
     for fb in range(0, f_padded, BLOCK):
         for py in range(ph_out):
             for px in range(pw_out):
@@ -112,16 +116,16 @@ cdef void _forward_pool_image(const floating* padded, Py_ssize_t wp, const Py_ss
                     lanes[q] = (2 * py + q // 2) * sh * wp + (2 * px + q % 2) * sw
                 _tile(padded, lanes, taps, n_taps, wt + fb, f_padded, bias + fb, 0, tile,
                       BLOCK)
-                for f in range(min(BLOCK, F - fb)):
-                    best = -INFINITY
-                    best_q = 0
-                    for q in range(PIXELS):
-                        value = _relu(tile[q * BLOCK + f], True)
-                        if value > best or value != value:
-                            best = value
-                            best_q = q
-                    pooled[fb + f, py, px] = best
-                    indices[fb + f, py, px] = window[best_q]
+                if floating is float:
+                    cnn_relu_max_f32(tile, best, which_f32)
+                    for f in range(min(BLOCK, F - fb)):
+                        pooled[fb + f, py, px] = best[f]
+                        indices[fb + f, py, px] = window[which_f32[f]]
+                else:
+                    cnn_relu_max_f64(tile, best, which_f64)
+                    for f in range(min(BLOCK, F - fb)):
+                        pooled[fb + f, py, px] = best[f]
+                        indices[fb + f, py, px] = window[which_f64[f]]
 
 
 def conv_forward(const floating[:, :, :, ::1] x,      # IN  (N, C, H, W)

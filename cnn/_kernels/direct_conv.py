@@ -5,11 +5,11 @@ The kernels are in cnn/_ext/direct_conv.pyx; this module validates arguments, re
 """
 import numpy as np
 
-from cnn import _ext
+from cnn import _blas, _ext
 from cnn._validation import float_array
 from cnn.parallel import get_num_threads
 
-from .im2col import conv_geometry
+from .im2col import col2im, conv_geometry
 
 BLOCK = 16  # output channels per vector (cnn/_ext/conv_tile.h)
 IMAGES_PER_BLOCK = 4  # weight-gradient partial sums; fixed, so results never depend on threads
@@ -122,8 +122,13 @@ def conv2d_weight_grad(x, grad_output, kernel_size, stride=1, padding=0, dilatio
 
 
 def conv2d_input_grad(grad_output, weight, input_shape, stride=1, padding=0, dilation=1):
-    """d(loss)/d(input) of conv2d: a stride-1 convolution of the zero-dilated, padded output
-    gradient with the weights rotated by 180 degrees and input/output channels swapped."""
+    """d(loss)/d(input) of conv2d.
+
+    With at least BLOCK input channels: a stride-1 direct convolution of the zero-dilated, padded
+    output gradient with the weights rotated by 180 degrees, input and output channels swapped.
+    With fewer, that convolution would fill less than a vector per pixel, so the columns'
+    gradient w.T @ g (one batched GEMM) is summed back into the image by col2im instead.
+    """
     grad_output = float_array(grad_output, "grad_output", ndim=4)
     weight = float_array(weight, "weight", ndim=4)
     n, c, h, w = input_shape
@@ -133,20 +138,25 @@ def conv2d_input_grad(grad_output, weight, input_shape, stride=1, padding=0, dil
     if grad_output.shape != (n, f) + out_size or grad_output.dtype != weight.dtype:
         raise ValueError(f"grad_output: expected shape {(n, f) + out_size} and dtype "
                          f"{weight.dtype}, got {grad_output.shape} and {grad_output.dtype}")
-    # dx[y] = sum_i w[i] g[(y + p - i*d) / s]: place g every s rows, offset so that a stride-1
-    # correlation with the rotated kernel (dilation d) lands each term on its input row.
-    spread = []
+    if c < BLOCK:
+        with _blas.single_threaded():
+            dcols = np.matmul(weight.reshape(f, -1).T,
+                              grad_output.reshape(n, f, out_size[0] * out_size[1]))
+        return col2im(dcols, input_shape, kernel, strides, pads, dilations)
+    # dx[y] = sum_i w[i] g[(y + p - i*d) / s]: place g every s rows, `lead` rows in, so that a
+    # stride-1 correlation with the rotated kernel (dilation d) lands each term on its input row.
+    sizes, places = [], []
     for axis in range(2):
         lead = dilations[axis] * (kernel[axis] - 1) - pads[axis]
         size = input_shape[2 + axis] + dilations[axis] * (kernel[axis] - 1)
-        spread.append((lead, size))
-    (lead_h, size_h), (lead_w, size_w) = spread
-    dilated = np.zeros((n, f, size_h, size_w), dtype=grad_output.dtype)
-    rows = np.arange(out_size[0]) * strides[0] + lead_h
-    cols = np.arange(out_size[1]) * strides[1] + lead_w
-    keep_r = (rows >= 0) & (rows < size_h)
-    keep_c = (cols >= 0) & (cols < size_w)
-    dilated[:, :, rows[keep_r][:, None], cols[keep_c][None, :]] = \
-        grad_output[:, :, keep_r][:, :, :, keep_c]
+        positions = np.arange(out_size[axis]) * strides[axis] + lead
+        kept = np.flatnonzero((positions >= 0) & (positions < size))
+        sizes.append(size)
+        # Kept positions are consecutive multiples of the stride: one strided slice each side.
+        places.append((slice(positions[kept[0]], positions[kept[-1]] + 1, strides[axis]),
+                       slice(kept[0], kept[-1] + 1)) if kept.size else (slice(0, 0), slice(0, 0)))
+    dilated = np.zeros((n, f) + tuple(sizes), dtype=grad_output.dtype)
+    (rows, grad_rows), (cols, grad_cols) = places
+    dilated[:, :, rows, cols] = grad_output[:, :, grad_rows, grad_cols]
     rotated = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
     return conv2d_forward(dilated, rotated, None, 1, 0, dilations)
