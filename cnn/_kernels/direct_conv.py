@@ -3,6 +3,8 @@
 The kernels are in cnn/_ext/direct_conv.pyx; this module validates arguments, repacks weights
 (so BLOCK output channels form one vector) and lays out the scratch each thread needs.
 """
+import functools
+
 import numpy as np
 
 from cnn import _blas, _ext
@@ -27,12 +29,26 @@ def repack_weight(weight):
     return wt
 
 
+@functools.lru_cache(maxsize=256)
 def tap_offsets(channels, kernel, dilation, hp, wp):
     """Offset of every window position (c, i, j), in tap order, from a window's origin inside a
-    padded (channels, hp, wp) image."""
+    padded (channels, hp, wp) image. Cached (a layer asks for the same offsets every step), so
+    the array is read-only."""
     c, i, j = np.meshgrid(np.arange(channels), np.arange(kernel[0]), np.arange(kernel[1]),
                           indexing="ij")
-    return ((c * hp + i * dilation[0]) * wp + j * dilation[1]).astype(np.intp).ravel()
+    offsets = ((c * hp + i * dilation[0]) * wp + j * dilation[1]).astype(np.intp).ravel()
+    offsets.flags.writeable = False
+    return offsets
+
+
+@functools.lru_cache(maxsize=256)
+def window_origins(out_size, strides, wp):
+    """Offset of every output pixel's window origin inside a padded image of width wp (cached,
+    read-only)."""
+    oy, ox = np.meshgrid(np.arange(out_size[0]), np.arange(out_size[1]), indexing="ij")
+    origins = (oy * strides[0] * wp + ox * strides[1]).astype(np.intp).ravel()
+    origins.flags.writeable = False
+    return origins
 
 
 def _checked(x, weight, bias, stride, padding, dilation):
@@ -106,8 +122,7 @@ def conv2d_weight_grad(x, grad_output, kernel_size, stride=1, padding=0, dilatio
     pixels = out_size[0] * out_size[1]
     taps, scratch, threads, wp = _padded_image_setup(x, kernel, pads, dilations,
                                                      extra_per_thread=pixels * f_padded)
-    oy, ox = np.meshgrid(np.arange(out_size[0]), np.arange(out_size[1]), indexing="ij")
-    origins = (oy * strides[0] * wp + ox * strides[1]).astype(np.intp).ravel()
+    origins = window_origins(out_size, strides, wp)
     blocks = max(1, -(-n // IMAGES_PER_BLOCK))
     rows = -(-taps.size // 4) * 4  # whole groups of 4 taps (the tile's lanes)
     partial = np.empty((blocks, rows, f_padded), dtype=x.dtype)

@@ -1,4 +1,6 @@
 """Checked im2col / col2im (the column layout is described in cnn/_ext/im2col.pyx)."""
+import functools
+
 import numpy as np
 
 from cnn import _ext
@@ -10,6 +12,19 @@ from .geometry import conv_output_size
 
 def conv_geometry(input_shape, kernel_size, stride, padding, dilation):
     """Checked convolution arguments: ((kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow))."""
+    arguments = (kernel_size, stride, padding, dilation)
+    if all(map(_plain_int_or_pair, arguments)):
+        return _cached_conv_geometry(tuple(input_shape), *arguments)
+    return _conv_geometry(input_shape, *arguments)
+
+
+def _plain_int_or_pair(value):
+    """An int or a tuple of ints, exactly: only these are cached, because a cache compares keys
+    with ==, and 2 == 2.0 == True would let a float or bool skip its TypeError."""
+    return type(value) is int or (type(value) is tuple and all(type(v) is int for v in value))
+
+
+def _conv_geometry(input_shape, kernel_size, stride, padding, dilation):
     kernel = pair(kernel_size, "kernel_size", 1)
     strides = pair(stride, "stride", 1)
     pads = pair(padding, "padding", 0)
@@ -21,6 +36,11 @@ def conv_geometry(input_shape, kernel_size, stride, padding, dilation):
     out = (conv_output_size(h, kernel[0], strides[0], pads[0], dilations[0], "height"),
            conv_output_size(w, kernel[1], strides[1], pads[1], dilations[1], "width"))
     return kernel, strides, pads, dilations, out
+
+
+# A layer asks for the same geometry on every step; checking it once is enough. (lru_cache never
+# stores a call that raised, so bad arguments raise every time.)
+_cached_conv_geometry = functools.lru_cache(maxsize=1024)(_conv_geometry)
 
 
 def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
