@@ -1,17 +1,19 @@
 /* The register tile of direct convolution (used by cnn/_ext/direct_conv.pyx).
  *
- * One call computes CNN_PIXELS output pixels x CNN_BLOCK output channels, summed over every tap
- * (input channel, kernel row, kernel column). It is written with GCC/clang vector extensions
- * because Cython cannot express SIMD registers: left to itself, gcc vectorised the Cython loop
- * over the 4 pixels instead of the 16 channels (a quarter of the width). A 16-lane vector is one
- * AVX-512 register, two AVX2 registers or four SSE2 registers, whichever the build level has.
+ * One call computes CNN_PIXELS output pixels x a block of 16 (or 8) output channels, summed over
+ * every tap (input channel, kernel row, kernel column). It is written with GCC/clang vector
+ * extensions because Cython cannot express SIMD registers: left to itself, gcc vectorised the
+ * Cython loop over the 4 pixels instead of the 16 channels (a quarter of the width). A 16-lane
+ * vector is one AVX-512 register, two AVX2 registers or four SSE2 registers, whichever the build
+ * level has. Layers with at most 8 output channels use the 8-channel tile: the same number of
+ * instructions, each half as wide (and on CPUs that split 512-bit work in two, half the cost).
  *
  *   in           the padded input image; in + lanes[q] is pixel q's window origin
  *   taps         offsets of the n_taps window positions from a window origin
- *   wt           repacked weights: wt + t * w_stride holds the CNN_BLOCK channels of tap t
- *   init         initial sums: init + q * init_stride holds lane q's CNN_BLOCK values (a stride
+ *   wt           repacked weights: wt + t * w_stride holds the block's channels of tap t
+ *   init         initial sums: init + q * init_stride holds lane q's block of values (a stride
  *                of 0 starts every lane from the same row, e.g. the bias)
- *   out          results: out + q * out_stride receives lane q's CNN_BLOCK sums (out may be
+ *   out          results: out + q * out_stride receives lane q's block of sums (out may be
  *                init, to accumulate in place)
  *
  * The weight gradient uses the same tile with the roles swapped: its lanes are 4 taps, its
@@ -23,11 +25,17 @@
 #include <stddef.h>
 #include <string.h>
 
-#define CNN_BLOCK 16
+#define CNN_BLOCK 16 /* the widest block; tiles are stored with this row stride */
 #define CNN_PIXELS 4
 
-typedef float cnn_vec_f32 __attribute__((vector_size(CNN_BLOCK * sizeof(float))));
-typedef double cnn_vec_f64 __attribute__((vector_size(CNN_BLOCK * sizeof(double))));
+typedef float cnn_vec16_f32 __attribute__((vector_size(16 * sizeof(float))));
+typedef double cnn_vec16_f64 __attribute__((vector_size(16 * sizeof(double))));
+typedef float cnn_vec8_f32 __attribute__((vector_size(8 * sizeof(float))));
+typedef double cnn_vec8_f64 __attribute__((vector_size(8 * sizeof(double))));
+typedef int cnn_mask16_f32 __attribute__((vector_size(16 * sizeof(int))));
+typedef long long cnn_mask16_f64 __attribute__((vector_size(16 * sizeof(long long))));
+typedef int cnn_mask8_f32 __attribute__((vector_size(8 * sizeof(int))));
+typedef long long cnn_mask8_f64 __attribute__((vector_size(8 * sizeof(long long))));
 
 #define CNN_DEFINE_CONV_TILE(NAME, T, V)                                                     \
     static inline void NAME(const T *in, const ptrdiff_t *lanes, const ptrdiff_t *taps,       \
@@ -57,11 +65,14 @@ typedef double cnn_vec_f64 __attribute__((vector_size(CNN_BLOCK * sizeof(double)
         memcpy(out + 3 * out_stride, &acc3, sizeof(V));                                       \
     }
 
-CNN_DEFINE_CONV_TILE(cnn_conv_tile_f32, float, cnn_vec_f32)
-CNN_DEFINE_CONV_TILE(cnn_conv_tile_f64, double, cnn_vec_f64)
+CNN_DEFINE_CONV_TILE(cnn_conv_tile16_f32, float, cnn_vec16_f32)
+CNN_DEFINE_CONV_TILE(cnn_conv_tile16_f64, double, cnn_vec16_f64)
+CNN_DEFINE_CONV_TILE(cnn_conv_tile8_f32, float, cnn_vec8_f32)
+CNN_DEFINE_CONV_TILE(cnn_conv_tile8_f64, double, cnn_vec8_f64)
 
-/* ReLU, then the maximum over a tile's CNN_PIXELS lanes (one 2x2 pooling window, row-major)
- * for CNN_BLOCK channels at once: best[f] and which[f], the lane holding it. Same rules as
+/* ReLU, then the maximum over a tile's CNN_PIXELS lanes (one 2x2 pooling window, row-major;
+ * lane q at tile + q * CNN_BLOCK) for a block of channels at once: best[f] and which[f], the
+ * lane holding it. Same rules as
  * max_pool2d over relu's output: ReLU keeps a NaN, a later lane wins only if strictly greater
  * or NaN. Vector compares give all-ones/all-zeros lanes, so each choice is a bitwise select:
  * no branch (the winner's position is unpredictable on real data).
@@ -89,10 +100,9 @@ CNN_DEFINE_CONV_TILE(cnn_conv_tile_f64, double, cnn_vec_f64)
         memcpy(which_out, &which, sizeof(I));                                                 \
     }
 
-typedef int cnn_mask_f32 __attribute__((vector_size(CNN_BLOCK * sizeof(int))));
-typedef long long cnn_mask_f64 __attribute__((vector_size(CNN_BLOCK * sizeof(long long))));
-
-CNN_DEFINE_RELU_MAX(cnn_relu_max_f32, float, cnn_vec_f32, cnn_mask_f32, int)
-CNN_DEFINE_RELU_MAX(cnn_relu_max_f64, double, cnn_vec_f64, cnn_mask_f64, long long)
+CNN_DEFINE_RELU_MAX(cnn_relu_max16_f32, float, cnn_vec16_f32, cnn_mask16_f32, int)
+CNN_DEFINE_RELU_MAX(cnn_relu_max16_f64, double, cnn_vec16_f64, cnn_mask16_f64, long long)
+CNN_DEFINE_RELU_MAX(cnn_relu_max8_f32, float, cnn_vec8_f32, cnn_mask8_f32, int)
+CNN_DEFINE_RELU_MAX(cnn_relu_max8_f64, double, cnn_vec8_f64, cnn_mask8_f64, long long)
 
 #endif

@@ -22,33 +22,76 @@ from libc.math cimport INFINITY
 from libc.stdint cimport int64_t
 from libc.string cimport memset
 
-DEF BLOCK = 16            # output channels per vector (CNN_BLOCK in conv_tile.h)
+DEF BLOCK = 16            # output channels per tile at most (CNN_BLOCK in conv_tile.h)
 DEF PIXELS = 4            # lanes per tile (CNN_PIXELS in conv_tile.h)
 
 
 cdef extern from "conv_tile.h" nogil:
-    void cnn_conv_tile_f32(const float* image, const Py_ssize_t* lanes, const Py_ssize_t* taps,
-                           Py_ssize_t n_taps, const float* wt, Py_ssize_t w_stride,
-                           const float* init, Py_ssize_t init_stride, float* out,
-                           Py_ssize_t out_stride)
-    void cnn_conv_tile_f64(const double* image, const Py_ssize_t* lanes, const Py_ssize_t* taps,
-                           Py_ssize_t n_taps, const double* wt, Py_ssize_t w_stride,
-                           const double* init, Py_ssize_t init_stride, double* out,
-                           Py_ssize_t out_stride)
-    void cnn_relu_max_f32(const float* tile, float* best, int* which)
-    void cnn_relu_max_f64(const double* tile, double* best, long long* which)
+    # 16- and 8-channel tiles (see conv_tile.h); the f32/f64 names differ only in the type.
+    void cnn_conv_tile16_f32(const float* image, const Py_ssize_t* lanes, const Py_ssize_t* taps,
+                             Py_ssize_t n_taps, const float* wt, Py_ssize_t w_stride,
+                             const float* init, Py_ssize_t init_stride, float* out,
+                             Py_ssize_t out_stride)
+    void cnn_conv_tile8_f32(const float* image, const Py_ssize_t* lanes, const Py_ssize_t* taps,
+                            Py_ssize_t n_taps, const float* wt, Py_ssize_t w_stride,
+                            const float* init, Py_ssize_t init_stride, float* out,
+                            Py_ssize_t out_stride)
+    void cnn_conv_tile16_f64(const double* image, const Py_ssize_t* lanes,
+                             const Py_ssize_t* taps, Py_ssize_t n_taps, const double* wt,
+                             Py_ssize_t w_stride, const double* init, Py_ssize_t init_stride,
+                             double* out, Py_ssize_t out_stride)
+    void cnn_conv_tile8_f64(const double* image, const Py_ssize_t* lanes,
+                            const Py_ssize_t* taps, Py_ssize_t n_taps, const double* wt,
+                            Py_ssize_t w_stride, const double* init, Py_ssize_t init_stride,
+                            double* out, Py_ssize_t out_stride)
+    void cnn_relu_max16_f32(const float* tile, float* best, int* which)
+    void cnn_relu_max8_f32(const float* tile, float* best, int* which)
+    void cnn_relu_max16_f64(const double* tile, double* best, long long* which)
+    void cnn_relu_max8_f64(const double* tile, double* best, long long* which)
+
+
+cdef inline Py_ssize_t _block(Py_ssize_t f_padded) noexcept nogil:
+    """Channels per tile: 8 when the layer's channels fit in 8 (f_padded == 8), else 16."""
+    return 8 if f_padded == 8 else BLOCK
 
 
 cdef inline void _tile(const floating* image, const Py_ssize_t* lanes, const Py_ssize_t* taps,
                        Py_ssize_t n_taps, const floating* wt, Py_ssize_t w_stride,
                        const floating* init, Py_ssize_t init_stride, floating* out,
-                       Py_ssize_t out_stride) noexcept nogil:
+                       Py_ssize_t out_stride, Py_ssize_t block) noexcept nogil:
     if floating is float:
-        cnn_conv_tile_f32(image, lanes, taps, n_taps, wt, w_stride, init, init_stride, out,
-                          out_stride)
+        if block == 8:
+            cnn_conv_tile8_f32(image, lanes, taps, n_taps, wt, w_stride, init, init_stride,
+                               out, out_stride)
+        else:
+            cnn_conv_tile16_f32(image, lanes, taps, n_taps, wt, w_stride, init, init_stride,
+                                out, out_stride)
     else:
-        cnn_conv_tile_f64(image, lanes, taps, n_taps, wt, w_stride, init, init_stride, out,
-                          out_stride)
+        if block == 8:
+            cnn_conv_tile8_f64(image, lanes, taps, n_taps, wt, w_stride, init, init_stride,
+                               out, out_stride)
+        else:
+            cnn_conv_tile16_f64(image, lanes, taps, n_taps, wt, w_stride, init, init_stride,
+                                out, out_stride)
+
+
+cdef inline void _relu_max(const floating* tile, floating* best, long long* which,
+                           Py_ssize_t block) noexcept nogil:
+    """best[f], which[f]: ReLU'd maximum over the tile's lanes and the lane holding it."""
+    cdef int which32[BLOCK]
+    cdef Py_ssize_t f
+    if floating is float:
+        if block == 8:
+            cnn_relu_max8_f32(tile, best, which32)
+        else:
+            cnn_relu_max16_f32(tile, best, which32)
+        for f in range(block):
+            which[f] = which32[f]
+    else:
+        if block == 8:
+            cnn_relu_max8_f64(tile, best, which)
+        else:
+            cnn_relu_max16_f64(tile, best, which)
 
 
 cdef void _pad_image(const floating[:, :, ::1] x, floating* padded, Py_ssize_t ph,
@@ -75,10 +118,11 @@ cdef void _forward_image(const floating* padded, Py_ssize_t wp, const Py_ssize_t
                          const floating* bias, floating[:, :, ::1] out, Py_ssize_t sh,
                          Py_ssize_t sw, bint relu) noexcept nogil:
     cdef Py_ssize_t F = out.shape[0], oh = out.shape[1], ow = out.shape[2]
-    cdef Py_ssize_t fb, oy, ox, q, f, n_pix
+    cdef Py_ssize_t k, fb, oy, ox, q, f, n_pix, block = _block(f_padded)
     cdef Py_ssize_t lanes[PIXELS]
     cdef floating tile[PIXELS * BLOCK]
-    for fb in range(0, f_padded, BLOCK):
+    for k in range(f_padded // block):
+        fb = k * block
         for oy in range(oh):
             for ox in range(0, ow, PIXELS):
                 n_pix = min(PIXELS, ow - ox)
@@ -86,8 +130,8 @@ cdef void _forward_image(const floating* padded, Py_ssize_t wp, const Py_ssize_t
                     # Lanes past the row's end repeat pixel ox: computed, never stored.
                     lanes[q] = oy * sh * wp + (ox + (q if q < n_pix else 0)) * sw
                 _tile(padded, lanes, taps, n_taps, wt + fb, f_padded, bias + fb, 0, tile,
-                      BLOCK)
-                for f in range(min(BLOCK, F - fb)):
+                      BLOCK, block)
+                for f in range(min(block, F - fb)):
                     for q in range(n_pix):
                         out[fb + f, oy, ox + q] = _relu(tile[q * BLOCK + f], relu)
 
@@ -100,14 +144,14 @@ cdef void _forward_pool_image(const floating* padded, Py_ssize_t wp, const Py_ss
     """Conv + bias + ReLU + 2x2/2 max-pool: each tile's 4 lanes are one pooling window, in
     row-major order, so the first maximum (or a NaN) wins exactly as in max_pool2d."""
     cdef Py_ssize_t F = pooled.shape[0], ph_out = pooled.shape[1], pw_out = pooled.shape[2]
-    cdef Py_ssize_t fb, py, px, q, f
+    cdef Py_ssize_t k, fb, py, px, q, f, block = _block(f_padded)
     cdef Py_ssize_t lanes[PIXELS]
     cdef Py_ssize_t window[PIXELS]
     cdef floating tile[PIXELS * BLOCK]
     cdef floating best[BLOCK]
-    cdef int which_f32[BLOCK]
-    cdef long long which_f64[BLOCK]
-    for fb in range(0, f_padded, BLOCK):
+    cdef long long which[BLOCK]
+    for k in range(f_padded // block):
+        fb = k * block
         for py in range(ph_out):
             for px in range(pw_out):
                 for q in range(PIXELS):
@@ -115,17 +159,11 @@ cdef void _forward_pool_image(const floating* padded, Py_ssize_t wp, const Py_ss
                     window[q] = (2 * py + q // 2) * conv_w + 2 * px + q % 2
                     lanes[q] = (2 * py + q // 2) * sh * wp + (2 * px + q % 2) * sw
                 _tile(padded, lanes, taps, n_taps, wt + fb, f_padded, bias + fb, 0, tile,
-                      BLOCK)
-                if floating is float:
-                    cnn_relu_max_f32(tile, best, which_f32)
-                    for f in range(min(BLOCK, F - fb)):
-                        pooled[fb + f, py, px] = best[f]
-                        indices[fb + f, py, px] = window[which_f32[f]]
-                else:
-                    cnn_relu_max_f64(tile, best, which_f64)
-                    for f in range(min(BLOCK, F - fb)):
-                        pooled[fb + f, py, px] = best[f]
-                        indices[fb + f, py, px] = window[which_f64[f]]
+                      BLOCK, block)
+                _relu_max(tile, best, which, block)
+                for f in range(min(block, F - fb)):
+                    pooled[fb + f, py, px] = best[f]
+                    indices[fb + f, py, px] = window[which[f]]
 
 
 def conv_forward(const floating[:, :, :, ::1] x,      # IN  (N, C, H, W)
@@ -188,7 +226,7 @@ cdef void _weight_grad_block(const floating[:, :, :, ::1] x, const floating[:, :
                              floating* padded, floating* pixel_major, Py_ssize_t ph,
                              Py_ssize_t pw) noexcept nogil:
     """Add images first..last-1's weight gradient onto sums (rows, f_padded)."""
-    cdef Py_ssize_t n, t, q, fb
+    cdef Py_ssize_t n, t, q, k, fb, block = _block(f_padded)
     cdef Py_ssize_t lanes[PIXELS]  # a local of this call: private to the calling thread
     memset(sums, 0, rows * f_padded * sizeof(floating))
     for n in range(first, last):
@@ -197,11 +235,13 @@ cdef void _weight_grad_block(const floating[:, :, :, ::1] x, const floating[:, :
         for t in range(0, rows, PIXELS):
             for q in range(PIXELS):
                 lanes[q] = taps[t + q] if t + q < T else taps[0]
-            for fb in range(0, f_padded, BLOCK):
+            for k in range(f_padded // block):
+                fb = k * block
                 # The tile reads its starting sums from, and writes them back to, the same
                 # rows: it accumulates this image onto the block's sums.
                 _tile(padded, lanes, origins, n_pixels, pixel_major + fb, f_padded,
-                      sums + t * f_padded + fb, f_padded, sums + t * f_padded + fb, f_padded)
+                      sums + t * f_padded + fb, f_padded, sums + t * f_padded + fb, f_padded,
+                      block)
 
 
 def conv_weight_grad(const floating[:, :, :, ::1] x,      # IN  (N, C, H, W)

@@ -13,12 +13,14 @@ from cnn.parallel import get_num_threads
 
 from .im2col import col2im, conv_geometry
 
-BLOCK = 16  # output channels per vector (cnn/_ext/conv_tile.h)
+BLOCK = 16  # output channels per tile; 8 for layers with at most 8 (cnn/_ext/conv_tile.h)
 IMAGES_PER_BLOCK = 4  # weight-gradient partial sums; fixed, so results never depend on threads
 
 
 def _padded_channels(f):
-    return -(-f // BLOCK) * BLOCK
+    """Channels rounded up to whole tiles: 8 for up to 8 channels (the 8-channel tile), else a
+    multiple of BLOCK. The kernels infer the tile width from this."""
+    return 8 if f <= 8 else -(-f // BLOCK) * BLOCK
 
 
 def repack_weight(weight):
