@@ -1,0 +1,62 @@
+"""The command line: ``python -m cnn COMMAND`` or ``cnn COMMAND``.
+
+Commands (``--help`` on each tells more):
+
+* ``train``: LeNet-5 on MNIST, with a checkpoint after every epoch and an exact ``--resume``;
+* ``evaluate``: a checkpoint's test accuracy and confusion matrix;
+* ``classify``: a 6 x 6 grid of test digits with the predictions (needs matplotlib);
+* ``profile``: forward and backward time per layer of LeNet-5;
+* ``summary``: LeNet-5's layers, output shapes and parameter counts.
+
+Only the command line imports tqdm and matplotlib; ``import cnn`` needs nothing but NumPy.
+"""
+import argparse
+import sys
+
+from ..config import __version__
+from . import classify, evaluate, profile, summary, train
+from .errors import CommandError
+
+__all__ = ["main", "build_parser", "CommandError"]
+
+_COMMANDS = (train, evaluate, classify, profile, summary)
+
+
+def build_parser(prog="cnn"):
+    """The argument parser of every command.
+
+    Args:
+        prog (str): The program's name in usage lines and messages.
+    """
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Train, evaluate, draw and profile LeNet-5 on MNIST with cnn.",
+        epilog=f"'{prog} COMMAND --help' describes a command.")
+    parser.add_argument("--version", action="version", version=f"cnn {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in _COMMANDS:
+        command.register(subparsers)
+    return parser
+
+
+def main(argv=None, prog=None):
+    """Run the command line; return the exit status.
+
+    Args:
+        argv (list of str, optional): The arguments (default: ``sys.argv[1:]``).
+        prog (str, optional): The program's name (default: ``cnn``).
+
+    Returns:
+        int: 0 on success, 1 after an error the message explains, 130 after Ctrl-C (2, for
+        bad arguments, comes from argparse's SystemExit).
+    """
+    parser = build_parser(prog or "cnn")
+    args = parser.parse_args(argv)
+    args.prog = parser.prog
+    try:
+        return args.run(args)
+    except CommandError as error:
+        print(f"{parser.prog} {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\n{parser.prog} {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,73 @@
+"""LeNet-5 as the command line trains it, loading it from a checkpoint, and its predictions."""
+from collections.abc import Mapping
+
+import numpy as np
+
+from .. import nn
+from ..autograd import no_grad
+from ..data import DataLoader
+from ..serialization import load
+from .errors import CommandError
+
+# What a checkpoint of `cnn train` says it is (its "format" entry).
+TRAIN_CHECKPOINT = "cnn train checkpoint"
+
+
+def lenet5():
+    """LeNet-5 for 1 x 28 x 28 images, exactly the original library's (SPEC section 4).
+
+    A Sequential, so that each Conv2d -> ReLU -> MaxPool2d(2) runs as one fused op. Its
+    weights come from ``cnn``'s generator: call ``cnn.manual_seed`` first for a reproducible
+    start. 61,706 parameters.
+    """
+    return nn.Sequential(
+        nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, kernel_size=5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
+        nn.Linear(84, 10))
+
+
+def load_lenet5(path):
+    """LeNet-5 with the weights of `path`.
+
+    Args:
+        path: A checkpoint of ``cnn train``, or a plain state dict of LeNet-5 saved with
+            ``cnn.save(model.state_dict(), path)`` or ``model.save_model(name)``.
+
+    Returns:
+        tuple: ``(model, checkpoint)``: the model in eval mode, and the whole checkpoint of
+        ``cnn train`` (a dict with ``"epoch"``, ``"args"``, ...) or None for a plain state dict.
+
+    Raises:
+        CommandError: If the file cannot be read or does not hold LeNet-5's weights; the
+            message names the file.
+    """
+    try:
+        saved = load(path)
+    except (OSError, ValueError) as error:
+        raise CommandError(f"cannot read the model {path}: {error}") from None
+    checkpoint = None
+    if isinstance(saved, Mapping) and saved.get("format") == TRAIN_CHECKPOINT:
+        checkpoint, saved = saved, saved.get("model")
+    model = lenet5()
+    try:
+        model.load_state_dict(saved)
+    except (TypeError, ValueError, KeyError) as error:
+        raise CommandError(f"{path} does not hold LeNet-5's weights: {error}") from None
+    return model.eval(), checkpoint
+
+
+def predict(model, dataset, batch_size=1000):
+    """The predicted class of every image of `dataset`, as an int64 array.
+
+    The model is switched to eval mode and back to the mode it was in; no graph is recorded.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        with no_grad():
+            batches = [np.asarray(model(images)).argmax(axis=1)
+                       for images, _ in DataLoader(dataset, batch_size=batch_size)]
+    finally:
+        model.train(was_training)
+    return np.concatenate(batches) if batches else np.empty(0, np.int64)

@@ -1,0 +1,98 @@
+"""Command-line options several commands share, and the MNIST data that ``--data`` names."""
+import argparse
+
+from ..datasets import MNIST
+from ..parallel import set_num_threads
+from .errors import CommandError
+
+
+def positive_int(text):
+    """argparse type: an integer >= 1."""
+    return _integer(text, 1, "a positive integer")
+
+
+def non_negative_int(text):
+    """argparse type: an integer >= 0."""
+    return _integer(text, 0, "a non-negative integer")
+
+
+def _integer(text, minimum, expected):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
+    return value
+
+
+def positive_float(text):
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    # `not value > 0` is also true for nan, which a comparison with <= would let through.
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def add_data_options(parser):
+    """Add ``--data DIR``, the folder holding the four MNIST files, and ``--download``."""
+    parser.add_argument(
+        "--data", metavar="DIR",
+        help="folder with the four MNIST files, gzipped or not (default: $CNN_DATA, else "
+             "~/.cache/cnn/mnist)")
+    parser.add_argument(
+        "--download", action="store_true",
+        help="fetch the MNIST files missing from that folder from the public mirrors")
+
+
+def add_model_option(parser):
+    """Add ``--model FILE`` (required), the trained LeNet-5 to use."""
+    parser.add_argument("--model", required=True, metavar="FILE",
+                        help="a checkpoint of 'train', or LeNet-5 weights saved with cnn.save "
+                             "or save_model")
+
+
+def add_threads_option(parser):
+    """Add ``--threads N``, the kernels' thread count."""
+    parser.add_argument(
+        "--threads", type=positive_int, metavar="N",
+        help="threads for the compiled kernels (default: $OMP_NUM_THREADS, else all the cores "
+             "this process may use)")
+
+
+def apply_threads(args):
+    """Set the kernels' thread count from ``--threads`` when it was given."""
+    if args.threads is not None:
+        set_num_threads(args.threads)
+
+
+def load_mnist(args, train, limit=None):
+    """The MNIST training or test set that ``--data`` and ``--download`` name.
+
+    Args:
+        args: The parsed arguments: ``data`` (a folder, or None for ``$CNN_DATA``, else the
+            default folder) and ``download``.
+        train (bool): The training set (True) or the test set.
+        limit (int, optional): Keep only the first `limit` images (quick runs and tests).
+
+    Raises:
+        CommandError: If files are missing, malformed or failed to download; MNIST's message
+            names the folder and how to get the files.
+    """
+    try:
+        dataset = MNIST(args.data, train=train, download=args.download)
+    except FileNotFoundError as error:
+        # MNIST's message speaks to Python callers (download=True).
+        raise CommandError(f"{error} On the command line: --download.") from None
+    except (OSError, ValueError) as error:
+        raise CommandError(str(error)) from None
+    if limit is not None:
+        # `data` and `targets` are MNIST's documented arrays; slicing them keeps the batch
+        # indexing the DataLoader relies on.
+        dataset.data = dataset.data[:limit]
+        dataset.targets = dataset.targets[:limit]
+    return dataset
