@@ -130,6 +130,17 @@ def test_train_reports_each_epoch_and_writes_a_checkpoint(trained):
 
 
 @needs_mnist
+def test_train_without_tqdm_trains_without_a_bar(tmp_path):
+    code = ("import sys; sys.modules['tqdm'] = None; from cnn.cli import main; sys.exit(main("
+            "['train', '--epochs', '1', '--limit-train', '64', '--limit-test', '64']))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=ENV,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "no progress bar: tqdm is not installed" in result.stderr
+    assert "epoch 1/1" in result.stdout and (tmp_path / "lenet_mnist.npz").exists()
+
+
+@needs_mnist
 def test_resume_ends_with_exactly_the_weights_of_an_uninterrupted_run(trained, tmp_path):
     _, uninterrupted, _ = trained
     first = run_cli("train", "--epochs", 1, *TINY, "--out", "run.npz", cwd=tmp_path)

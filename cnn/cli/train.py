@@ -90,7 +90,7 @@ def register(subparsers):
 
 def run(args):
     """Run ``cnn train``; return the exit status (130 after Ctrl-C)."""
-    tqdm = _import_tqdm()
+    progress_bar = _progress_bar_class()
     if _in_main_thread():
         # Python leaves SIGINT ignored when its parent ignored it (as a non-interactive shell
         # does for background jobs); this command promises a clean stop on Ctrl-C, so it always
@@ -116,9 +116,10 @@ def run(args):
     started = time.perf_counter()
     try:
         while training.epoch < epochs:
-            with tqdm(total=len(train_set), desc=f"epoch {training.epoch + 1}/{epochs}",
-                      unit="img", unit_scale=True, leave=False, disable=None,
-                      dynamic_ncols=True) as bar:
+            # disable=None: a bar on a terminal only, not thousands of updates in a log file.
+            with progress_bar(total=len(train_set), desc=f"epoch {training.epoch + 1}/{epochs}",
+                              unit="img", unit_scale=True, leave=False, disable=None,
+                              dynamic_ncols=True) as bar:
                 record = training.train_epoch(bar)
             record["test_accuracy"] = _accuracy(training.model, test_set)
             training.save(out, record)
@@ -339,13 +340,36 @@ def _check_writable(path):
                            "exist")
 
 
-def _import_tqdm():
+def _progress_bar_class():
+    """tqdm, or when it is not installed a stand-in that draws nothing (and a note saying so).
+
+    A missing progress bar is no reason to refuse to train: the epoch lines say it all.
+    """
     try:
         from tqdm import tqdm
     except ImportError:
-        raise CommandError("train shows its progress with tqdm, which is not installed: "
-                           "pip install tqdm") from None
+        print("(no progress bar: tqdm is not installed; pip install tqdm)", file=sys.stderr)
+        return _NoProgressBar
     return tqdm
+
+
+class _NoProgressBar:
+    """The part of tqdm's interface that train uses, doing nothing."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return False
+
+    def update(self, n=1):
+        """Do nothing."""
+
+    def set_postfix(self, *args, **kwargs):
+        """Do nothing."""
 
 
 def _accuracy(model, dataset):
