@@ -116,7 +116,9 @@ def test_train_reports_each_epoch_and_writes_a_checkpoint(trained):
     assert [line.split()[1] for line in epochs] == ["1/2", "2/2"]
     assert all(re.search(r"loss \d+\.\d{4}  test accuracy \d+\.\d\d%  .* img/s", line)
                for line in epochs)
-    assert lines[-1].startswith("done: test accuracy")
+    assert re.match(r"done in \d+ s: test accuracy \d+\.\d\d% after 2 epochs; the model is in "
+                    r"lenet_mnist.npz", lines[-2])
+    assert lines[-1] == "next: python -m cnn evaluate --model lenet_mnist.npz"
 
     checkpoint = cnn.load(checkpoint_path)
     assert checkpoint["format"] == "cnn train checkpoint" and checkpoint["epoch"] == 2

@@ -42,7 +42,8 @@ def run(args):
         F.cross_entropy(model(images), labels).backward()
 
     info = show_config(mode="dicts")
-    print(f"LeNet-5, batch {args.batch_size}, {info['threads']} threads, kernels {info['isa']}: "
+    threads = f"{info['threads']} thread{'' if info['threads'] == 1 else 's'}"
+    print(f"LeNet-5, batch {args.batch_size}, {threads}, kernels {info['isa']}: "
           f"forward and backward per layer, mean of {args.iters} steps")
     with profiler.profile(model) as layers:
         for _ in range(WARMUP):

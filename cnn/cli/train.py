@@ -110,8 +110,8 @@ def run(args):
     _print_header(training, train_set, test_set, out)
     epochs = settings["epochs"]
     if training.epoch >= epochs:
-        print(f"{args.resume} already holds {training.epoch} epochs: nothing to train (pass "
-              f"--epochs with more than {training.epoch} to train further)")
+        print(f"{args.resume} already holds {_count(training.epoch, 'epoch')}: nothing to "
+              f"train (pass --epochs with more than {training.epoch} to train further)")
         return 0
     started = time.perf_counter()
     try:
@@ -130,9 +130,10 @@ def run(args):
     except _Diverged as error:
         raise CommandError(f"training diverged: {error}. {training.kept()}. Try a lower "
                            f"learning rate than --lr {settings['lr']:g} (start a new run).")
-    print(f"done: test accuracy {training.history[-1]['test_accuracy']:.2%} after {epochs} "
-          f"epochs ({_duration(time.perf_counter() - started)} here); the model is in {out}. "
-          f"Try: {args.prog} evaluate --model {out}")
+    elapsed = _duration(time.perf_counter() - started)
+    print(f"done in {elapsed}: test accuracy {training.history[-1]['test_accuracy']:.2%} after "
+          f"{_count(epochs, 'epoch')}; the model is in {out}")
+    print(f"next: {args.prog} evaluate --model {out}")
     return 0
 
 
@@ -382,11 +383,12 @@ def _print_header(training, train_set, test_set, out):
     settings = training.settings
     parameters = sum(param.data.size for param in training.model.parameters())
     openmp = "OpenMP" if info["openmp"] else "no OpenMP"
-    print(f"cnn {info['cnn']}: kernels {info['isa']}, {openmp}, {info['threads']} threads")
+    threads = _count(info["threads"], "thread")
+    print(f"cnn {info['cnn']}: kernels {info['isa']}, {openmp}, {threads}")
     print(f"LeNet-5 ({parameters:,} parameters) on MNIST from {train_set.root}: "
           f"{len(train_set):,} training and {len(test_set):,} test images")
     print(f"{settings['optimizer']} lr {settings['lr']:g} (x{LR_GAMMA:g} every {LR_STEP_SIZE} "
-          f"epochs), batch {settings['batch_size']}, {settings['epochs']} epochs, seed "
+          f"epochs), batch {settings['batch_size']}, {_count(settings['epochs'], 'epoch')}, seed "
           f"{settings['seed']}; checkpoint after every epoch: {out}")
     if training.saved is not None:
         print(f"resuming {training.saved[0]} after epoch {training.epoch}")
@@ -397,6 +399,10 @@ def _epoch_line(record, epochs):
     return (f"epoch {record['epoch']:>{width}}/{epochs}  loss {record['loss']:.4f}  "
             f"test accuracy {record['test_accuracy']:.2%}  {record['seconds']:.1f} s  "
             f"{record['images_per_second']:,.0f} img/s")
+
+
+def _count(number, noun):
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _duration(seconds):
