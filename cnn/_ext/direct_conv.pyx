@@ -14,7 +14,8 @@ rotated weights, so it needs no kernel of its own.
 
 Threads take whole images (forward) or fixed blocks of images (weight gradient: each block sums
 into its own slot of `partial`, and the wrapper adds the slots in block order), so results are
-bit-identical for any thread count.
+bit-identical for any thread count. Scheduling is dynamic: when another process holds a core,
+the other thread takes the remaining images instead of waiting for a slowed one.
 """
 from cython cimport floating
 from cython.parallel cimport prange, threadid
@@ -178,7 +179,7 @@ def conv_forward(const floating[:, :, :, ::1] x,      # IN  (N, C, H, W)
     cdef Py_ssize_t n, N = x.shape[0], wp = x.shape[3] + 2 * pw
     cdef floating* padded
     with nogil:
-        for n in prange(N, schedule="static", num_threads=num_threads,
+        for n in prange(N, schedule="dynamic", num_threads=num_threads,
                         use_threads_if=num_threads > 1 and N > 1):
             padded = &scratch[threadid(), 0]
             _pad_image(x[n], padded, ph, pw)
@@ -200,7 +201,7 @@ def conv_relu_pool_forward(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
     cdef Py_ssize_t n, N = x.shape[0], wp = x.shape[3] + 2 * pw
     cdef floating* padded
     with nogil:
-        for n in prange(N, schedule="static", num_threads=num_threads,
+        for n in prange(N, schedule="dynamic", num_threads=num_threads,
                         use_threads_if=num_threads > 1 and N > 1):
             padded = &scratch[threadid(), 0]
             _pad_image(x[n], padded, ph, pw)
@@ -260,7 +261,7 @@ def conv_weight_grad(const floating[:, :, :, ::1] x,      # IN  (N, C, H, W)
     cdef Py_ssize_t image_size = x.shape[1] * (x.shape[2] + 2 * ph) * (x.shape[3] + 2 * pw)
     cdef floating* padded
     with nogil:
-        for b in prange(blocks, schedule="static", num_threads=num_threads,
+        for b in prange(blocks, schedule="dynamic", num_threads=num_threads,
                         use_threads_if=num_threads > 1 and blocks > 1):
             padded = &scratch[threadid(), 0]
             _weight_grad_block(x, grad, b * images_per_block,

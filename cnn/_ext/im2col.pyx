@@ -13,7 +13,8 @@ grouped convolution are the contiguous block [g*Cg*KH*KW, (g+1)*Cg*KH*KW).
 col2im is the adjoint: it sums every column entry back into the input position it was read from.
 
 Threads take whole images (prange over n), so no two threads ever write the same element and the
-result is bit-identical for any thread count. The wrappers in cnn/_kernels/im2col.py check every
+result is bit-identical for any thread count. Scheduling is dynamic: when another process holds
+a core, the other thread takes the remaining images instead of waiting for a slowed one. The wrappers in cnn/_kernels/im2col.py check every
 argument; these functions trust them.
 """
 from cython cimport floating
@@ -106,7 +107,7 @@ def im2col(const floating[:, :, :, ::1] x,     # IN  (N, C, H, W)
     cdef bint parallel = (num_threads > 1 and N > 1
                           and cols.shape[0] * cols.shape[1] * cols.shape[2] >= MIN_PARALLEL_WORK)
     with nogil:
-        for n in prange(N, schedule="static", num_threads=num_threads, use_threads_if=parallel):
+        for n in prange(N, schedule="dynamic", num_threads=num_threads, use_threads_if=parallel):
             _im2col_image(x[n], cols[n], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
 
 
@@ -120,5 +121,5 @@ def col2im(const floating[:, :, ::1] cols,     # IN  (N, C*KH*KW, OH*OW)
     cdef bint parallel = (num_threads > 1 and N > 1
                           and cols.shape[0] * cols.shape[1] * cols.shape[2] >= MIN_PARALLEL_WORK)
     with nogil:
-        for n in prange(N, schedule="static", num_threads=num_threads, use_threads_if=parallel):
+        for n in prange(N, schedule="dynamic", num_threads=num_threads, use_threads_if=parallel):
             _col2im_image(cols[n], x[n], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)

@@ -173,7 +173,7 @@ def max_pool_forward(const floating[:, :, ::1] x,     # IN  (P, H, W)
         _window_bounds(oh, x.shape[1], kh, sh, ph, dh, bounds, bounds + oh)
         _window_bounds(ow, x.shape[2], kw, sw, pw, dw, bounds + 2 * oh, bounds + 2 * oh + ow)
         with nogil:
-            for p in prange(planes, schedule="static", num_threads=num_threads,
+            for p in prange(planes, schedule="dynamic", num_threads=num_threads,
                             use_threads_if=parallel):
                 _max_pool_plane(x[p], out[p], indices[p], bounds, bounds + oh, bounds + 2 * oh,
                                 bounds + 2 * oh + ow, dh, dw)
@@ -190,7 +190,7 @@ def max_pool_backward(const floating[:, ::1] grad_out,   # IN  (P, OH*OW)
     cdef bint parallel = (num_threads > 1 and planes > 1
                           and planes * grad_in.shape[1] >= MIN_PARALLEL_WORK)
     with nogil:
-        for p in prange(planes, schedule="static", num_threads=num_threads,
+        for p in prange(planes, schedule="dynamic", num_threads=num_threads,
                         use_threads_if=parallel):
             _max_pool_backward_plane(grad_out[p], indices[p], grad_in[p])
 
@@ -204,7 +204,7 @@ def avg_pool_forward(const floating[:, :, ::1] x,     # IN  (P, H, W)
     cdef bint parallel = (num_threads > 1 and planes > 1
                           and planes * out.shape[1] * out.shape[2] >= MIN_PARALLEL_WORK)
     with nogil:
-        for p in prange(planes, schedule="static", num_threads=num_threads,
+        for p in prange(planes, schedule="dynamic", num_threads=num_threads,
                         use_threads_if=parallel):
             _avg_pool_plane(x[p], out[p], kh, kw, sh, sw, ph, pw, count_include_pad)
 
@@ -218,7 +218,7 @@ def avg_pool_backward(const floating[:, :, ::1] grad_out,   # IN  (P, OH, OW)
     cdef bint parallel = (num_threads > 1 and planes > 1
                           and planes * grad_in.shape[1] * grad_in.shape[2] >= MIN_PARALLEL_WORK)
     with nogil:
-        for p in prange(planes, schedule="static", num_threads=num_threads,
+        for p in prange(planes, schedule="dynamic", num_threads=num_threads,
                         use_threads_if=parallel):
             _avg_pool_backward_plane(grad_out[p], grad_in[p], kh, kw, sh, sw, ph, pw,
                                      count_include_pad)
