@@ -3,6 +3,8 @@
 Every failure is a ValueError or TypeError whose message names the argument, what was expected
 and what was given (SPEC section 8).
 """
+import math
+import numbers
 import operator
 
 import numpy as np
@@ -25,6 +27,36 @@ def integer(value, name, minimum=None):
     if result > MAX_INT_ARGUMENT:
         raise ValueError(f"{name}: expected an integer <= {MAX_INT_ARGUMENT}, got {result}")
     return result
+
+
+def dimension(dim, ndim, name="dim"):
+    """`dim` as an index in [0, ndim) (negative counts from the end; a 0-d array has dim 0 or -1,
+    as in PyTorch). Out of range raises numpy's AxisError, a ValueError that is also the
+    IndexError PyTorch raises there."""
+    dim = integer(dim, name)
+    size = max(ndim, 1)
+    if not -size <= dim < size:
+        raise np.exceptions.AxisError(f"{name}: expected a dimension in [{-size}, {size - 1}] "
+                                      f"for a {ndim}-d tensor, got {dim}")
+    return dim % size
+
+
+def real_number(value, name, minimum=None):
+    """`value` as a finite Python float (bools refused), at least `minimum` when given."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or (minimum is not None and value < minimum):
+        bound = "" if minimum is None else f" >= {minimum}"
+        raise ValueError(f"{name}: expected a finite number{bound}, got {value}")
+    return value
+
+
+def flag(value, name):
+    """`value` as a bool; only True and False (Python's or NumPy's) are accepted."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
 
 
 def pair(value, name, minimum):

@@ -299,7 +299,15 @@ def load_model(model, path, allow_pickle=False):
                 f"{name} contains pickled Python objects (the original library's checkpoint "
                 "format). Unpickling runs code stored in the file, so it is refused by "
                 "default: pass allow_pickle=True only for a file you trust.")
-        state = state_dict_from_seed(model, np.load(path, allow_pickle=True), name)
+        try:
+            params = np.load(path, allow_pickle=True)
+        # Unpickling a damaged file can fail in any way (UnpicklingError, EOFError,
+        # AttributeError, ImportError, ...): all of them mean the same thing here.
+        except Exception as error:  # noqa: BLE001
+            raise ValueError(f"{name}: cannot read the original library's pickled checkpoint "
+                             f"(truncated or corrupted?): {type(error).__name__}: "
+                             f"{error}") from None
+        state = state_dict_from_seed(model, params, name)
     else:
         state = serialization.load(path)
         if isinstance(state, Mapping) and isinstance(state.get("model"), Mapping):
@@ -341,7 +349,11 @@ def state_dict_from_seed(model, params, name="the checkpoint"):
             slots.append((dot + "weight", module.weight, isinstance(module, Linear)))
             if module.bias is not None:
                 slots.append((dot + "bias", module.bias, False))
-    arrays = list(params)
+    try:
+        arrays = list(params)
+    except TypeError:  # e.g. a 0-d array
+        raise TypeError(f"{name}: expected a sequence of parameter arrays, got "
+                        f"{type(params).__name__}") from None
     if len(arrays) != len(slots):
         raise ValueError(f"{name} holds {len(arrays)} parameter arrays, but the model's "
                          f"Conv2d and Linear layers have {len(slots)} parameters (weight, then "

@@ -20,6 +20,7 @@ import errno
 import json
 import os
 import tempfile
+import tokenize
 import zipfile
 import zlib
 from collections import OrderedDict
@@ -295,7 +296,8 @@ def _npy_dtype(file):
         read_header = (npy_format.read_array_header_1_0 if major == 1
                        else npy_format.read_array_header_2_0)
         return read_header(file)[2]
-    except (ValueError, EOFError):
+    # A damaged header fails to parse as a Python literal in several ways.
+    except (ValueError, EOFError, SyntaxError, tokenize.TokenError):
         return None
 
 
@@ -332,9 +334,10 @@ def _read_members(file, name):
                                          f"array (corrupted)")
                 entries[info.filename[:-len(".npy")]] = array
     # zlib.error: a corrupted compressed member (np.savez_compressed); NotImplementedError and
-    # RuntimeError: compression methods or encryption zipfile does not support.
+    # RuntimeError: compression methods or encryption zipfile does not support; OSError: a seek
+    # to an offset a damaged directory gives; UnicodeDecodeError: a damaged member name.
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error, NotImplementedError,
-            RuntimeError) as error:
+            RuntimeError, OSError, UnicodeDecodeError) as error:
         raise ValueError(f"{name}: not a readable .npz archive, truncated or corrupted "
                          f"({error})") from None
     return entries

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from ._validation import dimension, integer
 from .random import default_generator
 
 # dtype aliases, so that user code reads like PyTorch's (``cnn.float64``).
@@ -156,7 +157,11 @@ class Tensor:
 
     def size(self, dim=None):
         """Return the shape, or the size of one ``dim``."""
-        return self.data.shape if dim is None else self.data.shape[dim]
+        if dim is None:
+            return self.data.shape
+        if not self.data.ndim:
+            raise np.exceptions.AxisError(f"dim: a 0-d tensor has no dimensions, got {dim!r}")
+        return self.data.shape[dimension(dim, self.data.ndim)]
 
     def numel(self):
         """Return the number of elements."""
@@ -205,7 +210,7 @@ class Tensor:
         """
         if isinstance(dtype, str) and dtype == "cpu":
             return self
-        dtype = np.dtype(dtype)
+        dtype = _numpy_dtype(dtype, "dtype")
         _check_dtype(dtype, "dtype")
         return self if dtype == self.data.dtype else _ops.Cast.apply(self, dtype)
 
@@ -289,7 +294,7 @@ class Tensor:
     # ***** comparisons (no gradient) *****
 
     def _compare(self, ufunc, other):
-        other = other.data if isinstance(other, Tensor) else other
+        other = other.data if isinstance(other, Tensor) else self._operand(other)
         return Tensor(_ops._elementwise(ufunc, self.data, other))
 
     def __eq__(self, other):
@@ -321,11 +326,11 @@ class Tensor:
 
     def sum(self, dim=None, keepdim=False):
         """Sum over ``dim`` (an int, a tuple of ints, or None for all elements)."""
-        return _ops.Sum.apply(self, _dims(dim), keepdim)
+        return _ops.Sum.apply(self, _dims(dim, self.data.ndim), keepdim)
 
     def mean(self, dim=None, keepdim=False):
         """Mean over ``dim`` (an int, a tuple of ints, or None for all elements)."""
-        return _ops.Mean.apply(self, _dims(dim), keepdim)
+        return _ops.Mean.apply(self, _dims(dim, self.data.ndim), keepdim)
 
     def max(self, dim=None, keepdim=False):
         """Maximum of all elements, or ``(values, indices)`` along ``dim``.
@@ -340,30 +345,45 @@ class Tensor:
         """
         if dim is None:
             return _ops.Max.apply(self)
+        dim = dimension(dim, self.data.ndim)
+        if not self.data.ndim:  # a 0-d tensor's only dim is itself (as in PyTorch)
+            return MaxResult(_ops.Max.apply(self), self.argmax())
         values = _ops.Max.apply(self, dim, keepdim)
         return MaxResult(values, self.argmax(dim, keepdim))
 
     def argmax(self, dim=None, keepdim=False):
         """Index of the first maximum over all elements (flat index) or along ``dim`` (int64)."""
-        indices = np.argmax(self.data, axis=dim, keepdims=keepdim and dim is not None)
+        data = self.data
+        if dim is not None:
+            dim = dimension(dim, data.ndim)
+            if not data.ndim:
+                dim = None
+        if data.size == 0 and (dim is None or data.shape[dim] == 0):
+            raise ValueError(f"argmax: cannot take the maximum over an empty dim of shape "
+                             f"{data.shape}")
+        indices = np.argmax(data, axis=dim, keepdims=keepdim and dim is not None)
         return Tensor(np.asarray(indices, dtype=np.int64))
 
     # ***** shape *****
 
     def reshape(self, *shape):
         """Return the same elements in ``shape`` (a tuple or ints; one dim may be -1)."""
-        return _ops.Reshape.apply(self, _shape_arg(shape))
+        return _ops.Reshape.apply(self, _shape_arg(shape, "shape"))
 
     def view(self, *shape):
         """Same as :meth:`reshape` (NumPy copies when a view is impossible)."""
-        return _ops.Reshape.apply(self, _shape_arg(shape))
+        return _ops.Reshape.apply(self, _shape_arg(shape, "shape"))
 
     def flatten(self, start_dim=0, end_dim=-1):
         """Merge dims ``start_dim`` to ``end_dim`` (inclusive) into one."""
         shape = self.data.shape
+        start = dimension(start_dim, len(shape), "start_dim")
+        end = dimension(end_dim, len(shape), "end_dim")
         if not shape:
             return self.reshape(1)
-        start, end = range(len(shape))[start_dim], range(len(shape))[end_dim]
+        if start > end:
+            raise ValueError(f"flatten: start_dim ({start_dim}) cannot come after end_dim "
+                             f"({end_dim}) in a {len(shape)}-d tensor")
         return self.reshape(shape[:start] + (math.prod(shape[start:end + 1]),) + shape[end + 1:])
 
     def squeeze(self, dim=None):
@@ -371,21 +391,32 @@ class Tensor:
         shape = self.data.shape
         if dim is None:
             return self.reshape(tuple([size for size in shape if size != 1]))
-        dim = range(len(shape))[dim]
+        dim = dimension(dim, len(shape))
+        if not shape:
+            return self.reshape(())
         return self.reshape(shape[:dim] + shape[dim + 1:] if shape[dim] == 1 else shape)
 
     def unsqueeze(self, dim):
         """Insert a dim of size 1 at position ``dim``."""
-        return self.reshape(np.expand_dims(self.data, dim).shape)
+        shape = self.data.shape
+        dim = dimension(dim, len(shape) + 1)
+        return self.reshape(shape[:dim] + (1,) + shape[dim:])
 
     def permute(self, *dims):
         """Reorder the dims: dim ``i`` of the result is dim ``dims[i]`` of this tensor."""
-        return _ops.Permute.apply(self, _shape_arg(dims))
+        ndim = self.data.ndim
+        dims = _shape_arg(dims, "dims")
+        if sorted(dimension(d, ndim, "dims") for d in dims) != list(range(ndim)):
+            raise ValueError(f"dims: expected a permutation of the {ndim} dims, got {dims}")
+        return _ops.Permute.apply(self, tuple([d % ndim for d in dims]))
 
     def transpose(self, dim0, dim1):
         """Swap dims ``dim0`` and ``dim1``."""
-        dims = list(range(self.data.ndim))
-        dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
+        ndim = self.data.ndim
+        dim0, dim1 = dimension(dim0, ndim, "dim0"), dimension(dim1, ndim, "dim1")
+        dims = list(range(ndim))
+        if ndim:
+            dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
         return _ops.Permute.apply(self, tuple(dims))
 
     @property
@@ -488,12 +519,18 @@ def _as_array(data, dtype=None, copy=False):
     """Convert ``data`` to an ndarray of a supported dtype, with the default float dtype."""
     if isinstance(data, Tensor):
         data = data.data
-    if dtype is None and not isinstance(data, (np.ndarray, np.generic)):
-        array = np.array(data)
-        if array.dtype == np.float64:
-            array = array.astype(_DEFAULT_FLOAT)
-    else:
-        array = np.array(data, dtype=dtype) if copy else np.asarray(data, dtype=dtype)
+    if dtype is not None:
+        dtype = _numpy_dtype(dtype, "dtype")
+    try:
+        if dtype is None and not isinstance(data, (np.ndarray, np.generic)):
+            array = np.array(data)
+            if array.dtype == np.float64:
+                array = array.astype(_DEFAULT_FLOAT)
+        else:
+            array = np.array(data, dtype=dtype) if copy else np.asarray(data, dtype=dtype)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"data: cannot make an array of the given {type(data).__name__}: "
+                          f"{error}") from None
     _check_dtype(array.dtype, "dtype" if dtype is not None else "data")
     return array
 
@@ -504,8 +541,15 @@ def _check_dtype(dtype, name):
                         "floating point")
 
 
+def _numpy_dtype(dtype, name):
+    try:
+        return np.dtype(dtype)
+    except TypeError as error:
+        raise TypeError(f"{name}: expected a NumPy dtype, got {dtype!r} ({error})") from None
+
+
 def _float_dtype(dtype):
-    dtype = _DEFAULT_FLOAT if dtype is None else np.dtype(dtype)
+    dtype = _DEFAULT_FLOAT if dtype is None else _numpy_dtype(dtype, "dtype")
     _check_dtype(dtype, "dtype")
     return dtype
 
@@ -522,16 +566,26 @@ def _size(size, name):
     return size
 
 
-def _shape_arg(shape):
-    """Accept ``reshape(2, 3)`` as well as ``reshape((2, 3))``."""
+def _shape_arg(shape, name):
+    """Accept ``reshape(2, 3)`` as well as ``reshape((2, 3))``; every entry an integer."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        return tuple(shape[0])
-    return shape
+        shape = shape[0]
+    return tuple([integer(size, name) for size in shape])
 
 
-def _dims(dim):
-    # NumPy takes a tuple of axes but not a list.
-    return tuple(dim) if isinstance(dim, list) else dim
+def _dims(dim, ndim):
+    """A reduction's ``dim`` (None, an int, or a tuple or list of ints) checked against ``ndim``
+    dims: None, an int or a tuple of distinct non-negative ints."""
+    if dim is None:
+        return None
+    if isinstance(dim, (tuple, list)):
+        dims = tuple([dimension(d, ndim) for d in dim])
+        if len(set(dims)) != len(dims):
+            raise ValueError(f"dim: each dimension may appear once, got {tuple(dim)}")
+    else:
+        dims = dimension(dim, ndim)
+    # A 0-d tensor's only dim is itself: reducing over it reduces over everything.
+    return None if not ndim else dims
 
 
 def _has_fraction(data):

@@ -205,6 +205,27 @@ def test_failed_loads_leave_the_model_unchanged(tmp_path):
     assert_unchanged(model, before)
 
 
+@pytest.mark.parametrize("damage", ["truncated", "garbled"])
+def test_damaged_original_checkpoint_names_the_file_and_keeps_the_model(tmp_path, damage):
+    # With allow_pickle=True a damaged pickle can fail inside pickle in many ways; every one is
+    # reported as a ValueError naming the file.
+    path = tmp_path / "original.npy"
+    np.save(path, seed_format(small_net()), allow_pickle=True)
+    raw = bytearray(path.read_bytes())
+    if damage == "truncated":
+        raw = raw[:len(raw) * 2 // 3]
+    else:
+        start = raw.index(b"\n") + 1  # just after the .npy header: the pickle's opcodes
+        raw[start:start + 40] = bytes(range(200, 240))
+    path.write_bytes(bytes(raw))
+    model = small_net()
+    before = snapshot(model)
+    with pytest.raises(ValueError, match="original.npy") as error:
+        model.load_model(path, allow_pickle=True)
+    assert "corrupted" in str(error.value)
+    assert_unchanged(model, before)
+
+
 def test_print_adds_the_parameter_count_but_repr_stays_pytorchs():
     model = lenet()
     assert str(model) == repr(model) + "\nNumber of parameters : 61706"

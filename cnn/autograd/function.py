@@ -221,6 +221,7 @@ def run_backward(tensor, gradient=None, retain_graph=False):
         ValueError: The tensor does not require grad, ``gradient`` is missing or has the
             wrong shape, an op's backward returned a gradient of the wrong shape, or the
             graph was already freed.
+        TypeError: ``gradient`` is not an array of real numbers (complex, strings, objects).
     """
     if not tensor._requires_grad:
         raise ValueError("backward: the tensor does not require grad and has no grad_fn; "
@@ -279,6 +280,8 @@ def _root_gradient(tensor, gradient):
                              f"pass backward(gradient=...) for a tensor of shape {data.shape}")
         return np.ones(data.shape, data.dtype)
     grad = np.asarray(gradient.data if isinstance(gradient, Tensor) else gradient)
+    if grad.dtype.kind not in "biuf":
+        raise TypeError(f"backward: gradient must be a real number array, got dtype {grad.dtype}")
     if grad.shape != data.shape:
         raise ValueError(f"backward: gradient has shape {grad.shape}, expected the "
                          f"tensor's shape {data.shape}")

@@ -7,7 +7,7 @@ import operator
 import numpy as np
 
 from .. import random as _random
-from .._validation import integer
+from .._validation import flag, integer
 from ..tensor import Tensor, from_numpy
 
 
@@ -60,12 +60,6 @@ def _to_tensors(batch):
     if isinstance(batch, dict):
         return {key: _to_tensors(item) for key, item in batch.items()}
     return batch
-
-
-def _flag(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected True or False, got {type(value).__name__} {value!r}")
-    return bool(value)
 
 
 def _seed(seed):
@@ -141,11 +135,11 @@ class DataLoader:
                             f"{type(collate_fn).__name__}")
         self.dataset = dataset
         self.batch_size = integer(batch_size, "batch_size", minimum=1)
-        self.shuffle = _flag(shuffle, "shuffle")
-        self.drop_last = _flag(drop_last, "drop_last")
+        self.shuffle = flag(shuffle, "shuffle")
+        self.drop_last = flag(drop_last, "drop_last")
         self.seed = _seed(seed)
         self.collate_fn = collate_fn
-        self.as_tensor = _flag(as_tensor, "as_tensor")
+        self.as_tensor = flag(as_tensor, "as_tensor")
         self.epoch = 0
 
     def set_epoch(self, epoch):

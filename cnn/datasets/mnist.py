@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._validation import flag
 from ..data.dataset import Dataset
 from .download import DEFAULT_TIMEOUT, download_from_mirrors
 
@@ -253,10 +254,7 @@ class MNIST(Dataset):
     supports_batch_indexing = True
 
     def __init__(self, root=None, train=True, download=False, transform=None):
-        for name, flag in (("train", train), ("download", download)):
-            if not isinstance(flag, (bool, np.bool_)):
-                raise TypeError(f"{name}: expected True or False, got {type(flag).__name__} "
-                                f"{flag!r}")
+        train, download = flag(train, "train"), flag(download, "download")
         if transform is not None and not callable(transform):
             raise TypeError(f"transform: expected a callable or None, got "
                             f"{type(transform).__name__}")

@@ -1,7 +1,7 @@
 """Adam and AdamW (PyTorch's single-tensor update rules); AdamW is Adam with decoupled weight decay."""
 import numpy as np
 
-from .optimizer import Optimizer, _check_number, _params_with_grad
+from .optimizer import Optimizer, _check_flags, _check_number, _params_with_grad
 
 
 class Adam(Optimizer):
@@ -61,6 +61,7 @@ class Adam(Optimizer):
             _check_number(beta, f"betas[{i}]", f"beta parameter at index {i}", upper=1.0)
         options["betas"] = (float(betas[0]), float(betas[1]))
         _check_number(options["weight_decay"], "weight_decay", "weight_decay value")
+        _check_flags(options, ("amsgrad", "maximize", "decoupled_weight_decay"))
 
     def _required_state(self, group):
         names = ("step", "exp_avg", "exp_avg_sq")

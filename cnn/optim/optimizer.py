@@ -1,10 +1,12 @@
 """The base class of the optimizers: parameter groups, per-parameter state and its (de)serialisation."""
 import copy
+import math
 import numbers
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from .._validation import flag
 from ..tensor import Tensor
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -45,7 +47,11 @@ class Optimizer:
         if isinstance(params, (Tensor, np.ndarray)):
             raise TypeError("params argument given to the optimizer should be an iterable of Tensors "
                             f"or dicts, but got {type(params).__name__}")
-        param_groups = list(params)
+        try:
+            param_groups = list(params)
+        except TypeError:
+            raise TypeError("params argument given to the optimizer should be an iterable of "
+                            f"Tensors or dicts, but got {type(params).__name__}") from None
         if not param_groups:
             raise ValueError("optimizer got an empty parameter list")
         if not isinstance(param_groups[0], Mapping):
@@ -294,6 +300,14 @@ def _check_number(value, name, description, upper=None):
     if not 0.0 <= value or (upper is not None and not value < upper):
         bounds = ">= 0" if upper is None else f"in [0, {upper:g})"
         raise ValueError(f"Invalid {description}: {value} ({name} must be {bounds})")
+    if not math.isfinite(value):
+        raise ValueError(f"Invalid {description}: {value} ({name} must be finite)")
+
+
+def _check_flags(options, names):
+    """Normalise the boolean options ``names`` to bool; TypeError naming one that is not."""
+    for name in names:
+        options[name] = flag(options[name], name)
 
 
 def _index(key, where):

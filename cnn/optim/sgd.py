@@ -1,7 +1,8 @@
 """Stochastic gradient descent, optionally with momentum (PyTorch's update rule)."""
 import numpy as np
 
-from .optimizer import Optimizer, _check_number, _params_with_grad
+from .._validation import real_number
+from .optimizer import Optimizer, _check_flags, _check_number, _params_with_grad
 
 
 class SGD(Optimizer):
@@ -54,6 +55,8 @@ class SGD(Optimizer):
         _check_number(options["lr"], "lr", "learning rate")
         _check_number(options["momentum"], "momentum", "momentum value")
         _check_number(options["weight_decay"], "weight_decay", "weight_decay value")
+        real_number(options["dampening"], "dampening")
+        _check_flags(options, ("nesterov", "maximize"))
         if options["nesterov"] and (options["momentum"] <= 0 or options["dampening"] != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 

@@ -1,7 +1,7 @@
 """Element-wise activations and (log-)softmax."""
 import numpy as np
 
-from cnn._validation import integer
+from cnn._validation import dimension, real_number
 from cnn.autograd import Function
 
 from ._inputs import float_array_of
@@ -73,6 +73,8 @@ class Tanh(Function):
 
 def log_softmax_array(x, dim):
     """log(softmax(x)) along `dim`, shifted by the row maximum so that no exp overflows."""
+    if x.size == 0:  # nothing to normalise (and no maximum to shift by)
+        return np.empty_like(x)
     shifted = x - x.max(axis=dim, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
 
@@ -111,13 +113,6 @@ class LogSoftmax(Function):
         return grad_output - np.exp(out) * total, None
 
 
-def _dim(dim, x, name="dim"):
-    dim = integer(dim, name)
-    if not -x.ndim <= dim < max(x.ndim, 1):
-        raise ValueError(f"{name}: expected a dimension in [{-x.ndim}, {x.ndim - 1}], got {dim}")
-    return dim % max(x.ndim, 1)
-
-
 def relu(input):
     """Rectified linear unit, max(input, 0)."""
     float_array_of(input, "input")
@@ -127,9 +122,7 @@ def relu(input):
 def leaky_relu(input, negative_slope=0.01):
     """input where positive, negative_slope * input elsewhere."""
     float_array_of(input, "input")
-    if not isinstance(negative_slope, (int, float)) or isinstance(negative_slope, bool):
-        raise TypeError(f"negative_slope: expected a number, got {negative_slope!r}")
-    return LeakyReLU.apply(input, float(negative_slope))
+    return LeakyReLU.apply(input, real_number(negative_slope, "negative_slope"))
 
 
 def sigmoid(input):
@@ -147,10 +140,10 @@ def tanh(input):
 def softmax(input, dim):
     """exp(input) normalised to sum to 1 along `dim` (stable for any magnitude)."""
     x = float_array_of(input, "input")
-    return Softmax.apply(input, _dim(dim, x))
+    return Softmax.apply(input, dimension(dim, x.ndim))
 
 
 def log_softmax(input, dim):
     """log(softmax(input, dim)), computed with log-sum-exp (no overflow, no log(0))."""
     x = float_array_of(input, "input")
-    return LogSoftmax.apply(input, _dim(dim, x))
+    return LogSoftmax.apply(input, dimension(dim, x.ndim))

@@ -1,6 +1,8 @@
 """Dropout: zero elements with probability p during training, scale the rest by 1 / (1 - p)."""
+from cnn._validation import flag, real_number
 from cnn.autograd import Function
 from cnn.random import default_generator
+from cnn.tensor import Tensor, from_numpy
 
 from ._inputs import float_array_of
 
@@ -28,8 +30,15 @@ def dropout(input, p=0.5, training=True):
     The mask is drawn from cnn's generator (`cnn.manual_seed` makes it reproducible).
     """
     float_array_of(input, "input")
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
-        raise ValueError(f"p: dropout probability has to be between 0 and 1, got {p!r}")
-    if not training or p == 0:
-        return input
-    return Dropout.apply(input, float(p))
+    p = check_probability(p)
+    if not flag(training, "training") or p == 0:
+        return input if isinstance(input, Tensor) else from_numpy(input)
+    return Dropout.apply(input, p)
+
+
+def check_probability(p):
+    """The dropout probability `p` as a float in [0, 1]."""
+    p = real_number(p, "p")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p: dropout probability has to be between 0 and 1, got {p}")
+    return p

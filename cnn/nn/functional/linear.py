@@ -1,4 +1,6 @@
 """Fully connected layers: y = x @ W.T + b."""
+import math
+
 from cnn import _blas
 from cnn.autograd import Function
 from cnn.tensor import Tensor, from_numpy
@@ -22,10 +24,12 @@ class Linear(Function):
     def backward(ctx, grad_output):
         x, weight = ctx.saved_tensors
         needs_x, needs_w, needs_b = ctx.needs_input_grad
-        rows = grad_output.reshape(-1, grad_output.shape[-1])
+        # (rows, features) views; the row count is explicit, since -1 is ambiguous for 0 features.
+        count = math.prod(x.shape[:-1])
+        rows = grad_output.reshape(count, grad_output.shape[-1])
         with _blas.single_threaded():
             grad_x = grad_output @ weight if needs_x else None
-            grad_w = rows.T @ x.reshape(-1, x.shape[-1]) if needs_w else None
+            grad_w = rows.T @ x.reshape(count, x.shape[-1]) if needs_w else None
         grad_b = rows.sum(axis=0) if needs_b else None
         return grad_x, grad_w, grad_b
 

@@ -7,6 +7,7 @@ gradient with respect to the logits is then g * (softmax * rowsum(Q) - Q): one f
 """
 import numpy as np
 
+from cnn._validation import integer, real_number
 from cnn.autograd import Function
 
 from ._inputs import array_of, float_array_of, same_dtype
@@ -16,7 +17,7 @@ REDUCTIONS = ("mean", "sum", "none")
 
 
 def check_reduction(reduction):
-    if reduction not in REDUCTIONS:
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
         raise ValueError(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}")
     return reduction
 
@@ -46,7 +47,11 @@ def _reduce(per_sample, reduction, divisor):
     if reduction == "none":
         return per_sample
     total = per_sample.sum()
-    return total / divisor if reduction == "mean" else total
+    if reduction == "sum":
+        return total
+    # An empty batch (or only ignored samples) has a NaN mean, as in PyTorch: no warning.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / divisor
 
 
 def _reduced_gradient(grad_output, reduction, divisor, n):
@@ -98,6 +103,10 @@ def _class_problem(input, target, weight, ignore_index, label_smoothing, probabi
     if unbatched:
         x = x.reshape(1, -1)
     n, classes = x.shape
+    if classes == 0:
+        raise ValueError(f"input: expected at least one class (a non-empty last dimension), got "
+                         f"shape {x.shape}")
+    ignore_index = integer(ignore_index, "ignore_index")
     t = array_of(target, "target")
     if unbatched:
         t = t.reshape((1,) + t.shape)
@@ -122,10 +131,16 @@ def _class_problem(input, target, weight, ignore_index, label_smoothing, probabi
             raise ValueError(f"weight: expected one weight per class, shape ({classes},), got "
                              f"{w.shape}")
         weight = w
-    if not isinstance(label_smoothing, (int, float)) or not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"label_smoothing: expected a number in [0, 1], got {label_smoothing!r}")
-    q, divisor = _target_weights(x, t, weight, ignore_index, float(label_smoothing))
+    label_smoothing = check_label_smoothing(label_smoothing)
+    q, divisor = _target_weights(x, t, weight, ignore_index, label_smoothing)
     return q, divisor, unbatched
+
+
+def check_label_smoothing(label_smoothing):
+    label_smoothing = real_number(label_smoothing, "label_smoothing")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing: expected a number in [0, 1], got {label_smoothing}")
+    return label_smoothing
 
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
@@ -170,7 +185,10 @@ class MSELoss(Function):
         squared = diff * diff
         if reduction == "none":
             return squared
-        return squared.mean() if reduction == "mean" else squared.sum()
+        if reduction == "sum":
+            return squared.sum()
+        with np.errstate(invalid="ignore", divide="ignore"):  # NaN for no elements, as PyTorch
+            return squared.sum() / squared.dtype.type(squared.size)
 
     @staticmethod
     def backward(ctx, grad_output):

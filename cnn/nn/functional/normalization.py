@@ -1,6 +1,7 @@
 """Batch normalisation over the channel dimension (dimension 1) of (N, C, *) inputs."""
 import numpy as np
 
+from cnn._validation import flag, real_number
 from cnn.autograd import Function
 
 from ._inputs import array_of, float_array_of, same_dtype
@@ -17,7 +18,11 @@ class BatchNorm(Function):
     def forward(ctx, x, running_mean, running_var, weight, bias, training, momentum, eps):
         axes = (0,) + tuple(range(2, x.ndim))
         shape = (1, -1) + (1,) * (x.ndim - 2)
-        if training:
+        if training and x.size == 0:
+            # An empty batch has no statistics: normalise nothing and leave the running ones
+            # as they are (as PyTorch does), rather than fold NaN into them.
+            mean, var = np.zeros(x.shape[1], x.dtype), np.ones(x.shape[1], x.dtype)
+        elif training:
             mean = x.mean(axis=axes)
             var = x.var(axis=axes)
             if running_mean is not None:
@@ -47,7 +52,7 @@ class BatchNorm(Function):
         grad_x = None
         if needs_x:
             g = grad_output if weight is None else grad_output * weight.reshape(shape)
-            if ctx.training:
+            if ctx.training and g.size:
                 # The batch statistics depend on x too: subtract their share of the gradient.
                 mean_g = g.mean(axis=axes, keepdims=True)
                 mean_gx = (g * x_hat).mean(axis=axes, keepdims=True)
@@ -70,6 +75,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         eps: added to the variance for stability.
     """
     x = float_array_of(input, "input", (2, 3, 4, 5))
+    training = flag(training, "training")
+    momentum = real_number(momentum, "momentum")
+    eps = real_number(eps, "eps", minimum=0)
     channels = x.shape[1]
     for name, value in (("running_mean", running_mean), ("running_var", running_var),
                         ("weight", weight), ("bias", bias)):
@@ -81,10 +89,13 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         same_dtype(array, x, name, "input")
         if array.shape != (channels,):
             raise ValueError(f"{name}: expected shape ({channels},), got {array.shape}")
-    if training and x.size == channels:
+        if training and name.startswith("running") and not array.flags.writeable:
+            raise ValueError(f"{name}: updated in place when training, but the array is "
+                             "read-only")
+    if training and x.size == channels and channels:
         raise ValueError(f"input: expected more than 1 value per channel when training, got "
                          f"shape {x.shape}")
     running_mean = array_of(running_mean, "running_mean") if running_mean is not None else None
     running_var = array_of(running_var, "running_var") if running_var is not None else None
-    return BatchNorm.apply(input, running_mean, running_var, weight, bias, bool(training),
-                           float(momentum), float(eps))
+    return BatchNorm.apply(input, running_mean, running_var, weight, bias, training, momentum,
+                           eps)

@@ -10,7 +10,10 @@ from cnn.nn.parameter import Parameter
 
 def parameter_dtype(dtype):
     """The dtype of a new layer's parameters: float32 unless float64 is asked for."""
-    dtype = np.dtype(np.float32 if dtype is None else dtype)
+    try:
+        dtype = np.dtype(np.float32 if dtype is None else dtype)
+    except TypeError:
+        dtype = repr(dtype)  # not a dtype at all: named in the error below
     if dtype not in FLOAT_DTYPES:
         raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
     return dtype

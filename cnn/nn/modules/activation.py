@@ -3,7 +3,7 @@
 `inplace=True` is accepted for PyTorch compatibility; the result is computed out of place, with
 the same values and gradients (an autograd graph over NumPy arrays gains nothing from aliasing).
 """
-from cnn._validation import integer
+from cnn._validation import integer, real_number
 from cnn.nn import functional as F
 from cnn.nn.module import Module
 
@@ -27,6 +27,7 @@ class LeakyReLU(Module):
 
     def __init__(self, negative_slope=0.01, inplace=False):
         super().__init__()
+        real_number(negative_slope, "negative_slope")
         self.negative_slope = negative_slope
         self.inplace = bool(inplace)
 

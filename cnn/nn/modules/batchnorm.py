@@ -1,8 +1,9 @@
 """Batch normalisation layers with running statistics."""
 import numpy as np
 
-from cnn._validation import integer
+from cnn._validation import integer, real_number
 from cnn.nn import functional as F
+from cnn.nn.functional._inputs import float_array_of
 from cnn.nn.module import Module
 from cnn.nn.parameter import Parameter
 
@@ -30,6 +31,9 @@ class _BatchNorm(Module):
                  track_running_stats=True, dtype=None, *, bias=True):
         super().__init__()
         self.num_features = integer(num_features, "num_features", 1)
+        real_number(eps, "eps", minimum=0)
+        if momentum is not None:
+            real_number(momentum, "momentum")
         self.eps = eps
         self.momentum = momentum
         self.affine = bool(affine)
@@ -60,9 +64,10 @@ class _BatchNorm(Module):
             self.num_batches_tracked[...] = 0
 
     def forward(self, input):
-        if input.ndim not in self._ndims:
+        x = float_array_of(input, "input")
+        if x.ndim not in self._ndims:
             expected = " or ".join(f"{n}D" for n in self._ndims)
-            raise ValueError(f"input: expected {expected} input, got shape {tuple(input.shape)}")
+            raise ValueError(f"input: expected {expected} input, got shape {x.shape}")
         momentum = 0.0 if self.momentum is None else self.momentum
         use_batch_stats = self.training or not self.track_running_stats
         if self.training and self.track_running_stats:

@@ -1,5 +1,6 @@
 """Dropout layer."""
 from cnn.nn import functional as F
+from cnn.nn.functional.dropout import check_probability
 from cnn.nn.module import Module
 
 
@@ -9,8 +10,7 @@ class Dropout(Module):
 
     def __init__(self, p=0.5, inplace=False):
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
-            raise ValueError(f"p: dropout probability has to be between 0 and 1, got {p!r}")
+        check_probability(p)
         self.p = p
         self.inplace = bool(inplace)
 

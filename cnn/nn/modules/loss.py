@@ -1,7 +1,8 @@
 """Loss layers: CrossEntropyLoss, NLLLoss, MSELoss."""
 from cnn.nn import functional as F
 from cnn.nn.functional._inputs import float_array_of
-from cnn.nn.functional.loss import check_reduction
+from cnn._validation import integer
+from cnn.nn.functional.loss import check_label_smoothing, check_reduction
 from cnn.nn.module import Module
 
 
@@ -12,7 +13,7 @@ class _WeightedLoss(Module):
         super().__init__()
         self.register_buffer("weight", None if weight is None else
                              float_array_of(weight, "weight", (1,)))
-        self.ignore_index = ignore_index
+        self.ignore_index = integer(ignore_index, "ignore_index")
         self.reduction = check_reduction(reduction)
 
 
@@ -28,6 +29,7 @@ class CrossEntropyLoss(_WeightedLoss):
 
     def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
         super().__init__(weight, ignore_index, reduction)
+        check_label_smoothing(label_smoothing)
         self.label_smoothing = label_smoothing
 
     def forward(self, input, target):
