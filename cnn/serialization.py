@@ -18,6 +18,7 @@ previous checkpoint intact.
 import contextlib
 import errno
 import json
+import math
 import os
 import tempfile
 import tokenize
@@ -279,8 +280,8 @@ def _sniff(file):
             return "npz"
         if head == _NPY_MAGIC:
             file.seek(start)
-            dtype = _npy_dtype(file)
-            return "npy-objects" if dtype is not None and dtype.hasobject else "npy"
+            header = _npy_header(file)
+            return "npy-objects" if header is not None and header[2].hasobject else "npy"
         # Pickle protocols 2 and later start with PROTO; torch.save's legacy format is one.
         if head[0] == 0x80 and 2 <= head[1] <= 5:
             return "pickle"
@@ -289,13 +290,13 @@ def _sniff(file):
         file.seek(start)
 
 
-def _npy_dtype(file):
-    """The dtype in a ``.npy`` header, or None when the header cannot be read."""
+def _npy_header(file):
+    """(shape, fortran_order, dtype) from a ``.npy`` header, or None when it cannot be read."""
     try:
         major, _ = npy_format.read_magic(file)
         read_header = (npy_format.read_array_header_1_0 if major == 1
                        else npy_format.read_array_header_2_0)
-        return read_header(file)[2]
+        return read_header(file)
     # A damaged header fails to parse as a Python literal in several ways.
     except (ValueError, EOFError, SyntaxError, tokenize.TokenError):
         return None
@@ -327,7 +328,7 @@ def _read_members(file, name):
                                      f"{info.filename!r} is not a .npy array"
                                      + _torch_hint(info.filename))
                 with archive.open(info) as member:
-                    array = _read_array(member, name, info.filename)
+                    array = _read_array(member, name, info)
                     # Reading to the end makes zipfile verify the member's CRC.
                     if member.read(1):
                         raise ValueError(f"{name}: member {info.filename!r} has data after its "
@@ -350,7 +351,19 @@ def _torch_hint(member):
     return ""
 
 
-def _read_array(member, name, member_name):
+def _read_array(member, name, info):
+    member_name = info.filename
+    # A damaged header could declare any size: compare it with the member's before allocating.
+    header = _npy_header(member)
+    if header is not None and not header[2].hasobject:
+        shape, _, dtype = header
+        declared = math.prod(shape) * dtype.itemsize
+        held = info.file_size - member.tell()
+        if declared != held:
+            raise ValueError(f"{name}: member {member_name!r} declares {declared} bytes of data "
+                             f"(shape {shape}, dtype {dtype}) but holds {held} (truncated or "
+                             "corrupted)")
+    member.seek(0)
     try:
         return npy_format.read_array(member, allow_pickle=False)
     except ValueError as error:

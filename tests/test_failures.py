@@ -4,9 +4,11 @@ tests/test_seed_interface.py, tests/test_module.py and tests/test_optim.py, whic
 common cases; tests/test_fuzz.py throws random damage at the same loaders."""
 import os
 import struct
+import zipfile
 
 import numpy as np
 import pytest
+from numpy.lib import format as npy_format
 
 import cnn
 from cnn.nn import BatchNorm2d, Conv2d, Flatten, Linear, ReLU, Sequential
@@ -45,6 +47,18 @@ def test_archive_whose_directory_points_outside_the_file(tmp_path):
     with pytest.raises(ValueError, match="ckpt.npz"):
         model.load_model(path)
     assert_unchanged(model, before)
+
+
+def test_member_declaring_an_absurd_size_is_refused_before_allocating(tmp_path):
+    path = tmp_path / "huge.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        with archive.open("w.npy", "w") as member:
+            npy_format.write_array_header_1_0(
+                member, {"descr": "<f8", "fortran_order": False, "shape": (2**40,)})
+            member.write(bytes(64))
+    with pytest.raises(ValueError, match=r"huge.npz.*'w.npy' declares 8796093022208 bytes.*"
+                                         r"holds 64"):
+        cnn.load(path)
 
 
 def test_interrupted_save_model_keeps_the_previous_file(tmp_path, monkeypatch):
