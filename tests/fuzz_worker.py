@@ -132,11 +132,11 @@ def wrap(data, value, grad=False):
 def int_arg(data, minimum, maximum, bad=True):
     """(argument, its value as a pair of ints or None when invalid); an invalid argument only
     when `bad`."""
-    kind = data.draw(st.sampled_from(["int"] * 3 + ["pair"] + ["low", "bad"] * bad),
+    kind = data.draw(st.sampled_from(["int"] * 3 + ["numpy int", "pair"] + ["low", "bad"] * bad),
                      label="int kind")
-    if kind == "int":
+    if kind in ("int", "numpy int"):
         value = data.draw(st.integers(minimum, maximum))
-        return value, (value, value)
+        return (value if kind == "int" else np.int64(value)), (value, value)
     if kind == "pair":
         value = (data.draw(st.integers(minimum, maximum)), data.draw(st.integers(minimum, maximum)))
         return value, value
@@ -628,7 +628,8 @@ def int_arg_value(value, minimum):
     values = value if isinstance(value, tuple) and len(value) == 2 else (value,)
     if isinstance(value, (tuple, list)) and len(value) != 2:
         return None
-    if all(type(v) is int and v >= minimum for v in values):
+    if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= minimum
+           for v in values):
         return values
     return None
 

@@ -14,7 +14,10 @@ def pool_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mode
     `stride=None` means the kernel size, as in PyTorch.
     """
     kernel = pair(kernel_size, "kernel_size", 1)
-    strides = kernel if stride is None or stride == () else pair(stride, "stride", 1)
+    # () and [] also mean the default, as in PyTorch (not `stride == ()`: a NumPy integer
+    # would compare elementwise).
+    default = stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0)
+    strides = kernel if default else pair(stride, "stride", 1)
     pads = pair(padding, "padding", 0)
     dilations = pair(dilation, "dilation", 1)
     if not isinstance(ceil_mode, (bool, np.bool_)):
