@@ -88,7 +88,7 @@ class Tensor:
 
         Set it to None to clear it, or to a Tensor or array of this tensor's shape and dtype.
         """
-        return None if self._grad is None else Tensor(self._grad)
+        return None if self._grad is None else _wrap(self._grad)
 
     @grad.setter
     def grad(self, value):
@@ -514,6 +514,17 @@ def randn(*size, dtype=None, requires_grad=False, generator=None):
 
 
 # ***** helpers *****
+
+def _wrap(array):
+    """A Tensor around `array`, an ndarray already known to be valid: no conversion, no checks
+    (optimizers read every gradient on every step through `Tensor.grad`)."""
+    tensor = object.__new__(Tensor)
+    tensor.data = array
+    tensor._grad = None
+    tensor._node = None
+    tensor._requires_grad = False
+    return tensor
+
 
 def _as_array(data, dtype=None, copy=False):
     """Convert ``data`` to an ndarray of a supported dtype, with the default float dtype."""

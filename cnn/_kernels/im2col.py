@@ -21,7 +21,8 @@ def conv_geometry(input_shape, kernel_size, stride, padding, dilation):
 def _plain_int_or_pair(value):
     """An int or a tuple of ints, exactly: only these are cached, because a cache compares keys
     with ==, and 2 == 2.0 == True would let a float or bool skip its TypeError."""
-    return type(value) is int or (type(value) is tuple and all(type(v) is int for v in value))
+    return type(value) is int or (type(value) is tuple and len(value) == 2
+                                  and type(value[0]) is int and type(value[1]) is int)
 
 
 def _conv_geometry(input_shape, kernel_size, stride, padding, dilation):
