@@ -66,7 +66,8 @@ class Cross_entropy:  # noqa: N801 (the original library's name)
         model (Module): The model whose parameters ``backward()`` fills.
 
     Raises:
-        TypeError: If `labels` are not integers (the message names the dtype).
+        TypeError: If `model` is not a Module, or `labels` are not integers (the message names
+            the dtype).
         ValueError: If `labels` have the wrong shape or a class out of range.
 
     Example::
@@ -78,6 +79,8 @@ class Cross_entropy:  # noqa: N801 (the original library's name)
     """
 
     def __init__(self, model, images, labels):
+        if not callable(model) or not hasattr(model, "parameters"):
+            raise TypeError(f"model: expected a cnn.nn.Module, got {type(model).__name__}")
         self.model = model
         self.loss = F.cross_entropy(model(images), _class_indices(labels))
 

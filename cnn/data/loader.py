@@ -27,8 +27,10 @@ def default_collate(samples):
 
     Raises:
         TypeError: For an element type it cannot collate.
-        ValueError: If tuple or list samples differ in length.
+        ValueError: If there are no samples, or tuple or list samples differ in length.
     """
+    if not len(samples):
+        raise ValueError("samples: expected at least one sample to collate, got none")
     first = samples[0]
     if isinstance(first, (np.ndarray, Tensor)):
         return np.stack([np.asarray(sample) for sample in samples])
