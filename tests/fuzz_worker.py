@@ -623,6 +623,44 @@ def module_case(data):
     return Case(f"{text}({describe(x)})", run, VALID if valid else INVALID, check)
 
 
+def optimizer_case(data):
+    """SGD and Adam with random hyperparameters, then one step: a finite update or a clear
+    refusal at construction."""
+    good_numbers, bad_numbers = [0.1, 0.0, 0.9, np.float32(0.5)], [-1.0, float("inf"),
+                                                                  float("nan"), "0.1", None, True]
+    sgd = data.draw(st.booleans())
+    names = ["lr", "momentum", "dampening", "weight_decay", "nesterov"] if sgd else \
+        ["lr", "betas", "eps", "weight_decay", "amsgrad"]
+    fault = fault_(data, *names)
+    args = {}
+    for name in names:
+        if name in ("nesterov", "amsgrad"):
+            choices = [1, "yes", None] if fault == name else [False, True]
+        elif name == "betas":
+            choices = [(1.0, 0.9), (0.9,), "x", (0.9, float("nan")), (0.9, -0.1)] \
+                if fault == name else [(0.9, 0.999), (0.0, 0.5)]
+        elif name == "dampening":  # any finite number (PyTorch does not bound it)
+            choices = [float("nan"), "x", None] if fault == name else [0.0, 0.5, -0.5]
+        else:
+            choices = bad_numbers if fault == name else good_numbers
+        args[name] = data.draw(st.sampled_from(choices))
+    valid = fault is None
+    if valid and sgd and args["nesterov"] and (args["momentum"] <= 0 or args["dampening"] != 0):
+        valid = False  # Nesterov needs momentum and no dampening
+    make = cnn.optim.SGD if sgd else cnn.optim.Adam
+    param = nn.Parameter(np.ones(3, data.draw(st.sampled_from(FLOATS))))
+
+    def run():
+        optimizer = make([param], **args)
+        param.grad = np.full(3, 0.5, param.data.dtype)
+        optimizer.step()
+        return param
+
+    def check(result):
+        return None if finite(result) else "a step with finite options gave non-finite values"
+    return Case(f"{make.__name__}({args})", run, VALID if valid else INVALID, check)
+
+
 def int_arg_value(value, minimum):
     """What pair() makes of a size argument, or None when it refuses it."""
     values = value if isinstance(value, tuple) and len(value) == 2 else (value,)
@@ -956,8 +994,8 @@ def snapshot_of(model, optimizer):
 
 
 FAMILIES = {"conv": conv_case, "pool": pool_case, "elementwise": elementwise_case,
-            "loss": loss_case, "modules": module_case, "kernels": kernel_case,
-            "tensor": tensor_case, "loaders": loader_case}
+            "loss": loss_case, "modules": module_case, "optimizers": optimizer_case,
+            "kernels": kernel_case, "tensor": tensor_case, "loaders": loader_case}
 
 
 # ***** running *****

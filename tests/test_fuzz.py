@@ -22,7 +22,7 @@ WORKER = os.path.join(os.path.dirname(__file__), "fuzz_worker.py")
 # Examples per family: about 25 s for all of them on two cores (hypothesis and cnn imports
 # included).
 EXAMPLES = {"conv": 600, "pool": 600, "elementwise": 600, "loss": 600, "modules": 600,
-            "kernels": 600, "tensor": 600, "loaders": 400}
+            "optimizers": 400, "kernels": 600, "tensor": 600, "loaders": 400}
 TIMEOUT = 300
 
 
