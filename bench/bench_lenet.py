@@ -437,14 +437,19 @@ class Context:
         self.profile_iterations = 10 if args.quick else 100
         self.notes = []
         self._tmp = None
-        self.data_root = benchlib.mnist_root(args.data)
+        self.data_root = None if args.random_data else benchlib.mnist_root(args.data)
+        if self.data_root is None and args.data and not args.random_data:
+            raise SystemExit(f"--data {args.data}: the four MNIST files are not there "
+                             f"({', '.join(benchlib.MNIST_FILES.values())}, each with or "
+                             "without .gz)")
         if self.data_root is None:
             # Random data written as IDX files, so that every code path (cnn.datasets.MNIST
             # included) is the same as with the real files.
             self._tmp = tempfile.TemporaryDirectory(prefix="cnn-bench-")
             self.data_root = Path(self._tmp.name)
             write_random_mnist(self.data_root)
-            self.data_source = "random (MNIST files not found; pass --data or set CNN_DATA)"
+            self.data_source = ("random (--random-data)" if args.random_data else
+                                "random (MNIST files not found; pass --data or set CNN_DATA)")
         else:
             self.data_source = f"MNIST from {self.data_root}"
         self._train = self._test = None
@@ -614,6 +619,8 @@ def parse_args(argv):
     parser.add_argument("--only", help="comma-separated figure ids: " + ",".join(ALL_FIGURES))
     parser.add_argument("--data", help="folder of the MNIST files (default: $CNN_DATA, the "
                         "shared data folder, ~/.cache/cnn/mnist; random data when absent)")
+    parser.add_argument("--random-data", action="store_true",
+                        help="use random MNIST-shaped data even where the files are found")
     parser.add_argument("--no-torch", action="store_true",
                         help="time cnn alone, as if PyTorch were not installed")
     parser.add_argument("--memory-child", choices=("cnn", "torch"), help=argparse.SUPPRESS)

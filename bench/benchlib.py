@@ -235,11 +235,15 @@ MNIST_FILES = {("train", "images"): "train-images-idx3-ubyte",
 def mnist_root(explicit=None):
     """The first folder holding all four MNIST files, or None (then the bench uses random data).
 
-    Looked for in: `explicit`, $CNN_DATA, the project's shared data folder, ~/.cache/cnn/mnist.
+    Looked for in `explicit` alone when given, else in $CNN_DATA, the project's shared data
+    folder (../shared/data/mnist beside the repository), ~/.cache/cnn/mnist.
     """
     here = Path(__file__).resolve().parent
-    candidates = [explicit, os.environ.get("CNN_DATA"),
-                  here.parent.parent / "shared" / "data" / "mnist", "~/.cache/cnn/mnist"]
+    if explicit:  # asked for by name: that folder or nothing
+        candidates = [explicit]
+    else:
+        candidates = [os.environ.get("CNN_DATA"),
+                      here.parent.parent / "shared" / "data" / "mnist", "~/.cache/cnn/mnist"]
     for folder in candidates:
         if not folder:
             continue
