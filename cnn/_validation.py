@@ -14,8 +14,9 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 MAX_INT_ARGUMENT = 2**31 - 1
 
 
-def integer(value, name, minimum=None):
-    """`value` as a Python int (bools and floats refused), at least `minimum` when given."""
+def integer(value, name, minimum=None, maximum=MAX_INT_ARGUMENT):
+    """`value` as a Python int (bools and floats refused) in [minimum, maximum]; None means
+    no bound on that side."""
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name}: expected an integer, got {value!r}")
     try:
@@ -24,8 +25,8 @@ def integer(value, name, minimum=None):
         raise TypeError(f"{name}: expected an integer, got {type(value).__name__} {value!r}") from None
     if minimum is not None and result < minimum:
         raise ValueError(f"{name}: expected an integer >= {minimum}, got {result}")
-    if result > MAX_INT_ARGUMENT:
-        raise ValueError(f"{name}: expected an integer <= {MAX_INT_ARGUMENT}, got {result}")
+    if maximum is not None and result > maximum:
+        raise ValueError(f"{name}: expected an integer <= {maximum}, got {result}")
     return result
 
 

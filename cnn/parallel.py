@@ -16,10 +16,15 @@ def openmp_enabled():
     return _ext.openmp_enabled()
 
 
+# OpenMP cannot start tens of thousands of threads (libgomp aborts the process), and no CPU
+# this library targets has more than a few hundred cores.
+MAX_THREADS = 1024
+
+
 def _default_num_threads():
     requested = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
     if requested.isdigit() and int(requested) > 0:
-        return int(requested)
+        return min(int(requested), MAX_THREADS)
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -35,6 +40,6 @@ def get_num_threads():
 
 
 def set_num_threads(n):
-    """Set the number of threads the kernels use; `n` is a positive integer."""
+    """Set the number of threads the kernels use; `n` is an integer in [1, MAX_THREADS]."""
     global _num_threads
-    _num_threads = integer(n, "n", minimum=1)
+    _num_threads = integer(n, "n", minimum=1, maximum=MAX_THREADS)

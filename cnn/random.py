@@ -7,6 +7,8 @@ restored for an exact resume.
 """
 import numpy as np
 
+from cnn._validation import integer
+
 # Seeded from OS entropy until manual_seed() is called. The object itself never changes, so
 # references handed out by default_generator() stay valid across manual_seed().
 _generator = np.random.Generator(np.random.PCG64())
@@ -21,6 +23,7 @@ def manual_seed(seed):
     Returns:
         numpy.random.Generator: The default generator, now seeded.
     """
+    seed = integer(seed, "seed", minimum=0, maximum=None)
     _generator.bit_generator.state = np.random.PCG64(seed).state
     return _generator
 

@@ -8,7 +8,7 @@ import functools
 import numpy as np
 
 from cnn import _blas, _ext
-from cnn._validation import float_array
+from cnn._validation import flag, float_array, shape
 from cnn.parallel import get_num_threads
 
 from .im2col import col2im, conv_geometry
@@ -25,9 +25,9 @@ def _padded_channels(f):
 
 def repack_weight(weight):
     """Weights (F, C, KH, KW) as wt (C*KH*KW, F rounded up to BLOCK), zero-padded channels."""
-    f = weight.shape[0]
-    wt = np.zeros((weight[0].size, _padded_channels(f)), dtype=weight.dtype)
-    wt[:, :f] = weight.reshape(f, -1).T
+    f, taps = weight.shape[0], weight.shape[1] * weight.shape[2] * weight.shape[3]
+    wt = np.zeros((taps, _padded_channels(f)), dtype=weight.dtype)
+    wt[:, :f] = weight.reshape(f, taps).T
     return wt
 
 
@@ -83,6 +83,7 @@ def _padded_image_setup(x, kernel, pads, dilations, extra_per_thread=0):
 
 def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, relu=False):
     """conv2d(x, weight) + bias (then ReLU when `relu`), computed directly, NCHW in and out."""
+    relu = flag(relu, "relu")
     x, weight, bias_padded, (kernel, strides, pads, dilations, out_size) = _checked(
         x, weight, bias, stride, padding, dilation)
     taps, scratch, threads, _ = _padded_image_setup(x, kernel, pads, dilations)
@@ -148,7 +149,11 @@ def conv2d_input_grad(grad_output, weight, input_shape, stride=1, padding=0, dil
     """
     grad_output = float_array(grad_output, "grad_output", ndim=4)
     weight = float_array(weight, "weight", ndim=4)
+    input_shape = shape(input_shape, "input_shape", 4)
     n, c, h, w = input_shape
+    if c != weight.shape[1]:
+        raise ValueError(f"input_shape: expected {weight.shape[1]} channels (weight.shape[1]), "
+                         f"got {c} in {input_shape}")
     kernel, strides, pads, dilations, out_size = conv_geometry(input_shape, weight.shape[2:],
                                                                stride, padding, dilation)
     f = weight.shape[0]
@@ -157,7 +162,7 @@ def conv2d_input_grad(grad_output, weight, input_shape, stride=1, padding=0, dil
                          f"{weight.dtype}, got {grad_output.shape} and {grad_output.dtype}")
     if c < BLOCK:
         with _blas.single_threaded():
-            dcols = np.matmul(weight.reshape(f, -1).T,
+            dcols = np.matmul(weight.reshape(f, c * kernel[0] * kernel[1]).T,
                               grad_output.reshape(n, f, out_size[0] * out_size[1]))
         return col2im(dcols, input_shape, kernel, strides, pads, dilations)
     # dx[y] = sum_i w[i] g[(y + p - i*d) / s]: place g every s rows, `lead` rows in, so that a

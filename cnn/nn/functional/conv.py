@@ -32,8 +32,9 @@ class Conv2d(Function):
         kernel = weight.shape[2:]
         _, _, _, _, (oh, ow) = conv_geometry(x.shape, kernel, stride, padding, dilation)
         cols = im2col(x, kernel, stride, padding, dilation)
-        w_groups = weight.reshape(groups, f // groups, -1)
-        cols_groups = cols.reshape(n, groups, -1, oh * ow)
+        rows = cols.shape[1] // groups  # explicit sizes: -1 cannot be inferred for empty arrays
+        w_groups = weight.reshape(groups, f // groups, rows)
+        cols_groups = cols.reshape(n, groups, rows, oh * ow)
         with _blas.single_threaded():
             out = np.matmul(w_groups, cols_groups)  # (N, groups, F/groups, P)
         out = out.reshape(n, f, oh, ow)
@@ -54,17 +55,18 @@ class Conv2d(Function):
             return grad_x, grad_w, grad_b, None, None, None, None
         cols_groups, weight = ctx.saved_tensors
         n, f = grad_output.shape[:2]
-        grad_groups = grad_output.reshape(n, groups, f // groups, -1)
+        pixels = grad_output.shape[2] * grad_output.shape[3]
+        grad_groups = grad_output.reshape(n, groups, f // groups, pixels)
         grad_x = grad_w = None
         with _blas.single_threaded():
             if needs_w:
                 grad_w = np.matmul(grad_groups, cols_groups.transpose(0, 1, 3, 2)).sum(axis=0)
                 grad_w = grad_w.reshape(weight.shape)
             if needs_x:
-                w_groups = weight.reshape(groups, f // groups, -1)
+                w_groups = weight.reshape(groups, f // groups, cols_groups.shape[2])
                 dcols = np.matmul(w_groups.transpose(0, 2, 1), grad_groups)
         if needs_x:
-            grad_x = col2im(dcols.reshape(n, -1, dcols.shape[-1]), input_shape,
+            grad_x = col2im(dcols.reshape(n, groups * dcols.shape[2], pixels), input_shape,
                             weight.shape[2:], stride, padding, dilation)
         return grad_x, grad_w, grad_b, None, None, None, None
 
