@@ -268,3 +268,60 @@ def conv_weight_grad(const floating[:, :, :, ::1] x,      # IN  (N, C, H, W)
                                min((b + 1) * images_per_block, N), &taps[0], taps.shape[0],
                                &origins[0], origins.shape[0], &partial[b, 0, 0], rows, f_padded,
                                padded, padded + image_size, ph, pw)
+
+
+cdef void _input_grad_image(const floating* grad, Py_ssize_t F, Py_ssize_t n_pixels,
+                            const floating* weight, Py_ssize_t T, const Py_ssize_t* taps,
+                            const Py_ssize_t* origins, floating* padded, floating* column,
+                            floating[:, :, ::1] dx, Py_ssize_t ph,
+                            Py_ssize_t pw) noexcept nogil:
+    """dx of one image: for every output pixel p, column = sum over f of grad[f, p] * weight[f]
+    (an axpy over the T taps, skipped where grad[f, p] is 0: behind a max-pool most are), then
+    add the column back at the pixel's window in a padded image, and crop it."""
+    cdef Py_ssize_t C = dx.shape[0], H = dx.shape[1], W = dx.shape[2]
+    cdef Py_ssize_t hp = H + 2 * ph, wp = W + 2 * pw
+    cdef Py_ssize_t p, f, t, c, y, xx, base
+    cdef floating g
+    cdef bint touched
+    memset(padded, 0, C * hp * wp * sizeof(floating))
+    for p in range(n_pixels):
+        touched = False
+        for f in range(F):
+            g = grad[f * n_pixels + p]
+            if g == 0:
+                continue
+            if not touched:
+                memset(column, 0, T * sizeof(floating))
+                touched = True
+            for t in range(T):
+                column[t] += g * weight[f * T + t]
+        if touched:
+            base = origins[p]
+            for t in range(T):
+                padded[base + taps[t]] += column[t]
+    for c in range(C):
+        for y in range(H):
+            for xx in range(W):
+                dx[c, y, xx] = padded[(c * hp + y + ph) * wp + xx + pw]
+
+
+def conv_input_grad(const floating[:, :, :, ::1] grad,   # IN  (N, F, OH, OW)
+                    const floating[:, ::1] weight,        # IN  (F, T), T = C*KH*KW taps
+                    const Py_ssize_t[::1] taps,           # IN  (T,) tap offsets, padded image
+                    const Py_ssize_t[::1] origins,        # IN  (OH*OW,) window origins
+                    floating[:, :, :, ::1] dx,            # OUT (N, C, H, W)
+                    floating[:, ::1] scratch,             # (threads, C*Hp*Wp + T)
+                    Py_ssize_t ph, Py_ssize_t pw, int num_threads):
+    """The input gradient of a convolution by scattering each output pixel's column gradient."""
+    cdef Py_ssize_t n, N = grad.shape[0], F = grad.shape[1], T = weight.shape[1]
+    cdef Py_ssize_t n_pixels = origins.shape[0]
+    cdef Py_ssize_t image_size = dx.shape[1] * (dx.shape[2] + 2 * ph) * (dx.shape[3] + 2 * pw)
+    cdef floating* padded
+    if N == 0 or T == 0:
+        return
+    with nogil:
+        for n in prange(N, schedule="dynamic", num_threads=num_threads,
+                        use_threads_if=num_threads > 1 and N > 1):
+            padded = &scratch[threadid(), 0]
+            _input_grad_image(&grad[n, 0, 0, 0], F, n_pixels, &weight[0, 0], T, &taps[0],
+                              &origins[0], padded, padded + image_size, dx[n], ph, pw)

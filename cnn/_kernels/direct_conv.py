@@ -7,11 +7,11 @@ import functools
 
 import numpy as np
 
-from cnn import _blas, _ext
+from cnn import _ext
 from cnn._validation import flag, float_array, shape
 from cnn.parallel import get_num_threads
 
-from .im2col import col2im, conv_geometry
+from .im2col import conv_geometry
 
 BLOCK = 16  # output channels per tile; 8 for layers with at most 8 (cnn/_ext/conv_tile.h)
 IMAGES_PER_BLOCK = 4  # weight-gradient partial sums; fixed, so results never depend on threads
@@ -144,8 +144,9 @@ def conv2d_input_grad(grad_output, weight, input_shape, stride=1, padding=0, dil
 
     With at least BLOCK input channels: a stride-1 direct convolution of the zero-dilated, padded
     output gradient with the weights rotated by 180 degrees, input and output channels swapped.
-    With fewer, that convolution would fill less than a vector per pixel, so the columns'
-    gradient w.T @ g (one batched GEMM) is summed back into the image by col2im instead.
+    With fewer, that convolution would fill less than a vector per pixel, so each output pixel's
+    column gradient (an axpy over the taps per non-zero gradient value) is scattered back into
+    the image instead (cnn/_ext/direct_conv.pyx, conv_input_grad).
     """
     grad_output = float_array(grad_output, "grad_output", ndim=4)
     weight = float_array(weight, "weight", ndim=4)
@@ -161,10 +162,8 @@ def conv2d_input_grad(grad_output, weight, input_shape, stride=1, padding=0, dil
         raise ValueError(f"grad_output: expected shape {(n, f) + out_size} and dtype "
                          f"{weight.dtype}, got {grad_output.shape} and {grad_output.dtype}")
     if c < BLOCK:
-        with _blas.single_threaded():
-            dcols = np.matmul(weight.reshape(f, c * kernel[0] * kernel[1]).T,
-                              grad_output.reshape(n, f, out_size[0] * out_size[1]))
-        return col2im(dcols, input_shape, kernel, strides, pads, dilations)
+        return _scattered_input_grad(grad_output, weight, input_shape, kernel, strides, pads,
+                                     dilations, out_size)
     # dx[y] = sum_i w[i] g[(y + p - i*d) / s]: place g every s rows, `lead` rows in, so that a
     # stride-1 correlation with the rotated kernel (dilation d) lands each term on its input row.
     sizes, places = [], []
@@ -182,3 +181,18 @@ def conv2d_input_grad(grad_output, weight, input_shape, stride=1, padding=0, dil
     dilated[:, :, rows, cols] = grad_output[:, :, grad_rows, grad_cols]
     rotated = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
     return conv2d_forward(dilated, rotated, None, 1, 0, dilations)
+
+
+def _scattered_input_grad(grad_output, weight, input_shape, kernel, strides, pads, dilations,
+                          out_size):
+    """conv2d_input_grad for layers with few input channels (arguments already checked)."""
+    n, c, h, w = input_shape
+    f, taps_count = weight.shape[0], c * kernel[0] * kernel[1]
+    hp, wp = h + 2 * pads[0], w + 2 * pads[1]
+    threads = get_num_threads()
+    scratch = np.empty((threads, c * hp * wp + taps_count), dtype=weight.dtype)
+    dx = np.zeros(input_shape, dtype=weight.dtype)
+    _ext.backend.direct_conv.conv_input_grad(
+        grad_output, weight.reshape(f, taps_count), tap_offsets(c, kernel, dilations, hp, wp),
+        window_origins(out_size, strides, wp), dx, scratch, *pads, threads)
+    return dx
