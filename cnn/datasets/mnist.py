@@ -122,11 +122,16 @@ def _parse_idx(stream, path, magic, items, size=None, limit=None):
     return body.view(dtype).reshape(shape).astype(dtype.newbyteorder("="), copy=False)
 
 
+# Pieces of at most this many bytes: asked for the whole 47 MB body at once, Python's gzip
+# reader builds a temporary copy of it, which raised the whole process's peak memory by half.
+_READ_PIECE = 1 << 20
+
+
 def _read_into(stream, view):
     """Fill ``view`` from ``stream`` until it is full or the stream ends; return bytes read."""
     filled = 0
     while filled < len(view):
-        count = stream.readinto(view[filled:])
+        count = stream.readinto(view[filled:filled + _READ_PIECE])
         if not count:
             break
         filled += count
@@ -137,7 +142,7 @@ def _count_rest(stream):
     """Read ``stream`` to its end (which also checks a gzip stream's CRC); return bytes read."""
     count = 0
     while True:
-        chunk = stream.read(1 << 20)
+        chunk = stream.read(_READ_PIECE)
         if not chunk:
             return count
         count += len(chunk)
