@@ -14,7 +14,11 @@ from cnn.parallel import get_num_threads
 from .im2col import conv_geometry
 
 BLOCK = 16  # output channels per tile; 8 for layers with at most 8 (cnn/_ext/conv_tile.h)
-IMAGES_PER_BLOCK = 4  # weight-gradient partial sums; fixed, so results never depend on threads
+# The weight gradient sums images in about this many blocks, each into its own buffer, then adds
+# the buffers in order. The split depends on the batch size only, never on the thread count
+# (so results are bit-identical for any thread count), and is fine enough that two threads
+# share even a batch of 10 evenly.
+WEIGHT_GRAD_BLOCKS = 16
 
 
 def _padded_channels(f):
@@ -126,14 +130,15 @@ def conv2d_weight_grad(x, grad_output, kernel_size, stride=1, padding=0, dilatio
     taps, scratch, threads, wp = _padded_image_setup(x, kernel, pads, dilations,
                                                      extra_per_thread=pixels * f_padded)
     origins = window_origins(out_size, strides, wp)
-    blocks = max(1, -(-n // IMAGES_PER_BLOCK))
+    images_per_block = max(1, -(-n // WEIGHT_GRAD_BLOCKS))
+    blocks = max(1, -(-n // images_per_block))
     rows = -(-taps.size // 4) * 4  # whole groups of 4 taps (the tile's lanes)
     partial = np.empty((blocks, rows, f_padded), dtype=x.dtype)
     if n == 0:
         partial[...] = 0
     else:
         _ext.backend.direct_conv.conv_weight_grad(x, grad_output, taps, origins, partial,
-                                                  scratch, *pads, IMAGES_PER_BLOCK, threads)
+                                                  scratch, *pads, images_per_block, threads)
     # Blocks are summed in their fixed order, whatever the thread count.
     summed = partial.sum(axis=0)[:taps.size]
     return np.ascontiguousarray(summed[:, :f].T).reshape((f, x.shape[1]) + kernel)
