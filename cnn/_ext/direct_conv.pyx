@@ -209,30 +209,48 @@ def conv_relu_pool_forward(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
                                 &bias[0], pooled[n], indices[n], conv_w, sh, sw)
 
 
-cdef void _transpose_gradient(const floating[:, :, ::1] grad, floating* pixel_major,
-                              Py_ssize_t f_padded) noexcept nogil:
-    """grad (F, OH, OW) -> pixel_major (OH*OW, F_padded), zeros in the padding channels."""
-    cdef Py_ssize_t F = grad.shape[0], oh = grad.shape[1], ow = grad.shape[2], f, y, xx
-    memset(pixel_major, 0, oh * ow * f_padded * sizeof(floating))
-    for f in range(F):
-        for y in range(oh):
-            for xx in range(ow):
-                pixel_major[(y * ow + xx) * f_padded + f] = grad[f, y, xx]
+cdef Py_ssize_t _compact_gradient(const floating[:, :, ::1] grad, floating* pixel_major,
+                                  Py_ssize_t f_padded, const Py_ssize_t* origins,
+                                  Py_ssize_t* active_origins) noexcept nogil:
+    """Copy the output pixels whose gradient is not all zero into pixel_major (count, F_padded),
+    zeros in the padding channels, and their window origins into active_origins; return count.
+    Behind a max-pool and a ReLU most pixels carry no gradient, and they add nothing."""
+    cdef Py_ssize_t F = grad.shape[0], oh = grad.shape[1], ow = grad.shape[2]
+    cdef Py_ssize_t count = 0, f, y, xx
+    cdef bint active
+    cdef floating* row
+    for y in range(oh):
+        for xx in range(ow):
+            active = False
+            for f in range(F):
+                if grad[f, y, xx] != 0:
+                    active = True
+                    break
+            if not active:
+                continue
+            row = pixel_major + count * f_padded
+            for f in range(f_padded):
+                row[f] = grad[f, y, xx] if f < F else 0
+            active_origins[count] = origins[y * ow + xx]
+            count += 1
+    return count
 
 
 cdef void _weight_grad_block(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] grad,
                              Py_ssize_t first, Py_ssize_t last, const Py_ssize_t* taps,
-                             Py_ssize_t T, const Py_ssize_t* origins, Py_ssize_t n_pixels,
+                             Py_ssize_t T, const Py_ssize_t* origins, Py_ssize_t* active,
                              floating* sums, Py_ssize_t rows, Py_ssize_t f_padded,
                              floating* padded, floating* pixel_major, Py_ssize_t ph,
                              Py_ssize_t pw) noexcept nogil:
     """Add images first..last-1's weight gradient onto sums (rows, f_padded)."""
-    cdef Py_ssize_t n, t, q, k, fb, block = _block(f_padded)
+    cdef Py_ssize_t n, t, q, k, fb, n_active, block = _block(f_padded)
     cdef Py_ssize_t lanes[PIXELS]  # a local of this call: private to the calling thread
     memset(sums, 0, rows * f_padded * sizeof(floating))
     for n in range(first, last):
+        n_active = _compact_gradient(grad[n], pixel_major, f_padded, origins, active)
+        if n_active == 0:
+            continue
         _pad_image(x[n], padded, ph, pw)
-        _transpose_gradient(grad[n], pixel_major, f_padded)
         for t in range(0, rows, PIXELS):
             for q in range(PIXELS):
                 lanes[q] = taps[t + q] if t + q < T else taps[0]
@@ -240,7 +258,7 @@ cdef void _weight_grad_block(const floating[:, :, :, ::1] x, const floating[:, :
                 fb = k * block
                 # The tile reads its starting sums from, and writes them back to, the same
                 # rows: it accumulates this image onto the block's sums.
-                _tile(padded, lanes, origins, n_pixels, pixel_major + fb, f_padded,
+                _tile(padded, lanes, active, n_active, pixel_major + fb, f_padded,
                       sums + t * f_padded + fb, f_padded, sums + t * f_padded + fb, f_padded,
                       block)
 
@@ -251,6 +269,7 @@ def conv_weight_grad(const floating[:, :, :, ::1] x,      # IN  (N, C, H, W)
                      const Py_ssize_t[::1] origins,       # IN  (OH*OW,) window origins
                      floating[:, :, ::1] partial,         # OUT (blocks, T rounded up to 4, F_padded)
                      floating[:, ::1] scratch,            # (threads, C*Hp*Wp + OH*OW*F_padded)
+                     Py_ssize_t[:, ::1] active,           # (threads, OH*OW) scratch
                      Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t images_per_block,
                      int num_threads):
     """partial[b, t, f] = sum over the images of block b and the output pixels p of
@@ -266,8 +285,8 @@ def conv_weight_grad(const floating[:, :, :, ::1] x,      # IN  (N, C, H, W)
             padded = &scratch[threadid(), 0]
             _weight_grad_block(x, grad, b * images_per_block,
                                min((b + 1) * images_per_block, N), &taps[0], taps.shape[0],
-                               &origins[0], origins.shape[0], &partial[b, 0, 0], rows, f_padded,
-                               padded, padded + image_size, ph, pw)
+                               &origins[0], &active[threadid(), 0], &partial[b, 0, 0], rows,
+                               f_padded, padded, padded + image_size, ph, pw)
 
 
 cdef void _input_grad_image(const floating* grad, Py_ssize_t F, Py_ssize_t n_pixels,

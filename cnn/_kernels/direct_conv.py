@@ -137,8 +137,10 @@ def conv2d_weight_grad(x, grad_output, kernel_size, stride=1, padding=0, dilatio
     if n == 0:
         partial[...] = 0
     else:
+        active = np.empty((threads, origins.size), dtype=np.intp)
         _ext.backend.direct_conv.conv_weight_grad(x, grad_output, taps, origins, partial,
-                                                  scratch, *pads, images_per_block, threads)
+                                                  scratch, active, *pads, images_per_block,
+                                                  threads)
     # Blocks are summed in their fixed order, whatever the thread count.
     summed = partial.sum(axis=0)[:taps.size]
     return np.ascontiguousarray(summed[:, :f].T).reshape((f, x.shape[1]) + kernel)
