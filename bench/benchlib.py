@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+import cnn
+
 clock = time.perf_counter
 
 
@@ -106,18 +108,6 @@ def _nothing():
 
 # ***** the machine *****
 
-def cpu_model():
-    """The CPU's model name from /proc/cpuinfo (or what platform knows elsewhere)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def cpu_flags():
     """The vector instruction sets the CPU reports (avx2, fma, avx512f, ...)."""
     try:
@@ -148,7 +138,7 @@ def load_average():
 def machine():
     """Facts about the machine and interpreter that every figure depends on."""
     return {
-        "cpu": cpu_model(),
+        "cpu": cnn.show_config(mode="dicts")["cpu"],
         "cores_online": os.cpu_count(),
         "cores_usable": usable_cores(),
         "cpu_vector_flags": cpu_flags(),

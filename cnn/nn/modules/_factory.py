@@ -29,6 +29,12 @@ def reset_weight_and_bias(weight, bias):
         init.uniform_(bias, -bound, bound)
 
 
-def empty_parameter(shape, dtype):
-    """An uninitialised Parameter (reset_parameters fills it)."""
-    return Parameter(np.empty(shape, dtype=dtype))
+def add_weight_and_bias(module, weight_shape, bias, dtype):
+    """Give `module` (a Linear or Conv2d) an uninitialised `weight` of `weight_shape` and a
+    `bias` of one value per output (or None when `bias` is false); reset_parameters fills them."""
+    dtype = parameter_dtype(dtype)
+    module.weight = Parameter(np.empty(weight_shape, dtype=dtype))
+    if bias:
+        module.bias = Parameter(np.empty(weight_shape[:1], dtype=dtype))
+    else:
+        module.register_parameter("bias", None)

@@ -3,7 +3,7 @@ from cnn._validation import integer, pair
 from cnn.nn import functional as F
 from cnn.nn.module import Module
 
-from ._factory import empty_parameter, parameter_dtype, reset_weight_and_bias
+from ._factory import add_weight_and_bias, reset_weight_and_bias
 
 
 class Conv2d(Module):
@@ -39,13 +39,9 @@ class Conv2d(Module):
         self.stride = pair(stride, "stride", 1)
         self.padding = pair(padding, "padding", 0)
         self.dilation = pair(dilation, "dilation", 1)
-        dtype = parameter_dtype(dtype)
-        self.weight = empty_parameter(
-            (self.out_channels, self.in_channels // self.groups) + self.kernel_size, dtype)
-        if bias:
-            self.bias = empty_parameter((self.out_channels,), dtype)
-        else:
-            self.register_parameter("bias", None)
+        add_weight_and_bias(
+            self, (self.out_channels, self.in_channels // self.groups) + self.kernel_size, bias,
+            dtype)
         self.reset_parameters()
 
     def reset_parameters(self):

@@ -3,7 +3,7 @@ from cnn._validation import integer
 from cnn.nn import functional as F
 from cnn.nn.module import Module
 
-from ._factory import empty_parameter, parameter_dtype, reset_weight_and_bias
+from ._factory import add_weight_and_bias, reset_weight_and_bias
 
 
 class Linear(Module):
@@ -26,12 +26,7 @@ class Linear(Module):
         super().__init__()
         self.in_features = integer(in_features, "in_features", 0)
         self.out_features = integer(out_features, "out_features", 0)
-        dtype = parameter_dtype(dtype)
-        self.weight = empty_parameter((self.out_features, self.in_features), dtype)
-        if bias:
-            self.bias = empty_parameter((self.out_features,), dtype)
-        else:
-            self.register_parameter("bias", None)
+        add_weight_and_bias(self, (self.out_features, self.in_features), bias, dtype)
         self.reset_parameters()
 
     def reset_parameters(self):
