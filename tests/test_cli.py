@@ -295,3 +295,20 @@ def test_summary_prints_layers_shapes_and_61706_parameters(tmp_path):
     assert "Total params: 61,706" in result.stdout
     assert re.search(r"0: Conv2d\s+\[1, 6, 28, 28\]\s+156", result.stdout)
     assert re.search(r"11: Linear\s+\[1, 10\]\s+850", result.stdout)
+
+
+@pytest.mark.parametrize("unbuffered", ["1", ""])
+def test_output_into_a_closed_pipe_ends_quietly(unbuffered):
+    # `cnn summary | head -1` once head has exited: every write fails (EPIPE). The read end is
+    # closed before cnn starts, so this happens on every run, with stdout buffered or not.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    env = dict(os.environ, PYTHONUNBUFFERED=unbuffered)
+    try:
+        writer = subprocess.run([sys.executable, "-m", "cnn", "summary"], stdout=write_end,
+                                stderr=subprocess.PIPE, text=True, timeout=120, env=env)
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in writer.stderr and "BrokenPipeError" not in writer.stderr, \
+        writer.stderr
+    assert writer.returncode == 1

@@ -11,6 +11,7 @@ Commands (``--help`` on each tells more):
 Only the command line imports tqdm and matplotlib; ``import cnn`` needs nothing but NumPy.
 """
 import argparse
+import os
 import sys
 
 from ..config import __version__
@@ -46,17 +47,25 @@ def main(argv=None, prog=None):
         prog (str, optional): The program's name (default: ``cnn``).
 
     Returns:
-        int: 0 on success, 1 after an error the message explains, 130 after Ctrl-C (2, for
-        bad arguments, comes from argparse's SystemExit).
+        int: 0 on success, 1 after an error the message explains (or when the reader of the
+        output went away), 130 after Ctrl-C (2, for bad arguments, comes from argparse's
+        SystemExit).
     """
     parser = build_parser(prog or "cnn")
     args = parser.parse_args(argv)
     args.prog = parser.prog
     try:
-        return args.run(args)
+        status = args.run(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the try, not at interpreter exit
+        return status
     except CommandError as error:
         print(f"{parser.prog} {args.command}: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"\n{parser.prog} {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`cnn evaluate ... | head`): stop quietly, as Unix tools do.
+        # Point stdout at devnull so that Python's own flush at exit cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
