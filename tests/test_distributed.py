@@ -21,7 +21,8 @@ from cnn.data import DataLoader, TensorDataset
 
 ROOT = Path(cnn.__file__).parents[1]
 WORKER = Path(__file__).with_name("distributed_worker.py")
-MNIST_DIR = Path(os.environ.get("CNN_DATA") or ROOT / ".." / "shared" / "data" / "mnist")
+MNIST_DIR = Path(os.environ.get("CNN_DATA")
+                 or Path(__file__).parents[1] / ".." / "shared" / "data" / "mnist")
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
            OMP_NUM_THREADS="1", CNN_DATA=str(MNIST_DIR),
            PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
