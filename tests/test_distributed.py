@@ -99,10 +99,11 @@ def test_a_shuffled_distributed_loader_needs_a_seed():
 # --- with mpirun -------------------------------------------------------------------------------
 
 @needs_mpi
-def test_two_ranks_reach_the_weights_of_one_process_with_the_same_global_batch(tmp_path):
+@pytest.mark.parametrize("ranks", [2, 3])  # 3: shards of 4, 3, 3 images, and an empty one
+def test_n_ranks_reach_the_weights_of_one_process_with_the_same_global_batch(tmp_path, ranks):
     single = python(WORKER, "train", tmp_path / "one.npz", cwd=tmp_path)
     assert single.returncode == 0, single.stderr
-    parallel = mpirun(2, WORKER, "train", tmp_path / "two.npz", cwd=tmp_path)
+    parallel = mpirun(ranks, WORKER, "train", tmp_path / "two.npz", cwd=tmp_path)
     assert parallel.returncode == 0, parallel.stdout + parallel.stderr
     one, two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
     assert sorted(one.files) == sorted(two.files)
