@@ -14,6 +14,7 @@ import argparse
 import os
 import sys
 
+from .. import distributed
 from ..config import __version__
 from . import classify, evaluate, profile, summary, train
 from .errors import CommandError
@@ -54,12 +55,23 @@ def main(argv=None, prog=None):
     parser = build_parser(prog or "cnn")
     args = parser.parse_args(argv)
     args.prog = parser.prog
+    # Data-parallel (``mpirun -n N ... train``), a rank that fails must take the job down with
+    # it: the others would otherwise wait for it forever in their next collective.
+    with distributed.abort_on_error():
+        status = _run(parser, args)
+        if status and distributed.world_size() > 1:
+            distributed.abort(status)
+        return status
+
+
+def _run(parser, args):
     try:
         status = args.run(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the try, not at interpreter exit
         return status
     except CommandError as error:
-        print(f"{parser.prog} {args.command}: error: {error}", file=sys.stderr)
+        where = f"rank {distributed.rank()}: " if distributed.world_size() > 1 else ""
+        print(f"{where}{parser.prog} {args.command}: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"\n{parser.prog} {args.command}: interrupted", file=sys.stderr)

