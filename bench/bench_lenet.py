@@ -120,26 +120,14 @@ class Pair:
             self.torch.load_state_dict(state)
 
 
-def cnn_step(cnn, model, x, y):
-    """One cnn training step on arrays x, y as a callable (optimizer made once, like a loop)."""
-    F = cnn.nn.functional
-    optimizer = cnn.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
-    x, y = cnn.from_numpy(x), cnn.from_numpy(y)
+def training_step(library, model, x, y):
+    """One training step on arrays x, y as a callable (optimizer made once, like a loop).
 
-    def step():
-        optimizer.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        optimizer.step()
-        return loss
-    return step
-
-
-def torch_step(torch, model, x, y):
-    """One PyTorch training step, written exactly as cnn_step."""
-    F = torch.nn.functional
-    optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
-    x, y = torch.from_numpy(x), torch.from_numpy(y)
+    `library` is cnn or torch: the same code runs on both, since cnn has PyTorch's interface.
+    """
+    F = library.nn.functional
+    optimizer = library.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    x, y = library.from_numpy(x), library.from_numpy(y)
 
     def step():
         optimizer.zero_grad()
@@ -193,8 +181,8 @@ def fig_train_step(ctx, batch):
     pair = Pair(ctx, lenet)
     diff = check_same_loss(ctx, pair, x, y)
     samples = time_pair(ctx, {
-        "cnn": cnn_step(ctx.cnn, pair.cnn, x, y),
-        "torch": pair.torch and torch_step(ctx.torch, pair.torch, x, y)}, warmup=5)
+        "cnn": training_step(ctx.cnn, pair.cnn, x, y),
+        "torch": pair.torch and training_step(ctx.torch, pair.torch, x, y)}, warmup=5)
     out = row(f"step{batch}", f"LeNet-5 train step, batch {batch} (ms)", "ms", samples, 1e3)
     out["first_loss_abs_diff"] = diff
     return out
@@ -235,8 +223,8 @@ def fig_cifar(ctx):
     pair = Pair(ctx, cifar_net)
     diff = check_same_loss(ctx, pair, x, y)
     samples = time_pair(ctx, {
-        "cnn": cnn_step(ctx.cnn, pair.cnn, x, y),
-        "torch": pair.torch and torch_step(ctx.torch, pair.torch, x, y)}, warmup=5)
+        "cnn": training_step(ctx.cnn, pair.cnn, x, y),
+        "torch": pair.torch and training_step(ctx.torch, pair.torch, x, y)}, warmup=5)
     out = row("cifar", "CIFAR-sized net train step, batch 64 (ms)", "ms", samples, 1e3)
     out["first_loss_abs_diff"] = diff
     return out
@@ -319,10 +307,10 @@ def fig_threads(ctx):
     pair = Pair(ctx, lenet)
     fns, before = {}, {}
     for n in (1, 2):
-        fns[f"cnn{n}"] = cnn_step(ctx.cnn, pair.cnn, x, y)
+        fns[f"cnn{n}"] = training_step(ctx.cnn, pair.cnn, x, y)
         before[f"cnn{n}"] = (lambda n=n: ctx.cnn.set_num_threads(n))
         if pair.torch is not None:
-            fns[f"torch{n}"] = torch_step(ctx.torch, pair.torch, x, y)
+            fns[f"torch{n}"] = training_step(ctx.torch, pair.torch, x, y)
             before[f"torch{n}"] = (lambda n=n: ctx.torch.set_num_threads(n))
     try:
         samples = benchlib.alternate(fns, repeats=ctx.repeats, min_time=ctx.min_time,
@@ -398,7 +386,7 @@ def layer_profile(ctx):
     log(f"Per-layer profile of cnn's LeNet-5, batch 64, {iterations} steps")
     x, y = ctx.train_batch(64)
     pair = Pair(ctx, lenet)
-    step = cnn_step(ctx.cnn, pair.cnn, x, y)
+    step = training_step(ctx.cnn, pair.cnn, x, y)
     for _ in range(5):
         step()
     start = benchlib.clock()
