@@ -33,12 +33,19 @@ number of samples behind them, so a short last batch also matches the single pro
 Equivalence needs layers whose output for a sample does not depend on the rest of the batch
 (BatchNorm in training mode uses the statistics of each rank's shard, as in PyTorch's DDP).
 
+Failures end the whole job instead of leaving the other ranks waiting: an exception inside
+``abort_on_error()`` aborts it, a rank that dies makes ``mpirun`` end it, and a collective that
+waits longer than ``CNN_COLLECTIVE_TIMEOUT`` seconds (default 600; 0 disables it) for a rank
+that hangs while alive ends this rank with a message, after which ``mpirun`` ends the rest.
+
 Without ``mpirun`` (or with one rank) every function here is a cheap no-op on world size 1, and
 mpi4py is not even imported.
 """
 import contextlib
 import os
 import sys
+import threading
+import time
 import traceback
 
 import numpy as np
@@ -56,6 +63,12 @@ _SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNR
 _comm = None          # MPI.COMM_WORLD once init() found more than one rank
 _rank, _size = 0, 1
 _initialized = False
+
+# How long a collective may wait for the other ranks before this rank gives up (seconds).
+DEFAULT_COLLECTIVE_TIMEOUT = 600.0
+_timeout = DEFAULT_COLLECTIVE_TIMEOUT
+# The collective in progress and when it must be over; read by the watchdog thread.
+_waiting = None       # (name, deadline in time.monotonic() seconds) or None
 
 
 def launched_size():
@@ -97,8 +110,46 @@ def init(force=False):
         comm = MPI.COMM_WORLD
         _rank, _size = comm.Get_rank(), comm.Get_size()
         _comm = comm if _size > 1 else None
+        if _comm is not None:
+            _start_watchdog()
     _initialized = True
     return _size
+
+
+def _start_watchdog():
+    """Watch every collective against CNN_COLLECTIVE_TIMEOUT from a daemon thread (one thread
+    for the whole run: a timer per collective would cost more than the check)."""
+    global _timeout
+    text = os.environ.get("CNN_COLLECTIVE_TIMEOUT", "").strip()
+    try:
+        _timeout = float(text) if text else DEFAULT_COLLECTIVE_TIMEOUT
+    except ValueError:
+        raise ValueError(f"CNN_COLLECTIVE_TIMEOUT: expected a number of seconds, got {text!r}")
+    if _timeout > 0:
+        threading.Thread(target=_watch, name="cnn-collective-watchdog", daemon=True).start()
+
+
+def _watch():
+    while True:
+        time.sleep(min(1.0, _timeout / 4))
+        waiting = _waiting
+        if waiting is not None and time.monotonic() > waiting[1]:
+            print(f"rank {_rank} of {_size}: {waiting[0]} waited more than {_timeout:g} s for "
+                  "the other ranks (CNN_COLLECTIVE_TIMEOUT): a rank is hung; ending the job",
+                  file=sys.stderr, flush=True)
+            # The main thread is blocked inside MPI: end the process from here. mpirun sees a
+            # rank exit without finalizing MPI and ends the others.
+            os._exit(1)
+
+
+def _collective(name, call, *args, **kwargs):
+    """Run an MPI collective under the watchdog's deadline."""
+    global _waiting
+    _waiting = (name, time.monotonic() + _timeout)
+    try:
+        return call(*args, **kwargs)
+    finally:
+        _waiting = None
 
 
 def is_initialized():
@@ -139,7 +190,7 @@ def broadcast_parameters(module, root=0):
     if not arrays:
         return
     flat = np.concatenate([np.ascontiguousarray(a).reshape(-1).view(np.uint8) for a in arrays])
-    _comm.Bcast(flat, root=root)
+    _collective("Bcast of the parameters", _comm.Bcast, flat, root=root)
     offset = 0
     for array in arrays:
         size = array.nbytes
@@ -195,7 +246,8 @@ def allreduce_gradients(module, weight=1, extras=()):
         offset += size
     flat[total + len(params)] = weight
     flat[total + len(params) + 1:] = extras
-    _comm.Allreduce(_mpi().IN_PLACE, flat, op=_mpi().SUM)
+    _collective("Allreduce of the gradients", _comm.Allreduce, _mpi().IN_PLACE, flat,
+                op=_mpi().SUM)
     weights = flat[total + len(params)]
     if weights:
         flat[:total] /= weights
@@ -215,7 +267,8 @@ def all_reduce_sum(values):
     """
     array = np.array(values, dtype=np.float64)
     if _comm is not None:
-        _comm.Allreduce(_mpi().IN_PLACE, array, op=_mpi().SUM)
+        _collective("Allreduce of a metric", _comm.Allreduce, _mpi().IN_PLACE, array,
+                    op=_mpi().SUM)
     return float(array) if array.ndim == 0 else array
 
 
@@ -231,7 +284,7 @@ def all_reduce_mean(value, weight=1):
 def barrier():
     """Wait until every rank gets here (nothing on world size 1)."""
     if _comm is not None:
-        _comm.Barrier()
+        _collective("Barrier", _comm.Barrier)
 
 
 class DistributedLoader(DataLoader):

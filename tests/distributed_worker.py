@@ -5,10 +5,12 @@ for 2 epochs, global batch 10, on 101 random images (the last global batch has 1
 rank's shard is empty); rank 0 saves the final weights to OUT.
 ``python distributed_worker.py fail``: rank 1 raises after its first step; the others go on.
 ``python distributed_worker.py kill``: rank 1 kills itself (SIGKILL) after its first step.
+``python distributed_worker.py hang``: rank 1 sleeps (alive, silent) after its first step.
 """
 import os
 import signal
 import sys
+import time
 
 import numpy as np
 
@@ -48,6 +50,8 @@ def main(mode, out=None):
                 if mode != "train" and dist.rank() == 1:
                     if mode == "fail":
                         raise RuntimeError("rank 1 fails on purpose")
+                    if mode == "hang":
+                        time.sleep(600)
                     os.kill(os.getpid(), signal.SIGKILL)
     if dist.is_root() and out:
         state = {k: v for k, v in model.state_dict().items()}

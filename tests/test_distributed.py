@@ -52,10 +52,11 @@ def _mpirun_prefix(ranks):
     return command
 
 
-def mpirun(ranks, *args, cwd, timeout=120):
+def mpirun(ranks, *args, cwd, timeout=120, env=None):
     """Run ``mpirun -n RANKS python ARGS``; return the CompletedProcess (text output)."""
     return subprocess.run([*_mpirun_prefix(ranks), sys.executable, *map(str, args)], cwd=cwd,
-                          env=ENV, capture_output=True, text=True, timeout=timeout)
+                          env={**ENV, **(env or {})}, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def python(*args, cwd, timeout=120):
@@ -127,6 +128,19 @@ def test_a_failing_rank_ends_the_whole_job_within_seconds(tmp_path, mode):
     assert result.returncode != 0
     if mode == "fail":
         assert "rank 1 fails on purpose" in result.stderr
+
+
+@needs_mpi
+def test_a_rank_that_hangs_alive_ends_the_job_after_the_collective_timeout(tmp_path):
+    started = time.monotonic()
+    try:
+        result = mpirun(2, WORKER, "hang", cwd=tmp_path, timeout=60,
+                        env={"CNN_COLLECTIVE_TIMEOUT": "3"})
+    except subprocess.TimeoutExpired:
+        pytest.fail("mpirun hung although a collective waited past CNN_COLLECTIVE_TIMEOUT")
+    assert 3 <= time.monotonic() - started < 30
+    assert result.returncode != 0
+    assert "CNN_COLLECTIVE_TIMEOUT" in result.stderr and "rank 0 of 2" in result.stderr
 
 
 @needs_mpi
