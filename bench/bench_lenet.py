@@ -120,22 +120,28 @@ class Pair:
             self.torch.load_state_dict(state)
 
 
-def training_step(library, model, x, y):
-    """One training step on arrays x, y as a callable (optimizer made once, like a loop).
+def sgd_trainer(library, model):
+    """`step(x, y)`: one SGD-momentum training step of `model` on a batch (optimizer made once).
 
     `library` is cnn or torch: the same code runs on both, since cnn has PyTorch's interface.
     """
     F = library.nn.functional
     optimizer = library.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
-    x, y = library.from_numpy(x), library.from_numpy(y)
 
-    def step():
+    def step(x, y):
         optimizer.zero_grad()
         loss = F.cross_entropy(model(x), y)
         loss.backward()
         optimizer.step()
         return loss
     return step
+
+
+def training_step(library, model, x, y):
+    """One training step on arrays x, y as a callable without arguments (for the timer)."""
+    step = sgd_trainer(library, model)
+    x, y = library.from_numpy(x), library.from_numpy(y)
+    return lambda: step(x, y)
 
 
 def check_same_loss(ctx, pair, x, y):
@@ -233,18 +239,14 @@ def fig_cifar(ctx):
 def cnn_epoch(cnn, root, model, threads, seed=0):
     """A callable training `model` for one epoch over MNIST at batch 64 with cnn's loaders."""
     cnn.set_num_threads(threads)
-    F = cnn.nn.functional
     dataset = cnn.datasets.MNIST(root, train=True)
     loader = cnn.data.DataLoader(dataset, batch_size=64, shuffle=True, seed=seed,
                                  as_tensor=True)
-    optimizer = cnn.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    step = sgd_trainer(cnn, model)
 
     def epoch(max_batches=None):
         for x, y in itertools.islice(loader, max_batches):
-            optimizer.zero_grad()
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            optimizer.step()
+            loss = step(x, y)
         return loss
     return epoch
 
@@ -259,21 +261,16 @@ def torch_epoch(torch, root, model, threads, seed=0):
     """
     from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
     torch.set_num_threads(threads)
-    F = torch.nn.functional
     images, labels = benchlib.read_mnist(root, "train")
     dataset = TensorDataset(torch.from_numpy(images), torch.from_numpy(labels))
     generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(dataset, batch_size=None, sampler=BatchSampler(
         RandomSampler(dataset, generator=generator), batch_size=64, drop_last=False))
-    optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    step = sgd_trainer(torch, model)
 
     def epoch(max_batches=None):
         for x, y in itertools.islice(loader, max_batches):
-            x = x.float().div_(255)
-            optimizer.zero_grad()
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            optimizer.step()
+            loss = step(x.float().div_(255), y)
         return loss
     return epoch
 
