@@ -1,4 +1,8 @@
 """cnn: convolutional networks with PyTorch's interface, NumPy at run time and Cython kernels."""
+from . import _malloc
+
+_malloc.tune()  # before the first step's arrays: see cnn/_malloc.py
+
 from . import autograd
 from .autograd import enable_grad, is_grad_enabled, no_grad
 from .config import __version__, show_config

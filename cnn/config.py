@@ -3,7 +3,7 @@ import platform
 
 import numpy as np
 
-from cnn import _ext
+from cnn import _ext, _malloc
 from cnn.parallel import get_num_threads, openmp_enabled
 
 __version__ = "0.1.0"
@@ -40,11 +40,12 @@ def config():
         "isa_available": _ext.available_isas(),
         "openmp": openmp_enabled(),
         "threads": get_num_threads(),
+        "malloc": _malloc.state(),
     }
 
 
 def show_config(mode="stdout"):
-    """Print the version, OpenMP, kernel threads, instruction set and numpy's BLAS.
+    """Print the version, OpenMP, kernel threads, instruction set, numpy's BLAS and malloc policy.
 
     With mode="dicts", return them as a dict instead (like numpy.show_config).
     """
@@ -60,5 +61,6 @@ def show_config(mode="stdout"):
     print(f"  OpenMP:          {openmp}")
     print(f"  kernel threads:  {info['threads']} (cnn.set_num_threads)")
     print(f"  numpy BLAS:      {info['blas']}")
+    print(f"  memory:          {info['malloc']}")
     print(f"  CPU:             {info['cpu']}")
     return None

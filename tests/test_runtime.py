@@ -1,0 +1,62 @@
+"""What cnn sets up in the process: malloc policy, BLAS thread control, show_config."""
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cnn
+from cnn import _blas
+
+REPO = Path(__file__).resolve().parent.parent
+GLIBC = platform.libc_ver()[0] == "glibc"
+
+
+def _malloc_state(env_extra):
+    """cnn._malloc.state() in a fresh interpreter whose environment adds env_extra."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+    env.update(env_extra)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    out = subprocess.run([sys.executable, "-c", "import cnn; print(cnn._malloc.state())"],
+                         env=env, capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+@pytest.mark.skipif(not GLIBC, reason="the malloc thresholds are glibc's")
+def test_import_keeps_freed_memory_for_the_next_step():
+    assert _malloc_state({}).startswith("glibc malloc keeps freed memory")
+
+
+@pytest.mark.skipif(not GLIBC, reason="the malloc thresholds are glibc's")
+@pytest.mark.parametrize("setting", [{"MALLOC_TRIM_THRESHOLD_": "131072"},
+                                     {"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=131072"}])
+def test_a_user_who_tuned_malloc_keeps_their_settings(setting):
+    assert _malloc_state(setting) == "left as is (MALLOC_* or GLIBC_TUNABLES set)"
+
+
+def test_show_config_reports_the_runtime(capsys):
+    info = cnn.show_config(mode="dicts")
+    assert info["threads"] == cnn.get_num_threads()
+    assert info["isa"] in info["isa_available"]
+    assert info["malloc"] == cnn._malloc.state()
+    assert cnn.show_config() is None
+    printed = capsys.readouterr().out
+    assert f"instruction set {info['isa']}" in printed and "memory:" in printed
+    with pytest.raises(ValueError, match="mode"):
+        cnn.show_config(mode="json")
+
+
+@pytest.mark.skipif(_blas._set_threads is None, reason="numpy's BLAS is not OpenBLAS")
+def test_blas_runs_single_threaded_inside_ops_and_is_restored_after():
+    _blas._set_threads(2)
+    try:
+        with _blas.single_threaded():
+            assert _blas._get_threads() == 1
+            np.ones((8, 8)) @ np.ones((8, 8))
+        assert _blas._get_threads() == 2
+    finally:
+        _blas._set_threads(2)
