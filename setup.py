@@ -135,8 +135,10 @@ def extensions():
             result.append(ext)
             continue
         for isa in ISA_FLAGS:
+            # The headers are listed so that editing one rebuilds the modules.
             variant = Extension(f"cnn._ext.{isa}.{stem}", list(ext.sources),
-                                include_dirs=[str(EXT_DIR)])
+                                include_dirs=[str(EXT_DIR)],
+                                depends=[str(h) for h in sorted(EXT_DIR.glob("*.h"))])
             variant.isa = isa
             result.append(variant)
     return result

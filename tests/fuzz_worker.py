@@ -676,8 +676,8 @@ def kernel_case(data):
     """The checked kernel wrappers, with consistent arguments or one of them changed."""
     op = data.draw(st.sampled_from(["im2col", "col2im", "max_pool2d", "max_pool2d_backward",
                                     "avg_pool2d", "avg_pool2d_backward", "conv2d_forward",
-                                    "conv2d_relu_max_pool2d", "conv2d_weight_grad",
-                                    "conv2d_input_grad"]))
+                                    "conv2d_relu_max_pool2d", "conv2d_backward",
+                                    "conv2d_relu_max_pool2d_backward"]))
     n, c = data.draw(st.integers(0, 2)), data.draw(st.integers(1, 4))
     h, w = data.draw(st.integers(1, 8)), data.draw(st.integers(1, 8))
     f = data.draw(st.sampled_from([1, 2, 5, 16, 17]))
@@ -692,16 +692,19 @@ def kernel_case(data):
         out = sizes(pool_size, (h, w), k, s, p, d, False)
     else:
         out = sizes(conv_size, (h, w), k, s, p, d)
-    if op == "conv2d_relu_max_pool2d":
+    conv_out = None
+    if op.startswith("conv2d_relu_max_pool2d"):
         s, d = (1, 1), (1, 1)
-        out = sizes(conv_size, (h, w), k, s, p, d)
-        out = (out[0] // 2, out[1] // 2) if out and min(out) >= 2 else None
+        conv_out = sizes(conv_size, (h, w), k, s, p, d)
+        out = (conv_out[0] // 2, conv_out[1] // 2) if conv_out and min(conv_out) >= 2 else None
     x = array(data, (n, c, h, w), dtype)
     weight = array(data, (f, c) + k, dtype)
     bias = array(data, (f,), dtype)
     cols = array(data, (n, c * k[0] * k[1], out[0] * out[1] if out else 1), dtype)
     grad = array(data, (n, f if op.startswith("conv") else c) + (out or (1, 1)), dtype)
-    indices = np.random.default_rng(0).integers(-1, h * w, size=grad.shape)
+    # Forged indices, some out of range: the kernels must ignore those, not crash.
+    plane = conv_out[0] * conv_out[1] if conv_out and op.endswith("backward") else h * w
+    indices = np.random.default_rng(0).integers(-1, plane + 1, size=grad.shape)
     shape = (n, c, h, w)
     arguments = {
         "im2col": ((x, k, s, p), dict(dilation=d)),
@@ -712,16 +715,18 @@ def kernel_case(data):
         "avg_pool2d_backward": ((grad, shape, k, s, p), {}),
         "conv2d_forward": ((x, weight, bias, s, p, d), {}),
         "conv2d_relu_max_pool2d": ((x, weight, bias, s, p, d), {}),
-        "conv2d_weight_grad": ((x, grad, k, s, p, d), {}),
-        "conv2d_input_grad": ((grad, weight, shape, s, p, d), {}),
+        "conv2d_backward": ((x, weight, grad, s, p, d), {}),
+        "conv2d_relu_max_pool2d_backward": ((x, weight, grad, array(data, grad.shape, dtype),
+                                             indices, s, p, d), {}),
     }[op]
     args, kwargs = list(arguments[0]), dict(arguments[1])
     expected = {
         "im2col": cols.shape, "col2im": shape, "max_pool2d": (n, c) + (out or ()),
         "max_pool2d_backward": shape, "avg_pool2d": (n, c) + (out or ()),
         "avg_pool2d_backward": shape, "conv2d_forward": (n, f) + (out or ()),
-        "conv2d_relu_max_pool2d": (n, f) + (out or ()), "conv2d_weight_grad": weight.shape,
-        "conv2d_input_grad": shape,
+        "conv2d_relu_max_pool2d": (n, f) + (out or ()),
+        "conv2d_backward": (shape, weight.shape, (f,)),
+        "conv2d_relu_max_pool2d_backward": (shape, weight.shape, (f,)),
     }[op]
     changed = data.draw(st.sampled_from([None] * 3 + ["shape", "dtype", "argument", "layout"]))
     if out is None:
@@ -751,7 +756,14 @@ def kernel_case(data):
             args[position] = data.draw(st.sampled_from(
                 [0, -1, 2**40, (1, 2, 3), 1.5, None, "x", (2, 2, 2, 2), (0, 3, 3, 3),
                  (-1, 2, 3, 3), (2**31, 2**31, 2, 2)]))
-    if changed is None:
+    if changed is None and op.endswith("backward") and op.startswith("conv"):
+        checks = [expect_result(part, dtype, all_finite(*args)) for part in expected]
+
+        def check(result):
+            if not isinstance(result, tuple) or len(result) != 3:
+                return f"result {type(result).__name__}, expected 3 gradients"
+            return next(filter(None, (c(r) for c, r in zip(checks, result))), None)
+    elif changed is None:
         result_check = expect_result(expected, dtype, all_finite(*args) and op != "max_pool2d"
                                      or op == "max_pool2d" and all_finite(*args))
 

@@ -97,14 +97,15 @@ EDGE_CASES = {
     "grouped conv2d of an empty batch": dict(
         call="F.conv2d(cnn.zeros(0, 4, 5, 5), cnn.zeros(4, 2, 3, 3), groups=2)",
         words="False", ok="result.shape == (0, 4, 3, 3)"),
-    "conv2d_input_grad with a 3-d input_shape": dict(
-        call="direct_conv.conv2d_input_grad(np.ones((1, 2, 3, 3)), np.ones((2, 16, 3, 3)), "
-             "(1, 16, 5))",
-        words="'input_shape' in str(error)", ok="False"),
-    "conv2d_input_grad with input_shape channels that differ from the weight's": dict(
-        call="direct_conv.conv2d_input_grad(np.ones((1, 2, 3, 3)), np.ones((2, 16, 3, 3)), "
-             "(1, 20, 5, 5))",
-        words="'input_shape' in str(error)", ok="False"),
+    "conv2d_backward with a needs flag that is not a bool": dict(
+        call="direct_conv.conv2d_backward(np.ones((1, 16, 5, 5)), np.ones((2, 16, 3, 3)), "
+             "np.ones((1, 2, 3, 3)), needs=(1, 0, 0))",
+        words="'needs' in str(error)", ok="False"),
+    "fused backward with indices past the conv plane": dict(
+        call="direct_conv.conv2d_relu_max_pool2d_backward(np.ones((1, 2, 5, 5)), "
+             "np.ones((3, 2, 2, 2)), np.ones((1, 3, 2, 2)), np.ones((1, 3, 2, 2)), "
+             "np.full((1, 3, 2, 2), 10**9, dtype=np.int64))",
+        words="False", ok="not result[0].any() and not result[1].any() and not result[2].any()"),
     "manual_seed with a float": dict(
         call="cnn.manual_seed(1.5)", words="'seed' in str(error)", ok="False"),
 }

@@ -8,7 +8,7 @@ import cnn
 import cnn.nn as nn
 import cnn.nn.functional as F
 from cnn._kernels import direct_conv as dc
-from cnn._kernels import im2col, max_pool2d
+from cnn._kernels import im2col, max_pool2d, max_pool2d_backward
 
 from test_kernels_im2col import col2im_numpy, im2col_numpy
 
@@ -27,7 +27,9 @@ def conv_reference(x, w, b, s, p, d):
 @st.composite
 def problems(draw, max_channels=20):
     n = draw(st.integers(0, 5))
-    c, f = draw(st.integers(1, 4)), draw(st.integers(1, max_channels))
+    # Up to 4 input channels: the input gradient's scatter; 16 and more: its dense convolution.
+    c = draw(st.integers(1, 4) | st.integers(16, 18))
+    f = draw(st.integers(1, max_channels))
     k = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
     s = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     p = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
@@ -57,28 +59,70 @@ def test_forward_matches_the_reference(isa, problem, relu):
     np.testing.assert_allclose(out, expected, **tolerance(x.dtype))
 
 
+def _output_gradient(x, w, s, p, d, seed):
+    shape = conv_reference(x, w, None, s, p, d).shape
+    return np.random.default_rng(seed).standard_normal(shape).astype(x.dtype)
+
+
 @given(problems())
-def test_weight_gradient_matches_the_reference(isa, problem):
+def test_weight_and_bias_gradients_match_the_reference(isa, problem):
     x, w, _, s, p, d = problem
-    out_shape = conv_reference(x, w, None, s, p, d).shape
-    g = np.random.default_rng(1).standard_normal(out_shape).astype(x.dtype)
+    g = _output_gradient(x, w, s, p, d, 1)
     cols = im2col_numpy(x.astype(np.float64), w.shape[2:], s, p, d)
     pixels = g.shape[2] * g.shape[3]
     expected = np.einsum("nfp,nkp->fk", g.reshape(g.shape[0], g.shape[1], pixels), cols)
-    got = dc.conv2d_weight_grad(x, g, w.shape[2:], s, p, d)
-    np.testing.assert_allclose(got, expected.reshape(w.shape), **tolerance(x.dtype))
+    grad_x, grad_w, grad_b = dc.conv2d_backward(x, w, g, s, p, d, needs=(False, True, True))
+    assert grad_x is None
+    np.testing.assert_allclose(grad_w, expected.reshape(w.shape), **tolerance(x.dtype))
+    np.testing.assert_allclose(grad_b, g.astype(np.float64).sum(axis=(0, 2, 3)),
+                               **tolerance(x.dtype))
+
+
+def _input_gradient_reference(x, w, g, s, p, d):
+    dcols = np.matmul(w.reshape(w.shape[0], -1).T.astype(np.float64),
+                      g.reshape(g.shape[0], g.shape[1], g.shape[2] * g.shape[3]))
+    return col2im_numpy(dcols, x.shape, w.shape[2:], s, p, d)
 
 
 @given(problems())
 def test_input_gradient_matches_the_reference(isa, problem):
     x, w, _, s, p, d = problem
-    out_shape = conv_reference(x, w, None, s, p, d).shape
-    g = np.random.default_rng(2).standard_normal(out_shape).astype(x.dtype)
-    dcols = np.matmul(w.reshape(w.shape[0], -1).T.astype(np.float64),
-                      g.reshape(g.shape[0], g.shape[1], g.shape[2] * g.shape[3]))
-    expected = col2im_numpy(dcols, x.shape, w.shape[2:], s, p, d)
-    got = dc.conv2d_input_grad(g, w, x.shape, s, p, d)
-    np.testing.assert_allclose(got, expected, **tolerance(x.dtype))
+    g = _output_gradient(x, w, s, p, d, 2)
+    grad_x, grad_w, grad_b = dc.conv2d_backward(x, w, g, s, p, d, needs=(True, False, False))
+    assert grad_w is None and grad_b is None
+    np.testing.assert_allclose(grad_x, _input_gradient_reference(x, w, g, s, p, d),
+                               **tolerance(x.dtype))
+
+
+@pytest.mark.parametrize("in_channels", [3, 16])
+def test_an_infinite_gradient_reaches_only_its_window(isa, in_channels):
+    # The scatter adds whole vectors past a kernel row's end (g times zero weights): it must
+    # not turn an infinite g into NaNs outside the window.
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, in_channels, 9, 9)).astype(np.float32)
+    w = rng.uniform(0.5, 1.0, (4, in_channels, 3, 3)).astype(np.float32)
+    g = _output_gradient(x, w, (1, 1), (1, 1), (1, 1), 3)
+    g[1, 2, 4, 4] = np.inf
+    grad_x = dc.conv2d_backward(x, w, g, 1, 1, 1)[0]
+    expected = _input_gradient_reference(x, w, g, (1, 1), (1, 1), (1, 1))
+    np.testing.assert_array_equal(np.isposinf(grad_x), np.isposinf(expected))
+    assert np.isfinite(grad_x[0]).all() and np.isposinf(grad_x[1, :, 3:6, 3:6]).all()
+    assert np.isfinite(grad_x[1]).sum() == grad_x[1].size - 9 * in_channels
+
+
+@given(problems(max_channels=34), st.booleans())
+def test_pooled_backward_equals_the_dense_backward_bit_for_bit(isa, problem, with_nan):
+    x, w, b, s, p, d = problem
+    conv = dc.conv2d_forward(x, w, b, s, p, d, relu=True)
+    assume(conv.shape[2] >= 2 and conv.shape[3] >= 2)
+    pooled, indices = dc.conv2d_relu_max_pool2d(x, w, b, s, p, d)
+    g = np.random.default_rng(5).standard_normal(pooled.shape).astype(x.dtype)
+    if with_nan and g.size:
+        g.flat[0] = np.nan
+    dense = max_pool2d_backward(g * (pooled > 0), indices, conv.shape)
+    fused = dc.conv2d_relu_max_pool2d_backward(x, w, g, pooled, indices, s, p, d)
+    for got, expected in zip(fused, dc.conv2d_backward(x, w, dense, s, p, d)):
+        np.testing.assert_array_equal(got, expected)
 
 
 @given(problems(max_channels=34))
@@ -130,9 +174,9 @@ def test_bit_identical_at_one_and_two_threads(isa, threads, rng, dtype):
     for n in (1, 2):
         cnn.set_num_threads(n)
         out = dc.conv2d_forward(x, w, b)
-        results.append((out, *dc.conv2d_relu_max_pool2d(x, w, b),
-                        dc.conv2d_weight_grad(x, out, (5, 5)),
-                        dc.conv2d_input_grad(out, w, x.shape)))
+        pooled, indices = dc.conv2d_relu_max_pool2d(x, w, b)
+        results.append((out, pooled, indices, *dc.conv2d_backward(x, w, out),
+                        *dc.conv2d_relu_max_pool2d_backward(x, w, pooled, pooled, indices)))
     for a, b in zip(*results):
         assert a.tobytes() == b.tobytes()
 
@@ -149,11 +193,19 @@ def _x():
     (lambda: dc.conv2d_forward(_x(), np.zeros((3, 2, 7, 7), np.float32)), ValueError, "kernel"),
     (lambda: dc.conv2d_relu_max_pool2d(_x(), np.zeros((3, 2, 6, 6), np.float32)), ValueError,
      "pooling"),
-    (lambda: dc.conv2d_weight_grad(_x(), np.zeros((1, 3, 3, 3), np.float32), 3), ValueError,
-     "grad_output"),
-    (lambda: dc.conv2d_input_grad(np.zeros((1, 3, 3, 3), np.float32),
-                                  np.zeros((3, 2, 3, 3), np.float32), (1, 2, 6, 6)), ValueError,
-     "grad_output"),
+    (lambda: dc.conv2d_backward(_x(), np.zeros((3, 2, 3, 3), np.float32),
+                                np.zeros((1, 3, 3, 3), np.float32)), ValueError, "grad_output"),
+    (lambda: dc.conv2d_backward(_x(), np.zeros((3, 2, 3, 3), np.float32),
+                                np.zeros((1, 3, 4, 4), np.float32), needs=(True, True)),
+     ValueError, "needs"),
+    (lambda: dc.conv2d_relu_max_pool2d_backward(
+        _x(), np.zeros((3, 2, 3, 3), np.float32), np.zeros((1, 3, 2, 2), np.float32),
+        np.zeros((1, 3, 2, 2), np.float32), np.zeros((1, 3, 2, 2), np.int32)), TypeError,
+     "indices"),
+    (lambda: dc.conv2d_relu_max_pool2d_backward(
+        _x(), np.zeros((3, 2, 3, 3), np.float32), np.zeros((1, 3, 2, 2), np.float32),
+        np.zeros((1, 3, 2, 1), np.float32), np.zeros((1, 3, 2, 2), np.int64)), ValueError,
+     "pooled"),
 ])
 def test_bad_arguments_raise_naming_the_argument(call, error, words):
     with pytest.raises(error, match=words):

@@ -1,5 +1,6 @@
 """Direct 2-D convolution (groups = 1) for layers with few channels: forward (optionally fused
-with ReLU and a 2x2 max-pool) and the weight gradient.
+with ReLU and a 2x2 max-pool) and the backward pass (weight, bias and input gradients in one
+pass over the images, from the convolution's gradient or straight from the pooled one).
 
 Why not im2col + GEMM here: with 1 to 64 input channels the column matrix is 10-25x larger than
 the input, so a GEMM over it is limited by memory, and the GEMM itself is small and skinny. These
@@ -8,12 +9,17 @@ in conv_tile.h (CNN_PIXELS output pixels x CNN_BLOCK output channels).
 
 Layouts. Inputs and outputs are C-contiguous NCHW. The wrappers (cnn/_kernels/direct_conv.py)
 repack weights into `wt[tap, f]` with tap = (c*KH + i)*KW + j and f zero-padded to a multiple of
-BLOCK, and give every tap's offset from a window origin inside a padded image (`taps`). The input
-gradient is this same forward convolution applied to the (dilated, padded) output gradient with
-rotated weights, so it needs no kernel of its own.
+BLOCK, and give every tap's offset from a window origin inside a padded image (`taps`).
 
-Threads take whole images (forward) or fixed blocks of images (weight gradient: each block sums
-into its own slot of `partial`, and the wrapper adds the slots in block order), so results are
+Backward. Behind a ReLU and a max-pool most of the convolution's gradient is zero, so the
+backward pass works on the active pixels only: it lays each image's gradient out pixel-major,
+compacts the pixels holding a non-zero value (conv_scatter.h), runs the register tile over them
+for the weight gradient, sums them for the bias, and scatters their values back through the
+weights for the input gradient. Layers with many input channels get their input gradient from
+the wrapper instead, as a dense forward convolution of the dilated gradient.
+
+Threads take whole images (forward) or fixed blocks of images (backward: each block sums into
+its own slot of `partial`, and the wrapper adds the slots in block order), so results are
 bit-identical for any thread count. Scheduling is dynamic: when another process holds a core,
 the other thread takes the remaining images instead of waiting for a slowed one.
 """
@@ -21,7 +27,7 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.math cimport INFINITY
 from libc.stdint cimport int64_t
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 DEF BLOCK = 16            # output channels per tile at most (CNN_BLOCK in conv_tile.h)
 DEF PIXELS = 4            # lanes per tile (CNN_PIXELS in conv_tile.h)
@@ -49,6 +55,21 @@ cdef extern from "conv_tile.h" nogil:
     void cnn_relu_max8_f32(const float* tile, float* best, int* which)
     void cnn_relu_max16_f64(const double* tile, double* best, long long* which)
     void cnn_relu_max8_f64(const double* tile, double* best, long long* which)
+
+
+cdef extern from "conv_scatter.h" nogil:
+    # See conv_scatter.h; the f32/f64 names differ only in the type.
+    Py_ssize_t cnn_compact_rows_f32(float* rows, Py_ssize_t n_pixels, Py_ssize_t width,
+                                    const Py_ssize_t* origins, Py_ssize_t* active)
+    Py_ssize_t cnn_compact_rows_f64(double* rows, Py_ssize_t n_pixels, Py_ssize_t width,
+                                    const Py_ssize_t* origins, Py_ssize_t* active)
+    void cnn_scatter_segments_f32(float* window, const Py_ssize_t* offsets,
+                                  Py_ssize_t n_segments, const float* weights,
+                                  const float* values, const Py_ssize_t* channels, Py_ssize_t n)
+    void cnn_scatter_segments_f64(double* window, const Py_ssize_t* offsets,
+                                  Py_ssize_t n_segments, const double* weights,
+                                  const double* values, const Py_ssize_t* channels,
+                                  Py_ssize_t n)
 
 
 cdef inline Py_ssize_t _block(Py_ssize_t f_padded) noexcept nogil:
@@ -209,138 +230,194 @@ def conv_relu_pool_forward(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
                                 &bias[0], pooled[n], indices[n], conv_w, sh, sw)
 
 
-cdef Py_ssize_t _compact_gradient(const floating[:, :, ::1] grad, floating* pixel_major,
-                                  Py_ssize_t f_padded, const Py_ssize_t* origins,
-                                  Py_ssize_t* active_origins) noexcept nogil:
-    """Copy the output pixels whose gradient is not all zero into pixel_major (count, F_padded),
-    zeros in the padding channels, and their window origins into active_origins; return count.
-    Behind a max-pool and a ReLU most pixels carry no gradient, and they add nothing."""
-    cdef Py_ssize_t F = grad.shape[0], oh = grad.shape[1], ow = grad.shape[2]
-    cdef Py_ssize_t count = 0, f, y, xx
-    cdef bint active
-    cdef floating* row
-    for y in range(oh):
-        for xx in range(ow):
-            active = False
-            for f in range(F):
-                if grad[f, y, xx] != 0:
-                    active = True
-                    break
-            if not active:
-                continue
-            row = pixel_major + count * f_padded
-            for f in range(f_padded):
-                row[f] = grad[f, y, xx] if f < F else 0
-            active_origins[count] = origins[y * ow + xx]
-            count += 1
-    return count
-
-
-cdef void _weight_grad_block(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] grad,
-                             Py_ssize_t first, Py_ssize_t last, const Py_ssize_t* taps,
-                             Py_ssize_t T, const Py_ssize_t* origins, Py_ssize_t* active,
-                             floating* sums, Py_ssize_t rows, Py_ssize_t f_padded,
-                             floating* padded, floating* pixel_major, Py_ssize_t ph,
-                             Py_ssize_t pw) noexcept nogil:
-    """Add images first..last-1's weight gradient onto sums (rows, f_padded)."""
-    cdef Py_ssize_t n, t, q, k, fb, n_active, block = _block(f_padded)
-    cdef Py_ssize_t lanes[PIXELS]  # a local of this call: private to the calling thread
-    memset(sums, 0, rows * f_padded * sizeof(floating))
-    for n in range(first, last):
-        n_active = _compact_gradient(grad[n], pixel_major, f_padded, origins, active)
-        if n_active == 0:
-            continue
-        _pad_image(x[n], padded, ph, pw)
-        for t in range(0, rows, PIXELS):
-            for q in range(PIXELS):
-                lanes[q] = taps[t + q] if t + q < T else taps[0]
-            for k in range(f_padded // block):
-                fb = k * block
-                # The tile reads its starting sums from, and writes them back to, the same
-                # rows: it accumulates this image onto the block's sums.
-                _tile(padded, lanes, active, n_active, pixel_major + fb, f_padded,
-                      sums + t * f_padded + fb, f_padded, sums + t * f_padded + fb, f_padded,
-                      block)
-
-
-def conv_weight_grad(const floating[:, :, :, ::1] x,      # IN  (N, C, H, W)
-                     const floating[:, :, :, ::1] grad,   # IN  (N, F, OH, OW)
-                     const Py_ssize_t[::1] taps,          # IN  (T,) tap offsets, T = C*KH*KW
-                     const Py_ssize_t[::1] origins,       # IN  (OH*OW,) window origins
-                     floating[:, :, ::1] partial,         # OUT (blocks, T rounded up to 4, F_padded)
-                     floating[:, ::1] scratch,            # (threads, C*Hp*Wp + OH*OW*F_padded)
-                     Py_ssize_t[:, ::1] active,           # (threads, OH*OW) scratch
-                     Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t images_per_block,
-                     int num_threads):
-    """partial[b, t, f] = sum over the images of block b and the output pixels p of
-    grad[n, f, p] * padded x[n] at origins[p] + taps[t]. Rows t >= T hold junk (their lanes
-    repeat tap 0), so every tile is a full group of PIXELS taps."""
-    cdef Py_ssize_t blocks = partial.shape[0], rows = partial.shape[1]
-    cdef Py_ssize_t f_padded = partial.shape[2], N = x.shape[0], b
-    cdef Py_ssize_t image_size = x.shape[1] * (x.shape[2] + 2 * ph) * (x.shape[3] + 2 * pw)
-    cdef floating* padded
-    with nogil:
-        for b in prange(blocks, schedule="dynamic", num_threads=num_threads,
-                        use_threads_if=num_threads > 1 and blocks > 1):
-            padded = &scratch[threadid(), 0]
-            _weight_grad_block(x, grad, b * images_per_block,
-                               min((b + 1) * images_per_block, N), &taps[0], taps.shape[0],
-                               &origins[0], &active[threadid(), 0], &partial[b, 0, 0], rows,
-                               f_padded, padded, padded + image_size, ph, pw)
-
-
-cdef void _input_grad_image(const floating* grad, Py_ssize_t F, Py_ssize_t n_pixels,
-                            const floating* weight, Py_ssize_t T, const Py_ssize_t* taps,
-                            const Py_ssize_t* origins, floating* padded, floating* column,
-                            floating[:, :, ::1] dx, Py_ssize_t ph,
-                            Py_ssize_t pw) noexcept nogil:
-    """dx of one image: for every output pixel p, column = sum over f of grad[f, p] * weight[f]
-    (an axpy over the T taps, skipped where grad[f, p] is 0: behind a max-pool most are), then
-    add the column back at the pixel's window in a padded image, and crop it."""
-    cdef Py_ssize_t C = dx.shape[0], H = dx.shape[1], W = dx.shape[2]
-    cdef Py_ssize_t hp = H + 2 * ph, wp = W + 2 * pw
-    cdef Py_ssize_t p, f, t, c, y, xx, base
-    cdef floating g
-    cdef bint touched
-    memset(padded, 0, C * hp * wp * sizeof(floating))
+cdef void _pixel_rows_dense(const floating[:, :, ::1] grad, floating* rows,
+                            Py_ssize_t f_padded) noexcept nogil:
+    """rows (OH*OW, f_padded): grad (F, OH, OW) pixel-major, zeros in the padding channels."""
+    cdef Py_ssize_t F = grad.shape[0], ow = grad.shape[2], p, f
+    cdef Py_ssize_t n_pixels = grad.shape[1] * ow
     for p in range(n_pixels):
-        touched = False
+        for f in range(f_padded):
+            rows[p * f_padded + f] = grad[f, p // ow, p % ow] if f < F else 0
+
+
+cdef void _pixel_rows_pooled(const floating[:, :, ::1] grad, const floating[:, :, ::1] pooled,
+                             const int64_t[:, :, ::1] indices, floating* rows,
+                             Py_ssize_t n_pixels, Py_ssize_t f_padded) noexcept nogil:
+    """rows (n_pixels, f_padded): the gradient of the convolution under ReLU and max-pool,
+    from the pooled gradient: each pooled value times ReLU's mask (pooled > 0), added at its
+    window's argmax pixel (the arithmetic of relu and max_pool2d's backward)."""
+    cdef Py_ssize_t F = grad.shape[0], ph = grad.shape[1], pw = grad.shape[2]
+    cdef Py_ssize_t f, y, xx, index
+    cdef floating mask
+    memset(rows, 0, n_pixels * f_padded * sizeof(floating))
+    for f in range(F):
+        for y in range(ph):
+            for xx in range(pw):
+                index = indices[f, y, xx]
+                # Indices come from the fused forward; the range test keeps a forged one harmless.
+                if 0 <= index < n_pixels:
+                    mask = 1 if pooled[f, y, xx] > 0 else 0
+                    rows[index * f_padded + f] += grad[f, y, xx] * mask
+
+
+cdef inline Py_ssize_t _compact(floating* rows, Py_ssize_t n_pixels, Py_ssize_t f_padded,
+                                const Py_ssize_t* origins,
+                                Py_ssize_t* active_origins) noexcept nogil:
+    """Move the pixel rows holding a non-zero gradient to the front of rows (in pixel order) and
+    their window origins into active_origins; return their count. Behind a max-pool and a ReLU
+    most pixels carry no gradient, and they add nothing to any of the three gradients."""
+    if floating is float:
+        return cnn_compact_rows_f32(rows, n_pixels, f_padded, origins, active_origins)
+    else:
+        return cnn_compact_rows_f64(rows, n_pixels, f_padded, origins, active_origins)
+
+
+cdef void _scatter_input_grad(const floating* rows, Py_ssize_t n_active, Py_ssize_t F,
+                              Py_ssize_t f_padded, const Py_ssize_t* active_origins,
+                              const floating* segments, const Py_ssize_t* segment_offsets,
+                              Py_ssize_t n_segments, const floating* weight, Py_ssize_t T,
+                              const Py_ssize_t* taps, floating* values, Py_ssize_t* channels,
+                              floating* padded_dx) noexcept nogil:
+    """Add every active pixel's gradient back through the weights into the padded input
+    gradient (see cnn_scatter_segments). A non-finite value takes a tap-by-tap path through
+    weight (F, T), which touches only real taps, as the dense formula does."""
+    cdef Py_ssize_t k, f, t, n
+    cdef floating g
+    cdef floating* window
+    for k in range(n_active):
+        window = padded_dx + active_origins[k]
+        n = 0
         for f in range(F):
-            g = grad[f * n_pixels + p]
-            if g == 0:
-                continue
-            if not touched:
-                memset(column, 0, T * sizeof(floating))
-                touched = True
-            for t in range(T):
-                column[t] += g * weight[f * T + t]
-        if touched:
-            base = origins[p]
-            for t in range(T):
-                padded[base + taps[t]] += column[t]
+            # Branch-free: every channel is written, the count grows for the finite non-zeros.
+            g = rows[k * f_padded + f]
+            values[n] = g
+            channels[n] = f
+            n += (g != 0) & (g - g == 0)
+        if floating is float:
+            cnn_scatter_segments_f32(window, segment_offsets, n_segments, segments, values,
+                                     channels, n)
+        else:
+            cnn_scatter_segments_f64(window, segment_offsets, n_segments, segments, values,
+                                     channels, n)
+        for f in range(F):
+            g = rows[k * f_padded + f]
+            if not g - g == 0:  # inf or NaN
+                for t in range(T):
+                    window[taps[t]] += g * weight[f * T + t]
+
+
+cdef void _crop(const floating* padded, floating[:, :, ::1] dx, Py_ssize_t ph,
+                Py_ssize_t pw) noexcept nogil:
+    cdef Py_ssize_t C = dx.shape[0], H = dx.shape[1], W = dx.shape[2], c, y, xx
+    cdef Py_ssize_t hp = H + 2 * ph, wp = W + 2 * pw
     for c in range(C):
         for y in range(H):
             for xx in range(W):
                 dx[c, y, xx] = padded[(c * hp + y + ph) * wp + xx + pw]
 
 
-def conv_input_grad(const floating[:, :, :, ::1] grad,   # IN  (N, F, OH, OW)
-                    const floating[:, ::1] weight,        # IN  (F, T), T = C*KH*KW taps
-                    const Py_ssize_t[::1] taps,           # IN  (T,) tap offsets, padded image
-                    const Py_ssize_t[::1] origins,        # IN  (OH*OW,) window origins
-                    floating[:, :, :, ::1] dx,            # OUT (N, C, H, W)
-                    floating[:, ::1] scratch,             # (threads, C*Hp*Wp + T)
-                    Py_ssize_t ph, Py_ssize_t pw, int num_threads):
-    """The input gradient of a convolution by scattering each output pixel's column gradient."""
-    cdef Py_ssize_t n, N = grad.shape[0], F = grad.shape[1], T = weight.shape[1]
-    cdef Py_ssize_t n_pixels = origins.shape[0]
-    cdef Py_ssize_t image_size = dx.shape[1] * (dx.shape[2] + 2 * ph) * (dx.shape[3] + 2 * pw)
-    cdef floating* padded
-    if N == 0 or T == 0:
+cdef struct _Backward:
+    # What one call of conv_backward computes, and the geometry every image shares.
+    bint pooled_form, need_w, need_b, need_x
+    Py_ssize_t F, f_padded, n_pixels, T, rows, image_size, n_segments, slack, ph, pw
+
+
+cdef void _backward_block(const _Backward* a, const floating[:, :, :, ::1] x,
+                          const floating[:, :, :, ::1] grad,
+                          const floating[:, :, :, ::1] pooled,
+                          const int64_t[:, :, :, ::1] indices, floating[:, :, :, ::1] dx,
+                          Py_ssize_t first, Py_ssize_t last, const Py_ssize_t* taps,
+                          const Py_ssize_t* origins, const floating* segments,
+                          const Py_ssize_t* segment_offsets, const floating* weight,
+                          floating* sums, floating* scratch, Py_ssize_t* active) noexcept nogil:
+    """Images first..last-1: add their weight and bias gradients onto sums (rows + 1,
+    f_padded; the last row is the bias), and write their input gradients into dx."""
+    cdef Py_ssize_t n, t, q, k, f, fb, n_active, block = _block(a.f_padded)
+    cdef Py_ssize_t lanes[PIXELS]  # a local of this call: private to the calling thread
+    cdef floating* padded = scratch
+    cdef floating* padded_dx = scratch + a.image_size
+    cdef floating* pixel_rows = padded_dx + a.image_size + a.slack
+    cdef floating* values = pixel_rows + a.n_pixels * a.f_padded
+    cdef Py_ssize_t* channels = active + a.n_pixels
+    cdef floating* bias_sums = sums + a.rows * a.f_padded
+    memset(sums, 0, (a.rows + 1) * a.f_padded * sizeof(floating))
+    for n in range(first, last):
+        if a.pooled_form:
+            _pixel_rows_pooled(grad[n], pooled[n], indices[n], pixel_rows, a.n_pixels,
+                               a.f_padded)
+        else:
+            _pixel_rows_dense(grad[n], pixel_rows, a.f_padded)
+        n_active = _compact(pixel_rows, a.n_pixels, a.f_padded, origins, active)
+        if a.need_x:
+            memset(padded_dx, 0, (a.image_size + a.slack) * sizeof(floating))
+            _scatter_input_grad(pixel_rows, n_active, a.F, a.f_padded, active, segments,
+                                segment_offsets, a.n_segments, weight, a.T, taps, values,
+                                channels, padded_dx)
+            _crop(padded_dx, dx[n], a.ph, a.pw)
+        if n_active == 0:
+            continue
+        if a.need_b:
+            for k in range(n_active):
+                for f in range(a.f_padded):
+                    bias_sums[f] += pixel_rows[k * a.f_padded + f]
+        if not a.need_w:
+            continue
+        _pad_image(x[n], padded, a.ph, a.pw)
+        for t in range(0, a.rows, PIXELS):
+            for q in range(PIXELS):
+                lanes[q] = taps[t + q] if t + q < a.T else taps[0]
+            for k in range(a.f_padded // block):
+                fb = k * block
+                # The tile reads its starting sums from, and writes them back to, the same
+                # rows: it accumulates this image onto the block's sums.
+                _tile(padded, lanes, active, n_active, pixel_rows + fb, a.f_padded,
+                      sums + t * a.f_padded + fb, a.f_padded, sums + t * a.f_padded + fb,
+                      a.f_padded, block)
+
+
+def conv_backward(const floating[:, :, :, ::1] x,         # IN  (N, C, H, W)
+                  const floating[:, :, :, ::1] grad,      # IN  (N, F, OH, OW), or pooled form
+                  const floating[:, :, :, ::1] pooled,    # IN  pooled form: (N, F, PH, PW)
+                  const int64_t[:, :, :, ::1] indices,    # IN  pooled form: (N, F, PH, PW)
+                  const floating[:, ::1] weight,          # IN  (F, T) weights, T = C*KH*KW
+                  const floating[:, :, ::1] segments,     # IN  (F, S, 8) weights in segments
+                  const Py_ssize_t[::1] taps,             # IN  (T,) tap offsets
+                  const Py_ssize_t[::1] origins,          # IN  (OH*OW,) window origins
+                  const Py_ssize_t[::1] segment_offsets,  # IN  (S,) segments' offsets
+                  floating[:, :, ::1] partial,            # OUT (blocks, rows + 1, F_padded)
+                  floating[:, :, :, ::1] dx,              # OUT (N, C, H, W) when need_x
+                  floating[:, ::1] scratch,               # (threads, see the wrapper)
+                  Py_ssize_t[:, ::1] active,              # (threads, OH*OW + F) scratch
+                  Py_ssize_t ph, Py_ssize_t pw,
+                  Py_ssize_t images_per_block, bint pooled_form, bint need_w, bint need_b,
+                  bint need_x, int num_threads):
+    """The weight, bias and input gradients of a convolution in one pass over the images.
+
+    `grad` is the gradient of the convolution's output (N, F, OH, OW) or, in the pooled form,
+    the gradient of max_pool2d(relu(conv), 2) (N, F, OH // 2, OW // 2), with that op's output
+    `pooled` and argmax `indices` (y*OW + x in the conv plane).
+    partial[b, t, f] = sum over the images of block b and the output pixels p of
+    grad[n, f, p] * padded x[n] at origins[p] + taps[t]; rows t >= T hold junk (their lanes
+    repeat tap 0), so every tile is a full group of PIXELS taps; row `rows` holds the bias
+    gradient's sums. dx[n] (when need_x) is the input gradient, scattered through the weights
+    cut in segments of 8 positions (cnn_scatter_segments in conv_scatter.h): segment s of
+    channel f starts segment_offsets[s] after a window origin, S is a multiple of 8, and the
+    padded input gradient keeps 8 spare elements past its end for the last row's lanes.
+    """
+    cdef _Backward a
+    cdef Py_ssize_t blocks = partial.shape[0], N = x.shape[0], b
+    a.pooled_form, a.need_w, a.need_b, a.need_x = pooled_form, need_w, need_b, need_x
+    a.F, a.f_padded, a.T = grad.shape[1], partial.shape[2], taps.shape[0]
+    a.n_pixels, a.rows = origins.shape[0], partial.shape[1] - 1
+    a.image_size = x.shape[1] * (x.shape[2] + 2 * ph) * (x.shape[3] + 2 * pw)
+    a.n_segments, a.slack, a.ph, a.pw = segments.shape[1], 8, ph, pw
+    if N == 0:
         return
     with nogil:
-        for n in prange(N, schedule="dynamic", num_threads=num_threads,
-                        use_threads_if=num_threads > 1 and N > 1):
-            padded = &scratch[threadid(), 0]
-            _input_grad_image(&grad[n, 0, 0, 0], F, n_pixels, &weight[0, 0], T, &taps[0],
-                              &origins[0], padded, padded + image_size, dx[n], ph, pw)
+        for b in prange(blocks, schedule="dynamic", num_threads=num_threads,
+                        use_threads_if=num_threads > 1 and blocks > 1):
+            _backward_block(&a, x, grad, pooled, indices, dx, b * images_per_block,
+                            min((b + 1) * images_per_block, N), &taps[0], &origins[0],
+                            &segments[0, 0, 0], &segment_offsets[0], &weight[0, 0],
+                            &partial[b, 0, 0],
+                            &scratch[threadid(), 0], &active[threadid(), 0])

@@ -12,6 +12,7 @@ from cnn._validation import flag, float_array, shape
 from cnn.parallel import get_num_threads
 
 from .im2col import conv_geometry
+from .pool import max_pool2d_backward
 
 BLOCK = 16  # output channels per tile; 8 for layers with at most 8 (cnn/_ext/conv_tile.h)
 # The weight gradient sums images in about this many blocks, each into its own buffer, then adds
@@ -115,62 +116,140 @@ def conv2d_relu_max_pool2d(x, weight, bias=None, stride=1, padding=0, dilation=1
     return pooled, indices
 
 
-def conv2d_weight_grad(x, grad_output, kernel_size, stride=1, padding=0, dilation=1):
-    """d(loss)/d(weight) (F, C, KH, KW) of conv2d(x, weight) given d(loss)/d(output)."""
-    x = float_array(x, "input", ndim=4)
+def weight_segments(weight, input_size, dilation):
+    """The weights and offsets cnn_scatter_segments (cnn/_ext/conv_scatter.h) reads:
+    (segments (F, S, 8), offsets (S,)). Each (input channel c, kernel row i) of a window is cut
+    into runs of 8 consecutive positions, weight[f, c, i, j] at position j*dilation_w and zeros
+    between and after; offsets place each run from a window origin in a padded (C, hp, wp)
+    image, input_size = (hp, wp). S is rounded up to a multiple of 8 with all-zero segments."""
+    f, c, kh, kw = weight.shape
+    hp, wp = input_size
+    span = (kw - 1) * dilation[1] + 1
+    per_row = -(-span // 8)
+    rows = np.zeros((f, c * kh, per_row * 8), dtype=weight.dtype)
+    rows[:, :, :span:dilation[1]] = weight.reshape(f, c * kh, kw)
+    count = c * kh * per_row
+    segments = np.zeros((f, -(-count // 8) * 8, 8), dtype=weight.dtype)
+    segments[:, :count] = rows.reshape(f, count, 8)
+    row_offsets = (np.arange(c)[:, None] * hp + np.arange(kh) * dilation[0]) * wp
+    offsets = np.zeros(segments.shape[1], dtype=np.intp)
+    offsets[:count] = (row_offsets.reshape(-1, 1) + 8 * np.arange(per_row)).ravel()
+    return segments, offsets
+
+
+def _needs(needs):
+    if not isinstance(needs, (tuple, list)) or len(needs) != 3:
+        raise ValueError(f"needs: expected three flags (input, weight, bias), got {needs!r}")
+    return tuple(flag(value, "needs") for value in needs)
+
+
+def conv2d_backward(x, weight, grad_output, stride=1, padding=0, dilation=1,
+                    needs=(True, True, True)):
+    """Gradients of conv2d(x, weight, bias) given d(loss)/d(output) (N, F, OH, OW).
+
+    Returns (grad_input, grad_weight, grad_bias), each None where `needs` (three flags: input,
+    weight, bias) says it is not wanted.
+    """
+    x, weight, geometry = _checked_backward(x, weight, stride, padding, dilation)
     grad_output = float_array(grad_output, "grad_output", ndim=4)
-    kernel, strides, pads, dilations, out_size = conv_geometry(x.shape, kernel_size, stride,
-                                                               padding, dilation)
-    n, f = grad_output.shape[:2]
-    if grad_output.dtype != x.dtype or grad_output.shape != (x.shape[0], f) + out_size:
-        raise ValueError(f"grad_output: expected shape {(x.shape[0], f) + out_size} and dtype "
-                         f"{x.dtype}, got {grad_output.shape} and {grad_output.dtype}")
+    expected = (x.shape[0], weight.shape[0]) + geometry[4]
+    if grad_output.shape != expected or grad_output.dtype != x.dtype:
+        raise ValueError(f"grad_output: expected shape {expected} and dtype {x.dtype}, got "
+                         f"{grad_output.shape} and {grad_output.dtype}")
+    return _backward(x, weight, grad_output, None, None, geometry, _needs(needs))
+
+
+def conv2d_relu_max_pool2d_backward(x, weight, grad_output, pooled, indices, stride=1,
+                                    padding=0, dilation=1, needs=(True, True, True)):
+    """Gradients of max_pool2d(relu(conv2d(x, weight, bias)), 2) given d(loss)/d(pooled).
+
+    `pooled` and `indices` are what conv2d_relu_max_pool2d returned. Each pooled gradient goes,
+    where the pooled value is positive (ReLU's mask), to its window's argmax pixel, and from
+    there through the convolution, without building the convolution-sized gradient. The results
+    equal conv2d_backward's on that gradient, bit for bit (the same kernel sums them).
+    """
+    x, weight, geometry = _checked_backward(x, weight, stride, padding, dilation)
+    grad_output = float_array(grad_output, "grad_output", ndim=4)
+    pooled = float_array(pooled, "pooled", ndim=4)
+    oh, ow = geometry[4]
+    expected = (x.shape[0], weight.shape[0], oh // 2, ow // 2)
+    for name, array in (("grad_output", grad_output), ("pooled", pooled)):
+        if array.shape != expected or array.dtype != x.dtype:
+            raise ValueError(f"{name}: expected shape {expected} and dtype {x.dtype}, got "
+                             f"{array.shape} and {array.dtype}")
+    if not isinstance(indices, np.ndarray) or indices.dtype != np.int64:
+        raise TypeError("indices: expected the int64 array returned by conv2d_relu_max_pool2d, "
+                        f"got {getattr(indices, 'dtype', type(indices).__name__)}")
+    if indices.shape != expected:
+        raise ValueError(f"indices: expected shape {expected}, got {indices.shape}")
+    return _backward(x, weight, grad_output, pooled, np.ascontiguousarray(indices), geometry,
+                     _needs(needs))
+
+
+def _checked_backward(x, weight, stride, padding, dilation):
+    x = float_array(x, "input", ndim=4)
+    weight = float_array(weight, "weight", ndim=4)
+    if weight.dtype != x.dtype or weight.shape[1] != x.shape[1]:
+        raise ValueError(f"weight: expected dtype {x.dtype} and {x.shape[1]} input channels, "
+                         f"got {weight.dtype} and shape {weight.shape}")
+    return x, weight, conv_geometry(x.shape, weight.shape[2:], stride, padding, dilation)
+
+
+def _backward(x, weight, grad, pooled, indices, geometry, needs):
+    """Run conv_backward over checked arrays; pooled is None for a conv-shaped gradient."""
+    kernel, strides, pads, dilations, out_size = geometry
+    need_x, need_w, need_b = needs
+    n, c, h, w = x.shape
+    f = weight.shape[0]
+    # With many input channels the input gradient is a dense convolution (see
+    # _dilated_input_grad); the kernel's scatter is for the few-channel layers.
+    scatter_x = need_x and c < BLOCK
     f_padded = _padded_channels(f)
     pixels = out_size[0] * out_size[1]
-    taps, scratch, threads, wp = _padded_image_setup(x, kernel, pads, dilations,
-                                                     extra_per_thread=pixels * f_padded)
-    origins = window_origins(out_size, strides, wp)
+    hp, wp = h + 2 * pads[0], w + 2 * pads[1]
+    image_size = c * hp * wp
+    if scatter_x:
+        segments, segment_offsets = weight_segments(weight, (hp, wp), dilations)
+    else:
+        segments, segment_offsets = np.zeros((1, 8, 8), x.dtype), np.zeros(8, np.intp)
+    threads = get_num_threads()
+    taps = tap_offsets(c, kernel, dilations, hp, wp)
+    # Per thread: the padded image, the padded input gradient and 8 spare elements, the pixel
+    # rows, the channels' values of one pixel.
+    scratch = np.empty((threads, 2 * image_size + 8 + pixels * f_padded + f), x.dtype)
     images_per_block = max(1, -(-n // WEIGHT_GRAD_BLOCKS))
     blocks = max(1, -(-n // images_per_block))
-    rows = -(-taps.size // 4) * 4  # whole groups of 4 taps (the tile's lanes)
-    partial = np.empty((blocks, rows, f_padded), dtype=x.dtype)
-    if n == 0:
-        partial[...] = 0
-    else:
-        active = np.empty((threads, origins.size), dtype=np.intp)
-        _ext.backend.direct_conv.conv_weight_grad(x, grad_output, taps, origins, partial,
-                                                  scratch, active, *pads, images_per_block,
-                                                  threads)
+    tap_rows = -(-taps.size // 4) * 4  # whole groups of 4 taps (the tile's lanes)
+    partial = np.zeros((blocks, tap_rows + 1, f_padded), dtype=x.dtype)
+    dx = np.empty(x.shape if scatter_x else (0, 1, 1, 1), dtype=x.dtype)
+    pooled_form = pooled is not None
+    if not pooled_form:
+        pooled, indices = np.empty((0, 1, 1, 1), x.dtype), np.empty((0, 1, 1, 1), np.int64)
+    if need_w or need_b or scatter_x:
+        _ext.backend.direct_conv.conv_backward(
+            x, grad, pooled, indices, weight.reshape(f, taps.size), segments, taps,
+            window_origins(out_size, strides, wp), segment_offsets, partial, dx, scratch,
+            np.empty((threads, pixels + f), np.intp), *pads, images_per_block, pooled_form,
+            need_w, need_b, scatter_x, threads)
     # Blocks are summed in their fixed order, whatever the thread count.
-    summed = partial.sum(axis=0)[:taps.size]
-    return np.ascontiguousarray(summed[:, :f].T).reshape((f, x.shape[1]) + kernel)
+    summed = partial.sum(axis=0)
+    grad_w = (np.ascontiguousarray(summed[:taps.size, :f].T).reshape(weight.shape)
+              if need_w else None)
+    grad_b = summed[tap_rows, :f].copy() if need_b else None
+    grad_x = dx if scatter_x else None
+    if need_x and not scatter_x:
+        if pooled_form:
+            grad = max_pool2d_backward(grad * (pooled > 0), indices, (n, f) + out_size)
+        grad_x = _dilated_input_grad(grad, weight, x.shape, geometry)
+    return grad_x, grad_w, grad_b
 
 
-def conv2d_input_grad(grad_output, weight, input_shape, stride=1, padding=0, dilation=1):
-    """d(loss)/d(input) of conv2d.
-
-    With at least BLOCK input channels: a stride-1 direct convolution of the zero-dilated, padded
-    output gradient with the weights rotated by 180 degrees, input and output channels swapped.
-    With fewer, that convolution would fill less than a vector per pixel, so each output pixel's
-    column gradient (an axpy over the taps per non-zero gradient value) is scattered back into
-    the image instead (cnn/_ext/direct_conv.pyx, conv_input_grad).
-    """
-    grad_output = float_array(grad_output, "grad_output", ndim=4)
-    weight = float_array(weight, "weight", ndim=4)
-    input_shape = shape(input_shape, "input_shape", 4)
-    n, c, h, w = input_shape
-    if c != weight.shape[1]:
-        raise ValueError(f"input_shape: expected {weight.shape[1]} channels (weight.shape[1]), "
-                         f"got {c} in {input_shape}")
-    kernel, strides, pads, dilations, out_size = conv_geometry(input_shape, weight.shape[2:],
-                                                               stride, padding, dilation)
-    f = weight.shape[0]
-    if grad_output.shape != (n, f) + out_size or grad_output.dtype != weight.dtype:
-        raise ValueError(f"grad_output: expected shape {(n, f) + out_size} and dtype "
-                         f"{weight.dtype}, got {grad_output.shape} and {grad_output.dtype}")
-    if c < BLOCK:
-        return _scattered_input_grad(grad_output, weight, input_shape, kernel, strides, pads,
-                                     dilations, out_size)
+def _dilated_input_grad(grad_output, weight, input_shape, geometry):
+    """The input gradient as a stride-1 direct convolution of the zero-dilated, padded output
+    gradient with the weights rotated by 180 degrees, input and output channels swapped: dense,
+    and a full vector of channels per pixel for layers with at least BLOCK input channels."""
+    kernel, strides, pads, dilations, out_size = geometry
+    n, f = grad_output.shape[:2]
     # dx[y] = sum_i w[i] g[(y + p - i*d) / s]: place g every s rows, `lead` rows in, so that a
     # stride-1 correlation with the rotated kernel (dilation d) lands each term on its input row.
     sizes, places = [], []
@@ -188,18 +267,3 @@ def conv2d_input_grad(grad_output, weight, input_shape, stride=1, padding=0, dil
     dilated[:, :, rows, cols] = grad_output[:, :, grad_rows, grad_cols]
     rotated = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
     return conv2d_forward(dilated, rotated, None, 1, 0, dilations)
-
-
-def _scattered_input_grad(grad_output, weight, input_shape, kernel, strides, pads, dilations,
-                          out_size):
-    """conv2d_input_grad for layers with few input channels (arguments already checked)."""
-    n, c, h, w = input_shape
-    f, taps_count = weight.shape[0], c * kernel[0] * kernel[1]
-    hp, wp = h + 2 * pads[0], w + 2 * pads[1]
-    threads = get_num_threads()
-    scratch = np.empty((threads, c * hp * wp + taps_count), dtype=weight.dtype)
-    dx = np.zeros(input_shape, dtype=weight.dtype)
-    _ext.backend.direct_conv.conv_input_grad(
-        grad_output, weight.reshape(f, taps_count), tap_offsets(c, kernel, dilations, hp, wp),
-        window_origins(out_size, strides, wp), dx, scratch, *pads, threads)
-    return dx

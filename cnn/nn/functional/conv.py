@@ -1,4 +1,4 @@
-"""2-D convolution: im2col + one batched GEMM forward, GEMMs + col2im backward."""
+"""2-D convolution: direct kernels for groups = 1, im2col + batched GEMMs for grouped ones."""
 import numpy as np
 
 from cnn import _blas
@@ -46,13 +46,13 @@ class Conv2d(Function):
     @staticmethod
     def backward(ctx, grad_output):
         input_shape, stride, padding, dilation, groups = ctx.geometry
-        needs_x, needs_w, needs_b = ctx.needs_input_grad[:3]
-        grad_b = grad_output.sum(axis=(0, 2, 3)) if needs_b else None
+        needs = ctx.needs_input_grad[:3]
         if groups == 1:
             x, weight = ctx.saved_tensors
-            grad_x, grad_w = direct_conv_gradients(x, weight, grad_output, stride, padding,
-                                                   dilation, needs_x, needs_w)
-            return grad_x, grad_w, grad_b, None, None, None, None
+            return direct_conv.conv2d_backward(x, weight, grad_output, stride, padding,
+                                               dilation, needs) + (None,) * 4
+        needs_x, needs_w, needs_b = needs
+        grad_b = grad_output.sum(axis=(0, 2, 3)) if needs_b else None
         cols_groups, weight = ctx.saved_tensors
         n, f = grad_output.shape[:2]
         pixels = grad_output.shape[2] * grad_output.shape[3]
@@ -69,18 +69,6 @@ class Conv2d(Function):
             grad_x = col2im(dcols.reshape(n, groups * dcols.shape[2], pixels), input_shape,
                             weight.shape[2:], stride, padding, dilation)
         return grad_x, grad_w, grad_b, None, None, None, None
-
-
-def direct_conv_gradients(x, weight, grad_output, stride, padding, dilation, needs_x, needs_w):
-    """(input gradient, weight gradient) of a groups=1 convolution; None where not needed."""
-    grad_x = grad_w = None
-    if needs_w:
-        grad_w = direct_conv.conv2d_weight_grad(x, grad_output, weight.shape[2:], stride,
-                                                padding, dilation)
-    if needs_x:
-        grad_x = direct_conv.conv2d_input_grad(grad_output, weight, x.shape, stride, padding,
-                                               dilation)
-    return grad_x, grad_w
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):

@@ -1,0 +1,93 @@
+/* The sparse steps of a convolution's backward pass (used by cnn/_ext/direct_conv.pyx).
+ *
+ * Behind a ReLU and a max-pool most output pixels carry no gradient. The backward pass keeps
+ * the gradient pixel-major (one row of `width` channels per output pixel), moves the rows that
+ * hold a non-zero value to the front (cnn_compact_rows), and sends each active pixel's values
+ * back through the weights into the input gradient (cnn_scatter_segments). Both are written
+ * without data-dependent branches in their inner loops: which pixels and channels are active
+ * is unpredictable, and mispredicted branches cost more than the arithmetic here.
+ */
+#ifndef CNN_CONV_SCATTER_H
+#define CNN_CONV_SCATTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef float cnn_seg_f32 __attribute__((vector_size(8 * sizeof(float))));
+typedef double cnn_seg_f64 __attribute__((vector_size(8 * sizeof(double))));
+typedef uint32_t cnn_bits_f32 __attribute__((vector_size(8 * sizeof(uint32_t))));
+typedef uint64_t cnn_bits_f64 __attribute__((vector_size(8 * sizeof(uint64_t))));
+
+/* Move the rows (n_pixels x width, width a multiple of 8) that hold a value other than +-0 to
+ * the front, in order, and their origins[p] to active[]; return how many there are. Every row
+ * is copied to the next free place and the count advances only for an active one, so the loop
+ * has no branch on the data. A NaN counts as active (its bits without the sign are not 0). */
+#define CNN_DEFINE_COMPACT_ROWS(NAME, T, V, B)                                                \
+    static inline ptrdiff_t NAME(T *rows, ptrdiff_t n_pixels, ptrdiff_t width,                \
+                                 const ptrdiff_t *origins, ptrdiff_t *active)                 \
+    {                                                                                         \
+        ptrdiff_t count = 0, p, k, lane;                                                      \
+        for (p = 0; p < n_pixels; p++) {                                                      \
+            const T *row = rows + p * width;                                                  \
+            T *place = rows + count * width;                                                  \
+            B bits = {0}, b;                                                                  \
+            V v;                                                                              \
+            for (k = 0; k < width; k += 8) {                                                  \
+                memcpy(&v, row + k, sizeof(V));                                               \
+                memcpy(&b, &v, sizeof(B));                                                    \
+                bits |= b << 1; /* drop the sign bit: -0.0 is zero */                         \
+                memcpy(place + k, &v, sizeof(V)); /* place is row, or a row before it */      \
+            }                                                                                 \
+            for (lane = 1; lane < 8; lane++)                                                  \
+                bits[0] |= bits[lane];                                                        \
+            active[count] = origins[p];                                                       \
+            count += bits[0] != 0;                                                            \
+        }                                                                                     \
+        return count;                                                                         \
+    }
+
+CNN_DEFINE_COMPACT_ROWS(cnn_compact_rows_f32, float, cnn_seg_f32, cnn_bits_f32)
+CNN_DEFINE_COMPACT_ROWS(cnn_compact_rows_f64, double, cnn_seg_f64, cnn_bits_f64)
+
+/* window[offsets[s] + l] += sum over i < n of values[i] * weights[(channels[i] * n_segments
+ * + s) * 8 + l], for every segment s < n_segments (a multiple of 8) and lane l < 8.
+ *
+ * The input gradient's scatter of one output pixel: `values` are its non-zero, finite
+ * gradient values and `channels` their output channels; a segment is 8 consecutive input
+ * positions of one (input channel, kernel row) of the window, and `weights` holds each output
+ * channel's kernel laid out in segments, zeros where a segment passes the kernel row's end
+ * (adding values * 0, exactly nothing for finite values). Eight segments are summed in
+ * registers over all the channels, then added to the window one after another, so segments
+ * that overlap (a narrow image) still add up correctly. */
+#define CNN_DEFINE_SCATTER_SEGMENTS(NAME, T, V)                                               \
+    static inline void NAME(T *window, const ptrdiff_t *offsets, ptrdiff_t n_segments,        \
+                            const T *weights, const T *values, const ptrdiff_t *channels,     \
+                            ptrdiff_t n)                                                      \
+    {                                                                                         \
+        ptrdiff_t s, i, k;                                                                    \
+        for (s = 0; s < n_segments; s += 8) {                                                 \
+            V sums[8], w, old;                                                                \
+            for (k = 0; k < 8; k++)                                                           \
+                sums[k] = (V){0};                                                             \
+            for (i = 0; i < n; i++) {                                                         \
+                const T *segment = weights + (channels[i] * n_segments + s) * 8;              \
+                T g = values[i];                                                              \
+                for (k = 0; k < 8; k++) {                                                     \
+                    memcpy(&w, segment + 8 * k, sizeof(V));                                   \
+                    sums[k] += g * w;                                                         \
+                }                                                                             \
+            }                                                                                 \
+            for (k = 0; k < 8; k++) {                                                         \
+                T *d = window + offsets[s + k];                                               \
+                memcpy(&old, d, sizeof(V));                                                   \
+                old += sums[k];                                                               \
+                memcpy(d, &old, sizeof(V));                                                   \
+            }                                                                                 \
+        }                                                                                     \
+    }
+
+CNN_DEFINE_SCATTER_SEGMENTS(cnn_scatter_segments_f32, float, cnn_seg_f32)
+CNN_DEFINE_SCATTER_SEGMENTS(cnn_scatter_segments_f64, double, cnn_seg_f64)
+
+#endif
