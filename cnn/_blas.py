@@ -58,6 +58,32 @@ def _find_controls():
 
 _library, _set_threads, _get_threads = _find_controls()
 
+# cblas_?gemm with 64-bit integers, for cnn/_ext/_gemm.pyx (which splits a product's rows
+# across the kernels' threads, one single-threaded BLAS call per block).
+_GEMM_NAMES = {np.dtype(np.float32): ("scipy_cblas_sgemm64_", "cblas_sgemm64_"),
+               np.dtype(np.float64): ("scipy_cblas_dgemm64_", "cblas_dgemm64_")}
+
+
+def _gemm_addresses():
+    if _library is None:
+        return {}
+    library = ctypes.CDLL(_library)
+    found = {}
+    for dtype, names in _GEMM_NAMES.items():
+        name = next((name for name in names if hasattr(library, name)), None)
+        if name is not None:
+            found[dtype] = ctypes.cast(getattr(library, name), ctypes.c_void_p).value
+    return found
+
+
+_gemm = _gemm_addresses()
+
+
+def gemm_address(dtype):
+    """The address of numpy's BLAS cblas_?gemm (64-bit integers) for `dtype`, or None when this
+    BLAS has none that cnn knows (then matrix products go through numpy)."""
+    return _gemm.get(np.dtype(dtype))
+
 
 def info():
     """Which BLAS thread control cnn found: a short description for show_config."""

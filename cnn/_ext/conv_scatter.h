@@ -16,39 +16,59 @@
 
 typedef float cnn_seg_f32 __attribute__((vector_size(8 * sizeof(float))));
 typedef double cnn_seg_f64 __attribute__((vector_size(8 * sizeof(double))));
-typedef uint32_t cnn_bits_f32 __attribute__((vector_size(8 * sizeof(uint32_t))));
-typedef uint64_t cnn_bits_f64 __attribute__((vector_size(8 * sizeof(uint64_t))));
 
 /* Move the rows (n_pixels x width, width a multiple of 8) that hold a value other than +-0 to
- * the front, in order, and their origins[p] to active[]; return how many there are. Every row
- * is copied to the next free place and the count advances only for an active one, so the loop
- * has no branch on the data. A NaN counts as active (its bits without the sign are not 0). */
-#define CNN_DEFINE_COMPACT_ROWS(NAME, T, V, B)                                                \
+ * the front, in order, and their origins[p] to active[]; return how many there are. A row is
+ * active when its 64-bit words, or-ed together, have a bit set outside the sign bits (so a NaN
+ * is active, -0.0 is not). Every row is copied to the next free place and the count advances
+ * only for an active one: no branch on the data, and the only chain from one pixel to the
+ * next is the count's addition. */
+#define CNN_DEFINE_COMPACT_ROWS(NAME, T, V, NOT_SIGNS)                                        \
     static inline ptrdiff_t NAME(T *rows, ptrdiff_t n_pixels, ptrdiff_t width,                \
                                  const ptrdiff_t *origins, ptrdiff_t *active)                 \
     {                                                                                         \
-        ptrdiff_t count = 0, p, k, lane;                                                      \
+        ptrdiff_t count = 0, p, k, w;                                                         \
         for (p = 0; p < n_pixels; p++) {                                                      \
             const T *row = rows + p * width;                                                  \
             T *place = rows + count * width;                                                  \
-            B bits = {0}, b;                                                                  \
+            uint64_t bits = 0, word;                                                          \
             V v;                                                                              \
-            for (k = 0; k < width; k += 8) {                                                  \
+            for (k = 0; k < width; k += 8) { /* place is row, or a whole row before it */    \
+                for (w = 0; w < (ptrdiff_t)sizeof(V) / 8; w++) {                              \
+                    memcpy(&word, (const char *)(row + k) + 8 * w, 8);                        \
+                    bits |= word;                                                             \
+                }                                                                             \
                 memcpy(&v, row + k, sizeof(V));                                               \
-                memcpy(&b, &v, sizeof(B));                                                    \
-                bits |= b << 1; /* drop the sign bit: -0.0 is zero */                         \
-                memcpy(place + k, &v, sizeof(V)); /* place is row, or a row before it */      \
+                memcpy(place + k, &v, sizeof(V));                                             \
             }                                                                                 \
-            for (lane = 1; lane < 8; lane++)                                                  \
-                bits[0] |= bits[lane];                                                        \
             active[count] = origins[p];                                                       \
-            count += bits[0] != 0;                                                            \
+            count += (bits & (NOT_SIGNS)) != 0;                                               \
         }                                                                                     \
         return count;                                                                         \
     }
 
-CNN_DEFINE_COMPACT_ROWS(cnn_compact_rows_f32, float, cnn_seg_f32, cnn_bits_f32)
-CNN_DEFINE_COMPACT_ROWS(cnn_compact_rows_f64, double, cnn_seg_f64, cnn_bits_f64)
+CNN_DEFINE_COMPACT_ROWS(cnn_compact_rows_f32, float, cnn_seg_f32, 0x7fffffff7fffffffULL)
+CNN_DEFINE_COMPACT_ROWS(cnn_compact_rows_f64, double, cnn_seg_f64, 0x7fffffffffffffffULL)
+
+/* sums[k] += rows[i * width + k] for i = 0, 1, ... n - 1 in turn (width a multiple of 8): the
+ * bias gradient's running sums over the active pixels, kept in registers between rows. */
+#define CNN_DEFINE_ADD_ROWS(NAME, T, V)                                                       \
+    static inline void NAME(T *sums, const T *rows, ptrdiff_t n, ptrdiff_t width)             \
+    {                                                                                         \
+        ptrdiff_t i, k;                                                                       \
+        V total, row;                                                                         \
+        for (k = 0; k < width; k += 8) {                                                      \
+            memcpy(&total, sums + k, sizeof(V));                                              \
+            for (i = 0; i < n; i++) {                                                         \
+                memcpy(&row, rows + i * width + k, sizeof(V));                                \
+                total += row;                                                                 \
+            }                                                                                 \
+            memcpy(sums + k, &total, sizeof(V));                                              \
+        }                                                                                     \
+    }
+
+CNN_DEFINE_ADD_ROWS(cnn_add_rows_f32, float, cnn_seg_f32)
+CNN_DEFINE_ADD_ROWS(cnn_add_rows_f64, double, cnn_seg_f64)
 
 /* window[offsets[s] + l] += sum over i < n of values[i] * weights[(channels[i] * n_segments
  * + s) * 8 + l], for every segment s < n_segments (a multiple of 8) and lane l < 8.

@@ -70,6 +70,8 @@ cdef extern from "conv_scatter.h" nogil:
                                   Py_ssize_t n_segments, const double* weights,
                                   const double* values, const Py_ssize_t* channels,
                                   Py_ssize_t n)
+    void cnn_add_rows_f32(float* sums, const float* rows, Py_ssize_t n, Py_ssize_t width)
+    void cnn_add_rows_f64(double* sums, const double* rows, Py_ssize_t n, Py_ssize_t width)
 
 
 cdef inline Py_ssize_t _block(Py_ssize_t f_padded) noexcept nogil:
@@ -357,9 +359,10 @@ cdef void _backward_block(const _Backward* a, const floating[:, :, :, ::1] x,
         if n_active == 0:
             continue
         if a.need_b:
-            for k in range(n_active):
-                for f in range(a.f_padded):
-                    bias_sums[f] += pixel_rows[k * a.f_padded + f]
+            if floating is float:
+                cnn_add_rows_f32(bias_sums, pixel_rows, n_active, a.f_padded)
+            else:
+                cnn_add_rows_f64(bias_sums, pixel_rows, n_active, a.f_padded)
         if not a.need_w:
             continue
         _pad_image(x[n], padded, a.ph, a.pw)

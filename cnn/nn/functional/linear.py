@@ -1,7 +1,7 @@
 """Fully connected layers: y = x @ W.T + b."""
 import math
 
-from cnn import _blas
+from cnn._kernels import gemm
 from cnn.autograd import Function
 from cnn.tensor import Tensor, from_numpy
 
@@ -9,29 +9,35 @@ from ._inputs import array_of, float_array_of, same_dtype
 
 
 class Linear(Function):
-    """x (*, in) @ weight.T (in, out) + bias; the leading dimensions are flattened for the GEMMs."""
+    """x (*, in) @ weight.T (in, out) + bias; the leading dimensions are flattened for the GEMMs,
+    which split their rows across the kernels' threads (cnn/_kernels/gemm.py)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias):
-        with _blas.single_threaded():
-            out = x @ weight.T
+        rows = _rows(x)
+        out = gemm.matmul(rows, weight, transpose_b=True)
         if bias is not None:
             out += bias
-        ctx.save_for_backward(x, weight)
-        return out
+        ctx.save_for_backward(rows, weight)
+        ctx.input_shape = x.shape
+        return out.reshape(x.shape[:-1] + (weight.shape[0],))
 
     @staticmethod
     def backward(ctx, grad_output):
-        x, weight = ctx.saved_tensors
+        rows, weight = ctx.saved_tensors
         needs_x, needs_w, needs_b = ctx.needs_input_grad
-        # (rows, features) views; the row count is explicit, since -1 is ambiguous for 0 features.
-        count = math.prod(x.shape[:-1])
-        rows = grad_output.reshape(count, grad_output.shape[-1])
-        with _blas.single_threaded():
-            grad_x = grad_output @ weight if needs_x else None
-            grad_w = rows.T @ x.reshape(count, x.shape[-1]) if needs_w else None
-        grad_b = rows.sum(axis=0) if needs_b else None
+        grad_rows = _rows(grad_output)
+        grad_x = (gemm.matmul(grad_rows, weight).reshape(ctx.input_shape) if needs_x
+                  else None)
+        grad_w = gemm.matmul(grad_rows, rows, transpose_a=True) if needs_w else None
+        grad_b = grad_rows.sum(axis=0) if needs_b else None
         return grad_x, grad_w, grad_b
+
+
+def _rows(array):
+    """array (*, features) as a (rows, features) matrix; the row count is explicit, since -1
+    is ambiguous for 0 features."""
+    return array.reshape(math.prod(array.shape[:-1]), array.shape[-1])
 
 
 def linear(input, weight, bias=None):

@@ -1,0 +1,73 @@
+"""Matrix products split into fixed blocks of columns, the blocks shared by the OpenMP team.
+
+Each block is one call of numpy's BLAS (its cblas_sgemm / cblas_dgemm, found by cnn/_blas.py
+and passed here as an address), made while that BLAS runs single-threaded: the kernels' OpenMP
+team is then the one pool at work, as everywhere else in cnn. Blocks are columns of the result
+(rows of op(b)): each call packs only its share of op(b), where row blocks would each pack all
+of it. Their number depends on the shapes alone (an even count of at most 64 columns each, or
+one block for a product too small to share), never on the thread count, and each block is one
+call, so the results are bit-identical for any number of threads.
+
+Compiled once (no instruction-set variants): the arithmetic happens inside the BLAS.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.stdint cimport int64_t
+
+cdef enum:
+    ROW_MAJOR = 101       # CBLAS_ORDER and CBLAS_TRANSPOSE values, fixed by the CBLAS standard
+    NO_TRANSPOSE = 111
+    TRANSPOSE = 112
+
+# The ILP64 interface (64-bit integers) of the OpenBLAS that numpy's wheels ship.
+ctypedef void (*sgemm_t)(int order, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                         float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
+                         float beta, float* c, int64_t ldc) noexcept nogil
+ctypedef void (*dgemm_t)(int order, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                         double alpha, const double* a, int64_t lda, const double* b,
+                         int64_t ldb, double beta, double* c, int64_t ldc) noexcept nogil
+
+MAX_BLOCK_COLUMNS = 64
+MIN_SHARED_WORK = 1 << 16  # multiply-adds; below this a second call costs more than it saves
+
+
+def column_blocks(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k):
+    """How many column blocks an (m, k) @ (k, n) product is split into."""
+    if m * n * k < MIN_SHARED_WORK or n < 2:
+        return 1
+    return 2 * ((n + 2 * MAX_BLOCK_COLUMNS - 1) // (2 * MAX_BLOCK_COLUMNS))
+
+
+def matmul(const floating[:, ::1] a,    # IN  (M, K), or (K, M) when transpose_a
+           const floating[:, ::1] b,    # IN  (K, N), or (N, K) when transpose_b
+           floating[:, ::1] out,        # OUT (M, N)
+           bint transpose_a, bint transpose_b, size_t gemm, int num_threads):
+    """out = op(a) @ op(b), op transposing where asked; `gemm` is the address of cblas_sgemm
+    (float32) or cblas_dgemm (float64) with 64-bit integers. The caller checks the shapes."""
+    cdef Py_ssize_t M = out.shape[0], N = out.shape[1]
+    cdef Py_ssize_t K = a.shape[0] if transpose_a else a.shape[1]
+    cdef Py_ssize_t blocks, width, block, first, columns
+    cdef int ta = TRANSPOSE if transpose_a else NO_TRANSPOSE
+    cdef int tb = TRANSPOSE if transpose_b else NO_TRANSPOSE
+    cdef int64_t lda = a.shape[1], ldb = b.shape[1]
+    cdef const floating* b_block
+    if M == 0 or N == 0:
+        return
+    if K == 0:
+        out[:, :] = 0
+        return
+    blocks = column_blocks(M, N, K)
+    width = (N + blocks - 1) // blocks
+    with nogil:
+        for block in prange(blocks, schedule="dynamic", num_threads=num_threads,
+                            use_threads_if=num_threads > 1 and blocks > 1):
+            first = block * width
+            columns = min(width, N - first)
+            # Columns of op(b) are `first` rows down b, or `first` columns across b.
+            b_block = &b[first, 0] if transpose_b else &b[0, first]
+            if floating is float:
+                (<sgemm_t> gemm)(ROW_MAJOR, ta, tb, M, columns, K, 1, &a[0, 0], lda, b_block,
+                                 ldb, 0, &out[0, first], N)
+            else:
+                (<dgemm_t> gemm)(ROW_MAJOR, ta, tb, M, columns, K, 1, &a[0, 0], lda, b_block,
+                                 ldb, 0, &out[0, first], N)

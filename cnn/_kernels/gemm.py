@@ -1,0 +1,32 @@
+"""Checked matrix products for the layers: numpy's BLAS, row blocks shared by the kernels' threads.
+
+See cnn/_ext/_gemm.pyx. Where numpy's BLAS exposes no cblas_?gemm that cnn knows, the product
+is numpy's own, on one BLAS thread.
+"""
+import numpy as np
+
+from cnn import _blas
+from cnn._ext import _gemm
+from cnn._validation import flag, float_array
+from cnn.parallel import get_num_threads
+
+
+def matmul(a, b, transpose_a=False, transpose_b=False):
+    """op(a) @ op(b) for 2-D float arrays of one dtype, op transposing where asked."""
+    a = float_array(a, "a", ndim=2)
+    b = float_array(b, "b", ndim=2)
+    transpose_a, transpose_b = flag(transpose_a, "transpose_a"), flag(transpose_b, "transpose_b")
+    if a.dtype != b.dtype:
+        raise ValueError(f"b: expected dtype {a.dtype} (a's), got {b.dtype}")
+    (m, k) = a.shape[::-1] if transpose_a else a.shape
+    (k_b, n) = b.shape[::-1] if transpose_b else b.shape
+    if k != k_b:
+        raise ValueError(f"b: expected {k} rows in op(b) for op(a) of shape {(m, k)}, got "
+                         f"op(b) of shape {(k_b, n)}")
+    address = _blas.gemm_address(a.dtype)
+    with _blas.single_threaded():
+        if address is None:
+            return (a.T if transpose_a else a) @ (b.T if transpose_b else b)
+        out = np.empty((m, n), dtype=a.dtype)
+        _gemm.matmul(a, b, out, transpose_a, transpose_b, address, get_num_threads())
+    return out
