@@ -19,7 +19,7 @@ except ImportError as error:
         "`pip install .` (or `python setup.py build_ext --inplace` for development).") from error
 
 LEVELS = ("avx512", "avx2", "baseline")  # best first
-KERNEL_MODULES = ("im2col", "pool", "direct_conv")
+KERNEL_MODULES = ("im2col", "pool", "direct_conv", "optim")
 
 
 def _load(isa):

@@ -1,6 +1,7 @@
 """Adam and AdamW (PyTorch's single-tensor update rules); AdamW is Adam with decoupled weight decay."""
 import numpy as np
 
+from .._kernels import optim
 from .optimizer import Optimizer, _check_flags, _check_number, _params_with_grad
 
 
@@ -68,7 +69,7 @@ class Adam(Optimizer):
         return names + ("max_exp_avg_sq",) if group["amsgrad"] else names
 
     def _update_group(self, group):
-        # Python floats keep float32 arithmetic in float32 (NumPy casts them to the array's dtype).
+        # One kernel call per parameter (cnn/_ext/optim.pyx), in the parameter's dtype.
         lr = float(group["lr"])
         beta1, beta2 = (float(beta) for beta in group["betas"])
         eps = float(group["eps"])
@@ -80,44 +81,14 @@ class Adam(Optimizer):
             state = self.state.setdefault(p, {})
             if not state:
                 state["step"] = 0.0
-                state["exp_avg"] = np.zeros_like(param)
-                state["exp_avg_sq"] = np.zeros_like(param)
+                state["exp_avg"] = np.zeros_like(param, order="C")
+                state["exp_avg_sq"] = np.zeros_like(param, order="C")
                 if amsgrad:
-                    state["max_exp_avg_sq"] = np.zeros_like(param)
-            exp_avg = state["exp_avg"]
-            exp_avg_sq = state["exp_avg_sq"]
+                    state["max_exp_avg_sq"] = np.zeros_like(param, order="C")
             state["step"] = step = state["step"] + 1
-
-            if maximize:
-                grad = -grad
-            if weight_decay != 0:
-                if decoupled:
-                    param *= 1 - lr * weight_decay
-                else:
-                    grad = grad + weight_decay * param
-
-            # One scratch array per parameter serves every intermediate below.
-            scratch = np.subtract(grad, exp_avg)
-            scratch *= 1 - beta1
-            exp_avg += scratch
-            np.multiply(grad, 1 - beta2, out=scratch)
-            scratch *= grad
-            exp_avg_sq *= beta2
-            exp_avg_sq += scratch
-
-            bias_correction1 = 1 - beta1**step
-            bias_correction2 = 1 - beta2**step
-            step_size = lr / bias_correction1
-            if amsgrad:
-                second_moment = np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
-            else:
-                second_moment = exp_avg_sq
-            denom = np.sqrt(second_moment, out=scratch)
-            denom /= bias_correction2**0.5
-            denom += eps
-            update = np.divide(exp_avg, denom, out=scratch)
-            update *= -step_size
-            param += update
+            optim.adam_update(param, grad, state["exp_avg"], state["exp_avg_sq"],
+                              state.get("max_exp_avg_sq"), lr, beta1, beta2, eps, weight_decay,
+                              step, amsgrad, maximize, decoupled)
 
 
 class AdamW(Adam):

@@ -1,6 +1,7 @@
 """Stochastic gradient descent, optionally with momentum (PyTorch's update rule)."""
 import numpy as np
 
+from .._kernels import optim
 from .._validation import real_number
 from .optimizer import Optimizer, _check_flags, _check_number, _params_with_grad
 
@@ -61,7 +62,7 @@ class SGD(Optimizer):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 
     def _update_group(self, group):
-        # Python floats keep float32 arithmetic in float32 (NumPy casts them to the array's dtype).
+        # One kernel call per parameter (cnn/_ext/optim.pyx), in the parameter's dtype.
         lr = float(group["lr"])
         momentum = float(group["momentum"])
         dampening = float(group["dampening"])
@@ -69,19 +70,12 @@ class SGD(Optimizer):
         nesterov = group["nesterov"]
         maximize = group["maximize"]
         for p, param, grad in _params_with_grad(group):
-            if weight_decay != 0:
-                grad = np.subtract(weight_decay * param, grad) if maximize else grad + weight_decay * param
-            elif maximize:
-                grad = -grad
-
+            buf = first = None
             if momentum != 0:
                 state = self.state.setdefault(p, {})
                 buf = state.get("momentum_buffer")
-                if buf is None:
-                    state["momentum_buffer"] = buf = grad.copy()
-                else:
-                    buf *= momentum
-                    buf += grad if dampening == 0 else (1 - dampening) * grad
-                grad = grad + momentum * buf if nesterov else buf
-
-            param -= lr * grad
+                first = buf is None
+                if first:
+                    state["momentum_buffer"] = buf = np.empty_like(param, order="C")
+            optim.sgd_update(param, grad, buf, lr, momentum, dampening, weight_decay, nesterov,
+                             maximize, first)
