@@ -19,6 +19,18 @@ def sgd_update(floating[::1] param,          # IN/OUT the parameter, flattened
     cdef Py_ssize_t i, n = param.shape[0]
     cdef floating g, b
     cdef floating lr_ = lr, mu = momentum, keep = 1 - dampening, decay = weight_decay
+    cdef floating* p = &param[0] if n else NULL
+    cdef const floating* d = &grad[0] if n else NULL
+    cdef floating* v = &buf[0] if n and momentum != 0 else NULL
+    if (momentum != 0 and not first_step and dampening == 0 and weight_decay == 0
+            and not nesterov and not maximize):
+        # The usual case, without the branches that keep the general loop from vectorizing.
+        with nogil:
+            for i in range(n):
+                b = v[i] * mu + d[i]
+                v[i] = b
+                p[i] = p[i] - lr_ * b
+        return
     with nogil:
         for i in range(n):
             g = -grad[i] if maximize else grad[i]
@@ -48,6 +60,22 @@ def adam_update(floating[::1] param,           # IN/OUT the parameter, flattened
     cdef floating keep1 = 1 - beta1, keep2 = 1 - beta2, b2 = beta2
     cdef floating root2 = (1 - beta2 ** step) ** 0.5, eps_ = eps
     cdef floating step_size = -(lr / (1 - beta1 ** step))
+    cdef floating* p = &param[0] if n else NULL
+    cdef const floating* d = &grad[0] if n else NULL
+    cdef floating* m1 = &exp_avg[0] if n else NULL
+    cdef floating* m2 = &exp_avg_sq[0] if n else NULL
+    if weight_decay == 0 and not amsgrad and not maximize:
+        # The usual case, without the branches that keep the general loop from vectorizing.
+        with nogil:
+            for i in range(n):
+                g = d[i]
+                m = m1[i] + (g - m1[i]) * keep1
+                m1[i] = m
+                v = m2[i] * b2 + g * keep2 * g
+                m2[i] = v
+                denom = <floating> sqrt(v) / root2 + eps_
+                p[i] = p[i] + m / denom * step_size
+        return
     with nogil:
         for i in range(n):
             g = -grad[i] if maximize else grad[i]
