@@ -1,6 +1,7 @@
 /* The register tile of direct convolution (used by cnn/_ext/direct_conv.pyx).
  *
- * One call computes CNN_PIXELS output pixels x a block of 16 (or 8) output channels, summed over
+ * One call computes CNN_PIXELS output pixels x a block of 16 output channels (or CNN_WIDE_PIXELS
+ * pixels x 8 channels, for layers with at most 8), summed over
  * every tap (input channel, kernel row, kernel column). It is written with GCC/clang vector
  * extensions because Cython cannot express SIMD registers: left to itself, gcc vectorised the
  * Cython loop over the 4 pixels instead of the 16 channels (a quarter of the width). A 16-lane
@@ -16,8 +17,8 @@
  *   out          results: out + q * out_stride receives lane q's block of sums (out may be
  *                init, to accumulate in place)
  *
- * The weight gradient uses the same tile with the roles swapped: its lanes are 4 taps, its
- * "taps" are the output pixels, and its "weights" are the output gradient, pixel-major.
+ * The weight gradient uses the same tile with the roles swapped: its lanes are taps, its "taps"
+ * are the output pixels, and its "weights" are the output gradient, pixel-major.
  */
 #ifndef CNN_CONV_TILE_H
 #define CNN_CONV_TILE_H
@@ -67,8 +68,36 @@ typedef long long cnn_mask8_f64 __attribute__((vector_size(8 * sizeof(long long)
 
 CNN_DEFINE_CONV_TILE(cnn_conv_tile16_f32, float, cnn_vec16_f32)
 CNN_DEFINE_CONV_TILE(cnn_conv_tile16_f64, double, cnn_vec16_f64)
-CNN_DEFINE_CONV_TILE(cnn_conv_tile8_f32, float, cnn_vec8_f32)
-CNN_DEFINE_CONV_TILE(cnn_conv_tile8_f64, double, cnn_vec8_f64)
+
+/* The 8-channel tile takes twice the lanes (CNN_WIDE_PIXELS). Each accumulator's multiply-add
+ * waits for the previous one (about 4 cycles), so 4 accumulators keep a core's two vector
+ * units half busy when a vector is one 256-bit register; 8 keep both busy. (A 16-channel
+ * vector is two 256-bit halves already, on AVX-512 cores that split it, or two registers.) */
+#define CNN_WIDE_PIXELS 8
+#define CNN_DEFINE_CONV_TILE_WIDE(NAME, T, V)                                                \
+    static inline void NAME(const T *in, const ptrdiff_t *lanes, const ptrdiff_t *taps,       \
+                            ptrdiff_t n_taps, const T *wt, ptrdiff_t w_stride, const T *init, \
+                            ptrdiff_t init_stride, T *out, ptrdiff_t out_stride)              \
+    {                                                                                         \
+        V acc[CNN_WIDE_PIXELS], w;                                                            \
+        const T *p[CNN_WIDE_PIXELS];                                                          \
+        ptrdiff_t t, q;                                                                       \
+        for (q = 0; q < CNN_WIDE_PIXELS; q++) {                                               \
+            p[q] = in + lanes[q];                                                             \
+            memcpy(&acc[q], init + q * init_stride, sizeof(V));                               \
+        }                                                                                     \
+        for (t = 0; t < n_taps; t++) {                                                        \
+            ptrdiff_t offset = taps[t];                                                       \
+            memcpy(&w, wt + t * w_stride, sizeof(V));                                         \
+            for (q = 0; q < CNN_WIDE_PIXELS; q++)                                             \
+                acc[q] += p[q][offset] * w;                                                   \
+        }                                                                                     \
+        for (q = 0; q < CNN_WIDE_PIXELS; q++)                                                 \
+            memcpy(out + q * out_stride, &acc[q], sizeof(V));                                 \
+    }
+
+CNN_DEFINE_CONV_TILE_WIDE(cnn_conv_tile8_f32, float, cnn_vec8_f32)
+CNN_DEFINE_CONV_TILE_WIDE(cnn_conv_tile8_f64, double, cnn_vec8_f64)
 
 /* ReLU, then the maximum over a tile's CNN_PIXELS lanes (one 2x2 pooling window, row-major;
  * lane q at tile + q * CNN_BLOCK) for a block of channels at once: best[f] and which[f], the

@@ -30,7 +30,8 @@ from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 
 DEF BLOCK = 16            # output channels per tile at most (CNN_BLOCK in conv_tile.h)
-DEF PIXELS = 4            # lanes per tile (CNN_PIXELS in conv_tile.h)
+DEF PIXELS = 4            # lanes per 16-channel tile (CNN_PIXELS in conv_tile.h)
+DEF WIDE = 8              # lanes per 8-channel tile (CNN_WIDE_PIXELS in conv_tile.h)
 
 
 cdef extern from "conv_tile.h" nogil:
@@ -77,6 +78,11 @@ cdef extern from "conv_scatter.h" nogil:
 cdef inline Py_ssize_t _block(Py_ssize_t f_padded) noexcept nogil:
     """Channels per tile: 8 when the layer's channels fit in 8 (f_padded == 8), else 16."""
     return 8 if f_padded == 8 else BLOCK
+
+
+cdef inline Py_ssize_t _lanes(Py_ssize_t block) noexcept nogil:
+    """Lanes (pixels, or taps for the weight gradient) per tile of `block` channels."""
+    return WIDE if block == 8 else PIXELS
 
 
 cdef inline void _tile(const floating* image, const Py_ssize_t* lanes, const Py_ssize_t* taps,
@@ -142,15 +148,16 @@ cdef void _forward_image(const floating* padded, Py_ssize_t wp, const Py_ssize_t
                          const floating* bias, floating[:, :, ::1] out, Py_ssize_t sh,
                          Py_ssize_t sw, bint relu) noexcept nogil:
     cdef Py_ssize_t F = out.shape[0], oh = out.shape[1], ow = out.shape[2]
-    cdef Py_ssize_t k, fb, oy, ox, q, f, n_pix, block = _block(f_padded)
-    cdef Py_ssize_t lanes[PIXELS]
-    cdef floating tile[PIXELS * BLOCK]
+    cdef Py_ssize_t k, fb, oy, ox, i, q, f, n_pix, block = _block(f_padded), L = _lanes(block)
+    cdef Py_ssize_t lanes[WIDE]
+    cdef floating tile[WIDE * BLOCK]
     for k in range(f_padded // block):
         fb = k * block
         for oy in range(oh):
-            for ox in range(0, ow, PIXELS):
-                n_pix = min(PIXELS, ow - ox)
-                for q in range(PIXELS):
+            for i in range((ow + L - 1) // L):
+                ox = i * L
+                n_pix = min(L, ow - ox)
+                for q in range(L):
                     # Lanes past the row's end repeat pixel ox: computed, never stored.
                     lanes[q] = oy * sh * wp + (ox + (q if q < n_pix else 0)) * sw
                 _tile(padded, lanes, taps, n_taps, wt + fb, f_padded, bias + fb, 0, tile,
@@ -165,29 +172,37 @@ cdef void _forward_pool_image(const floating* padded, Py_ssize_t wp, const Py_ss
                               const floating* bias, floating[:, :, ::1] pooled,
                               int64_t[:, :, ::1] indices, Py_ssize_t conv_w, Py_ssize_t sh,
                               Py_ssize_t sw) noexcept nogil:
-    """Conv + bias + ReLU + 2x2/2 max-pool: each tile's 4 lanes are one pooling window, in
-    row-major order, so the first maximum (or a NaN) wins exactly as in max_pool2d."""
+    """Conv + bias + ReLU + 2x2/2 max-pool: every 4 lanes of a tile are one pooling window, in
+    row-major order, so the first maximum (or a NaN) wins exactly as in max_pool2d. A tile of
+    8 lanes holds windows px and px + 1 (the last window of an odd row repeats: computed, not
+    stored)."""
     cdef Py_ssize_t F = pooled.shape[0], ph_out = pooled.shape[1], pw_out = pooled.shape[2]
-    cdef Py_ssize_t k, fb, py, px, q, f, block = _block(f_padded)
-    cdef Py_ssize_t lanes[PIXELS]
-    cdef Py_ssize_t window[PIXELS]
-    cdef floating tile[PIXELS * BLOCK]
+    cdef Py_ssize_t k, fb, py, px, i, q, f, w, x0, block = _block(f_padded)
+    cdef Py_ssize_t per_tile = _lanes(block) // PIXELS, n_windows
+    cdef Py_ssize_t lanes[WIDE]
+    cdef Py_ssize_t window[WIDE]
+    cdef floating tile[WIDE * BLOCK]
     cdef floating best[BLOCK]
     cdef long long which[BLOCK]
     for k in range(f_padded // block):
         fb = k * block
         for py in range(ph_out):
-            for px in range(pw_out):
-                for q in range(PIXELS):
-                    # Window position q = (a, b): conv output pixel (2py + a, 2px + b).
-                    window[q] = (2 * py + q // 2) * conv_w + 2 * px + q % 2
-                    lanes[q] = (2 * py + q // 2) * sh * wp + (2 * px + q % 2) * sw
+            for i in range((pw_out + per_tile - 1) // per_tile):
+                px = i * per_tile
+                n_windows = min(per_tile, pw_out - px)
+                for w in range(per_tile):
+                    x0 = 2 * (px + (w if w < n_windows else 0))
+                    for q in range(PIXELS):
+                        # Window position q = (a, b): conv output pixel (2py + a, x0 + b).
+                        window[w * PIXELS + q] = (2 * py + q // 2) * conv_w + x0 + q % 2
+                        lanes[w * PIXELS + q] = (2 * py + q // 2) * sh * wp + (x0 + q % 2) * sw
                 _tile(padded, lanes, taps, n_taps, wt + fb, f_padded, bias + fb, 0, tile,
                       BLOCK, block)
-                _relu_max(tile, best, which, block)
-                for f in range(min(block, F - fb)):
-                    pooled[fb + f, py, px] = best[f]
-                    indices[fb + f, py, px] = window[which[f]]
+                for w in range(n_windows):
+                    _relu_max(tile + w * PIXELS * BLOCK, best, which, block)
+                    for f in range(min(block, F - fb)):
+                        pooled[fb + f, py, px + w] = best[f]
+                        indices[fb + f, py, px + w] = window[w * PIXELS + which[f]]
 
 
 def conv_forward(const floating[:, :, :, ::1] x,      # IN  (N, C, H, W)
@@ -334,8 +349,9 @@ cdef void _backward_block(const _Backward* a, const floating[:, :, :, ::1] x,
                           floating* sums, floating* scratch, Py_ssize_t* active) noexcept nogil:
     """Images first..last-1: add their weight and bias gradients onto sums (rows + 1,
     f_padded; the last row is the bias), and write their input gradients into dx."""
-    cdef Py_ssize_t n, t, q, k, f, fb, n_active, block = _block(a.f_padded)
-    cdef Py_ssize_t lanes[PIXELS]  # a local of this call: private to the calling thread
+    cdef Py_ssize_t n, i, t, q, k, f, fb, n_active, block = _block(a.f_padded)
+    cdef Py_ssize_t L = _lanes(block)
+    cdef Py_ssize_t lanes[WIDE]  # a local of this call: private to the calling thread
     cdef floating* padded = scratch
     cdef floating* padded_dx = scratch + a.image_size
     cdef floating* pixel_rows = padded_dx + a.image_size + a.slack
@@ -366,8 +382,9 @@ cdef void _backward_block(const _Backward* a, const floating[:, :, :, ::1] x,
         if not a.need_w:
             continue
         _pad_image(x[n], padded, a.ph, a.pw)
-        for t in range(0, a.rows, PIXELS):
-            for q in range(PIXELS):
+        for i in range(a.rows // L):
+            t = i * L
+            for q in range(L):
                 lanes[q] = taps[t + q] if t + q < a.T else taps[0]
             for k in range(a.f_padded // block):
                 fb = k * block
@@ -401,7 +418,8 @@ def conv_backward(const floating[:, :, :, ::1] x,         # IN  (N, C, H, W)
     `pooled` and argmax `indices` (y*OW + x in the conv plane).
     partial[b, t, f] = sum over the images of block b and the output pixels p of
     grad[n, f, p] * padded x[n] at origins[p] + taps[t]; rows t >= T hold junk (their lanes
-    repeat tap 0), so every tile is a full group of PIXELS taps; row `rows` holds the bias
+    repeat tap 0), so every tile is a full group of taps (4, or 8 for the 8-channel tile; see
+    _lanes); row `rows` holds the bias
     gradient's sums. dx[n] (when need_x) is the input gradient, scattered through the weights
     cut in segments of 8 positions (cnn_scatter_segments in conv_scatter.h): segment s of
     channel f starts segment_offsets[s] after a window origin, S is a multiple of 8, and the

@@ -219,7 +219,8 @@ def _backward(x, weight, grad, pooled, indices, geometry, needs):
     scratch = np.empty((threads, 2 * image_size + 8 + pixels * f_padded + f), x.dtype)
     images_per_block = max(1, -(-n // WEIGHT_GRAD_BLOCKS))
     blocks = max(1, -(-n // images_per_block))
-    tap_rows = -(-taps.size // 4) * 4  # whole groups of 4 taps (the tile's lanes)
+    lanes = 8 if f_padded == 8 else 4  # the tile's lanes (conv_tile.h): whole groups of taps
+    tap_rows = -(-taps.size // lanes) * lanes
     partial = np.zeros((blocks, tap_rows + 1, f_padded), dtype=x.dtype)
     dx = np.empty(x.shape if scatter_x else (0, 1, 1, 1), dtype=x.dtype)
     pooled_form = pooled is not None
