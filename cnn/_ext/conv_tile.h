@@ -4,10 +4,10 @@
  * pixels x 8 channels, for layers with at most 8), summed over
  * every tap (input channel, kernel row, kernel column). It is written with GCC/clang vector
  * extensions because Cython cannot express SIMD registers: left to itself, gcc vectorised the
- * Cython loop over the 4 pixels instead of the 16 channels (a quarter of the width). A 16-lane
- * vector is one AVX-512 register, two AVX2 registers or four SSE2 registers, whichever the build
- * level has. Layers with at most 8 output channels use the 8-channel tile: the same number of
- * instructions, each half as wide (and on CPUs that split 512-bit work in two, half the cost).
+ * Cython loop over the 4 pixels instead of the 16 channels (a quarter of the width). A block of
+ * channels is held in the build level's registers: 16 floats are one AVX-512 register, two AVX2
+ * registers or four SSE2 registers. Layers with at most 8 output channels use the 8-channel
+ * tile: each instruction half as wide (on CPUs that split 512-bit work in two, half the cost).
  *
  *   in           the padded input image; in + lanes[q] is pixel q's window origin
  *   taps         offsets of the n_taps window positions from a window origin
@@ -38,66 +38,59 @@ typedef long long cnn_mask16_f64 __attribute__((vector_size(16 * sizeof(long lon
 typedef int cnn_mask8_f32 __attribute__((vector_size(8 * sizeof(int))));
 typedef long long cnn_mask8_f64 __attribute__((vector_size(8 * sizeof(long long))));
 
-#define CNN_DEFINE_CONV_TILE(NAME, T, V)                                                     \
-    static inline void NAME(const T *in, const ptrdiff_t *lanes, const ptrdiff_t *taps,       \
-                            ptrdiff_t n_taps, const T *wt, ptrdiff_t w_stride, const T *init, \
-                            ptrdiff_t init_stride, T *out, ptrdiff_t out_stride)              \
-    {                                                                                         \
-        V acc0, acc1, acc2, acc3, w;                                                          \
-        const T *p0 = in + lanes[0], *p1 = in + lanes[1];                                     \
-        const T *p2 = in + lanes[2], *p3 = in + lanes[3];                                     \
-        ptrdiff_t t;                                                                          \
-        /* memcpy: unaligned vector loads and stores, which compilers emit as single moves */ \
-        memcpy(&acc0, init, sizeof(V));                                                       \
-        memcpy(&acc1, init + init_stride, sizeof(V));                                         \
-        memcpy(&acc2, init + 2 * init_stride, sizeof(V));                                     \
-        memcpy(&acc3, init + 3 * init_stride, sizeof(V));                                     \
-        for (t = 0; t < n_taps; t++) {                                                        \
-            ptrdiff_t offset = taps[t];                                                       \
-            memcpy(&w, wt + t * w_stride, sizeof(V));                                         \
-            acc0 += p0[offset] * w;                                                           \
-            acc1 += p1[offset] * w;                                                           \
-            acc2 += p2[offset] * w;                                                           \
-            acc3 += p3[offset] * w;                                                           \
-        }                                                                                     \
-        memcpy(out, &acc0, sizeof(V));                                                        \
-        memcpy(out + out_stride, &acc1, sizeof(V));                                           \
-        memcpy(out + 2 * out_stride, &acc2, sizeof(V));                                       \
-        memcpy(out + 3 * out_stride, &acc3, sizeof(V));                                       \
-    }
+/* The widest vector register of the build level: a block's channels are held in as many of
+ * these as they fill (one 16-float block is one AVX-512 register, or two AVX2 registers). Wider
+ * vector types than the registers are legal, but gcc then keeps such accumulators in memory. */
+#if defined(__AVX512F__)
+#define CNN_REGISTER_BYTES 64
+#elif defined(__AVX__)
+#define CNN_REGISTER_BYTES 32
+#else
+#define CNN_REGISTER_BYTES 16
+#endif
+#define CNN_PART_BYTES(T, CHANNELS)                                                           \
+    ((CHANNELS) * sizeof(T) < CNN_REGISTER_BYTES ? (CHANNELS) * sizeof(T) : CNN_REGISTER_BYTES)
 
-CNN_DEFINE_CONV_TILE(cnn_conv_tile16_f32, float, cnn_vec16_f32)
-CNN_DEFINE_CONV_TILE(cnn_conv_tile16_f64, double, cnn_vec16_f64)
-
-/* The 8-channel tile takes twice the lanes (CNN_WIDE_PIXELS). Each accumulator's multiply-add
- * waits for the previous one (about 4 cycles), so 4 accumulators keep a core's two vector
- * units half busy when a vector is one 256-bit register; 8 keep both busy. (A 16-channel
- * vector is two 256-bit halves already, on AVX-512 cores that split it, or two registers.) */
+/* CHANNELS x LANES accumulators; the loops have constant bounds, so they unroll into
+ * registers. Layers with at most 8 channels take twice the lanes (CNN_WIDE_PIXELS): each
+ * accumulator's multiply-add waits for the previous one (about 4 cycles), so 4 accumulators
+ * of one 256-bit register keep a core's two vector units half busy, and 8 keep both busy. */
 #define CNN_WIDE_PIXELS 8
-#define CNN_DEFINE_CONV_TILE_WIDE(NAME, T, V)                                                \
+#define CNN_DEFINE_CONV_TILE(NAME, T, CHANNELS, LANES)                                       \
     static inline void NAME(const T *in, const ptrdiff_t *lanes, const ptrdiff_t *taps,       \
                             ptrdiff_t n_taps, const T *wt, ptrdiff_t w_stride, const T *init, \
                             ptrdiff_t init_stride, T *out, ptrdiff_t out_stride)              \
     {                                                                                         \
-        V acc[CNN_WIDE_PIXELS], w;                                                            \
-        const T *p[CNN_WIDE_PIXELS];                                                          \
-        ptrdiff_t t, q;                                                                       \
-        for (q = 0; q < CNN_WIDE_PIXELS; q++) {                                               \
+        typedef T part_t __attribute__((vector_size(CNN_PART_BYTES(T, CHANNELS))));           \
+        enum { PART = CNN_PART_BYTES(T, CHANNELS) / sizeof(T), PARTS = (CHANNELS) / PART };    \
+        part_t acc[LANES][PARTS], w[PARTS];                                                   \
+        const T *p[LANES];                                                                    \
+        ptrdiff_t t, q, k;                                                                    \
+        /* memcpy: unaligned vector loads and stores, which compilers emit as single moves */ \
+        for (q = 0; q < (LANES); q++) {                                                       \
             p[q] = in + lanes[q];                                                             \
-            memcpy(&acc[q], init + q * init_stride, sizeof(V));                               \
+            for (k = 0; k < PARTS; k++)                                                       \
+                memcpy(&acc[q][k], init + q * init_stride + k * PART, sizeof(part_t));        \
         }                                                                                     \
         for (t = 0; t < n_taps; t++) {                                                        \
             ptrdiff_t offset = taps[t];                                                       \
-            memcpy(&w, wt + t * w_stride, sizeof(V));                                         \
-            for (q = 0; q < CNN_WIDE_PIXELS; q++)                                             \
-                acc[q] += p[q][offset] * w;                                                   \
+            for (k = 0; k < PARTS; k++)                                                       \
+                memcpy(&w[k], wt + t * w_stride + k * PART, sizeof(part_t));                  \
+            for (q = 0; q < (LANES); q++) {                                                   \
+                T x = p[q][offset];                                                           \
+                for (k = 0; k < PARTS; k++)                                                   \
+                    acc[q][k] += x * w[k];                                                    \
+            }                                                                                 \
         }                                                                                     \
-        for (q = 0; q < CNN_WIDE_PIXELS; q++)                                                 \
-            memcpy(out + q * out_stride, &acc[q], sizeof(V));                                 \
+        for (q = 0; q < (LANES); q++)                                                         \
+            for (k = 0; k < PARTS; k++)                                                       \
+                memcpy(out + q * out_stride + k * PART, &acc[q][k], sizeof(part_t));          \
     }
 
-CNN_DEFINE_CONV_TILE_WIDE(cnn_conv_tile8_f32, float, cnn_vec8_f32)
-CNN_DEFINE_CONV_TILE_WIDE(cnn_conv_tile8_f64, double, cnn_vec8_f64)
+CNN_DEFINE_CONV_TILE(cnn_conv_tile16_f32, float, 16, CNN_PIXELS)
+CNN_DEFINE_CONV_TILE(cnn_conv_tile16_f64, double, 16, CNN_PIXELS)
+CNN_DEFINE_CONV_TILE(cnn_conv_tile8_f32, float, 8, CNN_WIDE_PIXELS)
+CNN_DEFINE_CONV_TILE(cnn_conv_tile8_f64, double, 8, CNN_WIDE_PIXELS)
 
 /* ReLU, then the maximum over a tile's CNN_PIXELS lanes (one 2x2 pooling window, row-major;
  * lane q at tile + q * CNN_BLOCK) for a block of channels at once: best[f] and which[f], the
