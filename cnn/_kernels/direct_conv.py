@@ -122,19 +122,30 @@ def weight_segments(weight, input_size, dilation):
     into runs of 8 consecutive positions, weight[f, c, i, j] at position j*dilation_w and zeros
     between and after; offsets place each run from a window origin in a padded (C, hp, wp)
     image, input_size = (hp, wp). S is rounded up to a multiple of 8 with all-zero segments."""
-    f, c, kh, kw = weight.shape
-    hp, wp = input_size
-    span = (kw - 1) * dilation[1] + 1
-    per_row = -(-span // 8)
-    rows = np.zeros((f, c * kh, per_row * 8), dtype=weight.dtype)
-    rows[:, :, :span:dilation[1]] = weight.reshape(f, c * kh, kw)
-    count = c * kh * per_row
-    segments = np.zeros((f, -(-count // 8) * 8, 8), dtype=weight.dtype)
-    segments[:, :count] = rows.reshape(f, count, 8)
-    row_offsets = (np.arange(c)[:, None] * hp + np.arange(kh) * dilation[0]) * wp
-    offsets = np.zeros(segments.shape[1], dtype=np.intp)
-    offsets[:count] = (row_offsets.reshape(-1, 1) + 8 * np.arange(per_row)).ravel()
+    places, shape, offsets = _segment_layout(weight.shape, input_size, dilation)
+    segments = np.zeros(shape, dtype=weight.dtype)
+    segments.reshape(-1)[places] = weight.reshape(-1)
     return segments, offsets
+
+
+@functools.lru_cache(maxsize=256)
+def _segment_layout(weight_shape, input_size, dilation):
+    """Where each weight goes in the segments array (flat positions, in the weight's order), the
+    array's shape and the segments' offsets; cached per layer geometry, read-only."""
+    f, c, kh, kw = weight_shape
+    hp, wp = input_size
+    per_row = -(-((kw - 1) * dilation[1] + 1) // 8)  # segments per kernel row
+    count = c * kh * per_row
+    shape = (f, -(-count // 8) * 8, 8)
+    fi, ci, ii, ji = np.meshgrid(np.arange(f), np.arange(c), np.arange(kh), np.arange(kw),
+                                 indexing="ij")
+    position = (ci * kh + ii) * per_row * 8 + ji * dilation[1]  # within one channel's rows
+    places = (fi * shape[1] * 8 + position).astype(np.intp).ravel()
+    row_offsets = (np.arange(c)[:, None] * hp + np.arange(kh) * dilation[0]) * wp
+    offsets = np.zeros(shape[1], dtype=np.intp)
+    offsets[:count] = (row_offsets.reshape(-1, 1) + 8 * np.arange(per_row)).ravel()
+    places.flags.writeable = offsets.flags.writeable = False
+    return places, shape, offsets
 
 
 def _needs(needs):
