@@ -11,7 +11,6 @@ without these symbols) it does nothing, and `info()` says so.
 OpenBLAS's thread count is found through the symbols OpenBLAS exports, in the library numpy
 loaded (its wheels ship `scipy_openblas` with prefixed, 64-bit-integer names).
 """
-import contextlib
 import ctypes
 import glob
 import os
@@ -92,18 +91,21 @@ def info():
     return f"OpenBLAS ({os.path.basename(_library)}), {_get_threads()} threads outside cnn's ops"
 
 
-@contextlib.contextmanager
-def single_threaded():
-    """Run the block with numpy's BLAS on one thread (a no-op for an unknown BLAS)."""
-    if _set_threads is None:
-        yield
-        return
-    previous = _get_threads()
-    if previous == 1:
-        yield
-        return
-    _set_threads(1)
-    try:
-        yield
-    finally:
-        _set_threads(previous)
+class single_threaded:
+    """``with single_threaded():`` runs the block with numpy's BLAS on one thread (a no-op for
+    an unknown BLAS). A class rather than a generator: it is entered for every matrix product
+    of every layer, and this is the cheaper protocol."""
+
+    __slots__ = ("_previous",)
+
+    def __enter__(self):
+        self._previous = None
+        if _set_threads is not None:
+            previous = _get_threads()
+            if previous != 1:
+                _set_threads(1)
+                self._previous = previous
+
+    def __exit__(self, *exc_info):
+        if self._previous is not None:
+            _set_threads(self._previous)

@@ -70,6 +70,39 @@ CNN_DEFINE_COMPACT_ROWS(cnn_compact_rows_f64, double, cnn_seg_f64, 0x7ffffffffff
 CNN_DEFINE_ADD_ROWS(cnn_add_rows_f32, float, cnn_seg_f32)
 CNN_DEFINE_ADD_ROWS(cnn_add_rows_f64, double, cnn_seg_f64)
 
+/* sums[s * 8 + l] += sum over i < n of values[i] * image[origins[i] + offsets[s] + l], for
+ * every segment s < n_segments (a multiple of 8) and lane l < 8, in the order i = 0, 1, ...
+ *
+ * The weight gradient of one output channel, from that channel's non-zero gradient values and
+ * their pixels' window origins: the transpose of cnn_scatter_segments. Lanes that are not taps
+ * of the kernel (past a row's end, or between dilated taps) collect junk the caller ignores; the
+ * image needs 8 readable elements past its end. Eight segments are summed in registers. */
+#define CNN_DEFINE_GATHER_SEGMENTS(NAME, T, V)                                                \
+    static inline void NAME(T *sums, const T *image, const ptrdiff_t *offsets,                \
+                            ptrdiff_t n_segments, const ptrdiff_t *origins, const T *values,  \
+                            ptrdiff_t n)                                                      \
+    {                                                                                         \
+        ptrdiff_t s, i, k;                                                                    \
+        for (s = 0; s < n_segments; s += 8) {                                                 \
+            V acc[8], x;                                                                      \
+            for (k = 0; k < 8; k++)                                                           \
+                memcpy(&acc[k], sums + (s + k) * 8, sizeof(V));                               \
+            for (i = 0; i < n; i++) {                                                         \
+                const T *window = image + origins[i];                                         \
+                T g = values[i];                                                              \
+                for (k = 0; k < 8; k++) {                                                     \
+                    memcpy(&x, window + offsets[s + k], sizeof(V));                           \
+                    acc[k] += g * x;                                                          \
+                }                                                                             \
+            }                                                                                 \
+            for (k = 0; k < 8; k++)                                                           \
+                memcpy(sums + (s + k) * 8, &acc[k], sizeof(V));                               \
+        }                                                                                     \
+    }
+
+CNN_DEFINE_GATHER_SEGMENTS(cnn_gather_segments_f32, float, cnn_seg_f32)
+CNN_DEFINE_GATHER_SEGMENTS(cnn_gather_segments_f64, double, cnn_seg_f64)
+
 /* window[offsets[s] + l] += sum over i < n of values[i] * weights[(channels[i] * n_segments
  * + s) * 8 + l], for every segment s < n_segments (a multiple of 8) and lane l < 8.
  *

@@ -71,6 +71,12 @@ cdef extern from "conv_scatter.h" nogil:
                                   Py_ssize_t n_segments, const double* weights,
                                   const double* values, const Py_ssize_t* channels,
                                   Py_ssize_t n)
+    void cnn_gather_segments_f32(float* sums, const float* image, const Py_ssize_t* offsets,
+                                 Py_ssize_t n_segments, const Py_ssize_t* origins,
+                                 const float* values, Py_ssize_t n)
+    void cnn_gather_segments_f64(double* sums, const double* image, const Py_ssize_t* offsets,
+                                 Py_ssize_t n_segments, const Py_ssize_t* origins,
+                                 const double* values, Py_ssize_t n)
     void cnn_add_rows_f32(float* sums, const float* rows, Py_ssize_t n, Py_ssize_t width)
     void cnn_add_rows_f64(double* sums, const double* rows, Py_ssize_t n, Py_ssize_t width)
 
@@ -323,6 +329,72 @@ cdef void _scatter_input_grad(const floating* rows, Py_ssize_t n_active, Py_ssiz
                     window[taps[t]] += g * weight[f * T + t]
 
 
+cdef void _channel_lists_dense(const floating[:, :, ::1] grad, const Py_ssize_t* origins,
+                               floating* values, Py_ssize_t* places, Py_ssize_t* counts,
+                               Py_ssize_t n_pixels) noexcept nogil:
+    """For each channel f, its non-zero gradient values (values[f * n_pixels + i]) and their
+    pixels' window origins (places), in pixel order; counts[f] of them. Branch-free: every
+    pixel is written, the count grows for the non-zero ones."""
+    cdef Py_ssize_t F = grad.shape[0], oh = grad.shape[1], ow = grad.shape[2]
+    cdef Py_ssize_t f, y, xx, base, count
+    cdef floating v
+    for f in range(F):
+        base, count = f * n_pixels, 0
+        for y in range(oh):
+            for xx in range(ow):
+                v = grad[f, y, xx]
+                values[base + count] = v
+                places[base + count] = origins[y * ow + xx]
+                count += v != 0
+        counts[f] = count
+
+
+cdef void _channel_lists_pooled(const floating[:, :, ::1] grad,
+                                const floating[:, :, ::1] pooled,
+                                const int64_t[:, :, ::1] indices, const Py_ssize_t* origins,
+                                floating* values, Py_ssize_t* places, Py_ssize_t* counts,
+                                Py_ssize_t n_pixels, Py_ssize_t conv_w, floating* lower_values,
+                                Py_ssize_t* lower_places) noexcept nogil:
+    """_channel_lists_dense of the convolution's gradient under ReLU and a 2x2 max-pool, from
+    the pooled gradient: a channel has one value per window (times ReLU's mask, at the window's
+    argmax). Within a row of windows, those whose argmax is in the upper pixel row go to the
+    list at once and the others wait in lower_* (room for one row of windows) until the row
+    ends: so the list follows the dense form's pixel order, and both forms sum the same values
+    in the same order."""
+    cdef Py_ssize_t F = grad.shape[0], ph = grad.shape[1], pw = grad.shape[2]
+    cdef Py_ssize_t f, py, px, k, q, index, safe, base, count, lower, row_start
+    cdef bint keep, upper
+    cdef floating v
+    cdef const floating* g
+    cdef const floating* best
+    cdef const int64_t* where
+    for f in range(F):
+        base, count = f * n_pixels, 0
+        g, best, where = &grad[f, 0, 0], &pooled[f, 0, 0], &indices[f, 0, 0]
+        for py in range(ph):
+            row_start = 2 * py * conv_w
+            lower = 0
+            for px in range(pw):
+                q = py * pw + px
+                index = where[q]
+                # A forged index out of the plane counts as no value.
+                safe = index if 0 <= index < n_pixels else 0
+                v = g[q] * (1 if best[q] > 0 else 0)
+                keep = (v != 0) & (index == safe) & (index >= row_start)
+                upper = index < row_start + conv_w
+                values[base + count] = v
+                places[base + count] = origins[safe]
+                count += keep & upper
+                lower_values[lower] = v
+                lower_places[lower] = origins[safe]
+                lower += keep & (not upper) & (index < row_start + 2 * conv_w)
+            for k in range(lower):
+                values[base + count + k] = lower_values[k]
+                places[base + count + k] = lower_places[k]
+            count += lower
+        counts[f] = count
+
+
 cdef void _crop(const floating* padded, floating[:, :, ::1] dx, Py_ssize_t ph,
                 Py_ssize_t pw) noexcept nogil:
     cdef Py_ssize_t C = dx.shape[0], H = dx.shape[1], W = dx.shape[2], c, y, xx
@@ -335,8 +407,9 @@ cdef void _crop(const floating* padded, floating[:, :, ::1] dx, Py_ssize_t ph,
 
 cdef struct _Backward:
     # What one call of conv_backward computes, and the geometry every image shares.
-    bint pooled_form, need_w, need_b, need_x
-    Py_ssize_t F, f_padded, n_pixels, T, rows, image_size, n_segments, slack, ph, pw
+    bint pooled_form, need_w, need_b, need_x, by_channel
+    Py_ssize_t F, f_padded, n_pixels, T, rows, image_size, n_segments, slack, ph, pw, conv_w
+    Py_ssize_t sums_size
 
 
 cdef void _backward_block(const _Backward* a, const floating[:, :, :, ::1] x,
@@ -347,34 +420,65 @@ cdef void _backward_block(const _Backward* a, const floating[:, :, :, ::1] x,
                           const Py_ssize_t* origins, const floating* segments,
                           const Py_ssize_t* segment_offsets, const floating* weight,
                           floating* sums, floating* scratch, Py_ssize_t* active) noexcept nogil:
-    """Images first..last-1: add their weight and bias gradients onto sums (rows + 1,
-    f_padded; the last row is the bias), and write their input gradients into dx."""
+    """Images first..last-1: add their weight and bias gradients onto sums, and write their
+    input gradients into dx. Sums: by pixel (the register tile), rows + 1 rows of f_padded,
+    the last row the bias; by channel (few channels), F + 1 rows of n_segments * 8, each
+    channel's weights in segments, the last row the bias."""
     cdef Py_ssize_t n, i, t, q, k, f, fb, n_active, block = _block(a.f_padded)
-    cdef Py_ssize_t L = _lanes(block)
+    cdef Py_ssize_t L = _lanes(block), S8 = a.n_segments * 8
     cdef Py_ssize_t lanes[WIDE]  # a local of this call: private to the calling thread
     cdef floating* padded = scratch
-    cdef floating* padded_dx = scratch + a.image_size
+    cdef floating* padded_dx = padded + a.image_size + a.slack
     cdef floating* pixel_rows = padded_dx + a.image_size + a.slack
     cdef floating* values = pixel_rows + a.n_pixels * a.f_padded
+    cdef floating* channel_values = values + a.F
     cdef Py_ssize_t* channels = active + a.n_pixels
-    cdef floating* bias_sums = sums + a.rows * a.f_padded
-    memset(sums, 0, (a.rows + 1) * a.f_padded * sizeof(floating))
+    cdef Py_ssize_t* channel_places = channels + a.F
+    cdef Py_ssize_t* counts = channel_places + a.F * a.n_pixels
+    cdef floating* bias_sums
+    memset(sums, 0, a.sums_size * sizeof(floating))
     for n in range(first, last):
-        if a.pooled_form:
-            _pixel_rows_pooled(grad[n], pooled[n], indices[n], pixel_rows, a.n_pixels,
-                               a.f_padded)
-        else:
-            _pixel_rows_dense(grad[n], pixel_rows, a.f_padded)
-        n_active = _compact(pixel_rows, a.n_pixels, a.f_padded, origins, active)
+        if a.need_x or not a.by_channel:
+            if a.pooled_form:
+                _pixel_rows_pooled(grad[n], pooled[n], indices[n], pixel_rows, a.n_pixels,
+                                   a.f_padded)
+            else:
+                _pixel_rows_dense(grad[n], pixel_rows, a.f_padded)
+            n_active = _compact(pixel_rows, a.n_pixels, a.f_padded, origins, active)
         if a.need_x:
             memset(padded_dx, 0, (a.image_size + a.slack) * sizeof(floating))
             _scatter_input_grad(pixel_rows, n_active, a.F, a.f_padded, active, segments,
                                 segment_offsets, a.n_segments, weight, a.T, taps, values,
                                 channels, padded_dx)
             _crop(padded_dx, dx[n], a.ph, a.pw)
+        if a.by_channel:
+            if not (a.need_w or a.need_b):
+                continue
+            if a.pooled_form:
+                _channel_lists_pooled(grad[n], pooled[n], indices[n], origins, channel_values,
+                                      channel_places, counts, a.n_pixels, a.conv_w,
+                                      channel_values + a.F * a.n_pixels,
+                                      counts + a.F)
+            else:
+                _channel_lists_dense(grad[n], origins, channel_values, channel_places, counts,
+                                     a.n_pixels)
+            if a.need_b:
+                bias_sums = sums + a.F * S8
+                for f in range(a.F):
+                    for i in range(counts[f]):
+                        bias_sums[f] += channel_values[f * a.n_pixels + i]
+            if a.need_w:
+                _pad_image(x[n], padded, a.ph, a.pw)
+                memset(padded + a.image_size, 0, a.slack * sizeof(floating))
+                for f in range(a.F):
+                    _gather_segments(sums + f * S8, padded, segment_offsets, a.n_segments,
+                                     channel_places + f * a.n_pixels,
+                                     channel_values + f * a.n_pixels, counts[f])
+            continue
         if n_active == 0:
             continue
         if a.need_b:
+            bias_sums = sums + a.rows * a.f_padded
             if floating is float:
                 cnn_add_rows_f32(bias_sums, pixel_rows, n_active, a.f_padded)
             else:
@@ -395,6 +499,16 @@ cdef void _backward_block(const _Backward* a, const floating[:, :, :, ::1] x,
                       a.f_padded, block)
 
 
+cdef inline void _gather_segments(floating* sums, const floating* image,
+                                  const Py_ssize_t* offsets, Py_ssize_t n_segments,
+                                  const Py_ssize_t* origins, const floating* values,
+                                  Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        cnn_gather_segments_f32(sums, image, offsets, n_segments, origins, values, n)
+    else:
+        cnn_gather_segments_f64(sums, image, offsets, n_segments, origins, values, n)
+
+
 def conv_backward(const floating[:, :, :, ::1] x,         # IN  (N, C, H, W)
                   const floating[:, :, :, ::1] grad,      # IN  (N, F, OH, OW), or pooled form
                   const floating[:, :, :, ::1] pooled,    # IN  pooled form: (N, F, PH, PW)
@@ -404,34 +518,40 @@ def conv_backward(const floating[:, :, :, ::1] x,         # IN  (N, C, H, W)
                   const Py_ssize_t[::1] taps,             # IN  (T,) tap offsets
                   const Py_ssize_t[::1] origins,          # IN  (OH*OW,) window origins
                   const Py_ssize_t[::1] segment_offsets,  # IN  (S,) segments' offsets
-                  floating[:, :, ::1] partial,            # OUT (blocks, rows + 1, F_padded)
+                  floating[:, :, ::1] partial,            # OUT (blocks, see _backward_block)
                   floating[:, :, :, ::1] dx,              # OUT (N, C, H, W) when need_x
                   floating[:, ::1] scratch,               # (threads, see the wrapper)
                   Py_ssize_t[:, ::1] active,              # (threads, OH*OW + F) scratch
                   Py_ssize_t ph, Py_ssize_t pw,
-                  Py_ssize_t images_per_block, bint pooled_form, bint need_w, bint need_b,
+                  Py_ssize_t images_per_block, bint pooled_form, bint by_channel,
+                  Py_ssize_t f_padded, Py_ssize_t conv_w, bint need_w, bint need_b,
                   bint need_x, int num_threads):
     """The weight, bias and input gradients of a convolution in one pass over the images.
 
     `grad` is the gradient of the convolution's output (N, F, OH, OW) or, in the pooled form,
     the gradient of max_pool2d(relu(conv), 2) (N, F, OH // 2, OW // 2), with that op's output
     `pooled` and argmax `indices` (y*OW + x in the conv plane).
-    partial[b, t, f] = sum over the images of block b and the output pixels p of
+    Block b's images sum into partial[b], in one of two layouts. By pixel (the register tile
+    over the active pixels): partial[b, t, f] = sum over the images and output pixels p of
     grad[n, f, p] * padded x[n] at origins[p] + taps[t]; rows t >= T hold junk (their lanes
     repeat tap 0), so every tile is a full group of taps (4, or 8 for the 8-channel tile; see
-    _lanes); row `rows` holds the bias
-    gradient's sums. dx[n] (when need_x) is the input gradient, scattered through the weights
-    cut in segments of 8 positions (cnn_scatter_segments in conv_scatter.h): segment s of
-    channel f starts segment_offsets[s] after a window origin, S is a multiple of 8, and the
-    padded input gradient keeps 8 spare elements past its end for the last row's lanes.
+    _lanes); row `rows` holds the bias gradient's sums. By channel (`by_channel`, for layers
+    with few output channels): partial[b, f] holds channel f's weight gradient in segments
+    (cnn_gather_segments in conv_scatter.h, lanes that are not taps hold junk), and
+    partial[b, F, f] the bias gradient's sum. dx[n] (when need_x) is the input gradient,
+    scattered through the weights cut in segments of 8 positions (cnn_scatter_segments):
+    segment s of channel f starts segment_offsets[s] after a window origin, S is a multiple of
+    8, and padded images keep 8 spare elements past their end for the last row's lanes.
     """
     cdef _Backward a
     cdef Py_ssize_t blocks = partial.shape[0], N = x.shape[0], b
     a.pooled_form, a.need_w, a.need_b, a.need_x = pooled_form, need_w, need_b, need_x
-    a.F, a.f_padded, a.T = grad.shape[1], partial.shape[2], taps.shape[0]
+    a.by_channel, a.conv_w = by_channel, conv_w
+    a.F, a.f_padded, a.T = grad.shape[1], f_padded, taps.shape[0]
     a.n_pixels, a.rows = origins.shape[0], partial.shape[1] - 1
+    a.sums_size = partial.shape[1] * partial.shape[2]
     a.image_size = x.shape[1] * (x.shape[2] + 2 * ph) * (x.shape[3] + 2 * pw)
-    a.n_segments, a.slack, a.ph, a.pw = segments.shape[1], 8, ph, pw
+    a.n_segments, a.slack, a.ph, a.pw = segment_offsets.shape[0], 8, ph, pw
     if N == 0:
         return
     with nogil:

@@ -8,7 +8,7 @@ import functools
 import numpy as np
 
 from cnn import _ext
-from cnn._validation import flag, float_array, shape
+from cnn._validation import flag, float_array
 from cnn.parallel import get_num_threads
 
 from .im2col import conv_geometry
@@ -215,24 +215,35 @@ def _backward(x, weight, grad, pooled, indices, geometry, needs):
     # With many input channels the input gradient is a dense convolution (see
     # _dilated_input_grad); the kernel's scatter is for the few-channel layers.
     scatter_x = need_x and c < BLOCK
+    # Layers with few output channels sum their weight gradient channel by channel over the
+    # non-zero gradient values (cnn_gather_segments); the others run the register tile over
+    # the active pixels, which fills its vectors with their channels.
+    by_channel = f <= 8
     f_padded = _padded_channels(f)
     pixels = out_size[0] * out_size[1]
     hp, wp = h + 2 * pads[0], w + 2 * pads[1]
     image_size = c * hp * wp
+    places, shape, segment_offsets = _segment_layout(weight.shape, (hp, wp), dilations)
     if scatter_x:
-        segments, segment_offsets = weight_segments(weight, (hp, wp), dilations)
+        segments = np.zeros(shape, dtype=weight.dtype)
+        segments.reshape(-1)[places] = weight.reshape(-1)
     else:
-        segments, segment_offsets = np.zeros((1, 8, 8), x.dtype), np.zeros(8, np.intp)
+        segments = np.zeros((1, 8, 8), x.dtype)
     threads = get_num_threads()
     taps = tap_offsets(c, kernel, dilations, hp, wp)
-    # Per thread: the padded image, the padded input gradient and 8 spare elements, the pixel
-    # rows, the channels' values of one pixel.
-    scratch = np.empty((threads, 2 * image_size + 8 + pixels * f_padded + f), x.dtype)
-    images_per_block = max(1, -(-n // WEIGHT_GRAD_BLOCKS))
-    blocks = max(1, -(-n // images_per_block))
     lanes = 8 if f_padded == 8 else 4  # the tile's lanes (conv_tile.h): whole groups of taps
     tap_rows = -(-taps.size // lanes) * lanes
-    partial = np.zeros((blocks, tap_rows + 1, f_padded), dtype=x.dtype)
+    segment_values = shape[1] * 8
+    # Per thread: the padded image and the padded input gradient, each with 8 spare elements;
+    # the pixel rows; the channels' values of one pixel; each channel's non-zero values, and
+    # room for one row of windows (see _channel_lists_pooled). Integers: the same, by place.
+    scratch = np.empty((threads, 2 * (image_size + 8) + pixels * f_padded + f
+                        + (f + 1) * pixels), x.dtype)
+    integers = np.empty((threads, pixels + f + f * pixels + f + pixels), np.intp)
+    images_per_block = max(1, -(-n // WEIGHT_GRAD_BLOCKS))
+    blocks = max(1, -(-n // images_per_block))
+    partial = np.zeros((blocks, f + 1, segment_values) if by_channel else
+                       (blocks, tap_rows + 1, f_padded), dtype=x.dtype)
     dx = np.empty(x.shape if scatter_x else (0, 1, 1, 1), dtype=x.dtype)
     pooled_form = pooled is not None
     if not pooled_form:
@@ -241,13 +252,17 @@ def _backward(x, weight, grad, pooled, indices, geometry, needs):
         _ext.backend.direct_conv.conv_backward(
             x, grad, pooled, indices, weight.reshape(f, taps.size), segments, taps,
             window_origins(out_size, strides, wp), segment_offsets, partial, dx, scratch,
-            np.empty((threads, pixels + f), np.intp), *pads, images_per_block, pooled_form,
-            need_w, need_b, scatter_x, threads)
+            integers, *pads, images_per_block, pooled_form, by_channel, f_padded,
+            out_size[1], need_w, need_b, scatter_x, threads)
     # Blocks are summed in their fixed order, whatever the thread count.
     summed = partial.sum(axis=0)
-    grad_w = (np.ascontiguousarray(summed[:taps.size, :f].T).reshape(weight.shape)
-              if need_w else None)
-    grad_b = summed[tap_rows, :f].copy() if need_b else None
+    if by_channel:
+        grad_w = summed[:f].reshape(-1)[places].reshape(weight.shape) if need_w else None
+        grad_b = summed[f, :f].copy() if need_b else None
+    else:
+        grad_w = (np.ascontiguousarray(summed[:taps.size, :f].T).reshape(weight.shape)
+                  if need_w else None)
+        grad_b = summed[tap_rows, :f].copy() if need_b else None
     grad_x = dx if scatter_x else None
     if need_x and not scatter_x:
         if pooled_form:

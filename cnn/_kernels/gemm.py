@@ -18,15 +18,27 @@ def matmul(a, b, transpose_a=False, transpose_b=False):
     transpose_a, transpose_b = flag(transpose_a, "transpose_a"), flag(transpose_b, "transpose_b")
     if a.dtype != b.dtype:
         raise ValueError(f"b: expected dtype {a.dtype} (a's), got {b.dtype}")
-    (m, k) = a.shape[::-1] if transpose_a else a.shape
-    (k_b, n) = b.shape[::-1] if transpose_b else b.shape
+    k = a.shape[0] if transpose_a else a.shape[1]
+    k_b = b.shape[1] if transpose_b else b.shape[0]
     if k != k_b:
-        raise ValueError(f"b: expected {k} rows in op(b) for op(a) of shape {(m, k)}, got "
-                         f"op(b) of shape {(k_b, n)}")
+        raise ValueError(f"b: expected {k} rows in op(b) for op(a) with {k} columns, got "
+                         f"{k_b}")
+    return product(a, b, transpose_a, transpose_b)
+
+
+def product(a, b, transpose_a, transpose_b):
+    """matmul for arguments already checked: 2-D float arrays of one dtype whose inner
+    dimensions agree, bool flags (the layers call this, having checked their inputs)."""
+    m = a.shape[1] if transpose_a else a.shape[0]
+    n = b.shape[0] if transpose_b else b.shape[1]
+    k = a.shape[0] if transpose_a else a.shape[1]
     address = _blas.gemm_address(a.dtype)
     with _blas.single_threaded():
-        if address is None:
+        if address is None or _gemm.column_blocks(m, n, k) == 1:
+            # One call either way (the blocks depend on the shapes, never on the thread
+            # count): numpy's own is the shortest path to it.
             return (a.T if transpose_a else a) @ (b.T if transpose_b else b)
         out = np.empty((m, n), dtype=a.dtype)
-        _gemm.matmul(a, b, out, transpose_a, transpose_b, address, get_num_threads())
+        _gemm.matmul(np.ascontiguousarray(a), np.ascontiguousarray(b), out, transpose_a,
+                     transpose_b, address, get_num_threads())
     return out

@@ -10,12 +10,12 @@ from ._inputs import array_of, float_array_of, same_dtype
 
 class Linear(Function):
     """x (*, in) @ weight.T (in, out) + bias; the leading dimensions are flattened for the GEMMs,
-    which split their rows across the kernels' threads (cnn/_kernels/gemm.py)."""
+    which share their column blocks out to the kernels' threads (cnn/_kernels/gemm.py)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias):
         rows = _rows(x)
-        out = gemm.matmul(rows, weight, transpose_b=True)
+        out = gemm.product(rows, weight, False, True)
         if bias is not None:
             out += bias
         ctx.save_for_backward(rows, weight)
@@ -27,9 +27,10 @@ class Linear(Function):
         rows, weight = ctx.saved_tensors
         needs_x, needs_w, needs_b = ctx.needs_input_grad
         grad_rows = _rows(grad_output)
-        grad_x = (gemm.matmul(grad_rows, weight).reshape(ctx.input_shape) if needs_x
-                  else None)
-        grad_w = gemm.matmul(grad_rows, rows, transpose_a=True) if needs_w else None
+        grad_x = None
+        if needs_x:
+            grad_x = gemm.product(grad_rows, weight, False, False).reshape(ctx.input_shape)
+        grad_w = gemm.product(grad_rows, rows, True, False) if needs_w else None
         grad_b = grad_rows.sum(axis=0) if needs_b else None
         return grad_x, grad_w, grad_b
 
