@@ -256,11 +256,13 @@ def conv_relu_pool_forward(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
 cdef void _pixel_rows_dense(const floating[:, :, ::1] grad, floating* rows,
                             Py_ssize_t f_padded) noexcept nogil:
     """rows (OH*OW, f_padded): grad (F, OH, OW) pixel-major, zeros in the padding channels."""
-    cdef Py_ssize_t F = grad.shape[0], ow = grad.shape[2], p, f
-    cdef Py_ssize_t n_pixels = grad.shape[1] * ow
-    for p in range(n_pixels):
-        for f in range(f_padded):
-            rows[p * f_padded + f] = grad[f, p // ow, p % ow] if f < F else 0
+    cdef Py_ssize_t F = grad.shape[0], oh = grad.shape[1], ow = grad.shape[2], y, xx, f
+    cdef floating* row
+    for y in range(oh):
+        for xx in range(ow):
+            row = rows + (y * ow + xx) * f_padded
+            for f in range(f_padded):
+                row[f] = grad[f, y, xx] if f < F else 0
 
 
 cdef void _pixel_rows_pooled(const floating[:, :, ::1] grad, const floating[:, :, ::1] pooled,

@@ -116,22 +116,17 @@ def conv2d_relu_max_pool2d(x, weight, bias=None, stride=1, padding=0, dilation=1
     return pooled, indices
 
 
-def weight_segments(weight, input_size, dilation):
-    """The weights and offsets cnn_scatter_segments (cnn/_ext/conv_scatter.h) reads:
-    (segments (F, S, 8), offsets (S,)). Each (input channel c, kernel row i) of a window is cut
-    into runs of 8 consecutive positions, weight[f, c, i, j] at position j*dilation_w and zeros
-    between and after; offsets place each run from a window origin in a padded (C, hp, wp)
-    image, input_size = (hp, wp). S is rounded up to a multiple of 8 with all-zero segments."""
-    places, shape, offsets = _segment_layout(weight.shape, input_size, dilation)
-    segments = np.zeros(shape, dtype=weight.dtype)
-    segments.reshape(-1)[places] = weight.reshape(-1)
-    return segments, offsets
-
-
 @functools.lru_cache(maxsize=256)
 def _segment_layout(weight_shape, input_size, dilation):
-    """Where each weight goes in the segments array (flat positions, in the weight's order), the
-    array's shape and the segments' offsets; cached per layer geometry, read-only."""
+    """The layout of a layer's weights in segments, as cnn_scatter_segments and
+    cnn_gather_segments (cnn/_ext/conv_scatter.h) read them: (places, shape, offsets).
+
+    Each (input channel c, kernel row i) of a window is cut into runs of 8 consecutive
+    positions, weight[f, c, i, j] at position j*dilation_w, zeros between and after; a
+    segments array of `shape` (F, S, 8) holds weight.ravel() at the flat positions `places`.
+    offsets (S,) place each run from a window origin in a padded (C, hp, wp) image,
+    input_size = (hp, wp); S is rounded up to a multiple of 8 with all-zero segments at offset 0.
+    Cached per layer geometry, read-only."""
     f, c, kh, kw = weight_shape
     hp, wp = input_size
     per_row = -(-((kw - 1) * dilation[1] + 1) // 8)  # segments per kernel row
