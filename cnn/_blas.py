@@ -57,8 +57,8 @@ def _find_controls():
 
 _library, _set_threads, _get_threads = _find_controls()
 
-# cblas_?gemm with 64-bit integers, for cnn/_ext/_gemm.pyx (which splits a product's rows
-# across the kernels' threads, one single-threaded BLAS call per block).
+# cblas_?gemm with 64-bit integers, for cnn/_ext/_gemm.pyx (which shares a product's column
+# blocks out to the kernels' threads, one single-threaded BLAS call per block).
 _GEMM_NAMES = {np.dtype(np.float32): ("scipy_cblas_sgemm64_", "cblas_sgemm64_"),
                np.dtype(np.float64): ("scipy_cblas_dgemm64_", "cblas_dgemm64_")}
 

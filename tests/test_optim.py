@@ -472,3 +472,16 @@ def test_gradient_not_matching_its_parameter_is_refused():
     p.data = np.ones(4, dtype=np.float32)  # rebinding data behind the gradient's back
     with pytest.raises(ValueError, match=r"gradient of shape \(3,\)"):
         SGD([p], lr=0.1).step()
+
+
+@pytest.mark.parametrize("make", [lambda ps: SGD(ps, lr=0.1, momentum=0.9),
+                                  lambda ps: Adam(ps, lr=0.1)])
+def test_an_update_that_fails_leaves_the_state_as_it_was(make):
+    p = Parameter(np.ones(3))
+    p.data.flags.writeable = False
+    p.grad = np.ones(3)
+    optimizer = make([p])
+    with pytest.raises(ValueError, match="read-only"):
+        optimizer.step()
+    state = optimizer.state.get(p, {})
+    assert "momentum_buffer" not in state and state.get("step", 0) == 0

@@ -85,10 +85,11 @@ class Adam(Optimizer):
                 state["exp_avg_sq"] = np.zeros_like(param, order="C")
                 if amsgrad:
                     state["max_exp_avg_sq"] = np.zeros_like(param, order="C")
-            state["step"] = step = state["step"] + 1
+            step = state["step"] + 1
             optim.adam_update(param, grad, state["exp_avg"], state["exp_avg_sq"],
                               state.get("max_exp_avg_sq"), lr, beta1, beta2, eps, weight_decay,
                               step, amsgrad, maximize, decoupled)
+            state["step"] = step  # counted once the update went through
 
 
 class AdamW(Adam):

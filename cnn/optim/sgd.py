@@ -70,12 +70,12 @@ class SGD(Optimizer):
         nesterov = group["nesterov"]
         maximize = group["maximize"]
         for p, param, grad in _params_with_grad(group):
-            buf = first = None
-            if momentum != 0:
-                state = self.state.setdefault(p, {})
-                buf = state.get("momentum_buffer")
-                first = buf is None
-                if first:
-                    state["momentum_buffer"] = buf = np.empty_like(param, order="C")
+            buf = self.state.get(p, {}).get("momentum_buffer") if momentum != 0 else None
+            first = buf is None
+            if momentum != 0 and first:
+                buf = np.empty_like(param, order="C")  # the kernel fills it on this first step
             optim.sgd_update(param, grad, buf, lr, momentum, dampening, weight_decay, nesterov,
                              maximize, first)
+            if momentum != 0 and first:
+                # Kept only once filled: an update that raised leaves no half-made state.
+                self.state.setdefault(p, {})["momentum_buffer"] = buf
