@@ -181,6 +181,17 @@ def test_bit_identical_at_one_and_two_threads(isa, threads, rng, dtype):
         assert a.tobytes() == b.tobytes()
 
 
+@pytest.mark.parametrize("shape", [(0, 2, 6, 6), (3, 2, 6, 6)])
+def test_no_images_or_no_output_channels_give_zero_gradients(isa, shape):
+    x = np.ones(shape, np.float32)
+    w = np.ones((0 if shape[0] else 3, 2, 3, 3), np.float32)
+    grad_x, grad_w, grad_b = dc.conv2d_backward(x, w, np.ones((shape[0], w.shape[0], 4, 4),
+                                                               np.float32))
+    assert grad_x.shape == shape and not grad_x.any()
+    assert grad_w.shape == w.shape and grad_b.shape == (w.shape[0],)
+    assert not grad_w.any() and not grad_b.any()
+
+
 def _x():
     return np.zeros((1, 2, 6, 6), np.float32)
 

@@ -239,11 +239,13 @@ def _backward(x, weight, grad, pooled, indices, geometry, needs):
     blocks = max(1, -(-n // images_per_block))
     partial = np.zeros((blocks, f + 1, segment_values) if by_channel else
                        (blocks, tap_rows + 1, f_padded), dtype=x.dtype)
-    dx = np.empty(x.shape if scatter_x else (0, 1, 1, 1), dtype=x.dtype)
+    # Without images or output channels there is nothing to sum, and the gradients are zeros.
+    run = (need_w or need_b or scatter_x) and n > 0 and f > 0
+    dx = (np.empty if run else np.zeros)(x.shape if scatter_x else (0, 1, 1, 1), dtype=x.dtype)
     pooled_form = pooled is not None
     if not pooled_form:
         pooled, indices = np.empty((0, 1, 1, 1), x.dtype), np.empty((0, 1, 1, 1), np.int64)
-    if need_w or need_b or scatter_x:
+    if run:
         _ext.backend.direct_conv.conv_backward(
             x, grad, pooled, indices, weight.reshape(f, taps.size), segments, taps,
             window_origins(out_size, strides, wp), segment_offsets, partial, dx, scratch,
