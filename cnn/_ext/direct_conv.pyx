@@ -438,6 +438,7 @@ cdef void _backward_block(const _Backward* a, const floating[:, :, :, ::1] x,
     cdef Py_ssize_t* channel_places = channels + a.F
     cdef Py_ssize_t* counts = channel_places + a.F * a.n_pixels
     cdef floating* bias_sums
+    cdef floating total
     memset(sums, 0, a.sums_size * sizeof(floating))
     for n in range(first, last):
         if a.need_x or not a.by_channel:
@@ -467,8 +468,12 @@ cdef void _backward_block(const _Backward* a, const floating[:, :, :, ::1] x,
             if a.need_b:
                 bias_sums = sums + a.F * S8
                 for f in range(a.F):
+                    # A local running sum: through memory, each addition would wait for the
+                    # previous one's store (the same additions, in the same order).
+                    total = bias_sums[f]
                     for i in range(counts[f]):
-                        bias_sums[f] += channel_values[f * a.n_pixels + i]
+                        total = total + channel_values[f * a.n_pixels + i]
+                    bias_sums[f] = total
             if a.need_w:
                 _pad_image(x[n], padded, a.ph, a.pw)
                 memset(padded + a.image_size, 0, a.slack * sizeof(floating))
