@@ -379,7 +379,8 @@ cdef void _channel_lists_pooled(const floating[:, :, ::1] grad,
             for px in range(pw):
                 q = py * pw + px
                 index = where[q]
-                # A forged index out of the plane counts as no value.
+                # A forged index, out of the plane or out of its window's two rows, counts as
+                # no value (the dense form would place it; only real indices keep the forms equal).
                 safe = index if 0 <= index < n_pixels else 0
                 v = g[q] * (1 if best[q] > 0 else 0)
                 keep = (v != 0) & (index == safe) & (index >= row_start)

@@ -1,4 +1,4 @@
-"""Checked matrix products for the layers: numpy's BLAS, row blocks shared by the kernels' threads.
+"""Checked matrix products for the layers: numpy's BLAS, column blocks shared by the threads.
 
 See cnn/_ext/_gemm.pyx. Where numpy's BLAS exposes no cblas_?gemm that cnn knows, the product
 is numpy's own, on one BLAS thread.
