@@ -5,8 +5,9 @@ _malloc.tune()  # before the first step's arrays: see cnn/_malloc.py
 
 from . import autograd
 from .autograd import enable_grad, is_grad_enabled, no_grad
-from .config import __version__, show_config
-from .parallel import get_num_threads, openmp_enabled, set_num_threads
+from .runtime_info import show_config
+from .version import __version__
+from .threads import get_num_threads, openmp_enabled, set_num_threads
 from .random import get_rng_state, manual_seed, set_rng_state
 from . import nn, optim  # noqa: E402  (after Tensor: both build on it)
 from . import data, datasets, profiler, seed, serialization

@@ -9,7 +9,7 @@ import numpy as np
 
 from cnn import _ext
 from cnn._validation import flag, float_array
-from cnn.parallel import get_num_threads
+from cnn.threads import get_num_threads
 
 from .im2col import conv_geometry
 from .pool import max_pool2d_backward

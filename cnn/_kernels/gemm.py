@@ -8,7 +8,7 @@ import numpy as np
 from cnn import _blas
 from cnn._ext import _gemm
 from cnn._validation import flag, float_array
-from cnn.parallel import get_num_threads
+from cnn.threads import get_num_threads
 
 
 def matmul(a, b, transpose_a=False, transpose_b=False):

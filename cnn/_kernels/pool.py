@@ -3,7 +3,7 @@ import numpy as np
 
 from cnn import _ext
 from cnn._validation import float_array, pair, shape
-from cnn.parallel import get_num_threads
+from cnn.threads import get_num_threads
 
 from .geometry import pool_output_size
 

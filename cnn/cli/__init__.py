@@ -15,7 +15,7 @@ import os
 import sys
 
 from .. import distributed
-from ..config import __version__
+from ..version import __version__
 from . import classify, evaluate, profile, summary, train
 from .errors import CommandError
 

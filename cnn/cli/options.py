@@ -2,7 +2,7 @@
 import argparse
 
 from ..datasets import MNIST
-from ..parallel import set_num_threads
+from ..threads import set_num_threads
 from .errors import CommandError
 
 

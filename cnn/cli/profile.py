@@ -4,7 +4,7 @@ import time
 import numpy as np
 
 from .. import profiler
-from ..config import show_config
+from ..runtime_info import show_config
 from ..nn import functional as F
 from ..random import manual_seed
 from ..tensor import randn

@@ -21,10 +21,10 @@ import numpy as np
 
 from .. import distributed as dist
 from .. import optim
-from ..config import show_config
+from ..runtime_info import show_config
 from ..data import DataLoader
 from ..nn import functional as F
-from ..parallel import set_num_threads
+from ..threads import set_num_threads
 from ..random import get_rng_state, manual_seed, set_rng_state
 from ..serialization import load, save
 from .errors import CommandError

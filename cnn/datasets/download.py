@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from ..config import __version__
+from ..version import __version__
 
 # Some servers refuse urllib's default "Python-urllib/x.y" agent.
 USER_AGENT = f"cnn/{__version__}"

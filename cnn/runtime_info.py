@@ -1,12 +1,11 @@
-"""`show_config()`: what this installation of cnn runs on."""
+"""`show_config()`: what this installation of cnn runs on (version, kernels, threads, BLAS, malloc)."""
 import platform
 
 import numpy as np
 
 from cnn import _ext, _malloc
-from cnn.parallel import get_num_threads, openmp_enabled
-
-__version__ = "0.1.0"
+from cnn.threads import get_num_threads, openmp_enabled
+from cnn.version import __version__
 
 
 def _cpu_model():

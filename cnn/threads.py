@@ -1,4 +1,4 @@
-"""How many threads the compiled kernels use.
+"""How many threads the compiled kernels use (the OpenMP team; numpy's BLAS pool is cnn/_blas.py's).
 
 The kernels take their thread count from here on every call (they never change OpenMP's global
 state, so they cannot disturb other OpenMP libraries in the process). The default is
