@@ -35,8 +35,8 @@ from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
 import cnn
 import cnn.nn.functional as F
-from cnn import _kernels, nn
-from cnn._kernels import direct_conv
+import cnn._ext.pooling  # noqa: F401 (the kernels family calls it as cnn._ext.pooling)
+from cnn import nn
 from cnn.datasets.mnist import read_idx
 
 FLOATS = ("float32", "float64")
@@ -252,7 +252,7 @@ def conv_case(data):
     fused = data.draw(st.sampled_from([False] * 3 + [True]))
     groups_used = 1 if fused else groups  # the fused op has no groups argument
 
-    valid = (None not in (strides, pads, dilations) and ndim in ((4,) if fused else (3, 4))
+    valid = (None not in (strides, pads, dilations) and ndim in (3, 4)
              and is_float(x, weight) and x.dtype == weight.dtype
              and (bias is None or (bias.dtype == x.dtype and bias.shape == (out_channels,)))
              and type(groups_used) is int and groups_used >= 1
@@ -672,114 +672,193 @@ def int_arg_value(value, minimum):
     return None
 
 
+PLAN_METHODS = ("forward", "forward_relu_pool", "backward", "backward_relu_pool", "columns",
+                "columns_adjoint")
+POOL_ENTRIES = ("max_pool", "max_pool_backward", "avg_pool", "avg_pool_backward")
+
+
 def kernel_case(data):
-    """The checked kernel wrappers, with consistent arguments or one of them changed."""
-    op = data.draw(st.sampled_from(["im2col", "col2im", "max_pool2d", "max_pool2d_backward",
-                                    "avg_pool2d", "avg_pool2d_backward", "conv2d_forward",
-                                    "conv2d_relu_max_pool2d", "conv2d_backward",
-                                    "conv2d_relu_max_pool2d_backward"]))
+    """The kernel floor: convolution plans (built with valid or broken geometry, then called
+    with consistent arrays or one of them changed), the pooling entry points with a checked
+    geometry, and the compiled pooling loops themselves with arbitrary integers and arrays."""
+    op = data.draw(st.sampled_from(PLAN_METHODS + POOL_ENTRIES + ("compiled pool",)))
+    if op in PLAN_METHODS:
+        return plan_case(data, op)
+    if op in POOL_ENTRIES:
+        return pool_entry_case(data, op)
+    return compiled_pool_case(data)
+
+
+def changed_args(data, args, forbidden=(), kinds=("shape", "dtype", "argument", "layout")):
+    """Change one of `args` (its shape, its dtype, to a bad argument, or its layout, which stays
+    valid), or none; returns (args, whether the call is still valid)."""
+    args = list(args)
+    changed = data.draw(st.sampled_from([None] * 3 + list(kinds)))
+    if changed is None:
+        return args, True
+    position = data.draw(st.integers(0, len(args) - 1))
+    value = args[position]
+    if position in forbidden:
+        return args, True
+    if changed == "layout":
+        if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+            args[position] = array(data, value.shape, value.dtype)
+        return args, True
+    if isinstance(value, np.ndarray) and changed == "dtype":
+        args[position] = value.astype(data.draw(st.sampled_from(
+            [t for t in FLOATS if t != value.dtype] + ["float16", "int64", "int32"])))
+    elif isinstance(value, np.ndarray) and changed == "shape":
+        new_shape = list(value.shape)
+        axis = data.draw(st.integers(0, len(new_shape)))
+        if axis == len(new_shape):
+            new_shape = new_shape[:-1]
+        else:
+            new_shape[axis] = max(0, new_shape[axis] + data.draw(st.sampled_from([-1, 1, 7])))
+        args[position] = np.zeros(new_shape, value.dtype) if value.dtype.kind != "f" \
+            else array(data, tuple(new_shape), value.dtype)
+    else:
+        args[position] = data.draw(st.sampled_from(
+            [0, -1, 2**40, (1, 2, 3), 1.5, None, "x", (2, 2, 2, 2), (0, 3, 3, 3), (-1, 2, 3, 3),
+             (2**31, 2**31, 2, 2), [[1.0]]]))
+    return args, False
+
+
+def plan_case(data, method):
     n, c = data.draw(st.integers(0, 2)), data.draw(st.integers(1, 4))
     h, w = data.draw(st.integers(1, 8)), data.draw(st.integers(1, 8))
     f = data.draw(st.sampled_from([1, 2, 5, 16, 17]))
-    if op.startswith("conv") and data.draw(st.booleans()):
+    if data.draw(st.booleans()):
         c = data.draw(st.sampled_from([15, 16, 17]))  # the wide-channel gradient path
+    fused = method.endswith("relu_pool")
+    groups = 1 if fused or c % 2 or f % 2 else data.draw(st.sampled_from([1, 2]))
+    dtype = data.draw(st.sampled_from(FLOATS))
+    k = (data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3)))
+    s = (1, 1) if fused else (data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3)))
+    p = (data.draw(st.integers(0, 2)), data.draw(st.integers(0, 2)))
+    d = (1, 1) if fused else (data.draw(st.integers(1, 2)),) * 2
+    conv_out = sizes(conv_size, (h, w), k, s, p, d)
+    out = conv_out
+    if fused:
+        out = (conv_out[0] // 2, conv_out[1] // 2) if conv_out and min(conv_out) >= 2 else None
+    plan_args, geometry_valid = changed_args(
+        data, [(n, c, h, w), (f, c // groups) + k, s, p, d, groups, dtype], forbidden=(6,))
+    valid = geometry_valid and out is not None
+    x = array(data, (n, c, h, w), dtype)
+    weight = array(data, (f, c // groups) + k, dtype)
+    bias = array(data, (f,), dtype) if data.draw(st.booleans()) else None
+    out_shape = (n, f) + (out or (1, 1))
+    grad = array(data, out_shape, dtype)
+    cols = array(data, (n, c * k[0] * k[1], conv_out[0] * conv_out[1] if conv_out else 1), dtype)
+    # Forged indices, some out of range: the kernels must ignore those, not crash.
+    plane = conv_out[0] * conv_out[1] if conv_out else h * w
+    indices = np.random.default_rng(0).integers(-1, plane + 1, size=out_shape)
+    needs = data.draw(st.sampled_from([(True, True, True), (True, False, False),
+                                       (False, True, True), (1, 0, 0)]))
+    args = {"forward": (x, weight, bias), "forward_relu_pool": (x, weight, bias),
+            "backward": (x, weight, grad, needs),
+            "backward_relu_pool": (x, weight, grad, array(data, out_shape, dtype), indices, needs),
+            "columns": (x,), "columns_adjoint": (cols,)}[method]
+    args, arrays_valid = changed_args(data, args)
+    valid = valid and arrays_valid and all(isinstance(v, bool) for v in needs)
+    threads = data.draw(st.integers(1, 3))
+    expected = {"forward": [out_shape], "forward_relu_pool": [out_shape],
+                "backward": [x.shape, weight.shape, (f,)],
+                "backward_relu_pool": [x.shape, weight.shape, (f,)],
+                "columns": [cols.shape], "columns_adjoint": [x.shape]}[method]
+    finite_inputs = all_finite(*args) if method != "backward_relu_pool" else all_finite(*args[:4])
+
+    def check(result):
+        parts = result if isinstance(result, tuple) else (result,)
+        if method == "forward_relu_pool" and parts[1].shape != parts[0].shape:
+            return f"indices {parts[1].shape} for pooled {parts[0].shape}"
+        for part, shape in zip(parts, expected):
+            if part is None and method.startswith("backward"):
+                continue
+            problem = expect_result(shape, dtype, finite_inputs)(part)
+            if problem:
+                return problem
+        return None
+
+    def run():
+        plan = cnn._ext.conv_plan(*plan_args)
+        return getattr(plan, method)(*args, num_threads=threads)
+
+    return Case(call_text(f"conv_plan{tuple(map(describe, plan_args))}.{method}", *args),
+                run, VALID if valid else EITHER, check if valid else None)
+
+
+def pool_entry_case(data, op):
+    """cnn._ext.pooling with a geometry checked by cnn._ext.geometry (valid calls), or with
+    one of its arrays changed (an error or a result, never a crash)."""
+    n, c = data.draw(st.integers(0, 2)), data.draw(st.integers(1, 4))
+    h, w = data.draw(st.integers(1, 8)), data.draw(st.integers(1, 8))
     dtype = data.draw(st.sampled_from(FLOATS))
     k = (data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3)))
     s = (data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3)))
-    p = (data.draw(st.integers(0, min(k) // 2)), data.draw(st.integers(0, min(k) // 2)))
-    d = (1, 1) if op.startswith(("max", "avg")) else (data.draw(st.integers(1, 2)),) * 2
-    if op.startswith(("max", "avg")):
-        out = sizes(pool_size, (h, w), k, s, p, d, False)
-    else:
-        out = sizes(conv_size, (h, w), k, s, p, d)
-    conv_out = None
-    if op.startswith("conv2d_relu_max_pool2d"):
-        s, d = (1, 1), (1, 1)
-        conv_out = sizes(conv_size, (h, w), k, s, p, d)
-        out = (conv_out[0] // 2, conv_out[1] // 2) if conv_out and min(conv_out) >= 2 else None
-    x = array(data, (n, c, h, w), dtype)
-    weight = array(data, (f, c) + k, dtype)
-    bias = array(data, (f,), dtype)
-    cols = array(data, (n, c * k[0] * k[1], out[0] * out[1] if out else 1), dtype)
-    grad = array(data, (n, f if op.startswith("conv") else c) + (out or (1, 1)), dtype)
-    # Forged indices, some out of range: the kernels must ignore those, not crash.
-    plane = conv_out[0] * conv_out[1] if conv_out and op.endswith("backward") else h * w
-    indices = np.random.default_rng(0).integers(-1, plane + 1, size=grad.shape)
-    shape = (n, c, h, w)
-    arguments = {
-        "im2col": ((x, k, s, p), dict(dilation=d)),
-        "col2im": ((cols, shape, k, s, p), dict(dilation=d)),
-        "max_pool2d": ((x, k, s, p), {}),
-        "max_pool2d_backward": ((grad, indices, shape), {}),
-        "avg_pool2d": ((x, k, s, p), {}),
-        "avg_pool2d_backward": ((grad, shape, k, s, p), {}),
-        "conv2d_forward": ((x, weight, bias, s, p, d), {}),
-        "conv2d_relu_max_pool2d": ((x, weight, bias, s, p, d), {}),
-        "conv2d_backward": ((x, weight, grad, s, p, d), {}),
-        "conv2d_relu_max_pool2d_backward": ((x, weight, grad, array(data, grad.shape, dtype),
-                                             indices, s, p, d), {}),
-    }[op]
-    args, kwargs = list(arguments[0]), dict(arguments[1])
-    expected = {
-        "im2col": cols.shape, "col2im": shape, "max_pool2d": (n, c) + (out or ()),
-        "max_pool2d_backward": shape, "avg_pool2d": (n, c) + (out or ()),
-        "avg_pool2d_backward": shape, "conv2d_forward": (n, f) + (out or ()),
-        "conv2d_relu_max_pool2d": (n, f) + (out or ()),
-        "conv2d_backward": (shape, weight.shape, (f,)),
-        "conv2d_relu_max_pool2d_backward": (shape, weight.shape, (f,)),
-    }[op]
-    changed = data.draw(st.sampled_from([None] * 3 + ["shape", "dtype", "argument", "layout"]))
+    p = (data.draw(st.integers(0, k[0] // 2)), data.draw(st.integers(0, k[1] // 2)))
+    d = (data.draw(st.integers(1, 2)),) * 2 if op.startswith("max") else (1, 1)
+    ceil_mode = data.draw(st.booleans())
+    out = sizes(pool_size, (h, w), k, s, p, d, ceil_mode)
     if out is None:
-        changed = "geometry"
-    if changed is not None:
-        position = data.draw(st.integers(0, len(args) - 1))
-        value = args[position]
-        if changed == "layout" and isinstance(value, np.ndarray):
-            args[position] = array(data, value.shape, value.dtype) if value.dtype.kind == "f" \
-                else value
-            changed = None  # the same values in another layout: still a valid call
-        elif isinstance(value, np.ndarray) and changed in ("shape", "dtype"):
-            if changed == "dtype":
-                args[position] = value.astype(data.draw(st.sampled_from(
-                    [t for t in FLOATS if t != value.dtype] + ["float16", "int64", "int32"])))
-            else:
-                new_shape = list(value.shape)
-                axis = data.draw(st.integers(0, len(new_shape)))
-                if axis == len(new_shape):
-                    new_shape = new_shape[:-1]
-                else:
-                    new_shape[axis] = max(0, new_shape[axis] + data.draw(
-                        st.sampled_from([-1, 1, 7])))
-                args[position] = np.zeros(new_shape, value.dtype) if value.dtype.kind != "f" \
-                    else array(data, tuple(new_shape), value.dtype)
-        elif changed != "geometry":
-            args[position] = data.draw(st.sampled_from(
-                [0, -1, 2**40, (1, 2, 3), 1.5, None, "x", (2, 2, 2, 2), (0, 3, 3, 3),
-                 (-1, 2, 3, 3), (2**31, 2**31, 2, 2)]))
-    if changed is None and op.endswith("backward") and op.startswith("conv"):
-        checks = [expect_result(part, dtype, all_finite(*args)) for part in expected]
+        return Case(f"pool_geometry({(n, c, h, w)}, {k}, {s}, {p}, {d}, {ceil_mode})",
+                    lambda: cnn._ext.geometry.pool_geometry((n, c, h, w), k, s, p, d, ceil_mode),
+                    INVALID)
+    geometry = cnn._ext.geometry.pool_geometry((n, c, h, w), k, s, p, d, ceil_mode)
+    x = array(data, (n, c, h, w), dtype)
+    grad = array(data, (n, c) + out, dtype)
+    indices = np.random.default_rng(0).integers(-1, h * w + 1, size=grad.shape)
+    count_include_pad = data.draw(st.booleans())
+    args = {"max_pool": (x, geometry), "max_pool_backward": (grad, indices, x.shape),
+            "avg_pool": (x, geometry, count_include_pad),
+            "avg_pool_backward": (grad, x.shape, geometry, count_include_pad)}[op]
+    # Array in, array out: the entry points take arrays (another kind of argument is a
+    # programming error, not an input), so only the arrays' shapes, dtypes and layouts change.
+    args, valid = changed_args(data, args, forbidden=tuple(
+        i for i, value in enumerate(args) if not isinstance(value, np.ndarray)),
+        kinds=("shape", "dtype", "layout"))
+    shape = x.shape if op.endswith("backward") else grad.shape
+    result_check = expect_result(shape, dtype, all_finite(*args))
 
-        def check(result):
-            if not isinstance(result, tuple) or len(result) != 3:
-                return f"result {type(result).__name__}, expected 3 gradients"
-            return next(filter(None, (c(r) for c, r in zip(checks, result))), None)
-    elif changed is None:
-        result_check = expect_result(expected, dtype, all_finite(*args) and op != "max_pool2d"
-                                     or op == "max_pool2d" and all_finite(*args))
+    def check(result):
+        if op == "max_pool":
+            values, found = result
+            if found.shape != values.shape or found.dtype != np.int64:
+                return f"indices {found.dtype} {found.shape} for values {values.shape}"
+            result = values
+        return result_check(result)
 
-        def check(result):
-            if op in ("max_pool2d", "conv2d_relu_max_pool2d"):
-                values, found = result
-                if found.shape != values.shape or found.dtype != np.int64:
-                    return f"indices {found.dtype} {found.shape} for values {values.shape}"
-                result = values
-            return result_check(result)
+    return Case(call_text(f"cnn._ext.pooling.{op}", *args),
+                lambda: getattr(cnn._ext.pooling, op)(*args, 1), VALID if valid else EITHER,
+                check if valid else None)
+
+
+def compiled_pool_case(data):
+    """The compiled pooling loops with any integers and any (float) arrays: each either runs or
+    refuses with an error; it never reads or writes outside its arrays."""
+    name = data.draw(st.sampled_from(["max_pool_forward", "max_pool_backward",
+                                      "avg_pool_forward", "avg_pool_backward"]))
+    dtype = data.draw(st.sampled_from(FLOATS))
+    small = st.integers(0, 5)
+    planes = data.draw(small)
+
+    def plane_stack(ndim, dtype_=dtype):
+        shape = (data.draw(st.sampled_from([planes, planes, planes + 1])),) + tuple(
+            data.draw(small) for _ in range(ndim - 1))
+        return array(data, shape, dtype_, layout="contiguous") if dtype_ != np.int64 else \
+            np.random.default_rng(1).integers(-3, 40, size=shape)
+
+    ints = [data.draw(st.integers(-2, 4)) for _ in range(8)]
+    threads = data.draw(st.integers(1, 3))
+    if name == "max_pool_forward":
+        args = (plane_stack(3), plane_stack(3), plane_stack(3, np.int64), *ints, threads)
+    elif name == "max_pool_backward":
+        args = (plane_stack(2), plane_stack(2, np.int64), plane_stack(2), threads)
+    elif name == "avg_pool_forward":
+        args = (plane_stack(3), plane_stack(3), *ints[:6], data.draw(st.booleans()), threads)
     else:
-        check = None
-    module = direct_conv if op.startswith("conv") else _kernels
-    return Case(call_text(f"{module.__name__}.{op}", *args, **kwargs),
-                lambda: getattr(module, op)(*args, **kwargs),
-                VALID if changed is None else EITHER, check)
+        args = (plane_stack(3), plane_stack(3), *ints[:6], data.draw(st.booleans()), threads)
+    return Case(call_text(f"cnn._ext.backend.pool.{name}", *args),
+                lambda: getattr(cnn._ext.backend.pool, name)(*args), EITHER)
 
 
 def tensor_case(data):

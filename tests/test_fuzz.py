@@ -78,7 +78,7 @@ def run_child(code):
 CLEAR_ERROR_OR_RESULT = """
     import numpy as np, cnn
     import cnn.nn.functional as F
-    from cnn._kernels import direct_conv
+    from cnn import _ext
     try:
         result = {call}
     except (ValueError, TypeError) as error:
@@ -97,14 +97,15 @@ EDGE_CASES = {
     "grouped conv2d of an empty batch": dict(
         call="F.conv2d(cnn.zeros(0, 4, 5, 5), cnn.zeros(4, 2, 3, 3), groups=2)",
         words="False", ok="result.shape == (0, 4, 3, 3)"),
-    "conv2d_backward with a needs flag that is not a bool": dict(
-        call="direct_conv.conv2d_backward(np.ones((1, 16, 5, 5)), np.ones((2, 16, 3, 3)), "
-             "np.ones((1, 2, 3, 3)), needs=(1, 0, 0))",
+    "conv backward with a needs flag that is not a bool": dict(
+        call="_ext.conv_plan((16, 5, 5), (2, 16, 3, 3), dtype=np.float64).backward("
+             "np.ones((1, 16, 5, 5)), np.ones((2, 16, 3, 3)), np.ones((1, 2, 3, 3)), "
+             "needs=(1, 0, 0))",
         words="'needs' in str(error)", ok="False"),
     "fused backward with indices past the conv plane": dict(
-        call="direct_conv.conv2d_relu_max_pool2d_backward(np.ones((1, 2, 5, 5)), "
-             "np.ones((3, 2, 2, 2)), np.ones((1, 3, 2, 2)), np.ones((1, 3, 2, 2)), "
-             "np.full((1, 3, 2, 2), 10**9, dtype=np.int64))",
+        call="_ext.conv_plan((2, 5, 5), (3, 2, 2, 2), dtype=np.float64).backward_relu_pool("
+             "np.ones((1, 2, 5, 5)), np.ones((3, 2, 2, 2)), np.ones((1, 3, 2, 2)), "
+             "np.ones((1, 3, 2, 2)), np.full((1, 3, 2, 2), 10**9, dtype=np.int64))",
         words="False", ok="not result[0].any() and not result[1].any() and not result[2].any()"),
     "manual_seed with a float": dict(
         call="cnn.manual_seed(1.5)", words="'seed' in str(error)", ok="False"),

@@ -1,4 +1,4 @@
-"""The layers' matrix products (cnn/_kernels/gemm.py) against NumPy."""
+"""The layers' matrix products (cnn/_ext/gemm.py) against NumPy."""
 import numpy as np
 import pytest
 from hypothesis import given
@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 import cnn
 from cnn import _blas
 from cnn._ext import _gemm
-from cnn._kernels import gemm
+from cnn._ext import gemm
 
 
 @st.composite
@@ -33,7 +33,7 @@ def test_matches_numpy(threads, product):
                                                                                 atol=1e-12)
     for n in (1, 2):
         cnn.set_num_threads(n)
-        out = gemm.matmul(a, b, transpose_a, transpose_b)
+        out = gemm.matmul(a, b, transpose_a, transpose_b, n)
         assert out.dtype == a.dtype
         np.testing.assert_allclose(out, _reference(*product), **tolerance)
 
@@ -48,7 +48,7 @@ def test_bit_identical_at_one_and_two_threads(threads, rng, transpose_a, transpo
     results = []
     for n in (1, 2):
         cnn.set_num_threads(n)
-        results.append(gemm.matmul(a, b, transpose_a, transpose_b).tobytes())
+        results.append(gemm.matmul(a, b, transpose_a, transpose_b, n).tobytes())
     assert results[0] == results[1]
 
 

@@ -5,7 +5,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import cnn
-from cnn._kernels import col2im, im2col
+from kernel_calls import col2im, im2col
 
 
 def im2col_loops(x, k, s, p, d):
@@ -158,6 +158,10 @@ def test_every_isa_gives_the_same_bits(rng):
     assert all(out == outputs[0] for out in outputs)
 
 
+def _plan(dtype=np.float32):
+    return cnn._ext.conv_plan((1, 4, 4), (1, 1, 3, 3), dtype=dtype)
+
+
 @pytest.mark.parametrize("call, error, words", [
     (lambda: im2col(np.zeros((1, 1, 4, 4), np.float32), 0), ValueError, "kernel_size"),
     (lambda: im2col(np.zeros((1, 1, 4, 4), np.float32), 5), ValueError, "kernel_size"),
@@ -170,13 +174,14 @@ def test_every_isa_gives_the_same_bits(rng):
     (lambda: im2col(np.zeros((1, 1, 4, 4), np.float32), True), TypeError, "kernel_size"),
     (lambda: im2col(np.zeros((1, 1, 4, 4), np.float32), (1, 2, 3)), ValueError, "kernel_size"),
     (lambda: im2col(np.zeros((1, 1, 4, 4), np.float32), 1, stride=2**40), ValueError, "stride"),
-    (lambda: im2col(np.zeros((1, 4, 4), np.float32), 3), ValueError, "input"),
+    (lambda: _plan().columns(np.zeros((1, 4, 4), np.float32)), ValueError, "input"),
     (lambda: im2col(np.zeros((1, 0, 4, 4), np.float32), 3), ValueError, "input"),
-    (lambda: im2col(np.zeros((1, 1, 4, 4), np.int64), 3), TypeError, "input"),
-    (lambda: im2col(np.zeros((1, 1, 4, 4), np.complex64), 3), TypeError, "input"),
-    (lambda: im2col([[[[1.0]]]], 1), TypeError, "input"),
+    (lambda: _plan().columns(np.zeros((1, 1, 4, 4), np.float64)), TypeError, "input"),
+    (lambda: _plan(np.int64), TypeError, "dtype"),
+    (lambda: _plan(np.complex64), TypeError, "dtype"),
+    (lambda: _plan().columns([[[[1.0]]]]), TypeError, "input"),
     (lambda: col2im(np.zeros((1, 9, 5), np.float32), (1, 1, 4, 4), 3), ValueError, "cols"),
-    (lambda: col2im(np.zeros((1, 9, 4), np.float32), (1, 1, 4), 3), ValueError, "input_shape"),
+    (lambda: cnn._ext.conv_plan((1, 4), (1, 1, 3, 3)), ValueError, "input_shape"),
     (lambda: col2im(np.zeros((1, 9, 4), np.float32), (1, 1, -4, 4), 3), ValueError,
      "input_shape"),
 ])

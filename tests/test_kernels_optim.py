@@ -1,10 +1,11 @@
-"""Optimizer update kernels (cnn/_kernels/optim.py) against NumPy references of the formulas."""
+"""Optimizer update kernels (cnn/_ext/optim.pyx, through cnn/optim/updates.py) against NumPy
+references of the formulas."""
 import itertools
 
 import numpy as np
 import pytest
 
-from cnn._kernels import optim
+from cnn.optim import updates as optim
 from cnn.nn import Parameter
 from cnn.optim import SGD
 

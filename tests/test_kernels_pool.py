@@ -7,7 +7,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import cnn
-from cnn._kernels import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
+import cnn.nn.functional as F
+from kernel_calls import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
 
 
 def out_size(size, k, s, p, d, ceil_mode):
@@ -206,32 +207,64 @@ def test_avg_pool_matches_pytorch(isa, case, count_include_pad):
 
 
 def _x():
-    return np.zeros((1, 1, 4, 4), np.float32)
+    return cnn.tensor(np.zeros((1, 1, 4, 4), np.float32))
 
 
 @pytest.mark.parametrize("call, error, words", [
-    (lambda: max_pool2d(_x(), 0), ValueError, "kernel_size"),
-    (lambda: max_pool2d(_x(), 5), ValueError, "kernel_size"),
-    (lambda: max_pool2d(_x(), 2, stride=0), ValueError, "stride"),
-    (lambda: max_pool2d(_x(), 2, padding=2), ValueError, "padding"),
-    (lambda: max_pool2d(_x(), 2, padding=-1), ValueError, "padding"),
-    (lambda: max_pool2d(_x(), 2, dilation=0), ValueError, "dilation"),
-    (lambda: max_pool2d(_x(), 2, ceil_mode="yes"), TypeError, "ceil_mode"),
-    (lambda: max_pool2d(_x()[0], 2), ValueError, "input"),
-    (lambda: max_pool2d(_x().astype(np.int32), 2), TypeError, "input"),
-    (lambda: max_pool2d_backward(np.zeros((1, 1, 2, 2), np.float32),
-                                 np.zeros((1, 1, 2, 2), np.int32), (1, 1, 4, 4)),
-     TypeError, "indices"),
-    (lambda: max_pool2d_backward(np.zeros((1, 1, 2, 2), np.float32),
-                                 np.zeros((1, 1, 2, 3), np.int64), (1, 1, 4, 4)),
-     ValueError, "indices"),
-    (lambda: max_pool2d_backward(np.zeros((1, 2, 2, 2), np.float32),
-                                 np.zeros((1, 2, 2, 2), np.int64), (1, 1, 4, 4)),
-     ValueError, "grad_output"),
-    (lambda: avg_pool2d(_x(), 2, count_include_pad=None), TypeError, "count_include_pad"),
-    (lambda: avg_pool2d_backward(np.zeros((1, 1, 3, 3), np.float32), (1, 1, 4, 4), 2),
-     ValueError, "grad_output"),
+    (lambda: F.max_pool2d(_x(), 0), ValueError, "kernel_size"),
+    (lambda: F.max_pool2d(_x(), 5), ValueError, "kernel_size"),
+    (lambda: F.max_pool2d(_x(), 2, stride=0), ValueError, "stride"),
+    (lambda: F.max_pool2d(_x(), 2, padding=2), ValueError, "padding"),
+    (lambda: F.max_pool2d(_x(), 2, padding=-1), ValueError, "padding"),
+    (lambda: F.max_pool2d(_x(), 2, dilation=0), ValueError, "dilation"),
+    (lambda: F.max_pool2d(_x(), 2, ceil_mode="yes"), TypeError, "ceil_mode"),
+    (lambda: F.max_pool2d(_x()[0, 0], 2), ValueError, "input"),
+    (lambda: F.max_pool2d(_x().long(), 2), TypeError, "input"),
+    (lambda: F.avg_pool2d(_x(), 2, count_include_pad=None), TypeError, "count_include_pad"),
+    (lambda: F.avg_pool2d(_x(), 2, padding=(1, 2)), ValueError, "padding"),
 ])
 def test_bad_arguments_raise_naming_the_argument(call, error, words):
+    """The geometry is checked where the public functions take it (cnn/_ext/geometry.py)."""
     with pytest.raises(error, match=words):
         call()
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda: max_pool2d_backward(np.zeros((1, 1, 2, 2), np.float32),
+                                 np.zeros((1, 1, 2, 2), np.int32), (1, 1, 4, 4)), "dtype"),
+    (lambda: max_pool2d_backward(np.zeros((1, 1, 2, 2), np.float32),
+                                 np.zeros((1, 1, 2, 3), np.int64), (1, 1, 4, 4)), "reshape"),
+    (lambda: max_pool2d_backward(np.zeros((1, 2, 2, 2), np.float32),
+                                 np.zeros((1, 2, 2, 2), np.int64), (1, 1, 4, 4)), "reshape"),
+    (lambda: cnn._ext.backend.pool.max_pool_backward(
+        np.zeros((2, 4), np.float32), np.zeros((2, 3), np.int64), np.zeros((2, 16), np.float32),
+        1), "indices"),
+    (lambda: cnn._ext.backend.pool.max_pool_forward(
+        np.zeros((2, 4, 4), np.float32), np.zeros((2, 2, 2), np.float32),
+        np.zeros((2, 2, 2), np.int64), 2, 2, 0, 2, 0, 0, 1, 1, 1), "stride"),
+    (lambda: cnn._ext.backend.pool.avg_pool_forward(
+        np.zeros((2, 4, 4), np.float32), np.zeros((3, 2, 2), np.float32), 2, 2, 2, 2, 0, 0,
+        True, 1), "planes"),
+])
+def test_the_kernels_refuse_arrays_that_do_not_fit(call, words):
+    """Below the public functions nothing re-checks the geometry, but the kernels' entry points
+    still refuse arrays that would take them outside memory (an error, never a crash)."""
+    with pytest.raises((ValueError, TypeError), match=words):
+        call()
+
+
+def test_the_kernels_stay_inside_their_arrays_for_any_output_size(isa):
+    """An output larger or smaller than the geometry gives reads and writes nothing outside the
+    planes: every window is clipped to its plane."""
+    x = np.arange(32, dtype=np.float32).reshape(2, 4, 4)
+    for out_size in ((1, 1), (2, 2), (7, 9)):
+        out = np.full((2,) + out_size, np.nan, np.float32)
+        cnn._ext.backend.pool.avg_pool_forward(x, out, 2, 2, 2, 2, 1, 1, True, 1)
+        assert np.isfinite(out).all()
+        indices = np.empty((2,) + out_size, np.int64)
+        cnn._ext.backend.pool.max_pool_forward(x, out, indices, 2, 2, 2, 2, 1, 1, 1, 1, 1)
+        assert ((indices == -1) | ((indices >= 0) & (indices < 16))).all()
+        grad = np.zeros((2, 16), np.float32)
+        cnn._ext.backend.pool.max_pool_backward(np.ones((2, indices[0].size), np.float32),
+                                                indices.reshape(2, -1), grad, 1)
+        assert grad.sum() == (indices >= 0).sum()

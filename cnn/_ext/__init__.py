@@ -1,15 +1,23 @@
 """The compiled kernels, at the best instruction-set level this CPU supports.
 
-setup.py compiles every kernel module (`im2col`, `pool`, ...) once per level into
+setup.py compiles every kernel module (`conv`, `pool`, `optim`) once per level into
 `cnn._ext.<level>.<module>`. At import we pick the best level that was built and that the CPU
 supports; `CNN_ISA=baseline|avx2|avx512` forces one (an error if it cannot run here).
-`backend` holds the chosen modules as attributes: `backend.im2col.im2col_forward(...)`.
+`backend` holds the chosen modules as attributes: `backend.pool.max_pool_forward(...)`.
 
-The kernels trust their arguments: call them only through the checked wrappers in `cnn._kernels`.
+Convolutions run through plans (`conv_plan`, cnn/_ext/conv.pyx): a plan checks its geometry
+once and every call's arrays against it. The pooling and optimizer kernels check that their
+arrays are consistent with each other; the geometry they are given comes from
+cnn/_ext/geometry.py, checked where the public functions take their arguments.
 """
+import functools
 import importlib
 import os
 import types
+
+import numpy as np
+
+from . import geometry
 
 try:
     from . import _cpu, _threads
@@ -19,7 +27,7 @@ except ImportError as error:
         "`pip install .` (or `python setup.py build_ext --inplace` for development).") from error
 
 LEVELS = ("avx512", "avx2", "baseline")  # best first
-KERNEL_MODULES = ("im2col", "pool", "direct_conv", "optim")
+KERNEL_MODULES = ("pool", "conv", "optim")
 
 
 def _load(isa):
@@ -65,3 +73,37 @@ openmp_enabled = _threads.openmp_enabled
 openmp_max_threads = _threads.openmp_max_threads
 backend = None
 select(_initial_isa())
+
+
+@functools.lru_cache(maxsize=512)
+def _cached_plan(isa, input_shape, weight_shape, stride, padding, dilation, groups, dtype):
+    return backend.conv.ConvPlan(input_shape, weight_shape, stride, padding, dilation, groups,
+                                 dtype)
+
+
+def conv_plan(input_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1,
+              dtype=np.float32):
+    """The convolution plan (a ``ConvPlan`` of the kernels in use) for this geometry, built
+    and checked on first use and then shared: a layer gets the same plan at every step.
+
+    Args:
+        input_shape: (C, H, W), or (N, C, H, W) (a plan serves every batch size).
+        weight_shape: (F, C / groups, KH, KW).
+        stride, padding, dilation: an int or a (height, width) pair.
+        groups: the number of channel groups.
+        dtype: float32 or float64.
+
+    Raises:
+        TypeError, ValueError: As ``ConvPlan``, naming the argument.
+    """
+    arguments = (stride, padding, dilation, groups)
+    try:
+        shapes = (tuple(input_shape)[-3:], tuple(weight_shape))
+        key = shapes + arguments + (np.dtype(dtype),)
+    except TypeError:
+        key = None
+    if key is None or not all(map(geometry.is_plain, shapes + arguments)):
+        # Only exact ints are cache keys (2.0 == 2 would let a float skip its TypeError);
+        # anything else is checked (and refused, or normalised) by a plan for this call alone.
+        return backend.conv.ConvPlan(input_shape, weight_shape, *arguments, dtype)
+    return _cached_plan(backend.isa, *key)

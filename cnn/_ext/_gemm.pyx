@@ -1,7 +1,7 @@
 """Matrix products split into fixed blocks of columns, the blocks shared by the OpenMP team.
 
-Each block is one call of numpy's BLAS (its cblas_sgemm / cblas_dgemm, found by cnn/_blas.py
-and passed here as an address), made while that BLAS runs single-threaded: the kernels' OpenMP
+Each block is one call of numpy's BLAS (its cblas_sgemm / cblas_dgemm, whose address
+cnn/_blas.py finds in the library numpy loaded), made while that BLAS runs single-threaded: the kernels' OpenMP
 team is then the one pool at work, as everywhere else in cnn. Blocks are columns of the result
 (rows of op(b)): each call packs only its share of op(b), where row blocks would each pack all
 of it. Their number depends on the shapes alone (an even count of at most 64 columns each, or
@@ -13,6 +13,10 @@ Compiled once (no instruction-set variants): the arithmetic happens inside the B
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
+
+from cnn import _blas
+
+from numpy import float32 as np_float32, float64 as np_float64
 
 cdef enum:
     ROW_MAJOR = 101       # CBLAS_ORDER and CBLAS_TRANSPOSE values, fixed by the CBLAS standard
@@ -41,9 +45,17 @@ def column_blocks(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k):
 def matmul(const floating[:, ::1] a,    # IN  (M, K), or (K, M) when transpose_a
            const floating[:, ::1] b,    # IN  (K, N), or (N, K) when transpose_b
            floating[:, ::1] out,        # OUT (M, N)
-           bint transpose_a, bint transpose_b, size_t gemm, int num_threads):
-    """out = op(a) @ op(b), op transposing where asked; `gemm` is the address of cblas_sgemm
-    (float32) or cblas_dgemm (float64) with 64-bit integers. The caller checks the shapes."""
+           bint transpose_a, bint transpose_b, int num_threads):
+    """out = op(a) @ op(b), op transposing where asked, through numpy's cblas_sgemm (float32)
+    or cblas_dgemm (float64) with 64-bit integers.
+
+    Returns:
+        bool: False, with `out` untouched, when numpy's BLAS has no such function that cnn
+        knows (the caller then computes the product otherwise).
+
+    Raises:
+        ValueError: The shapes of a, b and out do not fit together.
+    """
     cdef Py_ssize_t M = out.shape[0], N = out.shape[1]
     cdef Py_ssize_t K = a.shape[0] if transpose_a else a.shape[1]
     cdef Py_ssize_t blocks, width, block, first, columns
@@ -51,11 +63,22 @@ def matmul(const floating[:, ::1] a,    # IN  (M, K), or (K, M) when transpose_a
     cdef int tb = TRANSPOSE if transpose_b else NO_TRANSPOSE
     cdef int64_t lda = a.shape[1], ldb = b.shape[1]
     cdef const floating* b_block
+    cdef size_t gemm
+    if ((a.shape[1] if transpose_a else a.shape[0]) != M
+            or (b.shape[0] if transpose_b else b.shape[1]) != N
+            or (b.shape[1] if transpose_b else b.shape[0]) != K):
+        raise ValueError(f"matmul: shapes {(a.shape[0], a.shape[1])} and "
+                         f"{(b.shape[0], b.shape[1])} (transposed: {transpose_a}, {transpose_b}) "
+                         f"do not give out's {(M, N)}")
+    address = _blas.gemm_address(np_float32 if floating is float else np_float64)
+    if address is None:
+        return False
+    gemm = address
     if M == 0 or N == 0:
-        return
+        return True
     if K == 0:
         out[:, :] = 0
-        return
+        return True
     blocks = column_blocks(M, N, K)
     width = (N + blocks - 1) // blocks
     with nogil:
@@ -71,3 +94,4 @@ def matmul(const floating[:, ::1] a,    # IN  (M, K), or (K, M) when transpose_a
             else:
                 (<dgemm_t> gemm)(ROW_MAJOR, ta, tb, M, columns, K, 1, &a[0, 0], lda, b_block,
                                  ldb, 0, &out[0, first], N)
+    return True

@@ -26,8 +26,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#define CNN_BLOCK 16 /* the widest block; tiles are stored with this row stride */
-#define CNN_PIXELS 4
+#include "conv_layout.h" /* CNN_BLOCK (also the row stride tiles are stored with), CNN_PIXELS */
 
 typedef float cnn_vec16_f32 __attribute__((vector_size(16 * sizeof(float))));
 typedef double cnn_vec16_f64 __attribute__((vector_size(16 * sizeof(double))));
@@ -48,49 +47,48 @@ typedef long long cnn_mask8_f64 __attribute__((vector_size(8 * sizeof(long long)
 #else
 #define CNN_REGISTER_BYTES 16
 #endif
-#define CNN_PART_BYTES(T, CHANNELS)                                                           \
+#define CNN_PART_BYTES(T, CHANNELS)                                                            \
     ((CHANNELS) * sizeof(T) < CNN_REGISTER_BYTES ? (CHANNELS) * sizeof(T) : CNN_REGISTER_BYTES)
 
 /* CHANNELS x LANES accumulators; the loops have constant bounds, so they unroll into
  * registers. Layers with at most 8 channels take twice the lanes (CNN_WIDE_PIXELS): each
  * accumulator's multiply-add waits for the previous one (about 4 cycles), so 4 accumulators
  * of one 256-bit register keep a core's two vector units half busy, and 8 keep both busy. */
-#define CNN_WIDE_PIXELS 8
-#define CNN_DEFINE_CONV_TILE(NAME, T, CHANNELS, LANES)                                       \
-    static inline void NAME(const T *in, const ptrdiff_t *lanes, const ptrdiff_t *taps,       \
-                            ptrdiff_t n_taps, const T *wt, ptrdiff_t w_stride, const T *init, \
-                            ptrdiff_t init_stride, T *out, ptrdiff_t out_stride)              \
-    {                                                                                         \
-        typedef T part_t __attribute__((vector_size(CNN_PART_BYTES(T, CHANNELS))));           \
+#define CNN_DEFINE_CONV_TILE(NAME, T, CHANNELS, LANES)                                         \
+    static inline void NAME(const T *in, const ptrdiff_t *lanes, const ptrdiff_t *taps,        \
+                            ptrdiff_t n_taps, const T *wt, ptrdiff_t w_stride, const T *init,  \
+                            ptrdiff_t init_stride, T *out, ptrdiff_t out_stride)               \
+    {                                                                                          \
+        typedef T part_t __attribute__((vector_size(CNN_PART_BYTES(T, CHANNELS))));            \
         enum { PART = CNN_PART_BYTES(T, CHANNELS) / sizeof(T), PARTS = (CHANNELS) / PART };    \
-        part_t acc[LANES][PARTS], w[PARTS];                                                   \
-        const T *p[LANES];                                                                    \
-        ptrdiff_t t, q, k;                                                                    \
-        /* memcpy: unaligned vector loads and stores, which compilers emit as single moves */ \
-        for (q = 0; q < (LANES); q++) {                                                       \
-            p[q] = in + lanes[q];                                                             \
-            for (k = 0; k < PARTS; k++)                                                       \
-                memcpy(&acc[q][k], init + q * init_stride + k * PART, sizeof(part_t));        \
-        }                                                                                     \
-        for (t = 0; t < n_taps; t++) {                                                        \
-            ptrdiff_t offset = taps[t];                                                       \
-            for (k = 0; k < PARTS; k++)                                                       \
-                memcpy(&w[k], wt + t * w_stride + k * PART, sizeof(part_t));                  \
-            for (q = 0; q < (LANES); q++) {                                                   \
-                T x = p[q][offset];                                                           \
-                for (k = 0; k < PARTS; k++)                                                   \
-                    acc[q][k] += x * w[k];                                                    \
-            }                                                                                 \
-        }                                                                                     \
-        for (q = 0; q < (LANES); q++)                                                         \
-            for (k = 0; k < PARTS; k++)                                                       \
-                memcpy(out + q * out_stride + k * PART, &acc[q][k], sizeof(part_t));          \
+        part_t acc[LANES][PARTS], w[PARTS];                                                    \
+        const T *p[LANES];                                                                     \
+        ptrdiff_t t, q, k;                                                                     \
+        /* memcpy: unaligned vector loads and stores, which compilers emit as single moves */  \
+        for (q = 0; q < (LANES); q++) {                                                        \
+            p[q] = in + lanes[q];                                                              \
+            for (k = 0; k < PARTS; k++)                                                        \
+                memcpy(&acc[q][k], init + q * init_stride + k * PART, sizeof(part_t));         \
+        }                                                                                      \
+        for (t = 0; t < n_taps; t++) {                                                         \
+            ptrdiff_t offset = taps[t];                                                        \
+            for (k = 0; k < PARTS; k++)                                                        \
+                memcpy(&w[k], wt + t * w_stride + k * PART, sizeof(part_t));                   \
+            for (q = 0; q < (LANES); q++) {                                                    \
+                T x = p[q][offset];                                                            \
+                for (k = 0; k < PARTS; k++)                                                    \
+                    acc[q][k] += x * w[k];                                                     \
+            }                                                                                  \
+        }                                                                                      \
+        for (q = 0; q < (LANES); q++)                                                          \
+            for (k = 0; k < PARTS; k++)                                                        \
+                memcpy(out + q * out_stride + k * PART, &acc[q][k], sizeof(part_t));           \
     }
 
-CNN_DEFINE_CONV_TILE(cnn_conv_tile16_f32, float, 16, CNN_PIXELS)
-CNN_DEFINE_CONV_TILE(cnn_conv_tile16_f64, double, 16, CNN_PIXELS)
-CNN_DEFINE_CONV_TILE(cnn_conv_tile8_f32, float, 8, CNN_WIDE_PIXELS)
-CNN_DEFINE_CONV_TILE(cnn_conv_tile8_f64, double, 8, CNN_WIDE_PIXELS)
+CNN_DEFINE_CONV_TILE(cnn_conv_tile16_f32, float, CNN_BLOCK, CNN_PIXELS)
+CNN_DEFINE_CONV_TILE(cnn_conv_tile16_f64, double, CNN_BLOCK, CNN_PIXELS)
+CNN_DEFINE_CONV_TILE(cnn_conv_tile8_f32, float, CNN_NARROW_BLOCK, CNN_WIDE_PIXELS)
+CNN_DEFINE_CONV_TILE(cnn_conv_tile8_f64, double, CNN_NARROW_BLOCK, CNN_WIDE_PIXELS)
 
 /* ReLU, then the maximum over a tile's CNN_PIXELS lanes (one 2x2 pooling window, row-major;
  * lane q at tile + q * CNN_BLOCK) for a block of channels at once: best[f] and which[f], the
@@ -99,27 +97,27 @@ CNN_DEFINE_CONV_TILE(cnn_conv_tile8_f64, double, 8, CNN_WIDE_PIXELS)
  * or NaN. Vector compares give all-ones/all-zeros lanes, so each choice is a bitwise select:
  * no branch (the winner's position is unpredictable on real data).
  */
-#define CNN_DEFINE_RELU_MAX(NAME, T, V, I, IT)                                                \
-    static inline void NAME(const T *tile, T *best_out, IT *which_out)                        \
-    {                                                                                         \
-        V best, value, zero = {0};                                                            \
-        I keep, which = {0}, lane;                                                            \
-        int q;                                                                                \
-        for (q = 0; q < CNN_PIXELS; q++) {                                                    \
-            memcpy(&value, tile + q * CNN_BLOCK, sizeof(V));                                  \
-            keep = (value > zero) | (value != value);                                         \
-            value = (V)((I)value & keep);                                                     \
-            if (q == 0) {                                                                     \
-                best = value;                                                                 \
-                continue;                                                                     \
-            }                                                                                 \
-            keep = (value > best) | (value != value);                                         \
-            best = (V)(((I)value & keep) | ((I)best & ~keep));                                \
-            lane = (I){0} + q;                                                                \
-            which = (lane & keep) | (which & ~keep);                                          \
-        }                                                                                     \
-        memcpy(best_out, &best, sizeof(V));                                                   \
-        memcpy(which_out, &which, sizeof(I));                                                 \
+#define CNN_DEFINE_RELU_MAX(NAME, T, V, I, IT)                                                 \
+    static inline void NAME(const T *tile, T *best_out, IT *which_out)                         \
+    {                                                                                          \
+        V best, value, zero = {0};                                                             \
+        I keep, which = {0}, lane;                                                             \
+        int q;                                                                                 \
+        for (q = 0; q < CNN_PIXELS; q++) {                                                     \
+            memcpy(&value, tile + q * CNN_BLOCK, sizeof(V));                                   \
+            keep = (value > zero) | (value != value);                                          \
+            value = (V)((I)value & keep);                                                      \
+            if (q == 0) {                                                                      \
+                best = value;                                                                  \
+                continue;                                                                      \
+            }                                                                                  \
+            keep = (value > best) | (value != value);                                          \
+            best = (V)(((I)value & keep) | ((I)best & ~keep));                                 \
+            lane = (I){0} + q;                                                                 \
+            which = (lane & keep) | (which & ~keep);                                           \
+        }                                                                                      \
+        memcpy(best_out, &best, sizeof(V));                                                    \
+        memcpy(which_out, &which, sizeof(I));                                                  \
     }
 
 CNN_DEFINE_RELU_MAX(cnn_relu_max16_f32, float, cnn_vec16_f32, cnn_mask16_f32, int)

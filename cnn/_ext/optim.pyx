@@ -10,6 +10,13 @@ from cython cimport floating
 from libc.math cimport sqrt
 
 
+cdef int _same_length(Py_ssize_t n, Py_ssize_t length, str name) except -1:
+    """The state arrays must be as long as the parameter: the loops index them all by i < n."""
+    if length != n:
+        raise ValueError(f"{name}: expected {n} elements (the parameter's), got {length}")
+    return 0
+
+
 def sgd_update(floating[::1] param,          # IN/OUT the parameter, flattened
                const floating[::1] grad,     # IN  its gradient
                floating[::1] buf,            # IN/OUT the momentum buffer (ignored without momentum)
@@ -17,6 +24,9 @@ def sgd_update(floating[::1] param,          # IN/OUT the parameter, flattened
                bint nesterov, bint maximize, bint first_step):
     """One step of cnn.optim.SGD for one parameter (see its docstring for the rule)."""
     cdef Py_ssize_t i, n = param.shape[0]
+    _same_length(n, grad.shape[0], "grad")
+    if momentum != 0:
+        _same_length(n, buf.shape[0], "buf")
     cdef floating g, b
     cdef floating lr_ = lr, mu = momentum, keep = 1 - dampening, decay = weight_decay
     cdef floating* p = &param[0] if n else NULL
@@ -55,6 +65,11 @@ def adam_update(floating[::1] param,           # IN/OUT the parameter, flattened
                 double step, bint amsgrad, bint maximize, bint decoupled):
     """One step of cnn.optim.Adam / AdamW for one parameter (see Adam's docstring)."""
     cdef Py_ssize_t i, n = param.shape[0]
+    _same_length(n, grad.shape[0], "grad")
+    _same_length(n, exp_avg.shape[0], "exp_avg")
+    _same_length(n, exp_avg_sq.shape[0], "exp_avg_sq")
+    if amsgrad:
+        _same_length(n, max_exp_avg_sq.shape[0], "max_exp_avg_sq")
     cdef floating g, m, v, second, denom
     cdef floating shrink = 1 - lr * weight_decay, decay = weight_decay
     cdef floating keep1 = 1 - beta1, keep2 = 1 - beta2, b2 = beta2

@@ -11,6 +11,11 @@ y*W + x inside its plane; -1 marks a window that covers no input position (possi
 
 Average-pool follows PyTorch too: with count_include_pad the divisor is the window size clipped to
 the padded input; without it, the number of input positions the window covers.
+
+The geometry comes checked from cnn/_ext/geometry.py; these functions check only what keeps them
+safe whatever they are given: positive window sizes, strides and dilations, non-negative padding
+and arrays whose plane counts agree. Every window is clipped to its plane, so an output of any
+size reads and writes nothing outside the arrays.
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -20,6 +25,19 @@ from libc.stdlib cimport free, malloc
 
 # Below this many output elements a thread team costs more than it saves.
 cdef Py_ssize_t MIN_PARALLEL_WORK = 1 << 14
+
+
+cdef int _check(Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph,
+                Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t planes,
+                Py_ssize_t out_planes) except -1:
+    if min(kh, kw, sh, sw, dh, dw) < 1 or min(ph, pw) < 0:
+        raise ValueError(f"pool: expected kernel, stride and dilation >= 1 and padding >= 0, got "
+                         f"kernel {(kh, kw)}, stride {(sh, sw)}, padding {(ph, pw)}, dilation "
+                         f"{(dh, dw)}")
+    if planes != out_planes:
+        raise ValueError(f"pool: expected as many output planes as input planes ({planes}), "
+                         f"got {out_planes}")
+    return 0
 
 
 cdef inline Py_ssize_t _first_inside(Py_ssize_t start, Py_ssize_t step) noexcept nogil:
@@ -165,6 +183,10 @@ def max_pool_forward(const floating[:, :, ::1] x,     # IN  (P, H, W)
     cdef Py_ssize_t p, planes = x.shape[0], oh = out.shape[1], ow = out.shape[2]
     cdef bint parallel = (num_threads > 1 and planes > 1
                           and planes * oh * ow >= MIN_PARALLEL_WORK)
+    _check(kh, kw, sh, sw, ph, pw, dh, dw, planes, out.shape[0])
+    if indices.shape[0] != planes or indices.shape[1] != oh or indices.shape[2] != ow:
+        raise ValueError(f"indices: expected the shape of out {(planes, oh, ow)}, got "
+                         f"{(indices.shape[0], indices.shape[1], indices.shape[2])}")
     # Window bounds are the same for every plane: computed once, no division in the loops.
     cdef Py_ssize_t* bounds = <Py_ssize_t*> malloc(2 * (oh + ow) * sizeof(Py_ssize_t) + 1)
     if bounds == NULL:
@@ -189,6 +211,11 @@ def max_pool_backward(const floating[:, ::1] grad_out,   # IN  (P, OH*OW)
     cdef Py_ssize_t p, planes = grad_in.shape[0]
     cdef bint parallel = (num_threads > 1 and planes > 1
                           and planes * grad_in.shape[1] >= MIN_PARALLEL_WORK)
+    if (grad_out.shape[0] != planes or indices.shape[0] != planes
+            or indices.shape[1] != grad_out.shape[1]):
+        raise ValueError(f"indices: expected the shape of grad_out "
+                         f"{(grad_out.shape[0], grad_out.shape[1])} and {planes} planes, got "
+                         f"{(indices.shape[0], indices.shape[1])}")
     with nogil:
         for p in prange(planes, schedule="dynamic", num_threads=num_threads,
                         use_threads_if=parallel):
@@ -203,6 +230,7 @@ def avg_pool_forward(const floating[:, :, ::1] x,     # IN  (P, H, W)
     cdef Py_ssize_t p, planes = x.shape[0]
     cdef bint parallel = (num_threads > 1 and planes > 1
                           and planes * out.shape[1] * out.shape[2] >= MIN_PARALLEL_WORK)
+    _check(kh, kw, sh, sw, ph, pw, 1, 1, planes, out.shape[0])
     with nogil:
         for p in prange(planes, schedule="dynamic", num_threads=num_threads,
                         use_threads_if=parallel):
@@ -217,6 +245,7 @@ def avg_pool_backward(const floating[:, :, ::1] grad_out,   # IN  (P, OH, OW)
     cdef Py_ssize_t p, planes = grad_in.shape[0]
     cdef bint parallel = (num_threads > 1 and planes > 1
                           and planes * grad_in.shape[1] * grad_in.shape[2] >= MIN_PARALLEL_WORK)
+    _check(kh, kw, sh, sw, ph, pw, 1, 1, planes, grad_out.shape[0])
     with nogil:
         for p in prange(planes, schedule="dynamic", num_threads=num_threads,
                         use_threads_if=parallel):

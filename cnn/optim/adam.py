@@ -1,7 +1,7 @@
 """Adam and AdamW (PyTorch's single-tensor update rules); AdamW is Adam with decoupled weight decay."""
 import numpy as np
 
-from .._kernels import optim
+from . import updates
 from .optimizer import Optimizer, _check_flags, _check_number, _params_with_grad
 
 
@@ -86,7 +86,7 @@ class Adam(Optimizer):
                 if amsgrad:
                     state["max_exp_avg_sq"] = np.zeros_like(param, order="C")
             step = state["step"] + 1
-            optim.adam_update(param, grad, state["exp_avg"], state["exp_avg_sq"],
+            updates.adam_update(param, grad, state["exp_avg"], state["exp_avg_sq"],
                               state.get("max_exp_avg_sq"), lr, beta1, beta2, eps, weight_decay,
                               step, amsgrad, maximize, decoupled)
             state["step"] = step  # counted once the update went through

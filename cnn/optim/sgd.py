@@ -1,7 +1,7 @@
 """Stochastic gradient descent, optionally with momentum (PyTorch's update rule)."""
 import numpy as np
 
-from .._kernels import optim
+from . import updates
 from .._validation import real_number
 from .optimizer import Optimizer, _check_flags, _check_number, _params_with_grad
 
@@ -74,7 +74,7 @@ class SGD(Optimizer):
             first = buf is None
             if momentum != 0 and first:
                 buf = np.empty_like(param, order="C")  # the kernel fills it on this first step
-            optim.sgd_update(param, grad, buf, lr, momentum, dampening, weight_decay, nesterov,
+            updates.sgd_update(param, grad, buf, lr, momentum, dampening, weight_decay, nesterov,
                              maximize, first)
             if momentum != 0 and first:
                 # Kept only once filled: an update that raised leaves no half-made state.

@@ -4,9 +4,8 @@ Each op is a `cnn.autograd.Function` whose forward and backward sit side by side
 its family; the public function beside it checks its arguments (SPEC section 8) and applies it.
 """
 from .activation import leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
-from .conv import conv2d
+from .conv import conv2d, conv2d_relu_max_pool2d
 from .dropout import dropout
-from .fused import conv2d_relu_max_pool2d
 from .linear import flatten, linear
 from .loss import cross_entropy, mse_loss, nll_loss
 from .normalization import batch_norm

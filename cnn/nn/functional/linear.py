@@ -1,21 +1,22 @@
 """Fully connected layers: y = x @ W.T + b."""
 import math
 
-from cnn._kernels import gemm
+from cnn._ext import gemm
 from cnn.autograd import Function
 from cnn.tensor import Tensor, from_numpy
+from cnn.threads import get_num_threads
 
 from ._inputs import array_of, float_array_of, same_dtype
 
 
 class Linear(Function):
     """x (*, in) @ weight.T (in, out) + bias; the leading dimensions are flattened for the GEMMs,
-    which share their column blocks out to the kernels' threads (cnn/_kernels/gemm.py)."""
+    which share their column blocks out to the kernels' threads (cnn/_ext/gemm.py)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias):
         rows = _rows(x)
-        out = gemm.product(rows, weight, False, True)
+        out = gemm.product(rows, weight, False, True, get_num_threads())
         if bias is not None:
             out += bias
         ctx.save_for_backward(rows, weight)
@@ -27,10 +28,12 @@ class Linear(Function):
         rows, weight = ctx.saved_tensors
         needs_x, needs_w, needs_b = ctx.needs_input_grad
         grad_rows = _rows(grad_output)
+        threads = get_num_threads()
         grad_x = None
         if needs_x:
-            grad_x = gemm.product(grad_rows, weight, False, False).reshape(ctx.input_shape)
-        grad_w = gemm.product(grad_rows, rows, True, False) if needs_w else None
+            grad_x = gemm.product(grad_rows, weight, False, False, threads).reshape(
+                ctx.input_shape)
+        grad_w = gemm.product(grad_rows, rows, True, False, threads) if needs_w else None
         grad_b = grad_rows.sum(axis=0) if needs_b else None
         return grad_x, grad_w, grad_b
 

@@ -1,7 +1,15 @@
-"""Max- and average-pooling over (N, C, H, W) inputs (the kernels are in cnn/_ext/pool.pyx)."""
-from cnn import _kernels
+"""Max- and average-pooling over (N, C, H, W) inputs (the kernels are in cnn/_ext/pool.pyx).
+
+The public functions check the input and the geometry once (cnn/_ext/geometry.py, cached per
+geometry); the Functions below them hand the arrays and that checked geometry to the kernels'
+entry points (cnn/_ext/pooling.py).
+"""
+from cnn._ext import pooling
+from cnn._ext.geometry import pool_geometry
+from cnn._validation import flag
 from cnn.autograd import Function
 from cnn.tensor import Tensor
+from cnn.threads import get_num_threads
 
 from ._inputs import float_array_of
 
@@ -10,9 +18,8 @@ class MaxPool2d(Function):
     """Max-pooling; keeps only the argmax indices (and the input shape) for backward."""
 
     @staticmethod
-    def forward(ctx, x, kernel_size, stride, padding, dilation, ceil_mode):
-        values, indices = _kernels.max_pool2d(x, kernel_size, stride, padding, dilation,
-                                              ceil_mode)
+    def forward(ctx, x, geometry):
+        values, indices = pooling.max_pool(x, geometry, get_num_threads())
         ctx.save_for_backward(indices)
         ctx.input_shape = x.shape
         return values
@@ -20,30 +27,30 @@ class MaxPool2d(Function):
     @staticmethod
     def backward(ctx, grad_output):
         (indices,) = ctx.saved_tensors
-        return (_kernels.max_pool2d_backward(grad_output, indices, ctx.input_shape),
-                None, None, None, None, None)
+        return (pooling.max_pool_backward(grad_output, indices, ctx.input_shape,
+                                          get_num_threads()), None)
 
 
 class AvgPool2d(Function):
     """Average-pooling with zero padding; backward spreads each gradient over its window."""
 
     @staticmethod
-    def forward(ctx, x, kernel_size, stride, padding, ceil_mode, count_include_pad):
-        ctx.arguments = (x.shape, kernel_size, stride, padding, ceil_mode, count_include_pad)
-        return _kernels.avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad)
+    def forward(ctx, x, geometry, count_include_pad):
+        ctx.arguments = (x.shape, geometry, count_include_pad)
+        return pooling.avg_pool(x, geometry, count_include_pad, get_num_threads())
 
     @staticmethod
     def backward(ctx, grad_output):
-        return (_kernels.avg_pool2d_backward(grad_output, *ctx.arguments),
-                None, None, None, None, None)
+        return (pooling.avg_pool_backward(grad_output, *ctx.arguments, get_num_threads()),
+                None, None)
 
 
 def _batched(input, name):
-    """(input as 4-D, whether it was one unbatched (C, H, W) image)."""
+    """(input as 4-D, its array, whether it was one unbatched (C, H, W) image)."""
     x = float_array_of(input, name, (3, 4))
     if x.ndim == 3:
-        return input.reshape(1, *x.shape), True
-    return input, False
+        return input.reshape(1, *x.shape), x.reshape(1, *x.shape), True
+    return input, x, False
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
@@ -60,17 +67,16 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     Returns:
         Tensor (N, C, OH, OW), or (Tensor, int64 Tensor of indices) with return_indices.
     """
-    x, unbatched = _batched(input, "input")
-    values = MaxPool2d.apply(x, kernel_size, stride, padding, dilation, ceil_mode)
-    indices = None
-    if return_indices:
-        # Recompute rather than keep the graph's copy alive outside it.
-        _, indices = _kernels.max_pool2d(x.data if isinstance(x, Tensor) else x, kernel_size,
-                                         stride, padding, dilation, ceil_mode)
-        indices = Tensor(indices[0] if unbatched else indices)
+    input, x, unbatched = _batched(input, "input")
+    geometry = pool_geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    values = MaxPool2d.apply(input, geometry)
     if unbatched:
         values = values[0]
-    return (values, indices) if return_indices else values
+    if not return_indices:
+        return values
+    # Recomputed rather than kept alive outside the graph that holds them.
+    indices = Tensor(pooling.max_pool(x, geometry, get_num_threads())[1])
+    return values, indices[0] if unbatched else indices
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
@@ -84,6 +90,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
         count_include_pad: divide by the window size including padding (PyTorch's default),
             else by the number of input positions in the window.
     """
-    x, unbatched = _batched(input, "input")
-    out = AvgPool2d.apply(x, kernel_size, stride, padding, ceil_mode, count_include_pad)
+    input, x, unbatched = _batched(input, "input")
+    geometry = pool_geometry(x.shape, kernel_size, stride, padding, 1, ceil_mode)
+    out = AvgPool2d.apply(input, geometry, flag(count_include_pad, "count_include_pad"))
     return out[0] if unbatched else out

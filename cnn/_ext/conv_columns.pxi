@@ -1,27 +1,26 @@
-"""im2col and col2im for 2-D convolution, over C-contiguous NCHW arrays.
-
-Column layout: for an input x of shape (N, C, H, W), a kernel (KH, KW), stride (SH, SW), padding
-(PH, PW) and dilation (DH, DW), the columns have shape (N, C*KH*KW, OH*OW) with
-
-    cols[n, (c*KH + i)*KW + j, oy*OW + ox] = x[n, c, oy*SH - PH + i*DH, ox*SW - PW + j*DW]
-
-and zero where that position falls in the padding. `W.reshape(F, C*KH*KW) @ cols[n]` is then image
-n's output (F, OH*OW), already in NCHW order, so one batched `np.matmul(w2d, cols)` convolves the
-whole batch without a transpose. Rows are ordered channel first, so the rows of group g of a
-grouped convolution are the contiguous block [g*Cg*KH*KW, (g+1)*Cg*KH*KW).
-
-col2im is the adjoint: it sums every column entry back into the input position it was read from.
-
-Threads take whole images (prange over n), so no two threads ever write the same element and the
-result is bit-identical for any thread count. Scheduling is dynamic: when another process holds
-a core, the other thread takes the remaining images instead of waiting for a slowed one. The wrappers in cnn/_kernels/im2col.py check every
-argument; these functions trust them.
-"""
-from cython cimport floating
-from cython.parallel cimport prange
+# im2col and col2im over C-contiguous NCHW arrays: the column form of a convolution, which
+# grouped convolutions multiply with batched GEMMs. Included by conv.pyx.
+#
+# Column layout: for an input x of shape (N, C, H, W), a kernel (KH, KW), stride (SH, SW),
+# padding (PH, PW) and dilation (DH, DW), the columns have shape (N, C*KH*KW, OH*OW) with
+#
+#     cols[n, (c*KH + i)*KW + j, oy*OW + ox] = x[n, c, oy*SH - PH + i*DH, ox*SW - PW + j*DW]
+#
+# and zero where that position falls in the padding. `W.reshape(F, C*KH*KW) @ cols[n]` is then
+# image n's output (F, OH*OW), already in NCHW order, so one batched `np.matmul(w2d, cols)`
+# convolves the whole batch without a transpose. Rows are ordered channel first, so the rows of
+# group g of a grouped convolution are the contiguous block [g*Cg*KH*KW, (g+1)*Cg*KH*KW).
+#
+# col2im is the adjoint: it sums every column entry back into the input position it was read
+# from.
+#
+# Threads take whole images (prange over n), so no two threads ever write the same element and
+# the result is bit-identical for any thread count. Scheduling is dynamic: when another process
+# holds a core, the other thread takes the remaining images instead of waiting for a slowed one.
+# ConvPlan checks every array against its geometry before calling these.
 
 # Below this many column elements a thread team costs more than it saves.
-cdef Py_ssize_t MIN_PARALLEL_WORK = 1 << 15
+cdef Py_ssize_t MIN_PARALLEL_COLUMNS = 1 << 15
 
 
 cdef inline Py_ssize_t _first_inside(Py_ssize_t offset, Py_ssize_t stride,
@@ -97,29 +96,29 @@ cdef void _col2im_image(const floating[:, ::1] col,    # IN  (C*KH*KW, OH*OW)
                         img[c, y, ox * sw + x_offset] += col[row, base + ox]
 
 
-def im2col(const floating[:, :, :, ::1] x,     # IN  (N, C, H, W)
-           floating[:, :, ::1] cols,            # OUT (N, C*KH*KW, OH*OW)
-           Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
-           Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw,
-           Py_ssize_t oh, Py_ssize_t ow, int num_threads):
-    """Fill `cols` with the convolution patches of `x` (layout in the module docstring)."""
+cdef void _im2col(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
+                  floating[:, :, ::1] cols,         # OUT (N, C*KH*KW, OH*OW)
+                  Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                  Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw,
+                  Py_ssize_t oh, Py_ssize_t ow, int num_threads):
+    """Fill `cols` with the convolution patches of `x` (layout at the top of this file)."""
     cdef Py_ssize_t n, N = x.shape[0]
-    cdef bint parallel = (num_threads > 1 and N > 1
-                          and cols.shape[0] * cols.shape[1] * cols.shape[2] >= MIN_PARALLEL_WORK)
+    cdef bint parallel = (num_threads > 1 and N > 1 and
+                          cols.shape[0] * cols.shape[1] * cols.shape[2] >= MIN_PARALLEL_COLUMNS)
     with nogil:
         for n in prange(N, schedule="dynamic", num_threads=num_threads, use_threads_if=parallel):
             _im2col_image(x[n], cols[n], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
 
 
-def col2im(const floating[:, :, ::1] cols,     # IN  (N, C*KH*KW, OH*OW)
-           floating[:, :, :, ::1] x,            # OUT (N, C, H, W), overwritten
-           Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
-           Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw,
-           Py_ssize_t oh, Py_ssize_t ow, int num_threads):
+cdef void _col2im(const floating[:, :, ::1] cols,  # IN  (N, C*KH*KW, OH*OW)
+                  floating[:, :, :, ::1] x,         # OUT (N, C, H, W), overwritten
+                  Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                  Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw,
+                  Py_ssize_t oh, Py_ssize_t ow, int num_threads):
     """Overwrite `x` with the sum of every column entry at the position it was read from."""
     cdef Py_ssize_t n, N = x.shape[0]
-    cdef bint parallel = (num_threads > 1 and N > 1
-                          and cols.shape[0] * cols.shape[1] * cols.shape[2] >= MIN_PARALLEL_WORK)
+    cdef bint parallel = (num_threads > 1 and N > 1 and
+                          cols.shape[0] * cols.shape[1] * cols.shape[2] >= MIN_PARALLEL_COLUMNS)
     with nogil:
         for n in prange(N, schedule="dynamic", num_threads=num_threads, use_threads_if=parallel):
             _col2im_image(cols[n], x[n], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)

@@ -1,4 +1,7 @@
-"""Checked optimizer updates (cnn/_ext/optim.pyx) for one parameter and its state arrays.
+"""One optimizer update per parameter through the compiled kernels (cnn/_ext/optim.pyx).
+
+The optimizers call these at every step with the parameter, its gradient and their own state
+arrays, checked here because a user may have replaced ``p.data`` or ``p.grad`` since the last step.
 
 The parameter and its state are updated in place. A parameter that is not C-contiguous (a user
 may have set ``p.data`` to a strided view) is updated through a contiguous copy, written back.

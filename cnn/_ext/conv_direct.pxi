@@ -1,38 +1,31 @@
-"""Direct 2-D convolution (groups = 1) for layers with few channels: forward (optionally fused
-with ReLU and a 2x2 max-pool) and the backward pass (weight, bias and input gradients in one
-pass over the images, from the convolution's gradient or straight from the pooled one).
-
-Why not im2col + GEMM here: with 1 to 64 input channels the column matrix is 10-25x larger than
-the input, so a GEMM over it is limited by memory, and the GEMM itself is small and skinny. These
-loops read the padded input where it is and keep partial sums in registers: the register tile is
-in conv_tile.h (CNN_PIXELS output pixels x CNN_BLOCK output channels).
-
-Layouts. Inputs and outputs are C-contiguous NCHW. The wrappers (cnn/_kernels/direct_conv.py)
-repack weights into `wt[tap, f]` with tap = (c*KH + i)*KW + j and f zero-padded to a multiple of
-BLOCK, and give every tap's offset from a window origin inside a padded image (`taps`).
-
-Backward. Behind a ReLU and a max-pool most of the convolution's gradient is zero, so the
-backward pass works on the active pixels only: it lays each image's gradient out pixel-major,
-compacts the pixels holding a non-zero value (conv_scatter.h), runs the register tile over them
-for the weight gradient, sums them for the bias, and scatters their values back through the
-weights for the input gradient. Layers with many input channels get their input gradient from
-the wrapper instead, as a dense forward convolution of the dilated gradient.
-
-Threads take whole images (forward) or fixed blocks of images (backward: each block sums into
-its own slot of `partial`, and the wrapper adds the slots in block order), so results are
-bit-identical for any thread count. Scheduling is dynamic: when another process holds a core,
-the other thread takes the remaining images instead of waiting for a slowed one.
-"""
-from cython cimport floating
-from cython.parallel cimport prange, threadid
-from libc.math cimport INFINITY
-from libc.stdint cimport int64_t
-from libc.string cimport memcpy, memset
-
-DEF BLOCK = 16            # output channels per tile at most (CNN_BLOCK in conv_tile.h)
-DEF PIXELS = 4            # lanes per 16-channel tile (CNN_PIXELS in conv_tile.h)
-DEF WIDE = 8              # lanes per 8-channel tile (CNN_WIDE_PIXELS in conv_tile.h)
-
+# Direct 2-D convolution (groups = 1) for layers with few channels: forward (optionally fused
+# with ReLU and a 2x2 max-pool) and the backward pass (weight, bias and input gradients in one
+# pass over the images, from the convolution's gradient or straight from the pooled one).
+# Included by conv.pyx, whose ConvPlan lays out every table and buffer these loops read.
+#
+# Why not im2col + GEMM here: with 1 to 64 input channels the column matrix is 10-25x larger than
+# the input, so a GEMM over it is limited by memory, and the GEMM itself is small and skinny.
+# These loops read the padded input where it is and keep partial sums in registers: the register
+# tile is in conv_tile.h (CNN_PIXELS output pixels x CNN_BLOCK output channels).
+#
+# Layouts. Inputs and outputs are C-contiguous NCHW. The plan repacks weights into `wt[tap, f]`
+# with tap = (c*KH + i)*KW + j and f zero-padded to whole tiles, and gives every tap's offset from
+# a window origin inside a padded image (`taps`).
+#
+# Backward. Behind a ReLU and a max-pool most of the convolution's gradient is zero, so the
+# backward pass works on the active pixels only: it lays each image's gradient out pixel-major,
+# compacts the pixels holding a non-zero value (conv_scatter.h), runs the register tile over them
+# for the weight gradient, sums them for the bias, and scatters their values back through the
+# weights for the input gradient. Layers with many input channels get their input gradient from
+# the plan instead, as a dense forward convolution of the dilated gradient.
+#
+# Threads take whole images (forward) or fixed blocks of images (backward: each block sums into
+# its own slot of `partial`, and the plan adds the slots in block order), so results are
+# bit-identical for any thread count. Scheduling is dynamic: when another process holds a core,
+# the other thread takes the remaining images instead of waiting for a slowed one.
+#
+# Every function here trusts its arguments: only ConvPlan calls them, after checking the arrays
+# against the geometry it was built for.
 
 cdef extern from "conv_tile.h" nogil:
     # 16- and 8-channel tiles (see conv_tile.h); the f32/f64 names differ only in the type.
@@ -82,13 +75,13 @@ cdef extern from "conv_scatter.h" nogil:
 
 
 cdef inline Py_ssize_t _block(Py_ssize_t f_padded) noexcept nogil:
-    """Channels per tile: 8 when the layer's channels fit in 8 (f_padded == 8), else 16."""
-    return 8 if f_padded == 8 else BLOCK
+    """Channels per tile: the narrow tile's when the layer's channels fit in it, else CNN_BLOCK."""
+    return CNN_NARROW_BLOCK if f_padded == CNN_NARROW_BLOCK else CNN_BLOCK
 
 
 cdef inline Py_ssize_t _lanes(Py_ssize_t block) noexcept nogil:
     """Lanes (pixels, or taps for the weight gradient) per tile of `block` channels."""
-    return WIDE if block == 8 else PIXELS
+    return CNN_WIDE_PIXELS if block == CNN_NARROW_BLOCK else CNN_PIXELS
 
 
 cdef inline void _tile(const floating* image, const Py_ssize_t* lanes, const Py_ssize_t* taps,
@@ -96,14 +89,14 @@ cdef inline void _tile(const floating* image, const Py_ssize_t* lanes, const Py_
                        const floating* init, Py_ssize_t init_stride, floating* out,
                        Py_ssize_t out_stride, Py_ssize_t block) noexcept nogil:
     if floating is float:
-        if block == 8:
+        if block == CNN_NARROW_BLOCK:
             cnn_conv_tile8_f32(image, lanes, taps, n_taps, wt, w_stride, init, init_stride,
                                out, out_stride)
         else:
             cnn_conv_tile16_f32(image, lanes, taps, n_taps, wt, w_stride, init, init_stride,
                                 out, out_stride)
     else:
-        if block == 8:
+        if block == CNN_NARROW_BLOCK:
             cnn_conv_tile8_f64(image, lanes, taps, n_taps, wt, w_stride, init, init_stride,
                                out, out_stride)
         else:
@@ -114,17 +107,17 @@ cdef inline void _tile(const floating* image, const Py_ssize_t* lanes, const Py_
 cdef inline void _relu_max(const floating* tile, floating* best, long long* which,
                            Py_ssize_t block) noexcept nogil:
     """best[f], which[f]: ReLU'd maximum over the tile's lanes and the lane holding it."""
-    cdef int which32[BLOCK]
+    cdef int which32[CNN_BLOCK]
     cdef Py_ssize_t f
     if floating is float:
-        if block == 8:
+        if block == CNN_NARROW_BLOCK:
             cnn_relu_max8_f32(tile, best, which32)
         else:
             cnn_relu_max16_f32(tile, best, which32)
         for f in range(block):
             which[f] = which32[f]
     else:
-        if block == 8:
+        if block == CNN_NARROW_BLOCK:
             cnn_relu_max8_f64(tile, best, which)
         else:
             cnn_relu_max16_f64(tile, best, which)
@@ -155,8 +148,8 @@ cdef void _forward_image(const floating* padded, Py_ssize_t wp, const Py_ssize_t
                          Py_ssize_t sw, bint relu) noexcept nogil:
     cdef Py_ssize_t F = out.shape[0], oh = out.shape[1], ow = out.shape[2]
     cdef Py_ssize_t k, fb, oy, ox, i, q, f, n_pix, block = _block(f_padded), L = _lanes(block)
-    cdef Py_ssize_t lanes[WIDE]
-    cdef floating tile[WIDE * BLOCK]
+    cdef Py_ssize_t lanes[CNN_WIDE_PIXELS]
+    cdef floating tile[CNN_WIDE_PIXELS * CNN_BLOCK]
     for k in range(f_padded // block):
         fb = k * block
         for oy in range(oh):
@@ -167,10 +160,10 @@ cdef void _forward_image(const floating* padded, Py_ssize_t wp, const Py_ssize_t
                     # Lanes past the row's end repeat pixel ox: computed, never stored.
                     lanes[q] = oy * sh * wp + (ox + (q if q < n_pix else 0)) * sw
                 _tile(padded, lanes, taps, n_taps, wt + fb, f_padded, bias + fb, 0, tile,
-                      BLOCK, block)
+                      CNN_BLOCK, block)
                 for f in range(min(block, F - fb)):
                     for q in range(n_pix):
-                        out[fb + f, oy, ox + q] = _relu(tile[q * BLOCK + f], relu)
+                        out[fb + f, oy, ox + q] = _relu(tile[q * CNN_BLOCK + f], relu)
 
 
 cdef void _forward_pool_image(const floating* padded, Py_ssize_t wp, const Py_ssize_t* taps,
@@ -184,12 +177,12 @@ cdef void _forward_pool_image(const floating* padded, Py_ssize_t wp, const Py_ss
     stored)."""
     cdef Py_ssize_t F = pooled.shape[0], ph_out = pooled.shape[1], pw_out = pooled.shape[2]
     cdef Py_ssize_t k, fb, py, px, i, q, f, w, x0, block = _block(f_padded)
-    cdef Py_ssize_t per_tile = _lanes(block) // PIXELS, n_windows
-    cdef Py_ssize_t lanes[WIDE]
-    cdef Py_ssize_t window[WIDE]
-    cdef floating tile[WIDE * BLOCK]
-    cdef floating best[BLOCK]
-    cdef long long which[BLOCK]
+    cdef Py_ssize_t per_tile = _lanes(block) // CNN_PIXELS, n_windows
+    cdef Py_ssize_t lanes[CNN_WIDE_PIXELS]
+    cdef Py_ssize_t window[CNN_WIDE_PIXELS]
+    cdef floating tile[CNN_WIDE_PIXELS * CNN_BLOCK]
+    cdef floating best[CNN_BLOCK]
+    cdef long long which[CNN_BLOCK]
     for k in range(f_padded // block):
         fb = k * block
         for py in range(ph_out):
@@ -198,27 +191,27 @@ cdef void _forward_pool_image(const floating* padded, Py_ssize_t wp, const Py_ss
                 n_windows = min(per_tile, pw_out - px)
                 for w in range(per_tile):
                     x0 = 2 * (px + (w if w < n_windows else 0))
-                    for q in range(PIXELS):
+                    for q in range(CNN_PIXELS):
                         # Window position q = (a, b): conv output pixel (2py + a, x0 + b).
-                        window[w * PIXELS + q] = (2 * py + q // 2) * conv_w + x0 + q % 2
-                        lanes[w * PIXELS + q] = (2 * py + q // 2) * sh * wp + (x0 + q % 2) * sw
+                        window[w * CNN_PIXELS + q] = (2 * py + q // 2) * conv_w + x0 + q % 2
+                        lanes[w * CNN_PIXELS + q] = (2 * py + q // 2) * sh * wp + (x0 + q % 2) * sw
                 _tile(padded, lanes, taps, n_taps, wt + fb, f_padded, bias + fb, 0, tile,
-                      BLOCK, block)
+                      CNN_BLOCK, block)
                 for w in range(n_windows):
-                    _relu_max(tile + w * PIXELS * BLOCK, best, which, block)
+                    _relu_max(tile + w * CNN_PIXELS * CNN_BLOCK, best, which, block)
                     for f in range(min(block, F - fb)):
                         pooled[fb + f, py, px + w] = best[f]
-                        indices[fb + f, py, px + w] = window[w * PIXELS + which[f]]
+                        indices[fb + f, py, px + w] = window[w * CNN_PIXELS + which[f]]
 
 
-def conv_forward(const floating[:, :, :, ::1] x,      # IN  (N, C, H, W)
-                 const floating[:, ::1] wt,            # IN  (C*KH*KW, F_padded), repacked weights
-                 const floating[::1] bias,             # IN  (F_padded,), zeros where no bias
-                 const Py_ssize_t[::1] taps,           # IN  (C*KH*KW,) tap offsets, padded image
-                 floating[:, :, :, ::1] out,           # OUT (N, F, OH, OW)
-                 floating[:, ::1] scratch,             # (threads, C*(H+2PH)*(W+2PW))
-                 Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
-                 bint relu, int num_threads):
+cdef void _conv_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
+                        const floating[:, ::1] wt,      # IN  (C*KH*KW, F_padded), repacked weight
+                        const floating[::1] bias,       # IN  (F_padded,), zeros where no bias
+                        const Py_ssize_t[::1] taps,     # IN  (C*KH*KW,) tap offsets, padded image
+                        floating[:, :, :, ::1] out,     # OUT (N, F, OH, OW)
+                        floating[:, ::1] scratch,       # (threads, C*(H+2PH)*(W+2PW))
+                        Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
+                        bint relu, int num_threads):
     """out = conv(x, w) + bias, then max(., 0) when `relu`."""
     cdef Py_ssize_t n, N = x.shape[0], wp = x.shape[3] + 2 * pw
     cdef floating* padded
@@ -231,15 +224,15 @@ def conv_forward(const floating[:, :, :, ::1] x,      # IN  (N, C, H, W)
                            &bias[0], out[n], sh, sw, relu)
 
 
-def conv_relu_pool_forward(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
-                           const floating[:, ::1] wt,         # IN  (C*KH*KW, F_padded)
-                           const floating[::1] bias,          # IN  (F_padded,)
-                           const Py_ssize_t[::1] taps,        # IN  (C*KH*KW,)
-                           floating[:, :, :, ::1] pooled,     # OUT (N, F, OH // 2, OW // 2)
-                           int64_t[:, :, :, ::1] indices,     # OUT (N, F, OH // 2, OW // 2)
-                           floating[:, ::1] scratch,          # (threads, C*(H+2PH)*(W+2PW))
-                           Py_ssize_t conv_w, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph,
-                           Py_ssize_t pw, int num_threads):
+cdef void _conv_relu_pool_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
+                                  const floating[:, ::1] wt,      # IN  (C*KH*KW, F_padded)
+                                  const floating[::1] bias,       # IN  (F_padded,)
+                                  const Py_ssize_t[::1] taps,     # IN  (C*KH*KW,)
+                                  floating[:, :, :, ::1] pooled,  # OUT (N, F, OH // 2, OW // 2)
+                                  int64_t[:, :, :, ::1] indices,  # OUT (N, F, OH // 2, OW // 2)
+                                  floating[:, ::1] scratch,       # (threads, C*(H+2PH)*(W+2PW))
+                                  Py_ssize_t conv_w, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph,
+                                  Py_ssize_t pw, int num_threads):
     """max_pool2d(relu(conv(x, w) + bias), 2) and the argmax index y*OW + x of every maximum in
     its conv-output plane, without storing the convolution's output."""
     cdef Py_ssize_t n, N = x.shape[0], wp = x.shape[3] + 2 * pw
@@ -425,11 +418,11 @@ cdef void _backward_block(const _Backward* a, const floating[:, :, :, ::1] x,
                           floating* sums, floating* scratch, Py_ssize_t* active) noexcept nogil:
     """Images first..last-1: add their weight and bias gradients onto sums, and write their
     input gradients into dx. Sums: by pixel (the register tile), rows + 1 rows of f_padded,
-    the last row the bias; by channel (few channels), F + 1 rows of n_segments * 8, each
+    the last row the bias; by channel (few channels), F + 1 rows of n_segments * CNN_SEGMENT, each
     channel's weights in segments, the last row the bias."""
     cdef Py_ssize_t n, i, t, q, k, f, fb, n_active, block = _block(a.f_padded)
-    cdef Py_ssize_t L = _lanes(block), S8 = a.n_segments * 8
-    cdef Py_ssize_t lanes[WIDE]  # a local of this call: private to the calling thread
+    cdef Py_ssize_t L = _lanes(block), S8 = a.n_segments * CNN_SEGMENT
+    cdef Py_ssize_t lanes[CNN_WIDE_PIXELS]  # a local of this call: private to the calling thread
     cdef floating* padded = scratch
     cdef floating* padded_dx = padded + a.image_size + a.slack
     cdef floating* pixel_rows = padded_dx + a.image_size + a.slack
@@ -517,23 +510,23 @@ cdef inline void _gather_segments(floating* sums, const floating* image,
         cnn_gather_segments_f64(sums, image, offsets, n_segments, origins, values, n)
 
 
-def conv_backward(const floating[:, :, :, ::1] x,         # IN  (N, C, H, W)
-                  const floating[:, :, :, ::1] grad,      # IN  (N, F, OH, OW), or pooled form
-                  const floating[:, :, :, ::1] pooled,    # IN  pooled form: (N, F, PH, PW)
-                  const int64_t[:, :, :, ::1] indices,    # IN  pooled form: (N, F, PH, PW)
-                  const floating[:, ::1] weight,          # IN  (F, T) weights, T = C*KH*KW
-                  const floating[:, :, ::1] segments,     # IN  (F, S, 8) weights in segments
-                  const Py_ssize_t[::1] taps,             # IN  (T,) tap offsets
-                  const Py_ssize_t[::1] origins,          # IN  (OH*OW,) window origins
-                  const Py_ssize_t[::1] segment_offsets,  # IN  (S,) segments' offsets
-                  floating[:, :, ::1] partial,            # OUT (blocks, see _backward_block)
-                  floating[:, :, :, ::1] dx,              # OUT (N, C, H, W) when need_x
-                  floating[:, ::1] scratch,               # (threads, see the wrapper)
-                  Py_ssize_t[:, ::1] active,              # (threads, OH*OW + F) scratch
-                  Py_ssize_t ph, Py_ssize_t pw,
-                  Py_ssize_t images_per_block, bint pooled_form, bint by_channel,
-                  Py_ssize_t f_padded, Py_ssize_t conv_w, bint need_w, bint need_b,
-                  bint need_x, int num_threads):
+cdef void _conv_backward(const floating[:, :, :, ::1] x,          # IN  (N, C, H, W)
+                         const floating[:, :, :, ::1] grad,      # IN  (N, F, OH, OW), or pooled
+                         const floating[:, :, :, ::1] pooled,    # IN  pooled form: (N, F, PH, PW)
+                         const int64_t[:, :, :, ::1] indices,    # IN  pooled form: (N, F, PH, PW)
+                         const floating[:, ::1] weight,          # IN  (F, T) weights, T = C*KH*KW
+                         const floating[:, :, ::1] segments,     # IN  (F, S, CNN_SEGMENT) segments
+                         const Py_ssize_t[::1] taps,             # IN  (T,) tap offsets
+                         const Py_ssize_t[::1] origins,          # IN  (OH*OW,) window origins
+                         const Py_ssize_t[::1] segment_offsets,  # IN  (S,) segments' offsets
+                         floating[:, :, ::1] partial,            # OUT see _backward_block
+                         floating[:, :, :, ::1] dx,              # OUT (N, C, H, W) when need_x
+                         floating[:, ::1] scratch,               # (threads, see ConvPlan)
+                         Py_ssize_t[:, ::1] active,              # (threads, OH*OW + F) scratch
+                         Py_ssize_t ph, Py_ssize_t pw,
+                         Py_ssize_t images_per_block, bint pooled_form, bint by_channel,
+                         Py_ssize_t f_padded, Py_ssize_t conv_w, bint need_w, bint need_b,
+                         bint need_x, int num_threads):
     """The weight, bias and input gradients of a convolution in one pass over the images.
 
     `grad` is the gradient of the convolution's output (N, F, OH, OW) or, in the pooled form,
@@ -542,14 +535,16 @@ def conv_backward(const floating[:, :, :, ::1] x,         # IN  (N, C, H, W)
     Block b's images sum into partial[b], in one of two layouts. By pixel (the register tile
     over the active pixels): partial[b, t, f] = sum over the images and output pixels p of
     grad[n, f, p] * padded x[n] at origins[p] + taps[t]; rows t >= T hold junk (their lanes
-    repeat tap 0), so every tile is a full group of taps (4, or 8 for the 8-channel tile; see
-    _lanes); row `rows` holds the bias gradient's sums. By channel (`by_channel`, for layers
-    with few output channels): partial[b, f] holds channel f's weight gradient in segments
+    repeat tap 0), so every tile is a full group of taps (CNN_PIXELS, or CNN_WIDE_PIXELS for the
+    narrow tile; see _lanes); row `rows` holds the bias gradient's sums. By channel
+    (`by_channel`, for layers with few output channels): partial[b, f] holds channel f's
+    weight gradient in segments
     (cnn_gather_segments in conv_scatter.h, lanes that are not taps hold junk), and
     partial[b, F, f] the bias gradient's sum. dx[n] (when need_x) is the input gradient,
-    scattered through the weights cut in segments of 8 positions (cnn_scatter_segments):
-    segment s of channel f starts segment_offsets[s] after a window origin, S is a multiple of
-    8, and padded images keep 8 spare elements past their end for the last row's lanes.
+    scattered through the weights cut in segments of CNN_SEGMENT positions
+    (cnn_scatter_segments): segment s of channel f starts segment_offsets[s] after a window
+    origin, S is a multiple of CNN_SEGMENT_GROUP, and padded images keep CNN_SEGMENT spare
+    elements past their end for the last row's lanes.
     """
     cdef _Backward a
     cdef Py_ssize_t blocks = partial.shape[0], N = x.shape[0], b
@@ -559,7 +554,7 @@ def conv_backward(const floating[:, :, :, ::1] x,         # IN  (N, C, H, W)
     a.n_pixels, a.rows = origins.shape[0], partial.shape[1] - 1
     a.sums_size = partial.shape[1] * partial.shape[2]
     a.image_size = x.shape[1] * (x.shape[2] + 2 * ph) * (x.shape[3] + 2 * pw)
-    a.n_segments, a.slack, a.ph, a.pw = segment_offsets.shape[0], 8, ph, pw
+    a.n_segments, a.slack, a.ph, a.pw = segment_offsets.shape[0], CNN_SEGMENT, ph, pw
     if N == 0:
         return
     with nogil:

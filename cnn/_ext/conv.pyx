@@ -1,0 +1,560 @@
+"""Convolution plans: one object per convolution geometry, owning everything derived from it.
+
+A :class:`ConvPlan` is built once for a geometry (input channels and size, weight shape, stride,
+padding, dilation, groups, dtype) in this module's instruction-set build, and checks that geometry
+once, with errors that name the argument. It owns what follows from it: the algorithm (direct
+convolution for groups = 1, im2col + batched GEMMs for grouped ones), the tables the direct
+kernels read (tap offsets, window origins, the weights' segment layout), the size of every
+scratch buffer, the weight repacking, and the sub-plan of the dense input gradient. Its methods
+take the arrays of one call (any batch size), check them against the plan in a few integer
+comparisons, allocate the outputs and scratch, and run the kernels; nothing is shared between
+calls, so one plan serves several threads at once.
+
+Layers ask for plans through ``cnn._ext.conv_plan`` (a cache keyed by geometry and instruction
+set); the kernels themselves (conv_direct.pxi, conv_columns.pxi) are private to this module and
+reachable only through a plan's checks. Modelled on scikit-learn's HistogramBuilder: a Cython
+class that owns its buffers' layout, with the loops in nogil functions beside it.
+"""
+import importlib
+
+import numpy as np
+
+from cython cimport floating
+from cython.parallel cimport prange, threadid
+from libc.stdint cimport int64_t
+from libc.string cimport memset
+
+from cnn._blas import single_threaded
+from cnn._ext.geometry import conv_geometry
+from cnn._validation import FLOAT_DTYPES, flag, integer, shape
+
+cdef extern from "conv_layout.h":
+    enum:
+        CNN_BLOCK
+        CNN_NARROW_BLOCK
+        CNN_PIXELS
+        CNN_WIDE_PIXELS
+        CNN_SEGMENT
+        CNN_SEGMENT_GROUP
+        CNN_WEIGHT_GRAD_BLOCKS
+
+include "conv_direct.pxi"
+include "conv_columns.pxi"
+
+# This module's instruction-set level ("avx512", "avx2" or "baseline"): setup.py builds it once
+# per level as cnn._ext.<level>.conv. (No negative indices in this file: wraparound is off; and / rounds like C's.)
+ISA = __name__.split(".")[2]
+# The max-pool kernels of the same level (their backward routes a pooled gradient to its argmax).
+_pool = importlib.import_module(__name__.rsplit(".", 1)[0] + ".pool")
+
+DIRECT = "direct"
+COLUMNS = "columns"
+
+
+cdef inline Py_ssize_t _round_up(Py_ssize_t n, Py_ssize_t multiple) noexcept:
+    """n rounded up to a multiple of `multiple` (n >= 0; C division: cdivision is on)."""
+    return (n + multiple - 1) // multiple * multiple
+
+
+cdef inline Py_ssize_t _padded_channels(Py_ssize_t f) noexcept:
+    """Output channels rounded up to whole register tiles: the narrow tile for layers that fit
+    in it, else a multiple of CNN_BLOCK. The kernels infer the tile width from this."""
+    if f <= CNN_NARROW_BLOCK:
+        return CNN_NARROW_BLOCK
+    return _round_up(f, CNN_BLOCK)
+
+
+def _read_only(array):
+    array.flags.writeable = False
+    return array
+
+
+cdef class ConvPlan:
+    """A checked convolution geometry and everything the kernels derive from it.
+
+    Args:
+        input_shape: (C, H, W) of one image ((N, C, H, W) is accepted; N is ignored: a plan
+            serves any batch size).
+        weight_shape: (F, C / groups, KH, KW).
+        stride, padding, dilation: an int or a (height, width) pair (PyTorch's meaning; zero
+            padding).
+        groups: the number of independent channel groups.
+        dtype: float32 or float64, the dtype of every array the plan's methods take.
+
+    Attributes:
+        input_shape, weight_shape, output_shape (tuples): (C, H, W), (F, C/groups, KH, KW) and
+            (F, OH, OW).
+        stride, padding, dilation (tuples of two ints), groups (int), dtype (numpy.dtype).
+        isa (str): the instruction-set build the plan runs in.
+        algorithm (str): "direct" (groups = 1) or "columns" (im2col + batched GEMMs).
+
+    Raises:
+        TypeError: An argument of the wrong type, or an unsupported dtype.
+        ValueError: Shapes that do not fit together (channels, groups), or a geometry that is
+            not meaningful (see cnn._ext.geometry); the message names the argument.
+    """
+
+    cdef readonly tuple input_shape, weight_shape, output_shape, stride, padding, dilation
+    cdef readonly Py_ssize_t groups
+    cdef readonly object dtype
+    cdef readonly str isa, algorithm
+    # Direct convolution's layout: channels padded to whole tiles, the padded image, the taps.
+    cdef Py_ssize_t f_padded, hp, wp, image_size, n_taps, tap_rows, n_pixels
+    cdef bint scatter_input_grad, weight_grad_by_channel
+    cdef object taps, origins, segment_places, segment_offsets
+    cdef tuple segment_shape
+    cdef object _input_grad_plan, _dilated_rows, _dilated_cols
+    cdef tuple _dilated_shape
+
+    def __init__(self, input_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1,
+                 dtype=np.float32):
+        dims = tuple(input_shape)
+        input_shape = shape(dims[max(len(dims) - 3, 0):], "input_shape", 3)
+        weight_shape = shape(weight_shape, "weight_shape", 4)
+        self.groups = integer(groups, "groups", 1)
+        try:
+            self.dtype = np.dtype(dtype)
+        except TypeError:
+            self.dtype = None
+        if self.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"dtype: expected float32 or float64, got {dtype!r}")
+        c = input_shape[0]
+        f = weight_shape[0]
+        if f % self.groups:
+            raise ValueError(f"groups: must divide out_channels ({f}), got {self.groups}")
+        if c != weight_shape[1] * self.groups:
+            raise ValueError(f"input: expected {weight_shape[1] * self.groups} channels "
+                             f"(weight.shape[1] = {weight_shape[1]} times groups = "
+                             f"{self.groups}), got {c} channels in shape {input_shape}")
+        kernel, self.stride, self.padding, self.dilation, out = conv_geometry(
+            input_shape, weight_shape[2:], stride, padding, dilation)
+        self.input_shape, self.weight_shape = input_shape, weight_shape
+        self.output_shape = (f,) + out
+        self.isa = ISA
+        self.algorithm = DIRECT if self.groups == 1 else COLUMNS
+        if self.algorithm == DIRECT:
+            self._lay_out_direct()
+
+    cdef _lay_out_direct(self):
+        """The tables of the direct kernels: tap offsets inside a padded image, window origins,
+        tile widths, and the weights' segment layout (conv_layout.h's constants)."""
+        c, h, w = self.input_shape
+        f, _, kh, kw = self.weight_shape
+        (sh, sw), (ph, pw), (dh, dw) = self.stride, self.padding, self.dilation
+        oh, ow = self.output_shape[1:]
+        self.f_padded = _padded_channels(f)
+        self.hp, self.wp = h + 2 * ph, w + 2 * pw
+        self.image_size = c * self.hp * self.wp
+        self.n_pixels = oh * ow
+        ci, ii, ji = np.meshgrid(np.arange(c), np.arange(kh), np.arange(kw), indexing="ij")
+        self.taps = _read_only(((ci * self.hp + ii * dh) * self.wp + ji * dw)
+                               .astype(np.intp).ravel())
+        self.n_taps = self.taps.size
+        lanes = CNN_WIDE_PIXELS if self.f_padded == CNN_NARROW_BLOCK else CNN_PIXELS
+        # The weight gradient's tiles take whole groups of taps (rows past n_taps hold junk).
+        self.tap_rows = _round_up(self.n_taps, lanes)
+        oy, ox = np.meshgrid(np.arange(oh), np.arange(ow), indexing="ij")
+        self.origins = _read_only((oy * sh * self.wp + ox * sw).astype(np.intp).ravel())
+        # With many input channels the input gradient is a dense convolution (_dense_input_grad);
+        # the kernels' scatter is for few-channel layers. Few output channels sum their weight
+        # gradient channel by channel over the non-zero gradient values; the others run the
+        # register tile over the active pixels, which fills its vectors with their channels.
+        self.scatter_input_grad = c < CNN_BLOCK
+        self.weight_grad_by_channel = f <= CNN_NARROW_BLOCK
+        self._lay_out_segments()
+
+    cdef _lay_out_segments(self):
+        """The weights in segments, as cnn_scatter_segments and cnn_gather_segments read them.
+
+        Each (input channel c, kernel row i) of a window is cut into runs of CNN_SEGMENT
+        consecutive positions, weight[f, c, i, j] at position j*dilation_w, zeros between and
+        after; a segments array of `segment_shape` (F, S, CNN_SEGMENT) holds weight.ravel() at
+        the flat positions `segment_places`. `segment_offsets` (S,) place each run from a window
+        origin in the padded image; S is rounded up to a multiple of CNN_SEGMENT_GROUP with
+        all-zero segments at offset 0.
+        """
+        c = self.input_shape[0]
+        f, _, kh, kw = self.weight_shape
+        dh, dw = self.dilation
+        per_row = _round_up((kw - 1) * dw + 1, CNN_SEGMENT) // CNN_SEGMENT  # per kernel row
+        count = c * kh * per_row
+        self.segment_shape = (f, _round_up(count, CNN_SEGMENT_GROUP), CNN_SEGMENT)
+        fi, ci, ii, ji = np.meshgrid(np.arange(f), np.arange(c), np.arange(kh), np.arange(kw),
+                                     indexing="ij")
+        position = (ci * kh + ii) * per_row * CNN_SEGMENT + ji * dw  # within one channel's rows
+        self.segment_places = _read_only(
+            (fi * self.segment_shape[1] * CNN_SEGMENT + position).astype(np.intp).ravel())
+        row_offsets = (np.arange(c)[:, None] * self.hp + np.arange(kh) * dh) * self.wp
+        offsets = np.zeros(self.segment_shape[1], dtype=np.intp)
+        offsets[:count] = (row_offsets.reshape(-1, 1)
+                           + CNN_SEGMENT * np.arange(per_row)).ravel()
+        self.segment_offsets = _read_only(offsets)
+
+    def __repr__(self):
+        return (f"ConvPlan(input_shape={self.input_shape}, weight_shape={self.weight_shape}, "
+                f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
+                f"groups={self.groups}, dtype={self.dtype.name}, isa={self.isa!r}, "
+                f"algorithm={self.algorithm!r})")
+
+    # ***** checks of one call's arrays against the plan *****
+
+    cdef object _array(self, value, str name, tuple expected, dtype=None):
+        """`value` as a C-contiguous array of `dtype` (the plan's by default) and shape
+        `expected`; a copy only when the layout needs one."""
+        dtype = self.dtype if dtype is None else dtype
+        if not isinstance(value, np.ndarray):
+            raise TypeError(f"{name}: expected a NumPy array, got {type(value).__name__}")
+        if value.dtype != dtype:
+            raise TypeError(f"{name}: expected dtype {np.dtype(dtype)} (the plan's), got "
+                            f"{value.dtype}")
+        if value.shape != expected:
+            wanted = "(N, " + ", ".join(map(str, expected[1:])) + ")" if expected[0] < 0 else \
+                str(expected)
+            raise ValueError(f"{name}: expected shape {wanted}, got {value.shape}")
+        return np.ascontiguousarray(value)
+
+    cdef object _input(self, value):
+        """The input (N, C, H, W) of any batch size N."""
+        batch = value.shape[0] if isinstance(value, np.ndarray) and value.ndim == 4 else -1
+        return self._array(value, "input", (batch,) + self.input_shape)
+
+    cdef object _bias(self, value):
+        if value is None:
+            return None
+        return self._array(value, "bias", self.weight_shape[:1])
+
+    cdef tuple _needs(self, needs):
+        if not isinstance(needs, (tuple, list)) or len(needs) != 3:
+            raise ValueError(f"needs: expected three flags (input, weight, bias), got {needs!r}")
+        return tuple([flag(value, "needs") for value in needs])
+
+    cdef Py_ssize_t _threads(self, num_threads) except -1:
+        return integer(num_threads, "num_threads", 1)
+
+    # ***** forward *****
+
+    def forward(self, x, weight, bias=None, relu=False, keep_columns=False, num_threads=1):
+        """conv2d(x, weight) + bias, then ReLU when `relu`.
+
+        Args:
+            x: (N, C, H, W) array of the plan's dtype.
+            weight: (F, C / groups, KH, KW).
+            bias: (F,) or None.
+            relu: apply max(., 0) (NaN kept) to the result, in the same pass.
+            keep_columns: also return the im2col columns, which backward reuses (the columns
+                algorithm only; None otherwise).
+            num_threads: the OpenMP team's size.
+
+        Returns:
+            (out (N, F, OH, OW), columns or None)
+        """
+        x = self._input(x)
+        weight = self._array(weight, "weight", self.weight_shape)
+        bias = self._bias(bias)
+        relu = flag(relu, "relu")
+        threads = self._threads(num_threads)
+        if self.algorithm == COLUMNS:
+            return self._columns_forward(x, weight, bias, relu, flag(keep_columns,
+                                                                    "keep_columns"), threads)
+        out = np.empty((x.shape[0],) + self.output_shape, dtype=self.dtype)
+        wt, bias_padded, scratch = self._direct_operands(weight, bias, threads)
+        sh, sw = self.stride
+        ph, pw = self.padding
+        if self.dtype == np.float64:
+            _conv_forward[double](x, wt, bias_padded, self.taps, out, scratch, sh, sw, ph, pw,
+                                  relu, threads)
+        else:
+            _conv_forward[float](x, wt, bias_padded, self.taps, out, scratch, sh, sw, ph, pw,
+                                 relu, threads)
+        return out, None
+
+    def forward_relu_pool(self, x, weight, bias=None, num_threads=1):
+        """max_pool2d(relu(conv2d(x, weight) + bias), 2) in one pass, without storing the
+        convolution's output (direct algorithm only).
+
+        Returns:
+            (pooled, indices), both (N, F, OH // 2, OW // 2); indices (int64) are the argmax
+            positions y*OW + x in each conv-output plane, as max_pool2d returns them.
+        """
+        oh, ow = self.output_shape[1:]
+        if self.algorithm != DIRECT:
+            raise ValueError(f"groups: the fused convolution, ReLU and max-pool needs groups = 1, "
+                             f"got {self.groups}")
+        if oh < 2 or ow < 2:
+            raise ValueError(f"input: the convolution's output {(oh, ow)} is smaller than the "
+                             "2x2 pooling window")
+        x = self._input(x)
+        weight = self._array(weight, "weight", self.weight_shape)
+        bias = self._bias(bias)
+        threads = self._threads(num_threads)
+        shape_ = (x.shape[0], self.output_shape[0], oh // 2, ow // 2)
+        pooled = np.empty(shape_, dtype=self.dtype)
+        indices = np.empty(shape_, dtype=np.int64)
+        wt, bias_padded, scratch = self._direct_operands(weight, bias, threads)
+        sh, sw = self.stride
+        ph, pw = self.padding
+        if self.dtype == np.float64:
+            _conv_relu_pool_forward[double](x, wt, bias_padded, self.taps, pooled, indices,
+                                            scratch, ow, sh, sw, ph, pw, threads)
+        else:
+            _conv_relu_pool_forward[float](x, wt, bias_padded, self.taps, pooled, indices,
+                                           scratch, ow, sh, sw, ph, pw, threads)
+        return pooled, indices
+
+    cdef tuple _direct_operands(self, weight, bias, Py_ssize_t threads):
+        """The weights repacked so that a tile's output channels are one vector
+        (wt[tap, f], zero-padded channels), the bias padded alike, and each thread's padded
+        image."""
+        f = self.weight_shape[0]
+        wt = np.zeros((self.n_taps, self.f_padded), dtype=self.dtype)
+        wt[:, :f] = weight.reshape(f, self.n_taps).T
+        bias_padded = np.zeros(self.f_padded, dtype=self.dtype)
+        if bias is not None:
+            bias_padded[:f] = bias
+        scratch = np.empty((threads, self.image_size), dtype=self.dtype)
+        return wt, bias_padded, scratch
+
+    cdef tuple _columns_forward(self, x, weight, bias, bint relu, bint keep, Py_ssize_t threads):
+        """Group g's output is w_g (F/groups, Cg*KH*KW) @ cols_g: batched matmuls that give
+        NCHW directly (the column layout is described in conv_columns.pxi)."""
+        n = x.shape[0]
+        f, oh, ow = self.output_shape
+        cols = self._columns(x, threads)
+        rows = cols.shape[1] // self.groups  # explicit sizes: -1 is ambiguous for empty arrays
+        w_groups = weight.reshape(self.groups, f // self.groups, rows)
+        cols_groups = cols.reshape(n, self.groups, rows, oh * ow)
+        with single_threaded():
+            out = np.matmul(w_groups, cols_groups)  # (N, groups, F/groups, P)
+        out = out.reshape(n, f, oh, ow)
+        if bias is not None:
+            out += bias.reshape(1, f, 1, 1)
+        if relu:
+            np.maximum(out, 0, out=out)  # keeps a NaN, as the direct kernels do
+        return out, (cols_groups if keep else None)
+
+    # ***** columns (im2col / col2im) *****
+
+    def columns(self, x, num_threads=1):
+        """The convolution patches of x (N, C, H, W) as columns (N, C*KH*KW, OH*OW).
+
+        Column (c*KH + i)*KW + j of image n holds x[n, c, oy*SH - PH + i*DH, ox*SW - PW + j*DW]
+        at position oy*OW + ox (zero in the padding), so `w.reshape(F, -1) @ cols` is the
+        convolution (groups = 1).
+        """
+        return self._columns(self._input(x), self._threads(num_threads))
+
+    def columns_adjoint(self, cols, num_threads=1):
+        """The adjoint of :meth:`columns` (col2im): sums columns (N, C*KH*KW, OH*OW) back into
+        an (N, C, H, W) array."""
+        c, kh, kw = self.input_shape[0], self.weight_shape[2], self.weight_shape[3]
+        pixels = self.output_shape[1] * self.output_shape[2]
+        batch = cols.shape[0] if isinstance(cols, np.ndarray) and cols.ndim == 3 else -1
+        cols = self._array(cols, "cols", (batch, c * kh * kw, pixels))
+        return self._columns_adjoint(cols, self._threads(num_threads))
+
+    cdef object _columns(self, x, Py_ssize_t threads):
+        c, kh, kw = self.input_shape[0], self.weight_shape[2], self.weight_shape[3]
+        (sh, sw), (ph, pw), (dh, dw) = self.stride, self.padding, self.dilation
+        oh, ow = self.output_shape[1:]
+        cols = np.empty((x.shape[0], c * kh * kw, oh * ow), dtype=self.dtype)
+        if self.dtype == np.float64:
+            _im2col[double](x, cols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, threads)
+        else:
+            _im2col[float](x, cols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, threads)
+        return cols
+
+    cdef object _columns_adjoint(self, cols, Py_ssize_t threads):
+        kh, kw = self.weight_shape[2:]
+        (sh, sw), (ph, pw), (dh, dw) = self.stride, self.padding, self.dilation
+        oh, ow = self.output_shape[1:]
+        x = np.empty((cols.shape[0],) + self.input_shape, dtype=self.dtype)
+        if self.dtype == np.float64:
+            _col2im[double](cols, x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, threads)
+        else:
+            _col2im[float](cols, x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, threads)
+        return x
+
+    # ***** backward *****
+
+    def backward(self, x, weight, grad_output, needs=(True, True, True), columns=None,
+                 num_threads=1):
+        """Gradients of conv2d(x, weight, bias) given d(loss)/d(output) (N, F, OH, OW).
+
+        Args:
+            x, weight: the forward's arrays.
+            grad_output: (N, F, OH, OW).
+            needs: three flags (input, weight, bias): which gradients to compute.
+            columns: what forward returned with keep_columns (columns algorithm), or None to
+                recompute them.
+            num_threads: the OpenMP team's size.
+
+        Returns:
+            (grad_input, grad_weight, grad_bias), None where `needs` says it is not wanted.
+        """
+        need_x, need_w, need_b = self._needs(needs)
+        x = self._input(x)
+        weight = self._array(weight, "weight", self.weight_shape)
+        grad = self._array(grad_output, "grad_output", (x.shape[0],) + self.output_shape)
+        threads = self._threads(num_threads)
+        if self.algorithm == COLUMNS:
+            return self._columns_backward(x, weight, grad, columns, need_x, need_w, need_b,
+                                          threads)
+        return self._direct_backward(x, weight, grad, None, None, need_x, need_w, need_b,
+                                     threads)
+
+    def backward_relu_pool(self, x, weight, grad_output, pooled, indices,
+                           needs=(True, True, True), num_threads=1):
+        """Gradients of max_pool2d(relu(conv2d(x, weight, bias)), 2) given d(loss)/d(pooled).
+
+        `pooled` and `indices` are what forward_relu_pool returned. Each pooled gradient goes,
+        where the pooled value is positive (ReLU's mask), to its window's argmax pixel, and
+        from there through the convolution, without building the convolution-sized gradient.
+        The results equal backward's on that gradient, bit for bit (the same kernel sums them).
+        """
+        need_x, need_w, need_b = self._needs(needs)
+        if self.algorithm != DIRECT:
+            raise ValueError(f"groups: the fused convolution, ReLU and max-pool needs groups = 1, "
+                             f"got {self.groups}")
+        x = self._input(x)
+        weight = self._array(weight, "weight", self.weight_shape)
+        f, oh, ow = self.output_shape
+        expected = (x.shape[0], f, oh // 2, ow // 2)
+        grad = self._array(grad_output, "grad_output", expected)
+        pooled = self._array(pooled, "pooled", expected)
+        indices = self._array(indices, "indices", expected, np.int64)
+        return self._direct_backward(x, weight, grad, pooled, indices, need_x, need_w, need_b,
+                                     self._threads(num_threads))
+
+    cdef tuple _direct_backward(self, x, weight, grad, pooled, indices, bint need_x,
+                                bint need_w, bint need_b, Py_ssize_t threads):
+        """Run _conv_backward over checked arrays; pooled is None for a conv-shaped gradient."""
+        n = x.shape[0]
+        f = self.weight_shape[0]
+        scatter_x = need_x and self.scatter_input_grad
+        by_channel = self.weight_grad_by_channel
+        if scatter_x:
+            segments = np.zeros(self.segment_shape, dtype=self.dtype)
+            segments.reshape(-1)[self.segment_places] = weight.reshape(-1)
+        else:
+            segments = np.zeros((1, CNN_SEGMENT_GROUP, CNN_SEGMENT), dtype=self.dtype)
+        segment_values = self.segment_shape[1] * CNN_SEGMENT
+        pixels = self.n_pixels
+        # Per thread: the padded image and the padded input gradient, each with CNN_SEGMENT
+        # spare elements; the pixel rows; the channels' values of one pixel; each channel's
+        # non-zero values, and room for one row of windows (see _channel_lists_pooled).
+        # Integers: the same, by place.
+        scratch = np.empty((threads, 2 * (self.image_size + CNN_SEGMENT) + pixels * self.f_padded
+                            + f + (f + 1) * pixels), dtype=self.dtype)
+        integers = np.empty((threads, pixels + f + f * pixels + f + pixels), dtype=np.intp)
+        images_per_block = max(1, _round_up(n, CNN_WEIGHT_GRAD_BLOCKS) // CNN_WEIGHT_GRAD_BLOCKS)
+        blocks = max(1, _round_up(n, images_per_block) // images_per_block)
+        partial = np.zeros((blocks, f + 1, segment_values) if by_channel else
+                           (blocks, self.tap_rows + 1, self.f_padded), dtype=self.dtype)
+        # Without images or output channels there is nothing to sum: the gradients are zeros.
+        run = (need_w or need_b or scatter_x) and n > 0 and f > 0
+        dx = (np.empty if run else np.zeros)(x.shape if scatter_x else (0, 1, 1, 1),
+                                             dtype=self.dtype)
+        pooled_form = pooled is not None
+        if not pooled_form:
+            pooled = np.empty((0, 1, 1, 1), dtype=self.dtype)
+            indices = np.empty((0, 1, 1, 1), dtype=np.int64)
+        ph, pw = self.padding
+        conv_w = self.output_shape[2]
+        weight_rows = weight.reshape(f, self.n_taps)
+        if run and self.dtype == np.float64:
+            _conv_backward[double](x, grad, pooled, indices, weight_rows, segments, self.taps,
+                                   self.origins, self.segment_offsets, partial, dx, scratch,
+                                   integers, ph, pw, images_per_block, pooled_form, by_channel,
+                                   self.f_padded, conv_w, need_w, need_b, scatter_x, threads)
+        elif run:
+            _conv_backward[float](x, grad, pooled, indices, weight_rows, segments, self.taps,
+                                  self.origins, self.segment_offsets, partial, dx, scratch,
+                                  integers, ph, pw, images_per_block, pooled_form, by_channel,
+                                  self.f_padded, conv_w, need_w, need_b, scatter_x, threads)
+        # Blocks are summed in their fixed order, whatever the thread count.
+        summed = partial.sum(axis=0)
+        if by_channel:
+            grad_w = (summed[:f].reshape(-1)[self.segment_places].reshape(self.weight_shape)
+                      if need_w else None)
+            grad_b = summed[f, :f].copy() if need_b else None
+        else:
+            grad_w = (np.ascontiguousarray(summed[:self.n_taps, :f].T)
+                      .reshape(self.weight_shape) if need_w else None)
+            grad_b = summed[self.tap_rows, :f].copy() if need_b else None
+        grad_x = dx if scatter_x else None
+        if need_x and not scatter_x:
+            if pooled_form:
+                grad = self._unpooled(grad * (pooled > 0), indices, threads)
+            grad_x = self._dense_input_grad(grad, weight, threads)
+        return grad_x, grad_w, grad_b
+
+    cdef object _unpooled(self, grad, indices, Py_ssize_t threads):
+        """The convolution-shaped gradient (N, F, OH, OW) of a 2x2 max-pool's gradient: each
+        value added at its window's argmax (max_pool2d's backward)."""
+        n, (f, oh, ow) = grad.shape[0], self.output_shape
+        planes, pooled_size = n * f, grad.shape[2] * grad.shape[3]
+        out = np.empty((n, f, oh, ow), dtype=self.dtype)
+        _pool.max_pool_backward(grad.reshape(planes, pooled_size),
+                                indices.reshape(planes, pooled_size),
+                                out.reshape(planes, oh * ow), threads)
+        return out
+
+    cdef object _dense_input_grad(self, grad, weight, Py_ssize_t threads):
+        """The input gradient as a stride-1 direct convolution of the zero-dilated, padded
+        output gradient with the weights rotated by 180 degrees, input and output channels
+        swapped: dense, and a full vector of channels per pixel for layers with at least
+        CNN_BLOCK input channels. Its plan is built on first use."""
+        if self._input_grad_plan is None:
+            self._lay_out_dense_input_grad()
+        n, f = grad.shape[:2]
+        dilated = np.zeros((n, f) + self._dilated_shape, dtype=self.dtype)
+        (rows, grad_rows), (cols, grad_cols) = self._dilated_rows, self._dilated_cols
+        dilated[:, :, rows, cols] = grad[:, :, grad_rows, grad_cols]
+        rotated = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+        return self._input_grad_plan.forward(dilated, rotated, num_threads=threads)[0]
+
+    cdef _lay_out_dense_input_grad(self):
+        # dx[y] = sum_i w[i] g[(y + p - i*d) / s]: place g every s rows, `lead` rows in, so that
+        # a stride-1 correlation with the rotated kernel (dilation d) lands each term on its
+        # input row. Kept positions are consecutive multiples of the stride: one strided slice
+        # each side.
+        c, h, w = self.input_shape
+        f, _, kh, kw = self.weight_shape
+        sizes, places = [], []
+        for axis, (size, kernel) in enumerate(((h, kh), (w, kw))):
+            stride, pad, dilation = self.stride[axis], self.padding[axis], self.dilation[axis]
+            lead = dilation * (kernel - 1) - pad
+            size = size + dilation * (kernel - 1)
+            positions = np.arange(self.output_shape[1 + axis]) * stride + lead
+            kept = np.flatnonzero((positions >= 0) & (positions < size))
+            sizes.append(size)
+            first, last = (kept[0], kept[kept.size - 1]) if kept.size else (0, -1)
+            places.append((slice(positions[first], positions[last] + 1, stride),
+                           slice(first, last + 1)) if kept.size else (slice(0, 0), slice(0, 0)))
+        self._dilated_shape = tuple(sizes)
+        self._dilated_rows, self._dilated_cols = places
+        self._input_grad_plan = ConvPlan((f,) + self._dilated_shape, (c, f, kh, kw), 1, 0,
+                                         self.dilation, 1, self.dtype)
+
+    cdef tuple _columns_backward(self, x, weight, grad, columns, bint need_x, bint need_w,
+                                 bint need_b, Py_ssize_t threads):
+        """dW_g = sum_n dy_g[n] @ cols_g[n].T, dcols_g = w_g.T @ dy_g, dx = col2im(dcols)."""
+        n, (f, oh, ow) = x.shape[0], self.output_shape
+        pixels = oh * ow
+        grad_b = grad.sum(axis=(0, 2, 3)) if need_b else None
+        grad_groups = grad.reshape(n, self.groups, f // self.groups, pixels)
+        rows = self.weight_shape[1] * self.weight_shape[2] * self.weight_shape[3]
+        grad_x = grad_w = None
+        if need_w and columns is None:
+            columns = self._columns(x, threads).reshape(n, self.groups, rows, pixels)
+        with single_threaded():
+            if need_w:
+                grad_w = np.matmul(grad_groups, columns.transpose(0, 1, 3, 2)).sum(axis=0)
+                grad_w = grad_w.reshape(self.weight_shape)
+            if need_x:
+                w_groups = weight.reshape(self.groups, f // self.groups, rows)
+                dcols = np.matmul(w_groups.transpose(0, 2, 1), grad_groups)
+        if need_x:
+            grad_x = self._columns_adjoint(
+                np.ascontiguousarray(dcols.reshape(n, self.groups * rows, pixels)), threads)
+        return grad_x, grad_w, grad_b
