@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .._validation import flag
-from ..data.dataset import Dataset
+from ..utils.data.dataset import Dataset
 from .download import DEFAULT_TIMEOUT, download_from_mirrors
 
 MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
