@@ -166,7 +166,7 @@ def fuse_known_modules(mod_list, is_qat=False, additional_fuser_method_mapping=N
             modules' settings or modes do not allow fusing.
     """
     types = tuple(type(module) for module in mod_list)
-    methods = dict(_FUSER_METHODS, **(additional_fuser_method_mapping or {}))
+    methods = {**_FUSER_METHODS, **(additional_fuser_method_mapping or {})}
     fuser = methods.get(types)
     if fuser is None:
         known = "; ".join(", ".join(kind.__name__ for kind in chain) for chain in methods)
