@@ -141,14 +141,8 @@ class Module:
         Returns:
             cnn.utils.hooks.RemovableHandle: ``handle.remove()`` unregisters the hook.
         """
-        handle = RemovableHandle(self._forward_pre_hooks,
-                                 extra_dict=self._forward_pre_hooks_with_kwargs)
-        self._forward_pre_hooks[handle.id] = hook
-        if with_kwargs:
-            self._forward_pre_hooks_with_kwargs[handle.id] = True
-        if prepend:
-            self._forward_pre_hooks.move_to_end(handle.id, last=False)
-        return handle
+        return _add_hook(self._forward_pre_hooks, hook, prepend,
+                         [(self._forward_pre_hooks_with_kwargs, with_kwargs)])
 
     def register_forward_hook(self, hook, *, prepend=False, with_kwargs=False,
                               always_call=False):
@@ -169,16 +163,9 @@ class Module:
         Returns:
             cnn.utils.hooks.RemovableHandle: ``handle.remove()`` unregisters the hook.
         """
-        handle = RemovableHandle(self._forward_hooks, extra_dict=[
-            self._forward_hooks_with_kwargs, self._forward_hooks_always_called])
-        self._forward_hooks[handle.id] = hook
-        if with_kwargs:
-            self._forward_hooks_with_kwargs[handle.id] = True
-        if always_call:
-            self._forward_hooks_always_called[handle.id] = True
-        if prepend:
-            self._forward_hooks.move_to_end(handle.id, last=False)
-        return handle
+        return _add_hook(self._forward_hooks, hook, prepend,
+                         [(self._forward_hooks_with_kwargs, with_kwargs),
+                          (self._forward_hooks_always_called, always_call)])
 
     def _call_with_hooks(self, args, kwargs):
         """:meth:`__call__` of a module with hooks, in ``torch.nn.Module._call_impl``'s order."""
@@ -738,6 +725,19 @@ class Module:
         elif lines:
             body = "\n  " + "\n  ".join(lines) + "\n"
         return f"{type(self).__name__}({body})"
+
+
+def _add_hook(table, hook, prepend, options):
+    """Store `hook` in `table` under a new handle's id, marked in each option table whose flag
+    is set (``options``: pairs of table and flag); return the handle."""
+    handle = RemovableHandle(table, extra_dict=[option for option, _ in options])
+    table[handle.id] = hook
+    for option, enabled in options:
+        if enabled:
+            option[handle.id] = True
+    if prepend:
+        table.move_to_end(handle.id, last=False)
+    return handle
 
 
 def _loadable(key, value, target):
