@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 import cnn
-from cnn import distributed as dist
 from cnn.utils.data import DataLoader, DistributedLoader, TensorDataset
 
 ROOT = Path(cnn.__file__).parents[1]
