@@ -34,8 +34,12 @@ def register(fused_class):
     return fused_class
 
 
-def _hooked(module):
-    return bool(module._forward_pre_hooks or module._forward_hooks)
+def _hooked(chain):
+    """Whether a module of `chain` has forward hooks (a loop: this runs every forward)."""
+    for module in chain:
+        if module._forward_pre_hooks or module._forward_hooks:
+            return True
+    return False
 
 
 def segments(modules, built):
@@ -50,26 +54,29 @@ def segments(modules, built):
     Returns:
         list of Module: The segments; applying them in order equals applying `modules`.
     """
+    # Runs on every Sequential forward: one dict lookup per module that cannot start a
+    # chain, and the modules between chains copied as slices.
     result = []
+    done = 0  # modules[:done] are in result
     fused_count = 0
-    i, count = 0, len(modules)
-    while i < count:
-        module = modules[i]
-        for fused_class in _by_first_type.get(type(module), ()):
+    count = len(modules)
+    for i, module in enumerate(modules):
+        kinds = _by_first_type.get(type(module))
+        if kinds is None or i < done:
+            continue
+        for fused_class in kinds:
             stop = i + len(fused_class.fuses)
             chain = modules[i:stop]
-            if (stop <= count and fused_class.accepts(chain)
-                    and not any(_hooked(member) for member in chain)):
+            if stop <= count and fused_class.accepts(chain) and not _hooked(chain):
                 fused = built.get(chain)
                 if fused is None:
                     fused = built[chain] = fused_class(*chain)
+                result += modules[done:i]
                 result.append(fused)
                 fused_count += 1
-                i = stop
+                done = stop
                 break
-        else:
-            result.append(module)
-            i += 1
+    result += modules[done:]
     if len(built) != fused_count:  # drop chains that changed, so they are not kept alive
         used = {id(segment) for segment in result}
         for chain in [chain for chain, fused in built.items() if id(fused) not in used]:
