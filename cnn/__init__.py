@@ -1,4 +1,6 @@
 """cnn: convolutional networks with PyTorch's interface, NumPy at run time and Cython kernels."""
+import sys as _sys
+
 from . import _malloc
 
 _malloc.tune()  # before the first step's arrays: see cnn/_malloc.py
@@ -10,10 +12,12 @@ from .version import __version__
 from .threads import get_num_threads, openmp_enabled, set_num_threads
 from .random import get_rng_state, manual_seed, set_rng_state
 from . import nn, optim  # noqa: E402  (after Tensor: both build on it)
-from . import data, datasets, profiler, seed, serialization
-from .nn import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
+from . import utils
+from .utils import data
+from . import compat, datasets, profiler, serialization
+from .compat import Cross_entropy, DataLoader, Sequential
+from .nn import Conv2d, Flatten, Linear, MaxPool2d, ReLU
 from .optim import SGD
-from .seed import Cross_entropy, DataLoader
 from .serialization import load, save
 from .tensor import (Tensor, float16, float32, float64, from_numpy, int32, int64, ones,
                      ones_like, randn, tensor, uint8, zeros, zeros_like)
@@ -24,8 +28,15 @@ __all__ = [
     "float16", "float32", "float64", "int32", "int64", "uint8",
     "no_grad", "enable_grad", "is_grad_enabled", "autograd", "nn", "optim",
     "manual_seed", "get_rng_state", "set_rng_state",
-    "data", "datasets", "profiler", "seed", "serialization", "save", "load",
+    "utils", "data", "datasets", "profiler", "compat", "serialization", "save", "load",
     # the original library's names (SPEC section 4)
     "Sequential", "Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear", "Cross_entropy", "SGD",
     "DataLoader",
 ]
+
+# cnn.data is cnn.utils.data (PyTorch's dotted path) under its first name: the very same module
+# objects, so that `import cnn.data.loader` does not load a second copy of the classes.
+for _name, _module in list(_sys.modules.items()):
+    if _name == "cnn.utils.data" or _name.startswith("cnn.utils.data."):
+        _sys.modules["cnn.data" + _name[len("cnn.utils.data"):]] = _module
+del _name, _module

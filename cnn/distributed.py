@@ -8,13 +8,14 @@ rounding: the sums are added in another order). Install with ``pip install cnn[m
 ``mpirun -n N python script.py``::
 
     from cnn import distributed as dist
+    from cnn.utils.data import DistributedLoader
 
     dist.init()                                 # world size 1 without mpirun: no MPI at all
     cnn.manual_seed(0)
     model = make_model()
     dist.broadcast_parameters(model)            # every rank starts from rank 0's weights
     optimizer = cnn.optim.SGD(model.parameters(), lr=0.05)
-    loader = dist.DistributedLoader(train_set, batch_size=64, shuffle=True, seed=0)
+    loader = DistributedLoader(train_set, batch_size=64, shuffle=True, seed=0)
     with dist.abort_on_error():                 # an exception on one rank ends the whole job
         for epoch in range(epochs):
             for x, y in loader:                 # this rank's share of each global batch of 64
@@ -27,7 +28,8 @@ rounding: the sums are added in another order). Install with ``pip install cnn[m
             if dist.is_root():
                 cnn.save(model.state_dict(), "model.npz")
 
-Sharding: rank ``r`` of ``N`` takes the samples ``r::N`` of each global batch (strided, so the
+Sharding (:class:`cnn.utils.data.DistributedLoader`, which builds on this module, not the other
+way round): rank ``r`` of ``N`` takes the samples ``r::N`` of each global batch (strided, so the
 shards of a short last batch differ in size by at most one). Gradients are weighted by the
 number of samples behind them, so a short last batch also matches the single process.
 Equivalence needs layers whose output for a sample does not depend on the rest of the batch
@@ -50,11 +52,9 @@ import traceback
 
 import numpy as np
 
-from .data.loader import DataLoader, _to_tensors
-
 __all__ = ["init", "is_initialized", "rank", "world_size", "is_root", "launched_size",
            "broadcast_parameters", "allreduce_gradients", "all_reduce_sum", "all_reduce_mean",
-           "DistributedLoader", "local_threads", "abort", "abort_on_error", "barrier"]
+           "local_threads", "abort", "abort_on_error", "barrier"]
 
 # Environment variables by which launchers give a process its world size: Open MPI's mpirun,
 # MPICH/Intel MPI's hydra and Slurm's srun (PMI-1/2), PMIx launchers (Open MPI 5, srun --mpi=pmix).
@@ -285,43 +285,6 @@ def barrier():
     """Wait until every rank gets here (nothing on world size 1)."""
     if _comm is not None:
         _collective("Barrier", _comm.Barrier)
-
-
-class DistributedLoader(DataLoader):
-    """A :class:`~cnn.data.DataLoader` giving this rank its shard of every global batch.
-
-    The global batches are exactly those of ``DataLoader(dataset, batch_size, shuffle, ...,
-    seed)`` (epoch ``k``'s permutation drawn from ``(seed, k)``; ``set_epoch`` works the same);
-    rank ``r`` of ``N`` gets the samples ``r::N`` of each. ``len(loader)`` is the number of
-    global batches, the same on every rank, so the ranks step together; a rank's batch may be
-    empty when a short last batch has fewer samples than ranks. With ``shuffle=True`` give a
-    ``seed``: every rank must draw the same permutation.
-
-    Args:
-        dataset, batch_size, shuffle, drop_last, seed, collate_fn, as_tensor: As DataLoader's;
-            ``batch_size`` is the global batch.
-        rank (int, optional): This rank (default :func:`rank`).
-        world_size (int, optional): The number of ranks (default :func:`world_size`).
-    """
-
-    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None,
-                 collate_fn=None, as_tensor=False, rank=None, world_size=None):
-        super().__init__(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
-                         seed=seed, collate_fn=collate_fn, as_tensor=as_tensor)
-        self.world_size = _size if world_size is None else int(world_size)
-        self.rank = _rank if rank is None else int(rank)
-        if not 0 <= self.rank < self.world_size:
-            raise ValueError(f"rank: expected 0 to {self.world_size - 1}, got {self.rank}")
-        if shuffle and seed is None and self.world_size > 1:
-            raise ValueError("seed: a shuffled DistributedLoader needs a seed, so that every "
-                             "rank draws the same permutation")
-
-    def _batches(self, order):
-        stop = len(order) - len(order) % self.batch_size if self.drop_last else len(order)
-        for start in range(0, stop, self.batch_size):
-            indices = order[start:start + self.batch_size][self.rank::self.world_size]
-            batch = self._fetch(indices)
-            yield _to_tensors(batch) if self.as_tensor else batch
 
 
 def local_threads(available=None):

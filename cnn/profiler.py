@@ -1,20 +1,23 @@
 """Per-layer forward and backward time of a :class:`~cnn.nn.Sequential` model.
 
 The original library timed every layer on every call. Here the timing is opt-in and costs
-nothing while off: no check is added to ``Module.__call__`` or ``Sequential.forward``. Enabling
-it installs, on the profiled Sequential instances only, an instance attribute ``forward`` that
-runs the layers one by one under a clock (so any fused fast path in ``Sequential.forward`` is
-bypassed, and each layer is timed on its own); disabling removes it.
+nothing while off: it runs on module hooks (``register_forward_pre_hook`` /
+``register_forward_hook``), registered on the profiled model's layers when it is enabled and
+removed when it is disabled. While a layer has hooks, ``Sequential`` does not fuse it with its
+neighbours (cnn/nn/fusion.py), so each layer runs, and is timed, on its own.
 
-Rows: the Sequential's children in order, where a child that is itself a Sequential is replaced
-by its own rows (named ``"features.0"``, ...). Other modules are one row each, timed as a whole.
+Rows: the Sequential's children in order, where a child that is itself a plain Sequential is
+replaced by its own rows (named ``"features.0"``, ...). Other modules are one row each, timed as
+a whole. A row is timed when its Sequential calls it; a module at several positions has a row
+per position.
 
-Forward time of a row: wall-clock seconds spent in its call. Backward time: while grad is
-recorded, identity marker functions are inserted before and after each row; in the backward
-pass the marker after a row runs just before the row's gradient computations and the marker
-before it just after them, and the time between the two is the row's backward time. A first
-row whose input needs no gradient has no marker before it; its backward ends with the
-backward pass (``Tensor.backward`` is wrapped for that while any profile is active).
+Forward time of a row: wall-clock seconds from its pre-hook to its forward hook. Backward time:
+while grad is recorded, identity marker functions are inserted before and after each row (the
+pre-hook replaces the row's input, the forward hook its output); in the backward pass the
+marker after a row runs just before the row's gradient computations and the marker before it
+just after them, and the time between the two is the row's backward time. A first row whose
+input needs no gradient has no marker before it; its backward ends with the backward pass
+(``Tensor.backward`` is wrapped for that while any profile is active).
 
 Three ways to use it::
 
@@ -22,7 +25,7 @@ Three ways to use it::
         train_some_steps(model)
     print(prof.table())
 
-    model.enable_profiling()                        # the original library's style
+    model.enable_profiling()                        # the original library's style (cnn.Sequential)
     train_some_steps(model)
     model.print_profile()
     model.forward_time, model.backward_time         # seconds per row, accumulated
@@ -50,6 +53,8 @@ _clock = time.perf_counter
 _profiles = weakref.WeakKeyDictionary()
 # Profiles currently enabled; while there is one, Tensor.backward is wrapped.
 _active = set()
+# The Sequentials whose layers carry an active profile's hooks, to refuse profiling them twice.
+_profiled = weakref.WeakSet()
 _plain_backward = None
 
 
@@ -74,7 +79,10 @@ class LayerProfile:
         self.calls = [0] * len(names)
         self.active = False
         self._pending = set()  # rows whose backward has started but not yet ended
-        self._sequentials = []  # weak references to the Sequentials given a profiled forward
+        self._handles = []  # the hooks registered while active
+        self._sequentials = []  # weak references to the profiled Sequentials, while active
+        # One frame per profiled Sequential whose forward is running, innermost last.
+        self._frames = []
 
     def reset(self):
         """Set every time and count back to zero (the lists are changed in place)."""
@@ -96,20 +104,64 @@ class LayerProfile:
 
     # ----- recording -----
 
-    def _run_row(self, row, module, input):
-        """Call `module` on `input` as row `row`: clock the forward, mark the backward."""
+    def _install(self, plans):
+        """Register the hooks that time the rows of every Sequential of `plans`."""
+        hooked = set()
+        for seq, entries in plans.items():
+            self._hook(seq, functools.partial(self._enter, entries), self._leave)
+            for module, _ in entries:
+                if module not in hooked:
+                    hooked.add(module)
+                    self._hook(module, self._row_start, self._row_end)
+        self._sequentials = [weakref.ref(seq) for seq in plans]
+
+    def _hook(self, module, pre_hook, hook):
+        self._handles.append(module.register_forward_pre_hook(pre_hook))
+        self._handles.append(module.register_forward_hook(hook, always_call=True))
+
+    def _uninstall(self):
+        for handle in self._handles:
+            handle.remove()
+        self._handles, self._sequentials, self._frames = [], [], []
+
+    def _enter(self, entries, seq, args):
+        self._frames.append(_Frame(seq, entries))
+
+    def _leave(self, seq, args, output):
+        if self._frames and self._frames[-1].seq is seq:
+            self._frames.pop()
+
+    def _row_start(self, module, args):
+        """Pre-hook of a row module: mark the input for backward, start the clock."""
+        frame = self._frames[-1] if self._frames else None
+        if frame is None or frame.running is not None:
+            return None  # not called by a profiled Sequential itself
+        row = frame.take(module)
+        if row is None:
+            return None
         span = None
-        if is_grad_enabled() and isinstance(input, Tensor) and input.requires_grad:
+        if is_grad_enabled() and len(args) == 1 and _needs_grad(args[0]):
             span = _Span(row)
-            input = _Marker.apply(input, on_backward=functools.partial(self._end, span))
-        start = _clock()
-        output = module(input)
-        self.forward_time[row] += _clock() - start
+            args = (_Marker.apply(args[0], on_backward=functools.partial(self._end, span)),)
+        frame.running = (module, row, span, _clock())
+        return args
+
+    def _row_end(self, module, args, output):
+        """Forward hook of a row module: stop the clock, mark the output for backward."""
+        now = _clock()
+        frame = self._frames[-1] if self._frames else None
+        if frame is None or frame.running is None or frame.running[0] is not module:
+            return None
+        _, row, span, start = frame.running
+        frame.running = None
+        if output is None:  # the forward raised (this hook is always called)
+            return None
+        self.forward_time[row] += now - start
         self.calls[row] += 1
-        if is_grad_enabled() and isinstance(output, Tensor) and output.requires_grad:
+        if is_grad_enabled() and _needs_grad(output):
             span = span or _Span(row)
-            output = _Marker.apply(output, on_backward=functools.partial(self._begin, span))
-        return output
+            return _Marker.apply(output, on_backward=functools.partial(self._begin, span))
+        return None
 
     def _begin(self, span):
         if self.active:
@@ -124,6 +176,30 @@ class LayerProfile:
     def _end_all(self, now):
         for span in list(self._pending):
             self._end(span, now)
+
+
+def _needs_grad(value):
+    return isinstance(value, Tensor) and value.requires_grad
+
+
+class _Frame:
+    """A profiled Sequential's forward in progress: which of its rows ran, which is running."""
+
+    __slots__ = ("seq", "entries", "position", "running")
+
+    def __init__(self, seq, entries):
+        self.seq = seq
+        self.entries = entries  # (module, row) per timed child, in order
+        self.position = 0
+        self.running = None  # (module, row, span, start) of the row being called
+
+    def take(self, module):
+        """The row of `module`'s next position in this forward, or None if it has none."""
+        for index in range(self.position, len(self.entries)):
+            if self.entries[index][0] is module:
+                self.position = index + 1
+                return self.entries[index][1]
+        return None
 
 
 class _Span:
@@ -168,8 +244,7 @@ def enable(model, reset=True):
         RuntimeError: If `model`, or a Sequential inside it, is already being profiled.
     """
     names, types, plans = _rows(model)
-    busy = [seq for seq in plans if "forward" in seq.__dict__]
-    if busy:
+    if any(seq in _profiled for seq in plans):
         raise RuntimeError("model: already being profiled (or holds a Sequential that is); "
                            "disable that profile first")
     previous = _profiles.get(model)
@@ -177,10 +252,8 @@ def enable(model, reset=True):
         profile_ = previous
     else:
         profile_ = LayerProfile(names, types)
-    for seq, rows in plans.items():
-        # An instance attribute: Module.__call__ finds it before the class's forward.
-        object.__setattr__(seq, "forward", _profiled_forward(profile_, seq, rows))
-    profile_._sequentials = [weakref.ref(seq) for seq in plans]
+    profile_._install(plans)
+    _profiled.update(plans)
     profile_.active = True
     _profiles[model] = profile_
     _active.add(profile_)
@@ -189,7 +262,7 @@ def enable(model, reset=True):
 
 
 def disable(model):
-    """Stop recording `model`'s times and restore its plain forward; the times are kept.
+    """Stop recording `model`'s times and remove its hooks; the times are kept.
 
     Returns:
         LayerProfile or None: The profile, or None if `model` was never profiled.
@@ -200,8 +273,8 @@ def disable(model):
     for ref in profile_._sequentials:
         seq = ref()
         if seq is not None:
-            seq.__dict__.pop("forward", None)
-    profile_._sequentials = []
+            _profiled.discard(seq)
+    profile_._uninstall()
     profile_._pending.clear()
     profile_.active = False
     _active.discard(profile_)
@@ -260,35 +333,21 @@ def _rows(model):
 
 
 def _plan(seq, prefix, names, types, plans):
-    """Number the rows below `seq`; `plans` maps each Sequential to {child name: row}."""
-    rows = plans[seq] = {}
+    """Number the rows below `seq`; `plans` maps each Sequential to its [(module, row)]."""
+    entries = plans[seq] = []
     for name, module in seq._modules.items():
         if module is None:
             continue
-        if isinstance(module, Sequential):
+        if isinstance(module, Sequential) and type(module).forward is Sequential.forward:
             # A nested Sequential is not a row of its own: its children are (a shared one
-            # keeps the rows of its first position).
+            # keeps the rows of its first position). One with a forward of its own (a fused
+            # module) is a row.
             if module not in plans:
                 _plan(module, f"{prefix}{name}.", names, types, plans)
             continue
-        rows[name] = len(names)
+        entries.append((module, len(names)))
         names.append(prefix + name)
         types.append(type(module).__name__)
-
-
-def _profiled_forward(profile_, seq, rows):
-    """Sequential.forward's loop, with each row timed; children added later run untimed."""
-    modules = seq._modules
-
-    def forward(input):
-        for name, module in modules.items():
-            if module is None:
-                continue
-            row = rows.get(name)
-            input = module(input) if row is None else profile_._run_row(row, module, input)
-        return input
-
-    return forward
 
 
 def _wrap_backward():

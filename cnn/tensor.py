@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from ._validation import dimension, integer
+from .autograd import function as _function, ops as _ops
 from .random import default_generator
 
 # dtype aliases, so that user code reads like PyTorch's (``cnn.float64``).
@@ -607,5 +608,4 @@ def _has_fraction(data):
     return bool(np.any(finite != np.round(finite)))
 
 
-# The ops build Tensors, so they are imported once Tensor exists.
-from .autograd import function as _function, ops as _ops  # noqa: E402
+_function.register_tensor_class(Tensor)

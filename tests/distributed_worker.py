@@ -17,7 +17,7 @@ import numpy as np
 import cnn
 from cnn import distributed as dist
 from cnn import nn
-from cnn.data import TensorDataset
+from cnn.utils.data import DistributedLoader, TensorDataset
 from cnn.nn import functional as F
 
 
@@ -31,8 +31,8 @@ def main(mode, out=None):
     data = np.random.default_rng(0)
     images = data.standard_normal((101, 1, 8, 8))
     labels = data.integers(0, 5, 101)
-    loader = dist.DistributedLoader(TensorDataset(images, labels), batch_size=10, shuffle=True,
-                                    seed=3)
+    loader = DistributedLoader(TensorDataset(images, labels), batch_size=10, shuffle=True,
+                               seed=3)
     losses = []
     with dist.abort_on_error():
         for epoch in range(2 if mode == "train" else 1000):

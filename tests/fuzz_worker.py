@@ -968,7 +968,7 @@ def loader_case(data):
     leave the model and the optimizer exactly as they were."""
     kind = data.draw(st.sampled_from(["idx", "load", "load_model", "state_dict", "optimizer"]))
     source = data.draw(st.sampled_from(["good", "truncated", "flipped", "extended", "random"]))
-    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 3))
+    model = cnn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 3))
     optimizer = cnn.optim.Adam(model.parameters(), lr=0.1)
     for p in model.parameters():
         p.grad = np.ones_like(p.data)

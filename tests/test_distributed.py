@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 
 import cnn
-from cnn import distributed as dist
-from cnn.data import DataLoader, TensorDataset
+from cnn.utils.data import DataLoader, DistributedLoader, TensorDataset
 
 ROOT = Path(cnn.__file__).parents[1]
 WORKER = Path(__file__).with_name("distributed_worker.py")
@@ -80,8 +79,8 @@ def test_without_a_launcher_it_is_world_size_one_and_never_imports_mpi4py(tmp_pa
 def test_the_shards_of_every_global_batch_are_disjoint_and_cover_it(size, batch, world):
     dataset = TensorDataset(np.arange(size), np.arange(size))
     whole = DataLoader(dataset, batch_size=batch, shuffle=True, seed=5)
-    shards = [dist.DistributedLoader(dataset, batch_size=batch, shuffle=True, seed=5, rank=r,
-                                     world_size=world) for r in range(world)]
+    shards = [DistributedLoader(dataset, batch_size=batch, shuffle=True, seed=5, rank=r,
+                                world_size=world) for r in range(world)]
     for loader in [whole, *shards]:
         loader.set_epoch(2)
     assert all(len(shard) == len(whole) for shard in shards)
@@ -93,8 +92,8 @@ def test_the_shards_of_every_global_batch_are_disjoint_and_cover_it(size, batch,
 
 def test_a_shuffled_distributed_loader_needs_a_seed():
     with pytest.raises(ValueError, match="seed"):
-        dist.DistributedLoader(TensorDataset(np.arange(4)), batch_size=2, shuffle=True, rank=0,
-                               world_size=2)
+        DistributedLoader(TensorDataset(np.arange(4)), batch_size=2, shuffle=True, rank=0,
+                          world_size=2)
 
 
 # --- with mpirun -------------------------------------------------------------------------------

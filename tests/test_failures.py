@@ -11,7 +11,8 @@ import pytest
 from numpy.lib import format as npy_format
 
 import cnn
-from cnn.nn import BatchNorm2d, Conv2d, Flatten, Linear, ReLU, Sequential
+from cnn import Sequential  # the original library's, with save_model / load_model
+from cnn.nn import BatchNorm2d, Conv2d, Flatten, Linear, ReLU
 from cnn.optim import SGD
 
 

@@ -566,3 +566,17 @@ def test_module_list():
     assert list(Tower().state_dict()) == ["layers.0.weight", "layers.0.bias", "layers.1.weight",
                                           "layers.1.bias"]
     assert repr(ModuleList()) == "ModuleList()"
+
+
+def test_nn_sequential_is_pytorchs_and_cnn_sequential_adds_the_original_methods():
+    layers = [cnn.nn.Linear(3, 4), cnn.nn.ReLU(), cnn.nn.Linear(4, 2)]
+    plain, original = Sequential(*layers), cnn.Sequential(*layers)
+    assert str(plain) == repr(plain)  # print(model) as PyTorch prints it
+    assert str(original) == repr(original) + "\nNumber of parameters : 26"
+    assert repr(original) == repr(plain)
+    for name in ("save_model", "load_model", "enable_profiling", "disable_profiling",
+                 "forward_time", "backward_time", "print_profile"):
+        assert not hasattr(plain, name) and hasattr(original, name), name
+    x = cnn.randn(5, 3)
+    np.testing.assert_array_equal(plain(x).data, original(x).data)
+    assert type(original[0:2]) is cnn.Sequential

@@ -95,17 +95,46 @@ def test_results_are_the_same_with_and_without_profiling():
         np.testing.assert_array_equal(param.grad.data, grad)
 
 
-def test_off_leaves_the_forward_paths_untouched():
+def hooks_of(module):
+    return len(module._forward_pre_hooks) + len(module._forward_hooks)
+
+
+def test_off_leaves_no_hooks_behind():
     model = lenet()
     class_forward = Sequential.__dict__["forward"]
     prof = profiler.enable(model)
-    assert "forward" in model.__dict__  # the profiled path is on this instance only
+    assert all(hooks_of(layer) == 2 for layer in model)  # a pre-hook and a hook per row
+    assert hooks_of(model) == 2
     assert Sequential.__dict__["forward"] is class_forward
-    assert "forward" not in lenet().__dict__  # other models are not affected
+    assert all(hooks_of(layer) == 0 for layer in lenet().modules())  # other models: none
     profiler.disable(model)
-    assert "forward" not in model.__dict__
+    assert all(hooks_of(module) == 0 for module in model.modules())
     assert not prof.active
     assert profiler.get_profile(model) is prof  # the times are kept
+
+
+def test_profiled_layers_run_unfused_and_fuse_again_when_off():
+    model = lenet()
+    images, _ = batch(4)
+    model(images)
+    assert len(model._fused) == 2  # both Conv2d -> ReLU -> MaxPool2d chains ran fused
+    with profiler.profile(model) as prof:
+        model(images)
+        assert model._fused == {}  # hooked layers are never fused
+    assert prof.calls == [1] * 12
+    model(images)
+    assert len(model._fused) == 2
+
+
+def test_a_failing_layer_leaves_the_profile_usable():
+    model = Sequential(Linear(3, 3), ReLU(), Linear(4, 2))  # the last layer does not fit
+    with profiler.profile(model) as prof:
+        with pytest.raises(ValueError):
+            model(cnn.randn(2, 3))
+        model[2] = Linear(3, 2)  # a child added later runs untimed
+        model(cnn.randn(2, 3))
+    assert prof.calls == [2, 2, 0]
+    assert prof._frames == []
 
 
 def test_nested_sequentials_are_flattened_into_rows():
@@ -118,7 +147,7 @@ def test_nested_sequentials_are_flattened_into_rows():
     assert prof.types == ["Linear", "ReLU", "Linear", "ReLU", "Linear"]
     assert prof.calls == [1] * 5
     assert all(t > 0 for t in prof.backward_time)
-    assert all("forward" not in seq.__dict__ for seq in model.modules())
+    assert all(hooks_of(module) == 0 for module in model.modules())
 
 
 def test_a_module_used_twice_gets_a_row_per_position():
@@ -131,7 +160,7 @@ def test_a_module_used_twice_gets_a_row_per_position():
 
 
 def test_seed_style_switch_and_lists(capsys):
-    model = lenet()
+    model = cnn.Sequential(*lenet())  # the original library's Sequential has these methods
     assert model.forward_time == model.backward_time == [0.0] * 12
     with pytest.raises(RuntimeError, match="enable_profiling"):
         model.print_profile()

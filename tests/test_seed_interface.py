@@ -9,10 +9,10 @@ import pytest
 
 import cnn
 import cnn.serialization
+from cnn.compat import Cross_entropy, DataLoader, Sequential, state_dict_from_seed
 from cnn.data import TensorDataset
 from cnn.datasets import MNIST
-from cnn.nn import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
-from cnn.seed import Cross_entropy, DataLoader, state_dict_from_seed
+from cnn.nn import Conv2d, Flatten, Linear, MaxPool2d, ReLU
 
 SHARED = Path(__file__).parents[1] / ".." / "shared" / "data"
 MNIST_ROOT = Path(os.environ.get("CNN_DATA") or SHARED / "mnist")
@@ -83,12 +83,14 @@ def mnist_test():
 
 
 def test_top_level_names_are_the_library_classes():
-    assert cnn.Sequential is cnn.nn.Sequential
+    assert cnn.Sequential is cnn.compat.Sequential
+    assert issubclass(cnn.Sequential, cnn.nn.Sequential)
     assert cnn.Conv2d is cnn.nn.Conv2d and cnn.Linear is cnn.nn.Linear
     assert cnn.ReLU is cnn.nn.ReLU and cnn.MaxPool2d is cnn.nn.MaxPool2d
     assert cnn.Flatten is cnn.nn.Flatten
     assert cnn.SGD is cnn.optim.SGD
-    assert cnn.Cross_entropy is cnn.seed.Cross_entropy
+    assert cnn.Cross_entropy is cnn.compat.Cross_entropy
+    assert cnn.DataLoader is cnn.compat.DataLoader
     assert issubclass(cnn.DataLoader, cnn.data.DataLoader)
     assert cnn.save is cnn.serialization.save and cnn.load is cnn.serialization.load
 

@@ -23,6 +23,24 @@ import threading
 
 import numpy as np
 
+# ***** the Tensor class, registered from above *****
+
+# The engine unwraps Tensor arguments and wraps results in Tensors, yet Tensor is built on the
+# engine: its methods are the Functions of ops.py. Importing cnn.tensor here would close an
+# import cycle, so cnn/tensor.py hands its class over with register_tensor_class() right after
+# defining it. A global read in Function.apply costs what the imported name cost before.
+Tensor = None
+
+
+def register_tensor_class(cls):
+    """Make `cls` the Tensor class the engine unwraps and builds (called once, by cnn.tensor).
+
+    Args:
+        cls (type): ``cnn.Tensor``.
+    """
+    global Tensor
+    Tensor = cls
+
 
 # ***** grad mode *****
 
@@ -334,5 +352,3 @@ def _topological_order(root):
     return order
 
 
-# Tensor builds on the Functions above, so it is imported once they exist.
-from ..tensor import Tensor  # noqa: E402

@@ -1,8 +1,13 @@
-"""Check analytic gradients against central differences, in float64."""
+"""Check analytic gradients against central differences, in float64.
+
+Like the engine, this module knows the Tensor class through
+:func:`cnn.autograd.function.register_tensor_class` rather than by importing cnn.tensor,
+which imports this package.
+"""
 import numpy as np
 
+from . import function
 from .function import no_grad
-from ..tensor import Tensor
 
 
 class GradcheckError(AssertionError):
@@ -35,12 +40,13 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
     """
     inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
     for position, value in enumerate(inputs):
-        dtype = np.asarray(value).dtype if isinstance(value, (Tensor, np.ndarray)) else None
+        is_array = isinstance(value, (function.Tensor, np.ndarray))
+        dtype = np.asarray(value).dtype if is_array else None
         if dtype is not None and dtype.kind == "f" and dtype != np.float64:
             raise TypeError(f"gradcheck: input {position} has dtype {dtype}; gradcheck needs "
                             "float64 inputs (use .double())")
     checked = [position for position, value in enumerate(inputs)
-               if isinstance(value, Tensor) and value.requires_grad]
+               if isinstance(value, function.Tensor) and value.requires_grad]
     if not checked:
         raise ValueError("gradcheck: no input requires grad")
     analytic, weights = _analytic_gradients(fn, inputs, checked)
@@ -57,7 +63,7 @@ def _analytic_gradients(fn, inputs, checked):
         for position in checked:
             inputs[position]._grad = None
         out = fn(*inputs)
-        if not isinstance(out, Tensor):
+        if not isinstance(out, function.Tensor):
             raise TypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
         weights = np.random.default_rng(0).standard_normal(out.shape)
         if out.requires_grad:

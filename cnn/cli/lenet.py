@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import nn
 from ..autograd import no_grad
-from ..data import DataLoader
+from ..utils.data import DataLoader
 from ..serialization import load
 from .errors import CommandError
 

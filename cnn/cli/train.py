@@ -22,7 +22,7 @@ import numpy as np
 from .. import distributed as dist
 from .. import optim
 from ..runtime_info import show_config
-from ..data import DataLoader
+from ..utils.data import DataLoader, DistributedLoader
 from ..nn import functional as F
 from ..threads import set_num_threads
 from ..random import get_rng_state, manual_seed, set_rng_state
@@ -180,7 +180,7 @@ class _Training:
         self.scheduler = optim.lr_scheduler.StepLR(self.optimizer, LR_STEP_SIZE, LR_GAMMA)
         # Every rank starts from rank 0's weights (they agree anyway: same seed).
         dist.broadcast_parameters(self.model)
-        loader_class = DataLoader if dist.world_size() == 1 else dist.DistributedLoader
+        loader_class = DataLoader if dist.world_size() == 1 else DistributedLoader
         self.loader = loader_class(train_set, batch_size=settings["batch_size"], shuffle=True,
                                    seed=settings["seed"])
         self.epoch = 0

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .._validation import flag
-from ..data.dataset import Dataset
+from ..utils.data.dataset import Dataset
 from .download import DEFAULT_TIMEOUT, download_from_mirrors
 
 MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
@@ -236,7 +236,7 @@ class MNIST(Dataset):
         ``dataset[i]`` is ``(image, label)``: a float32 array ``(1, 28, 28)`` holding the pixels
         divided by 255 (so in [0, 1], as torchvision's ``ToTensor``), and an int. With a slice
         or an integer array of indices it is the batch ``(images (B, 1, 28, 28) float32,
-        labels (B,) int64)``, which :class:`~cnn.data.DataLoader` uses to fetch a batch at once.
+        labels (B,) int64)``, which :class:`~cnn.utils.data.DataLoader` uses to fetch a batch at once.
 
     Raises:
         FileNotFoundError: If files are missing and ``download`` is False; the message names

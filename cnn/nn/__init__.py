@@ -3,6 +3,7 @@ from .module import Module
 from .container import ModuleList, Sequential
 from . import init
 from . import functional
-from .modules import (AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, CrossEntropyLoss, Dropout,
-                      Flatten, Identity, LeakyReLU, Linear, LogSoftmax, MaxPool2d, MSELoss,
-                      NLLLoss, ReLU, Sigmoid, Softmax, Tanh)
+from .modules import (AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, ConvReLU2d, ConvReLUMaxPool2d,
+                      CrossEntropyLoss, Dropout, Flatten, Identity, LeakyReLU, Linear, LogSoftmax,
+                      MaxPool2d, MSELoss, NLLLoss, ReLU, Sigmoid, Softmax, Tanh)
+from . import utils

@@ -93,6 +93,9 @@ class Sequential(_ModuleSequence):
 
     def __init__(self, *args):
         super().__init__()
+        # The fused modules the fusion pass built over chains of the children (not children
+        # themselves: see cnn/nn/fusion.py), kept so that each forward need not rebuild them.
+        object.__setattr__(self, "_fused", {})
         if len(args) == 1 and isinstance(args[0], Mapping):
             for name, module in args[0].items():
                 self.add_module(name, module)
@@ -104,8 +107,9 @@ class Sequential(_ModuleSequence):
         return type(self)(OrderedDict(list(self._modules.items())[index]))
 
     def forward(self, input):
-        """Run the modules in order; a Conv2d, ReLU, MaxPool2d(2) run is one fused op with the
-        same values and gradients (see cnn/nn/fusion.py).
+        """Run the modules in order, each chain the fusion pass accepts as one fused module
+        with the same values and gradients (Conv2d -> ReLU -> MaxPool2d(2); see
+        cnn/nn/fusion.py).
 
         Args:
             input: The first module's input.
@@ -113,115 +117,9 @@ class Sequential(_ModuleSequence):
         Returns:
             The last module's output (the input itself when empty).
         """
-        return fusion.run(tuple(self._modules.values()), input)
-
-    def __str__(self):
-        # print(model) as in the original library: PyTorch's repr, then the parameter count.
-        # repr(model) stays exactly PyTorch's.
-        count = sum(param.data.size for param in self.parameters())
-        return f"{self!r}\nNumber of parameters : {count}"
-
-    # ----- the original library's checkpoints (see cnn.seed) -----
-
-    def save_model(self, name):
-        """Save the state dict to ``name + ".npy"``, atomically and without pickle.
-
-        The original library's name for saving. The file is an ``.npz`` archive (see
-        :func:`cnn.save`) carrying the original's ``.npy`` name.
-
-        Args:
-            name (str or os.PathLike): The file name; ``.npy`` is appended unless present.
-
-        Returns:
-            str: The path written.
-        """
-        from ..seed import save_model
-        return save_model(self, name)
-
-    def load_model(self, path, allow_pickle=False):
-        """Load a checkpoint written by :meth:`save_model` or :func:`cnn.save`, in place.
-
-        Everything is validated before anything changes: a failed load leaves the model as it
-        was. With ``allow_pickle=True`` it also reads the original library's pickled
-        checkpoints; unpickling runs code stored in the file, so pass True only for a file you
-        trust. See :func:`cnn.seed.load_model`.
-
-        Args:
-            path (str or os.PathLike): The checkpoint.
-            allow_pickle (bool): Allow the original library's pickled format.
-
-        Returns:
-            Sequential: self
-
-        Raises:
-            OSError: If the file cannot be read.
-            ValueError: If it is not a checkpoint for this model, or is pickled and
-                `allow_pickle` is False.
-            TypeError: If its values have dtypes the model cannot take.
-        """
-        from ..seed import load_model
-        return load_model(self, path, allow_pickle=allow_pickle)
-
-    # ----- the original library's per-layer timing (see cnn.profiler) -----
-
-    def enable_profiling(self, reset=True):
-        """Start timing each layer's forward and backward (see :mod:`cnn.profiler`).
-
-        Args:
-            reset (bool): Start from zero rather than continue the previous timings.
-
-        Returns:
-            cnn.profiler.LayerProfile: The timings being recorded.
-        """
-        from .. import profiler
-        return profiler.enable(self, reset=reset)
-
-    def disable_profiling(self):
-        """Stop timing the layers; :attr:`forward_time` and :attr:`backward_time` are kept.
-
-        Returns:
-            cnn.profiler.LayerProfile or None: The timings, None if never profiled.
-        """
-        from .. import profiler
-        return profiler.disable(self)
-
-    @property
-    def forward_time(self):
-        """list of float: Seconds spent in each layer's forward while profiling was enabled.
-
-        One entry per layer (see :mod:`cnn.profiler`), all zero before profiling is first
-        enabled with :meth:`enable_profiling`.
-        """
-        return self._layer_profile().forward_time
-
-    @property
-    def backward_time(self):
-        """list of float: Seconds spent in each layer's backward while profiling was enabled.
-
-        One entry per layer, all zero before profiling is first enabled.
-        """
-        return self._layer_profile().backward_time
-
-    def print_profile(self, file=None):
-        """Print the table of forward and backward seconds per layer.
-
-        Args:
-            file (file object, optional): Where to print; standard output by default.
-
-        Raises:
-            RuntimeError: If profiling was never enabled for this model.
-        """
-        from .. import profiler
-        profile = profiler.get_profile(self)
-        if profile is None:
-            raise RuntimeError("profiling was never enabled for this model: call "
-                               "model.enable_profiling() (or use cnn.profiler.profile(model)) "
-                               "before running it")
-        print(profile.table(), file=file)
-
-    def _layer_profile(self):
-        from .. import profiler
-        return profiler.get_profile(self) or profiler.blank_profile(self)
+        for segment in fusion.segments(tuple(self._modules.values()), self._fused):
+            input = segment(input)
+        return input
 
 
 class ModuleList(_ModuleSequence):

@@ -1,43 +1,84 @@
-"""How Sequential runs its layers: Conv2d -> ReLU -> MaxPool2d(2) as one fused op.
+"""The fusion pass of `Sequential`: which runs of its children execute as one fused module.
 
-The three layers in a row are the core of small convnets (LeNet-5, the CIFAR-style nets). Run as
-one op (cnn.nn.functional.conv2d_relu_max_pool2d) they give the same values and gradients
-without storing the convolution's output or making three passes over it. Only the plain library
-classes fuse (a subclass may override forward), and only a pool that is exactly 2x2 with stride
-2, no padding, dilation 1, floor rounding and no returned indices. The profiler runs the layers
-one by one instead (cnn/profiler.py), to time each of them.
+A fused module class (cnn/nn/modules/fused.py) says which chain of layers it computes as one
+op: ``fuses``, the exact classes of the chain, and ``accepts(modules)``, whether a given chain
+of such layers has settings it supports. Those registered here with :func:`register` are fused
+automatically: :func:`segments` walks a Sequential's children and returns what to run, each
+child on its own or a fused module built over a run of them.
+
+The fused module holds the very children it replaces (sharing their parameters) and is never
+registered in the Sequential, so the Sequential's children, their names and its state_dict
+keys stay as they were. Only the exact library classes fuse (a subclass may override forward),
+and a module with forward hooks never does, so that its hooks fire (this is how
+:mod:`cnn.profiler` times each layer on its own).
 """
-from . import functional as F
-from .modules.activation import ReLU
-from .modules.conv import Conv2d
-from .modules.pooling import MaxPool2d
+__all__ = ["register", "segments"]
 
-_TWO = (2, (2, 2), [2, 2])
+# The registered fused classes, by the class of the first module of their chain.
+_by_first_type = {}
 
 
-def _pools_2x2(module):
-    return (type(module) is MaxPool2d and module.kernel_size in _TWO
-            and module.stride in _TWO and module.padding in (0, (0, 0))
-            and module.dilation in (1, (1, 1)) and not module.ceil_mode
-            and not module.return_indices)
+def register(fused_class):
+    """Have Sequential run every chain that `fused_class` accepts as one `fused_class`.
+
+    A class decorator.
+
+    Args:
+        fused_class (type): A fused module class with ``fuses`` (the chain's classes), a
+            classmethod ``accepts(modules)`` and a constructor taking the chain's modules.
+
+    Returns:
+        type: `fused_class`.
+    """
+    _by_first_type.setdefault(fused_class.fuses[0], []).append(fused_class)
+    return fused_class
 
 
-def _fusable(modules, i):
-    """Whether modules[i:i + 3] is a Conv2d (groups = 1), a ReLU and a 2x2 max-pool."""
-    return (i + 2 < len(modules) and type(modules[i]) is Conv2d and modules[i].groups == 1
-            and type(modules[i + 1]) is ReLU and _pools_2x2(modules[i + 2]))
+def _hooked(chain):
+    """Whether a module of `chain` has forward hooks (a loop: this runs every forward)."""
+    for module in chain:
+        if module._forward_pre_hooks or module._forward_hooks:
+            return True
+    return False
 
 
-def run(modules, input):
-    """Apply `modules` in order to `input`, fusing every Conv2d -> ReLU -> MaxPool2d(2)."""
-    i = 0
-    while i < len(modules):
-        if _fusable(modules, i):
-            conv = modules[i]
-            input = F.conv2d_relu_max_pool2d(input, conv.weight, conv.bias, conv.stride,
-                                             conv.padding, conv.dilation)
-            i += 3
-        else:
-            input = modules[i](input)
-            i += 1
-    return input
+def segments(modules, built):
+    """Return what runs `modules` in order: each module, or a fused module over a chain.
+
+    Args:
+        modules (tuple of Module): The modules, in order.
+        built (dict): Fused modules made by earlier calls, by their chain (a tuple of the
+            modules); reused when the same chain fuses again, added to, and cleared of
+            chains that no longer fuse. The caller keeps it between calls.
+
+    Returns:
+        list of Module: The segments; applying them in order equals applying `modules`.
+    """
+    # Runs on every Sequential forward: one dict lookup per module that cannot start a
+    # chain, and the modules between chains copied as slices.
+    result = []
+    done = 0  # modules[:done] are in result
+    fused_count = 0
+    count = len(modules)
+    for i, module in enumerate(modules):
+        kinds = _by_first_type.get(type(module))
+        if kinds is None or i < done:
+            continue
+        for fused_class in kinds:
+            stop = i + len(fused_class.fuses)
+            chain = modules[i:stop]
+            if stop <= count and fused_class.accepts(chain) and not _hooked(chain):
+                fused = built.get(chain)
+                if fused is None:
+                    fused = built[chain] = fused_class(*chain)
+                result += modules[done:i]
+                result.append(fused)
+                fused_count += 1
+                done = stop
+                break
+    result += modules[done:]
+    if len(built) != fused_count:  # drop chains that changed, so they are not kept alive
+        used = {id(segment) for segment in result}
+        for chain in [chain for chain, fused in built.items() if id(fused) not in used]:
+            del built[chain]
+    return result

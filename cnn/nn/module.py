@@ -5,6 +5,7 @@ registers it in an ordered dict, so `named_parameters()` and `state_dict()` can 
 and name every entry with PyTorch's dotted keys (``"features.0.weight"``). Buffers are plain
 NumPy arrays (running statistics), saved with the parameters but never trained.
 """
+import warnings
 from collections import OrderedDict, namedtuple
 from collections.abc import Mapping
 
@@ -12,6 +13,7 @@ import numpy as np
 
 from .._validation import FLOAT_DTYPES
 from ..tensor import Tensor
+from ..utils.hooks import RemovableHandle
 from .parameter import Parameter
 
 __all__ = ["Module"]
@@ -96,6 +98,13 @@ class Module:
         set_(self, "_buffers", {})
         set_(self, "_non_persistent_buffers", set())
         set_(self, "_modules", {})
+        # Hook tables keyed by RemovableHandle.id, ordered dicts (as PyTorch's) so that a
+        # handle can refer to them weakly and a prepended hook can move to the front.
+        set_(self, "_forward_pre_hooks", OrderedDict())
+        set_(self, "_forward_pre_hooks_with_kwargs", OrderedDict())
+        set_(self, "_forward_hooks", OrderedDict())
+        set_(self, "_forward_hooks_with_kwargs", OrderedDict())
+        set_(self, "_forward_hooks_always_called", OrderedDict())
 
     def forward(self, *args, **kwargs):
         """Compute the module's output; every subclass must override this.
@@ -106,11 +115,101 @@ class Module:
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required '
                                   f'"forward" function: define forward(self, ...) in the class')
 
-    # Deliberately nothing but the forward call: every layer of every training step passes
-    # through here. A profiler wraps or replaces this one method (or a subclass overrides it).
+    # Every layer of every training step passes through here: without hooks, one test of two
+    # empty dicts and the forward call.
     def __call__(self, *args, **kwargs):
-        """Run :meth:`forward` with the given arguments and return its result."""
+        """Run :meth:`forward` with the given arguments, and the hooks around it if any."""
+        if self._forward_pre_hooks or self._forward_hooks:
+            return self._call_with_hooks(args, kwargs)
         return self.forward(*args, **kwargs)
+
+    # ----- hooks -----
+
+    def register_forward_pre_hook(self, hook, *, prepend=False, with_kwargs=False):
+        """Call `hook` before every :meth:`forward`, as ``torch.nn.Module``'s pre-hooks.
+
+        ``hook(module, args)`` gets the positional arguments as a tuple and may return None
+        (keep them), a tuple (the new arguments) or a single value (the new only argument).
+        With ``with_kwargs=True`` it is ``hook(module, args, kwargs)`` and returns None or a
+        pair ``(new_args, new_kwargs)``.
+
+        Args:
+            hook (callable): The hook.
+            prepend (bool): Run it before the pre-hooks already registered, not after.
+            with_kwargs (bool): Pass the keyword arguments too.
+
+        Returns:
+            cnn.utils.hooks.RemovableHandle: ``handle.remove()`` unregisters the hook.
+        """
+        return _add_hook(self._forward_pre_hooks, hook, prepend,
+                         [(self._forward_pre_hooks_with_kwargs, with_kwargs)])
+
+    def register_forward_hook(self, hook, *, prepend=False, with_kwargs=False,
+                              always_call=False):
+        """Call `hook` after every :meth:`forward`, as ``torch.nn.Module``'s forward hooks.
+
+        ``hook(module, args, output)`` gets the positional arguments (as the pre-hooks left
+        them) and the output, and may return None (keep the output) or a new output. With
+        ``with_kwargs=True`` it is ``hook(module, args, kwargs, output)``.
+
+        Args:
+            hook (callable): The hook.
+            prepend (bool): Run it before the forward hooks already registered, not after.
+            with_kwargs (bool): Pass the keyword arguments too.
+            always_call (bool): Run it even when a pre-hook or forward raises (with the output
+                None); an error it raises then is turned into a warning and the first error
+                propagates.
+
+        Returns:
+            cnn.utils.hooks.RemovableHandle: ``handle.remove()`` unregisters the hook.
+        """
+        return _add_hook(self._forward_hooks, hook, prepend,
+                         [(self._forward_hooks_with_kwargs, with_kwargs),
+                          (self._forward_hooks_always_called, always_call)])
+
+    def _call_with_hooks(self, args, kwargs):
+        """:meth:`__call__` of a module with hooks, in ``torch.nn.Module._call_impl``'s order."""
+        result = None
+        called = set()  # the always-called forward hooks that already ran
+        try:
+            for hook_id, hook in list(self._forward_pre_hooks.items()):
+                if hook_id in self._forward_pre_hooks_with_kwargs:
+                    new = hook(self, args, kwargs)
+                    if new is not None:
+                        if not (isinstance(new, tuple) and len(new) == 2):
+                            raise RuntimeError("forward pre-hook must return None or a tuple of "
+                                               f"(new_args, new_kwargs), but got {new}.")
+                        args, kwargs = new
+                else:
+                    new = hook(self, args)
+                    if new is not None:
+                        args = new if isinstance(new, tuple) else (new,)
+            result = self.forward(*args, **kwargs)
+            for hook_id, hook in list(self._forward_hooks.items()):
+                if hook_id in self._forward_hooks_always_called:
+                    called.add(hook_id)
+                new = self._run_forward_hook(hook_id, hook, args, kwargs, result)
+                if new is not None:
+                    result = new
+            return result
+        except Exception:
+            for hook_id, hook in list(self._forward_hooks.items()):
+                if hook_id in self._forward_hooks_always_called and hook_id not in called:
+                    try:
+                        new = self._run_forward_hook(hook_id, hook, args, kwargs, result)
+                    except Exception as error:  # noqa: BLE001 (the first error wins)
+                        warnings.warn("forward hook with ``always_call=True`` raised an "
+                                      "exception that was silenced as another error was "
+                                      f"raised in forward: {error}", stacklevel=2)
+                        continue
+                    if new is not None:
+                        result = new
+            raise
+
+    def _run_forward_hook(self, hook_id, hook, args, kwargs, result):
+        if hook_id in self._forward_hooks_with_kwargs:
+            return hook(self, args, kwargs, result)
+        return hook(self, args, result)
 
     # ----- registration -----
 
@@ -626,6 +725,19 @@ class Module:
         elif lines:
             body = "\n  " + "\n  ".join(lines) + "\n"
         return f"{type(self).__name__}({body})"
+
+
+def _add_hook(table, hook, prepend, options):
+    """Store `hook` in `table` under a new handle's id, marked in each option table whose flag
+    is set (``options``: pairs of table and flag); return the handle."""
+    handle = RemovableHandle(table, extra_dict=[option for option, _ in options])
+    table[handle.id] = hook
+    for option, enabled in options:
+        if enabled:
+            option[handle.id] = True
+    if prepend:
+        table.move_to_end(handle.id, last=False)
+    return handle
 
 
 def _loadable(key, value, target):

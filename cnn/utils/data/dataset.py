@@ -2,7 +2,7 @@
 
 A dataset maps an integer index to one sample. Datasets that can also take an array of indices
 (or a slice) and return the whole batch at once set ``supports_batch_indexing = True``;
-:class:`~cnn.data.DataLoader` then fetches each batch with one NumPy fancy index per array
+:class:`~cnn.utils.data.DataLoader` then fetches each batch with one NumPy fancy index per array
 instead of one Python call per sample.
 """
 import abc

@@ -1,14 +1,13 @@
 """``DataLoader``: batches of a dataset, in order or shuffled reproducibly, as arrays or Tensors."""
 import collections.abc
-import math
 import numbers
 import operator
 
 import numpy as np
 
-from .. import random as _random
-from .._validation import flag, integer
-from ..tensor import Tensor, from_numpy
+from ..._validation import flag, integer
+from ...tensor import Tensor, from_numpy
+from .sampler import BatchSampler, RandomSampler, SequentialSampler
 
 
 def default_collate(samples):
@@ -94,13 +93,22 @@ class DataLoader:
     * with ``seed=None``, from ``cnn``'s default generator (``cnn.manual_seed`` makes it
       reproducible; ``cnn.get_rng_state`` saves it for a resume).
 
+    The order can also be given, as in PyTorch, by a ``sampler`` (an iterable of sample
+    indices, e.g. a :class:`~cnn.utils.data.RandomSampler`) or a ``batch_sampler`` (an iterable
+    of lists of indices, one list per batch), which replaces ``batch_size``, ``shuffle``,
+    ``sampler`` and ``drop_last``. Without them the loader builds its own:
+    ``BatchSampler(RandomSampler(dataset, seed=seed) if shuffle else
+    SequentialSampler(dataset), batch_size, drop_last)``. At the start of every iteration the
+    loader calls ``batch_sampler.set_epoch(epoch)`` if it has that method (see
+    cnn/utils/data/sampler.py), which is how the seeded epochs reach the sampler.
+
     Datasets with ``supports_batch_indexing`` (``TensorDataset``, ``cnn.datasets.MNIST``) are
     indexed once per batch with the array of its indices. Other datasets are indexed sample by
     sample and the samples merged by ``collate_fn`` (:func:`default_collate` when None); a
     ``collate_fn`` also forces that per-sample path, since it expects a list of samples.
 
     Args:
-        dataset: A :class:`~cnn.data.Dataset`, or any object with ``__len__`` and
+        dataset: A :class:`~cnn.utils.data.Dataset`, or any object with ``__len__`` and
             ``__getitem__``.
         batch_size: Samples per batch, a positive integer.
         shuffle: Visit the samples in a new random order each epoch.
@@ -109,15 +117,23 @@ class DataLoader:
         collate_fn: A callable merging a list of samples into a batch, or None.
         as_tensor: Yield ``cnn.Tensor`` s (sharing memory with the batch arrays) instead of
             NumPy arrays.
+        sampler: The sample indices of an epoch, in order (keyword only); not with
+            ``shuffle`` or ``seed``.
+        batch_sampler: The index lists of an epoch's batches (keyword only); not with
+            ``batch_size``, ``shuffle``, ``sampler``, ``drop_last`` or ``seed``.
 
     Attributes:
         epoch (int): The epoch the next iteration runs: 0 at first, advanced by one each time
             an iteration starts, set by :meth:`set_epoch`.
+        sampler, batch_sampler: The samplers in use (given or built). With a given
+            ``batch_sampler``, ``batch_size`` is None, as in PyTorch.
 
     Raises:
         TypeError: If ``dataset`` lacks ``__len__``/``__getitem__``, a flag is not a bool,
             ``batch_size`` or ``seed`` is not an integer, or ``collate_fn`` is not callable.
-        ValueError: If ``batch_size`` < 1 or ``seed`` < 0.
+        ValueError: If ``batch_size`` < 1, ``seed`` < 0, or options that exclude each other
+            are combined (``sampler`` with ``shuffle``, ``batch_sampler`` with the batching
+            options, ``seed`` with a given sampler).
 
     Example::
 
@@ -128,7 +144,7 @@ class DataLoader:
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None,
-                 collate_fn=None, as_tensor=False):
+                 collate_fn=None, as_tensor=False, *, sampler=None, batch_sampler=None):
         if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
             raise TypeError("dataset: expected a Dataset (an object with __len__ and "
                             f"__getitem__), got {type(dataset).__name__}")
@@ -143,6 +159,24 @@ class DataLoader:
         self.collate_fn = collate_fn
         self.as_tensor = flag(as_tensor, "as_tensor")
         self.epoch = 0
+        # PyTorch's rules for the options a given sampler replaces.
+        if sampler is not None and self.shuffle:
+            raise ValueError("sampler option is mutually exclusive with shuffle")
+        if batch_sampler is not None:
+            if self.batch_size != 1 or self.shuffle or sampler is not None or self.drop_last:
+                raise ValueError("batch_sampler option is mutually exclusive with batch_size, "
+                                 "shuffle, sampler, and drop_last")
+            self.batch_size = None
+        if self.seed is not None and (sampler is not None or batch_sampler is not None):
+            raise ValueError("seed: it seeds the loader's own shuffling; a given sampler or "
+                             "batch_sampler brings its own randomness")
+        if sampler is None:
+            sampler = (RandomSampler(dataset, seed=self.seed) if self.shuffle
+                       else SequentialSampler(dataset))
+        if batch_sampler is None:
+            batch_sampler = BatchSampler(sampler, self.batch_size, self.drop_last)
+        self.sampler = sampler
+        self.batch_sampler = batch_sampler
 
     def set_epoch(self, epoch):
         """Make the next iteration run epoch ``epoch`` (as ``DistributedSampler.set_epoch``).
@@ -158,38 +192,30 @@ class DataLoader:
 
     def __len__(self):
         """Return the number of batches per epoch."""
-        if self.drop_last:
-            return len(self.dataset) // self.batch_size
-        return math.ceil(len(self.dataset) / self.batch_size)
+        return len(self.batch_sampler)
 
     def __iter__(self):
-        # The epoch is taken here, not at the first next(), so that iter(loader) alone fixes
-        # which epoch (and which draw from the default generator) this pass uses.
-        order = self._epoch_order(self.epoch)
+        # The epoch is taken and the order drawn here, not at the first next(), so that
+        # iter(loader) alone fixes which epoch (and which draw from the default generator)
+        # this pass uses.
+        set_epoch = getattr(self.batch_sampler, "set_epoch", None)
+        if set_epoch is not None:
+            set_epoch(self.epoch)
+        batches = iter(self.batch_sampler)
         self.epoch += 1
-        return self._batches(order)
+        return self._load(batches)
 
-    def _epoch_order(self, epoch):
-        """The sample indices of epoch ``epoch`` in visiting order (a 1-d intp array)."""
-        size = len(self.dataset)
-        if not self.shuffle:
-            return np.arange(size)
-        if self.seed is None:
-            generator = _random.default_generator()
-        else:
-            generator = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(epoch,)))
-        return generator.permutation(size)
-
-    def _batches(self, order):
-        stop = len(order) - len(order) % self.batch_size if self.drop_last else len(order)
-        for start in range(0, stop, self.batch_size):
-            batch = self._fetch(order[start:start + self.batch_size])
+    def _load(self, batches):
+        for indices in batches:
+            batch = self._fetch(indices)
             yield _to_tensors(batch) if self.as_tensor else batch
 
     def _fetch(self, indices):
         """The batch of the samples at ``indices``, merged (arrays, not yet Tensors)."""
         if self.collate_fn is None and getattr(self.dataset, "supports_batch_indexing", False):
-            return self.dataset[indices]
+            return self.dataset[np.asarray(indices, dtype=np.intp)]
         collate = default_collate if self.collate_fn is None else self.collate_fn
         # Python ints, so that datasets that only accept int indices work.
-        return collate([self.dataset[i] for i in indices.tolist()])
+        if isinstance(indices, np.ndarray):
+            indices = indices.tolist()
+        return collate([self.dataset[i] for i in indices])
