@@ -1,4 +1,17 @@
-"""cnn: convolutional networks with PyTorch's interface, NumPy at run time and Cython kernels."""
+"""cnn: convolutional networks with PyTorch's interface, NumPy at run time and Cython kernels.
+
+The floors, each importing only from those below (ARCHITECTURE.md): kernels (``cnn._ext``),
+autograd (``cnn.tensor``, ``cnn.autograd``), ``cnn.nn.functional``, the library (``cnn.nn``,
+``cnn.optim``, ``cnn.utils.data``, ``cnn.datasets``, checkpoints), front ends (``cnn.compat``,
+the command line).
+
+Where a differentiable op lives: an op PyTorch offers as a ``Tensor`` method or a ``torch.*``
+function (arithmetic, reductions, shapes, indexing, casts) is a Function in
+``cnn/autograd/ops.py``; an op of ``torch.nn.functional`` (a layer's math: convolution, pooling,
+activations, normalization, losses, dropout) is a Function in ``cnn/nn/functional/<family>.py``,
+beside the public function that checks its arguments. Where both exist, the functional home
+wins and the Tensor method calls it.
+"""
 import sys as _sys
 
 from . import _malloc

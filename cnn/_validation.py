@@ -1,4 +1,4 @@
-"""Argument checks shared by the kernel wrappers, the functional ops and the modules.
+"""Argument checks shared by the kernels' plans and geometry, the functional ops and the modules.
 
 Every failure is a ValueError or TypeError whose message names the argument, what was expected
 and what was given (SPEC section 8).

@@ -1,4 +1,4 @@
-/* The sparse steps of a convolution's backward pass (used by cnn/_ext/direct_conv.pyx).
+/* The sparse steps of a convolution's backward pass (used by cnn/_ext/conv_direct.pxi).
  *
  * Behind a ReLU and a max-pool most output pixels carry no gradient. The backward pass keeps
  * the gradient pixel-major (one row of `width` channels per output pixel), moves the rows that

@@ -1,4 +1,4 @@
-/* The register tile of direct convolution (used by cnn/_ext/direct_conv.pyx).
+/* The register tile of direct convolution (used by cnn/_ext/conv_direct.pxi).
  *
  * One call computes CNN_PIXELS output pixels x a block of 16 output channels (or CNN_WIDE_PIXELS
  * pixels x 8 channels, for layers with at most 8), summed over

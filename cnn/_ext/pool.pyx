@@ -1,7 +1,7 @@
 """Max-pooling (with argmax) and average-pooling over planes, forward and backward.
 
-Every function works on a stack of independent planes: the wrappers in cnn/_kernels/pool.py view
-an (N, C, H, W) array as (N*C, H, W). Threads take whole planes (prange over planes), so no two
+Every function works on a stack of independent planes: the entry points in cnn/_ext/pooling.py
+view an (N, C, H, W) array as (N*C, H, W). Threads take whole planes (prange over planes), so no two
 threads write one element and results are bit-identical for any thread count.
 
 Max-pool follows PyTorch's CPU kernel exactly: padding counts as minus infinity (padded positions
