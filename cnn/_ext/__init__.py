@@ -1,6 +1,7 @@
 """The compiled kernels, at the best instruction-set level this CPU supports.
 
-setup.py compiles every kernel module (`conv`, `pool`, `norm`, `optim`) once per level into
+setup.py compiles every kernel module (`conv`, `pool`, `norm`, `elementwise`, `optim`) once per
+level into
 `cnn._ext.<level>.<module>`. At import we pick the best level that was built and that the CPU
 supports; `CNN_ISA=baseline|avx2|avx512` forces one (an error if it cannot run here).
 `backend` holds the chosen modules as attributes: `backend.pool.max_pool_forward(...)`.
@@ -27,7 +28,7 @@ except ImportError as error:
         "`pip install .` (or `python setup.py build_ext --inplace` for development).") from error
 
 LEVELS = ("avx512", "avx2", "baseline")  # best first
-KERNEL_MODULES = ("pool", "conv", "norm", "optim")
+KERNEL_MODULES = ("pool", "conv", "norm", "elementwise", "optim")
 
 
 def _load(isa):
