@@ -4,6 +4,6 @@ The graph is built with the ``onnx`` package, an optional extra (``pip install '
 ``import cnn`` does not need it. See :func:`export`.
 """
 from .errors import UnsupportedOperatorError
-from .export import export
+from .exporter import DEFAULT_OPSET, export
 
-__all__ = ["export", "UnsupportedOperatorError"]
+__all__ = ["export", "UnsupportedOperatorError", "DEFAULT_OPSET"]

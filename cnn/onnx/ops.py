@@ -49,7 +49,8 @@ def convert(g, call):
 
 def supported():
     """The names of the ops export knows, for error messages."""
-    return ", ".join(sorted({function.__name__ for function in CONVERTERS}))
+    return ", ".join(sorted({function.__name__ for function in CONVERTERS
+                             if not function.__name__.startswith("_")}))
 
 
 # ***** convolution and pooling *****
@@ -94,16 +95,8 @@ def max_pool2d(g, out, x, geometry):
 @converts(pooling.AvgPool2d)
 def avg_pool2d(g, out, x, geometry, count_include_pad):
     kernel, stride, padding, _, _ = geometry
-    ceil_mode = _ceil_mode(x, geometry)
-    if ceil_mode and count_include_pad and any(padding):
-        # PyTorch divides a window hanging over the padded edge by its part inside the padded
-        # input; ONNX Runtime by the whole kernel.
-        raise UnsupportedOperatorError(
-            "cannot export op AvgPool2d with ceil_mode=True, padding and count_include_pad=True "
-            "to ONNX: runtimes average the last windows differently; use "
-            "count_include_pad=False or no padding")
     return g.op("AveragePool", [g.value(x)], kernel_shape=kernel, strides=stride,
-                pads=_pads(padding), ceil_mode=ceil_mode,
+                pads=_pads(padding), ceil_mode=_ceil_mode(x, geometry),
                 count_include_pad=int(count_include_pad))
 
 
@@ -135,6 +128,11 @@ def batch_norm(g, out, x, running_mean, running_var, weight, bias, training, mom
 def identity(g, out, x, **settings):
     # Dropout in eval mode, or a profiler's timestamp: the input itself.
     return g.op("Identity", [g.value(x)])
+
+
+@converts(activation.LeakyReLU)
+def leaky_relu(g, out, x, negative_slope):
+    return g.op("LeakyRelu", [g.value(x)], alpha=float(negative_slope))
 
 
 @converts(activation.Softmax)

@@ -94,6 +94,9 @@ def export(model, args, f, export_params=True, verbose=False, input_names=None,
     check_same_computation(first, second, set(names))
     input_names = _names(input_names, len(inputs), "input_names", "input")
     output_names = _names(output_names, len(first.outputs), "output_names", "output")
+    for name in output_names:
+        if name in input_names:
+            raise ValueError(f"output_names: {name!r} is also an input name")
     axes = _dynamic_axes(dynamic_axes, dict(zip(input_names, inputs)),
                          dict(zip(output_names, first.outputs)))
     model_proto = build_model(Graph(opset, names), first, input_names, output_names, axes,
