@@ -256,6 +256,25 @@ def test_unfused_chain_and_functional_forward_match_the_fused_one():
                                    hooked(x).numpy(), rtol=1e-4, atol=1e-5)
 
 
+def test_explicit_dropout_is_the_identity_and_unbatched_input_works():
+    class Unbatched(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 3)
+
+        def forward(self, image):  # (1, H, W): conv2d adds and removes the batch dim
+            return F.max_pool2d(self.conv(F.dropout(image, 0.5, training=True)), 2)
+
+    cnn.manual_seed(0)
+    model, image = Unbatched(), cnn.randn(1, 8, 8)
+    proto, session = exported(model, image)
+    assert "Identity" in {node.op_type for node in proto.graph.node}
+    with cnn.no_grad():
+        expected = F.max_pool2d(model.conv(image), 2).numpy()
+    np.testing.assert_allclose(session.run(None, {"input": image.numpy()})[0], expected,
+                               rtol=1e-5, atol=1e-6)
+
+
 def test_writes_a_file_atomically(tmp_path):
     cnn.manual_seed(0)
     path = tmp_path / "lenet.onnx"

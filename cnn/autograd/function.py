@@ -17,6 +17,9 @@ A differentiable op is a :class:`Function` subclass with two static methods on N
 result in a Tensor. When grad mode is on and an input requires grad, the ``ctx`` object becomes
 the result's graph node: it remembers the inputs, and :func:`run_backward` later calls
 ``Mul.backward(ctx, grad)`` on it.
+
+Inside :func:`tracing`, every ``apply`` also reports the op, its arguments and its result to an
+observer (``cnn.onnx`` records a forward pass that way).
 """
 import contextlib
 import functools

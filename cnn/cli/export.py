@@ -20,7 +20,8 @@ def register(subparsers):
     add_model_option(parser)
     parser.add_argument("--out", default="lenet.onnx", metavar="FILE",
                         help="the ONNX file to write (default: %(default)s)")
-    parser.add_argument("--opset", type=positive_int, default=onnx.DEFAULT_OPSET, metavar="N", help="the ONNX opset version (default: %(default)s)")
+    parser.add_argument("--opset", type=positive_int, default=onnx.DEFAULT_OPSET, metavar="N",
+                        help="the ONNX opset version (default: %(default)s)")
     parser.set_defaults(run=run)
 
 

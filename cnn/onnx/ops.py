@@ -13,7 +13,6 @@ from ..autograd import ops as tensor_ops
 from ..nn.functional import activation, conv, normalization, pooling
 from ..nn.functional.dropout import Dropout
 from ..nn.functional.linear import Linear
-from ..profiler import _Marker
 from ..tensor import Tensor
 from .errors import UnsupportedOperatorError
 
@@ -49,8 +48,7 @@ def convert(g, call):
 
 def supported():
     """The names of the ops export knows, for error messages."""
-    return ", ".join(sorted({function.__name__ for function in CONVERTERS
-                             if not function.__name__.startswith("_")}))
+    return ", ".join(sorted(function.__name__ for function in CONVERTERS))
 
 
 # ***** convolution and pooling *****
@@ -124,9 +122,9 @@ def batch_norm(g, out, x, running_mean, running_var, weight, bias, training, mom
                                        g.value(running_var)], epsilon=eps)
 
 
-@converts(Dropout, _Marker)
-def identity(g, out, x, **settings):
-    # Dropout in eval mode, or a profiler's timestamp: the input itself.
+@converts(Dropout)
+def dropout(g, out, x, p):
+    # Only F.dropout(..., training=True) runs it in eval mode: deployed, it is the identity.
     return g.op("Identity", [g.value(x)])
 
 

@@ -33,6 +33,13 @@ def show_path(path):
     return "the top level" if not path else "[" + "][".join(repr(part) for part in path) + "]"
 
 
+def check_key(key, path):
+    """Refuse a dict key other than a string or an integer (what both formats can store)."""
+    if not isinstance(key, (str, int)) or isinstance(key, bool):
+        raise TypeError(f"save: dict keys must be strings or integers, got "
+                        f"{type(key).__name__} {key!r} at {show_path(path)}")
+
+
 def sniff(file):
     """What kind of file this is, judged by its first bytes (the position is restored).
 

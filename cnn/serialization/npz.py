@@ -18,7 +18,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from ..tensor import Tensor
-from .files import npy_header, show_path
+from .files import check_key, npy_header, show_path
 
 STRUCTURE_ENTRY = "__cnn_structure__"
 FORMAT_NAME = "cnn.save"
@@ -57,9 +57,7 @@ def _encode(value, path, arrays):
     if isinstance(value, Mapping):
         items = []
         for key, item in value.items():
-            if not isinstance(key, (str, int)) or isinstance(key, bool):
-                raise TypeError(f"save: dict keys must be strings or integers, got "
-                                f"{type(key).__name__} {key!r} at {show_path(path)}")
+            check_key(key, path)
             items.append([key, _encode(item, path + (key,), arrays)])
         node = {"dict": items}
         if isinstance(value, OrderedDict):
@@ -68,15 +66,16 @@ def _encode(value, path, arrays):
     if isinstance(value, (list, tuple)):
         kind = "tuple" if isinstance(value, tuple) else "list"
         return {kind: [_encode(item, path + (i,), arrays) for i, item in enumerate(value)]}
-    raise TypeError(f"save: cannot save a {type(value).__name__} (at {show_path(path)}): supported "
-                    "are dicts, lists, tuples, NumPy arrays and scalars, Tensors, None, bool, "
-                    "int, float and str")
+    raise TypeError(f"save: cannot save a {type(value).__name__} (at {show_path(path)}): "
+                    "supported are dicts, lists, tuples, NumPy arrays and scalars, Tensors, None, "
+                    "bool, int, float and str")
 
 
 def _add_array(array, path, arrays):
     if array.dtype.hasobject:
-        raise TypeError(f"save: cannot save an array of dtype {array.dtype} (at {show_path(path)}): "
-                        "object arrays need pickle, which cnn checkpoints never use")
+        raise TypeError(f"save: cannot save an array of dtype {array.dtype} (at "
+                        f"{show_path(path)}): object arrays need pickle, which cnn checkpoints "
+                        "never use")
     name = "/".join(str(part) for part in path) or "value"
     # Keys containing "/" could make two paths collide; the structure records the final name.
     unique, suffix = name, 1

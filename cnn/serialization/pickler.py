@@ -16,7 +16,7 @@ _BATCH = 1000  # items per APPENDS / SETITEMS, as Python's pickler
 
 
 class Global:
-    """A global by name: ``Global("torch", "FloatStorage")`` is written as ``torch.FloatStorage``."""
+    """A global by name: ``Global("torch", "FloatStorage")`` stands for ``torch.FloatStorage``."""
 
     __slots__ = ("module", "name")
 

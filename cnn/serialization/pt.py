@@ -39,7 +39,7 @@ import numpy as np
 
 from ..nn.parameter import Parameter
 from ..tensor import Tensor
-from .files import show_path
+from .files import check_key, show_path
 from .pickler import Call, Global, PersistentId, dumps
 from .unpickler import Unpickler, UnpicklingError
 
@@ -161,7 +161,7 @@ class _Reader:
             "torch._tensor._rebuild_from_type_v2": self._rebuild_from_type_v2,
             "torch.Tensor": _TensorClass(parameter=False),
             "torch.nn.parameter.Parameter": _TensorClass(parameter=True),
-            "torch.Size": _size,
+            "torch.Size": _torch_size,
             "_codecs.encode": _encode_bytes,  # how protocol 2 pickles a bytes object
             "torch.storage.UntypedStorage": _StorageType(_UNTYPED),
             "torch.UntypedStorage": _StorageType(_UNTYPED),
@@ -301,7 +301,7 @@ def _ints(values, what, name):
     return values
 
 
-def _size(values):
+def _torch_size(values):
     return tuple(values)
 
 
@@ -476,9 +476,7 @@ def _prepare(value, path, storages, keys):
     if isinstance(value, Mapping):
         result = OrderedDict() if isinstance(value, OrderedDict) else {}
         for key, item in value.items():
-            if not isinstance(key, (str, int)) or isinstance(key, bool):
-                raise TypeError(f"save: dict keys must be strings or integers, got "
-                                f"{type(key).__name__} {key!r} at {show_path(path)}")
+            check_key(key, path)
             result[key] = _prepare(item, path + (key,), storages, keys)
         return result
     if isinstance(value, (list, tuple)):
