@@ -241,7 +241,7 @@ def test_several_inputs_and_an_output_that_is_an_input():
     np.testing.assert_array_equal(same, a.numpy())
 
 
-def test_unfused_chain_and_functional_forward_match_the_fused_one():
+def test_a_hooked_unfused_chain_exports_like_the_fused_one():
     cnn.manual_seed(0)
     model = lenet5()
     hooked = lenet5()

@@ -16,7 +16,6 @@ from hypothesis import given, strategies as st
 
 import cnn
 import cnn.nn as nn
-from cnn.serialization import pt
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -428,7 +427,6 @@ def test_torch_files_of_every_kind_load_like_torch_load(torch, tmp_path):
 def test_torch_loads_what_cnn_saves(torch, tmp_path):
     cnn.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(8, 3))
-    optimizer = cnn.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     cnn.save({"model": model.state_dict(), "epoch": 3, "loss": np.float32(0.5),
               "ids": np.arange(3), "mask": np.array([True, False])}, tmp_path / "run.pt")
     for mmap in (False, True):
@@ -444,7 +442,6 @@ def test_torch_loads_what_cnn_saves(torch, tmp_path):
         with cnn.no_grad():
             np.testing.assert_allclose(model.eval()(cnn.tensor(x)).numpy(), expected,
                                        rtol=1e-5, atol=1e-6)
-    del optimizer
 
 
 def test_load_state_dict_takes_a_torch_state_dict(torch):
