@@ -1,44 +1,48 @@
-"""``Tensor``: a NumPy array that records the ops applied to it, and its factories.
+"""``Tensor``: a NumPy array that records the ops applied to it.
 
 A Tensor wraps one ``numpy.ndarray`` (``.data``). Arithmetic, reductions, reshapes and
 indexing on tensors run as :mod:`cnn.autograd.ops` Functions, so when an input requires grad
 the result remembers how it was made and ``loss.backward()`` fills the ``.grad`` of every leaf
-tensor that requires grad.
-"""
-from collections import namedtuple
-import math
+tensor that requires grad. In-place operations (``add_``, ``+=``, ``x[i] = v``) write into the
+array itself, with PyTorch's rules (:mod:`cnn.autograd.inplace`).
 
+This file holds the class's state, operators and display; its other methods come by family
+from ``cnn/_tensor/`` (shapes, math, reductions, in-place operations, conversions), and the
+factories (``tensor``, ``zeros``, ``randn``, ...) from :mod:`cnn.creation`, re-exported here.
+"""
 import numpy as np
 
-from ._validation import dimension, integer
-from .autograd import function as _function, ops as _ops
-from .random import default_generator
+from . import _dtypes
+from ._dtypes import float16, float32, float64, int32, int64, uint8
+from ._size import Size
+from ._tensor.conversion import ConversionMethods
+from ._tensor.inplace import InPlaceMethods
+from ._tensor.math import MathMethods, binary_operands
+from ._tensor.reductions import MaxResult, ReductionMethods
+from ._tensor.shaping import ShapeMethods
+from .autograd import engine as _engine
+from .autograd import function as _function
+from .autograd import ops as _ops
+from .creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like,
+                       linspace, ones, ones_like, rand, rand_like, randint, randint_like, randn,
+                       randn_like, randperm, tensor, zeros, zeros_like)
+from .devices import cpu_device
 
-# dtype aliases, so that user code reads like PyTorch's (``cnn.float64``).
-float16 = np.float16
-float32 = np.float32
-float64 = np.float64
-int32 = np.int32
-int64 = np.int64
-uint8 = np.uint8
+__all__ = ["Tensor", "Size", "MaxResult", "tensor", "as_tensor", "from_numpy", "zeros", "ones",
+           "empty", "full", "zeros_like", "ones_like", "empty_like", "full_like", "rand", "randn",
+           "randint", "randperm", "rand_like", "randn_like", "randint_like", "arange",
+           "linspace", "eye", "float16", "float32", "float64", "int32", "int64", "uint8"]
 
-_DEFAULT_FLOAT = np.dtype(np.float32)
-_SUPPORTED_KINDS = "biuf"  # bool, signed and unsigned integers, floating point
 # Dtypes the repr leaves out, as PyTorch's does.
 _IMPLIED_DTYPES = (np.dtype(np.float32), np.dtype(np.int64), np.dtype(np.bool_))
-# Scalars converted to a float tensor's dtype, so that ``t * 2.0`` stays float32.
-_REAL_SCALARS = (int, float, np.integer, np.floating, np.bool_)
-
-MaxResult = namedtuple("MaxResult", ["values", "indices"])
-MaxResult.__doc__ = "``(values, indices)`` from ``Tensor.max(dim)``, as ``torch.return_types.max``."
 
 
-class Tensor:
+class Tensor(ShapeMethods, MathMethods, ReductionMethods, InPlaceMethods, ConversionMethods):
     """An n-dimensional array with automatic differentiation.
 
     Args:
         data: An array-like; a NumPy array is wrapped without copying. Python floats become
-            float32, Python ints int64.
+            the default float dtype (float32), Python ints int64.
         requires_grad: Whether ops on this tensor are recorded so that ``backward()`` can
             compute its gradient. Only floating-point tensors can require grad.
 
@@ -49,14 +53,18 @@ class Tensor:
     other tensors, rather than from this constructor.
     """
 
-    __slots__ = ("data", "_requires_grad", "_grad", "_node", "__weakref__")
+    # _base: the tensor whose memory this one views (None if it owns its memory);
+    # _counter: the Version of the memory this tensor owns, made by the first in-place op.
+    __slots__ = ("data", "_requires_grad", "_grad", "_node", "_base", "_counter", "__weakref__")
     # Above ndarray's, so that ``array + tensor`` calls Tensor.__radd__ and gives a Tensor.
     __array_priority__ = 1000
 
     def __init__(self, data, requires_grad=False):
-        self.data = _as_array(data, copy=False)
+        self.data = _as_array(data)
         self._grad = None
         self._node = None
+        self._base = None
+        self._counter = None
         self._requires_grad = False
         self.requires_grad = requires_grad
 
@@ -88,6 +96,7 @@ class Tensor:
         """Tensor or None: The gradient accumulated by ``backward()`` into this leaf.
 
         Set it to None to clear it, or to a Tensor or array of this tensor's shape and dtype.
+        The Tensor shares the gradient's memory: ``p.grad.zero_()`` clears it in place.
         """
         return None if self._grad is None else _wrap(self._grad)
 
@@ -118,29 +127,89 @@ class Tensor:
         """bool: True unless the tensor was computed by a recorded op."""
         return self._node is None
 
-    def backward(self, gradient=None, retain_graph=False):
+    @property
+    def _version(self):
+        """int: How many in-place operations modified this tensor's memory (shared by views)."""
+        counter = (self if self._base is None else self._base)._counter
+        return 0 if counter is None else counter.value
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Accumulate the gradient of this tensor into the ``.grad`` of every leaf.
 
         Args:
             gradient: d(loss)/d(self), of this tensor's shape; optional for one element.
             retain_graph: Keep the graph so that backward can run through it again.
+            create_graph: Must be False (cnn computes first-order gradients only).
+            inputs: Only these leaves receive gradients (default: every leaf).
 
         Raises:
             ValueError: This tensor does not require grad, ``gradient`` is missing for a
                 tensor of several elements, or the graph was freed by an earlier backward.
+            RuntimeError: An array the graph saved was modified in place since.
+            NotImplementedError: ``create_graph=True``.
         """
-        _function.run_backward(self, gradient, retain_graph)
+        _engine._first_order(create_graph)
+        _engine.run_backward(self, gradient, bool(retain_graph), inputs)
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` whenever the gradient with respect to this tensor is computed.
+
+        The hook may return a replacement gradient (a Tensor of the same shape) or None. On a
+        leaf it runs before the gradient is accumulated into ``.grad``.
+
+        Returns:
+            A handle whose ``remove()`` unregisters the hook.
+
+        Raises:
+            RuntimeError: The tensor does not require grad.
+        """
+        if not callable(hook):
+            raise TypeError(f"hook: expected a callable, got {type(hook).__name__}")
+        if not self._requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require "
+                               "gradient")
+        if self._node is None:
+            return _engine.register_leaf_hook(self, hook)
+        return self._node.register_hook(hook)
+
+    def retain_grad(self):
+        """Keep the gradient of this computed tensor in its ``.grad`` at backward (a leaf
+        keeps it anyway)."""
+        if not self._requires_grad:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self._node is None or getattr(self._node, "_retains", None) is not None:
+            return
+        import weakref  # noqa: PLC0415 (standard library, only for retained gradients)
+        tensor = weakref.ref(self)
+
+        def keep(grad):
+            owner = tensor()
+            if owner is not None:
+                owner._grad = grad.data.copy() if owner._grad is None else owner._grad + grad.data
+
+        self._node._retains = self._node.register_hook(keep)
 
     def detach(self):
-        """Return a tensor sharing this one's data, outside the graph (requires_grad False)."""
-        return Tensor(self.data)
+        """Return a tensor sharing this one's data (and version), outside the graph."""
+        out = Tensor(self.data)
+        out._base = self if self._base is None else self._base
+        return out
+
+    def detach_(self):
+        """Detach this tensor from the graph in place (it becomes a leaf that does not
+        require grad)."""
+        if self._base is not None and self._node is not None:
+            raise RuntimeError("Can't detach views in-place. Use detach() instead.")
+        self._node = None
+        self._requires_grad = False
+        return self
 
     # ***** array properties *****
 
     @property
     def shape(self):
-        """tuple: The size of each dim."""
-        return self.data.shape
+        """Size: The size of each dim."""
+        return Size(self.data.shape)
 
     @property
     def dtype(self):
@@ -152,23 +221,18 @@ class Tensor:
         """int: The number of dims."""
         return self.data.ndim
 
-    def dim(self):
-        """Return the number of dims."""
-        return self.data.ndim
+    @property
+    def device(self):
+        """device: Where the tensor lives: always the CPU."""
+        return cpu_device()
 
-    def size(self, dim=None):
-        """Return the shape, or the size of one ``dim``."""
-        if dim is None:
-            return self.data.shape
-        if not self.data.ndim:
-            raise np.exceptions.AxisError(f"dim: a 0-d tensor has no dimensions, got {dim!r}")
-        return self.data.shape[dimension(dim, self.data.ndim)]
-
-    def numel(self):
-        """Return the number of elements."""
-        return self.data.size
+    is_cuda = False
+    is_sparse = False
+    is_quantized = False
 
     def __len__(self):
+        if not self.data.ndim:
+            raise TypeError("len() of a 0-d tensor")
         return len(self.data)
 
     def __iter__(self):
@@ -176,15 +240,27 @@ class Tensor:
             raise TypeError("iteration over a 0-d tensor")
         return (self[i] for i in range(len(self.data)))
 
-    # ***** conversions *****
+    # ***** conversions to Python *****
 
-    def numpy(self):
-        """Return the data array (shared, not copied)."""
+    def numpy(self, force=False):
+        """Return the data array (shared, not copied).
+
+        Args:
+            force (bool): Accepted for PyTorch's signature (a tensor that requires grad is
+                converted either way).
+        """
         return self.data
 
     def item(self):
         """Return the value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item: a Tensor with {self.data.size} elements cannot be converted "
+                             "to a Python number")
         return self.data.item()
+
+    def tolist(self):
+        """Return the values as (nested) Python lists of numbers; a number for a 0-d tensor."""
+        return self.data.tolist()
 
     def __array__(self, dtype=None, copy=None):
         return np.array(self.data, dtype=dtype, copy=copy)
@@ -195,6 +271,13 @@ class Tensor:
     def __int__(self):
         return int(self.item())
 
+    def __index__(self):
+        # A 0-d integer tensor indexes Python sequences (range(t), lst[t]), as in PyTorch.
+        if self.data.dtype.kind not in "iub" or self.data.size != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an "
+                            "index")
+        return int(self.data.item())
+
     def __bool__(self):
         return bool(self.data)
 
@@ -204,99 +287,108 @@ class Tensor:
             return format(self.item(), spec)
         return super().__format__(spec)
 
-    def to(self, dtype):
-        """Return this tensor cast to ``dtype`` (itself if it already has it); differentiable.
-
-        ``to("cpu")`` returns the tensor itself, so that device-agnostic PyTorch code runs.
-        """
-        if isinstance(dtype, str) and dtype == "cpu":
-            return self
-        dtype = _numpy_dtype(dtype, "dtype")
-        _check_dtype(dtype, "dtype")
-        return self if dtype == self.data.dtype else _ops.Cast.apply(self, dtype)
-
-    def cpu(self):
-        """Return this tensor (tensors always live in main memory)."""
-        return self
-
-    def float(self):
-        """Return this tensor as float32 (differentiable)."""
-        return self.to(np.float32)
-
-    def double(self):
-        """Return this tensor as float64 (differentiable)."""
-        return self.to(np.float64)
-
-    def long(self):
-        """Return this tensor as int64 (no gradient flows through)."""
-        return self.to(np.int64)
-
-    # ***** arithmetic *****
-
-    def _operand(self, other):
-        """Return ``other`` ready to meet this tensor in a binary op."""
-        if isinstance(other, Tensor):
-            return other
-        if isinstance(other, _REAL_SCALARS):
-            dtype = self.data.dtype
-            # NumPy would let a float64 scalar upcast a float32 tensor; PyTorch does not.
-            return dtype.type(other) if dtype.kind == "f" else other
-        other = np.asarray(other)
-        _check_dtype(other.dtype, "other")
-        return other
+    # ***** arithmetic operators *****
 
     def __add__(self, other):
-        return _ops.Add.apply(self, self._operand(other))
+        a, b = binary_operands(self, other)
+        return _ops.Add.apply(a, b)
 
     def __radd__(self, other):
-        return _ops.Add.apply(self._operand(other), self)
+        b, a = binary_operands(self, other)
+        return _ops.Add.apply(a, b)
 
     def __sub__(self, other):
-        return _ops.Sub.apply(self, self._operand(other))
+        a, b = binary_operands(self, other)
+        return _ops.Sub.apply(a, b)
 
     def __rsub__(self, other):
-        return _ops.Sub.apply(self._operand(other), self)
+        b, a = binary_operands(self, other)
+        return _ops.Sub.apply(a, b)
 
     def __mul__(self, other):
-        return _ops.Mul.apply(self, self._operand(other))
+        a, b = binary_operands(self, other)
+        return _ops.Mul.apply(a, b)
 
     def __rmul__(self, other):
-        return _ops.Mul.apply(self._operand(other), self)
+        b, a = binary_operands(self, other)
+        return _ops.Mul.apply(a, b)
 
     def __truediv__(self, other):
-        return _ops.Div.apply(self, self._operand(other))
+        a, b = binary_operands(self, other, true_division=True)
+        return _ops.Div.apply(a, b)
 
     def __rtruediv__(self, other):
-        return _ops.Div.apply(self._operand(other), self)
+        b, a = binary_operands(self, other, true_division=True)
+        return _ops.Div.apply(a, b)
+
+    def __floordiv__(self, other):
+        return self.div(other, rounding_mode="floor")
+
+    def __rfloordiv__(self, other):
+        return as_tensor(other, dtype=None).div(self, rounding_mode="floor")
+
+    def __mod__(self, other):
+        return self.remainder(other)
 
     def __pow__(self, exponent):
-        return _ops.Pow.apply(self, self._operand(exponent))
+        a, b = binary_operands(self, exponent)
+        return _ops.Pow.apply(a, b)
 
     def __rpow__(self, base):
-        return _ops.Pow.apply(self._operand(base), self)
+        b, a = binary_operands(self, base)
+        return _ops.Pow.apply(a, b)
 
     def __matmul__(self, other):
-        return _ops.MatMul.apply(self, self._operand(other))
+        return self.matmul(other)
 
     def __rmatmul__(self, other):
-        return _ops.MatMul.apply(self._operand(other), self)
+        return _ops.MatMul.apply(_constant(other, "other"), self)
 
     def __neg__(self):
         return _ops.Neg.apply(self)
 
-    def exp(self):
-        """Return ``e ** self``, elementwise."""
-        return _ops.Exp.apply(self)
+    def __pos__(self):
+        return self
 
-    def log(self):
-        """Return the natural logarithm, elementwise."""
-        return _ops.Log.apply(self)
+    def __abs__(self):
+        return self.abs()
+
+    def __invert__(self):
+        if self.data.dtype.kind not in "biu":
+            raise TypeError(f"~: bitwise not needs a bool or integer tensor, got dtype "
+                            f"{self.data.dtype}")
+        return Tensor(np.invert(self.data))
+
+    def __and__(self, other):
+        return self._bitwise(np.bitwise_and, other, "&")
+
+    __rand__ = __and__
+
+    def __or__(self, other):
+        return self._bitwise(np.bitwise_or, other, "|")
+
+    __ror__ = __or__
+
+    def __xor__(self, other):
+        return self._bitwise(np.bitwise_xor, other, "^")
+
+    __rxor__ = __xor__
+
+    def _bitwise(self, ufunc, other, symbol):
+        other = other.data if isinstance(other, Tensor) else other
+        if self.data.dtype.kind not in "biu" or np.asarray(other).dtype.kind not in "biu":
+            raise TypeError(f"{symbol}: bitwise operations need bool or integer tensors, got "
+                            f"{self.data.dtype} and {np.asarray(other).dtype}")
+        return Tensor(_ops.elementwise(ufunc, self.data, other))
 
     # ***** comparisons (no gradient) *****
 
     def _compare(self, ufunc, other):
-        other = other.data if isinstance(other, Tensor) else self._operand(other)
-        return Tensor(_ops._elementwise(ufunc, self.data, other))
+        other = other.data if isinstance(other, Tensor) else other
+        if not isinstance(other, (np.ndarray, np.generic, float, int)):
+            other = np.asarray(other)
+            _dtypes.check(other.dtype, "other")
+        return Tensor(_ops.elementwise(ufunc, self.data, other))
 
     def __eq__(self, other):
         if other is None:
@@ -323,112 +415,24 @@ class Tensor:
     # Defining __eq__ would otherwise make tensors unhashable; like PyTorch, hash by identity.
     __hash__ = object.__hash__
 
-    # ***** reductions *****
+    # ***** copies *****
 
-    def sum(self, dim=None, keepdim=False):
-        """Sum over ``dim`` (an int, a tuple of ints, or None for all elements)."""
-        return _ops.Sum.apply(self, _dims(dim, self.data.ndim), keepdim)
+    def __deepcopy__(self, memo):
+        if self._node is not None:
+            raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) "
+                               "support the deepcopy protocol at the moment; detach() first")
+        new = object.__new__(type(self))
+        memo[id(self)] = new
+        new.data = self.data.copy()
+        new._grad = None if self._grad is None else self._grad.copy()
+        new._node = None
+        new._base = None
+        new._counter = None
+        new._requires_grad = self._requires_grad
+        return new
 
-    def mean(self, dim=None, keepdim=False):
-        """Mean over ``dim`` (an int, a tuple of ints, or None for all elements)."""
-        return _ops.Mean.apply(self, _dims(dim, self.data.ndim), keepdim)
-
-    def max(self, dim=None, keepdim=False):
-        """Maximum of all elements, or ``(values, indices)`` along ``dim``.
-
-        Args:
-            dim: None for the maximum of all elements (a 0-d tensor), or an int.
-            keepdim: Keep ``dim`` with size 1 in the results.
-
-        Returns:
-            Tensor, or MaxResult(values, indices) when ``dim`` is given; ``indices`` is int64
-            and points at the first maximum, which is also where the gradient goes.
-        """
-        if dim is None:
-            return _ops.Max.apply(self)
-        dim = dimension(dim, self.data.ndim)
-        if not self.data.ndim:  # a 0-d tensor's only dim is itself (as in PyTorch)
-            return MaxResult(_ops.Max.apply(self), self.argmax())
-        values = _ops.Max.apply(self, dim, keepdim)
-        return MaxResult(values, self.argmax(dim, keepdim))
-
-    def argmax(self, dim=None, keepdim=False):
-        """Index of the first maximum over all elements (flat index) or along ``dim`` (int64)."""
-        data = self.data
-        if dim is not None:
-            dim = dimension(dim, data.ndim)
-            if not data.ndim:
-                dim = None
-        if data.size == 0 and (dim is None or data.shape[dim] == 0):
-            raise ValueError(f"argmax: cannot take the maximum over an empty dim of shape "
-                             f"{data.shape}")
-        indices = np.argmax(data, axis=dim, keepdims=keepdim and dim is not None)
-        return Tensor(np.asarray(indices, dtype=np.int64))
-
-    # ***** shape *****
-
-    def reshape(self, *shape):
-        """Return the same elements in ``shape`` (a tuple or ints; one dim may be -1)."""
-        return _ops.Reshape.apply(self, _shape_arg(shape, "shape"))
-
-    def view(self, *shape):
-        """Same as :meth:`reshape` (NumPy copies when a view is impossible)."""
-        return _ops.Reshape.apply(self, _shape_arg(shape, "shape"))
-
-    def flatten(self, start_dim=0, end_dim=-1):
-        """Merge dims ``start_dim`` to ``end_dim`` (inclusive) into one."""
-        shape = self.data.shape
-        start = dimension(start_dim, len(shape), "start_dim")
-        end = dimension(end_dim, len(shape), "end_dim")
-        if not shape:
-            return self.reshape(1)
-        if start > end:
-            raise ValueError(f"flatten: start_dim ({start_dim}) cannot come after end_dim "
-                             f"({end_dim}) in a {len(shape)}-d tensor")
-        return self.reshape(shape[:start] + (math.prod(shape[start:end + 1]),) + shape[end + 1:])
-
-    def squeeze(self, dim=None):
-        """Remove all dims of size 1, or ``dim`` if its size is 1."""
-        shape = self.data.shape
-        if dim is None:
-            return self.reshape(tuple([size for size in shape if size != 1]))
-        dim = dimension(dim, len(shape))
-        if not shape:
-            return self.reshape(())
-        return self.reshape(shape[:dim] + shape[dim + 1:] if shape[dim] == 1 else shape)
-
-    def unsqueeze(self, dim):
-        """Insert a dim of size 1 at position ``dim``."""
-        shape = self.data.shape
-        dim = dimension(dim, len(shape) + 1)
-        return self.reshape(shape[:dim] + (1,) + shape[dim:])
-
-    def permute(self, *dims):
-        """Reorder the dims: dim ``i`` of the result is dim ``dims[i]`` of this tensor."""
-        ndim = self.data.ndim
-        dims = _shape_arg(dims, "dims")
-        if sorted(dimension(d, ndim, "dims") for d in dims) != list(range(ndim)):
-            raise ValueError(f"dims: expected a permutation of the {ndim} dims, got {dims}")
-        return _ops.Permute.apply(self, tuple([d % ndim for d in dims]))
-
-    def transpose(self, dim0, dim1):
-        """Swap dims ``dim0`` and ``dim1``."""
-        ndim = self.data.ndim
-        dim0, dim1 = dimension(dim0, ndim, "dim0"), dimension(dim1, ndim, "dim1")
-        dims = list(range(ndim))
-        if ndim:
-            dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
-        return _ops.Permute.apply(self, tuple(dims))
-
-    @property
-    def T(self):
-        """Tensor: This tensor with its dims reversed (the transpose of a matrix)."""
-        return _ops.Permute.apply(self, tuple(range(self.data.ndim))[::-1])
-
-    def __getitem__(self, index):
-        if isinstance(index, tuple):
-            index = tuple([item.data if isinstance(item, Tensor) else item for item in index])
-        return _ops.GetItem.apply(self, index)
+    def __reduce_ex__(self, protocol):
+        return (_rebuild, (type(self), self.data, self._requires_grad))
 
     # ***** display *****
 
@@ -448,72 +452,6 @@ class Tensor:
         return f"tensor({', '.join(extras)})"
 
 
-# ***** factories *****
-
-def tensor(data, requires_grad=False, dtype=None):
-    """Create a tensor from a copy of ``data``.
-
-    Args:
-        data: A number, a (nested) list, a NumPy array or a Tensor.
-        requires_grad: Record ops on the result for ``backward()`` (floating dtypes only).
-        dtype: The element type. By default Python floats give float32, Python ints int64,
-            and a NumPy array keeps its dtype.
-
-    Returns:
-        Tensor: A new leaf tensor owning its data.
-
-    Raises:
-        TypeError: The dtype is not bool, integer or floating point (e.g. complex, object).
-    """
-    return Tensor(_as_array(data, dtype, copy=True), requires_grad=requires_grad)
-
-
-def from_numpy(array):
-    """Wrap a NumPy array without copying: the tensor and the array share memory."""
-    if not isinstance(array, np.ndarray):
-        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
-    return Tensor(array)
-
-
-def zeros(*size, dtype=None, requires_grad=False):
-    """Return a tensor of zeros of shape ``size`` (ints or one tuple), float32 by default."""
-    return Tensor(np.zeros(_size(size, "zeros"), _float_dtype(dtype)), requires_grad)
-
-
-def ones(*size, dtype=None, requires_grad=False):
-    """Return a tensor of ones of shape ``size`` (ints or one tuple), float32 by default."""
-    return Tensor(np.ones(_size(size, "ones"), _float_dtype(dtype)), requires_grad)
-
-
-def zeros_like(input, dtype=None, requires_grad=False):
-    """Return zeros of ``input``'s shape and (unless ``dtype`` is given) dtype."""
-    return Tensor(np.zeros_like(np.asarray(input), dtype=dtype), requires_grad)
-
-
-def ones_like(input, dtype=None, requires_grad=False):
-    """Return ones of ``input``'s shape and (unless ``dtype`` is given) dtype."""
-    return Tensor(np.ones_like(np.asarray(input), dtype=dtype), requires_grad)
-
-
-def randn(*size, dtype=None, requires_grad=False, generator=None):
-    """Return standard normal samples of shape ``size``, float32 by default.
-
-    Args:
-        *size: Ints or one tuple.
-        dtype: A floating dtype.
-        requires_grad: Record ops on the result for ``backward()``.
-        generator: A ``numpy.random.Generator``; by default the one ``cnn.manual_seed`` seeds.
-    """
-    dtype = _float_dtype(dtype)
-    if dtype.kind != "f":
-        raise TypeError(f"randn: dtype must be floating point, got {dtype}")
-    generator = default_generator() if generator is None else generator
-    # Generator draws float32 and float64 natively; other floats are drawn as float64.
-    draw_dtype = dtype if dtype in (np.float32, np.float64) else np.float64
-    data = generator.standard_normal(_size(size, "randn"), dtype=draw_dtype)
-    return Tensor(data.astype(dtype, copy=False), requires_grad)
-
-
 # ***** helpers *****
 
 def _wrap(array):
@@ -523,81 +461,35 @@ def _wrap(array):
     tensor.data = array
     tensor._grad = None
     tensor._node = None
+    tensor._base = None
+    tensor._counter = None
     tensor._requires_grad = False
     return tensor
 
 
-def _as_array(data, dtype=None, copy=False):
-    """Convert ``data`` to an ndarray of a supported dtype, with the default float dtype."""
+def _rebuild(cls, data, requires_grad):
+    """Unpickle a tensor (a leaf: the graph is not pickled)."""
+    out = cls.__new__(cls)
+    Tensor.__init__(out, data, requires_grad)
+    return out
+
+
+def _as_array(data):
+    """``data`` as an ndarray of a supported dtype (shared when it is one already)."""
     if isinstance(data, Tensor):
-        data = data.data
-    if dtype is not None:
-        dtype = _numpy_dtype(dtype, "dtype")
-    try:
-        if dtype is None and not isinstance(data, (np.ndarray, np.generic)):
-            array = np.array(data)
-            if array.dtype == np.float64:
-                array = array.astype(_DEFAULT_FLOAT)
-        else:
-            array = np.array(data, dtype=dtype) if copy else np.asarray(data, dtype=dtype)
-    except (TypeError, ValueError) as error:
-        raise type(error)(f"data: cannot make an array of the given {type(data).__name__}: "
-                          f"{error}") from None
-    _check_dtype(array.dtype, "dtype" if dtype is not None else "data")
+        return data.data
+    if isinstance(data, np.ndarray):
+        _dtypes.check(data.dtype, "data")
+        return data
+    return tensor(data).data
+
+
+def _constant(value, name):
+    if isinstance(value, Tensor):
+        return value
+    array = np.asarray(value)
+    _dtypes.check(array.dtype, name)
     return array
-
-
-def _check_dtype(dtype, name):
-    if dtype.kind not in _SUPPORTED_KINDS:
-        raise TypeError(f"{name}: unsupported dtype {dtype}; expected bool, integer or "
-                        "floating point")
-
-
-def _numpy_dtype(dtype, name):
-    try:
-        return np.dtype(dtype)
-    except TypeError as error:
-        raise TypeError(f"{name}: expected a NumPy dtype, got {dtype!r} ({error})") from None
-
-
-def _float_dtype(dtype):
-    dtype = _DEFAULT_FLOAT if dtype is None else _numpy_dtype(dtype, "dtype")
-    _check_dtype(dtype, "dtype")
-    return dtype
-
-
-def _size(size, name):
-    """Normalise ``f(2, 3)`` / ``f((2, 3))`` / ``f([2, 3])`` to a shape tuple."""
-    if len(size) == 1 and isinstance(size[0], (tuple, list)):
-        size = tuple(size[0])
-    for n in size:
-        if not isinstance(n, (int, np.integer)) or isinstance(n, bool):
-            raise TypeError(f"{name}: size must be ints, got {size}")
-        if n < 0:
-            raise ValueError(f"{name}: size must be non-negative, got {size}")
-    return size
-
-
-def _shape_arg(shape, name):
-    """Accept ``reshape(2, 3)`` as well as ``reshape((2, 3))``; every entry an integer."""
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = shape[0]
-    return tuple([integer(size, name) for size in shape])
-
-
-def _dims(dim, ndim):
-    """A reduction's ``dim`` (None, an int, or a tuple or list of ints) checked against ``ndim``
-    dims: None, an int or a tuple of distinct non-negative ints."""
-    if dim is None:
-        return None
-    if isinstance(dim, (tuple, list)):
-        dims = tuple([dimension(d, ndim) for d in dim])
-        if len(set(dims)) != len(dims):
-            raise ValueError(f"dim: each dimension may appear once, got {tuple(dim)}")
-    else:
-        dims = dimension(dim, ndim)
-    # A 0-d tensor's only dim is itself: reducing over it reduces over everything.
-    return None if not ndim else dims
 
 
 def _has_fraction(data):

@@ -916,8 +916,10 @@ def tensor_case(data):
     allowed = (ValueError, TypeError)
     if op in ("sum", "mean"):
         dims = dim if isinstance(dim, tuple) else (dim,)
-        valid = supported and (dim is None or (all(in_range(d) for d in dims) and len(
-            {d % max(ndim, 1) for d in dims}) == len(dims)))
+        # mean needs a floating-point tensor, as in PyTorch.
+        valid = supported and (op == "sum" or a.dtype.kind == "f") and (
+            dim is None or (all(in_range(d) for d in dims) and len(
+                {d % max(ndim, 1) for d in dims}) == len(dims)))
         run = (lambda: getattr(tensor(), op)(dim))
     elif op in ("max", "argmax"):
         valid = supported and (dim is None or in_range(dim)) and (

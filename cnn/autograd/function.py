@@ -20,12 +20,19 @@ the result's graph node: it remembers the inputs, and :func:`run_backward` later
 
 Inside :func:`tracing`, every ``apply`` also reports the op, its arguments and its result to an
 observer (``cnn.onnx`` records a forward pass that way).
+
+A graph node refers to its inputs as they were when the op ran: the node of each input that
+was computed, the Tensor itself for a leaf. An in-place operation (``cnn/autograd/inplace.py``)
+therefore gives its tensor a new node without changing what earlier nodes read, and bumps the
+tensor's version (:class:`Version`): a node whose saved arrays were overwritten since it ran
+raises at backward, as PyTorch's "modified by an inplace operation" error, instead of giving a
+wrong gradient. That check costs one integer comparison per node until the first in-place op.
 """
 import contextlib
-import functools
-import threading
 
 import numpy as np
+
+from .grad_mode import _grad_state
 
 # ***** the Tensor class, registered from above *****
 
@@ -46,75 +53,51 @@ def register_tensor_class(cls):
     Tensor = cls
 
 
-# ***** grad mode *****
+# ***** versions *****
 
-class _GradState(threading.local):
-    # A class attribute, so every thread starts with grad enabled (as in PyTorch).
-    enabled = True
+class Version:
+    """How often a tensor's memory was modified in place; shared by a tensor and its views.
 
+    It lives on the tensor that owns the memory (views reach it through their ``_base``) and is
+    made by the first in-place operation. ``epoch`` is the value of the global in-place counter
+    at the last modification: a node made at an earlier epoch may have saved what was
+    overwritten, and is checked at backward.
 
-_grad_state = _GradState()
-
-
-def is_grad_enabled():
-    """Return True unless inside :class:`no_grad` (on this thread)."""
-    return _grad_state.enabled
-
-
-class _GradMode:
-    """Set grad mode inside a ``with`` block or a decorated function, then restore it."""
-
-    __slots__ = ("_previous",)
-    _enabled = True  # the mode inside the block; set by each subclass
-
-    def __new__(cls, func=None):
-        self = super().__new__(cls)
-        # Bare ``@no_grad`` (without parentheses) decorates at once, as in PyTorch 2.
-        return self if func is None else self(func)
-
-    def __enter__(self):
-        self._previous = _grad_state.enabled
-        _grad_state.enabled = self._enabled
-
-    def __exit__(self, *exc_info):
-        _grad_state.enabled = self._previous
-
-    def __call__(self, func):
-        mode = type(self)
-
-        @functools.wraps(func)
-        def wrapper(*args, **kwargs):
-            # A fresh instance per call keeps recursive and threaded calls independent.
-            with mode():
-                return func(*args, **kwargs)
-
-        return wrapper
-
-
-class no_grad(_GradMode):
-    """Disable graph recording, as a context manager or a decorator.
-
-    Ops run inside return tensors with ``requires_grad=False`` and save nothing for backward,
-    which is what evaluation loops and optimizer updates want.
-
-    Example::
-
-        with no_grad():
-            y = x * 2          # y.requires_grad is False
-
-        @no_grad()
-        def evaluate(model, x):
-            return model(x)
+    Attributes:
+        value (int): The version, ``Tensor._version``.
+        epoch (int): The in-place epoch of the last modification.
     """
 
-    __slots__ = ()
-    _enabled = False
+    __slots__ = ("value", "epoch")
+
+    def __init__(self):
+        self.value = 0
+        self.epoch = 0
 
 
-class enable_grad(_GradMode):
-    """Re-enable graph recording inside a :class:`no_grad` region (context manager or decorator)."""
+# Bumped by every in-place operation on a tensor; each graph node records it when made.
+_epoch = 0
 
-    __slots__ = ()
+
+def bump_version(root):
+    """Record an in-place modification of the memory that the tensor `root` owns.
+
+    Returns:
+        Version: The tensor's version, now one higher, at a new epoch.
+    """
+    global _epoch
+    version = root._counter
+    if version is None:
+        version = root._counter = Version()
+    _epoch += 1
+    version.value += 1
+    version.epoch = _epoch
+    return version
+
+
+def current_epoch():
+    """The global in-place epoch (see :class:`Version`)."""
+    return _epoch
 
 
 # ***** functions and their graph nodes *****
@@ -131,12 +114,16 @@ class Context:
     Any other attribute (``ctx.dim = dim``) can be set in ``forward`` and read in ``backward``.
     """
 
-    __slots__ = ("_function", "_inputs", "saved_tensors", "__dict__")
+    __slots__ = ("_function", "_inputs", "_args", "_epoch", "saved_tensors", "__dict__")
 
-    def __init__(self, function, inputs):
+    def __init__(self, function, inputs, args, epoch):
         self._function = function
-        # One entry per forward argument: the Tensor if it requires grad, else None.
+        # One entry per forward argument: the node of a computed input that requires grad, the
+        # Tensor itself for a leaf that requires grad, else None.
         self._inputs = inputs
+        # The arguments as given, and the in-place epoch, for the version check at backward.
+        self._args = args
+        self._epoch = epoch
         self.saved_tensors = ()
 
     def save_for_backward(self, *arrays):
@@ -146,7 +133,23 @@ class Context:
     @property
     def needs_input_grad(self):
         """tuple: One bool per forward argument: whether backward must return its gradient."""
-        return tuple([tensor is not None for tensor in self._inputs])
+        return tuple([input_ is not None for input_ in self._inputs])
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` with the gradient of this node's output before it flows on.
+
+        ``Tensor.register_hook`` on a computed tensor lands here; the hook may return a
+        replacement gradient (an array or Tensor of the same shape) or None.
+
+        Returns:
+            RemovableHandle-like object with ``remove()``.
+        """
+        global hooks_in_use
+        hooks_in_use = True
+        hooks = self.__dict__.setdefault("_hooks", {})
+        handle = _HookHandle(hooks)
+        hooks[handle.id] = hook
+        return handle
 
     def name(self):
         """Return the node's name, e.g. ``"MulBackward"``."""
@@ -160,6 +163,11 @@ class _UnrecordedContext(Context):
     """The ``ctx`` of an op that records nothing (no_grad, or no input requires grad)."""
 
     __slots__ = ()
+
+    def __init__(self, function, inputs):
+        self._function = function
+        self._inputs = inputs
+        self.saved_tensors = ()
 
     def save_for_backward(self, *arrays):
         pass
@@ -200,11 +208,12 @@ class Function:
         arrays = [arg.data if isinstance(arg, Tensor) else arg for arg in args]
         record = False
         if _grad_state.enabled:
-            inputs = tuple([arg if isinstance(arg, Tensor) and arg._requires_grad else None
-                            for arg in args])
+            # Graph edges point at what the inputs are now (see the module docstring).
+            inputs = tuple([(arg._node or arg) if isinstance(arg, Tensor) and arg._requires_grad
+                            else None for arg in args])
             record = inputs.count(None) != len(inputs)
         if record:
-            ctx = Context(cls, inputs)
+            ctx = Context(cls, inputs, args, _epoch)
         else:
             ctx = _UnrecordedContext(cls, (None,) * len(args))
         data = cls.forward(ctx, *arrays, **kwargs)
@@ -213,6 +222,8 @@ class Function:
         out = _new_tensor(Tensor)
         out.data = data
         out._grad = None
+        out._base = None
+        out._counter = None
         if record and data.dtype.kind == "f":
             out._requires_grad = True
             out._node = ctx
@@ -266,132 +277,29 @@ def tracing(tracer):
         _tracer = None
 
 
-# ***** the backward engine *****
+# ***** hooks *****
 
-def run_backward(tensor, gradient=None, retain_graph=False):
-    """Accumulate d(tensor)/d(leaf) into the ``.grad`` of every leaf that requires grad.
-
-    Args:
-        tensor: The Tensor to differentiate.
-        gradient: d(loss)/d(tensor), of the tensor's shape; may be omitted for a
-            one-element tensor (it is then 1).
-        retain_graph: Keep the saved arrays so that backward can run through this graph
-            again. By default they are freed.
-
-    Raises:
-        ValueError: The tensor does not require grad, ``gradient`` is missing or has the
-            wrong shape, an op's backward returned a gradient of the wrong shape, or the
-            graph was already freed.
-        TypeError: ``gradient`` is not an array of real numbers (complex, strings, objects).
-    """
-    if not tensor._requires_grad:
-        raise ValueError("backward: the tensor does not require grad and has no grad_fn; "
-                         "create its inputs with requires_grad=True")
-    grad = _root_gradient(tensor, gradient)
-    root = tensor._node
-    if root is None:
-        _accumulate(tensor, grad)
-        return
-    order = _topological_order(root)
-    grads = {root: grad}
-    for node in reversed(order):
-        grad = grads.pop(node, None)
-        if grad is None:
-            continue
-        if node.saved_tensors is None:
-            raise ValueError(
-                f"backward: trying to backward through the graph a second time ({node.name()} "
-                "was freed by the first backward); use backward(retain_graph=True) the first time")
-        results = node._function.backward(node, grad)
-        inputs = node._inputs
-        if type(results) is not tuple:
-            results = (results,)
-        if len(results) != len(inputs) and not _only_nones(results[len(inputs):]):
-            raise ValueError(f"{node.name()} returned {len(results)} gradients for "
-                             f"{len(inputs)} inputs")
-        for input_, grad in zip(inputs, results):
-            if input_ is None or grad is None:
-                continue
-            grad = _checked_gradient(grad, input_, node)
-            parent = input_._node
-            if parent is None:
-                _accumulate(input_, grad)
-            elif parent in grads:
-                # Out of place: the stored gradient may be a view some op still holds.
-                grads[parent] = grads[parent] + grad
-            else:
-                grads[parent] = grad
-    if not retain_graph:
-        for node in order:
-            node.saved_tensors = None
-            node._inputs = ()
-            node.__dict__.clear()
+# Set once any gradient hook is registered; until then the engine does not look for hooks.
+hooks_in_use = False
 
 
-def _only_nones(extra_results):
-    # Gradients for keyword-passed arguments (which have no inputs) may come back as None.
-    return bool(extra_results) and all(result is None for result in extra_results)
+class _HookHandle:
+    """Removes one hook from the table it was registered in (``handle.remove()``)."""
 
+    __slots__ = ("_table", "id")
+    _next_id = 0
 
-def _root_gradient(tensor, gradient):
-    data = tensor.data
-    if gradient is None:
-        if data.size != 1:
-            raise ValueError("grad can be implicitly created only for scalar outputs; "
-                             f"pass backward(gradient=...) for a tensor of shape {data.shape}")
-        return np.ones(data.shape, data.dtype)
-    grad = np.asarray(gradient.data if isinstance(gradient, Tensor) else gradient)
-    if grad.dtype.kind not in "biuf":
-        raise TypeError(f"backward: gradient must be a real number array, got dtype {grad.dtype}")
-    if grad.shape != data.shape:
-        raise ValueError(f"backward: gradient has shape {grad.shape}, expected the "
-                         f"tensor's shape {data.shape}")
-    return grad.astype(data.dtype, copy=False)
+    def __init__(self, table):
+        self._table = table
+        self.id = _HookHandle._next_id
+        _HookHandle._next_id += 1
 
+    def remove(self):
+        """Unregister the hook; removing it again does nothing."""
+        self._table.pop(self.id, None)
 
-def _checked_gradient(grad, tensor, node):
-    if type(grad) is not np.ndarray:
-        grad = np.asarray(grad)
-    shape = tensor.data.shape
-    if grad.shape != shape:
-        raise ValueError(f"{node.name()} returned a gradient of shape {grad.shape} for an "
-                         f"input of shape {shape}")
-    dtype = tensor.data.dtype
-    if grad.dtype != dtype:
-        if grad.dtype.kind != "f":
-            raise TypeError(f"{node.name()} returned a gradient of dtype {grad.dtype} for an "
-                            f"input of dtype {dtype}")
-        grad = grad.astype(dtype)
-    return grad
+    def __enter__(self):
+        return self
 
-
-def _accumulate(leaf, grad):
-    if leaf._grad is None:
-        # A copy: ``grad`` may alias an array that an op or the caller still holds.
-        leaf._grad = grad.astype(leaf.data.dtype, copy=True)
-    else:
-        leaf._grad += grad
-
-
-def _topological_order(root):
-    """Return the nodes reachable from ``root``, each after all the nodes of its inputs.
-
-    Iterative, so that graphs deeper than Python's recursion limit work.
-    """
-    order = []
-    visited = {root}
-    stack = [(root, iter(root._inputs))]
-    while stack:
-        node, inputs = stack[-1]
-        for input_ in inputs:
-            child = None if input_ is None else input_._node
-            if child is not None and child not in visited:
-                visited.add(child)
-                stack.append((child, iter(child._inputs)))
-                break
-        else:
-            stack.pop()
-            order.append(node)
-    return order
-
-
+    def __exit__(self, *exc_info):
+        self.remove()

@@ -7,7 +7,7 @@ which imports this package.
 import numpy as np
 
 from . import function
-from .function import no_grad
+from .grad_mode import no_grad
 
 
 class GradcheckError(AssertionError):

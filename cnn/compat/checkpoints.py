@@ -133,8 +133,8 @@ def state_dict_from_seed(model, params, name="the checkpoint"):
             value = value.reshape(-1)
         if value.shape != param.shape:
             given = f"{array.shape} (transposed: {value.shape})" if transpose else array.shape
-            problems.append(f"entry {position} for {key!r}: expected shape {param.shape}, got "
-                            f"{given}")
+            problems.append(f"entry {position} for {key!r}: expected shape "
+                            f"{tuple(param.shape)}, got {given}")
         state[key] = value
     if problems:
         raise ValueError(f"{name} does not fit the model:\n\t" + "\n\t".join(problems))
