@@ -4,7 +4,7 @@ cnn runs on the CPU. The queries answer as PyTorch's do on a machine without CUD
 does nothing (as in PyTorch, where "it is safe to call this function if CUDA is not
 available"); anything that would need a GPU raises an error that says cnn runs on the CPU.
 """
-from .devices import CPU_ONLY
+from .devices import unavailable
 
 __all__ = ["is_available", "device_count", "manual_seed", "manual_seed_all",
            "is_bf16_supported", "current_device", "synchronize", "empty_cache", "set_device"]
@@ -38,7 +38,7 @@ def empty_cache():
 
 
 def _no_cuda(*args, **kwargs):
-    raise RuntimeError(CPU_ONLY.format(kind="CUDA"))
+    raise unavailable("CUDA", "cnn.cuda")
 
 
 def current_device():

@@ -5,14 +5,24 @@ PyTorch code names devices (``torch.device("cuda" if torch.cuda.is_available() e
 the CPU and runs unchanged. Asking for any other device raises an error that says cnn runs on
 the CPU, rather than silently computing somewhere else than asked.
 """
-__all__ = ["device"]
-
-CPU_ONLY = ("cnn runs on the CPU only (NumPy arrays and its own CPU kernels); it has no "
-            "{kind} support. Use device 'cpu' (torch.cuda.is_available() is False here, so "
-            "code that checks it picks the CPU).")
+__all__ = ["device", "DeviceUnavailableError"]
 
 
-# The device types PyTorch names; every one but the CPU is refused with CPU_ONLY.
+class DeviceUnavailableError(RuntimeError, ValueError):
+    """A device other than the CPU was asked for. A RuntimeError, as PyTorch raises where it
+    lacks a device, and a ValueError, as cnn raises for an argument it cannot take."""
+
+
+def unavailable(kind, what="device"):
+    """The error for asking for device `kind` (``"CUDA"``, ...); `what` names the argument or
+    call."""
+    return DeviceUnavailableError(
+        f"{what}: cnn runs on the CPU only (NumPy arrays and its own CPU kernels); it has no "
+        f"{kind} support. Use device 'cpu' (torch.cuda.is_available() is False here, so code "
+        "that checks it picks the CPU).")
+
+
+# The device types PyTorch names; every one but the CPU is refused (unavailable()).
 DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu", "xla", "meta", "hip", "vulkan", "mtia", "ipu",
                 "hpu", "privateuseone")
 
@@ -30,7 +40,8 @@ class device:
         index (int or None): The index given, if any.
 
     Raises:
-        RuntimeError: For ``"cuda"``, ``"mps"`` and any other device kind: cnn runs on the CPU.
+        DeviceUnavailableError: For ``"cuda"``, ``"mps"`` and any other device kind: cnn runs
+            on the CPU (a RuntimeError, and a ValueError).
         ValueError: For a malformed string or an index other than 0.
     """
 
@@ -53,7 +64,7 @@ class device:
         if kind != "cpu":
             if kind not in DEVICE_TYPES:
                 raise ValueError(f"device: expected a device type such as 'cpu', got {type!r}")
-            raise RuntimeError(CPU_ONLY.format(kind=kind.upper()))
+            raise unavailable(kind.upper(), f"device {type!r}")
         if index is not None and (isinstance(index, bool) or not isinstance(index, int)
                                   or index not in (0, -1)):
             raise ValueError(f"device: the CPU has the one index 0, got {index!r}")
@@ -64,7 +75,7 @@ class device:
         if isinstance(other, str):
             try:
                 other = device(other)
-            except (RuntimeError, ValueError):
+            except ValueError:
                 return False
         return isinstance(other, device) and (self.type, self.index) == (other.type, other.index)
 
@@ -94,7 +105,7 @@ def as_device(value, name="device"):
     if value is None or value is _CPU:
         return _CPU
     if isinstance(value, int) and not isinstance(value, bool):
-        raise RuntimeError(CPU_ONLY.format(kind="CUDA"))  # an int names a CUDA device
+        raise unavailable("CUDA", f"{name} {value!r}")  # an int names a CUDA device
     if not isinstance(value, (str, device)):
         raise TypeError(f"{name}: expected a device such as 'cpu', got "
                         f"{type(value).__name__} {value!r}")

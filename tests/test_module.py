@@ -473,7 +473,7 @@ def test_to_rejects_non_float_dtypes(dtype):
 
 
 def test_to_rejects_other_devices():
-    with pytest.raises(ValueError, match="device: only 'cpu' is supported, got 'cuda'"):
+    with pytest.raises(ValueError, match="device 'cuda': cnn runs on the CPU only"):
         Net().to(device="cuda")
 
 

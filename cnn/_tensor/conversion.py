@@ -5,11 +5,11 @@ import numpy as np
 from .. import _dtypes
 from ..autograd import ops
 from ..creation import full, tensor, zeros
-from ..devices import CPU_ONLY, DEVICE_TYPES, as_device, device
+from ..devices import DEVICE_TYPES, as_device, device, unavailable
 from ._args import tensor_class
 
 
-def _parse_to(args, kwargs):
+def to_arguments(args, kwargs):
     """``(dtype, copy)`` (the device checked to be the CPU) from the forms of ``Tensor.to`` / ``Module.to``: ``to(dtype)``,
     ``to(device, dtype)``, ``to(tensor)``, and their keywords; ``non_blocking`` is accepted."""
     Tensor = tensor_class()
@@ -62,7 +62,7 @@ class ConversionMethods:
             RuntimeError: A device other than the CPU (``"cuda"``, ...).
             TypeError: An unsupported dtype or argument.
         """
-        dtype, copy = _parse_to(args, kwargs)
+        dtype, copy = to_arguments(args, kwargs)
         if dtype is None or dtype == self.data.dtype:
             return self.clone() if copy else self
         return ops.Cast.apply(self, dtype)
@@ -84,11 +84,11 @@ class ConversionMethods:
 
     def cuda(self, device=None, non_blocking=False, memory_format=None):
         """Raise: cnn runs on the CPU only."""
-        raise RuntimeError(CPU_ONLY.format(kind="CUDA"))
+        raise unavailable("CUDA", "cuda()")
 
     def pin_memory(self, device=None):
         """Raise: pinned memory serves GPU transfers, and cnn has no GPU."""
-        raise RuntimeError("pin_memory: " + CPU_ONLY.format(kind="CUDA"))
+        raise unavailable("CUDA", "pin_memory()")
 
     def float(self, memory_format=None):
         """Return this tensor as float32 (differentiable)."""

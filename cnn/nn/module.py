@@ -3,7 +3,8 @@
 `Module` follows `torch.nn.Module`: assigning a :class:`Parameter` or a `Module` to an attribute
 registers it in an ordered dict, so `named_parameters()` and `state_dict()` can walk the tree
 and name every entry with PyTorch's dotted keys (``"features.0.weight"``). Buffers are plain
-NumPy arrays (running statistics), saved with the parameters but never trained.
+NumPy arrays (running statistics) or Tensors (``register_buffer("mask", cnn.ones(3))``), saved
+with the parameters but never trained.
 """
 import warnings
 from collections import OrderedDict, namedtuple
@@ -11,7 +12,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .._tensor.conversion import to_arguments
 from .._validation import FLOAT_DTYPES
+from ..devices import unavailable
 from ..tensor import Tensor
 from ..utils.hooks import RemovableHandle
 from .parameter import Parameter
@@ -232,24 +235,24 @@ class Module:
                             f"expected a cnn.nn.Parameter or None")
         self._parameters[name] = param
 
-    def register_buffer(self, name, array, persistent=True):
+    def register_buffer(self, name, tensor, persistent=True):
         """Add a buffer: state that is saved but not trained, such as batch norm running means.
 
         Args:
             name (str): Attribute name; no dots.
-            array (numpy.ndarray or None): The buffer. A None buffer is not saved.
+            tensor (Tensor, numpy.ndarray or None): The buffer, kept as given (``self.name`` is
+                that object). A None buffer is not saved.
             persistent (bool): Whether :meth:`state_dict` includes it.
 
         Raises:
-            TypeError: If `array` is neither a NumPy array nor None, or `name` is not a string.
+            TypeError: If `tensor` is neither a Tensor, a NumPy array nor None, or `name` is
+                not a string.
             ValueError: If `name` is empty, contains a dot, or is already a non-buffer attribute.
         """
         _require_init(self, "buffers")
         _check_name(name, "buffer", self)
-        if array is not None and not isinstance(array, np.ndarray):
-            raise TypeError(f"cannot assign {type(array).__name__} to buffer {name!r}: "
-                            f"expected a NumPy array or None")
-        self._buffers[name] = array
+        _check_buffer(name, tensor)
+        self._buffers[name] = tensor
         if persistent:
             self._non_persistent_buffers.discard(name)
         else:
@@ -318,9 +321,7 @@ class Module:
                                 f"expected a cnn.nn.Module or None")
             modules[name] = None
         elif buffers is not None and name in buffers:
-            if value is not None and not isinstance(value, np.ndarray):
-                raise TypeError(f"cannot assign {type(value).__name__} as buffer {name!r}: "
-                                f"expected a NumPy array or None")
+            _check_buffer(name, value)
             buffers[name] = value
         else:
             object.__setattr__(self, name, value)
@@ -504,9 +505,10 @@ class Module:
         for name, param in self._parameters.items():
             if param is not None:
                 destination[prefix + name] = param if keep_vars else param.data
-        for name, array in self._buffers.items():
-            if array is not None and name not in self._non_persistent_buffers:
-                destination[prefix + name] = array
+        for name, buffer in self._buffers.items():
+            if buffer is not None and name not in self._non_persistent_buffers:
+                destination[prefix + name] = (buffer.data if isinstance(buffer, Tensor)
+                                              and not keep_vars else buffer)
         for name, module in self._modules.items():
             if module is not None:
                 module.state_dict(destination=destination, prefix=f"{prefix}{name}.",
@@ -637,46 +639,45 @@ class Module:
                 else:
                     param.grad = np.zeros_like(array)
 
-    def to(self, dtype=None, device=None):
-        """Convert the floating-point parameters and buffers to `dtype`, in place.
+    def to(self, *args, **kwargs):
+        """Convert the floating-point parameters and buffers to a dtype, in place.
 
-        The Parameter objects stay the same (optimizers keep working); their arrays are
-        replaced by converted copies and their gradients are dropped. Integer buffers are kept.
-
-        Args:
-            dtype: ``numpy.float32`` or ``numpy.float64`` (or their names). ``"cpu"`` is also
-                accepted here, as ``model.to("cpu")`` is a no-op.
-            device (str, optional): Only ``"cpu"``.
+        Takes PyTorch's forms: ``to(dtype)``, ``to(device)``, ``to(device, dtype)``,
+        ``to(tensor)`` (its dtype), with keywords ``device``, ``dtype``, ``non_blocking``. The
+        device can only be the CPU, where everything already is. The Parameter objects stay the
+        same (optimizers keep working); their arrays are replaced by converted copies and their
+        gradients are dropped. Integer buffers are kept.
 
         Returns:
             Module: self
 
         Raises:
-            TypeError: If `dtype` is not float32 or float64.
-            ValueError: If `device` is not ``"cpu"``.
+            TypeError: If the dtype is not float32 or float64.
+            RuntimeError: If the device is not the CPU ("cuda", ...).
         """
-        if isinstance(dtype, str) and dtype == "cpu" and device is None:
-            dtype, device = None, dtype
-        if device is not None and device != "cpu":
-            raise ValueError(f"device: only 'cpu' is supported, got {device!r}")
+        try:
+            dtype, _ = to_arguments(args, kwargs)
+        except TypeError as error:
+            raise TypeError(f"dtype: expected numpy.float32 or numpy.float64 ({error})") from None
         if dtype is None:
             return self
-        try:
-            target = np.dtype(dtype)
-        except (TypeError, ValueError):
-            target = None
         # Not `None not in FLOAT_DTYPES`: numpy compares None equal to float64.
-        if target is None or target not in FLOAT_DTYPES:
-            raise TypeError(f"dtype: expected numpy.float32 or numpy.float64, got {dtype!r}")
+        if dtype not in FLOAT_DTYPES:
+            raise TypeError(f"dtype: expected numpy.float32 or numpy.float64, got {dtype}")
         for param in self.parameters():
-            if param.data.dtype != target:
-                param.data = param.data.astype(target)
+            if param.data.dtype != dtype:
+                param.data = param.data.astype(dtype)
                 param.grad = None
         for module in self.modules():
             buffers = module._buffers
-            for name, array in buffers.items():
-                if array is not None and array.dtype.kind == "f" and array.dtype != target:
-                    buffers[name] = array.astype(target)
+            for name, buffer in buffers.items():
+                array = buffer.data if isinstance(buffer, Tensor) else buffer
+                if array is None or array.dtype.kind != "f" or array.dtype == dtype:
+                    continue
+                if isinstance(buffer, Tensor):
+                    buffer.data = array.astype(dtype)
+                else:
+                    buffers[name] = array.astype(dtype)
         return self
 
     def double(self):
@@ -703,6 +704,10 @@ class Module:
         """
         return self
 
+    def cuda(self, device=None):
+        """Raise: cnn runs on the CPU only."""
+        raise unavailable("CUDA", "cuda()")
+
     # ----- representation -----
 
     def extra_repr(self):
@@ -727,6 +732,12 @@ class Module:
         elif lines:
             body = "\n  " + "\n  ".join(lines) + "\n"
         return f"{type(self).__name__}({body})"
+
+
+def _check_buffer(name, value):
+    if value is not None and not isinstance(value, (np.ndarray, Tensor)):
+        raise TypeError(f"cannot assign {type(value).__name__} as buffer {name!r}: expected a "
+                        f"Tensor, a NumPy array or None")
 
 
 def _add_hook(table, hook, prepend, options):

@@ -2,7 +2,7 @@
 import numpy as np
 
 from . import updates
-from .optimizer import Optimizer, _check_flags, _check_number, _params_with_grad
+from .optimizer import Optimizer, _check_betas, _check_flags, _check_number, _params_with_grad
 
 
 class Adam(Optimizer):
@@ -53,14 +53,7 @@ class Adam(Optimizer):
     def _check_options(self, options):
         _check_number(options["lr"], "lr", "learning rate")
         _check_number(options["eps"], "eps", "epsilon value")
-        betas = options["betas"]
-        if isinstance(betas, np.ndarray):
-            betas = betas.tolist()
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise ValueError(f"betas must be a pair of floats, got {betas!r}")
-        for i, beta in enumerate(betas):
-            _check_number(beta, f"betas[{i}]", f"beta parameter at index {i}", upper=1.0)
-        options["betas"] = (float(betas[0]), float(betas[1]))
+        _check_betas(options)
         _check_number(options["weight_decay"], "weight_decay", "weight_decay value")
         _check_flags(options, ("amsgrad", "maximize", "decoupled_weight_decay"))
 

@@ -2,6 +2,7 @@
 import copy
 import math
 import numbers
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -16,8 +17,14 @@ class Optimizer:
     """Base class of all optimizers, with the semantics of ``torch.optim.Optimizer``.
 
     Subclasses pass their hyperparameters as ``defaults``, validate them in ``_check_options`` and
-    implement ``_update_group``, which ``step`` calls for each group. Parameters are updated in place (``p.data`` is never rebound, because
-    modules and checkpoints hold that array); parameters whose ``grad`` is None are skipped.
+    implement ``_update_group``, which ``step`` calls for each group. Parameters are updated in
+    place (``p.data`` is never rebound, because modules and checkpoints hold that array);
+    parameters whose ``grad`` is None are skipped.
+
+    A user's own optimizer written PyTorch's way works too: it calls
+    ``super().__init__(params, defaults)``, overrides ``step`` (typically under
+    ``@torch.no_grad()``), keeps its state in ``self.state[p]`` (a defaultdict of dicts keyed by
+    parameter, whose values may be Tensors) and updates ``p`` with in-place Tensor operations.
 
     Args:
         params: an iterable of Parameters, an iterable of dicts (parameter groups, each with a
@@ -28,7 +35,8 @@ class Optimizer:
     Attributes:
         defaults (dict): the default options.
         param_groups (list of dict): each group's ``"params"`` list and every option.
-        state (dict): per-parameter state (e.g. momentum buffers), keyed by parameter.
+        state (collections.defaultdict): per-parameter state (e.g. momentum buffers), a dict
+            per parameter, keyed by parameter.
     """
 
     #: Names of per-parameter state entries that are arrays shaped like their parameter.
@@ -39,7 +47,7 @@ class Optimizer:
     def __init__(self, params, defaults):
         self._check_options(defaults)
         self.defaults = defaults
-        self.state = {}
+        self.state = defaultdict(dict)
         self.param_groups = []
 
         if callable(getattr(params, "parameters", None)):
@@ -168,7 +176,7 @@ class Optimizer:
             param_groups.append(packed)
             for p in group["params"]:
                 if p in self.state:
-                    state[index] = {name: value.copy() if isinstance(value, np.ndarray) else value
+                    state[index] = {name: _copy_state_value(value)
                                     for name, value in self.state[p].items()}
                 index += 1
         return {"state": state, "param_groups": param_groups}
@@ -196,7 +204,7 @@ class Optimizer:
         param_groups, by_index = self._load_param_groups(state_dict["param_groups"])
         state = self._load_state(state_dict["state"], by_index)
         self.param_groups = param_groups
-        self.state = state
+        self.state = defaultdict(dict, state)
 
     def _load_param_groups(self, saved_groups):
         """The new param_groups, and {saved index: (parameter, its new group)}."""
@@ -259,6 +267,9 @@ class Optimizer:
                     entry[name] = _state_array(value, param.data, f"{where}, {name!r}")
                 elif name in self._number_state:
                     entry[name] = _state_number(value, f"{where}, {name!r}")
+                elif not (self._array_state or self._number_state):
+                    # An optimizer that declares no state (a user's own): kept as saved, copied.
+                    entry[name] = _copy_state_value(value)
                 else:
                     raise ValueError(f"{where} has an unknown entry {name!r} for {type(self).__name__}")
             missing = [name for name in self._required_state(group) if name not in entry]
@@ -267,6 +278,27 @@ class Optimizer:
             if entry:
                 state[param] = entry
         return state
+
+
+def _copy_state_value(value):
+    """A copy of a state entry: arrays and Tensors copied, numbers and the rest deep-copied."""
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, Tensor):
+        return Tensor(np.array(value.data, copy=True))
+    return copy.deepcopy(value)
+
+
+def _check_betas(options):
+    """Normalise ``options["betas"]`` to a pair of floats in [0, 1) (PyTorch's checks)."""
+    betas = options["betas"]
+    if isinstance(betas, np.ndarray):
+        betas = betas.tolist()
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"betas must be a pair of floats, got {betas!r}")
+    for i, beta in enumerate(betas):
+        _check_number(beta, f"betas[{i}]", f"beta parameter at index {i}", upper=1.0)
+    options["betas"] = (float(betas[0]), float(betas[1]))
 
 
 def _grad_array(grad):

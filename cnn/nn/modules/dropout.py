@@ -19,3 +19,11 @@ class Dropout(Module):
 
     def extra_repr(self):
         return f"p={self.p}, inplace={self.inplace}"
+
+
+class Dropout2d(Dropout):
+    """Zero whole channels of (N, C, H, W) with probability p in training mode (scaling the
+    rest by 1/(1-p)); the identity in evaluation mode."""
+
+    def forward(self, input):
+        return F.dropout2d(input, self.p, self.training)

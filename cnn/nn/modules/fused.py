@@ -67,8 +67,9 @@ class ConvReLUMaxPool2d(_FusedModule):
     """``MaxPool2d(2)(ReLU()(Conv2d(x)))`` as one op (:func:`F.conv2d_relu_max_pool2d`).
 
     The values and gradients are bit for bit those of the three layers, computed without
-    storing the convolution's output. Fuses a Conv2d with ``groups=1`` and a MaxPool2d with
-    a 2x2 window, stride 2, no padding, dilation 1, floor rounding and no returned indices.
+    storing the convolution's output. Fuses a Conv2d with ``groups=1`` and zero padding equal
+    on both sides, and a MaxPool2d with a 2x2 window, stride 2, no padding, dilation 1, floor
+    rounding and no returned indices.
 
     Args:
         conv (Conv2d): The convolution; its parameters are used, not copied.
@@ -95,14 +96,15 @@ class ConvReLUMaxPool2d(_FusedModule):
         if tuple(map(type, modules)) != cls.fuses:
             return False
         conv, _, pool = modules
-        return (conv.groups == 1 and pool.kernel_size in _TWO and pool.stride in _TWO
+        return (conv.groups == 1 and conv._pre_padding is None
+                and pool.kernel_size in _TWO and pool.stride in _TWO
                 and pool.padding in (0, (0, 0)) and pool.dilation in (1, (1, 1))
                 and not pool.ceil_mode and not pool.return_indices)
 
     @classmethod
     def _conditions(cls):
-        return (" (groups=1; a 2x2 pool of stride 2 without padding, dilation, ceil_mode or "
-                "return_indices)")
+        return (" (groups=1 and zero padding of equal sides; a 2x2 pool of stride 2 without "
+                "padding, dilation, ceil_mode or return_indices)")
 
     def forward(self, input):
         """Apply the three layers as one op.

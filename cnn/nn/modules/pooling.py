@@ -1,5 +1,5 @@
 """Max- and average-pooling layers."""
-from cnn._validation import pair
+from cnn._validation import integer, pair
 from cnn.nn import functional as F
 from cnn.nn.module import Module
 
@@ -63,3 +63,70 @@ class AvgPool2d(Module):
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxPool1d(MaxPool2d):
+    """1-D max-pooling over (N, C, L) or (C, L), as torch.nn.MaxPool1d (same arguments as
+    MaxPool2d, each an int)."""
+
+    def forward(self, input):
+        return F.max_pool1d(input, self.kernel_size, self.stride, self.padding, self.dilation,
+                            self.ceil_mode, self.return_indices)
+
+
+class AvgPool1d(AvgPool2d):
+    """1-D average-pooling over (N, C, L) or (C, L), as torch.nn.AvgPool1d."""
+
+    def forward(self, input):
+        return F.avg_pool1d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                            self.count_include_pad)
+
+
+class _AdaptivePool(Module):
+    """Shared by the adaptive poolings: the output size (an int, or a tuple with None for
+    "keep that dim")."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        sizes = output_size if isinstance(output_size, (tuple, list)) else (output_size,)
+        for size in sizes:
+            if size is not None:
+                integer(size, "output_size", 1)
+        self.output_size = tuple(output_size) if isinstance(output_size, list) else output_size
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveAvgPool2d(_AdaptivePool):
+    """Average-pool (N, C, H, W) to ``output_size`` whatever the input size (PyTorch's bins).
+
+    Args:
+        output_size: int or (OH, OW); None keeps that dim.
+    """
+
+    def forward(self, input):
+        return F.adaptive_avg_pool2d(input, self.output_size)
+
+
+class AdaptiveAvgPool1d(_AdaptivePool):
+    """Average-pool (N, C, L) to ``output_size`` whatever the input size (PyTorch's bins)."""
+
+    def forward(self, input):
+        return F.adaptive_avg_pool1d(input, self.output_size)
+
+
+class AdaptiveMaxPool2d(_AdaptivePool):
+    """Max-pool (N, C, H, W) to ``output_size`` whatever the input size (PyTorch's bins).
+
+    Args:
+        output_size: int or (OH, OW); None keeps that dim.
+        return_indices: also return the flat in-plane index of every maximum.
+    """
+
+    def __init__(self, output_size, return_indices=False):
+        super().__init__(output_size)
+        self.return_indices = bool(return_indices)
+
+    def forward(self, input):
+        return F.adaptive_max_pool2d(input, self.output_size, self.return_indices)
