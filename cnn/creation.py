@@ -230,7 +230,16 @@ def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
     steps = integer(steps, "steps", 0, None)
     start, end = _number(start, "start"), _number(end, "end")
     dtype = _float_dtype(dtype, device, "linspace") if dtype is None else _dtype(dtype, device)
-    return function.Tensor(np.linspace(start, end, steps).astype(dtype), requires_grad)
+    # PyTorch's kernel: the first half counts up from start, the second half down from end
+    # (so both ends are exact), with the step in the result's precision and each value
+    # rounded once (the compiled kernel fuses the multiply-add).
+    kind = dtype.type if dtype.kind == "f" else np.float64
+    step = (kind(end) - kind(start)) / kind(max(steps - 1, 1))
+    index = np.arange(steps, dtype=np.float64)
+    wide = np.float64(step)
+    values = np.where(index < steps // 2, np.float64(kind(start)) + wide * index,
+                      np.float64(kind(end)) - wide * (steps - index - 1))
+    return function.Tensor(values.astype(dtype), requires_grad)
 
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):

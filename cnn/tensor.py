@@ -298,10 +298,12 @@ class Tensor(ShapeMethods, MathMethods, ReductionMethods, InPlaceMethods, Conver
         return _ops.Add.apply(a, b)
 
     def __sub__(self, other):
+        _check_subtraction(self, other)
         a, b = binary_operands(self, other)
         return _ops.Sub.apply(a, b)
 
     def __rsub__(self, other):
+        _check_subtraction(self, other)
         b, a = binary_operands(self, other)
         return _ops.Sub.apply(a, b)
 
@@ -482,6 +484,15 @@ def _as_array(data):
         _dtypes.check(data.dtype, "data")
         return data
     return tensor(data).data
+
+
+def _check_subtraction(tensor, other):
+    """PyTorch refuses to subtract bools (NumPy too, for arrays): it is never what was meant."""
+    other_dtype = other.data.dtype if isinstance(other, Tensor) else np.asarray(other).dtype
+    if tensor.data.dtype.kind == "b" or other_dtype.kind == "b":
+        raise TypeError("Subtraction, the `-` operator, with a bool tensor is not supported. If "
+                        "you are trying to invert a mask, use the `~` or `logical_not()` "
+                        "operator instead.")
 
 
 def _constant(value, name):

@@ -29,12 +29,14 @@ def reset_weight_and_bias(weight, bias):
         init.uniform_(bias, -bound, bound)
 
 
-def add_weight_and_bias(module, weight_shape, bias, dtype):
-    """Give `module` (a Linear or Conv2d) an uninitialised `weight` of `weight_shape` and a
-    `bias` of one value per output (or None when `bias` is false); reset_parameters fills them."""
+def add_weight_and_bias(module, weight_shape, bias, dtype, outputs=None):
+    """Give `module` (a Linear or a convolution) an uninitialised `weight` of `weight_shape` and
+    a `bias` of one value per output (``outputs``, by default ``weight_shape[0]``; or None when
+    `bias` is false); reset_parameters fills them."""
     dtype = parameter_dtype(dtype)
     module.weight = Parameter(np.empty(weight_shape, dtype=dtype))
     if bias:
-        module.bias = Parameter(np.empty(weight_shape[:1], dtype=dtype))
+        module.bias = Parameter(np.empty(weight_shape[:1] if outputs is None else (outputs,),
+                                         dtype=dtype))
     else:
         module.register_parameter("bias", None)

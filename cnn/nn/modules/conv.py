@@ -64,7 +64,7 @@ class _ConvNd(Module):
         self.output_padding = _tuple(output_padding, "output_padding", 0, spatial)
         weight_shape = ((self.in_channels, self.out_channels // self.groups) if self._transposed
                         else (self.out_channels, self.in_channels // self.groups))
-        add_weight_and_bias(self, weight_shape + self.kernel_size, bias, dtype)
+        add_weight_and_bias(self, weight_shape + self.kernel_size, bias, dtype, self.out_channels)
         self.reset_parameters()
 
     def reset_parameters(self):
