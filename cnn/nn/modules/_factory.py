@@ -1,17 +1,19 @@
-"""How layers create their parameters: dtype (float32 by default) and PyTorch's initialisation."""
+"""How layers create their parameters: dtype (the default dtype, float32 unless
+``cnn.set_default_dtype`` changed it) and PyTorch's initialisation."""
 import math
 
 import numpy as np
 
+from cnn._dtypes import get_default_dtype
 from cnn._validation import FLOAT_DTYPES
 from cnn.nn import init
 from cnn.nn.parameter import Parameter
 
 
 def parameter_dtype(dtype):
-    """The dtype of a new layer's parameters: float32 unless float64 is asked for."""
+    """The dtype of a new layer's parameters: the default dtype unless another is asked for."""
     try:
-        dtype = np.dtype(np.float32 if dtype is None else dtype)
+        dtype = np.dtype(get_default_dtype() if dtype is None else dtype)
     except TypeError:
         dtype = repr(dtype)  # not a dtype at all: named in the error below
     if dtype not in FLOAT_DTYPES:
