@@ -882,6 +882,8 @@ def tensor_case(data):
              "scalar": 2.5, "complex": 1j, "string": "x"}[other]
         b_array = b.data if isinstance(b, cnn.Tensor) else np.asarray(b)
         supported = a.dtype.kind in "biuf" and b_array.dtype.kind in "biuf"
+        if op == "-" and "b" in (a.dtype.kind, b_array.dtype.kind):
+            supported = False  # PyTorch refuses to subtract bools
         ufunc = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide,
                  "@": np.matmul, "==": np.equal, "<": np.less}[op]
         try:

@@ -2,7 +2,7 @@
 import numpy as np
 
 from ._rules import followed_gradient, zeros_like
-from .optimizer import Optimizer, _check_flags, _check_number, _params_with_grad
+from .optimizer import Optimizer, _check_flags, _check_nonnegative, _params_with_grad
 
 
 class Adadelta(Optimizer):
@@ -42,12 +42,9 @@ class Adadelta(Optimizer):
                                       maximize=maximize))
 
     def _check_options(self, options):
-        _check_number(options["lr"], "lr", "learning rate")
-        _check_number(options["rho"], "rho", "rho value")
+        _check_nonnegative(options, ("lr", "rho", "eps", "weight_decay"))
         if options["rho"] > 1:
             raise ValueError(f"Invalid rho value: {options['rho']} (rho must be in [0, 1])")
-        _check_number(options["eps"], "eps", "epsilon value")
-        _check_number(options["weight_decay"], "weight_decay", "weight_decay value")
         _check_flags(options, ("maximize",))
 
     def _required_state(self, group):

@@ -2,7 +2,7 @@
 import numpy as np
 
 from ._rules import followed_gradient
-from .optimizer import Optimizer, _check_flags, _check_number, _params_with_grad
+from .optimizer import Optimizer, _check_flags, _check_nonnegative, _params_with_grad
 
 
 class Adagrad(Optimizer):
@@ -48,12 +48,8 @@ class Adagrad(Optimizer):
                 self._initial_state(p, initial_accumulator_value)
 
     def _check_options(self, options):
-        _check_number(options["lr"], "lr", "learning rate")
-        _check_number(options["lr_decay"], "lr_decay", "lr_decay value")
-        _check_number(options["weight_decay"], "weight_decay", "weight_decay value")
-        _check_number(options["initial_accumulator_value"], "initial_accumulator_value",
-                      "initial_accumulator_value value")
-        _check_number(options["eps"], "eps", "epsilon value")
+        _check_nonnegative(options, ("lr", "lr_decay", "weight_decay",
+                                     "initial_accumulator_value", "eps"))
         _check_flags(options, ("maximize",))
 
     def _required_state(self, group):

@@ -1,8 +1,8 @@
 """NAdam (PyTorch's single-tensor update rule), in NumPy."""
 import numpy as np
 
-from ._rules import followed_gradient, lerp_, zeros_like
-from .optimizer import (Optimizer, _check_betas, _check_flags, _check_number,
+from ._rules import adam_gradient, update_moments, zeros_like
+from .optimizer import (Optimizer, _check_betas, _check_flags, _check_nonnegative,
                         _params_with_grad)
 
 
@@ -54,11 +54,8 @@ class NAdam(Optimizer):
                                       maximize=maximize))
 
     def _check_options(self, options):
-        _check_number(options["lr"], "lr", "learning rate")
-        _check_number(options["eps"], "eps", "epsilon value")
+        _check_nonnegative(options, ("lr", "eps", "weight_decay", "momentum_decay"))
         _check_betas(options)
-        _check_number(options["weight_decay"], "weight_decay", "weight_decay value")
-        _check_number(options["momentum_decay"], "momentum_decay", "momentum_decay value")
         _check_flags(options, ("decoupled_weight_decay", "maximize"))
 
     def _required_state(self, group):
@@ -67,7 +64,6 @@ class NAdam(Optimizer):
     def _update_group(self, group):
         lr, eps, psi = group["lr"], group["eps"], group["momentum_decay"]
         beta1, beta2 = group["betas"]
-        decoupled, weight_decay = group["decoupled_weight_decay"], group["weight_decay"]
         for p, param, grad in _params_with_grad(group):
             state = self.state[p]
             if not state:
@@ -75,18 +71,13 @@ class NAdam(Optimizer):
                              exp_avg_sq=zeros_like(param))
             kind = param.dtype.type
             state["step"] = step = state["step"] + 1
-            if decoupled and weight_decay:
-                param *= kind(1 - lr * weight_decay)
-            grad = followed_gradient(grad, param, 0 if decoupled else weight_decay,
-                                     group["maximize"])
+            grad = adam_gradient(grad, param, group)
             mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * psi)))
             mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * psi)))
             mu_product = float(np.float32(state["mu_product"]) * np.float32(mu))
             state["mu_product"] = mu_product
             exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-            lerp_(exp_avg, grad, 1 - beta1)
-            exp_avg_sq *= kind(beta2)
-            exp_avg_sq += kind(1 - beta2) * grad * grad
+            update_moments(exp_avg, exp_avg_sq, grad, group["betas"])
             denom = np.sqrt(exp_avg_sq / kind(1 - beta2 ** step)) + kind(eps)
             param += kind(-lr * (1.0 - mu) / (1.0 - mu_product)) * grad / denom
             param += kind(-lr * mu_next / (1.0 - mu_product * mu_next)) * exp_avg / denom

@@ -336,6 +336,15 @@ def _check_number(value, name, description, upper=None):
         raise ValueError(f"Invalid {description}: {value} ({name} must be finite)")
 
 
+_DESCRIPTIONS = {"lr": "learning rate", "eps": "epsilon value"}
+
+
+def _check_nonnegative(options, names):
+    """PyTorch's ValueError for each option of `names` that is not a real number >= 0."""
+    for name in names:
+        _check_number(options[name], name, _DESCRIPTIONS.get(name, f"{name} value"))
+
+
 def _check_flags(options, names):
     """Normalise the boolean options ``names`` to bool; TypeError naming one that is not."""
     for name in names:

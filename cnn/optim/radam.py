@@ -3,8 +3,8 @@ import math
 
 import numpy as np
 
-from ._rules import followed_gradient, lerp_, zeros_like
-from .optimizer import (Optimizer, _check_betas, _check_flags, _check_number,
+from ._rules import adam_gradient, update_moments, zeros_like
+from .optimizer import (Optimizer, _check_betas, _check_flags, _check_nonnegative,
                         _params_with_grad)
 
 
@@ -53,10 +53,8 @@ class RAdam(Optimizer):
                                       maximize=maximize))
 
     def _check_options(self, options):
-        _check_number(options["lr"], "lr", "learning rate")
-        _check_number(options["eps"], "eps", "epsilon value")
+        _check_nonnegative(options, ("lr", "eps", "weight_decay"))
         _check_betas(options)
-        _check_number(options["weight_decay"], "weight_decay", "weight_decay value")
         _check_flags(options, ("decoupled_weight_decay", "maximize"))
 
     def _required_state(self, group):
@@ -65,21 +63,15 @@ class RAdam(Optimizer):
     def _update_group(self, group):
         lr, eps = group["lr"], group["eps"]
         beta1, beta2 = group["betas"]
-        decoupled, weight_decay = group["decoupled_weight_decay"], group["weight_decay"]
         for p, param, grad in _params_with_grad(group):
             state = self.state[p]
             if not state:
                 state.update(step=0.0, exp_avg=zeros_like(param), exp_avg_sq=zeros_like(param))
             kind = param.dtype.type
             state["step"] = step = state["step"] + 1
-            if decoupled and weight_decay:
-                param *= kind(1 - lr * weight_decay)
-            grad = followed_gradient(grad, param, 0 if decoupled else weight_decay,
-                                     group["maximize"])
+            grad = adam_gradient(grad, param, group)
             exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-            lerp_(exp_avg, grad, 1 - beta1)
-            exp_avg_sq *= kind(beta2)
-            exp_avg_sq += kind(1 - beta2) * grad * grad
+            update_moments(exp_avg, exp_avg_sq, grad, group["betas"])
             bias_correction1 = 1 - beta1 ** step
             bias_correction2 = 1 - beta2 ** step
             corrected = exp_avg / kind(bias_correction1)

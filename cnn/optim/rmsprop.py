@@ -2,7 +2,7 @@
 import numpy as np
 
 from ._rules import followed_gradient, lerp_, zeros_like
-from .optimizer import Optimizer, _check_flags, _check_number, _params_with_grad
+from .optimizer import Optimizer, _check_flags, _check_nonnegative, _params_with_grad
 
 
 class RMSprop(Optimizer):
@@ -49,11 +49,7 @@ class RMSprop(Optimizer):
                                       momentum=momentum, centered=centered, maximize=maximize))
 
     def _check_options(self, options):
-        _check_number(options["lr"], "lr", "learning rate")
-        _check_number(options["eps"], "eps", "epsilon value")
-        _check_number(options["momentum"], "momentum", "momentum value")
-        _check_number(options["weight_decay"], "weight_decay", "weight_decay value")
-        _check_number(options["alpha"], "alpha", "alpha value")
+        _check_nonnegative(options, ("lr", "eps", "momentum", "weight_decay", "alpha"))
         _check_flags(options, ("centered", "maximize"))
 
     def _required_state(self, group):
