@@ -313,3 +313,11 @@ def test_one_hot_matches_torch():
         F.one_hot(cnn.tensor([4]), 4)
     with pytest.raises(TypeError, match="index tensors"):
         F.one_hot(cnn.tensor([1.0]))
+
+
+def test_inplace_flags_are_accepted_with_the_same_values():
+    x = cnn.tensor(rng().standard_normal((2, 3)))
+    for name in ("relu", "leaky_relu", "silu", "elu", "hardtanh", "relu6"):
+        np.testing.assert_array_equal(getattr(F, name)(x, inplace=True).numpy(),
+                                      getattr(F, name)(x).numpy())
+    assert F.dropout(x, 0.5, training=False, inplace=True) is x

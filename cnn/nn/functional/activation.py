@@ -127,14 +127,16 @@ class LogSoftmax(Function):
         return grad_output - np.exp(out) * total, None
 
 
-def relu(input):
-    """Rectified linear unit, max(input, 0)."""
+def relu(input, inplace=False):
+    """Rectified linear unit, max(input, 0). `inplace` is accepted and computed out of place
+    (the same values)."""
     float_array_of(input, "input")
     return ReLU.apply(input)
 
 
-def leaky_relu(input, negative_slope=0.01):
-    """input where positive, negative_slope * input elsewhere."""
+def leaky_relu(input, negative_slope=0.01, inplace=False):
+    """input where positive, negative_slope * input elsewhere. `inplace` is accepted and
+    computed out of place (the same values)."""
     float_array_of(input, "input")
     return LeakyReLU.apply(input, real_number(negative_slope, "negative_slope"))
 
