@@ -110,7 +110,8 @@ def linear_(g, out, x, weight, bias):
 
 
 @converts(normalization.BatchNorm)
-def batch_norm(g, out, x, running_mean, running_var, weight, bias, training, momentum, eps):
+def batch_norm(g, out, x, running_mean, running_var, weight, bias, training, momentum, eps,
+               num_batches_tracked=None):
     if training:
         raise UnsupportedOperatorError(
             "cannot export op BatchNorm in training mode (batch statistics) to ONNX: export "

@@ -32,8 +32,15 @@ class BatchNorm(Function):
     """
 
     @staticmethod
-    def forward(ctx, x, running_mean, running_var, weight, bias, training, momentum, eps):
+    def forward(ctx, x, running_mean, running_var, weight, bias, training, momentum, eps,
+                num_batches_tracked=None):
         channels = x.shape[1]
+        if training and num_batches_tracked is not None:
+            # The module's count of batches, kept here rather than in its forward so that the
+            # whole update is one op (a replayed forward, cnn.compile, re-runs ops only).
+            num_batches_tracked += 1
+            if momentum is None:  # a cumulative average over all batches seen
+                momentum = 1.0 / float(num_batches_tracked)
         threads = get_num_threads()
         x3 = _channels_view(x)
         if training and x.size == 0:
@@ -87,7 +94,7 @@ class BatchNorm(Function):
             grad_x = np.empty_like(x3)
             _ext.backend.norm.input_gradient(g3, x3, mean, a, b, k, grad_x, threads)
             grad_x = grad_x.reshape(ctx.shape)
-        return grad_x, None, None, grad_w, grad_b, None, None, None
+        return grad_x, None, None, grad_w, grad_b, None, None, None, None
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
@@ -103,9 +110,19 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         momentum: weight of the new batch in the running statistics.
         eps: added to the variance for stability.
     """
+    return counted_batch_norm(input, running_mean, running_var, weight, bias, training,
+                              real_number(momentum, "momentum"), eps)
+
+
+def counted_batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps,
+                       num_batches_tracked=None):
+    """:func:`batch_norm` for the BatchNorm modules: when training, `num_batches_tracked` (a
+    0-d int64 array, or None) counts the batch, and a `momentum` of None makes the running
+    statistics the cumulative average of every batch counted."""
     x = float_array_of(input, "input", (2, 3, 4, 5))
     training = flag(training, "training")
-    momentum = real_number(momentum, "momentum")
+    if momentum is not None:
+        momentum = real_number(momentum, "momentum")
     eps = real_number(eps, "eps", minimum=0)
     channels = x.shape[1]
     for name, value in (("running_mean", running_mean), ("running_var", running_var),
@@ -127,4 +144,4 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     running_mean = array_of(running_mean, "running_mean") if running_mean is not None else None
     running_var = array_of(running_var, "running_var") if running_var is not None else None
     return BatchNorm.apply(input, running_mean, running_var, weight, bias, training, momentum,
-                           eps)
+                           eps, num_batches_tracked)
