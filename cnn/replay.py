@@ -91,7 +91,7 @@ class CompiledModule(Module):
         self._orig_mod = model
         object.__setattr__(self, "_fullgraph", fullgraph)
         object.__setattr__(self, "_programs", {})
-        object.__setattr__(self, "_capture_lock", threading.Lock())
+        object.__setattr__(self, "_listed_version", None)
 
     def forward(self, *args, **kwargs):
         """The wrapped module's forward: a replay where a program for this signature is valid,
@@ -99,7 +99,7 @@ class CompiledModule(Module):
         model = self._orig_mod
         if kwargs or not args or not all(type(a) is Tensor for a in args):
             return self._eager("keyword or non-Tensor arguments", args, kwargs)
-        leaves = tuple(model.parameters())
+        leaves = self._leaves()
         signature = (is_grad_enabled(),
                      tuple([(a.data.shape, a.data.dtype, a._requires_grad) for a in args]),
                      tuple([p._requires_grad for p in leaves]))
@@ -116,6 +116,14 @@ class CompiledModule(Module):
             raise RuntimeError(f"cnn.compile(fullgraph=True): the forward cannot be replayed: "
                                f"{program.refused}")
         return program.result
+
+    def _leaves(self):
+        """The model's parameters, listed again only after a module changed."""
+        version = structure_version()
+        if self._listed_version != version:
+            object.__setattr__(self, "_listed", tuple(self._orig_mod.parameters()))
+            object.__setattr__(self, "_listed_version", version)
+        return self._listed
 
     def _eager(self, reason, args, kwargs):
         if self._fullgraph:

@@ -101,6 +101,22 @@ class _InputGradPhase:
         self.crop = slice(self.pad - lead, self.pad - lead + positions)
 
 
+cdef void _pack(const floating[:, ::1] weight, const floating[::1] bias, floating[:, ::1] wt,
+                floating[::1] bias_padded) noexcept:
+    """wt[t, f] = weight[f, t] and bias_padded[f] = bias[f] (bias may be None), zeros in the
+    channels past F: one pass, where NumPy would zero the array, then copy through a
+    transposed view."""
+    cdef Py_ssize_t F = weight.shape[0], T = weight.shape[1], P = wt.shape[1], t, f
+    with nogil:
+        for t in range(T):
+            for f in range(F):
+                wt[t, f] = weight[f, t]
+            for f in range(F, P):
+                wt[t, f] = 0
+    for f in range(P):
+        bias_padded[f] = bias[f] if bias is not None and f < F else 0
+
+
 def _read_only(array):
     array.flags.writeable = False
     return array
@@ -340,11 +356,12 @@ cdef class ConvPlan:
         (wt[tap, f], zero-padded channels), the bias padded alike, and each thread's padded
         image."""
         f = self.weight_shape[0]
-        wt = np.zeros((self.n_taps, self.f_padded), dtype=self.dtype)
-        wt[:, :f] = weight.reshape(f, self.n_taps).T
-        bias_padded = np.zeros(self.f_padded, dtype=self.dtype)
-        if bias is not None:
-            bias_padded[:f] = bias
+        wt = np.empty((self.n_taps, self.f_padded), dtype=self.dtype)
+        bias_padded = np.empty(self.f_padded, dtype=self.dtype)
+        if self.dtype == np.float64:
+            _pack[double](weight.reshape(f, self.n_taps), bias, wt, bias_padded)
+        else:
+            _pack[float](weight.reshape(f, self.n_taps), bias, wt, bias_padded)
         scratch = np.empty((threads, self.image_size), dtype=self.dtype)
         return wt, bias_padded, scratch
 
