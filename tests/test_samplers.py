@@ -14,7 +14,7 @@ def ranged(n=10):
 
 
 def indices_of(loader):
-    return [batch[1].tolist() for batch in loader]
+    return [np.asarray(batch[1]).tolist() for batch in loader]
 
 
 def test_cnn_data_is_cnn_utils_data():
@@ -59,7 +59,7 @@ def test_samplers_match_torch():
     for kwargs in (dict(sampler=[3, 1, 4, 1, 5], batch_size=2),
                    dict(batch_sampler=[[0, 2], [4, 6, 8], [11]]),
                    dict(sampler=SequentialSampler(range(7)), batch_size=3, drop_last=True)):
-        ours = [y.tolist() for _, y in DataLoader(dataset, **kwargs)]
+        ours = [np.asarray(y).tolist() for _, y in DataLoader(dataset, **kwargs)]
         theirs = [y.tolist() for _, y in torch.utils.data.DataLoader(torch_dataset, **kwargs)]
         assert ours == theirs
 
