@@ -5,6 +5,7 @@ anything. Datasets distributed as pickles (CIFAR's Python version) hold only dic
 bytes, strings, numbers and NumPy arrays; :func:`load` admits exactly those and refuses any
 other global with an error naming the file.
 """
+import codecs
 import pickle
 
 import numpy as np
@@ -12,8 +13,17 @@ import numpy as np
 _core = getattr(np, "_core", None) or np.core  # numpy >= 2 moved it; pickles name either
 
 
+def _latin1_bytes(text, encoding):
+    """What Python 3 writes into protocol-2 pickles for bytes: ``_codecs.encode(text,
+    'latin1')``; only that encoding is admitted."""
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"refused _codecs.encode with encoding {encoding!r}")
+    return codecs.encode(text, "latin1")
+
+
 def _allowed():
-    globals_ = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
+    globals_ = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+                ("_codecs", "encode"): _latin1_bytes}
     for package in ("numpy.core", "numpy._core"):
         globals_[(f"{package}.multiarray", "_reconstruct")] = _core.multiarray._reconstruct
         globals_[(f"{package}.multiarray", "scalar")] = _core.multiarray.scalar
