@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import cnn
-from cnn.data import DataLoader, Dataset, TensorDataset, default_collate
+from cnn.data import (ChainDataset, ConcatDataset, DataLoader, Dataset, IterableDataset, Subset,
+                      TensorDataset, default_collate, default_convert, random_split)
 
 
 def indices_of(loader):
@@ -277,3 +278,89 @@ def test_bad_dataset_and_epoch():
         loader.set_epoch(-1)
     with pytest.raises(TypeError, match="epoch"):
         loader.set_epoch(1.0)
+
+
+# ***** Subset, ConcatDataset, ChainDataset, random_split, IterableDataset *****
+
+def test_subset_keeps_batch_indexing():
+    subset = Subset(ranged(10), [7, 2, 5])
+    assert len(subset) == 3 and subset[1][1] == 2 and subset.supports_batch_indexing
+    assert subset[np.array([2, 0])][1].tolist() == [5, 7]
+    assert indices_of(DataLoader(subset, batch_size=2)) == [7, 2, 5]
+    assert not Subset(Squares(4), [0]).supports_batch_indexing
+    with pytest.raises(TypeError, match="indices"):
+        Subset(ranged(3), [0.5])
+
+
+def test_concat_dataset():
+    joined = ranged(3) + Squares(2)  # Dataset.__add__, as PyTorch's
+    assert isinstance(joined, ConcatDataset) and len(joined) == 5
+    assert joined.cumulative_sizes == [3, 5]
+    assert joined[4][1] == 1 and joined[-5][1] == 0 and joined[2][1] == 2
+    with pytest.raises(IndexError):
+        joined[5]
+    with pytest.raises(ValueError, match="at least one"):
+        ConcatDataset([])
+    with pytest.raises(TypeError, match="IterableDataset"):
+        ConcatDataset([Count(3)])
+
+
+class Count(IterableDataset):
+    """The stream 0, 1, ..., n - 1."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __iter__(self):
+        return iter(range(self.n))
+
+
+def test_iterable_datasets_in_one_process():
+    assert [values(b) for b in DataLoader(Count(7), batch_size=3)] == [[0, 1, 2], [3, 4, 5], [6]]
+    assert [values(b) for b in DataLoader(Count(7), batch_size=3, drop_last=True)] == [
+        [0, 1, 2], [3, 4, 5]]
+    assert list(DataLoader(Count(3), batch_size=None)) == [0, 1, 2]
+    chained = Count(2) + Count(3)
+    assert isinstance(chained, ChainDataset) and list(chained) == [0, 1, 0, 1, 2]
+    for kwargs, name in [(dict(shuffle=True), "shuffle"), (dict(sampler=[0]), "sampler"),
+                         (dict(batch_sampler=[[0]]), "batch_sampler")]:
+        with pytest.raises(ValueError, match=f"expected unspecified {name} option"):
+            DataLoader(Count(3), **kwargs)
+    with pytest.raises(TypeError):
+        len(DataLoader(Count(3)))  # no __len__: no length, as PyTorch's
+
+
+def test_random_split_sizes_fractions_and_generator():
+    cnn.manual_seed(0)
+    parts = random_split(ranged(10), [3, 7])
+    seen = sorted(parts[0].indices + parts[1].indices)
+    assert [len(p) for p in parts] == [3, 7] and seen == list(range(10))
+    assert [len(p) for p in random_split(ranged(10), [0.5, 0.3, 0.2])] == [5, 3, 2]
+    assert [len(p) for p in random_split(ranged(11), [0.5, 0.5])] == [6, 5]  # round-robin rest
+    generator = np.random.default_rng(3)
+    fixed = random_split(ranged(6), [2, 4], generator=generator)
+    assert fixed[0].indices == np.random.default_rng(3).permutation(6)[:2].tolist()
+    with pytest.raises(ValueError, match="Sum of input lengths"):
+        random_split(ranged(10), [3, 3])
+    with pytest.raises(TypeError, match="lengths"):
+        random_split(ranged(10), ["a"])
+
+
+def test_no_batching_and_default_convert():
+    samples = list(DataLoader(Squares(3), batch_size=None))
+    image, square = samples[2]
+    assert isinstance(samples[2], list) and isinstance(image, cnn.Tensor) and square == 4
+    converted = default_convert({"a": np.zeros(2), "b": (np.ones(1), 3), "s": "text"})
+    assert isinstance(converted["a"], cnn.Tensor) and isinstance(converted["b"], list)
+    assert converted["b"][1] == 3 and converted["s"] == "text"
+    with pytest.raises(ValueError, match="mutually exclusive with drop_last"):
+        DataLoader(Squares(3), batch_size=None, drop_last=True)
+
+
+def test_named_tuples_and_pin_memory():
+    import collections
+    Pair = collections.namedtuple("Pair", "image label")
+    batch = default_collate([Pair(np.zeros(2), 1), Pair(np.ones(2), 2)])
+    assert type(batch) is Pair and values(batch.label) == [1, 2]
+    loader = DataLoader(ranged(4), batch_size=2, pin_memory=True)  # accepted, no effect on CPU
+    assert loader.pin_memory and indices_of(loader) == [0, 1, 2, 3]
