@@ -332,3 +332,31 @@ def test_ctrl_c_during_iteration_stops_the_workers(tmp_path):
     assert process.returncode == 130 and "interrupted" in out, err
     assert "Traceback" not in err  # the workers ignore Ctrl-C and print nothing
     assert wait_gone(pids)
+
+
+# ***** the kernels' threads while workers load *****
+
+@pytest.mark.skipif(not cnn.openmp_enabled(), reason="the kernels run on one thread")
+def test_the_kernel_threads_leave_room_for_the_workers(monkeypatch, threads):
+    from cnn.utils.data import team
+    monkeypatch.setattr(team, "_cores", lambda: 4)
+    cnn.set_num_threads(3)
+    seen = []
+
+    def during(limit, **options):
+        seen.clear()
+        for _ in DataLoader(Traced(8), batch_size=2, num_workers=2,
+                            limit_kernel_threads=limit, **options):
+            seen.append(cnn.get_num_threads())
+        return set(seen)
+
+    assert during(True) == {2} and cnn.get_num_threads() == 3  # 4 cores - 2 workers
+    assert during(False) == {3}
+    first = iter(DataLoader(Traced(8), batch_size=2, num_workers=2))
+    second = iter(DataLoader(Traced(8), batch_size=2, num_workers=1))
+    assert cnn.get_num_threads() == 1  # 4 cores - 3 workers
+    del first
+    assert cnn.get_num_threads() == 3  # 4 cores - 1 worker, but never above the user's 3
+    cnn.set_num_threads(4)  # the user's choice during an epoch stands, and after it
+    del second
+    assert cnn.get_num_threads() == 4

@@ -91,7 +91,7 @@ def _loading_options(loader):
     return {name: getattr(loader, name) for name in (
         "num_workers", "collate_fn", "pin_memory", "timeout", "worker_init_fn",
         "multiprocessing_context", "generator", "prefetch_factor", "persistent_workers",
-        "as_tensor")}
+        "as_tensor", "limit_kernel_threads")}
 
 
 class _RememberedBatches:

@@ -76,6 +76,12 @@ class DataLoader:
     the kernels and numpy's BLAS on one thread each, and ignore Ctrl-C (the iterating process
     handles it). With ``persistent_workers`` they stay up between epochs (seeded once).
 
+    **Threads.** So that the kernels' OpenMP team and the workers do not fight over the cores,
+    while an epoch with workers runs the iterating process's kernels use at most
+    ``max(1, cores - num_workers)`` threads (counting the workers of every loader being
+    iterated), and get their thread count back when it ends (``limit_kernel_threads=False``
+    leaves them alone; a count set with ``cnn.set_num_threads`` during the epoch stands).
+
     Args:
         dataset: A :class:`~cnn.utils.data.Dataset` (or any object with ``__len__`` and
             ``__getitem__``) or an :class:`~cnn.utils.data.IterableDataset`.
@@ -104,6 +110,8 @@ class DataLoader:
             worker seeds (see above); not with a given sampler or ``generator``.
         as_tensor (bool): With the default collation, yield ``cnn.Tensor`` s (sharing memory
             with the batch arrays, as PyTorch's Tensors); False yields the NumPy arrays.
+        limit_kernel_threads (bool): Limit the kernel threads while workers load (see
+            Threads above; a ``cnn`` addition).
 
     Attributes:
         epoch (int): The epoch the next iteration runs: 0 at first, advanced by one each time
@@ -130,7 +138,8 @@ class DataLoader:
     def __init__(self, dataset, batch_size=1, shuffle=False, sampler=None, batch_sampler=None,
                  num_workers=0, collate_fn=None, pin_memory=False, drop_last=False, timeout=0,
                  worker_init_fn=None, multiprocessing_context=None, generator=None, *,
-                 prefetch_factor=None, persistent_workers=False, seed=None, as_tensor=True):
+                 prefetch_factor=None, persistent_workers=False, seed=None, as_tensor=True,
+                 limit_kernel_threads=True):
         iterable = isinstance(dataset, IterableDataset)
         if not iterable and not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
             raise TypeError("dataset: expected a Dataset (an object with __len__ and "
@@ -147,6 +156,7 @@ class DataLoader:
         self.pin_memory = flag(pin_memory, "pin_memory")
         self.persistent_workers = flag(persistent_workers, "persistent_workers")
         self.as_tensor = flag(as_tensor, "as_tensor")
+        self.limit_kernel_threads = flag(limit_kernel_threads, "limit_kernel_threads")
         self.seed = _seed(seed)
         self.generator = numpy_generator(generator, "generator")
         self.collate_fn = collate_fn
@@ -284,7 +294,7 @@ class DataLoader:
         iterator = MultiProcessIterator(self._worker_spec(), self._context,
                                         self._base_seed(epoch), self.prefetch_factor,
                                         self.timeout, self._finish(), self.persistent_workers,
-                                        index_sampler, length)
+                                        index_sampler, length, self.limit_kernel_threads)
         if self.persistent_workers:
             self._iterator = iterator
         return iterator

@@ -18,7 +18,7 @@ import time
 import weakref
 from multiprocessing import connection
 
-from . import shared
+from . import shared, team
 from .worker import RESUME, STOP, worker_loop
 
 # Seconds a stopping worker gets to finish its task and exit before it is terminated: at the
@@ -125,11 +125,14 @@ class MultiProcessIterator:
         index_iterator: The first epoch's task payloads (lists of indices, or single indices
             without batching), or None for an iterable dataset (each task: the next batch).
         length (int): ``len()`` of the epoch.
+        limit_threads (bool): Limit this process's kernel threads while an epoch runs, so
+            that they and the workers fit the cores (cnn/utils/data/team.py).
     """
 
     def __init__(self, spec, context, base_seed, prefetch_factor, timeout, finish,
-                 persistent, index_iterator, length):
+                 persistent, index_iterator, length, limit_threads):
         self.num_workers = spec["num_workers"]
+        self.limit_threads = limit_threads
         self.prefetch_factor, self.timeout, self.finish = prefetch_factor, timeout, finish
         self.persistent = persistent
         self.pool = WorkerPool(spec, context, base_seed)
@@ -173,6 +176,8 @@ class MultiProcessIterator:
         self.active = [True] * self.num_workers  # False once an iterable worker ran dry
         self.turn = itertools.cycle(range(self.num_workers))
         self.more = True  # the sampler has more tasks
+        if self.limit_threads:
+            team.claim(id(self), self.num_workers)
         # Work starts now, while the caller does whatever it does before its first next().
         for _ in range(self.prefetch_factor * self.num_workers):
             self._send_task()
@@ -189,6 +194,7 @@ class MultiProcessIterator:
         try:
             return self._next()
         except StopIteration:
+            team.release(id(self))
             if not self.persistent:
                 self.shutdown()
             raise
@@ -270,6 +276,7 @@ class MultiProcessIterator:
 
     def shutdown(self, grace=SHUTDOWN_GRACE):
         """Stop the workers (idempotent); the iterator then yields nothing more."""
+        team.release(id(self))
         if self.pool is not None:
             pool, self.pool = self.pool, None
             pool.shutdown(grace)
