@@ -233,11 +233,11 @@ def normalize_statistics(mean, std, channels, dtype):
 
 
 def normalize_array(tensor, mean, std, inplace):
-    if inplace:
-        np.subtract(tensor.data, mean, out=tensor.data)
-        np.divide(tensor.data, std, out=tensor.data)
-        return tensor
-    return from_numpy((tensor.data - mean) / std)
+    """``(tensor - mean) / std`` with checked statistics, in place or into a new Tensor."""
+    out = tensor.data if inplace else np.empty_like(tensor.data)
+    np.subtract(tensor.data, mean, out=out)
+    np.divide(out, std, out=out)
+    return tensor if inplace else from_numpy(out)
 
 
 # ***** geometry *****

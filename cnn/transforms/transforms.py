@@ -185,9 +185,16 @@ class Normalize(Transform):
         self.inplace = flag(inplace, "inplace")
         sizes = (np.size(mean), np.size(std))
         F.normalize_statistics(mean, std, max(sizes), np.float64)
+        self._statistics = {}  # (dtype, channels) -> (mean, std) arrays, made once
 
     def forward(self, tensor):
-        return F.normalize(tensor, self.mean, self.std, self.inplace)
+        if not isinstance(tensor, Tensor) or tensor.data.dtype.kind != "f" \
+                or tensor.data.ndim < 3:
+            return F.normalize(tensor, self.mean, self.std, self.inplace)  # its errors
+        key = (tensor.data.dtype, tensor.data.shape[-3])
+        if key not in self._statistics:
+            self._statistics[key] = F.normalize_statistics(self.mean, self.std, key[1], key[0])
+        return F.normalize_array(tensor, *self._statistics[key], self.inplace)
 
     def batch_transform(self, images):
         """A Tensor ``(N, C, H, W)``: the same for every image."""
