@@ -409,15 +409,21 @@ class RandomResizedCrop(Transform):
                 f"interpolation={self.interpolation.value}, antialias={self.antialias}")
 
 
-def _resized_crop_box(height, width, scale, ratio):
-    generator = _generator()
-    area = height * width
+def _box_tries(generator, area, scale, ratio):
+    """torchvision's ten tries at a random box: ``(round(sqrt(a * r)), round(sqrt(a / r)))``
+    for an area ``a`` drawn uniformly from `scale` times `area` and an aspect ``r`` drawn
+    log-uniformly from `ratio`."""
     log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
     for _ in range(10):
         target_area = area * generator.uniform(*scale)
         aspect = math.exp(generator.uniform(*log_ratio))
-        w = int(round(math.sqrt(target_area * aspect)))
-        h = int(round(math.sqrt(target_area / aspect)))
+        yield (int(round(math.sqrt(target_area * aspect))),
+               int(round(math.sqrt(target_area / aspect))))
+
+
+def _resized_crop_box(height, width, scale, ratio):
+    generator = _generator()
+    for w, h in _box_tries(generator, height * width, scale, ratio):
         if 0 < w <= width and 0 < h <= height:
             return (int(generator.integers(0, height - h + 1)),
                     int(generator.integers(0, width - w + 1)), h, w)
@@ -571,13 +577,7 @@ class RandomErasing(Transform):
         (``value`` None: random normal values)."""
         channels, height, width = img.shape[-3], img.shape[-2], img.shape[-1]
         generator = _generator()
-        area = height * width
-        log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
-        for _ in range(10):
-            erase_area = area * generator.uniform(*scale)
-            aspect = math.exp(generator.uniform(*log_ratio))
-            h = int(round(math.sqrt(erase_area * aspect)))
-            w = int(round(math.sqrt(erase_area / aspect)))
+        for h, w in _box_tries(generator, height * width, scale, ratio):
             if not (h < height and w < width):
                 continue
             if value is None:

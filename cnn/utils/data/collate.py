@@ -12,7 +12,8 @@ import numpy as np
 
 from ...tensor import Tensor, from_numpy
 
-__all__ = ["default_collate", "default_convert", "collate_arrays", "arrays_to_tensors"]
+__all__ = ["default_collate", "default_convert", "collate_arrays", "arrays_to_tensors",
+           "map_structure"]
 
 
 def default_collate(batch):
@@ -100,13 +101,25 @@ def default_convert(data):
 def arrays_to_tensors(data, tuples_as_lists=False):
     """Wrap every numeric NumPy array inside `data` in a Tensor (sharing memory), keeping the
     containers (tuples as lists when `tuples_as_lists`)."""
-    if isinstance(data, np.ndarray):
-        return from_numpy(data) if data.dtype.kind in "biuf" else data
+    return map_structure(data, _as_tensor, tuples_as_lists)
+
+
+def _as_tensor(leaf):
+    if isinstance(leaf, np.ndarray) and leaf.dtype.kind in "biuf":
+        return from_numpy(leaf)
+    return leaf
+
+
+def map_structure(data, function, tuples_as_lists=False):
+    """`data` with `function` applied to everything that is not a list, tuple or dict inside
+    it, the containers rebuilt (named tuples as themselves, other tuples as lists when
+    `tuples_as_lists`)."""
     if isinstance(data, tuple) and hasattr(data, "_fields"):
-        return type(data)(*(arrays_to_tensors(item, tuples_as_lists) for item in data))
+        return type(data)(*(map_structure(item, function, tuples_as_lists) for item in data))
     if isinstance(data, (list, tuple)):
-        items = [arrays_to_tensors(item, tuples_as_lists) for item in data]
+        items = [map_structure(item, function, tuples_as_lists) for item in data]
         return items if isinstance(data, list) or tuples_as_lists else tuple(items)
     if isinstance(data, dict):
-        return {key: arrays_to_tensors(item, tuples_as_lists) for key, item in data.items()}
-    return data
+        return {key: map_structure(item, function, tuples_as_lists)
+                for key, item in data.items()}
+    return function(data)

@@ -15,6 +15,7 @@ from multiprocessing import reduction
 import numpy as np
 
 from ...tensor import Tensor, from_numpy
+from .collate import map_structure
 
 # Each array starts on a cache line (and on any dtype's alignment).
 _ALIGN = 64
@@ -81,41 +82,29 @@ def receive(conn):
 def _extract(data, arrays):
     """`data` with every non-empty numeric array (or Tensor) replaced by a :class:`_Slot`,
     appended with its array to `arrays`."""
-    if isinstance(data, (np.ndarray, Tensor)):
-        array = np.asarray(data)
+    def slot(leaf):
+        if not isinstance(leaf, (np.ndarray, Tensor)):
+            return leaf
+        array = np.asarray(leaf)
         if array.dtype.kind not in "biufc" or not array.size:
-            return data
+            return leaf
         start = 0
         if arrays:
-            slot, previous = arrays[-1]
-            start = -(-(slot.offset + previous.nbytes) // _ALIGN) * _ALIGN
-        slot = _Slot(start, array.shape, array.dtype, isinstance(data, Tensor))
-        arrays.append((slot, array))
-        return slot
-    if isinstance(data, tuple) and hasattr(data, "_fields"):
-        return type(data)(*(_extract(item, arrays) for item in data))
-    if isinstance(data, (list, tuple)):
-        items = [_extract(item, arrays) for item in data]
-        return items if isinstance(data, list) else tuple(items)
-    if isinstance(data, dict):
-        return {key: _extract(item, arrays) for key, item in data.items()}
-    return data
+            previous, previous_array = arrays[-1]
+            start = -(-(previous.offset + previous_array.nbytes) // _ALIGN) * _ALIGN
+        arrays.append((_Slot(start, array.shape, array.dtype, isinstance(leaf, Tensor)), array))
+        return arrays[-1][0]
+    return map_structure(data, slot)
 
 
 def _fill(skeleton, shared):
     """The batch: `skeleton` with each :class:`_Slot` replaced by an array over `shared`."""
-    if isinstance(skeleton, _Slot):
-        array = np.ndarray(skeleton.shape, skeleton.dtype, buffer=shared,
-                           offset=skeleton.offset)
-        return from_numpy(array) if skeleton.tensor else array
-    if isinstance(skeleton, tuple) and hasattr(skeleton, "_fields"):
-        return type(skeleton)(*(_fill(item, shared) for item in skeleton))
-    if isinstance(skeleton, (list, tuple)):
-        items = [_fill(item, shared) for item in skeleton]
-        return items if isinstance(skeleton, list) else tuple(items)
-    if isinstance(skeleton, dict):
-        return {key: _fill(item, shared) for key, item in skeleton.items()}
-    return skeleton
+    def array(leaf):
+        if not isinstance(leaf, _Slot):
+            return leaf
+        view = np.ndarray(leaf.shape, leaf.dtype, buffer=shared, offset=leaf.offset)
+        return from_numpy(view) if leaf.tensor else view
+    return map_structure(skeleton, array)
 
 
 def _anonymous_file(size):
