@@ -360,3 +360,10 @@ def test_the_kernel_threads_leave_room_for_the_workers(monkeypatch, threads):
     cnn.set_num_threads(4)  # the user's choice during an epoch stands, and after it
     del second
     assert cnn.get_num_threads() == 4
+
+
+def test_persistent_workers_start_afresh_after_an_error():
+    loader = DataLoader(Failing("raise"), batch_size=2, num_workers=2, persistent_workers=True)
+    for _ in range(2):  # each epoch fails at sample 7, with a working set of workers each time
+        with pytest.raises(KeyError, match="sample seven"):
+            list(loader)

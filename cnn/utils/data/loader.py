@@ -288,7 +288,7 @@ class DataLoader:
         if self.num_workers == 0:
             return _SingleProcessIterator(self._fetcher(), index_sampler, self._finish(),
                                           length)
-        if self._iterator is not None:
+        if self._iterator is not None and self._iterator.pool is not None:
             self._iterator.reset(index_sampler, length)
             return self._iterator
         iterator = MultiProcessIterator(self._worker_spec(), self._context,

@@ -151,9 +151,6 @@ class MultiProcessIterator:
                 iterable dataset.
             length: ``len()`` of the new epoch.
         """
-        if self.pool is None:
-            raise RuntimeError("this DataLoader iterator has been shut down (after an error, "
-                               "a timeout or an interrupt); iterate the loader again")
         try:
             for tasks in self.pool.tasks:
                 tasks.put(RESUME)
