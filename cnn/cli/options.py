@@ -60,8 +60,9 @@ def add_data_options(parser, datasets=False):
 def add_model_option(parser):
     """Add ``--model FILE`` (required), the trained LeNet-5 to use."""
     parser.add_argument("--model", required=True, metavar="FILE",
-                        help="a checkpoint of 'train', or LeNet-5 weights saved with cnn.save "
-                             "or save_model")
+                        help="a checkpoint of 'train', LeNet-5 weights saved with cnn.save or "
+                             "save_model, or a PyTorch checkpoint (.pt/.pth) of the same "
+                             "LeNet-5")
 
 
 def add_threads_option(parser):

@@ -128,8 +128,8 @@ def worker_loop(spec, worker_id, tasks, results, base_seed, parent_pid):
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     set_num_threads(1)
-    with _blas.single_threaded():
-        _serve(spec, worker_id, tasks, results, base_seed, parent_pid)
+    _blas.use_one_thread()
+    _serve(spec, worker_id, tasks, results, base_seed, parent_pid)
 
 
 def _serve(spec, worker_id, tasks, results, base_seed, parent_pid):
