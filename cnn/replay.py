@@ -22,10 +22,15 @@ since the capture (any attribute, child, parameter, buffer or hook, train/eval i
 ``cnn.nn.module.structure_version``). Python that branches on tensor values (``if x.sum() > 0``)
 cannot be seen by the capture: compile such models only if the branch is fixed.
 """
+import collections
 import threading
 
 from .autograd import function as _function
+from .autograd import ops as _tensor_ops
 from .autograd.function import Context, Function, _UnrecordedContext, is_grad_enabled
+from .nn.functional import activation as _activation
+from .nn.functional import conv as _conv
+from .nn.functional import normalization as _normalization
 from .nn.module import Module, structure_version
 from .tensor import Tensor, _wrap
 
@@ -201,18 +206,20 @@ class _Program:
         self.version = version
         self.refused = None
         self.result = result
-        self.steps = recorder.steps
         self.n_inputs = len(inputs)
         self.leaves = leaves
         self.meta = [(t.data.shape, t.data.dtype) for t in recorder.kept]
         self.result_slot = result_slot
         self.grad = result._node is not None
+        order = []
         if self.grad:
             # The engine runs nodes in reverse topological order (its own walk from the
             # result): the replayed backward runs the steps in that very order.
             step_of = {id(node): i for i, node in enumerate(recorder.nodes) if node is not None}
-            order = _function._topological_order(result._node)
-            self.backward_order = [step_of[id(node)] for node in reversed(order)]
+            order = [step_of[id(node)] for node in
+                     reversed(_function._topological_order(result._node))]
+        self.steps, self.backward_order = _fuse_relus(recorder.steps, order, result_slot,
+                                                      self.meta)
 
     @classmethod
     def refusal(cls, reason, version, result):
@@ -243,6 +250,45 @@ def _run_steps(steps, values, contexts):
                 contexts.append(None)
         values[slot] = cls.forward(step_ctx, *[values[i] if i >= 0 else constant
                                                for i, constant in specs], **kwargs)
+
+
+def _fuse_relus(steps, order, result_slot, meta):
+    """Fold each ReLU that alone takes the output of a convolution, a batch norm or a sum of
+    two tensors of one shape into that op (its `relu` form, or AddReLU): one pass over the data
+    instead of two, the same arithmetic in the same order, so the same bits. The fused step
+    runs where the first op ran, in forward and backward alike.
+
+    Returns:
+        (steps, order): the steps, and the backward order by their new indices.
+    """
+    producer = {slot: i for i, (_, _, _, slot, _) in enumerate(steps)}
+    uses = collections.Counter(i for _, specs, _, _, _ in steps for i, _ in specs if i >= 0)
+    uses[result_slot] += 1
+    steps = list(steps)
+    dropped = set()
+    for j, (cls, specs, _, slot, _) in enumerate(steps):
+        if cls is not _activation.ReLU or specs[0][0] < 0 or uses[specs[0][0]] != 1:
+            continue
+        i = producer.get(specs[0][0])
+        if i is None:
+            continue
+        first, first_specs, kwargs, first_slot, needs = steps[i]
+        if first in (_conv.Conv2d, _normalization.BatchNorm) and not kwargs:
+            # The op's trailing `relu` argument, True; its gradient is never needed.
+            steps[i] = (first, first_specs + ((-1, True),), kwargs, slot,
+                        None if needs is None else needs + (False,))
+        elif (first is _tensor_ops.Add and all(k >= 0 for k, _ in first_specs)
+              and meta[first_specs[0][0]] == meta[first_specs[1][0]] == meta[first_slot]):
+            steps[i] = (_activation.AddReLU, first_specs, kwargs, slot, needs)
+        else:
+            continue
+        dropped.add(j)
+    index = {}
+    for old in range(len(steps)):
+        if old not in dropped:
+            index[old] = len(index)
+    return ([step for j, step in enumerate(steps) if j not in dropped],
+            [index[i] for i in order if i not in dropped])
 
 
 class _StepContext(Context):

@@ -32,6 +32,11 @@ def resnet():
                          nn.Linear(16, 10))
 
 
+def vgg_like():
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1),
+                         nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8 * 8 * 8, 10))
+
+
 def lenet():
     return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
                          nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
@@ -61,6 +66,7 @@ def train(model, batches, seed):
 
 
 @pytest.mark.parametrize("build, shape, dtype", [(lenet, (1, 28, 28), np.float32),
+                                                 (vgg_like, (3, 16, 16), np.float32),
                                                  (resnet, (3, 16, 16), np.float32),
                                                  (resnet, (3, 16, 16), np.float64)])
 def test_training_steps_equal_eager_bit_for_bit(build, shape, dtype, rng):
@@ -80,6 +86,19 @@ def test_training_steps_equal_eager_bit_for_bit(build, shape, dtype, rng):
         assert key == key_eager and value.tobytes() == value_eager.tobytes(), key
     (program,) = compiled._programs.values()
     assert program.refused is None
+
+
+@pytest.mark.parametrize("build, with_relu, new", [(resnet, {"BatchNorm"}, {"AddReLU"}),
+                                                   (vgg_like, {"Conv2d"}, set())])
+def test_relus_fold_into_the_ops_before_them(build, with_relu, new, rng):
+    """The trainings above are bit-identical with these fusions in place."""
+    model = cnn.compile(build())
+    model(cnn.tensor(rng.standard_normal((2, 3, 16, 16)).astype(np.float32)))
+    (program,) = model._programs.values()
+    names = {step[0].__name__ for step in program.steps}
+    assert "ReLU" not in names and new <= names
+    assert with_relu <= {step[0].__name__ for step in program.steps
+                         if step[1][-1] == (-1, True)}
 
 
 def test_replays_skip_the_modules(monkeypatch, rng):

@@ -47,8 +47,10 @@ include "conv_columns.pxi"
 # This module's instruction-set level ("avx512", "avx2" or "baseline"): setup.py builds it once
 # per level as cnn._ext.<level>.conv. (No negative indices in this file: wraparound is off; and / rounds like C's.)
 ISA = __name__.split(".")[2]
-# The max-pool kernels of the same level (their backward routes a pooled gradient to its argmax).
+# The kernels of the same level that plans call: max-pool's backward (a pooled gradient to its
+# argmax) and ReLU (the columns algorithm's fused ReLU, by the rule of every ReLU in cnn).
 _pool = importlib.import_module(__name__.rsplit(".", 1)[0] + ".pool")
+_elementwise = importlib.import_module(__name__.rsplit(".", 1)[0] + ".elementwise")
 
 DIRECT = "direct"
 COLUMNS = "columns"
@@ -380,7 +382,8 @@ cdef class ConvPlan:
         if bias is not None:
             out += bias.reshape(1, f, 1, 1)
         if relu:
-            np.maximum(out, 0, out=out)  # keeps a NaN, as the direct kernels do
+            flat = out.reshape(-1)
+            _elementwise.relu(flat, flat, threads)
         return out, (cols_groups if keep else None)
 
     # ***** columns (im2col / col2im) *****

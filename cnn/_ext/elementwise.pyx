@@ -20,7 +20,9 @@ cdef int _same_length(Py_ssize_t n, Py_ssize_t length, str name) except -1:
 def relu(const floating[::1] x,   # IN  (n,)
          floating[::1] out,       # OUT (n,), may be x's memory
          int num_threads):
-    """out = max(x, 0), keeping a NaN (as np.maximum and torch.relu do)."""
+    """out = max(x, 0), keeping a NaN (as np.maximum and torch.relu do); -0.0 gives +0.0, the
+    rule of every ReLU in cnn's kernels (the fused ones too, so fused and separate layers give
+    the same bits)."""
     cdef Py_ssize_t n = x.shape[0], chunk, i, end
     cdef floating value
     _same_length(n, out.shape[0], "out")
@@ -31,7 +33,27 @@ def relu(const floating[::1] x,   # IN  (n,)
             end = min(n, (chunk + 1) * CHUNK)
             for i in range(chunk * CHUNK, end):
                 value = x[i]
-                out[i] = 0 if value < 0 else value
+                out[i] = value if value > 0 or value != value else 0
+
+
+def add_relu(const floating[::1] a,   # IN  (n,)
+             const floating[::1] b,   # IN  (n,)
+             floating[::1] out,       # OUT (n,), may be a's or b's memory
+             int num_threads):
+    """out = relu(a + b) in one pass (a residual connection's sum and its ReLU), by relu's
+    rule."""
+    cdef Py_ssize_t n = a.shape[0], chunk, i, end
+    cdef floating value
+    _same_length(n, b.shape[0], "b")
+    _same_length(n, out.shape[0], "out")
+    with nogil:
+        for chunk in prange((n + CHUNK - 1) // CHUNK, schedule="static",
+                            num_threads=num_threads,
+                            use_threads_if=num_threads > 1 and n > CHUNK):
+            end = min(n, (chunk + 1) * CHUNK)
+            for i in range(chunk * CHUNK, end):
+                value = a[i] + b[i]
+                out[i] = value if value > 0 or value != value else 0
 
 
 def relu_backward(const floating[::1] grad,   # IN  (n,) gradient of relu's output

@@ -28,12 +28,14 @@ class BatchNorm(Function):
     Training uses the batch's statistics (biased variance) and updates the running ones in place
     (unbiased variance, as PyTorch); evaluation uses the running statistics. Keeps the input,
     the weight and the per-channel mean and 1/sqrt(var + eps) for backward (x_hat is
-    recomputed there, not stored).
+    recomputed there, not stored). With `relu`, a ReLU follows in the same pass (cnn.compile
+    fuses a batch norm and the ReLU that alone takes its output): the output is kept too, and
+    the gradient is taken through the ReLU inside the sums, as relu's backward would.
     """
 
     @staticmethod
     def forward(ctx, x, running_mean, running_var, weight, bias, training, momentum, eps,
-                num_batches_tracked=None):
+                num_batches_tracked=None, relu=False):
         channels = x.shape[1]
         if training and num_batches_tracked is not None:
             # The module's count of batches, kept here rather than in its forward so that the
@@ -63,22 +65,22 @@ class BatchNorm(Function):
         scale = inv_std if weight is None else inv_std * weight
         shift = np.zeros(channels) if bias is None else bias.astype(np.float64)
         out = np.empty_like(x3)
-        _ext.backend.norm.normalize(x3, mean, scale, shift, out, False, threads)
-        ctx.save_for_backward(x3, weight)
+        _ext.backend.norm.normalize(x3, mean, scale, shift, out, relu, threads)
+        ctx.save_for_backward(x3, weight, out if relu else None)
         ctx.statistics = (mean, inv_std)
         ctx.training, ctx.shape = training, x.shape
         return out.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, grad_output):
-        x3, weight = ctx.saved_tensors
+        x3, weight, relu_out = ctx.saved_tensors
         mean, inv_std = ctx.statistics
         needs_x, _, _, needs_w, needs_b = ctx.needs_input_grad[:5]
         threads = get_num_threads()
         g3 = _channels_view(grad_output)
         channels = x3.shape[1]
         sum_grad, sum_grad_x = np.empty(channels), np.empty(channels)
-        _ext.backend.norm.gradient_sums(g3, x3, mean, sum_grad, sum_grad_x, threads)
+        _ext.backend.norm.gradient_sums(g3, x3, mean, sum_grad, sum_grad_x, threads, relu_out)
         dtype = x3.dtype
         grad_w = (inv_std * sum_grad_x).astype(dtype) if needs_w else None
         grad_b = sum_grad.astype(dtype) if needs_b else None
@@ -92,9 +94,9 @@ class BatchNorm(Function):
                 b = -a * inv_std * inv_std * sum_grad_x / count
                 k = -a * sum_grad / count
             grad_x = np.empty_like(x3)
-            _ext.backend.norm.input_gradient(g3, x3, mean, a, b, k, grad_x, threads)
+            _ext.backend.norm.input_gradient(g3, x3, mean, a, b, k, grad_x, threads, relu_out)
             grad_x = grad_x.reshape(ctx.shape)
-        return grad_x, None, None, grad_w, grad_b, None, None, None, None
+        return grad_x, None, None, grad_w, grad_b, None, None, None, None, None
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
