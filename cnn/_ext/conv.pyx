@@ -41,6 +41,7 @@ cdef extern from "conv_layout.h":
         CNN_SEGMENT_GROUP
         CNN_WEIGHT_GRAD_BLOCKS
 
+include "relu.pxi"
 include "conv_direct.pxi"
 include "conv_columns.pxi"
 

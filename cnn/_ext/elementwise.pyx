@@ -7,6 +7,8 @@ OpenMP team shares (each element is computed by itself, so any split gives the s
 from cython cimport floating
 from cython.parallel cimport prange
 
+include "relu.pxi"
+
 # Elements per chunk a thread takes; smaller arrays run serially.
 cdef Py_ssize_t CHUNK = 1 << 15
 
@@ -24,7 +26,6 @@ def relu(const floating[::1] x,   # IN  (n,)
     rule of every ReLU in cnn's kernels (the fused ones too, so fused and separate layers give
     the same bits)."""
     cdef Py_ssize_t n = x.shape[0], chunk, i, end
-    cdef floating value
     _same_length(n, out.shape[0], "out")
     with nogil:
         for chunk in prange((n + CHUNK - 1) // CHUNK, schedule="static",
@@ -32,8 +33,7 @@ def relu(const floating[::1] x,   # IN  (n,)
                             use_threads_if=num_threads > 1 and n > CHUNK):
             end = min(n, (chunk + 1) * CHUNK)
             for i in range(chunk * CHUNK, end):
-                value = x[i]
-                out[i] = value if value > 0 or value != value else 0
+                out[i] = _relu_value(x[i])
 
 
 def add_relu(const floating[::1] a,   # IN  (n,)
@@ -43,7 +43,6 @@ def add_relu(const floating[::1] a,   # IN  (n,)
     """out = relu(a + b) in one pass (a residual connection's sum and its ReLU), by relu's
     rule."""
     cdef Py_ssize_t n = a.shape[0], chunk, i, end
-    cdef floating value
     _same_length(n, b.shape[0], "b")
     _same_length(n, out.shape[0], "out")
     with nogil:
@@ -52,8 +51,7 @@ def add_relu(const floating[::1] a,   # IN  (n,)
                             use_threads_if=num_threads > 1 and n > CHUNK):
             end = min(n, (chunk + 1) * CHUNK)
             for i in range(chunk * CHUNK, end):
-                value = a[i] + b[i]
-                out[i] = value if value > 0 or value != value else 0
+                out[i] = _relu_value(a[i] + b[i])
 
 
 def relu_backward(const floating[::1] grad,   # IN  (n,) gradient of relu's output
@@ -71,4 +69,4 @@ def relu_backward(const floating[::1] grad,   # IN  (n,) gradient of relu's outp
                             use_threads_if=num_threads > 1 and n > CHUNK):
             end = min(n, (chunk + 1) * CHUNK)
             for i in range(chunk * CHUNK, end):
-                grad_input[i] = 0 if out[i] <= 0 else grad[i]
+                grad_input[i] = _relu_grad(grad[i], out[i])

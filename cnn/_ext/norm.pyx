@@ -14,6 +14,8 @@ compute the per-channel coefficients; shapes are checked here.
 from cython cimport floating
 from cython.parallel cimport prange
 
+include "relu.pxi"
+
 # Below this many elements a thread team costs more than it saves.
 cdef Py_ssize_t MIN_PARALLEL_ELEMENTS = 1 << 15
 # Sums run in this many independent partial sums (lanes), added in a fixed order at the end:
@@ -63,20 +65,15 @@ cdef inline void _add_products(double* partial, const floating* grad, const floa
         partial[i % LANES] += <double> grad[i] * (<double> row[i] - centre)
 
 
-cdef inline floating _masked(floating grad, floating out) noexcept nogil:
-    """The gradient through a ReLU whose output is `out` (0 where out <= 0, as relu_backward)."""
-    return 0 if out <= 0 else grad
-
-
 cdef inline void _add_masked_row(double* partial, const floating* grad, const floating* out,
                                  Py_ssize_t n) noexcept nogil:
     """_add_row of the gradient through a ReLU (centre 0)."""
     cdef Py_ssize_t i, j
     for i in range(0, n - n % LANES, LANES):
         for j in range(LANES):
-            partial[j] += <double> _masked(grad[i + j], out[i + j])
+            partial[j] += <double> _relu_grad(grad[i + j], out[i + j])
     for i in range(n - n % LANES, n):
-        partial[i % LANES] += <double> _masked(grad[i], out[i])
+        partial[i % LANES] += <double> _relu_grad(grad[i], out[i])
 
 
 cdef inline void _add_masked_products(double* partial, const floating* grad,
@@ -86,10 +83,10 @@ cdef inline void _add_masked_products(double* partial, const floating* grad,
     cdef Py_ssize_t i, j
     for i in range(0, n - n % LANES, LANES):
         for j in range(LANES):
-            partial[j] += <double> _masked(grad[i + j], out[i + j]) * \
+            partial[j] += <double> _relu_grad(grad[i + j], out[i + j]) * \
                 (<double> row[i + j] - centre)
     for i in range(n - n % LANES, n):
-        partial[i % LANES] += <double> _masked(grad[i], out[i]) * (<double> row[i] - centre)
+        partial[i % LANES] += <double> _relu_grad(grad[i], out[i]) * (<double> row[i] - centre)
 
 
 cdef int _check(Py_ssize_t channels, Py_ssize_t length, str name) except -1:
@@ -173,7 +170,7 @@ def normalize(const floating[:, :, ::1] x,   # IN  (N, C, S)
     """out = (x - mean[c]) * scale[c] + shift[c] per channel, then max(., 0) (NaN kept) when
     relu."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2], c, n, s
-    cdef floating m, a, b, value
+    cdef floating m, a, b
     for name, values in (("mean", mean), ("scale", scale), ("shift", shift)):
         _check(C, values.shape[0], name)
     _same_shape(x.shape, out.shape, "out")
@@ -183,10 +180,12 @@ def normalize(const floating[:, :, ::1] x,   # IN  (N, C, S)
                         and N * C * S >= MIN_PARALLEL_ELEMENTS):
             m, a, b = <floating> mean[c], <floating> scale[c], <floating> shift[c]
             for n in range(N):
-                for s in range(S):
-                    value = (x[n, c, s] - m) * a + b
-                    # elementwise.pyx's rule: NaN kept, -0.0 made +0.0.
-                    out[n, c, s] = value if not relu or value > 0 or value != value else 0
+                if relu:
+                    for s in range(S):
+                        out[n, c, s] = _relu_value((x[n, c, s] - m) * a + b)
+                else:
+                    for s in range(S):
+                        out[n, c, s] = (x[n, c, s] - m) * a + b
 
 
 def gradient_sums(const floating[:, :, ::1] grad,      # IN  (N, C, S)
@@ -247,7 +246,7 @@ def input_gradient(const floating[:, :, ::1] grad,  # IN  (N, C, S)
             for n in range(N):
                 if masked:
                     for s in range(S):
-                        out[n, c, s] = ac * _masked(grad[n, c, s], relu_out[n, c, s]) + \
+                        out[n, c, s] = ac * _relu_grad(grad[n, c, s], relu_out[n, c, s]) + \
                             bc * (x[n, c, s] - mc) + kc
                 else:
                     for s in range(S):
