@@ -6,6 +6,7 @@ Usage (from the repository root; `pip install -e '.[bench]'` plus PyTorch, see b
     python bench/bench_peers.py --quick           # a smoke run, about a minute
     python bench/bench_peers.py --only lenet,train --json > peers.json
     python bench/bench_peers.py --skip jax --threads 1
+    python bench/bench_peers.py --report peers.json   # the table of a saved --json run
 
 Figures (ids for --only; a net name or a kind selects all of its figures):
 
@@ -147,8 +148,9 @@ def run_figure(ctx, fig):
                        else ctx.batch(fig))
     label = peer_figures.title(run, images)
     log(label)
-    monitor = benchlib.CpuMonitor()
     fns, check = peer_figures.BUILDERS[fig.kind](ctx, run)
+    # From here on: other processes' load during set-up (exports, compilations) is harmless.
+    monitor = benchlib.CpuMonitor()
     s = ctx.settings
     samples = benchlib.alternate(fns, repeats=s["repeats"], warmup=s["warmup"],
                                  min_time=s["min_time"], pause=s["pause"], log=log)
@@ -180,6 +182,8 @@ def parse_args(argv):
                         f"{','.join(PEERS)}")
     parser.add_argument("--data", help="folder of the MNIST files (default: $CNN_DATA, the "
                         "shared data folder, ~/.cache/cnn/mnist; random data when absent)")
+    parser.add_argument("--report", metavar="FILE", help="print the report of a run saved "
+                        "with --json (runs nothing)")
     args = parser.parse_args(argv)
     if args.threads < 1 or (args.repeats is not None and args.repeats < 1):
         parser.error("--threads and --repeats must be positive")
@@ -196,6 +200,10 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.report:
+        with open(args.report) as f:
+            print(peer_report.report_text(json.load(f)))
+        return 0
     started = benchlib.clock()
     import cnn
     # The peers (JAX above all) read their thread settings when imported: before anything runs.
@@ -216,7 +224,7 @@ def main(argv=None):
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(peer_report.report_text(result, peers))
+        print(peer_report.report_text(result))
     return 0
 
 

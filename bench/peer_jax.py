@@ -31,7 +31,7 @@ def configure_threads(threads, cores):
             flags = (flags + " --xla_cpu_multi_thread_eigen=false "
                      "intra_op_parallelism_threads=1").strip()
             os.environ["XLA_FLAGS"] = flags
-        how = "1 thread: XLA_FLAGS=" + flags
+        how = "1 thread (Eigen's pool off through XLA_FLAGS)"
     elif threads >= cores:
         how = f"XLA's default pool (one thread per usable core: {cores})"
     else:

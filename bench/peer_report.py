@@ -111,7 +111,7 @@ def notes(result, peers):
     return out
 
 
-def report_text(result, peers):
+def report_text(result):
     """The human-readable report: machine, versions, thread settings, table, notes."""
     env = result["environment"]
     c = env["cnn"]
