@@ -154,8 +154,9 @@ def run_figure(ctx, fig):
     s = ctx.settings
     samples = benchlib.alternate(fns, repeats=s["repeats"], warmup=s["warmup"],
                                  min_time=s["min_time"], pause=s["pause"], log=log)
-    return peer_report.figure_row(run, label, samples, check, monitor.others(),
-                                  reduced=run.batch != fig.batch)
+    unjudged = ("tiny run" if ctx.mode == "tiny" else
+                "smaller batch than the target's" if run.batch != fig.batch else None)
+    return peer_report.figure_row(run, label, samples, check, monitor.others(), unjudged)
 
 
 def selected(only):
@@ -218,8 +219,8 @@ def main(argv=None):
     result = {"environment": env, "figures": figures, "other_cpu_cores": whole_run.others(),
               "skipped_peers": dict(peers.missing),
               "load_average_at_end": benchlib.load_average()}
-    result["notes"] = peer_report.notes(result, peers)
-    result["table"] = peer_report.table_rows(figures, peers)
+    result["notes"] = peer_report.notes(result)
+    result["table"] = peer_report.table_rows(figures, peers.missing)
     result["seconds"] = benchlib.clock() - started
     if args.json:
         print(json.dumps(result, indent=2))

@@ -18,10 +18,10 @@ TARGETS = {"train": ("<= 0.8x best peer", "best", 0.8),
            "latency": ("<= 1.0x ONNX Runtime", "ort", 1.0)}
 
 
-def figure_row(fig, label, samples, check, others, reduced=False):
+def figure_row(fig, label, samples, check, others, unjudged=None):
     """The JSON record of one figure: every contender's times, cnn's ratio to each peer (the
     median of the per-repeat ratios), the fastest peer, the target and whether it is met
-    (never for a `reduced` run: a smaller batch than the target's)."""
+    (not judged where `unjudged` gives a reason: smaller sizes than the target's)."""
     times = {name: s.summary() for name, s in samples.items()}
     ratios = {name: benchlib.median_ratio(samples["cnn"], samples[name])
               for name in samples if name != "cnn"}
@@ -32,36 +32,33 @@ def figure_row(fig, label, samples, check, others, reduced=False):
            "unit": "ms", "times": times, "ratios": ratios, "best_peer": best,
            "ratio_best": ratios.get(best), "target": text, "judged_against": ref,
            "ratio_judged": ratios.get(ref), "check": check, "other_cpu_cores": others}
-    row["met"], row["why_not_judged"] = (None, "smaller batch than the target's") if reduced \
-        else _judge(row, limit)
+    row["busy"] = others is not None and others > BUSY_CORES
+    row["met"], row["verdict"], row["why_not_judged"] = (
+        (None, "n/a", unjudged) if unjudged else _judge(row, limit))
     return row
 
 
 def _judge(row, limit):
-    """(met: True/False/None, why it was not judged)."""
+    """(met: True/False/None, the table's verdict, why it was not judged)."""
     if row["ratio_judged"] is None:
         peer = row["judged_against"]
-        return None, f"{NAMES.get(peer, 'no peer')} not installed" if peer else "no peer installed"
+        return None, "n/a", (f"{NAMES[peer]} not installed" if peer else "no peer installed")
     others = row["other_cpu_cores"]
     if others is None:
-        return None, "other processes' CPU use unknown (no /proc/stat)"
-    if others > BUSY_CORES:
-        return None, f"busy: other processes used {others:.2f} cores"
-    return row["ratio_judged"] <= limit, None
-
-
-def _met_text(row):
-    if row["met"] is None:
-        return "busy" if (row["why_not_judged"] or "").startswith("busy") else "n/a"
-    return "yes" if row["met"] else "NO"
+        return None, "n/a", "other processes' CPU use unknown (no /proc/stat)"
+    if row["busy"]:
+        return None, "busy", f"busy: other processes used {others:.2f} cores"
+    met = row["ratio_judged"] <= limit
+    return met, "yes" if met else "NO", None
 
 
 def _ms(summary, digits):
     return f"{summary['median'] * 1e3:.{digits}f}"
 
 
-def table_rows(rows, peers):
-    """Rows of the printed table: times (ms, medians), ratios, target, met, others."""
+def table_rows(rows, missing):
+    """Rows of the printed table: times (ms, medians), ratios, target, met, others.
+    `missing` maps the peers that were not measured to why."""
     out = []
     for row in rows:
         digits = 3 if row["kind"] == "latency" else 2
@@ -70,14 +67,14 @@ def table_rows(rows, peers):
             if name in row["times"]:
                 cells.append(_ms(row["times"][name], digits))
             else:  # not installed, or not a peer for this kind (ONNX Runtime trains nothing)
-                cells.append("skip" if name in peers.missing else "-")
+                cells.append("skip" if name in missing else "-")
         for name in PEERS:
             ratio = row["ratios"].get(name)
             cells.append("-" if ratio is None else f"{ratio:.2f}")
         best = row["ratio_best"]
         cells.append("-" if best is None else f"{best:.2f} ({row['best_peer']})")
         others = row["other_cpu_cores"]
-        cells += [row["target"], _met_text(row), "?" if others is None else f"{others:.2f}"]
+        cells += [row["target"], row["verdict"], "?" if others is None else f"{others:.2f}"]
         out.append(cells)
     return out
 
@@ -86,19 +83,19 @@ HEADERS = (["figure", "cnn"] + list(PEERS) + [f"/{name}" for name in PEERS]
            + ["/best", "target", "met?", "others"])
 
 
-def notes(result, peers):
+def notes(result):
     """The notes under the table: missing peers, failed checks, busy figures, cores used."""
     out = [f"{NAMES[name]} not measured ({why}): its columns say 'skip'"
-           for name, why in peers.missing.items()]
+           for name, why in result["skipped_peers"].items()]
     for row in result["figures"]:
         for label, item in row["check"].items():
             if not item["agrees"]:
                 out.append(f"WARNING {row['id']}: {label} disagrees with cnn (max |diff| "
                            f"{item['max_abs_diff']:.2e}): not the same computation")
-    busy = [row["id"] for row in result["figures"] if _met_text(row) == "busy"]
+    busy = [row["id"] for row in result["figures"] if row["busy"]]
     if busy:
-        out.append(f"busy, not judged ({len(busy)} of {len(result['figures'])} figures: other "
-                   f"processes above {BUSY_CORES} cores): measured while busy, do not quote")
+        out.append(f"{len(busy)} of {len(result['figures'])} figures measured while busy (other "
+                   f"processes above {BUSY_CORES} cores): not judged, do not quote them")
     cores = {}
     for row in result["figures"]:
         for label, summary in row["times"].items():
