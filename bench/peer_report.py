@@ -22,7 +22,9 @@ def figure_row(fig, label, samples, check, others, unjudged=None):
     """The JSON record of one figure: every contender's times, cnn's ratio to each peer (the
     median of the per-repeat ratios), the fastest peer, the target and whether it is met
     (not judged where `unjudged` gives a reason: smaller sizes than the target's)."""
-    times = {name: s.summary() for name, s in samples.items()}
+    # Each contender's per-repeat times too: repeat r of every contender was measured in the
+    # same turn, so the ratios can be recomputed from the JSON.
+    times = {name: {**s.summary(), "values": s.values} for name, s in samples.items()}
     ratios = {name: benchlib.median_ratio(samples["cnn"], samples[name])
               for name in samples if name != "cnn"}
     best = min(ratios, key=lambda name: times[name]["median"]) if ratios else None
