@@ -244,6 +244,20 @@ class CpuMonitor:
         return max(0.0, ((end[1] - self.start[1]) - (end[2] - self.start[2])) / wall)
 
 
+def wait_for_idle(limit, threshold, window=1.0, log=None):
+    """Wait up to `limit` seconds for a `window` in which other processes used at most
+    `threshold` cores; returns the last window's figure (None where there is no /proc)."""
+    deadline = clock() + limit
+    while True:
+        monitor = CpuMonitor()
+        time.sleep(window)
+        others = monitor.others()
+        if others is None or others <= threshold or clock() >= deadline:
+            return others
+        if log:
+            log(f"    waiting for an idle machine: other processes use {others:.2f} cores")
+
+
 def peak_rss_bytes():
     """Peak resident set size of this process so far (VmHWM; ru_maxrss where there is no /proc)."""
     try:
