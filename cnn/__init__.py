@@ -44,11 +44,12 @@ from . import nn, optim  # noqa: E402  (after Tensor: both build on it)
 from .nn.functional import log_softmax, relu, sigmoid, softmax, tanh
 from . import utils
 from .utils import data
-from . import compat, datasets, profiler, serialization
+from . import compat, datasets, profiler, serialization, transforms
 from . import onnx  # noqa: E402  (needs the onnx package only when export runs)
 from .compat import Cross_entropy, DataLoader, Sequential
 from .nn import Conv2d, Flatten, Linear, MaxPool2d, ReLU
 from .optim import SGD
+from .replay import compile
 from .serialization import load, save
 # Last: `float`, `int` and `bool` are dtype names here, as in torch.
 from ._dtypes import (bool, double, float, float16, float32, float64, get_default_dtype,  # noqa: A004
@@ -68,7 +69,8 @@ __all__ = [
     "log_softmax", "no_grad", "enable_grad", "set_grad_enabled", "inference_mode",
     "is_grad_enabled", "is_inference_mode_enabled", "autograd", "nn", "optim", "cuda",
     "backends", "accelerator", "manual_seed", "get_rng_state", "set_rng_state",
-    "utils", "data", "datasets", "profiler", "compat", "serialization", "save", "load", "onnx",
+    "utils", "data", "datasets", "transforms", "profiler", "compat", "serialization", "save",
+    "load", "onnx", "compile",
     # the original library's names (SPEC section 4)
     "Sequential", "Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear", "Cross_entropy", "SGD",
     "DataLoader",

@@ -1,21 +1,27 @@
 """PyTorch training scripts (tests/clients/) run under cnn after changing only their import
-lines, and under PyTorch from the same initial weights: the same losses (float64), and
-training lowers them.
+lines: under PyTorch too, from the same initial weights, with the same losses (float64), and
+training lowers them; a torchvision-style recipe with worker processes trains.
 
 The scripts are written as four well-known public examples are (pytorch/examples'
 mnist/main.py, the CIFAR-10 and nn_tutorial tutorials, kuangliu/pytorch-cifar's ResNet); the
 data are small synthetic image classes, so that a few steps learn something.
 """
+import os
 import re
+import subprocess
+import sys
 import types
 from pathlib import Path
 
 import numpy as np
 import pytest
+from test_datasets import write_cifar10
 
 import cnn
 
 CLIENTS = Path(__file__).parent / "clients"
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(cnn.__file__).parents[1]),
+                                                   os.environ.get("PYTHONPATH", "")]))
 IMPORT_LINE = re.compile(r"^(import|from)\s+torch\b.*$", re.MULTILINE)
 
 
@@ -160,3 +166,17 @@ def test_the_import_swap_changes_only_import_lines():
         ("import torch.optim as optim", "import cnn.optim as optim"),
         ("from torch.optim.lr_scheduler import StepLR",
          "from cnn.optim.lr_scheduler import StepLR")]
+
+
+def test_the_cifar10_resnet_recipe_trains_with_two_workers(tmp_path):
+    write_cifar10(tmp_path / "data", sizes=(20, 20, 20, 20, 20, 30))
+    result = subprocess.run(
+        [sys.executable, str(CLIENTS / "cifar10_resnet.py"), "--data", str(tmp_path / "data"),
+         "--epochs", "2", "--batch-size", "32", "--workers", "2"],
+        cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("epoch")]
+    assert len(lines) == 2 and "/100)" in lines[0] and "test acc" in lines[1]
+    assert "Traceback" not in result.stderr
+    state = cnn.load(tmp_path / "ckpt.npz")
+    assert state["epoch"] == 2 and "linear.weight" in state["net"]

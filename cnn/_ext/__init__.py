@@ -97,14 +97,34 @@ def conv_plan(input_shape, weight_shape, stride=1, padding=0, dilation=1, groups
     Raises:
         TypeError, ValueError: As ``ConvPlan``, naming the argument.
     """
+    # A layer passes the same argument objects at every step: a plan found by the shapes and
+    # given those very objects (compared by identity, so that 2.0 or True never passes for 2)
+    # needs no other check.
+    key = (input_shape[-3:], weight_shape, dtype, backend.isa)
+    try:
+        last = _last_plans.get(key)
+    except TypeError:  # an unhashable shape: the checks below refuse it
+        last = None
+    if (last is not None and last[0] is stride and last[1] is padding and last[2] is dilation
+            and last[3] is groups):
+        return last[4]
     arguments = (stride, padding, dilation, groups)
     try:
         shapes = (tuple(input_shape)[-3:], tuple(weight_shape))
-        key = shapes + arguments + (np.dtype(dtype),)
+        cache_key = shapes + arguments + (np.dtype(dtype),)
     except TypeError:
-        key = None
-    if key is None or not all(map(geometry.is_plain, shapes + arguments)):
+        cache_key = None
+    if cache_key is None or not all(map(geometry.is_plain, shapes + arguments)):
         # Only exact ints are cache keys (2.0 == 2 would let a float skip its TypeError);
         # anything else is checked (and refused, or normalised) by a plan for this call alone.
         return backend.conv.ConvPlan(input_shape, weight_shape, *arguments, dtype)
-    return _cached_plan(backend.isa, *key)
+    plan = _cached_plan(backend.isa, *cache_key)
+    if len(_last_plans) > 512:
+        _last_plans.clear()
+    _last_plans[key] = arguments + (plan,)
+    return plan
+
+
+# (input (C, H, W), weight shape, dtype, isa) -> (stride, padding, dilation, groups, plan) of the
+# latest call: the argument objects of conv_plan's fast path.
+_last_plans = {}

@@ -176,14 +176,17 @@ def _execute(roots, root_grads, retain_graph, targets, captured):
             if input_ is None or grad is None:
                 continue
             if input_.__class__ is Context:
-                grad = _checked_gradient(grad, arg, node)
+                array = arg.data
+                grad = _checked_gradient(grad, array.shape, array.dtype, node)
                 if input_ in grads:
                     # Out of place: the stored gradient may be a view some op still holds.
                     grads[input_] = grads[input_] + grad
                 else:
                     grads[input_] = grad
             else:
-                _deliver(input_, _checked_gradient(grad, input_, node), targets, captured)
+                array = input_.data
+                _deliver(input_, _checked_gradient(grad, array.shape, array.dtype, node),
+                         targets, captured)
     if not retain_graph:
         for node in order:
             node.saved_tensors = None
@@ -218,8 +221,12 @@ def _deliver(leaf, grad, targets, captured):
             previous = captured[key]
             captured[key] = grad.copy() if previous is None else previous + grad
         return
-    if targets is not None and id(leaf) not in targets:
-        return
+    if targets is None or id(leaf) in targets:
+        _accumulate(leaf, grad)
+
+
+def _accumulate(leaf, grad):
+    """Add `grad` into the leaf's ``.grad`` (``cnn.replay`` accumulates through here too)."""
     if leaf._grad is None:
         # A copy: ``grad`` may alias an array that an op or the caller still holds.
         leaf._grad = grad.astype(leaf.data.dtype, copy=True)
@@ -295,15 +302,14 @@ def _root_gradient(tensor, gradient):
     return grad.astype(data.dtype, copy=False)
 
 
-def _checked_gradient(grad, tensor, node):
+def _checked_gradient(grad, shape, dtype, node):
+    """`grad` as an array of the input's `shape` and `dtype` (a float gradient is cast), or an
+    error naming the node that returned it."""
     if type(grad) is not np.ndarray:
         grad = np.asarray(grad)
-    array = tensor.data
-    shape = array.shape
     if grad.shape != shape:
         raise ValueError(f"{node.name()} returned a gradient of shape {grad.shape} for an "
                          f"input of shape {shape}")
-    dtype = array.dtype
     if grad.dtype != dtype:
         if grad.dtype.kind != "f":
             raise TypeError(f"{node.name()} returned a gradient of dtype {grad.dtype} for an "

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from ..tensor import Tensor
 from . import fusion
 from .module import Module
+from .module import _changed as module_changed
 from .parameter import Parameter
 
 __all__ = ["Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"]
@@ -45,6 +46,7 @@ class _ModuleSequence(Module):
         for key in keys:
             del self._modules[key]
         # Renumber so that positions and names agree again, as PyTorch does.
+        module_changed()
         remaining = list(self._modules.values())
         self._modules.clear()
         self._modules.update((str(i), module) for i, module in enumerate(remaining))
