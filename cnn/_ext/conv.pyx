@@ -41,7 +41,7 @@ cdef extern from "conv_layout.h":
         CNN_SEGMENT_GROUP
         CNN_WEIGHT_GRAD_BLOCKS
 
-include "relu.pxi"
+include "pointwise.pxi"
 include "conv_direct.pxi"
 include "conv_columns.pxi"
 
@@ -49,9 +49,11 @@ include "conv_columns.pxi"
 # per level as cnn._ext.<level>.conv. (No negative indices in this file: wraparound is off; and / rounds like C's.)
 ISA = __name__.split(".")[2]
 # The kernels of the same level that plans call: max-pool's backward (a pooled gradient to its
-# argmax) and ReLU (the columns algorithm's fused ReLU, by the rule of every ReLU in cnn).
+# argmax), and for the columns algorithm, after its GEMMs, ReLU and batch norm's affine map (by
+# the rules every kernel follows).
 _pool = importlib.import_module(__name__.rsplit(".", 1)[0] + ".pool")
 _elementwise = importlib.import_module(__name__.rsplit(".", 1)[0] + ".elementwise")
+_norm = importlib.import_module(__name__.rsplit(".", 1)[0] + ".norm")
 
 DIRECT = "direct"
 COLUMNS = "columns"
@@ -288,17 +290,21 @@ cdef class ConvPlan:
 
     # ***** forward *****
 
-    def forward(self, x, weight, bias=None, relu=False, keep_columns=False, num_threads=1):
-        """conv2d(x, weight) + bias, then ReLU when `relu`.
+    def forward(self, x, weight, bias=None, relu=False, keep_columns=False, num_threads=1,
+                affine=None):
+        """conv2d(x, weight) + bias, then a batch norm's affine map and ReLU when asked.
 
         Args:
             x: (N, C, H, W) array of the plan's dtype.
             weight: (F, C / groups, KH, KW).
             bias: (F,) or None.
-            relu: apply max(., 0) (NaN kept) to the result, in the same pass.
+            relu: apply ReLU (pointwise.h's rule) to the result, in the same pass.
             keep_columns: also return the im2col columns, which backward reuses (the columns
                 algorithm only; None otherwise).
             num_threads: the OpenMP team's size.
+            affine: None, or (mean, scale, shift), float64 arrays of one value per output
+                channel: (out - mean) * scale + shift before the ReLU, a batch norm in
+                evaluation mode by norm.normalize's rule (the same bits as that kernel).
 
         Returns:
             (out (N, F, OH, OW), columns or None)
@@ -308,18 +314,31 @@ cdef class ConvPlan:
         bias = self._bias(bias)
         relu = flag(relu, "relu")
         threads = self._threads(num_threads)
+        if affine is not None:
+            affine = tuple([self._array(np.asarray(values), name, self.weight_shape[:1],
+                                        np.float64)
+                            for name, values in zip(("mean", "scale", "shift"), affine)])
         if self.algorithm == COLUMNS:
-            return self._columns_forward(x, weight, bias, relu, flag(keep_columns,
-                                                                    "keep_columns"), threads)
+            out, columns = self._columns_forward(x, weight, bias, relu and affine is None,
+                                                 flag(keep_columns, "keep_columns"), threads)
+            if affine is not None:
+                planes = out.reshape(out.shape[0], out.shape[1], -1)
+                _norm.normalize(planes, *affine, planes, relu, threads)
+            return out, columns
         out = np.empty((x.shape[0],) + self.output_shape, dtype=self.dtype)
         wt, bias_padded, scratch = self._direct_operands(weight, bias, threads)
+        coefficients = None
+        if affine is not None:
+            # Rounded to the dtype as norm.normalize rounds them.
+            coefficients = np.zeros((3, self.f_padded), dtype=self.dtype)
+            coefficients[:, :self.weight_shape[0]] = affine
         ph, pw = self.padding
         if self.dtype == np.float64:
-            _conv_forward[double](x, wt, bias_padded, self.taps, self.origins, out, scratch,
-                                  ph, pw, relu, threads)
+            _conv_forward[double](x, wt, bias_padded, self.taps, self.origins, coefficients,
+                                  out, scratch, ph, pw, relu, threads)
         else:
-            _conv_forward[float](x, wt, bias_padded, self.taps, self.origins, out, scratch,
-                                 ph, pw, relu, threads)
+            _conv_forward[float](x, wt, bias_padded, self.taps, self.origins, coefficients,
+                                 out, scratch, ph, pw, relu, threads)
         return out, None
 
     def forward_relu_pool(self, x, weight, bias=None, num_threads=1):

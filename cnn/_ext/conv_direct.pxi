@@ -136,20 +136,23 @@ cdef void _pad_image(const floating[:, :, ::1] x, floating* padded, Py_ssize_t p
 
 
 cdef inline floating _relu(floating value, bint relu) noexcept nogil:
-    """ReLU's rule (relu.h) when relu, else value."""
+    """ReLU's rule (pointwise.h) when relu, else value."""
     return _relu_value(value) if relu else value
 
 
 cdef void _forward_image(const floating* padded, const Py_ssize_t* origins,
                          const Py_ssize_t* taps, Py_ssize_t n_taps, const floating* wt,
-                         Py_ssize_t f_padded, const floating* bias, floating* out, Py_ssize_t F,
-                         Py_ssize_t n_pixels, bint relu) noexcept nogil:
+                         Py_ssize_t f_padded, const floating* bias, const floating* affine,
+                         floating* out, Py_ssize_t F, Py_ssize_t n_pixels,
+                         bint relu) noexcept nogil:
     """One image's output channels (F, n_pixels) (out, contiguous), a tile of L pixels at a
     time. Tiles run on across the ends of output rows (each lane is any pixel's window origin),
-    so only the image's last tile is partial."""
+    so only the image's last tile is partial. `affine` (NULL, or 3 rows of f_padded: mean,
+    scale, shift) applies a batch norm in evaluation mode to each value before the ReLU."""
     cdef Py_ssize_t k, fb, i, p0, q, f, n_pix, block = _block(f_padded), L = _lanes(block)
     cdef Py_ssize_t lanes[CNN_MAX_LANES]
     cdef floating tile[CNN_MAX_LANES * CNN_BLOCK]
+    cdef floating value
     for k in range(f_padded // block):
         fb = k * block
         for i in range((n_pixels + L - 1) // L):
@@ -162,7 +165,11 @@ cdef void _forward_image(const floating* padded, const Py_ssize_t* origins,
                   CNN_BLOCK, block)
             for f in range(min(block, F - fb)):
                 for q in range(n_pix):
-                    out[(fb + f) * n_pixels + p0 + q] = _relu(tile[q * CNN_BLOCK + f], relu)
+                    value = tile[q * CNN_BLOCK + f]
+                    if affine != NULL:
+                        value = _affine(value, affine[fb + f], affine[f_padded + fb + f],
+                                        affine[2 * f_padded + fb + f])
+                    out[(fb + f) * n_pixels + p0 + q] = _relu(value, relu)
 
 
 cdef void _forward_pool_image(const floating* padded, const Py_ssize_t* origins,
@@ -211,12 +218,15 @@ cdef void _conv_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                         const floating[::1] bias,       # IN  (F_padded,), zeros where no bias
                         const Py_ssize_t[::1] taps,     # IN  (C*KH*KW,) tap offsets, padded image
                         const Py_ssize_t[::1] origins,  # IN  (OH*OW,) window origins
+                        const floating[:, ::1] affine,  # IN  (3, F_padded) or None
                         floating[:, :, :, ::1] out,     # OUT (N, F, OH, OW)
                         floating[:, ::1] scratch,       # (threads, C*(H+2PH)*(W+2PW))
                         Py_ssize_t ph, Py_ssize_t pw, bint relu, int num_threads):
-    """out = conv(x, w) + bias, then max(., 0) when `relu`."""
+    """out = conv(x, w) + bias, then a batch norm's affine map (`affine`: mean, scale, shift by
+    channel) and max(., 0) when asked."""
     cdef Py_ssize_t n, N = x.shape[0], F = out.shape[1], n_pixels = origins.shape[0]
     cdef floating* padded
+    cdef const floating* coefficients = NULL if affine is None else &affine[0, 0]
     if F == 0:
         return
     with nogil:
@@ -225,7 +235,8 @@ cdef void _conv_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
             padded = &scratch[threadid(), 0]
             _pad_image(x[n], padded, ph, pw)
             _forward_image(padded, &origins[0], &taps[0], taps.shape[0], &wt[0, 0],
-                           wt.shape[1], &bias[0], &out[n, 0, 0, 0], F, n_pixels, relu)
+                           wt.shape[1], &bias[0], coefficients, &out[n, 0, 0, 0], F, n_pixels,
+                           relu)
 
 
 cdef void _conv_relu_pool_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
