@@ -326,7 +326,9 @@ cdef class ConvPlan:
                 _norm.normalize(planes, *affine, planes, relu, threads)
             return out, columns
         out = np.empty((x.shape[0],) + self.output_shape, dtype=self.dtype)
-        wt, bias_padded, scratch = self._direct_operands(weight, bias, threads)
+        parts = self._parts(x.shape[0], threads, self.n_pixels)
+        wt, bias_padded, scratch = self._direct_operands(weight, bias, threads, x.shape[0],
+                                                         parts)
         coefficients = None
         if affine is not None:
             # Rounded to the dtype as norm.normalize rounds them.
@@ -335,10 +337,10 @@ cdef class ConvPlan:
         ph, pw = self.padding
         if self.dtype == np.float64:
             _conv_forward[double](x, wt, bias_padded, self.taps, self.origins, coefficients,
-                                  out, scratch, ph, pw, relu, threads)
+                                  out, scratch, ph, pw, relu, parts, threads)
         else:
             _conv_forward[float](x, wt, bias_padded, self.taps, self.origins, coefficients,
-                                 out, scratch, ph, pw, relu, threads)
+                                 out, scratch, ph, pw, relu, parts, threads)
         return out, None
 
     def forward_relu_pool(self, x, weight, bias=None, num_threads=1):
@@ -363,20 +365,34 @@ cdef class ConvPlan:
         shape_ = (x.shape[0], self.output_shape[0], oh // 2, ow // 2)
         pooled = np.empty(shape_, dtype=self.dtype)
         indices = np.empty(shape_, dtype=np.int64)
-        wt, bias_padded, scratch = self._direct_operands(weight, bias, threads)
+        parts = self._parts(x.shape[0], threads, shape_[2] * shape_[3])
+        wt, bias_padded, scratch = self._direct_operands(weight, bias, threads, x.shape[0],
+                                                         parts)
         ph, pw = self.padding
         if self.dtype == np.float64:
             _conv_relu_pool_forward[double](x, wt, bias_padded, self.taps, pooled, indices,
-                                            self.origins, scratch, ow, ph, pw, threads)
+                                            self.origins, scratch, ow, ph, pw, parts, threads)
         else:
             _conv_relu_pool_forward[float](x, wt, bias_padded, self.taps, pooled, indices,
-                                           self.origins, scratch, ow, ph, pw, threads)
+                                           self.origins, scratch, ow, ph, pw, parts, threads)
         return pooled, indices
 
-    cdef tuple _direct_operands(self, weight, bias, Py_ssize_t threads):
+    cdef Py_ssize_t _parts(self, Py_ssize_t batch, Py_ssize_t threads, Py_ssize_t outputs):
+        """Into how many ranges of tiles the forward cuts each image: 1 (threads take whole
+        images) unless the batch is too small to keep the team busy (batch 1 at inference),
+        then about 4 ranges per thread, each at least a few tiles. Depends on the batch and
+        the thread count only; any split gives the same bits."""
+        if threads == 1 or batch == 0 or batch >= 2 * threads:
+            return 1
+        tiles = self.f_padded // CNN_BLOCK + 1  # at least the blocks of channels
+        return max(1, min((4 * threads + batch - 1) // batch,
+                          tiles * max(1, outputs // (8 * CNN_MAX_LANES))))
+
+    cdef tuple _direct_operands(self, weight, bias, Py_ssize_t threads, Py_ssize_t batch,
+                                Py_ssize_t parts):
         """The weights repacked so that a tile's output channels are one vector
-        (wt[tap, f], zero-padded channels), the bias padded alike, and each thread's padded
-        image."""
+        (wt[tap, f], zero-padded channels), the bias padded alike, and the padded images: one
+        per thread, or every image of the batch when the forward splits images (parts > 1)."""
         f = self.weight_shape[0]
         wt = np.empty((self.n_taps, self.f_padded), dtype=self.dtype)
         bias_padded = np.empty(self.f_padded, dtype=self.dtype)
@@ -384,7 +400,7 @@ cdef class ConvPlan:
             _pack[double](weight.reshape(f, self.n_taps), bias, wt, bias_padded)
         else:
             _pack[float](weight.reshape(f, self.n_taps), bias, wt, bias_padded)
-        scratch = np.empty((threads, self.image_size), dtype=self.dtype)
+        scratch = np.empty((batch if parts > 1 else threads, self.image_size), dtype=self.dtype)
         return wt, bias_padded, scratch
 
     cdef tuple _columns_forward(self, x, weight, bias, bint relu, bint keep, Py_ssize_t threads):
