@@ -106,8 +106,13 @@ class Context:
             self.settings["repeats"] = args.repeats
         self.wait_idle, self.retry_busy = args.wait_idle, args.retry_busy
         self.data = Data(benchlib.mnist_root(args.data))
+        self.compile = args.compile
         self._inference = (None, None)
         cnn.set_num_threads(args.threads)
+
+    def compiled(self, model):
+        """cnn's model as timed: `cnn.compile(model)` with --compile, else the eager model."""
+        return self.cnn.compile(model) if self.compile else model
 
     def batch(self, fig):
         """The figure's batch size (capped in the tiny mode)."""
@@ -137,6 +142,7 @@ def environment(ctx):
     info["threads"] = ctx.threads
     info["data"] = ctx.data.source
     info["mode"] = ctx.mode
+    info["cnn_compiled"] = ctx.compile
     info["repeats"] = ctx.settings["repeats"]
     info["min_seconds_per_measurement"] = ctx.settings["min_time"]
     return info
@@ -187,6 +193,8 @@ def parse_args(argv):
                         "images for the batch-1000 figures (about a minute)")
     parser.add_argument("--tiny", action="store_true", help="the test suite's run: batches of "
                         "at most 2, 4 images, 1 repeat (checks agreement, times nothing real)")
+    parser.add_argument("--compile", action="store_true", help="time cnn's models through "
+                        "cnn.compile (captured once, replayed: the same numbers as eager)")
     parser.add_argument("--threads", type=int, default=2, help="threads for every library "
                         "(default 2, the cores of the reference machine)")
     parser.add_argument("--repeats", type=int, help="measurements per figure (default 15, "

@@ -77,7 +77,7 @@ def train(ctx, fig):
     if peers.torch is not None:
         twin = eager.torch_copy(peers.torch, model, net.builder)
         fns["torch"] = eager.training_step(peers.torch, twin, x, y)
-    fns["cnn"] = eager.training_step(ctx.cnn, model, x, y)
+    fns["cnn"] = eager.training_step(ctx.cnn, ctx.compiled(model), x, y)
     # Two steps each: the second loss depends on the first step's gradients and update. They
     # are warm-up calls too (JAX compiles here).
     losses = {label: [float(fn().item()) for _ in range(2)] for label, fn in fns.items()}
@@ -112,7 +112,7 @@ class InferenceModels:
 
     def callables(self, ctx, batches):
         """Label -> callable running the forward pass over `batches` (a list of arrays)."""
-        fns = {"cnn": eager.inference(ctx.cnn, self.cnn, batches)}
+        fns = {"cnn": eager.inference(ctx.cnn, ctx.compiled(self.cnn), batches)}
         if self.torch is not None:
             fns["torch"] = eager.inference(ctx.peers.torch, self.torch, batches)
         if self.jax is not None:

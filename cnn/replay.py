@@ -220,8 +220,8 @@ class _Program:
             step_of = {id(node): i for i, node in enumerate(recorder.nodes) if node is not None}
             order = [step_of[id(node)] for node in
                      reversed(_engine._topological_order([result._node]))]
-        self.steps, self.backward_order = _fuse_relus(recorder.steps, order, result_slot,
-                                                      self.meta)
+        steps, order = _fold_batch_norms(recorder.steps, order, result_slot)
+        self.steps, self.backward_order = _fuse_relus(steps, order, result_slot, self.meta)
 
     @classmethod
     def refusal(cls, reason, version, result):
@@ -254,43 +254,74 @@ def _run_steps(steps, values, contexts):
                                                for i, constant in specs], **kwargs)
 
 
-def _fuse_relus(steps, order, result_slot, meta):
-    """Fold each ReLU that alone takes the output of a convolution, a batch norm or a sum of
-    two tensors of one shape into that op (its `relu` form, or AddReLU): one pass over the data
-    instead of two, the same arithmetic in the same order, so the same bits. The fused step
-    runs where the first op ran, in forward and backward alike.
+def _uses(steps, result_slot):
+    """How many times each slot is an op's argument (or the result)."""
+    uses = collections.Counter(i for _, specs, _, _, _ in steps for i, _ in specs if i >= 0)
+    uses[result_slot] += 1
+    return uses
+
+
+def _fold(steps, order, result_slot, fold):
+    """Fold each step into the one step that made its only input, where `fold(first, second)`
+    gives the fused step (or None: not foldable): the fused step runs where the first ran, in
+    forward and backward alike; the second is dropped.
 
     Returns:
         (steps, order): the steps, and the backward order by their new indices.
     """
     producer = {slot: i for i, (_, _, _, slot, _) in enumerate(steps)}
-    uses = collections.Counter(i for _, specs, _, _, _ in steps for i, _ in specs if i >= 0)
-    uses[result_slot] += 1
+    uses = _uses(steps, result_slot)
     steps = list(steps)
     dropped = set()
-    for j, (cls, specs, _, slot, _) in enumerate(steps):
-        if cls is not _activation.ReLU or specs[0][0] < 0 or uses[specs[0][0]] != 1:
+    for j, step in enumerate(steps):
+        source = step[1][0][0] if step[1] else -1
+        i = producer.get(source)
+        if i is None or uses[source] != 1:
             continue
-        i = producer.get(specs[0][0])
-        if i is None:
-            continue
-        first, first_specs, kwargs, first_slot, needs = steps[i]
-        if first in (_conv.Conv2d, _normalization.BatchNorm) and not kwargs:
-            # The op's trailing `relu` argument, True; its gradient is never needed.
-            steps[i] = (first, first_specs + ((-1, True),), kwargs, slot,
-                        None if needs is None else needs + (False,))
-        elif (first is _tensor_ops.Add and all(k >= 0 for k, _ in first_specs)
-              and meta[first_specs[0][0]] == meta[first_specs[1][0]] == meta[first_slot]):
-            steps[i] = (_activation.AddReLU, first_specs, kwargs, slot, needs)
-        else:
-            continue
-        dropped.add(j)
+        fused = fold(steps[i], step)
+        if fused is not None:
+            steps[i] = fused
+            dropped.add(j)
     index = {}
     for old in range(len(steps)):
         if old not in dropped:
             index[old] = len(index)
     return ([step for j, step in enumerate(steps) if j not in dropped],
             [index[i] for i in order if i not in dropped])
+
+
+def _fold_batch_norms(steps, order, result_slot):
+    """Fold each batch norm in evaluation mode that alone takes a convolution's output, in a
+    forward pass without gradients, into the convolution's epilogue (the same arithmetic:
+    Conv2d's `batch_norm` arguments)."""
+    def fold(first, second):
+        cls, specs, kwargs, _, needs = first
+        bn, bn_specs, bn_kwargs, slot, bn_needs = second
+        if (cls is not _conv.Conv2d or bn is not _normalization.BatchNorm or kwargs
+                or bn_kwargs or needs is not None or bn_needs is not None
+                or len(specs) != 4 or bn_specs[5] != (-1, False)):
+            return None
+        # BatchNorm's running_mean, running_var, weight, bias and eps.
+        batch_norm = tuple(bn_specs[k] for k in (1, 2, 3, 4, 7))
+        return (cls, specs + batch_norm, kwargs, slot, None)
+    return _fold(steps, order, result_slot, fold)
+
+
+def _fuse_relus(steps, order, result_slot, meta):
+    """Fold each ReLU that alone takes the output of a convolution, a batch norm or a sum of
+    two tensors of one shape into that op (its `relu` form, or AddReLU): one pass over the data
+    instead of two, the same arithmetic in the same order, so the same bits."""
+    def fold(first, second):
+        cls, specs, kwargs, first_slot, needs = first
+        if second[0] is not _activation.ReLU or kwargs.get("relu"):
+            return None
+        if cls in (_conv.Conv2d, _normalization.BatchNorm):
+            return (cls, specs, {**kwargs, "relu": True}, second[3], needs)
+        if (cls is _tensor_ops.Add and all(k >= 0 for k, _ in specs)
+                and meta[specs[0][0]] == meta[specs[1][0]] == meta[first_slot]):
+            return (_activation.AddReLU, specs, kwargs, second[3], needs)
+        return None
+    return _fold(steps, order, result_slot, fold)
 
 
 class _StepContext(Context):

@@ -166,8 +166,9 @@ def test_fused_op_gradcheck():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_bit_identical_at_one_and_two_threads(isa, threads, rng, dtype):
-    x = rng.standard_normal((13, 6, 14, 14)).astype(dtype)
+@pytest.mark.parametrize("batch", [13, 1])  # at batch 1, 2 threads split each image's tiles
+def test_bit_identical_at_one_and_two_threads(isa, threads, rng, dtype, batch):
+    x = rng.standard_normal((batch, 6, 14, 14)).astype(dtype)
     w = rng.standard_normal((16, 6, 5, 5)).astype(dtype)
     b = rng.standard_normal(16).astype(dtype)
     results = []

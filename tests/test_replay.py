@@ -98,7 +98,20 @@ def test_relus_fold_into_the_ops_before_them(build, with_relu, new, rng):
     names = {step[0].__name__ for step in program.steps}
     assert "ReLU" not in names and new <= names
     assert with_relu <= {step[0].__name__ for step in program.steps
-                         if step[1][-1] == (-1, True)}
+                         if step[2].get("relu")}
+
+
+def test_batch_norms_fold_into_convolutions_without_gradients(rng):
+    """The bit-identical inference of test_inference_and_input_gradients_equal_eager runs with
+    these folds in place."""
+    model = cnn.compile(resnet().eval())
+    with cnn.no_grad():
+        model(cnn.tensor(rng.standard_normal((2, 3, 16, 16)).astype(np.float32)))
+    (program,) = model._programs.values()
+    names = [step[0].__name__ for step in program.steps]
+    assert "BatchNorm" not in names and "ReLU" not in names
+    assert sum(1 for step in program.steps if step[0].__name__ == "Conv2d"
+               and len(step[1]) == 9 and step[2].get("relu")) == 2
 
 
 def test_replays_skip_the_modules(monkeypatch, rng):

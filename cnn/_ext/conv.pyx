@@ -41,7 +41,7 @@ cdef extern from "conv_layout.h":
         CNN_SEGMENT_GROUP
         CNN_WEIGHT_GRAD_BLOCKS
 
-include "relu.pxi"
+include "pointwise.pxi"
 include "conv_direct.pxi"
 include "conv_columns.pxi"
 
@@ -49,9 +49,11 @@ include "conv_columns.pxi"
 # per level as cnn._ext.<level>.conv. (No negative indices in this file: wraparound is off; and / rounds like C's.)
 ISA = __name__.split(".")[2]
 # The kernels of the same level that plans call: max-pool's backward (a pooled gradient to its
-# argmax) and ReLU (the columns algorithm's fused ReLU, by the rule of every ReLU in cnn).
+# argmax), and for the columns algorithm, after its GEMMs, ReLU and batch norm's affine map (by
+# the rules every kernel follows).
 _pool = importlib.import_module(__name__.rsplit(".", 1)[0] + ".pool")
 _elementwise = importlib.import_module(__name__.rsplit(".", 1)[0] + ".elementwise")
+_norm = importlib.import_module(__name__.rsplit(".", 1)[0] + ".norm")
 
 DIRECT = "direct"
 COLUMNS = "columns"
@@ -288,17 +290,21 @@ cdef class ConvPlan:
 
     # ***** forward *****
 
-    def forward(self, x, weight, bias=None, relu=False, keep_columns=False, num_threads=1):
-        """conv2d(x, weight) + bias, then ReLU when `relu`.
+    def forward(self, x, weight, bias=None, relu=False, keep_columns=False, num_threads=1,
+                affine=None):
+        """conv2d(x, weight) + bias, then a batch norm's affine map and ReLU when asked.
 
         Args:
             x: (N, C, H, W) array of the plan's dtype.
             weight: (F, C / groups, KH, KW).
             bias: (F,) or None.
-            relu: apply max(., 0) (NaN kept) to the result, in the same pass.
+            relu: apply ReLU (pointwise.h's rule) to the result, in the same pass.
             keep_columns: also return the im2col columns, which backward reuses (the columns
                 algorithm only; None otherwise).
             num_threads: the OpenMP team's size.
+            affine: None, or (mean, scale, shift), float64 arrays of one value per output
+                channel: (out - mean) * scale + shift before the ReLU, a batch norm in
+                evaluation mode by norm.normalize's rule (the same bits as that kernel).
 
         Returns:
             (out (N, F, OH, OW), columns or None)
@@ -308,18 +314,33 @@ cdef class ConvPlan:
         bias = self._bias(bias)
         relu = flag(relu, "relu")
         threads = self._threads(num_threads)
+        if affine is not None:
+            affine = tuple([self._array(np.asarray(values), name, self.weight_shape[:1],
+                                        np.float64)
+                            for name, values in zip(("mean", "scale", "shift"), affine)])
         if self.algorithm == COLUMNS:
-            return self._columns_forward(x, weight, bias, relu, flag(keep_columns,
-                                                                    "keep_columns"), threads)
+            out, columns = self._columns_forward(x, weight, bias, relu and affine is None,
+                                                 flag(keep_columns, "keep_columns"), threads)
+            if affine is not None:
+                planes = out.reshape(out.shape[0], out.shape[1], -1)
+                _norm.normalize(planes, *affine, planes, relu, threads)
+            return out, columns
         out = np.empty((x.shape[0],) + self.output_shape, dtype=self.dtype)
-        wt, bias_padded, scratch = self._direct_operands(weight, bias, threads)
+        parts = self._parts(x.shape[0], threads, self.n_pixels)
+        wt, bias_padded, scratch = self._direct_operands(weight, bias, threads, x.shape[0],
+                                                         parts)
+        coefficients = None
+        if affine is not None:
+            # Rounded to the dtype as norm.normalize rounds them.
+            coefficients = np.zeros((3, self.f_padded), dtype=self.dtype)
+            coefficients[:, :self.weight_shape[0]] = affine
         ph, pw = self.padding
         if self.dtype == np.float64:
-            _conv_forward[double](x, wt, bias_padded, self.taps, self.origins, out, scratch,
-                                  ph, pw, relu, threads)
+            _conv_forward[double](x, wt, bias_padded, self.taps, self.origins, coefficients,
+                                  out, scratch, ph, pw, relu, parts, threads)
         else:
-            _conv_forward[float](x, wt, bias_padded, self.taps, self.origins, out, scratch,
-                                 ph, pw, relu, threads)
+            _conv_forward[float](x, wt, bias_padded, self.taps, self.origins, coefficients,
+                                 out, scratch, ph, pw, relu, parts, threads)
         return out, None
 
     def forward_relu_pool(self, x, weight, bias=None, num_threads=1):
@@ -344,20 +365,34 @@ cdef class ConvPlan:
         shape_ = (x.shape[0], self.output_shape[0], oh // 2, ow // 2)
         pooled = np.empty(shape_, dtype=self.dtype)
         indices = np.empty(shape_, dtype=np.int64)
-        wt, bias_padded, scratch = self._direct_operands(weight, bias, threads)
+        parts = self._parts(x.shape[0], threads, shape_[2] * shape_[3])
+        wt, bias_padded, scratch = self._direct_operands(weight, bias, threads, x.shape[0],
+                                                         parts)
         ph, pw = self.padding
         if self.dtype == np.float64:
             _conv_relu_pool_forward[double](x, wt, bias_padded, self.taps, pooled, indices,
-                                            self.origins, scratch, ow, ph, pw, threads)
+                                            self.origins, scratch, ow, ph, pw, parts, threads)
         else:
             _conv_relu_pool_forward[float](x, wt, bias_padded, self.taps, pooled, indices,
-                                           self.origins, scratch, ow, ph, pw, threads)
+                                           self.origins, scratch, ow, ph, pw, parts, threads)
         return pooled, indices
 
-    cdef tuple _direct_operands(self, weight, bias, Py_ssize_t threads):
+    cdef Py_ssize_t _parts(self, Py_ssize_t batch, Py_ssize_t threads, Py_ssize_t outputs):
+        """Into how many ranges of tiles the forward cuts each image: 1 (threads take whole
+        images) unless the batch is too small to keep the team busy (batch 1 at inference),
+        then about 4 ranges per thread, each at least a few tiles. Depends on the batch and
+        the thread count only; any split gives the same bits."""
+        if threads == 1 or batch == 0 or batch >= 2 * threads:
+            return 1
+        tiles = self.f_padded // CNN_BLOCK + 1  # at least the blocks of channels
+        return max(1, min((4 * threads + batch - 1) // batch,
+                          tiles * max(1, outputs // (8 * CNN_MAX_LANES))))
+
+    cdef tuple _direct_operands(self, weight, bias, Py_ssize_t threads, Py_ssize_t batch,
+                                Py_ssize_t parts):
         """The weights repacked so that a tile's output channels are one vector
-        (wt[tap, f], zero-padded channels), the bias padded alike, and each thread's padded
-        image."""
+        (wt[tap, f], zero-padded channels), the bias padded alike, and the padded images: one
+        per thread, or every image of the batch when the forward splits images (parts > 1)."""
         f = self.weight_shape[0]
         wt = np.empty((self.n_taps, self.f_padded), dtype=self.dtype)
         bias_padded = np.empty(self.f_padded, dtype=self.dtype)
@@ -365,7 +400,7 @@ cdef class ConvPlan:
             _pack[double](weight.reshape(f, self.n_taps), bias, wt, bias_padded)
         else:
             _pack[float](weight.reshape(f, self.n_taps), bias, wt, bias_padded)
-        scratch = np.empty((threads, self.image_size), dtype=self.dtype)
+        scratch = np.empty((batch if parts > 1 else threads, self.image_size), dtype=self.dtype)
         return wt, bias_padded, scratch
 
     cdef tuple _columns_forward(self, x, weight, bias, bint relu, bint keep, Py_ssize_t threads):

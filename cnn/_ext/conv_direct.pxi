@@ -135,49 +135,72 @@ cdef void _pad_image(const floating[:, :, ::1] x, floating* padded, Py_ssize_t p
                 padded[(c * hp + y + ph) * wp + xx + pw] = x[c, y, xx]
 
 
+cdef void _pad_images(const floating[:, :, :, ::1] x, floating[:, ::1] scratch, Py_ssize_t ph,
+                      Py_ssize_t pw, int num_threads) noexcept:
+    """Every image of x into its own row of scratch, padded (the team's split of a small
+    batch: the threads then read the images they share)."""
+    cdef Py_ssize_t n, N = x.shape[0]
+    with nogil:
+        for n in prange(N, schedule="static", num_threads=num_threads,
+                        use_threads_if=num_threads > 1 and N > 1):
+            _pad_image(x[n], &scratch[n, 0], ph, pw)
+
+
 cdef inline floating _relu(floating value, bint relu) noexcept nogil:
-    """ReLU's rule (relu.h) when relu, else value."""
+    """ReLU's rule (pointwise.h) when relu, else value."""
     return _relu_value(value) if relu else value
 
 
 cdef void _forward_image(const floating* padded, const Py_ssize_t* origins,
                          const Py_ssize_t* taps, Py_ssize_t n_taps, const floating* wt,
-                         Py_ssize_t f_padded, const floating* bias, floating* out, Py_ssize_t F,
-                         Py_ssize_t n_pixels, bint relu) noexcept nogil:
+                         Py_ssize_t f_padded, const floating* bias, const floating* affine,
+                         floating* out, Py_ssize_t F, Py_ssize_t n_pixels, bint relu,
+                         Py_ssize_t first, Py_ssize_t last) noexcept nogil:
     """One image's output channels (F, n_pixels) (out, contiguous), a tile of L pixels at a
-    time. Tiles run on across the ends of output rows (each lane is any pixel's window origin),
-    so only the image's last tile is partial."""
-    cdef Py_ssize_t k, fb, i, p0, q, f, n_pix, block = _block(f_padded), L = _lanes(block)
+    time: its tiles first..last-1, counted block of channels by block.
+    Tiles run on across the ends of output rows (each lane is any pixel's window origin), so
+    only a block's last tile is partial. `affine` (NULL, or 3 rows of f_padded: mean, scale,
+    shift) applies a batch norm in evaluation mode to each value before the ReLU."""
+    cdef Py_ssize_t k, fb, i, t, p0, q, f, n_pix, block = _block(f_padded), L = _lanes(block)
+    cdef Py_ssize_t per_block = (n_pixels + L - 1) // L
     cdef Py_ssize_t lanes[CNN_MAX_LANES]
     cdef floating tile[CNN_MAX_LANES * CNN_BLOCK]
-    for k in range(f_padded // block):
+    cdef floating value
+    for t in range(first, last):
+        k, i = t // per_block, t % per_block
         fb = k * block
-        for i in range((n_pixels + L - 1) // L):
-            p0 = i * L
-            n_pix = min(L, n_pixels - p0)
-            for q in range(L):
-                # Lanes past the last pixel repeat pixel p0: computed, never stored.
-                lanes[q] = origins[p0 + (q if q < n_pix else 0)]
-            _tile(padded, lanes, taps, n_taps, wt + fb, f_padded, bias + fb, 0, tile,
-                  CNN_BLOCK, block)
-            for f in range(min(block, F - fb)):
-                for q in range(n_pix):
-                    out[(fb + f) * n_pixels + p0 + q] = _relu(tile[q * CNN_BLOCK + f], relu)
+        p0 = i * L
+        n_pix = min(L, n_pixels - p0)
+        for q in range(L):
+            # Lanes past the last pixel repeat pixel p0: computed, never stored.
+            lanes[q] = origins[p0 + (q if q < n_pix else 0)]
+        _tile(padded, lanes, taps, n_taps, wt + fb, f_padded, bias + fb, 0, tile,
+              CNN_BLOCK, block)
+        for f in range(min(block, F - fb)):
+            for q in range(n_pix):
+                value = tile[q * CNN_BLOCK + f]
+                if affine != NULL:
+                    value = _affine(value, affine[fb + f], affine[f_padded + fb + f],
+                                    affine[2 * f_padded + fb + f])
+                out[(fb + f) * n_pixels + p0 + q] = _relu(value, relu)
 
 
 cdef void _forward_pool_image(const floating* padded, const Py_ssize_t* origins,
                               const Py_ssize_t* taps, Py_ssize_t n_taps, const floating* wt,
                               Py_ssize_t f_padded, const floating* bias,
                               floating[:, :, ::1] pooled, int64_t[:, :, ::1] indices,
-                              Py_ssize_t conv_w) noexcept nogil:
-    """Conv + bias + ReLU + 2x2/2 max-pool: every CNN_PIXELS lanes of a tile are one pooling
-    window, in row-major order, so the first maximum (or a NaN) wins exactly as in max_pool2d.
-    A tile of 8 lanes holds two windows, running on across the ends of pooled rows (a last
-    window that would be alone repeats: computed, not stored)."""
+                              Py_ssize_t conv_w, Py_ssize_t first,
+                              Py_ssize_t last) noexcept nogil:
+    """Conv + bias + ReLU + 2x2/2 max-pool, the image's tiles first..last-1 (counted block of
+    channels by block): every CNN_PIXELS lanes of a tile are one pooling window, in row-major
+    order, so the first maximum (or a NaN) wins exactly as in max_pool2d. A tile of 8 lanes
+    holds two windows, running on across the ends of pooled rows (a last window that would be
+    alone repeats: computed, not stored)."""
     cdef Py_ssize_t F = pooled.shape[0], pw_out = pooled.shape[2]
     cdef Py_ssize_t n_windows = pooled.shape[1] * pw_out
-    cdef Py_ssize_t k, fb, i, w0, q, f, w, y0, x0, window_count, block = _block(f_padded)
+    cdef Py_ssize_t k, fb, i, t, w0, q, f, w, y0, x0, window_count, block = _block(f_padded)
     cdef Py_ssize_t per_tile = _lanes(block) // CNN_PIXELS
+    cdef Py_ssize_t per_block = (n_windows + per_tile - 1) // per_tile
     cdef Py_ssize_t lanes[CNN_MAX_LANES]
     cdef Py_ssize_t window[CNN_MAX_LANES]
     cdef floating tile[CNN_MAX_LANES * CNN_BLOCK]
@@ -185,25 +208,25 @@ cdef void _forward_pool_image(const floating* padded, const Py_ssize_t* origins,
     cdef long long which[CNN_BLOCK]
     cdef floating* pooled_flat = &pooled[0, 0, 0]  # the caller skips empty planes
     cdef int64_t* indices_flat = &indices[0, 0, 0]
-    for k in range(f_padded // block):
+    for t in range(first, last):
+        k, i = t // per_block, t % per_block
         fb = k * block
-        for i in range((n_windows + per_tile - 1) // per_tile):
-            w0 = i * per_tile
-            window_count = min(per_tile, n_windows - w0)
-            for w in range(per_tile):
-                # Window w0 + w is pooled pixel (y0 / 2, x0 / 2): conv pixels (y0 + a, x0 + b).
-                y0 = 2 * ((w0 + (w if w < window_count else 0)) // pw_out)
-                x0 = 2 * ((w0 + (w if w < window_count else 0)) % pw_out)
-                for q in range(CNN_PIXELS):
-                    window[w * CNN_PIXELS + q] = (y0 + q // 2) * conv_w + x0 + q % 2
-                    lanes[w * CNN_PIXELS + q] = origins[window[w * CNN_PIXELS + q]]
-            _tile(padded, lanes, taps, n_taps, wt + fb, f_padded, bias + fb, 0, tile,
-                  CNN_BLOCK, block)
-            for w in range(window_count):
-                _relu_max(tile + w * CNN_PIXELS * CNN_BLOCK, best, which, block)
-                for f in range(min(block, F - fb)):
-                    pooled_flat[(fb + f) * n_windows + w0 + w] = best[f]
-                    indices_flat[(fb + f) * n_windows + w0 + w] = window[w * CNN_PIXELS + which[f]]
+        w0 = i * per_tile
+        window_count = min(per_tile, n_windows - w0)
+        for w in range(per_tile):
+            # Window w0 + w is pooled pixel (y0 / 2, x0 / 2): conv pixels (y0 + a, x0 + b).
+            y0 = 2 * ((w0 + (w if w < window_count else 0)) // pw_out)
+            x0 = 2 * ((w0 + (w if w < window_count else 0)) % pw_out)
+            for q in range(CNN_PIXELS):
+                window[w * CNN_PIXELS + q] = (y0 + q // 2) * conv_w + x0 + q % 2
+                lanes[w * CNN_PIXELS + q] = origins[window[w * CNN_PIXELS + q]]
+        _tile(padded, lanes, taps, n_taps, wt + fb, f_padded, bias + fb, 0, tile,
+              CNN_BLOCK, block)
+        for w in range(window_count):
+            _relu_max(tile + w * CNN_PIXELS * CNN_BLOCK, best, which, block)
+            for f in range(min(block, F - fb)):
+                pooled_flat[(fb + f) * n_windows + w0 + w] = best[f]
+                indices_flat[(fb + f) * n_windows + w0 + w] = window[w * CNN_PIXELS + which[f]]
 
 
 cdef void _conv_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
@@ -211,21 +234,41 @@ cdef void _conv_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                         const floating[::1] bias,       # IN  (F_padded,), zeros where no bias
                         const Py_ssize_t[::1] taps,     # IN  (C*KH*KW,) tap offsets, padded image
                         const Py_ssize_t[::1] origins,  # IN  (OH*OW,) window origins
+                        const floating[:, ::1] affine,  # IN  (3, F_padded) or None
                         floating[:, :, :, ::1] out,     # OUT (N, F, OH, OW)
-                        floating[:, ::1] scratch,       # (threads, C*(H+2PH)*(W+2PW))
-                        Py_ssize_t ph, Py_ssize_t pw, bint relu, int num_threads):
-    """out = conv(x, w) + bias, then max(., 0) when `relu`."""
-    cdef Py_ssize_t n, N = x.shape[0], F = out.shape[1], n_pixels = origins.shape[0]
+                        floating[:, ::1] scratch,       # (threads or N, C*(H+2PH)*(W+2PW))
+                        Py_ssize_t ph, Py_ssize_t pw, bint relu, Py_ssize_t parts,
+                        int num_threads):
+    """out = conv(x, w) + bias, then a batch norm's affine map (`affine`: mean, scale, shift by
+    channel) and max(., 0) when asked. With `parts` > 1 (a batch smaller than the team: see
+    ConvPlan), every image is padded into its own row of scratch first and each image's tiles
+    are cut into `parts` ranges the threads share; either way each value is one tile's, so the
+    bits do not depend on the split."""
+    cdef Py_ssize_t n, item, N = x.shape[0], F = out.shape[1], n_pixels = origins.shape[0]
+    cdef Py_ssize_t L = _lanes(_block(wt.shape[1]))
+    cdef Py_ssize_t tiles = wt.shape[1] // _block(wt.shape[1]) * ((n_pixels + L - 1) // L)
     cdef floating* padded
-    if F == 0:
+    cdef const floating* coefficients = NULL if affine is None else &affine[0, 0]
+    if F == 0 or N == 0:
         return
+    if parts == 1:
+        with nogil:
+            for n in prange(N, schedule="dynamic", num_threads=num_threads,
+                            use_threads_if=num_threads > 1 and N > 1):
+                padded = &scratch[threadid(), 0]
+                _pad_image(x[n], padded, ph, pw)
+                _forward_image(padded, &origins[0], &taps[0], taps.shape[0], &wt[0, 0],
+                               wt.shape[1], &bias[0], coefficients, &out[n, 0, 0, 0], F,
+                               n_pixels, relu, 0, tiles)
+        return
+    _pad_images(x, scratch, ph, pw, num_threads)
     with nogil:
-        for n in prange(N, schedule="dynamic", num_threads=num_threads,
-                        use_threads_if=num_threads > 1 and N > 1):
-            padded = &scratch[threadid(), 0]
-            _pad_image(x[n], padded, ph, pw)
-            _forward_image(padded, &origins[0], &taps[0], taps.shape[0], &wt[0, 0],
-                           wt.shape[1], &bias[0], &out[n, 0, 0, 0], F, n_pixels, relu)
+        for item in prange(N * parts, schedule="dynamic", num_threads=num_threads):
+            n = item // parts
+            _forward_image(&scratch[n, 0], &origins[0], &taps[0], taps.shape[0], &wt[0, 0],
+                           wt.shape[1], &bias[0], coefficients, &out[n, 0, 0, 0], F, n_pixels,
+                           relu, tiles * (item % parts) // parts,
+                           tiles * (item % parts + 1) // parts)
 
 
 cdef void _conv_relu_pool_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
@@ -235,22 +278,37 @@ cdef void _conv_relu_pool_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, 
                                   floating[:, :, :, ::1] pooled,  # OUT (N, F, OH // 2, OW // 2)
                                   int64_t[:, :, :, ::1] indices,  # OUT (N, F, OH // 2, OW // 2)
                                   const Py_ssize_t[::1] origins,  # IN  (OH*OW,) window origins
-                                  floating[:, ::1] scratch,       # (threads, C*(H+2PH)*(W+2PW))
+                                  floating[:, ::1] scratch,       # (threads or N, C*Hp*Wp)
                                   Py_ssize_t conv_w, Py_ssize_t ph, Py_ssize_t pw,
-                                  int num_threads):
+                                  Py_ssize_t parts, int num_threads):
     """max_pool2d(relu(conv(x, w) + bias), 2) and the argmax index y*OW + x of every maximum in
-    its conv-output plane, without storing the convolution's output."""
-    cdef Py_ssize_t n, N = x.shape[0]
+    its conv-output plane, without storing the convolution's output (`parts` as in
+    _conv_forward)."""
+    cdef Py_ssize_t n, item, N = x.shape[0], block = _block(wt.shape[1])
+    cdef Py_ssize_t per_tile = _lanes(block) // CNN_PIXELS
+    cdef Py_ssize_t tiles = wt.shape[1] // block * (
+        (pooled.shape[2] * pooled.shape[3] + per_tile - 1) // per_tile)
     cdef floating* padded
-    if pooled.shape[1] == 0:
+    if pooled.shape[1] == 0 or N == 0:
         return
+    if parts == 1:
+        with nogil:
+            for n in prange(N, schedule="dynamic", num_threads=num_threads,
+                            use_threads_if=num_threads > 1 and N > 1):
+                padded = &scratch[threadid(), 0]
+                _pad_image(x[n], padded, ph, pw)
+                _forward_pool_image(padded, &origins[0], &taps[0], taps.shape[0], &wt[0, 0],
+                                    wt.shape[1], &bias[0], pooled[n], indices[n], conv_w, 0,
+                                    tiles)
+        return
+    _pad_images(x, scratch, ph, pw, num_threads)
     with nogil:
-        for n in prange(N, schedule="dynamic", num_threads=num_threads,
-                        use_threads_if=num_threads > 1 and N > 1):
-            padded = &scratch[threadid(), 0]
-            _pad_image(x[n], padded, ph, pw)
-            _forward_pool_image(padded, &origins[0], &taps[0], taps.shape[0], &wt[0, 0],
-                                wt.shape[1], &bias[0], pooled[n], indices[n], conv_w)
+        for item in prange(N * parts, schedule="dynamic", num_threads=num_threads):
+            n = item // parts
+            _forward_pool_image(&scratch[n, 0], &origins[0], &taps[0], taps.shape[0],
+                                &wt[0, 0], wt.shape[1], &bias[0], pooled[n], indices[n], conv_w,
+                                tiles * (item % parts) // parts,
+                                tiles * (item % parts + 1) // parts)
 
 
 cdef void _pixel_rows_dense(const floating[:, :, ::1] grad, floating* rows,
@@ -542,8 +600,8 @@ cdef void _conv_backward(const floating[:, :, :, ::1] x,          # IN  (N, C, H
     Block b's images sum into partial[b], in one of two layouts. By pixel (the register tile
     over the active pixels): partial[b, t, f] = sum over the images and output pixels p of
     grad[n, f, p] * padded x[n] at origins[p] + taps[t]; rows t >= T hold junk (their lanes
-    repeat tap 0), so every tile is a full group of taps (CNN_BLOCK_LANES, or CNN_WIDE_PIXELS for the
-    narrow tile; see _lanes); row `rows` holds the bias gradient's sums. By channel
+    repeat tap 0), so every tile is a full group of taps (CNN_BLOCK_LANES, or CNN_WIDE_PIXELS for
+    the narrow tile; see _lanes); row `rows` holds the bias gradient's sums. By channel
     (`by_channel`, for layers with few output channels): partial[b, f] holds channel f's
     weight gradient in segments
     (cnn_gather_segments in conv_scatter.h, lanes that are not taps hold junk), and

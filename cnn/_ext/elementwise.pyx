@@ -7,7 +7,7 @@ OpenMP team shares (each element is computed by itself, so any split gives the s
 from cython cimport floating
 from cython.parallel cimport prange
 
-include "relu.pxi"
+include "pointwise.pxi"
 
 # Elements per chunk a thread takes; smaller arrays run serially.
 cdef Py_ssize_t CHUNK = 1 << 15

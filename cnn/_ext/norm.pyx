@@ -14,7 +14,7 @@ compute the per-channel coefficients; shapes are checked here.
 from cython cimport floating
 from cython.parallel cimport prange
 
-include "relu.pxi"
+include "pointwise.pxi"
 
 # Below this many elements a thread team costs more than it saves.
 cdef Py_ssize_t MIN_PARALLEL_ELEMENTS = 1 << 15
@@ -182,10 +182,10 @@ def normalize(const floating[:, :, ::1] x,   # IN  (N, C, S)
             for n in range(N):
                 if relu:
                     for s in range(S):
-                        out[n, c, s] = _relu_value((x[n, c, s] - m) * a + b)
+                        out[n, c, s] = _relu_value(_affine(x[n, c, s], m, a, b))
                 else:
                     for s in range(S):
-                        out[n, c, s] = (x[n, c, s] - m) * a + b
+                        out[n, c, s] = _affine(x[n, c, s], m, a, b)
 
 
 def gradient_sums(const floating[:, :, ::1] grad,      # IN  (N, C, S)

@@ -65,7 +65,12 @@ def _conv(g, x, weight, bias, plan):
 
 
 @converts(conv.Conv2d)
-def conv2d(g, out, x, weight, bias, plan, relu=False):
+def conv2d(g, out, x, weight, bias, plan, batch_norm=(), relu=False):
+    # A traced forward runs each op as written: only cnn.compile folds a batch norm into a
+    # convolution, and export does not trace through it.
+    if batch_norm:
+        raise UnsupportedOperatorError("cannot export a Conv2d with a folded batch norm "
+                                       "(cnn.compile's): export the model itself")
     convolved = _conv(g, x, weight, bias, plan)
     return g.op("Relu", [convolved]) if relu else convolved
 

@@ -12,32 +12,42 @@ from cnn.threads import get_num_threads
 
 from ._inputs import array_of, float_array_of, same_dtype
 from .activation import relu_backward
+from .normalization import evaluation_affine
 
 
 class Conv2d(Function):
     """Convolution of (N, C, H, W) by weights (F, C/groups, KH, KW), run by the layer's plan:
     direct kernels for groups = 1, im2col + batched GEMMs for grouped ones (whose columns are
     kept for the weight gradient). The input gradient is skipped when the input needs none (the
-    first layer). With `relu`, a ReLU follows in the kernels' last step (cnn.compile fuses a
-    convolution and the ReLU that alone takes its output), and backward takes the gradient
-    through it first, as relu's backward would."""
+    first layer).
+
+    cnn.compile folds the ops that alone take a convolution's output into its kernels' last
+    step, with the same arithmetic: with `relu`, a ReLU (backward takes the gradient through it
+    first, as relu's backward would); with `batch_norm` (running_mean, running_var, weight,
+    bias, eps), a batch norm in evaluation mode, before the ReLU (for forward passes without
+    gradients only)."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, plan, relu=False):
+    def forward(ctx, x, weight, bias, plan, *batch_norm, relu=False):
+        affine = evaluation_affine(*batch_norm) if batch_norm else None
         out, columns = plan.forward(x, weight, bias, relu, keep_columns=ctx.needs_input_grad[1],
-                                    num_threads=get_num_threads())
+                                    num_threads=get_num_threads(), affine=affine)
         ctx.save_for_backward(x, weight, columns, out if relu else None)
         ctx.plan = plan
+        ctx.folded = bool(batch_norm)
         return out
 
     @staticmethod
     def backward(ctx, grad_output):
+        if ctx.folded:
+            raise RuntimeError("Conv2d: a folded batch norm has no backward here (cnn.compile "
+                               "folds it only into forward passes without gradients)")
         x, weight, columns, relu_out = ctx.saved_tensors
         threads = get_num_threads()
         if relu_out is not None:
             grad_output = relu_backward(grad_output, relu_out, threads)
         return ctx.plan.backward(x, weight, grad_output, ctx.needs_input_grad[:3], columns,
-                                 threads) + (None, None)
+                                 threads) + (None,)
 
 
 class ConvReLUMaxPool2d(Function):

@@ -22,6 +22,21 @@ def _channels_view(array):
     return np.ascontiguousarray(array).reshape(n, c, math.prod(array.shape[2:]))
 
 
+def _coefficients(var, weight, bias, eps):
+    """(1 / sqrt(var + eps), the affine map's scale and shift), per channel, float64."""
+    inv_std = 1 / np.sqrt(var + eps)
+    scale = inv_std if weight is None else inv_std * weight
+    shift = np.zeros(var.shape) if bias is None else bias.astype(np.float64)
+    return inv_std, scale, shift
+
+
+def evaluation_affine(running_mean, running_var, weight, bias, eps):
+    """(mean, scale, shift) of a batch norm in evaluation mode, as BatchNorm computes them:
+    what a convolution's epilogue applies in its place (cnn.compile folds the two)."""
+    _, scale, shift = _coefficients(running_var.astype(np.float64), weight, bias, eps)
+    return running_mean.astype(np.float64), scale, shift
+
+
 class BatchNorm(Function):
     """y = (x - mean) / sqrt(var + eps) * weight + bias, per channel.
 
@@ -61,9 +76,7 @@ class BatchNorm(Function):
         else:
             mean = running_mean.astype(np.float64)
             var = running_var.astype(np.float64)
-        inv_std = 1 / np.sqrt(var + eps)
-        scale = inv_std if weight is None else inv_std * weight
-        shift = np.zeros(channels) if bias is None else bias.astype(np.float64)
+        inv_std, scale, shift = _coefficients(var, weight, bias, eps)
         out = np.empty_like(x3)
         _ext.backend.norm.normalize(x3, mean, scale, shift, out, relu, threads)
         ctx.save_for_backward(x3, weight, out if relu else None)

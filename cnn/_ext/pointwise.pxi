@@ -1,11 +1,21 @@
-# The ReLU rule of every kernel (relu.h), typed for the fused float types. Included by the
-# kernel modules that apply a ReLU.
+# The per-element rules of pointwise.h (ReLU, batch norm's affine map), typed for the fused
+# float types. Included by the kernel modules that apply them.
 
-cdef extern from "relu.h" nogil:
+cdef extern from "pointwise.h" nogil:
     float cnn_relu_f32(float v)
     double cnn_relu_f64(double v)
     float cnn_relu_grad_f32(float grad, float out)
     double cnn_relu_grad_f64(double grad, double out)
+    float cnn_affine_f32(float x, float m, float a, float b)
+    double cnn_affine_f64(double x, double m, double a, double b)
+
+
+cdef inline floating _affine(floating x, floating m, floating a, floating b) noexcept nogil:
+    """(x - m) * a + b, by one rule everywhere (pointwise.h)."""
+    if floating is float:
+        return cnn_affine_f32(x, m, a, b)
+    else:
+        return cnn_affine_f64(x, m, a, b)
 
 
 cdef inline floating _relu_value(floating v) noexcept nogil:
