@@ -187,7 +187,18 @@ class Tensor:
         return self.data.item()
 
     def __array__(self, dtype=None, copy=None):
-        return np.array(self.data, dtype=dtype, copy=copy)
+        """The data as an array, for ``np.asarray(tensor)`` and every NumPy function.
+
+        NumPy >= 2 passes ``copy`` with ``np.array``'s meaning (True: always copy, None: only
+        if needed, False: never, raise if a copy is needed); NumPy 1.x never passes it (and its
+        ``np.array`` refuses ``copy=None``), so the three cases are written out here.
+        """
+        if copy:
+            return np.array(self.data, dtype=dtype, copy=True)
+        if copy is False and dtype is not None and np.dtype(dtype) != self.data.dtype:
+            raise ValueError(f"cannot convert a {self.data.dtype} tensor to {np.dtype(dtype)} "
+                             "without a copy (copy=False)")
+        return np.asarray(self.data, dtype=dtype)
 
     def __float__(self):
         return float(self.item())

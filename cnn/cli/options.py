@@ -3,7 +3,9 @@ import argparse
 
 from ..datasets import MNIST
 from ..threads import set_num_threads
+from .data import fetch_mnist_into_cache
 from .errors import CommandError
+from .lenet import DEFAULT_CHECKPOINT
 
 
 def positive_int(text):
@@ -43,17 +45,17 @@ def add_data_options(parser):
     parser.add_argument(
         "--data", metavar="DIR",
         help="folder with the four MNIST files, gzipped or not (default: $CNN_DATA, else "
-             "~/.cache/cnn/mnist)")
+             "~/.cache/cnn/mnist, where they are downloaded on first use)")
     parser.add_argument(
         "--download", action="store_true",
         help="fetch the MNIST files missing from that folder from the public mirrors")
 
 
 def add_model_option(parser):
-    """Add ``--model FILE`` (required), the trained LeNet-5 to use."""
-    parser.add_argument("--model", required=True, metavar="FILE",
+    """Add ``--model FILE``, the trained LeNet-5 to use (default: what ``train`` writes)."""
+    parser.add_argument("--model", default=DEFAULT_CHECKPOINT, metavar="FILE",
                         help="a checkpoint of 'train', or LeNet-5 weights saved with cnn.save "
-                             "or save_model")
+                             f"or save_model (default: {DEFAULT_CHECKPOINT}, train's)")
 
 
 def add_threads_option(parser):
@@ -83,6 +85,7 @@ def load_mnist(args, train, limit=None):
         CommandError: If files are missing, malformed or failed to download; MNIST's message
             names the folder and how to get the files.
     """
+    fetch_mnist_into_cache(args)
     try:
         dataset = MNIST(args.data, train=train, download=args.download)
     except FileNotFoundError as error:
