@@ -1,6 +1,6 @@
 """The compiled kernels, at the best instruction-set level this CPU supports.
 
-setup.py compiles every kernel module (`conv`, `pool`, `optim`) once per level into
+setup.py compiles every kernel module (`conv`, `pool`, `norm`, `optim`) once per level into
 `cnn._ext.<level>.<module>`. At import we pick the best level that was built and that the CPU
 supports; `CNN_ISA=baseline|avx2|avx512` forces one (an error if it cannot run here).
 `backend` holds the chosen modules as attributes: `backend.pool.max_pool_forward(...)`.
@@ -70,7 +70,7 @@ wait_policy = _policy_state(_chosen, _added, _before, _openmp_runtimes(),
 del _chosen, _added, _before
 
 LEVELS = ("avx512", "avx2", "baseline")  # best first
-KERNEL_MODULES = ("pool", "conv", "optim")
+KERNEL_MODULES = ("pool", "conv", "norm", "optim")
 
 
 def _load(isa):

@@ -16,6 +16,7 @@ reachable only through a plan's checks. Modelled on scikit-learn's HistogramBuil
 class that owns its buffers' layout, with the loops in nogil functions beside it.
 """
 import importlib
+import math
 
 import numpy as np
 
@@ -34,6 +35,8 @@ cdef extern from "conv_layout.h":
         CNN_NARROW_BLOCK
         CNN_PIXELS
         CNN_WIDE_PIXELS
+        CNN_BLOCK_LANES
+        CNN_MAX_LANES
         CNN_SEGMENT
         CNN_SEGMENT_GROUP
         CNN_WEIGHT_GRAD_BLOCKS
@@ -62,6 +65,40 @@ cdef inline Py_ssize_t _padded_channels(Py_ssize_t f) noexcept:
     if f <= CNN_NARROW_BLOCK:
         return CNN_NARROW_BLOCK
     return _round_up(f, CNN_BLOCK)
+
+
+class _InputGradPhase:
+    """One axis of one phase of the input gradient: the input positions y = r, r + s, ... (s
+    the stride), and the convolution over the output gradient that gives them.
+
+    dx[y] = sum over taps i of w[i] * g[(y + p - i*d) / s], for the taps where the division is
+    exact: i = i0, i0 + delta, ... (delta = s / gcd(d, s)). For y = r + s*t that is a stride-1
+    correlation of g, with dilation `spacing` = d / gcd(d, s), by the `count` taps reversed;
+    computed by a plan with symmetric padding `pad`, its outputs `crop` are those t.
+
+    Attributes:
+        taps (slice or None): The kernel positions of the phase (None: no tap reaches it, or
+            it holds no input position).
+        count, spacing, pad (int), crop (slice): As above.
+    """
+
+    def __init__(self, size, out_size, kernel, stride, pad, dilation, r):
+        delta = stride // math.gcd(dilation, stride)
+        self.spacing = dilation // math.gcd(dilation, stride)
+        first = [i for i in range(min(delta, kernel)) if (r + pad - i * dilation) % stride == 0]
+        positions = (size - r + stride - 1) // stride if size > r else 0
+        self.taps = None
+        if not first or positions == 0:
+            return
+        i0 = first[0]
+        self.count = (kernel - i0 + delta - 1) // delta
+        self.taps = slice(i0, i0 + delta * (self.count - 1) + 1, delta)
+        # g's index for t and the reversed tap m is t - lead + m*spacing: `lead` outputs of
+        # padding before g starts, `trail` after it ends, for the `positions` outputs wanted.
+        lead = (self.count - 1) * self.spacing - (r + pad - i0 * dilation) // stride
+        trail = positions + (self.count - 1) * self.spacing - lead - out_size
+        self.pad = max(lead, trail, 0)
+        self.crop = slice(self.pad - lead, self.pad - lead + positions)
 
 
 def _read_only(array):
@@ -103,8 +140,7 @@ cdef class ConvPlan:
     cdef bint scatter_input_grad, weight_grad_by_channel
     cdef object taps, origins, segment_places, segment_offsets
     cdef tuple segment_shape
-    cdef object _input_grad_plan, _dilated_rows, _dilated_cols
-    cdef tuple _dilated_shape
+    cdef list _input_grad_phases
 
     def __init__(self, input_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1,
                  dtype=np.float32):
@@ -150,7 +186,7 @@ cdef class ConvPlan:
         self.taps = _read_only(((ci * self.hp + ii * dh) * self.wp + ji * dw)
                                .astype(np.intp).ravel())
         self.n_taps = self.taps.size
-        lanes = CNN_WIDE_PIXELS if self.f_padded == CNN_NARROW_BLOCK else CNN_PIXELS
+        lanes = CNN_WIDE_PIXELS if self.f_padded == CNN_NARROW_BLOCK else CNN_BLOCK_LANES
         # The weight gradient's tiles take whole groups of taps (rows past n_taps hold junk).
         self.tap_rows = _round_up(self.n_taps, lanes)
         oy, ox = np.meshgrid(np.arange(oh), np.arange(ow), indexing="ij")
@@ -258,14 +294,13 @@ cdef class ConvPlan:
                                                                     "keep_columns"), threads)
         out = np.empty((x.shape[0],) + self.output_shape, dtype=self.dtype)
         wt, bias_padded, scratch = self._direct_operands(weight, bias, threads)
-        sh, sw = self.stride
         ph, pw = self.padding
         if self.dtype == np.float64:
-            _conv_forward[double](x, wt, bias_padded, self.taps, out, scratch, sh, sw, ph, pw,
-                                  relu, threads)
+            _conv_forward[double](x, wt, bias_padded, self.taps, self.origins, out, scratch,
+                                  ph, pw, relu, threads)
         else:
-            _conv_forward[float](x, wt, bias_padded, self.taps, out, scratch, sh, sw, ph, pw,
-                                 relu, threads)
+            _conv_forward[float](x, wt, bias_padded, self.taps, self.origins, out, scratch,
+                                 ph, pw, relu, threads)
         return out, None
 
     def forward_relu_pool(self, x, weight, bias=None, num_threads=1):
@@ -291,14 +326,13 @@ cdef class ConvPlan:
         pooled = np.empty(shape_, dtype=self.dtype)
         indices = np.empty(shape_, dtype=np.int64)
         wt, bias_padded, scratch = self._direct_operands(weight, bias, threads)
-        sh, sw = self.stride
         ph, pw = self.padding
         if self.dtype == np.float64:
             _conv_relu_pool_forward[double](x, wt, bias_padded, self.taps, pooled, indices,
-                                            scratch, ow, sh, sw, ph, pw, threads)
+                                            self.origins, scratch, ow, ph, pw, threads)
         else:
             _conv_relu_pool_forward[float](x, wt, bias_padded, self.taps, pooled, indices,
-                                           scratch, ow, sh, sw, ph, pw, threads)
+                                           self.origins, scratch, ow, ph, pw, threads)
         return pooled, indices
 
     cdef tuple _direct_operands(self, weight, bias, Py_ssize_t threads):
@@ -500,41 +534,48 @@ cdef class ConvPlan:
         return out
 
     cdef object _dense_input_grad(self, grad, weight, Py_ssize_t threads):
-        """The input gradient as a stride-1 direct convolution of the zero-dilated, padded
-        output gradient with the weights rotated by 180 degrees, input and output channels
-        swapped: dense, and a full vector of channels per pixel for layers with at least
-        CNN_BLOCK input channels. Its plan is built on first use."""
-        if self._input_grad_plan is None:
-            self._lay_out_dense_input_grad()
-        n, f = grad.shape[:2]
-        dilated = np.zeros((n, f) + self._dilated_shape, dtype=self.dtype)
-        (rows, grad_rows), (cols, grad_cols) = self._dilated_rows, self._dilated_cols
-        dilated[:, :, rows, cols] = grad[:, :, grad_rows, grad_cols]
-        rotated = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-        return self._input_grad_plan.forward(dilated, rotated, num_threads=threads)[0]
+        """The input gradient as direct convolutions of the output gradient, one per phase: the
+        input pixels whose row is ry and column rx modulo the stride (one phase at stride 1)
+        receive from the taps of the kernel that reach them (a sub-kernel, rotated by 180
+        degrees, input and output channels swapped), so no multiply-add meets a zero that the
+        stride put between gradient values. Dense, and a full vector of channels per pixel for
+        layers with at least CNN_BLOCK input channels. The phases are laid out on first use."""
+        if self._input_grad_phases is None:
+            self._lay_out_input_grad_phases()
+        n = grad.shape[0]
+        c, h, w = self.input_shape
+        sh, sw = self.stride
+        dx = None
+        for ry, rx, rows, cols, plan in self._input_grad_phases:
+            if dx is None and (sh, sw) != (1, 1):
+                dx = np.zeros((n, c, h, w), dtype=self.dtype)
+            if plan is None:  # no tap reaches these pixels: their gradient stays zero
+                continue
+            sub = weight[:, :, rows.taps, cols.taps][:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+            out = plan.forward(grad, np.ascontiguousarray(sub), num_threads=threads)[0]
+            out = out[:, :, rows.crop, cols.crop]
+            if (sh, sw) == (1, 1):
+                return out if out.flags.c_contiguous else np.ascontiguousarray(out)
+            dx[:, :, ry::sh, rx::sw] = out
+        return dx
 
-    cdef _lay_out_dense_input_grad(self):
-        # dx[y] = sum_i w[i] g[(y + p - i*d) / s]: place g every s rows, `lead` rows in, so that
-        # a stride-1 correlation with the rotated kernel (dilation d) lands each term on its
-        # input row. Kept positions are consecutive multiples of the stride: one strided slice
-        # each side.
+    cdef _lay_out_input_grad_phases(self):
         c, h, w = self.input_shape
         f, _, kh, kw = self.weight_shape
-        sizes, places = [], []
-        for axis, (size, kernel) in enumerate(((h, kh), (w, kw))):
-            stride, pad, dilation = self.stride[axis], self.padding[axis], self.dilation[axis]
-            lead = dilation * (kernel - 1) - pad
-            size = size + dilation * (kernel - 1)
-            positions = np.arange(self.output_shape[1 + axis]) * stride + lead
-            kept = np.flatnonzero((positions >= 0) & (positions < size))
-            sizes.append(size)
-            first, last = (kept[0], kept[kept.size - 1]) if kept.size else (0, -1)
-            places.append((slice(positions[first], positions[last] + 1, stride),
-                           slice(first, last + 1)) if kept.size else (slice(0, 0), slice(0, 0)))
-        self._dilated_shape = tuple(sizes)
-        self._dilated_rows, self._dilated_cols = places
-        self._input_grad_plan = ConvPlan((f,) + self._dilated_shape, (c, f, kh, kw), 1, 0,
-                                         self.dilation, 1, self.dtype)
+        oh, ow = self.output_shape[1:]
+        (sh, sw), (ph, pw), (dh, dw) = self.stride, self.padding, self.dilation
+        phases = []
+        for ry in range(sh):
+            rows = _InputGradPhase(h, oh, kh, sh, ph, dh, ry)
+            for rx in range(sw):
+                cols = _InputGradPhase(w, ow, kw, sw, pw, dw, rx)
+                plan = None
+                if rows.taps is not None and cols.taps is not None:
+                    plan = ConvPlan((f, oh, ow), (c, f, rows.count, cols.count), 1,
+                                    (rows.pad, cols.pad), (rows.spacing, cols.spacing), 1,
+                                    self.dtype)
+                phases.append((ry, rx, rows, cols, plan))
+        self._input_grad_phases = phases
 
     cdef tuple _columns_backward(self, x, weight, grad, columns, bint need_x, bint need_w,
                                  bint need_b, Py_ssize_t threads):

@@ -81,7 +81,7 @@ cdef inline Py_ssize_t _block(Py_ssize_t f_padded) noexcept nogil:
 
 cdef inline Py_ssize_t _lanes(Py_ssize_t block) noexcept nogil:
     """Lanes (pixels, or taps for the weight gradient) per tile of `block` channels."""
-    return CNN_WIDE_PIXELS if block == CNN_NARROW_BLOCK else CNN_PIXELS
+    return CNN_WIDE_PIXELS if block == CNN_NARROW_BLOCK else CNN_BLOCK_LANES
 
 
 cdef inline void _tile(const floating* image, const Py_ssize_t* lanes, const Py_ssize_t* taps,
@@ -142,86 +142,92 @@ cdef inline floating _relu(floating value, bint relu) noexcept nogil:
     return value
 
 
-cdef void _forward_image(const floating* padded, Py_ssize_t wp, const Py_ssize_t* taps,
-                         Py_ssize_t n_taps, const floating* wt, Py_ssize_t f_padded,
-                         const floating* bias, floating[:, :, ::1] out, Py_ssize_t sh,
-                         Py_ssize_t sw, bint relu) noexcept nogil:
-    cdef Py_ssize_t F = out.shape[0], oh = out.shape[1], ow = out.shape[2]
-    cdef Py_ssize_t k, fb, oy, ox, i, q, f, n_pix, block = _block(f_padded), L = _lanes(block)
-    cdef Py_ssize_t lanes[CNN_WIDE_PIXELS]
-    cdef floating tile[CNN_WIDE_PIXELS * CNN_BLOCK]
+cdef void _forward_image(const floating* padded, const Py_ssize_t* origins,
+                         const Py_ssize_t* taps, Py_ssize_t n_taps, const floating* wt,
+                         Py_ssize_t f_padded, const floating* bias, floating* out, Py_ssize_t F,
+                         Py_ssize_t n_pixels, bint relu) noexcept nogil:
+    """One image's output channels (F, n_pixels) (out, contiguous), a tile of L pixels at a
+    time. Tiles run on across the ends of output rows (each lane is any pixel's window origin),
+    so only the image's last tile is partial."""
+    cdef Py_ssize_t k, fb, i, p0, q, f, n_pix, block = _block(f_padded), L = _lanes(block)
+    cdef Py_ssize_t lanes[CNN_MAX_LANES]
+    cdef floating tile[CNN_MAX_LANES * CNN_BLOCK]
     for k in range(f_padded // block):
         fb = k * block
-        for oy in range(oh):
-            for i in range((ow + L - 1) // L):
-                ox = i * L
-                n_pix = min(L, ow - ox)
-                for q in range(L):
-                    # Lanes past the row's end repeat pixel ox: computed, never stored.
-                    lanes[q] = oy * sh * wp + (ox + (q if q < n_pix else 0)) * sw
-                _tile(padded, lanes, taps, n_taps, wt + fb, f_padded, bias + fb, 0, tile,
-                      CNN_BLOCK, block)
-                for f in range(min(block, F - fb)):
-                    for q in range(n_pix):
-                        out[fb + f, oy, ox + q] = _relu(tile[q * CNN_BLOCK + f], relu)
+        for i in range((n_pixels + L - 1) // L):
+            p0 = i * L
+            n_pix = min(L, n_pixels - p0)
+            for q in range(L):
+                # Lanes past the last pixel repeat pixel p0: computed, never stored.
+                lanes[q] = origins[p0 + (q if q < n_pix else 0)]
+            _tile(padded, lanes, taps, n_taps, wt + fb, f_padded, bias + fb, 0, tile,
+                  CNN_BLOCK, block)
+            for f in range(min(block, F - fb)):
+                for q in range(n_pix):
+                    out[(fb + f) * n_pixels + p0 + q] = _relu(tile[q * CNN_BLOCK + f], relu)
 
 
-cdef void _forward_pool_image(const floating* padded, Py_ssize_t wp, const Py_ssize_t* taps,
-                              Py_ssize_t n_taps, const floating* wt, Py_ssize_t f_padded,
-                              const floating* bias, floating[:, :, ::1] pooled,
-                              int64_t[:, :, ::1] indices, Py_ssize_t conv_w, Py_ssize_t sh,
-                              Py_ssize_t sw) noexcept nogil:
-    """Conv + bias + ReLU + 2x2/2 max-pool: every 4 lanes of a tile are one pooling window, in
-    row-major order, so the first maximum (or a NaN) wins exactly as in max_pool2d. A tile of
-    8 lanes holds windows px and px + 1 (the last window of an odd row repeats: computed, not
-    stored)."""
-    cdef Py_ssize_t F = pooled.shape[0], ph_out = pooled.shape[1], pw_out = pooled.shape[2]
-    cdef Py_ssize_t k, fb, py, px, i, q, f, w, x0, block = _block(f_padded)
-    cdef Py_ssize_t per_tile = _lanes(block) // CNN_PIXELS, n_windows
-    cdef Py_ssize_t lanes[CNN_WIDE_PIXELS]
-    cdef Py_ssize_t window[CNN_WIDE_PIXELS]
-    cdef floating tile[CNN_WIDE_PIXELS * CNN_BLOCK]
+cdef void _forward_pool_image(const floating* padded, const Py_ssize_t* origins,
+                              const Py_ssize_t* taps, Py_ssize_t n_taps, const floating* wt,
+                              Py_ssize_t f_padded, const floating* bias,
+                              floating[:, :, ::1] pooled, int64_t[:, :, ::1] indices,
+                              Py_ssize_t conv_w) noexcept nogil:
+    """Conv + bias + ReLU + 2x2/2 max-pool: every CNN_PIXELS lanes of a tile are one pooling
+    window, in row-major order, so the first maximum (or a NaN) wins exactly as in max_pool2d.
+    A tile of 8 lanes holds two windows, running on across the ends of pooled rows (a last
+    window that would be alone repeats: computed, not stored)."""
+    cdef Py_ssize_t F = pooled.shape[0], pw_out = pooled.shape[2]
+    cdef Py_ssize_t n_windows = pooled.shape[1] * pw_out
+    cdef Py_ssize_t k, fb, i, w0, q, f, w, y0, x0, window_count, block = _block(f_padded)
+    cdef Py_ssize_t per_tile = _lanes(block) // CNN_PIXELS
+    cdef Py_ssize_t lanes[CNN_MAX_LANES]
+    cdef Py_ssize_t window[CNN_MAX_LANES]
+    cdef floating tile[CNN_MAX_LANES * CNN_BLOCK]
     cdef floating best[CNN_BLOCK]
     cdef long long which[CNN_BLOCK]
+    cdef floating* pooled_flat = &pooled[0, 0, 0]  # the caller skips empty planes
+    cdef int64_t* indices_flat = &indices[0, 0, 0]
     for k in range(f_padded // block):
         fb = k * block
-        for py in range(ph_out):
-            for i in range((pw_out + per_tile - 1) // per_tile):
-                px = i * per_tile
-                n_windows = min(per_tile, pw_out - px)
-                for w in range(per_tile):
-                    x0 = 2 * (px + (w if w < n_windows else 0))
-                    for q in range(CNN_PIXELS):
-                        # Window position q = (a, b): conv output pixel (2py + a, x0 + b).
-                        window[w * CNN_PIXELS + q] = (2 * py + q // 2) * conv_w + x0 + q % 2
-                        lanes[w * CNN_PIXELS + q] = (2 * py + q // 2) * sh * wp + (x0 + q % 2) * sw
-                _tile(padded, lanes, taps, n_taps, wt + fb, f_padded, bias + fb, 0, tile,
-                      CNN_BLOCK, block)
-                for w in range(n_windows):
-                    _relu_max(tile + w * CNN_PIXELS * CNN_BLOCK, best, which, block)
-                    for f in range(min(block, F - fb)):
-                        pooled[fb + f, py, px + w] = best[f]
-                        indices[fb + f, py, px + w] = window[w * CNN_PIXELS + which[f]]
+        for i in range((n_windows + per_tile - 1) // per_tile):
+            w0 = i * per_tile
+            window_count = min(per_tile, n_windows - w0)
+            for w in range(per_tile):
+                # Window w0 + w is pooled pixel (y0 / 2, x0 / 2): conv pixels (y0 + a, x0 + b).
+                y0 = 2 * ((w0 + (w if w < window_count else 0)) // pw_out)
+                x0 = 2 * ((w0 + (w if w < window_count else 0)) % pw_out)
+                for q in range(CNN_PIXELS):
+                    window[w * CNN_PIXELS + q] = (y0 + q // 2) * conv_w + x0 + q % 2
+                    lanes[w * CNN_PIXELS + q] = origins[window[w * CNN_PIXELS + q]]
+            _tile(padded, lanes, taps, n_taps, wt + fb, f_padded, bias + fb, 0, tile,
+                  CNN_BLOCK, block)
+            for w in range(window_count):
+                _relu_max(tile + w * CNN_PIXELS * CNN_BLOCK, best, which, block)
+                for f in range(min(block, F - fb)):
+                    pooled_flat[(fb + f) * n_windows + w0 + w] = best[f]
+                    indices_flat[(fb + f) * n_windows + w0 + w] = window[w * CNN_PIXELS + which[f]]
 
 
 cdef void _conv_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                         const floating[:, ::1] wt,      # IN  (C*KH*KW, F_padded), repacked weight
                         const floating[::1] bias,       # IN  (F_padded,), zeros where no bias
                         const Py_ssize_t[::1] taps,     # IN  (C*KH*KW,) tap offsets, padded image
+                        const Py_ssize_t[::1] origins,  # IN  (OH*OW,) window origins
                         floating[:, :, :, ::1] out,     # OUT (N, F, OH, OW)
                         floating[:, ::1] scratch,       # (threads, C*(H+2PH)*(W+2PW))
-                        Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
-                        bint relu, int num_threads):
+                        Py_ssize_t ph, Py_ssize_t pw, bint relu, int num_threads):
     """out = conv(x, w) + bias, then max(., 0) when `relu`."""
-    cdef Py_ssize_t n, N = x.shape[0], wp = x.shape[3] + 2 * pw
+    cdef Py_ssize_t n, N = x.shape[0], F = out.shape[1], n_pixels = origins.shape[0]
     cdef floating* padded
+    if F == 0:
+        return
     with nogil:
         for n in prange(N, schedule="dynamic", num_threads=num_threads,
                         use_threads_if=num_threads > 1 and N > 1):
             padded = &scratch[threadid(), 0]
             _pad_image(x[n], padded, ph, pw)
-            _forward_image(padded, wp, &taps[0], taps.shape[0], &wt[0, 0], wt.shape[1],
-                           &bias[0], out[n], sh, sw, relu)
+            _forward_image(padded, &origins[0], &taps[0], taps.shape[0], &wt[0, 0],
+                           wt.shape[1], &bias[0], &out[n, 0, 0, 0], F, n_pixels, relu)
 
 
 cdef void _conv_relu_pool_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
@@ -230,20 +236,23 @@ cdef void _conv_relu_pool_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, 
                                   const Py_ssize_t[::1] taps,     # IN  (C*KH*KW,)
                                   floating[:, :, :, ::1] pooled,  # OUT (N, F, OH // 2, OW // 2)
                                   int64_t[:, :, :, ::1] indices,  # OUT (N, F, OH // 2, OW // 2)
+                                  const Py_ssize_t[::1] origins,  # IN  (OH*OW,) window origins
                                   floating[:, ::1] scratch,       # (threads, C*(H+2PH)*(W+2PW))
-                                  Py_ssize_t conv_w, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph,
-                                  Py_ssize_t pw, int num_threads):
+                                  Py_ssize_t conv_w, Py_ssize_t ph, Py_ssize_t pw,
+                                  int num_threads):
     """max_pool2d(relu(conv(x, w) + bias), 2) and the argmax index y*OW + x of every maximum in
     its conv-output plane, without storing the convolution's output."""
-    cdef Py_ssize_t n, N = x.shape[0], wp = x.shape[3] + 2 * pw
+    cdef Py_ssize_t n, N = x.shape[0]
     cdef floating* padded
+    if pooled.shape[1] == 0:
+        return
     with nogil:
         for n in prange(N, schedule="dynamic", num_threads=num_threads,
                         use_threads_if=num_threads > 1 and N > 1):
             padded = &scratch[threadid(), 0]
             _pad_image(x[n], padded, ph, pw)
-            _forward_pool_image(padded, wp, &taps[0], taps.shape[0], &wt[0, 0], wt.shape[1],
-                                &bias[0], pooled[n], indices[n], conv_w, sh, sw)
+            _forward_pool_image(padded, &origins[0], &taps[0], taps.shape[0], &wt[0, 0],
+                                wt.shape[1], &bias[0], pooled[n], indices[n], conv_w)
 
 
 cdef void _pixel_rows_dense(const floating[:, :, ::1] grad, floating* rows,
@@ -422,7 +431,7 @@ cdef void _backward_block(const _Backward* a, const floating[:, :, :, ::1] x,
     channel's weights in segments, the last row the bias."""
     cdef Py_ssize_t n, i, t, q, k, f, fb, n_active, block = _block(a.f_padded)
     cdef Py_ssize_t L = _lanes(block), S8 = a.n_segments * CNN_SEGMENT
-    cdef Py_ssize_t lanes[CNN_WIDE_PIXELS]  # a local of this call: private to the calling thread
+    cdef Py_ssize_t lanes[CNN_MAX_LANES]  # a local of this call: private to the calling thread
     cdef floating* padded = scratch
     cdef floating* padded_dx = padded + a.image_size + a.slack
     cdef floating* pixel_rows = padded_dx + a.image_size + a.slack
@@ -535,7 +544,7 @@ cdef void _conv_backward(const floating[:, :, :, ::1] x,          # IN  (N, C, H
     Block b's images sum into partial[b], in one of two layouts. By pixel (the register tile
     over the active pixels): partial[b, t, f] = sum over the images and output pixels p of
     grad[n, f, p] * padded x[n] at origins[p] + taps[t]; rows t >= T hold junk (their lanes
-    repeat tap 0), so every tile is a full group of taps (CNN_PIXELS, or CNN_WIDE_PIXELS for the
+    repeat tap 0), so every tile is a full group of taps (CNN_BLOCK_LANES, or CNN_WIDE_PIXELS for the
     narrow tile; see _lanes); row `rows` holds the bias gradient's sums. By channel
     (`by_channel`, for layers with few output channels): partial[b, f] holds channel f's
     weight gradient in segments

@@ -12,11 +12,21 @@
 #define CNN_BLOCK 16
 #define CNN_NARROW_BLOCK 8
 
-/* Lanes (output pixels, or taps for the weight gradient) per tile: CNN_PIXELS for the wide
- * tile, CNN_WIDE_PIXELS for the narrow one (twice the independent multiply-add chains). A 2x2
- * pooling window is CNN_PIXELS lanes, so a narrow tile holds two windows. */
+/* Lanes (output pixels, or taps for the weight gradient) per tile. Each lane is one chain of
+ * multiply-adds per register of channels, and a core keeps its two vector units busy only with
+ * about 8 independent chains (each waits ~4 cycles for the previous one). The narrow tile has
+ * CNN_WIDE_PIXELS lanes of one register; the wide tile has CNN_BLOCK_LANES: where a block is
+ * one register (AVX-512) that is 8 lanes, where it takes two or more (AVX2, SSE2) 4 lanes
+ * already make 8 chains or more, and 16 registers would not hold more. A 2x2 pooling window
+ * is CNN_PIXELS lanes, so a tile of 8 lanes holds two windows. */
 #define CNN_PIXELS 4
 #define CNN_WIDE_PIXELS 8
+#if defined(__AVX512F__)
+#define CNN_BLOCK_LANES 8
+#else
+#define CNN_BLOCK_LANES 4
+#endif
+#define CNN_MAX_LANES 8 /* the most lanes of any tile: the size of lane buffers */
 
 /* Width of a weight segment: 8 consecutive input positions of one (channel, kernel row), the
  * unit of the input gradient's scatter and the few-channel weight gradient's gather. Every

@@ -1,6 +1,6 @@
 /* The register tile of direct convolution (used by cnn/_ext/conv_direct.pxi).
  *
- * One call computes CNN_PIXELS output pixels x a block of 16 output channels (or CNN_WIDE_PIXELS
+ * One call computes CNN_BLOCK_LANES output pixels x a block of 16 output channels (or CNN_WIDE_PIXELS
  * pixels x 8 channels, for layers with at most 8), summed over
  * every tap (input channel, kernel row, kernel column). It is written with GCC/clang vector
  * extensions because Cython cannot express SIMD registers: left to itself, gcc vectorised the
@@ -85,8 +85,8 @@ typedef long long cnn_mask8_f64 __attribute__((vector_size(8 * sizeof(long long)
                 memcpy(out + q * out_stride + k * PART, &acc[q][k], sizeof(part_t));           \
     }
 
-CNN_DEFINE_CONV_TILE(cnn_conv_tile16_f32, float, CNN_BLOCK, CNN_PIXELS)
-CNN_DEFINE_CONV_TILE(cnn_conv_tile16_f64, double, CNN_BLOCK, CNN_PIXELS)
+CNN_DEFINE_CONV_TILE(cnn_conv_tile16_f32, float, CNN_BLOCK, CNN_BLOCK_LANES)
+CNN_DEFINE_CONV_TILE(cnn_conv_tile16_f64, double, CNN_BLOCK, CNN_BLOCK_LANES)
 CNN_DEFINE_CONV_TILE(cnn_conv_tile8_f32, float, CNN_NARROW_BLOCK, CNN_WIDE_PIXELS)
 CNN_DEFINE_CONV_TILE(cnn_conv_tile8_f64, double, CNN_NARROW_BLOCK, CNN_WIDE_PIXELS)
 

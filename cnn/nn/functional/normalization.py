@@ -1,63 +1,92 @@
-"""Batch normalisation over the channel dimension (dimension 1) of (N, C, *) inputs."""
+"""Batch normalisation over the channel dimension (dimension 1) of (N, C, *) inputs.
+
+The passes over the data run in the kernels of cnn/_ext/norm.pyx (statistics, the per-channel
+affine map, the gradient's sums); this module turns their per-channel sums into the
+coefficients of PyTorch's formulas, in double precision.
+"""
+import math
+
 import numpy as np
 
+from cnn import _ext
 from cnn._validation import flag, real_number
 from cnn.autograd import Function
+from cnn.threads import get_num_threads
 
 from ._inputs import array_of, float_array_of, same_dtype
+
+
+def _channels_view(array):
+    """(N, C, *) as a C-contiguous (N, C, S) array, S = the product of the trailing sizes."""
+    n, c = array.shape[:2]
+    return np.ascontiguousarray(array).reshape(n, c, math.prod(array.shape[2:]))
 
 
 class BatchNorm(Function):
     """y = (x - mean) / sqrt(var + eps) * weight + bias, per channel.
 
     Training uses the batch's statistics (biased variance) and updates the running ones in place
-    (unbiased variance, as PyTorch); evaluation uses the running statistics.
+    (unbiased variance, as PyTorch); evaluation uses the running statistics. Keeps the input,
+    the weight and the per-channel mean and 1/sqrt(var + eps) for backward (x_hat is
+    recomputed there, not stored).
     """
 
     @staticmethod
     def forward(ctx, x, running_mean, running_var, weight, bias, training, momentum, eps):
-        axes = (0,) + tuple(range(2, x.ndim))
-        shape = (1, -1) + (1,) * (x.ndim - 2)
+        channels = x.shape[1]
+        threads = get_num_threads()
+        x3 = _channels_view(x)
         if training and x.size == 0:
             # An empty batch has no statistics: normalise nothing and leave the running ones
             # as they are (as PyTorch does), rather than fold NaN into them.
-            mean, var = np.zeros(x.shape[1], x.dtype), np.ones(x.shape[1], x.dtype)
+            mean, var = np.zeros(channels), np.ones(channels)
         elif training:
-            mean = x.mean(axis=axes)
-            var = x.var(axis=axes)
+            mean, var = np.empty(channels), np.empty(channels)
+            _ext.backend.norm.statistics(x3, mean, var, threads)
             if running_mean is not None:
-                count = x.size // x.shape[1]
+                count = x.size // channels
                 running_mean *= 1 - momentum
-                running_mean += momentum * mean
+                running_mean += (momentum * mean).astype(x.dtype)
                 running_var *= 1 - momentum
-                running_var += momentum * var * (count / max(count - 1, 1))
+                running_var += (momentum * var * (count / max(count - 1, 1))).astype(x.dtype)
         else:
-            mean, var = running_mean, running_var
-        inv_std = (1 / np.sqrt(var + eps)).astype(x.dtype, copy=False)
-        x_hat = (x - mean.reshape(shape)) * inv_std.reshape(shape)
-        out = x_hat if weight is None else x_hat * weight.reshape(shape)
-        if bias is not None:
-            out = out + bias.reshape(shape)
-        ctx.save_for_backward(x_hat, inv_std, weight)
-        ctx.training, ctx.axes, ctx.shape = training, axes, shape
-        return out
+            mean = running_mean.astype(np.float64)
+            var = running_var.astype(np.float64)
+        inv_std = 1 / np.sqrt(var + eps)
+        scale = inv_std if weight is None else inv_std * weight
+        shift = np.zeros(channels) if bias is None else bias.astype(np.float64)
+        out = np.empty_like(x3)
+        _ext.backend.norm.normalize(x3, mean, scale, shift, out, False, threads)
+        ctx.save_for_backward(x3, weight)
+        ctx.statistics = (mean, inv_std)
+        ctx.training, ctx.shape = training, x.shape
+        return out.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, grad_output):
-        x_hat, inv_std, weight = ctx.saved_tensors
+        x3, weight = ctx.saved_tensors
+        mean, inv_std = ctx.statistics
         needs_x, _, _, needs_w, needs_b = ctx.needs_input_grad[:5]
-        axes, shape = ctx.axes, ctx.shape
-        grad_w = (grad_output * x_hat).sum(axis=axes) if needs_w else None
-        grad_b = grad_output.sum(axis=axes) if needs_b else None
+        threads = get_num_threads()
+        g3 = _channels_view(grad_output)
+        channels = x3.shape[1]
+        sum_grad, sum_grad_x = np.empty(channels), np.empty(channels)
+        _ext.backend.norm.gradient_sums(g3, x3, mean, sum_grad, sum_grad_x, threads)
+        dtype = x3.dtype
+        grad_w = (inv_std * sum_grad_x).astype(dtype) if needs_w else None
+        grad_b = sum_grad.astype(dtype) if needs_b else None
         grad_x = None
         if needs_x:
-            g = grad_output if weight is None else grad_output * weight.reshape(shape)
-            if ctx.training and g.size:
+            a = inv_std if weight is None else inv_std * weight
+            b, k = np.zeros(channels), np.zeros(channels)
+            count = x3.shape[0] * x3.shape[2]
+            if ctx.training and count:
                 # The batch statistics depend on x too: subtract their share of the gradient.
-                mean_g = g.mean(axis=axes, keepdims=True)
-                mean_gx = (g * x_hat).mean(axis=axes, keepdims=True)
-                g = g - mean_g - x_hat * mean_gx
-            grad_x = g * inv_std.reshape(shape)
+                b = -a * inv_std * inv_std * sum_grad_x / count
+                k = -a * sum_grad / count
+            grad_x = np.empty_like(x3)
+            _ext.backend.norm.input_gradient(g3, x3, mean, a, b, k, grad_x, threads)
+            grad_x = grad_x.reshape(ctx.shape)
         return grad_x, None, None, grad_w, grad_b, None, None, None
 
 

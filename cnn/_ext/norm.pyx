@@ -1,0 +1,138 @@
+"""Batch normalisation over the channels of (N, C, S) arrays: statistics, the per-channel affine
+map, and the gradient's sums, each one pass over the data per channel.
+
+In NumPy a training-mode batch norm is about a dozen array operations forward and as many
+backward, each a pass over memory and often a temporary; here the statistics take two passes
+(the mean, then the squared deviations from it: no catastrophic E[x^2] - E[x]^2), the
+normalisation one pass (out = (x - mean) * scale + shift, ReLU optionally fused), and the
+backward two (the sums, then dx = a*g + b*(x - mean) + k). Every formula subtracts the mean
+from x first, as PyTorch's does, so a large mean costs no precision. Sums are kept in
+double precision. Threads take whole channels and each channel is summed in a fixed order, so
+results are bit-identical for any thread count. The callers (cnn/nn/functional/normalization.py)
+compute the per-channel coefficients; shapes are checked here.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+
+# Below this many elements a thread team costs more than it saves.
+cdef Py_ssize_t MIN_PARALLEL_ELEMENTS = 1 << 15
+
+
+cdef int _check(Py_ssize_t channels, Py_ssize_t length, str name) except -1:
+    if length != channels:
+        raise ValueError(f"{name}: expected {channels} values (one per channel), got {length}")
+    return 0
+
+
+cdef int _same_shape(Py_ssize_t* expected, Py_ssize_t* shape, str name) except -1:
+    if expected[0] != shape[0] or expected[1] != shape[1] or expected[2] != shape[2]:
+        raise ValueError(f"{name}: expected shape {(expected[0], expected[1], expected[2])}, "
+                         f"got {(shape[0], shape[1], shape[2])}")
+    return 0
+
+
+def statistics(const floating[:, :, ::1] x,   # IN  (N, C, S)
+               double[::1] mean,               # OUT (C,)
+               double[::1] var,                # OUT (C,) biased variance
+               int num_threads):
+    """Each channel's mean and biased variance over its N*S values (N*S > 0)."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2], c, n, s
+    cdef double total, deviation
+    _check(C, mean.shape[0], "mean")
+    _check(C, var.shape[0], "var")
+    if N * S == 0:
+        raise ValueError("x: expected at least one value per channel")
+    with nogil:
+        for c in prange(C, schedule="dynamic", num_threads=num_threads,
+                        use_threads_if=num_threads > 1 and C > 1
+                        and N * C * S >= MIN_PARALLEL_ELEMENTS):
+            total = 0
+            for n in range(N):
+                for s in range(S):
+                    total = total + x[n, c, s]
+            mean[c] = total / (N * S)
+            total = 0
+            for n in range(N):
+                for s in range(S):
+                    deviation = x[n, c, s] - mean[c]
+                    total = total + deviation * deviation
+            var[c] = total / (N * S)
+
+
+def normalize(const floating[:, :, ::1] x,   # IN  (N, C, S)
+              const double[::1] mean,          # IN  (C,)
+              const double[::1] scale,         # IN  (C,)
+              const double[::1] shift,         # IN  (C,)
+              floating[:, :, ::1] out,         # OUT (N, C, S), may be x's memory
+              bint relu, int num_threads):
+    """out = (x - mean[c]) * scale[c] + shift[c] per channel, then max(., 0) (NaN kept) when
+    relu."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2], c, n, s
+    cdef floating m, a, b, value
+    for name, values in (("mean", mean), ("scale", scale), ("shift", shift)):
+        _check(C, values.shape[0], name)
+    _same_shape(x.shape, out.shape, "out")
+    with nogil:
+        for c in prange(C, schedule="dynamic", num_threads=num_threads,
+                        use_threads_if=num_threads > 1 and C > 1
+                        and N * C * S >= MIN_PARALLEL_ELEMENTS):
+            m, a, b = <floating> mean[c], <floating> scale[c], <floating> shift[c]
+            for n in range(N):
+                for s in range(S):
+                    value = (x[n, c, s] - m) * a + b
+                    if relu and not value > 0 and value == value:
+                        value = 0
+                    out[n, c, s] = value
+
+
+def gradient_sums(const floating[:, :, ::1] grad,  # IN  (N, C, S)
+                  const floating[:, :, ::1] x,     # IN  (N, C, S)
+                  const double[::1] mean,          # IN  (C,)
+                  double[::1] sum_grad,            # OUT (C,) sum of grad
+                  double[::1] sum_grad_x,          # OUT (C,) sum of grad * (x - mean)
+                  int num_threads):
+    """The two per-channel sums every batch-norm gradient is made of."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2], c, n, s
+    cdef double total, total_x
+    _same_shape(x.shape, grad.shape, "grad")
+    for name, values in (("mean", mean), ("sum_grad", sum_grad), ("sum_grad_x", sum_grad_x)):
+        _check(C, values.shape[0], name)
+    with nogil:
+        for c in prange(C, schedule="dynamic", num_threads=num_threads,
+                        use_threads_if=num_threads > 1 and C > 1
+                        and N * C * S >= MIN_PARALLEL_ELEMENTS):
+            total = 0
+            total_x = 0
+            for n in range(N):
+                for s in range(S):
+                    total = total + grad[n, c, s]
+                    total_x = total_x + grad[n, c, s] * (x[n, c, s] - mean[c])
+            sum_grad[c] = total
+            sum_grad_x[c] = total_x
+
+
+def input_gradient(const floating[:, :, ::1] grad,  # IN  (N, C, S)
+                   const floating[:, :, ::1] x,     # IN  (N, C, S)
+                   const double[::1] mean,          # IN  (C,)
+                   const double[::1] a,             # IN  (C,)
+                   const double[::1] b,             # IN  (C,)
+                   const double[::1] k,             # IN  (C,)
+                   floating[:, :, ::1] out,         # OUT (N, C, S)
+                   int num_threads):
+    """out = a[c] * grad + b[c] * (x - mean[c]) + k[c] per channel: batch norm's input
+    gradient, whose coefficients the caller makes from the sums (b = k = 0 in evaluation
+    mode)."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2], c, n, s
+    cdef floating mc, ac, bc, kc
+    _same_shape(x.shape, grad.shape, "grad")
+    _same_shape(x.shape, out.shape, "out")
+    for name, values in (("mean", mean), ("a", a), ("b", b), ("k", k)):
+        _check(C, values.shape[0], name)
+    with nogil:
+        for c in prange(C, schedule="dynamic", num_threads=num_threads,
+                        use_threads_if=num_threads > 1 and C > 1
+                        and N * C * S >= MIN_PARALLEL_ELEMENTS):
+            mc, ac, bc, kc = <floating> mean[c], <floating> a[c], <floating> b[c], <floating> k[c]
+            for n in range(N):
+                for s in range(S):
+                    out[n, c, s] = ac * grad[n, c, s] + bc * (x[n, c, s] - mc) + kc
