@@ -38,11 +38,12 @@ POLICIES = {
     "libgomp default": {"GOMP_SPINCOUNT": "300000"},
     "passive": {"OMP_WAIT_POLICY": "passive"},
     "active": {"OMP_WAIT_POLICY": "active"},
+    "spin 1000": {"GOMP_SPINCOUNT": "1000"},
     "spin 10000": {"GOMP_SPINCOUNT": "10000"},
     "spin 30000": {"GOMP_SPINCOUNT": "30000"},
     "1 thread": {"OMP_NUM_THREADS": "1"},
 }
-DEFAULT_POLICIES = ("cnn default", "libgomp default", "passive", "spin 30000", "1 thread")
+DEFAULT_POLICIES = ("cnn default", "libgomp default", "spin 1000", "spin 10000", "1 thread")
 POLICY_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "OMP_NUM_THREADS")
 BUSY_LOOP = "while True:\n    pass\n"
 

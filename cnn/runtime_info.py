@@ -1,4 +1,5 @@
-"""`show_config()`: what this installation of cnn runs on (version, kernels, threads, BLAS, malloc)."""
+"""`show_config()`: what this installation of cnn runs on (version, kernels, threads, BLAS,
+malloc)."""
 from __future__ import annotations
 
 import platform

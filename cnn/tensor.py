@@ -198,7 +198,8 @@ class Tensor:
         """Return the value of a one-element tensor as a Python number."""
         return self.data.item()
 
-    def __array__(self, dtype: Optional[npt.DTypeLike] = None, copy: Optional[bool] = None) -> np.ndarray:
+    def __array__(self, dtype: Optional[npt.DTypeLike] = None,
+                  copy: Optional[bool] = None) -> np.ndarray:
         """The data as an array, for ``np.asarray(tensor)`` and every NumPy function.
 
         NumPy >= 2 passes ``copy`` with ``np.array``'s meaning (True: always copy, None: only
@@ -473,7 +474,8 @@ class Tensor:
 
 # ***** factories *****
 
-def tensor(data: Operand, requires_grad: bool = False, dtype: Optional[npt.DTypeLike] = None) -> Tensor:
+def tensor(data: Operand, requires_grad: bool = False,
+           dtype: Optional[npt.DTypeLike] = None) -> Tensor:
     """Create a tensor from a copy of ``data``.
 
     Args:
@@ -498,22 +500,26 @@ def from_numpy(array: np.ndarray) -> Tensor:
     return Tensor(array)
 
 
-def zeros(*size: Shape, dtype: Optional[npt.DTypeLike] = None, requires_grad: bool = False) -> Tensor:
+def zeros(*size: Shape, dtype: Optional[npt.DTypeLike] = None,
+          requires_grad: bool = False) -> Tensor:
     """Return a tensor of zeros of shape ``size`` (ints or one tuple), float32 by default."""
     return Tensor(np.zeros(_size(size, "zeros"), _float_dtype(dtype)), requires_grad)
 
 
-def ones(*size: Shape, dtype: Optional[npt.DTypeLike] = None, requires_grad: bool = False) -> Tensor:
+def ones(*size: Shape, dtype: Optional[npt.DTypeLike] = None,
+         requires_grad: bool = False) -> Tensor:
     """Return a tensor of ones of shape ``size`` (ints or one tuple), float32 by default."""
     return Tensor(np.ones(_size(size, "ones"), _float_dtype(dtype)), requires_grad)
 
 
-def zeros_like(input: Operand, dtype: Optional[npt.DTypeLike] = None, requires_grad: bool = False) -> Tensor:
+def zeros_like(input: Operand, dtype: Optional[npt.DTypeLike] = None,
+               requires_grad: bool = False) -> Tensor:
     """Return zeros of ``input``'s shape and (unless ``dtype`` is given) dtype."""
     return Tensor(np.zeros_like(np.asarray(input), dtype=dtype), requires_grad)
 
 
-def ones_like(input: Operand, dtype: Optional[npt.DTypeLike] = None, requires_grad: bool = False) -> Tensor:
+def ones_like(input: Operand, dtype: Optional[npt.DTypeLike] = None,
+              requires_grad: bool = False) -> Tensor:
     """Return ones of ``input``'s shape and (unless ``dtype`` is given) dtype."""
     return Tensor(np.ones_like(np.asarray(input), dtype=dtype), requires_grad)
 
@@ -551,7 +557,8 @@ def _wrap(array: np.ndarray) -> Tensor:
     return tensor
 
 
-def _as_array(data: Operand, dtype: Optional[npt.DTypeLike] = None, copy: bool = False) -> np.ndarray:
+def _as_array(data: Operand, dtype: Optional[npt.DTypeLike] = None,
+              copy: bool = False) -> np.ndarray:
     """Convert ``data`` to an ndarray of a supported dtype, with the default float dtype."""
     if isinstance(data, Tensor):
         data = data.data

@@ -65,9 +65,9 @@ def run(args):
         else:
             axes.set_title(f"{prediction} \u2717 (is {label})", color=WRONG_COLOR, fontsize=11)
     what = "misclassified" if args.errors else "mistakes first"
-    figure.suptitle(f"LeNet-5 ({os.path.basename(args.model)}) on the MNIST test set: {summary}"
-                    f"\n{len(shown)} digits, {what} (each title: the prediction, \u2713 if "
-                    "right, \u2717 and the true digit if wrong)")
+    figure.suptitle(f"LeNet-5 ({os.path.basename(args.model)}): {summary}\n"
+                    f"{len(shown)} shown, {what}; title: the prediction \u2713, or the "
+                    "prediction \u2717 (the true digit)", fontsize=11)
     supported = sorted(figure.canvas.get_supported_filetypes())
     if file_format not in supported:
         raise CommandError(f"--out {args.out}: matplotlib cannot write .{file_format} files; "
