@@ -28,6 +28,7 @@ from . import nn, optim  # noqa: E402  (after Tensor: both build on it)
 from . import utils
 from .utils import data
 from . import compat, datasets, profiler, serialization
+from . import onnx  # noqa: E402  (needs the onnx package only when export runs)
 from .compat import Cross_entropy, DataLoader, Sequential
 from .nn import Conv2d, Flatten, Linear, MaxPool2d, ReLU
 from .optim import SGD
@@ -41,7 +42,7 @@ __all__ = [
     "float16", "float32", "float64", "int32", "int64", "uint8",
     "no_grad", "enable_grad", "is_grad_enabled", "autograd", "nn", "optim",
     "manual_seed", "get_rng_state", "set_rng_state",
-    "utils", "data", "datasets", "profiler", "compat", "serialization", "save", "load",
+    "utils", "data", "datasets", "profiler", "compat", "serialization", "save", "load", "onnx",
     # the original library's names (SPEC section 4)
     "Sequential", "Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear", "Cross_entropy", "SGD",
     "DataLoader",

@@ -1,12 +1,14 @@
-"""Keep numpy's BLAS single-threaded while cnn computes.
+"""numpy's BLAS: one thread for the process once cnn computes, and its cblas_?gemm.
 
 cnn parallelises with one OpenMP team in its kernels. numpy's OpenBLAS has a thread pool of its
 own, and two pools on the same cores slow each other down badly: idle threads of one pool spin
 while the other pool's threads wait for a core (measured here: a LeNet-5 step took 42 ms with
-both pools at 2 threads, 15 ms with BLAS at 1). So the ops that call numpy's matrix products run
-them inside `single_threaded()`, which sets OpenBLAS to one thread and restores the previous
-count afterwards. For a BLAS this module does not know (MKL, Accelerate, a system libblas
-without these symbols) it does nothing, and `info()` says so.
+both pools at 2 threads, 15 ms with BLAS at 1). So the first cnn op that calls numpy's matrix
+products sets OpenBLAS to one thread for the rest of the process (`use_one_thread()`), once:
+saving and restoring the count around every product raced between Python threads (one thread's
+restore undid another's setting mid-product, so results depended on timing) and cost two calls
+per product. The README's Threads section says so. For a BLAS this module does not know (MKL,
+Accelerate, a system libblas without these symbols) it does nothing, and `info()` says so.
 
 OpenBLAS's thread count is found through the symbols OpenBLAS exports, in the library numpy
 loaded (its wheels ship `scipy_openblas` with prefixed, 64-bit-integer names).
@@ -88,24 +90,18 @@ def info():
     """Which BLAS thread control cnn found: a short description for show_config."""
     if _library is None:
         return "not found (BLAS threads are left as they are)"
-    return f"OpenBLAS ({os.path.basename(_library)}), {_get_threads()} threads outside cnn's ops"
+    state = "set to 1 by cnn's first matrix product" if _one_thread else "not yet set by cnn"
+    return f"OpenBLAS ({os.path.basename(_library)}), {_get_threads()} threads ({state})"
 
 
-class single_threaded:
-    """``with single_threaded():`` runs the block with numpy's BLAS on one thread (a no-op for
-    an unknown BLAS). A class rather than a generator: it is entered for every matrix product
-    of every layer, and this is the cheaper protocol."""
+_one_thread = False
 
-    __slots__ = ("_previous",)
 
-    def __enter__(self):
-        self._previous = None
+def use_one_thread():
+    """Set numpy's BLAS to one thread for the rest of the process (the first call only; every
+    later one is a test of a global). cnn's ops call this before their matrix products."""
+    global _one_thread
+    if not _one_thread:
         if _set_threads is not None:
-            previous = _get_threads()
-            if previous != 1:
-                _set_threads(1)
-                self._previous = previous
-
-    def __exit__(self, *exc_info):
-        if self._previous is not None:
-            _set_threads(self._previous)
+            _set_threads(1)
+        _one_thread = True

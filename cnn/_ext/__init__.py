@@ -1,6 +1,7 @@
 """The compiled kernels, at the best instruction-set level this CPU supports.
 
-setup.py compiles every kernel module (`conv`, `pool`, `norm`, `optim`) once per level into
+setup.py compiles every kernel module (`conv`, `pool`, `norm`, `elementwise`, `optim`) once per
+level into
 `cnn._ext.<level>.<module>`. At import we pick the best level that was built and that the CPU
 supports; `CNN_ISA=baseline|avx2|avx512` forces one (an error if it cannot run here).
 `backend` holds the chosen modules as attributes: `backend.pool.max_pool_forward(...)`.
@@ -70,7 +71,7 @@ wait_policy = _policy_state(_chosen, _added, _before, _openmp_runtimes(),
 del _chosen, _added, _before
 
 LEVELS = ("avx512", "avx2", "baseline")  # best first
-KERNEL_MODULES = ("pool", "conv", "norm", "optim")
+KERNEL_MODULES = ("pool", "conv", "norm", "elementwise", "optim")
 
 
 def _load(isa):
@@ -139,14 +140,34 @@ def conv_plan(input_shape, weight_shape, stride=1, padding=0, dilation=1, groups
     Raises:
         TypeError, ValueError: As ``ConvPlan``, naming the argument.
     """
+    # A layer passes the same argument objects at every step: a plan found by the shapes and
+    # given those very objects (compared by identity, so that 2.0 or True never passes for 2)
+    # needs no other check.
+    key = (input_shape[-3:], weight_shape, dtype, backend.isa)
+    try:
+        last = _last_plans.get(key)
+    except TypeError:  # an unhashable shape: the checks below refuse it
+        last = None
+    if (last is not None and last[0] is stride and last[1] is padding and last[2] is dilation
+            and last[3] is groups):
+        return last[4]
     arguments = (stride, padding, dilation, groups)
     try:
         shapes = (tuple(input_shape)[-3:], tuple(weight_shape))
-        key = shapes + arguments + (np.dtype(dtype),)
+        cache_key = shapes + arguments + (np.dtype(dtype),)
     except TypeError:
-        key = None
-    if key is None or not all(map(geometry.is_plain, shapes + arguments)):
+        cache_key = None
+    if cache_key is None or not all(map(geometry.is_plain, shapes + arguments)):
         # Only exact ints are cache keys (2.0 == 2 would let a float skip its TypeError);
         # anything else is checked (and refused, or normalised) by a plan for this call alone.
         return backend.conv.ConvPlan(input_shape, weight_shape, *arguments, dtype)
-    return _cached_plan(backend.isa, *key)
+    plan = _cached_plan(backend.isa, *cache_key)
+    if len(_last_plans) > 512:
+        _last_plans.clear()
+    _last_plans[key] = arguments + (plan,)
+    return plan
+
+
+# (input (C, H, W), weight shape, dtype, isa) -> (stride, padding, dilation, groups, plan) of the
+# latest call: the argument objects of conv_plan's fast path.
+_last_plans = {}

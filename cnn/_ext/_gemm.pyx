@@ -1,12 +1,12 @@
 """Matrix products split into fixed blocks of columns, the blocks shared by the OpenMP team.
 
 Each block is one call of numpy's BLAS (its cblas_sgemm / cblas_dgemm, whose address
-cnn/_blas.py finds in the library numpy loaded), made while that BLAS runs single-threaded: the kernels' OpenMP
-team is then the one pool at work, as everywhere else in cnn. Blocks are columns of the result
-(rows of op(b)): each call packs only its share of op(b), where row blocks would each pack all
-of it. Their number depends on the shapes alone (an even count of at most 64 columns each, or
-one block for a product too small to share), never on the thread count, and each block is one
-call, so the results are bit-identical for any number of threads.
+cnn/_blas.py finds in the library numpy loaded), made with that BLAS on one thread: the kernels'
+OpenMP team is then the one pool at work, as everywhere else in cnn. Blocks are columns of the
+result (rows of op(b)): each call packs only its share of op(b), where row blocks would each
+pack all of it. Their number depends on the shapes alone (an even count of at most 64 columns
+each, or one block for a product too small to share), never on the thread count, and each block
+is one call, so the results are bit-identical for any number of threads.
 
 Compiled once (no instruction-set variants): the arithmetic happens inside the BLAS.
 """

@@ -25,7 +25,7 @@ from cython.parallel cimport prange, threadid
 from libc.stdint cimport int64_t
 from libc.string cimport memset
 
-from cnn._blas import single_threaded
+from cnn._blas import use_one_thread
 from cnn._ext.geometry import conv_geometry
 from cnn._validation import FLOAT_DTYPES, flag, integer, shape
 
@@ -357,8 +357,8 @@ cdef class ConvPlan:
         rows = cols.shape[1] // self.groups  # explicit sizes: -1 is ambiguous for empty arrays
         w_groups = weight.reshape(self.groups, f // self.groups, rows)
         cols_groups = cols.reshape(n, self.groups, rows, oh * ow)
-        with single_threaded():
-            out = np.matmul(w_groups, cols_groups)  # (N, groups, F/groups, P)
+        use_one_thread()
+        out = np.matmul(w_groups, cols_groups)  # (N, groups, F/groups, P)
         out = out.reshape(n, f, oh, ow)
         if bias is not None:
             out += bias.reshape(1, f, 1, 1)
@@ -588,13 +588,13 @@ cdef class ConvPlan:
         grad_x = grad_w = None
         if need_w and columns is None:
             columns = self._columns(x, threads).reshape(n, self.groups, rows, pixels)
-        with single_threaded():
-            if need_w:
-                grad_w = np.matmul(grad_groups, columns.transpose(0, 1, 3, 2)).sum(axis=0)
-                grad_w = grad_w.reshape(self.weight_shape)
-            if need_x:
-                w_groups = weight.reshape(self.groups, f // self.groups, rows)
-                dcols = np.matmul(w_groups.transpose(0, 2, 1), grad_groups)
+        use_one_thread()
+        if need_w:
+            grad_w = np.matmul(grad_groups, columns.transpose(0, 1, 3, 2)).sum(axis=0)
+            grad_w = grad_w.reshape(self.weight_shape)
+        if need_x:
+            w_groups = weight.reshape(self.groups, f // self.groups, rows)
+            dcols = np.matmul(w_groups.transpose(0, 2, 1), grad_groups)
         if need_x:
             grad_x = self._columns_adjoint(
                 np.ascontiguousarray(dcols.reshape(n, self.groups * rows, pixels)), threads)

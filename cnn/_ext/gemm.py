@@ -1,7 +1,7 @@
 """The layers' matrix products: numpy's BLAS, in column blocks shared by the kernels' threads.
 
 See cnn/_ext/_gemm.pyx. Where numpy's BLAS exposes no cblas_?gemm that cnn knows, or the product
-is too small to share, the product is numpy's own, on one BLAS thread.
+is too small to share, the product is numpy's own, on one BLAS thread (cnn/_blas.py).
 """
 import numpy as np
 
@@ -37,12 +37,12 @@ def product(a, b, transpose_a, transpose_b, num_threads):
     m = a.shape[1] if transpose_a else a.shape[0]
     n = b.shape[0] if transpose_b else b.shape[1]
     k = a.shape[0] if transpose_a else a.shape[1]
-    with _blas.single_threaded():
-        if _gemm.column_blocks(m, n, k) > 1:
-            out = np.empty((m, n), dtype=a.dtype)
-            if _gemm.matmul(np.ascontiguousarray(a), np.ascontiguousarray(b), out, transpose_a,
-                            transpose_b, num_threads):
-                return out
-        # One call either way (the blocks depend on the shapes, never on the thread count):
-        # numpy's own is the shortest path to it.
-        return (a.T if transpose_a else a) @ (b.T if transpose_b else b)
+    _blas.use_one_thread()
+    if _gemm.column_blocks(m, n, k) > 1:
+        out = np.empty((m, n), dtype=a.dtype)
+        if _gemm.matmul(np.ascontiguousarray(a), np.ascontiguousarray(b), out, transpose_a,
+                        transpose_b, num_threads):
+            return out
+    # One call either way (the blocks depend on the shapes, never on the thread count): numpy's
+    # own is the shortest path to it.
+    return (a.T if transpose_a else a) @ (b.T if transpose_b else b)

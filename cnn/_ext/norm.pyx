@@ -16,6 +16,51 @@ from cython.parallel cimport prange
 
 # Below this many elements a thread team costs more than it saves.
 cdef Py_ssize_t MIN_PARALLEL_ELEMENTS = 1 << 15
+# Sums run in this many independent partial sums (lanes), added in a fixed order at the end:
+# one running sum would make every addition wait for the previous one (about 4 cycles each),
+# and the fixed order keeps the result the same on every run.
+DEF LANES = 8
+
+
+cdef inline double _total(const double* partial) noexcept nogil:
+    return ((partial[0] + partial[1]) + (partial[2] + partial[3])) + \
+        ((partial[4] + partial[5]) + (partial[6] + partial[7]))
+
+
+cdef inline void _add_row(double* partial, const floating* row, Py_ssize_t n,
+                          double centre) noexcept nogil:
+    """partial[lane] += the values row[i] - centre of its lane (i % LANES)."""
+    cdef Py_ssize_t i, j
+    for i in range(0, n - n % LANES, LANES):
+        for j in range(LANES):
+            partial[j] += <double> row[i + j] - centre
+    for i in range(n - n % LANES, n):
+        partial[i % LANES] += <double> row[i] - centre
+
+
+cdef inline void _add_squares(double* partial, const floating* row, Py_ssize_t n,
+                              double centre) noexcept nogil:
+    """partial[lane] += (row[i] - centre)**2 for the values of its lane."""
+    cdef Py_ssize_t i, j
+    cdef double d
+    for i in range(0, n - n % LANES, LANES):
+        for j in range(LANES):
+            d = <double> row[i + j] - centre
+            partial[j] += d * d
+    for i in range(n - n % LANES, n):
+        d = <double> row[i] - centre
+        partial[i % LANES] += d * d
+
+
+cdef inline void _add_products(double* partial, const floating* grad, const floating* row,
+                               Py_ssize_t n, double centre) noexcept nogil:
+    """partial[lane] += grad[i] * (row[i] - centre) for the values of its lane."""
+    cdef Py_ssize_t i, j
+    for i in range(0, n - n % LANES, LANES):
+        for j in range(LANES):
+            partial[j] += <double> grad[i + j] * (<double> row[i + j] - centre)
+    for i in range(n - n % LANES, n):
+        partial[i % LANES] += <double> grad[i] * (<double> row[i] - centre)
 
 
 cdef int _check(Py_ssize_t channels, Py_ssize_t length, str name) except -1:
@@ -31,13 +76,47 @@ cdef int _same_shape(Py_ssize_t* expected, Py_ssize_t* shape, str name) except -
     return 0
 
 
+cdef void _channel_statistics(const floating[:, :, ::1] x, Py_ssize_t c, double* mean,
+                              double* var) noexcept nogil:
+    """Channel c's mean, then its biased variance (the partial sums are locals of this call:
+    private to the thread that runs it)."""
+    cdef Py_ssize_t N = x.shape[0], S = x.shape[2], n, j
+    cdef double partial[LANES]
+    for j in range(LANES):
+        partial[j] = 0
+    for n in range(N):
+        _add_row(partial, &x[n, c, 0], S, 0)
+    mean[0] = _total(partial) / (N * S)
+    for j in range(LANES):
+        partial[j] = 0
+    for n in range(N):
+        _add_squares(partial, &x[n, c, 0], S, mean[0])
+    var[0] = _total(partial) / (N * S)
+
+
+cdef void _channel_sums(const floating[:, :, ::1] grad, const floating[:, :, ::1] x,
+                        Py_ssize_t c, double mean, double* sum_grad,
+                        double* sum_grad_x) noexcept nogil:
+    """Channel c's sum of grad and of grad * (x - mean) (locals of this call, as above)."""
+    cdef Py_ssize_t N = x.shape[0], S = x.shape[2], n, j
+    cdef double sums[LANES]
+    cdef double products[LANES]
+    for j in range(LANES):
+        sums[j] = 0
+        products[j] = 0
+    for n in range(N):
+        _add_row(sums, &grad[n, c, 0], S, 0)
+        _add_products(products, &grad[n, c, 0], &x[n, c, 0], S, mean)
+    sum_grad[0] = _total(sums)
+    sum_grad_x[0] = _total(products)
+
+
 def statistics(const floating[:, :, ::1] x,   # IN  (N, C, S)
                double[::1] mean,               # OUT (C,)
                double[::1] var,                # OUT (C,) biased variance
                int num_threads):
     """Each channel's mean and biased variance over its N*S values (N*S > 0)."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2], c, n, s
-    cdef double total, deviation
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2], c
     _check(C, mean.shape[0], "mean")
     _check(C, var.shape[0], "var")
     if N * S == 0:
@@ -46,17 +125,7 @@ def statistics(const floating[:, :, ::1] x,   # IN  (N, C, S)
         for c in prange(C, schedule="dynamic", num_threads=num_threads,
                         use_threads_if=num_threads > 1 and C > 1
                         and N * C * S >= MIN_PARALLEL_ELEMENTS):
-            total = 0
-            for n in range(N):
-                for s in range(S):
-                    total = total + x[n, c, s]
-            mean[c] = total / (N * S)
-            total = 0
-            for n in range(N):
-                for s in range(S):
-                    deviation = x[n, c, s] - mean[c]
-                    total = total + deviation * deviation
-            var[c] = total / (N * S)
+            _channel_statistics(x, c, &mean[c], &var[c])
 
 
 def normalize(const floating[:, :, ::1] x,   # IN  (N, C, S)
@@ -92,23 +161,19 @@ def gradient_sums(const floating[:, :, ::1] grad,  # IN  (N, C, S)
                   double[::1] sum_grad_x,          # OUT (C,) sum of grad * (x - mean)
                   int num_threads):
     """The two per-channel sums every batch-norm gradient is made of."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2], c, n, s
-    cdef double total, total_x
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2], c
     _same_shape(x.shape, grad.shape, "grad")
     for name, values in (("mean", mean), ("sum_grad", sum_grad), ("sum_grad_x", sum_grad_x)):
         _check(C, values.shape[0], name)
+    if N * S == 0:
+        sum_grad[:] = 0
+        sum_grad_x[:] = 0
+        return
     with nogil:
         for c in prange(C, schedule="dynamic", num_threads=num_threads,
                         use_threads_if=num_threads > 1 and C > 1
                         and N * C * S >= MIN_PARALLEL_ELEMENTS):
-            total = 0
-            total_x = 0
-            for n in range(N):
-                for s in range(S):
-                    total = total + grad[n, c, s]
-                    total_x = total_x + grad[n, c, s] * (x[n, c, s] - mean[c])
-            sum_grad[c] = total
-            sum_grad_x[c] = total_x
+            _channel_sums(grad, x, c, mean[c], &sum_grad[c], &sum_grad_x[c])
 
 
 def input_gradient(const floating[:, :, ::1] grad,  # IN  (N, C, S)

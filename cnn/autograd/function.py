@@ -17,7 +17,11 @@ A differentiable op is a :class:`Function` subclass with two static methods on N
 result in a Tensor. When grad mode is on and an input requires grad, the ``ctx`` object becomes
 the result's graph node: it remembers the inputs, and :func:`run_backward` later calls
 ``Mul.backward(ctx, grad)`` on it.
+
+Inside :func:`tracing`, every ``apply`` also reports the op, its arguments and its result to an
+observer (``cnn.onnx`` records a forward pass that way).
 """
+import contextlib
 import functools
 import threading
 
@@ -215,12 +219,51 @@ class Function:
         else:
             out._requires_grad = False
             out._node = None
+        if _tracer is not None:
+            _tracer(cls, args, kwargs, out)
         return out
 
 
 # Builds results without Tensor.__init__, whose conversions and checks forward's array
 # does not need.
 _new_tensor = object.__new__
+
+
+# ***** tracing *****
+
+# The observer of every op, or None: one global test per op when nobody traces.
+_tracer = None
+
+
+@contextlib.contextmanager
+def tracing(tracer):
+    """Call ``tracer(function, args, kwargs, out)`` after every op until the block ends.
+
+    ``function`` is the Function subclass that ran, ``args`` and ``kwargs`` what its ``apply``
+    was given (Tensors and plain arguments, as passed), ``out`` the Tensor it returned. This is
+    how ``cnn.onnx`` records a forward pass. Ops of every thread are reported: a tracer that
+    cares filters by ``threading.get_ident()``.
+
+    Args:
+        tracer (callable): The observer.
+
+    Raises:
+        RuntimeError: If another trace is already running.
+
+    Example::
+
+        ops = []
+        with tracing(lambda function, args, kwargs, out: ops.append(function.__name__)):
+            model(x)
+    """
+    global _tracer
+    if _tracer is not None:
+        raise RuntimeError("tracing: another trace is running; traces do not nest")
+    _tracer = tracer
+    try:
+        yield
+    finally:
+        _tracer = None
 
 
 # ***** the backward engine *****

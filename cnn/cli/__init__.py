@@ -3,10 +3,11 @@
 Commands (``--help`` on each tells more):
 
 * ``train``: LeNet-5 on MNIST, with a checkpoint after every epoch and an exact ``--resume``;
-* ``evaluate``: a checkpoint's test accuracy and confusion matrix;
+* ``evaluate``: a checkpoint's test accuracy and confusion matrix (cnn's or PyTorch's);
 * ``classify``: a 6 x 6 grid of test digits with the predictions (needs matplotlib);
 * ``profile``: forward and backward time per layer of LeNet-5;
-* ``summary``: LeNet-5's layers, output shapes and parameter counts.
+* ``summary``: LeNet-5's layers, output shapes and parameter counts;
+* ``export``: a trained LeNet-5 as an ONNX file (needs the onnx package).
 
 Only the command line imports tqdm and matplotlib; ``import cnn`` needs nothing but NumPy.
 """
@@ -16,12 +17,12 @@ import sys
 
 from .. import distributed
 from ..version import __version__
-from . import classify, evaluate, profile, summary, train
+from . import classify, evaluate, export, profile, summary, train
 from .errors import CommandError
 
 __all__ = ["main", "build_parser", "CommandError"]
 
-_COMMANDS = (train, evaluate, classify, profile, summary)
+_COMMANDS = (train, evaluate, classify, profile, summary, export)
 
 
 def build_parser(prog="cnn"):
@@ -31,7 +32,8 @@ def build_parser(prog="cnn"):
         prog (str): The program's name in usage lines and messages.
     """
     parser = argparse.ArgumentParser(
-        prog=prog, description="Train, evaluate, draw and profile LeNet-5 on MNIST with cnn.",
+        prog=prog, description="Train, evaluate, draw, profile and export LeNet-5 on MNIST "
+                                "with cnn.",
         epilog=f"'{prog} COMMAND --help' describes a command.")
     parser.add_argument("--version", action="version", version=f"cnn {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

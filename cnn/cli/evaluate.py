@@ -14,7 +14,8 @@ def register(subparsers):
         "evaluate", help="test accuracy and confusion matrix of a trained LeNet-5",
         description="Classify the 10,000 MNIST test images with a trained LeNet-5 and print "
                     "the accuracy and the confusion matrix.",
-        epilog="example: %(prog)s --model lenet_mnist.npz")
+        epilog="examples: %(prog)s --model lenet_mnist.npz; %(prog)s --model lenet.pt (a "
+               "PyTorch state dict of the same LeNet-5)")
     add_model_option(parser)
     add_data_options(parser)
     add_threads_option(parser)
@@ -29,7 +30,8 @@ def run(args):
     predictions = predict(model, test_set)
     labels = test_set.targets
     right = int(np.sum(predictions == labels))
-    trained = "" if checkpoint is None else f", trained {checkpoint['epoch']} epochs"
+    epoch = None if checkpoint is None else checkpoint.get("epoch")
+    trained = f", trained {epoch} epochs" if isinstance(epoch, int) else ""
     print(f"LeNet-5 from {args.model}{trained}, on {len(labels):,} MNIST test images")
     print(f"test accuracy: {right / len(labels):.2%} ({right:,} of {len(labels):,})")
     print()

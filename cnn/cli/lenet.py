@@ -14,6 +14,8 @@ from .errors import CommandError
 TRAIN_CHECKPOINT = "cnn train checkpoint"
 # Where `cnn train` writes its checkpoint, and where `evaluate` and `classify` look by default.
 DEFAULT_CHECKPOINT = "lenet_mnist.npz"
+# Where PyTorch training scripts usually put the model in a checkpoint dict.
+_MODEL_KEYS = ("model", "state_dict", "model_state_dict")
 
 
 def lenet5():
@@ -34,12 +36,15 @@ def load_lenet5(path):
     """LeNet-5 with the weights of `path`.
 
     Args:
-        path: A checkpoint of ``cnn train``, or a plain state dict of LeNet-5 saved with
-            ``cnn.save(model.state_dict(), path)`` or ``model.save_model(name)``.
+        path: A checkpoint of ``cnn train``, a plain state dict of LeNet-5 saved with
+            ``cnn.save(model.state_dict(), path)`` or ``model.save_model(name)``, or a PyTorch
+            checkpoint of the same architecture (``torch.save(model.state_dict(), path)``, or a
+            dict holding it under ``"model"``, ``"state_dict"`` or ``"model_state_dict"``).
 
     Returns:
-        tuple: ``(model, checkpoint)``: the model in eval mode, and the whole checkpoint of
-        ``cnn train`` (a dict with ``"epoch"``, ``"args"``, ...) or None for a plain state dict.
+        tuple: ``(model, checkpoint)``: the model in eval mode, and the whole checkpoint that
+        held the state dict (``cnn train``'s has ``"epoch"``, ``"args"``, ...) or None for a
+        plain state dict.
 
     Raises:
         CommandError: If the file cannot be read or does not hold LeNet-5's weights; the
@@ -55,9 +60,13 @@ def load_lenet5(path):
     except (OSError, ValueError) as error:
         raise CommandError(f"cannot read the model {path}: {error}") from None
     checkpoint = None
+    model = lenet5()
     if isinstance(saved, Mapping) and saved.get("format") == TRAIN_CHECKPOINT:
         checkpoint, saved = saved, saved.get("model")
-    model = lenet5()
+    elif isinstance(saved, Mapping) and not set(model.state_dict()) & set(saved):
+        inner = [key for key in _MODEL_KEYS if isinstance(saved.get(key), Mapping)]
+        if inner:
+            checkpoint, saved = saved, saved[inner[0]]
     try:
         model.load_state_dict(saved)
     except (TypeError, ValueError, KeyError) as error:

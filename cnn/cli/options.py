@@ -54,8 +54,9 @@ def add_data_options(parser):
 def add_model_option(parser):
     """Add ``--model FILE``, the trained LeNet-5 to use (default: what ``train`` writes)."""
     parser.add_argument("--model", default=DEFAULT_CHECKPOINT, metavar="FILE",
-                        help="a checkpoint of 'train', or LeNet-5 weights saved with cnn.save "
-                             f"or save_model (default: {DEFAULT_CHECKPOINT}, train's)")
+                        help="a checkpoint of 'train', LeNet-5 weights saved with cnn.save or "
+                             "save_model, or a PyTorch checkpoint (.pt/.pth) of the same "
+                             f"LeNet-5 (default: {DEFAULT_CHECKPOINT}, what train writes)")
 
 
 def add_threads_option(parser):

@@ -523,7 +523,9 @@ class Module:
 
         Args:
             state_dict (Mapping): Names to NumPy arrays (or NumPy scalars for 0-d entries) or
-                Tensors, as :meth:`state_dict` gives.
+                Tensors, as :meth:`state_dict` gives, or to other libraries' arrays: PyTorch
+                tensors (``model.load_state_dict(torch_model.state_dict())``) and anything
+                with ``.numpy()`` or ``__array__``.
             strict (bool): Require exactly this module's keys. When False, missing and
                 unexpected keys are returned instead of raised; wrong shapes and dtypes still raise.
 
@@ -747,12 +749,9 @@ def _loadable(key, value, target):
         (numpy.ndarray or None, (type, str) or None): The source array, or the exception type
         and message describing why the key cannot be loaded.
     """
-    source = value.data if isinstance(value, Tensor) else value
-    if isinstance(source, np.generic):  # arithmetic on a 0-d array gives a NumPy scalar
-        source = np.asarray(source)
-    if not isinstance(source, np.ndarray):
-        return None, (TypeError, f'value of "{key}": expected a NumPy array or Tensor, got '
-                                 f"{type(value).__name__}")
+    source, problem = _source_array(value)
+    if problem:
+        return None, (TypeError, f'value of "{key}": {problem}')
     if source.dtype.kind not in _LOADABLE_KINDS.get(target.dtype.kind, target.dtype.kind):
         return None, (TypeError, f'dtype of "{key}": expected a real numeric dtype castable to '
                                  f"{target.dtype}, got {source.dtype}")
@@ -762,4 +761,39 @@ def _loadable(key, value, target):
     if not target.flags.writeable:
         return None, (ValueError, f'"{key}": the model\'s array is read-only and cannot be '
                                   f"loaded into")
+    return source, None
+
+
+def _source_array(value):
+    """`value` as a NumPy array without copying where possible, or why it cannot be one.
+
+    Takes cnn Tensors, NumPy arrays and scalars, and other libraries' arrays: a PyTorch tensor
+    through ``.numpy(force=True)`` (which also serves tensors that require grad or sit on a
+    GPU), anything else with ``.numpy()`` or ``__array__``.
+
+    Returns:
+        (numpy.ndarray or None, str or None): The array, or the problem.
+    """
+    if isinstance(value, Tensor):
+        return value.data, None
+    if isinstance(value, (np.ndarray, np.generic)):  # arithmetic on a 0-d array gives a scalar
+        return np.asarray(value), None
+    kind = type(value).__qualname__
+    if type(value).__module__ != "builtins":  # "torch.Tensor", not a bare "Tensor"
+        kind = f"{type(value).__module__}.{kind}"
+    try:
+        if callable(getattr(value, "numpy", None)):
+            try:
+                source = value.numpy(force=True)
+            except TypeError:  # a numpy() without torch's `force` argument
+                source = value.numpy()
+        elif hasattr(value, "__array__"):
+            source = np.asarray(value)
+        else:
+            return None, f"expected a NumPy array or Tensor, got {kind}"
+    # Another library's conversion fails in its own ways (torch: bfloat16 has no NumPy dtype).
+    except Exception as error:  # noqa: BLE001
+        return None, f"cannot convert the {kind} to a NumPy array ({error})"
+    if not isinstance(source, np.ndarray):
+        return None, f"the {kind} converted to a {type(source).__name__}, not a NumPy array"
     return source, None

@@ -1,25 +1,39 @@
 """Element-wise activations and (log-)softmax."""
 import numpy as np
 
+from cnn import _ext
 from cnn._validation import dimension, real_number
 from cnn.autograd import Function
+from cnn.threads import get_num_threads
 
 from ._inputs import float_array_of
 
 
+def _contiguous(array):
+    """array in C order, of its own shape (np.ascontiguousarray would make a 0-d array 1-d)."""
+    return array if array.flags.c_contiguous else array.copy(order="C")
+
+
 class ReLU(Function):
-    """max(x, 0); keeps only its output (the mask is output > 0)."""
+    """max(x, 0), one pass of cnn/_ext/elementwise.pyx each way; keeps only its output (the
+    gradient passes where the output is not <= 0, as torch's threshold_backward)."""
 
     @staticmethod
     def forward(ctx, x):
-        out = np.maximum(x, 0)
+        x = _contiguous(x)
+        out = np.empty_like(x)
+        _ext.backend.elementwise.relu(x.reshape(-1), out.reshape(-1), get_num_threads())
         ctx.save_for_backward(out)
         return out
 
     @staticmethod
     def backward(ctx, grad_output):
         (out,) = ctx.saved_tensors
-        return grad_output * (out > 0)
+        grad_output = _contiguous(grad_output)
+        grad_input = np.empty_like(out)
+        _ext.backend.elementwise.relu_backward(grad_output.reshape(-1), out.reshape(-1),
+                                               grad_input.reshape(-1), get_num_threads())
+        return grad_input
 
 
 class LeakyReLU(Function):

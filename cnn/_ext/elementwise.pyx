@@ -1,0 +1,52 @@
+"""Element-wise activations over flat arrays: one pass each, on the kernels' threads.
+
+NumPy runs ``np.maximum(x, 0)`` and ``grad * (out > 0)`` on one core, in two passes for the
+gradient (a mask, then the product). Here each is one pass, split into fixed chunks that the
+OpenMP team shares (each element is computed by itself, so any split gives the same bits).
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+
+# Elements per chunk a thread takes; smaller arrays run serially.
+cdef Py_ssize_t CHUNK = 1 << 15
+
+
+cdef int _same_length(Py_ssize_t n, Py_ssize_t length, str name) except -1:
+    if length != n:
+        raise ValueError(f"{name}: expected {n} elements, got {length}")
+    return 0
+
+
+def relu(const floating[::1] x,   # IN  (n,)
+         floating[::1] out,       # OUT (n,), may be x's memory
+         int num_threads):
+    """out = max(x, 0), keeping a NaN (as np.maximum and torch.relu do)."""
+    cdef Py_ssize_t n = x.shape[0], chunk, i, end
+    cdef floating value
+    _same_length(n, out.shape[0], "out")
+    with nogil:
+        for chunk in prange((n + CHUNK - 1) // CHUNK, schedule="static",
+                            num_threads=num_threads,
+                            use_threads_if=num_threads > 1 and n > CHUNK):
+            end = min(n, (chunk + 1) * CHUNK)
+            for i in range(chunk * CHUNK, end):
+                value = x[i]
+                out[i] = 0 if value < 0 else value
+
+
+def relu_backward(const floating[::1] grad,   # IN  (n,) gradient of relu's output
+                  const floating[::1] out,    # IN  (n,) relu's output
+                  floating[::1] grad_input,   # OUT (n,), may be grad's memory
+                  int num_threads):
+    """grad_input = 0 where out <= 0, else grad (torch's threshold_backward: a NaN output
+    passes its gradient; a masked gradient is 0 even when it is inf or NaN)."""
+    cdef Py_ssize_t n = grad.shape[0], chunk, i, end
+    _same_length(n, out.shape[0], "out")
+    _same_length(n, grad_input.shape[0], "grad_input")
+    with nogil:
+        for chunk in prange((n + CHUNK - 1) // CHUNK, schedule="static",
+                            num_threads=num_threads,
+                            use_threads_if=num_threads > 1 and n > CHUNK):
+            end = min(n, (chunk + 1) * CHUNK)
+            for i in range(chunk * CHUNK, end):
+                grad_input[i] = 0 if out[i] <= 0 else grad[i]
