@@ -23,8 +23,8 @@ from . import geometry
 # The OpenMP wait policy: how long a kernel thread with nothing to do (at the barrier that ends
 # a parallel loop, or between loops) spins before it sleeps. libgomp's default, about 3 ms of
 # spinning, is the fastest on an idle machine, but when another process keeps a core busy the
-# spinning threads take CPU from the very threads they wait for: a LeNet-5 step took 8-16
-# times longer. With the policy below it stays within 1.5x (bench/bench_busy.py; README,
+# spinning threads take CPU from the very threads they wait for: a LeNet-5 step took 7-16
+# times longer. Passive waiting kept it at 1.6-1.9 times (bench/bench_busy.py; README,
 # "Threads"). The OpenMP runtime reads these variables once, when it loads, so they are set
 # before the first compiled module loads it, and removed again afterwards so that they do not
 # reach the user's other programs. A user who sets any of them keeps their own choice.
