@@ -239,7 +239,7 @@ def fig_cifar(ctx):
 def cnn_epoch(cnn, root, model, threads, seed=0):
     """A callable training `model` for one epoch over MNIST at batch 64 with cnn's loaders."""
     cnn.set_num_threads(threads)
-    dataset = cnn.datasets.MNIST(root, train=True)
+    dataset = cnn.datasets.MNIST(root, train=True, transform=cnn.transforms.ToTensor())
     loader = cnn.data.DataLoader(dataset, batch_size=64, shuffle=True, seed=seed,
                                  as_tensor=True)
     step = sgd_trainer(cnn, model)

@@ -27,11 +27,12 @@ from .random import get_rng_state, manual_seed, set_rng_state
 from . import nn, optim  # noqa: E402  (after Tensor: both build on it)
 from . import utils
 from .utils import data
-from . import compat, datasets, profiler, serialization
+from . import compat, datasets, profiler, serialization, transforms
 from . import onnx  # noqa: E402  (needs the onnx package only when export runs)
 from .compat import Cross_entropy, DataLoader, Sequential
 from .nn import Conv2d, Flatten, Linear, MaxPool2d, ReLU
 from .optim import SGD
+from .replay import compile
 from .serialization import load, save
 from .tensor import (Tensor, float16, float32, float64, from_numpy, int32, int64, ones,
                      ones_like, randn, tensor, uint8, zeros, zeros_like)
@@ -42,7 +43,8 @@ __all__ = [
     "float16", "float32", "float64", "int32", "int64", "uint8",
     "no_grad", "enable_grad", "is_grad_enabled", "autograd", "nn", "optim",
     "manual_seed", "get_rng_state", "set_rng_state",
-    "utils", "data", "datasets", "profiler", "compat", "serialization", "save", "load", "onnx",
+    "utils", "data", "datasets", "transforms", "profiler", "compat", "serialization", "save",
+    "load", "onnx", "compile",
     # the original library's names (SPEC section 4)
     "Sequential", "Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear", "Cross_entropy", "SGD",
     "DataLoader",

@@ -1,9 +1,13 @@
-"""cnn.data: Dataset, TensorDataset, default_collate and DataLoader (batching, shuffling, seeds)."""
+"""cnn.data: Dataset, TensorDataset, default_collate and DataLoader (batching, shuffling, seeds).
+
+Worker processes are in test_workers.py; the other datasets and samplers in test_datasets_utils.py
+and test_samplers.py."""
 import numpy as np
 import pytest
 
 import cnn
-from cnn.data import DataLoader, Dataset, TensorDataset, default_collate
+from cnn.data import (ChainDataset, ConcatDataset, DataLoader, Dataset, IterableDataset, Subset,
+                      TensorDataset, default_collate, default_convert, random_split)
 
 
 def indices_of(loader):
@@ -33,9 +37,14 @@ class Squares(Dataset):
 
 # ***** Dataset and TensorDataset *****
 
-def test_dataset_is_abstract():
-    with pytest.raises(TypeError):
-        Dataset()
+def values(batch_part):
+    """A batch's Tensor (or array) as a list."""
+    return np.asarray(batch_part).tolist()
+
+
+def test_dataset_is_an_interface():
+    with pytest.raises(NotImplementedError, match="__getitem__"):
+        Dataset()[0]  # as PyTorch's, the base class can be made but not indexed
     assert len(Squares(3)) == 3 and Squares(3)[2][1] == 4
 
 
@@ -74,19 +83,22 @@ def test_tensor_dataset_rejects_bad_arrays(arrays, message):
 def test_default_collate_structures():
     samples = [(np.ones(3, np.float32), 1, 0.5, "a", {"k": np.int16(2)}),
                (np.zeros(3, np.float32), 2, 1.5, "b", {"k": np.int16(3)})]
-    images, ints, floats, names, mapping = default_collate(samples)
+    batch = default_collate(samples)
+    assert isinstance(batch, list)  # PyTorch's rule: tuple samples give a list
+    images, ints, floats, names, mapping = batch
+    assert isinstance(images, cnn.Tensor)
     assert images.shape == (2, 3) and images.dtype == np.float32
-    assert ints.dtype == np.int64 and ints.tolist() == [1, 2]
+    assert ints.dtype == np.int64 and values(ints) == [1, 2]
     assert floats.dtype == np.float64
     assert names == ["a", "b"]
-    assert mapping["k"].dtype == np.int16 and mapping["k"].tolist() == [2, 3]
+    assert mapping["k"].dtype == np.int16 and values(mapping["k"]) == [2, 3]
     assert isinstance(default_collate([[1, 2], [3, 4]]), list)
     stacked = default_collate([cnn.tensor([1.0, 2.0]), cnn.tensor([3.0, 4.0])])
-    assert isinstance(stacked, np.ndarray) and stacked.shape == (2, 2)
+    assert isinstance(stacked, cnn.Tensor) and stacked.shape == (2, 2)
 
 
 def test_default_collate_errors():
-    with pytest.raises(ValueError, match="same number of elements"):
+    with pytest.raises(ValueError, match="should be of equal size"):
         default_collate([(1, 2), (3,)])
     with pytest.raises(TypeError, match="object"):
         default_collate([object(), object()])
@@ -101,7 +113,8 @@ def test_batches_in_order():
     assert [len(y) for _, y in batches] == [3, 3, 3, 1]
     assert indices_of(loader) == list(range(10))
     x, y = batches[1]
-    assert x.dtype == np.float32 and x.tolist() == [[6, 7], [8, 9], [10, 11]]
+    assert isinstance(x, cnn.Tensor) and isinstance(batches[1], list)  # as PyTorch's
+    assert x.dtype == np.float32 and values(x) == [[6, 7], [8, 9], [10, 11]]
 
 
 def test_drop_last():
@@ -120,14 +133,16 @@ def test_empty_dataset():
 
 def test_batch_size_default_is_one():
     loader = DataLoader(ranged(3))
-    assert len(loader) == 3 and [y.tolist() for _, y in loader] == [[0], [1], [2]]
+    assert len(loader) == 3 and [values(y) for _, y in loader] == [[0], [1], [2]]
 
 
-def test_tensor_output():
-    x, y = next(iter(DataLoader(ranged(10), batch_size=4, as_tensor=True)))
+def test_tensor_output_and_arrays_on_request():
+    x, y = next(iter(DataLoader(ranged(10), batch_size=4)))
     assert isinstance(x, cnn.Tensor) and isinstance(y, cnn.Tensor)
     assert x.shape == (4, 2) and x.dtype == np.float32 and y.dtype == np.int64
     assert not x.requires_grad
+    x, y = next(iter(DataLoader(ranged(10), batch_size=4, as_tensor=False)))
+    assert type(x) is np.ndarray and type(y) is np.ndarray and y.tolist() == [0, 1, 2, 3]
 
 
 def test_batch_fast_path_indexes_once_per_batch():
@@ -148,8 +163,8 @@ def test_generic_dataset_fallback():
     batches = list(DataLoader(dataset, batch_size=2))
     images, squares = batches[0]
     assert images.shape == (2, 2, 2) and images.dtype == np.float32
-    assert squares.dtype == np.int64 and squares.tolist() == [0, 1]
-    assert batches[2][1].tolist() == [16]
+    assert squares.dtype == np.int64 and values(squares) == [0, 1]
+    assert values(batches[2][1]) == [16]
     assert all(type(i) is int for i in dataset.requested)  # plain ints, never NumPy scalars
     x, y = next(iter(DataLoader(Squares(5), batch_size=2, as_tensor=True)))
     assert isinstance(x, cnn.Tensor) and isinstance(y, cnn.Tensor)
@@ -157,7 +172,7 @@ def test_generic_dataset_fallback():
 
 def test_plain_sequence_is_a_dataset():
     batches = list(DataLoader([(1, 0.5), (2, 1.5), (3, 2.5)], batch_size=2))
-    assert batches[0][0].tolist() == [1, 2] and batches[1][1].tolist() == [2.5]
+    assert values(batches[0][0]) == [1, 2] and values(batches[1][1]) == [2.5]
 
 
 def test_collate_fn_gets_the_samples():
@@ -241,7 +256,6 @@ def test_no_shuffle_draws_nothing_from_the_default_generator():
     (dict(batch_size=-2), ValueError, "batch_size"),
     (dict(batch_size=2.0), TypeError, "batch_size"),
     (dict(batch_size=True), TypeError, "batch_size"),
-    (dict(batch_size=None), TypeError, "batch_size"),
     (dict(shuffle="yes"), TypeError, "shuffle"),
     (dict(drop_last=1), TypeError, "drop_last"),
     (dict(as_tensor=None), TypeError, "as_tensor"),
@@ -264,3 +278,89 @@ def test_bad_dataset_and_epoch():
         loader.set_epoch(-1)
     with pytest.raises(TypeError, match="epoch"):
         loader.set_epoch(1.0)
+
+
+# ***** Subset, ConcatDataset, ChainDataset, random_split, IterableDataset *****
+
+def test_subset_keeps_batch_indexing():
+    subset = Subset(ranged(10), [7, 2, 5])
+    assert len(subset) == 3 and subset[1][1] == 2 and subset.supports_batch_indexing
+    assert subset[np.array([2, 0])][1].tolist() == [5, 7]
+    assert indices_of(DataLoader(subset, batch_size=2)) == [7, 2, 5]
+    assert not Subset(Squares(4), [0]).supports_batch_indexing
+    with pytest.raises(TypeError, match="indices"):
+        Subset(ranged(3), [0.5])
+
+
+def test_concat_dataset():
+    joined = ranged(3) + Squares(2)  # Dataset.__add__, as PyTorch's
+    assert isinstance(joined, ConcatDataset) and len(joined) == 5
+    assert joined.cumulative_sizes == [3, 5]
+    assert joined[4][1] == 1 and joined[-5][1] == 0 and joined[2][1] == 2
+    with pytest.raises(IndexError):
+        joined[5]
+    with pytest.raises(ValueError, match="at least one"):
+        ConcatDataset([])
+    with pytest.raises(TypeError, match="IterableDataset"):
+        ConcatDataset([Count(3)])
+
+
+class Count(IterableDataset):
+    """The stream 0, 1, ..., n - 1."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __iter__(self):
+        return iter(range(self.n))
+
+
+def test_iterable_datasets_in_one_process():
+    assert [values(b) for b in DataLoader(Count(7), batch_size=3)] == [[0, 1, 2], [3, 4, 5], [6]]
+    assert [values(b) for b in DataLoader(Count(7), batch_size=3, drop_last=True)] == [
+        [0, 1, 2], [3, 4, 5]]
+    assert list(DataLoader(Count(3), batch_size=None)) == [0, 1, 2]
+    chained = Count(2) + Count(3)
+    assert isinstance(chained, ChainDataset) and list(chained) == [0, 1, 0, 1, 2]
+    for kwargs, name in [(dict(shuffle=True), "shuffle"), (dict(sampler=[0]), "sampler"),
+                         (dict(batch_sampler=[[0]]), "batch_sampler")]:
+        with pytest.raises(ValueError, match=f"expected unspecified {name} option"):
+            DataLoader(Count(3), **kwargs)
+    with pytest.raises(TypeError):
+        len(DataLoader(Count(3)))  # no __len__: no length, as PyTorch's
+
+
+def test_random_split_sizes_fractions_and_generator():
+    cnn.manual_seed(0)
+    parts = random_split(ranged(10), [3, 7])
+    seen = sorted(parts[0].indices + parts[1].indices)
+    assert [len(p) for p in parts] == [3, 7] and seen == list(range(10))
+    assert [len(p) for p in random_split(ranged(10), [0.5, 0.3, 0.2])] == [5, 3, 2]
+    assert [len(p) for p in random_split(ranged(11), [0.5, 0.5])] == [6, 5]  # round-robin rest
+    generator = np.random.default_rng(3)
+    fixed = random_split(ranged(6), [2, 4], generator=generator)
+    assert fixed[0].indices == np.random.default_rng(3).permutation(6)[:2].tolist()
+    with pytest.raises(ValueError, match="Sum of input lengths"):
+        random_split(ranged(10), [3, 3])
+    with pytest.raises(TypeError, match="lengths"):
+        random_split(ranged(10), ["a"])
+
+
+def test_no_batching_and_default_convert():
+    samples = list(DataLoader(Squares(3), batch_size=None))
+    image, square = samples[2]
+    assert isinstance(samples[2], list) and isinstance(image, cnn.Tensor) and square == 4
+    converted = default_convert({"a": np.zeros(2), "b": (np.ones(1), 3), "s": "text"})
+    assert isinstance(converted["a"], cnn.Tensor) and isinstance(converted["b"], list)
+    assert converted["b"][1] == 3 and converted["s"] == "text"
+    with pytest.raises(ValueError, match="mutually exclusive with drop_last"):
+        DataLoader(Squares(3), batch_size=None, drop_last=True)
+
+
+def test_named_tuples_and_pin_memory():
+    import collections
+    Pair = collections.namedtuple("Pair", "image label")
+    batch = default_collate([Pair(np.zeros(2), 1), Pair(np.ones(2), 2)])
+    assert type(batch) is Pair and values(batch.label) == [1, 2]
+    loader = DataLoader(ranged(4), batch_size=2, pin_memory=True)  # accepted, no effect on CPU
+    assert loader.pin_memory and indices_of(loader) == [0, 1, 2, 3]

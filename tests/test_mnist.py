@@ -100,41 +100,48 @@ def test_real_shapes_labels_and_content(train_set, test_set):
 
 
 @needs_real
-def test_real_getitem_scales_to_unit_interval(train_set):
-    image, label = train_set[0]
-    assert image.shape == (1, 28, 28) and image.dtype == np.float32
+def test_real_getitem_gives_the_image_as_torchvision(train_set):
+    image, label = train_set[0]  # torchvision's PIL image, as an array: uint8 (28, 28)
+    assert image.shape == (28, 28) and image.dtype == np.uint8
     assert type(label) is int and label == 5
-    np.testing.assert_array_equal(image[0], train_set.data[0].astype(np.float32) / 255)
-    assert image.min() == 0.0 and image.max() == 1.0
+    np.testing.assert_array_equal(image, train_set.data[0])
     last_image, last_label = train_set[-1]
-    np.testing.assert_array_equal(last_image[0] * 255, train_set.data[-1])
+    np.testing.assert_array_equal(last_image, train_set.data[-1])
     assert last_label == train_set.targets[-1]
     with pytest.raises(IndexError, match="60000"):
         train_set[60000]
+    as_tensor = MNIST(REAL, train=True, transform=cnn.transforms.ToTensor())
+    tensor, _ = as_tensor[0]
+    assert tensor.shape == (1, 28, 28) and tensor.dtype == np.float32
+    np.testing.assert_array_equal(tensor.numpy()[0], train_set.data[0].astype(np.float32) / 255)
 
 
 @needs_real
 def test_real_batch_indexing(test_set):
     images, labels = test_set[np.array([3, 0, 9999])]
-    assert images.shape == (3, 1, 28, 28) and images.dtype == np.float32
+    assert images.shape == (3, 28, 28) and images.dtype == np.uint8
     assert labels.dtype == np.int64 and labels.tolist() == test_set.targets[[3, 0, 9999]].tolist()
     np.testing.assert_array_equal(images[1], test_set[0][0])
-    images, labels = test_set[10:15]
-    assert images.shape == (5, 1, 28, 28) and len(labels) == 5
+    as_tensor = MNIST(REAL, train=False, transform=cnn.transforms.ToTensor())
+    images, labels = as_tensor[10:15]
+    assert images.shape == (5, 1, 28, 28) and images.dtype == np.float32 and len(labels) == 5
+    np.testing.assert_array_equal(images.numpy()[2], as_tensor[12][0].numpy())
     with pytest.raises(TypeError, match="index"):
         test_set["0"]
 
 
 @needs_real
 def test_real_loader_fast_path(train_set):
+    train_set = MNIST(REAL, train=True, transform=cnn.transforms.ToTensor())
     loader = DataLoader(train_set, batch_size=64, shuffle=True, seed=0)
     assert len(loader) == 938
     sizes = []
     for images, labels in loader:
         sizes.append(len(labels))
     assert sum(sizes) == 60000 and sizes[-1] == 60000 % 64
+    assert isinstance(images, cnn.Tensor)  # ToTensor's, computed for the whole batch at once
     assert images.shape == (32, 1, 28, 28) and images.dtype == np.float32
-    assert 0.0 <= images.min() and images.max() <= 1.0
+    assert 0.0 <= images.numpy().min() and images.numpy().max() <= 1.0
     images, labels = next(iter(DataLoader(train_set, batch_size=4, as_tensor=True)))
     assert isinstance(images, cnn.Tensor) and images.shape == (4, 1, 28, 28)
     assert labels.numpy().tolist() == [5, 0, 4, 1]
@@ -182,20 +189,23 @@ def test_synthetic_round_trip(tmp_path):
     assert len(MNIST(tmp_path, train=False)) == 7
 
 
-def test_transform_sees_float_batches(tmp_path):
+def test_transforms_see_each_image_and_label(tmp_path):
     write(tmp_path, synthetic())
     shapes = []
 
-    def transform(images):
-        shapes.append(images.shape)
-        return images * 2 - 1
+    def transform(image):
+        shapes.append(image.shape)
+        return image.astype(np.float32) / 255 * 2 - 1
 
-    dataset = MNIST(tmp_path, transform=transform)
-    image, _ = dataset[3]
-    assert image.shape == (1, 28, 28) and -1 <= image.min() and image.max() <= 1
-    images, _ = dataset[[0, 1]]
-    assert shapes == [(1, 1, 28, 28), (2, 1, 28, 28)]
-    np.testing.assert_allclose(images[0, 0], dataset.data[0] / 255 * 2 - 1, atol=1e-6)
+    dataset = MNIST(tmp_path, transform=transform, target_transform=lambda y: -y)
+    image, label = dataset[3]
+    assert image.shape == (28, 28) and -1 <= image.min() and image.max() <= 1
+    assert label == -dataset.targets[3]
+    assert not dataset.supports_batch_indexing  # a plain function maps one image at a time
+    images, labels = dataset[[0, 1]]
+    assert shapes == [(28, 28)] * 3 and images.shape == (2, 28, 28)
+    np.testing.assert_allclose(images[0], dataset.data[0] / 255 * 2 - 1, atol=1e-6)
+    assert labels.tolist() == (-dataset.targets[:2]).tolist()
 
 
 def test_missing_files_message(tmp_path, monkeypatch):

@@ -5,7 +5,7 @@ import pytest
 
 import cnn
 from cnn.utils.data import (BatchSampler, DataLoader, RandomSampler, Sampler, SequentialSampler,
-                            TensorDataset)
+                            SubsetRandomSampler, TensorDataset, WeightedRandomSampler)
 
 
 def ranged(n=10):
@@ -14,7 +14,7 @@ def ranged(n=10):
 
 
 def indices_of(loader):
-    return [batch[1].tolist() for batch in loader]
+    return [np.asarray(batch[1]).tolist() for batch in loader]
 
 
 def test_cnn_data_is_cnn_utils_data():
@@ -59,7 +59,7 @@ def test_samplers_match_torch():
     for kwargs in (dict(sampler=[3, 1, 4, 1, 5], batch_size=2),
                    dict(batch_sampler=[[0, 2], [4, 6, 8], [11]]),
                    dict(sampler=SequentialSampler(range(7)), batch_size=3, drop_last=True)):
-        ours = [y.tolist() for _, y in DataLoader(dataset, **kwargs)]
+        ours = [np.asarray(y).tolist() for _, y in DataLoader(dataset, **kwargs)]
         theirs = [y.tolist() for _, y in torch.utils.data.DataLoader(torch_dataset, **kwargs)]
         assert ours == theirs
 
@@ -163,3 +163,42 @@ def test_set_epoch_reaches_a_batch_sampler_that_has_it():
     loader.set_epoch(7)
     list(loader)
     assert batches.epochs == [0, 7] and loader.epoch == 8
+
+
+def test_subset_random_sampler():
+    cnn.manual_seed(0)
+    sampler = SubsetRandomSampler([10, 20, 30, 40])
+    first, second = list(sampler), list(sampler)
+    assert sorted(first) == [10, 20, 30, 40] and len(sampler) == 4 and first != second
+    generator = np.random.default_rng(1)
+    drawn = list(SubsetRandomSampler([5, 6, 7], generator=generator))
+    assert drawn == [[5, 6, 7][i] for i in np.random.default_rng(1).permutation(3)]
+    with pytest.raises(TypeError, match="generator"):
+        SubsetRandomSampler([1], generator=3)
+
+
+def test_weighted_random_sampler():
+    cnn.manual_seed(0)
+    sampler = WeightedRandomSampler([0.0, 1.0, 3.0], num_samples=4000)
+    counts = np.bincount(list(sampler), minlength=3)
+    assert len(sampler) == 4000 and counts[0] == 0 and 2.6 < counts[2] / counts[1] < 3.4
+    once = list(WeightedRandomSampler([1, 1, 5, 0], 3, replacement=False))
+    assert sorted(once) == [0, 1, 2]
+    for args, message in [(([1, 2], 0), "num_samples should be a positive integer"),
+                          (([1, -1], 2), "non-negative"), (([0, 0], 1), "positive sum"),
+                          (([[1, 2]], 1), "1d sequence"),
+                          (([1, 0], 2, False), "without replacement from 1"),
+                          (([1, 2], 2, 1), "replacement should be a boolean")]:
+        with pytest.raises(ValueError, match=message):
+            WeightedRandomSampler(*args)
+    loader = DataLoader(ranged(3), sampler=WeightedRandomSampler([0, 0, 1], 5), batch_size=5)
+    assert indices_of(loader) == [[2, 2, 2, 2, 2]]
+
+
+def test_new_samplers_match_torch_where_deterministic():
+    torch = pytest.importorskip("torch")
+    ours = WeightedRandomSampler([0.0, 2.0, 0.0], 6)
+    theirs = torch.utils.data.WeightedRandomSampler([0.0, 2.0, 0.0], 6)
+    assert list(ours) == list(theirs) and len(ours) == len(theirs)
+    assert sorted(SubsetRandomSampler([4, 8, 9])) == sorted(
+        torch.utils.data.SubsetRandomSampler([4, 8, 9]))

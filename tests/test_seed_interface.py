@@ -329,7 +329,7 @@ def test_pytorch_form_is_cnn_data_dataloader():
         np.testing.assert_array_equal(y, [8, 9])
         np.testing.assert_array_equal(loader[1][0], [4.0, 5.0, 6.0, 7.0])
     def epoch(loader):
-        return [labels.tolist() for _, labels in loader]
+        return [np.asarray(labels).tolist() for _, labels in loader]  # Tensors, as PyTorch
 
     first_epoch = epoch(DataLoader(dataset, batch_size=5, shuffle=True, seed=7))
     loader = DataLoader(dataset, batch_size=5, shuffle=True, seed=7)

@@ -41,14 +41,17 @@ cdef extern from "conv_layout.h":
         CNN_SEGMENT_GROUP
         CNN_WEIGHT_GRAD_BLOCKS
 
+include "relu.pxi"
 include "conv_direct.pxi"
 include "conv_columns.pxi"
 
 # This module's instruction-set level ("avx512", "avx2" or "baseline"): setup.py builds it once
 # per level as cnn._ext.<level>.conv. (No negative indices in this file: wraparound is off; and / rounds like C's.)
 ISA = __name__.split(".")[2]
-# The max-pool kernels of the same level (their backward routes a pooled gradient to its argmax).
+# The kernels of the same level that plans call: max-pool's backward (a pooled gradient to its
+# argmax) and ReLU (the columns algorithm's fused ReLU, by the rule of every ReLU in cnn).
 _pool = importlib.import_module(__name__.rsplit(".", 1)[0] + ".pool")
+_elementwise = importlib.import_module(__name__.rsplit(".", 1)[0] + ".elementwise")
 
 DIRECT = "direct"
 COLUMNS = "columns"
@@ -99,6 +102,22 @@ class _InputGradPhase:
         trail = positions + (self.count - 1) * self.spacing - lead - out_size
         self.pad = max(lead, trail, 0)
         self.crop = slice(self.pad - lead, self.pad - lead + positions)
+
+
+cdef void _pack(const floating[:, ::1] weight, const floating[::1] bias, floating[:, ::1] wt,
+                floating[::1] bias_padded) noexcept:
+    """wt[t, f] = weight[f, t] and bias_padded[f] = bias[f] (bias may be None), zeros in the
+    channels past F: one pass, where NumPy would zero the array, then copy through a
+    transposed view."""
+    cdef Py_ssize_t F = weight.shape[0], T = weight.shape[1], P = wt.shape[1], t, f
+    with nogil:
+        for t in range(T):
+            for f in range(F):
+                wt[t, f] = weight[f, t]
+            for f in range(F, P):
+                wt[t, f] = 0
+    for f in range(P):
+        bias_padded[f] = bias[f] if bias is not None and f < F else 0
 
 
 def _read_only(array):
@@ -340,11 +359,12 @@ cdef class ConvPlan:
         (wt[tap, f], zero-padded channels), the bias padded alike, and each thread's padded
         image."""
         f = self.weight_shape[0]
-        wt = np.zeros((self.n_taps, self.f_padded), dtype=self.dtype)
-        wt[:, :f] = weight.reshape(f, self.n_taps).T
-        bias_padded = np.zeros(self.f_padded, dtype=self.dtype)
-        if bias is not None:
-            bias_padded[:f] = bias
+        wt = np.empty((self.n_taps, self.f_padded), dtype=self.dtype)
+        bias_padded = np.empty(self.f_padded, dtype=self.dtype)
+        if self.dtype == np.float64:
+            _pack[double](weight.reshape(f, self.n_taps), bias, wt, bias_padded)
+        else:
+            _pack[float](weight.reshape(f, self.n_taps), bias, wt, bias_padded)
         scratch = np.empty((threads, self.image_size), dtype=self.dtype)
         return wt, bias_padded, scratch
 
@@ -363,7 +383,8 @@ cdef class ConvPlan:
         if bias is not None:
             out += bias.reshape(1, f, 1, 1)
         if relu:
-            np.maximum(out, 0, out=out)  # keeps a NaN, as the direct kernels do
+            flat = out.reshape(-1)
+            _elementwise.relu(flat, flat, threads)
         return out, (cols_groups if keep else None)
 
     # ***** columns (im2col / col2im) *****

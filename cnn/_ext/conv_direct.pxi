@@ -136,10 +136,8 @@ cdef void _pad_image(const floating[:, :, ::1] x, floating* padded, Py_ssize_t p
 
 
 cdef inline floating _relu(floating value, bint relu) noexcept nogil:
-    """max(value, 0) when relu, keeping a NaN as np.maximum does."""
-    if relu and not value > 0 and value == value:
-        return 0
-    return value
+    """ReLU's rule (relu.h) when relu, else value."""
+    return _relu_value(value) if relu else value
 
 
 cdef void _forward_image(const floating* padded, const Py_ssize_t* origins,

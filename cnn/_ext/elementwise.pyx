@@ -7,6 +7,8 @@ OpenMP team shares (each element is computed by itself, so any split gives the s
 from cython cimport floating
 from cython.parallel cimport prange
 
+include "relu.pxi"
+
 # Elements per chunk a thread takes; smaller arrays run serially.
 cdef Py_ssize_t CHUNK = 1 << 15
 
@@ -20,9 +22,10 @@ cdef int _same_length(Py_ssize_t n, Py_ssize_t length, str name) except -1:
 def relu(const floating[::1] x,   # IN  (n,)
          floating[::1] out,       # OUT (n,), may be x's memory
          int num_threads):
-    """out = max(x, 0), keeping a NaN (as np.maximum and torch.relu do)."""
+    """out = max(x, 0), keeping a NaN (as np.maximum and torch.relu do); -0.0 gives +0.0, the
+    rule of every ReLU in cnn's kernels (the fused ones too, so fused and separate layers give
+    the same bits)."""
     cdef Py_ssize_t n = x.shape[0], chunk, i, end
-    cdef floating value
     _same_length(n, out.shape[0], "out")
     with nogil:
         for chunk in prange((n + CHUNK - 1) // CHUNK, schedule="static",
@@ -30,8 +33,25 @@ def relu(const floating[::1] x,   # IN  (n,)
                             use_threads_if=num_threads > 1 and n > CHUNK):
             end = min(n, (chunk + 1) * CHUNK)
             for i in range(chunk * CHUNK, end):
-                value = x[i]
-                out[i] = 0 if value < 0 else value
+                out[i] = _relu_value(x[i])
+
+
+def add_relu(const floating[::1] a,   # IN  (n,)
+             const floating[::1] b,   # IN  (n,)
+             floating[::1] out,       # OUT (n,), may be a's or b's memory
+             int num_threads):
+    """out = relu(a + b) in one pass (a residual connection's sum and its ReLU), by relu's
+    rule."""
+    cdef Py_ssize_t n = a.shape[0], chunk, i, end
+    _same_length(n, b.shape[0], "b")
+    _same_length(n, out.shape[0], "out")
+    with nogil:
+        for chunk in prange((n + CHUNK - 1) // CHUNK, schedule="static",
+                            num_threads=num_threads,
+                            use_threads_if=num_threads > 1 and n > CHUNK):
+            end = min(n, (chunk + 1) * CHUNK)
+            for i in range(chunk * CHUNK, end):
+                out[i] = _relu_value(a[i] + b[i])
 
 
 def relu_backward(const floating[::1] grad,   # IN  (n,) gradient of relu's output
@@ -49,4 +69,4 @@ def relu_backward(const floating[::1] grad,   # IN  (n,) gradient of relu's outp
                             use_threads_if=num_threads > 1 and n > CHUNK):
             end = min(n, (chunk + 1) * CHUNK)
             for i in range(chunk * CHUNK, end):
-                grad_input[i] = 0 if out[i] <= 0 else grad[i]
+                grad_input[i] = _relu_grad(grad[i], out[i])

@@ -312,7 +312,7 @@ def run_backward(tensor, gradient=None, retain_graph=False):
         for input_, grad in zip(inputs, results):
             if input_ is None or grad is None:
                 continue
-            grad = _checked_gradient(grad, input_, node)
+            grad = _checked_gradient(grad, input_.data.shape, input_.data.dtype, node)
             parent = input_._node
             if parent is None:
                 _accumulate(input_, grad)
@@ -349,14 +349,14 @@ def _root_gradient(tensor, gradient):
     return grad.astype(data.dtype, copy=False)
 
 
-def _checked_gradient(grad, tensor, node):
+def _checked_gradient(grad, shape, dtype, node):
+    """`grad` as an array of the input's `shape` and `dtype` (a float gradient is cast), or an
+    error naming the node that returned it."""
     if type(grad) is not np.ndarray:
         grad = np.asarray(grad)
-    shape = tensor.data.shape
     if grad.shape != shape:
         raise ValueError(f"{node.name()} returned a gradient of shape {grad.shape} for an "
                          f"input of shape {shape}")
-    dtype = tensor.data.dtype
     if grad.dtype != dtype:
         if grad.dtype.kind != "f":
             raise TypeError(f"{node.name()} returned a gradient of dtype {grad.dtype} for an "

@@ -1,11 +1,12 @@
-"""Command-line options several commands share, and the MNIST data that ``--data`` names."""
+"""Command-line options several commands share, and the data that ``--data`` names."""
 import argparse
 
-from ..datasets import MNIST
+from .. import transforms
 from ..threads import set_num_threads
 from .data import fetch_mnist_into_cache
 from .errors import CommandError
 from .lenet import DEFAULT_CHECKPOINT
+from .models import DATASETS
 
 
 def positive_int(text):
@@ -40,15 +41,23 @@ def positive_float(text):
     return value
 
 
-def add_data_options(parser):
-    """Add ``--data DIR``, the folder holding the four MNIST files, and ``--download``."""
-    parser.add_argument(
-        "--data", metavar="DIR",
-        help="folder with the four MNIST files, gzipped or not (default: $CNN_DATA, else "
-             "~/.cache/cnn/mnist, where they are downloaded on first use)")
+def add_data_options(parser, datasets=False):
+    """Add ``--data DIR``, the folder holding the four MNIST files (or, with `datasets`, the
+    chosen dataset's), and ``--download``."""
+    if datasets:
+        data_help = ("folder with the dataset's files: for mnist the four MNIST files, gzipped "
+                     "or not (default: $CNN_DATA, else ~/.cache/cnn/mnist, where they are "
+                     "downloaded on first use); for fashion-mnist "
+                     "the folder holding FashionMNIST/ or fashion-mnist/ (default: "
+                     "/usr/share/datasets, where Debian's dataset-fashion-mnist puts it); for "
+                     "cifar10 the folder holding cifar-10-batches-py/ or -bin/")
+    else:
+        data_help = ("folder with the four MNIST files, gzipped or not (default: $CNN_DATA, "
+                     "else ~/.cache/cnn/mnist, where they are downloaded on first use)")
+    parser.add_argument("--data", metavar="DIR", help=data_help)
     parser.add_argument(
         "--download", action="store_true",
-        help="fetch the MNIST files missing from that folder from the public mirrors")
+        help="fetch the files missing from that folder from the public mirrors")
 
 
 def add_model_option(parser):
@@ -74,7 +83,8 @@ def apply_threads(args):
 
 
 def load_mnist(args, train, limit=None):
-    """The MNIST training or test set that ``--data`` and ``--download`` name.
+    """The MNIST training or test set that ``--data`` and ``--download`` name, its images as
+    float32 Tensors ``(1, 28, 28)`` in [0, 1] (``ToTensor``).
 
     Args:
         args: The parsed arguments: ``data`` (a folder, or None for ``$CNN_DATA``, else the
@@ -86,17 +96,42 @@ def load_mnist(args, train, limit=None):
         CommandError: If files are missing, malformed or failed to download; MNIST's message
             names the folder and how to get the files.
     """
-    fetch_mnist_into_cache(args)
+    return load_dataset(args, "mnist", train, transforms.ToTensor(), limit)
+
+
+def load_dataset(args, name, train, transform, limit=None):
+    """The training or test set of dataset `name` (a key of ``models.DATASETS``) that
+    ``--data`` and ``--download`` name, with `transform` on its images.
+
+    Args:
+        args: The parsed arguments: ``data`` and ``download``.
+        name (str): ``"mnist"``, ``"fashion-mnist"`` or ``"cifar10"``.
+        train (bool): The training set (True) or the test set.
+        transform (callable): Applied to each image.
+        limit (int, optional): Keep only the first `limit` images (quick runs and tests).
+
+    Raises:
+        CommandError: If files are missing, malformed or failed to download (the dataset's
+            message names the folder and how to get the files), or a dataset without a
+            default folder is not given ``--data``.
+    """
+    if name == "mnist":
+        fetch_mnist_into_cache(args)
+    choice = DATASETS[name]
+    root = args.data or choice.default_root
+    if root is None and name != "mnist":
+        raise CommandError(f"--dataset {name} needs --data DIR, the folder that holds its "
+                           f"files (add --download to fetch them there)")
     try:
-        dataset = MNIST(args.data, train=train, download=args.download)
+        dataset = choice.cls(root, train=train, transform=transform, download=args.download)
     except FileNotFoundError as error:
-        # MNIST's message speaks to Python callers (download=True).
+        # The dataset's message speaks to Python callers (download=True).
         raise CommandError(f"{error} On the command line: --download.") from None
     except (OSError, ValueError) as error:
         raise CommandError(str(error)) from None
     if limit is not None:
-        # `data` and `targets` are MNIST's documented arrays; slicing them keeps the batch
-        # indexing the DataLoader relies on.
+        # `data` and `targets` are the datasets' documented arrays; slicing them keeps the
+        # batch indexing the DataLoader relies on.
         dataset.data = dataset.data[:limit]
         dataset.targets = dataset.targets[:limit]
     return dataset

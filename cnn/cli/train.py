@@ -1,8 +1,9 @@
-"""``cnn train``: LeNet-5 on MNIST, with a checkpoint after every epoch and an exact resume.
+"""``cnn train``: LeNet-5 on MNIST (or another model and dataset: ``--model``, ``--dataset``),
+with a checkpoint after every epoch and an exact resume.
 
 A run is reproducible from its settings alone: ``cnn.manual_seed(seed)`` fixes the initial
-weights, and the DataLoader's ``seed`` fixes every epoch's order (epoch ``k``'s order depends
-only on ``(seed, k)``). A checkpoint therefore holds everything that changes while training (the
+weights, and the DataLoader's ``seed`` fixes every epoch's order and its workers' random
+augmentations (epoch ``k``'s depend only on ``(seed, k)`` and the number of workers). A checkpoint therefore holds everything that changes while training (the
 weights, the optimizer's moments, the schedule, the epoch count, ``cnn``'s generator) and the
 settings; a run resumed from it after epoch ``k`` takes the same steps an uninterrupted run would
 and ends with the same weights, bit for bit.
@@ -28,24 +29,30 @@ from ..threads import set_num_threads
 from ..random import get_rng_state, manual_seed, set_rng_state
 from ..serialization import load, save
 from .errors import CommandError
-from .lenet import DEFAULT_CHECKPOINT, TRAIN_CHECKPOINT, lenet5, predict
-from .options import (add_data_options, add_threads_option, apply_threads, load_mnist,
+from .lenet import DEFAULT_CHECKPOINT, TRAIN_CHECKPOINT, predict
+from .models import DATASETS, MODELS, build
+from .options import (add_data_options, add_threads_option, apply_threads, load_dataset,
                       non_negative_int, positive_float, positive_int)
 
 DEFAULT_OUT = DEFAULT_CHECKPOINT
 # The README recipe: these reach >= 99.0% test accuracy in 10 epochs. `lr` is None because its
-# default depends on the optimizer.
+# default depends on the optimizer, `model` and `workers` because theirs depend on the dataset.
 DEFAULTS = {"epochs": 10, "batch_size": 64, "optimizer": "adam", "lr": None, "seed": 0,
-            "limit_train": None, "limit_test": None}
+            "limit_train": None, "limit_test": None, "dataset": "mnist", "model": None,
+            "workers": None}
+# What a checkpoint written before --dataset, --model and --workers existed was trained with.
+LEGACY_SETTINGS = {"dataset": "mnist", "model": "lenet5", "workers": 0}
 DEFAULT_LR = {"adam": 1e-3, "sgd": 0.05}
 SGD_MOMENTUM = 0.9
 # A fixed step schedule rather than one fitted to the number of epochs (a cosine), so that a
 # resumed run may be given more epochs and still continue the schedule it was on.
 LR_STEP_SIZE, LR_GAMMA = 5, 0.1
 # Settings a resumed run keeps from its checkpoint: with any of them changed, no uninterrupted
-# run would end where the resumed one does. The epoch count, the folders and the thread count
-# (results do not depend on it) may change.
-RUN_DEFINING = ("batch_size", "optimizer", "lr", "seed", "limit_train")
+# run would end where the resumed one does (the workers too: which worker augments which batch
+# decides the random draws). The epoch count, the folders and the thread count (results do not
+# depend on it) may change.
+RUN_DEFINING = ("batch_size", "optimizer", "lr", "seed", "limit_train", "dataset", "model",
+                "workers")
 CHECKPOINT_VERSION = 1
 _CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "epoch", "loader", "rng_state", "args",
                     "history")
@@ -54,15 +61,25 @@ _CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "epoch", "loader", "rng_s
 def register(subparsers):
     """Add the ``train`` command to `subparsers`."""
     parser = subparsers.add_parser(
-        "train", help="train LeNet-5 on MNIST",
-        description="Train LeNet-5 on MNIST, showing a progress bar (on a terminal) and the "
+        "train", help="train LeNet-5 on MNIST (or another model and dataset)",
+        description="Train LeNet-5 on MNIST (or --model on --dataset), showing a progress bar "
+                    "(on a terminal) and the "
                     "test accuracy after every epoch, and writing a checkpoint atomically after "
                     "every epoch. The defaults reach at least 99.0% test accuracy in 10 "
                     "epochs. Ctrl-C stops cleanly, keeping the last complete checkpoint; "
                     "--resume continues from it and ends with exactly the weights of an "
                     "uninterrupted run.",
         epilog="example: %(prog)s --data ~/mnist   then   %(prog)s --resume lenet_mnist.npz")
-    add_data_options(parser)
+    parser.add_argument("--dataset", choices=tuple(DATASETS),
+                        help="the images to train on (default: mnist); cifar10 trains with "
+                             "the standard augmentation (random 32-pixel crops of the image "
+                             "padded by 4, horizontal flips) in worker processes")
+    parser.add_argument("--model", choices=tuple(MODELS),
+                        help="the network (default: lenet5, or cifar-net for cifar10)")
+    add_data_options(parser, datasets=True)
+    parser.add_argument("--workers", type=non_negative_int, metavar="N",
+                        help="worker processes loading the training batches (default: 0, or "
+                             "2 for cifar10); they run the kernels on one thread each")
     parser.add_argument("--epochs", type=positive_int, metavar="N",
                         help=f"epochs to train in all (default: {DEFAULTS['epochs']}; with "
                              "--resume, the checkpoint's)")
@@ -80,8 +97,9 @@ def register(subparsers):
                         help="seed of the initial weights and of the order of the images "
                              f"(default: {DEFAULTS['seed']})")
     parser.add_argument("--out", metavar="FILE",
-                        help=f"checkpoint written after every epoch (default: {DEFAULT_OUT} in "
-                             "the current folder; with --resume, the resumed file)")
+                        help=f"checkpoint written after every epoch (default: {DEFAULT_OUT}, "
+                             "or MODEL_DATASET.npz for other choices, in the current folder; "
+                             "with --resume, the resumed file)")
     parser.add_argument("--resume", metavar="FILE",
                         help="continue the run saved in FILE, with its settings")
     parser.add_argument("--limit-train", type=positive_int, metavar="N",
@@ -115,10 +133,13 @@ def run(args):
         raise CommandError(
             f"--batch-size {size} is the global batch and must split evenly over the {world} "
             f"ranks: try {size - size % world} or {size - size % world + world}")
-    out = args.out or args.resume or DEFAULT_OUT
+    out = args.out or args.resume or _default_out(settings)
     _check_writable(out)
-    train_set = load_mnist(args, True, settings["limit_train"])
-    test_set = load_mnist(args, False, settings["limit_test"])
+    choice = DATASETS[settings["dataset"]]
+    train_set = load_dataset(args, choice.name, True, choice.train_transform(),
+                             settings["limit_train"])
+    test_set = load_dataset(args, choice.name, False, choice.test_transform(),
+                            settings["limit_test"])
 
     training = _Training(settings, train_set)
     if checkpoint is not None:
@@ -174,7 +195,7 @@ class _Training:
     def __init__(self, settings, train_set):
         self.settings = settings
         manual_seed(settings["seed"])
-        self.model = lenet5()
+        self.model = build(settings["model"], settings["dataset"])
         lr = settings["lr"]
         if settings["optimizer"] == "adam":
             self.optimizer = optim.Adam(self.model.parameters(), lr=lr)
@@ -184,8 +205,10 @@ class _Training:
         # Every rank starts from rank 0's weights (they agree anyway: same seed).
         dist.broadcast_parameters(self.model)
         loader_class = DataLoader if dist.world_size() == 1 else DistributedLoader
+        # Workers start afresh each epoch (not persistent): their seeds then come from
+        # (seed, epoch), which a resumed run reproduces.
         self.loader = loader_class(train_set, batch_size=settings["batch_size"], shuffle=True,
-                                   seed=settings["seed"])
+                                   seed=settings["seed"], num_workers=settings["workers"])
         self.epoch = 0
         self.step = 0
         self.saved = None
@@ -350,7 +373,18 @@ def _settings(args, saved):
         settings[name] = given
     if settings["lr"] is None:
         settings["lr"] = DEFAULT_LR[settings["optimizer"]]
+    choice = DATASETS[settings["dataset"]]
+    if settings["model"] is None:
+        settings["model"] = choice.default_model
+    if settings["workers"] is None:
+        settings["workers"] = choice.default_workers
     return settings
+
+
+def _default_out(settings):
+    if (settings["model"], settings["dataset"]) == ("lenet5", "mnist"):
+        return DEFAULT_OUT
+    return f"{settings['model']}_{settings['dataset']}.npz"
 
 
 def _read_checkpoint(path):
@@ -365,6 +399,7 @@ def _read_checkpoint(path):
     missing = [key for key in _CHECKPOINT_KEYS if key not in checkpoint]
     args = checkpoint.get("args")
     if isinstance(args, Mapping):
+        checkpoint["args"] = args = {**LEGACY_SETTINGS, **args}
         missing += [f"args/{key}" for key in DEFAULTS if key not in args]
     elif "args" not in missing:
         missing.append("args")
@@ -453,8 +488,12 @@ def _print_header(training, train_set, test_set, out):
     openmp = "OpenMP" if info["openmp"] else "no OpenMP"
     threads = _count(info["threads"], "thread")
     print(f"cnn {info['cnn']}: kernels {info['isa']}, {openmp}, {threads}")
-    print(f"LeNet-5 ({parameters:,} parameters) on MNIST from {train_set.root}: "
-          f"{len(train_set):,} training and {len(test_set):,} test images")
+    choice = DATASETS[settings["dataset"]]
+    workers = settings["workers"]
+    loading = f", {workers} worker process{'es' * (workers > 1)} loading" if workers else ""
+    print(f"{MODELS[settings['model']][0]} ({parameters:,} parameters) on {choice.title} from "
+          f"{train_set.root}: {len(train_set):,} training and {len(test_set):,} test "
+          f"images{loading}")
     print(f"{settings['optimizer']} lr {settings['lr']:g} (x{LR_GAMMA:g} every {LR_STEP_SIZE} "
           f"epochs), batch {settings['batch_size']}, {_count(settings['epochs'], 'epoch')}, seed "
           f"{settings['seed']}; checkpoint after every epoch: {out}")

@@ -24,8 +24,8 @@ class DataLoader(data.DataLoader):
 
     Two forms, told apart by the second argument (an array of labels, or ``labels=``):
 
-    * ``DataLoader(dataset, batch_size=1, shuffle=False, drop_last=False, seed=None, ...)``:
-      the batches of :class:`cnn.utils.data.DataLoader` with the same arguments.
+    * ``DataLoader(dataset, batch_size=1, shuffle=False, ...)``: the batches of
+      :class:`cnn.utils.data.DataLoader` with the same arguments (Tensors, by default).
     * ``DataLoader(images, labels, batch_size=1, shuffle=False, drop_last=True, seed=None,
       dtype=numpy.float32, as_tensor=False)``: the original library's form. `images` is
       ``(N, H, W)`` (or ``(N, C, H, W)``) of any real dtype, uint8 included; `labels` is
@@ -62,8 +62,7 @@ class DataLoader(data.DataLoader):
         else:
             plain = data.DataLoader(dataset, *args, **kwargs)
         self._epochs = _RememberedBatches(plain.batch_sampler)
-        super().__init__(dataset, collate_fn=plain.collate_fn, as_tensor=plain.as_tensor,
-                         batch_sampler=self._epochs)
+        super().__init__(dataset, batch_sampler=self._epochs, **_loading_options(plain))
 
     def __getitem__(self, index):
         """Return batch `index` (an int, negative counting from the end, or a slice).
@@ -79,9 +78,20 @@ class DataLoader(data.DataLoader):
             raise IndexError(f"batch index {index} is out of range for a DataLoader of "
                              f"{count} batches")
         indices = self._epochs.current(self.epoch)[index]
-        one_batch = data.DataLoader(self.dataset, collate_fn=self.collate_fn,
-                                    as_tensor=self.as_tensor, batch_sampler=[indices])
+        # In this process: one batch is not worth starting workers for.
+        options = dict(_loading_options(self), num_workers=0, timeout=0, worker_init_fn=None,
+                       multiprocessing_context=None, prefetch_factor=None,
+                       persistent_workers=False)
+        one_batch = data.DataLoader(self.dataset, batch_sampler=[indices], **options)
         return next(iter(one_batch))
+
+
+def _loading_options(loader):
+    """The options of `loader` that say how batches are loaded (not which ones)."""
+    return {name: getattr(loader, name) for name in (
+        "num_workers", "collate_fn", "pin_memory", "timeout", "worker_init_fn",
+        "multiprocessing_context", "generator", "prefetch_factor", "persistent_workers",
+        "as_tensor", "limit_kernel_threads")}
 
 
 class _RememberedBatches:

@@ -1,4 +1,4 @@
-"""MNIST from its four IDX files, and the IDX file parser.
+"""MNIST and the datasets in its format (Fashion-MNIST, Kuzushiji-MNIST), and the IDX parser.
 
 The IDX format (http://yann.lecun.com/exdb/mnist/): a big-endian header of two zero bytes, a
 type code (0x08 for unsigned bytes), the number of dimensions, then one 4-byte size per
@@ -7,7 +7,6 @@ dimension, then the values in row-major order. MNIST's image files have magic nu
 """
 import gzip
 import math
-import operator
 import os
 import zlib
 from pathlib import Path
@@ -15,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from .._validation import flag
-from ..utils.data.dataset import Dataset
 from .download import DEFAULT_TIMEOUT, download_from_mirrors
+from .vision import VisionDataset
 
 MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
 # MD5 sums of the gzipped files as the mirrors serve them (torchvision's list). They are checked
@@ -172,15 +171,18 @@ def load_images(path):
     return images
 
 
-def load_labels(path):
-    """Read an MNIST label file: ``int64`` array of shape ``(N,)`` with values in 0..9.
+def load_labels(path, num_classes=NUM_CLASSES):
+    """Read an MNIST label file: ``int64`` array of shape ``(N,)`` with values in
+    ``0..num_classes - 1``.
 
     Raises:
-        ValueError: If the file is malformed (see :func:`read_idx`) or holds a label above 9.
+        ValueError: If the file is malformed (see :func:`read_idx`) or holds a label out of
+            range.
     """
     labels = read_idx(path, LABELS_MAGIC, "labels")
-    if labels.size and labels.max() >= NUM_CLASSES:
-        raise ValueError(f"{path}: labels must be digits 0..9, found {int(labels.max())}")
+    if labels.size and labels.max() >= num_classes:
+        expected = "digits 0..9" if num_classes == 10 else f"classes 0..{num_classes - 1}"
+        raise ValueError(f"{path}: labels must be {expected}, found {int(labels.max())}")
     return labels.astype(np.int64)
 
 
@@ -217,22 +219,24 @@ def resolve_root(root=None):
     return default_root(), "the default, as root is None and CNN_DATA unset"
 
 
-class MNIST(Dataset):
-    """The MNIST handwritten digits: 60,000 training and 10,000 test images of 28 x 28 pixels.
+class MNIST(VisionDataset):
+    """The MNIST handwritten digits: 60,000 training and 10,000 test images of 28 x 28 pixels,
+    as ``torchvision.datasets.MNIST``.
 
     Reads the four IDX files ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
     ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte``, each gzipped (``.gz``) or not,
     from ``root`` or from ``root/MNIST/raw/`` (torchvision's layout). The images stay ``uint8``
-    in memory; indexing converts just the requested images to float32.
+    in memory.
 
     Args:
         root: The folder holding the files; None means ``$CNN_DATA`` when that environment
             variable is set, else ``~/.cache/cnn/mnist``.
         train: The training set (True) or the test set (False).
+        transform (callable, optional): Applied to each image, e.g.
+            ``cnn.transforms.ToTensor()``.
+        target_transform (callable, optional): Applied to each label.
         download: Fetch the files missing from ``root`` (all four) from :attr:`mirrors`,
             checking their MD5 sums. Files already present are not fetched again.
-        transform: A callable applied to every float batch of shape ``(B, 1, 28, 28)`` and
-            returning a batch (a single image is passed as a batch of one), or None.
 
     Attributes:
         data (numpy.ndarray): The images, ``uint8`` of shape ``(N, 28, 28)``.
@@ -244,10 +248,12 @@ class MNIST(Dataset):
         download_timeout (float): Seconds to wait for a connection or a read.
 
     Indexing:
-        ``dataset[i]`` is ``(image, label)``: a float32 array ``(1, 28, 28)`` holding the pixels
-        divided by 255 (so in [0, 1], as torchvision's ``ToTensor``), and an int. With a slice
-        or an integer array of indices it is the batch ``(images (B, 1, 28, 28) float32,
-        labels (B,) int64)``, which :class:`~cnn.utils.data.DataLoader` uses to fetch a batch at once.
+        ``dataset[i]`` is ``(image, label)``: the image a uint8 array ``(28, 28)`` (as
+        ``numpy.asarray`` of torchvision's PIL image) through ``transform``, the label an int
+        through ``target_transform``. With a slice or an array of indices it is the batch
+        ``(images, labels (B,) int64)``; with ``transform=ToTensor()`` the images are float32
+        ``(B, 1, 28, 28)`` in [0, 1], computed in one step (see
+        :class:`~cnn.datasets.vision.VisionDataset`).
 
     Raises:
         FileNotFoundError: If files are missing and ``download`` is False; the message names
@@ -258,8 +264,8 @@ class MNIST(Dataset):
 
     Example::
 
-        train = MNIST(root="data", train=True, download=True)
-        loader = DataLoader(train, batch_size=64, shuffle=True, seed=0)
+        train = MNIST(root="data", train=True, transform=transforms.ToTensor(), download=True)
+        loader = DataLoader(train, batch_size=64, shuffle=True)
     """
 
     mirrors = MIRRORS
@@ -267,26 +273,32 @@ class MNIST(Dataset):
     download_timeout = DEFAULT_TIMEOUT
     classes = ["0 - zero", "1 - one", "2 - two", "3 - three", "4 - four", "5 - five", "6 - six",
                "7 - seven", "8 - eight", "9 - nine"]
-    supports_batch_indexing = True
+    # Folders beside root's own: torchvision's root/<Name>/raw and root/<Name>, and other
+    # names distributions use.
+    folder_names = ()
 
-    def __init__(self, root=None, train=True, download=False, transform=None):
+    def __init__(self, root=None, train=True, transform=None, target_transform=None,
+                 download=False):
         train, download = flag(train, "train"), flag(download, "download")
-        if transform is not None and not callable(transform):
-            raise TypeError(f"transform: expected a callable or None, got "
-                            f"{type(transform).__name__}")
-        self.root, self._root_source = resolve_root(root)
+        super().__init__(transform, target_transform)
+        self.root, self._root_source = self._resolve(root)
         self.train = bool(train)
-        self.transform = transform
         if download:
             self.download()
-        prefix = "train" if self.train else "t10k"
-        images_path, labels_path = self._locate_all([f"{prefix}-images-idx3-ubyte",
-                                                     f"{prefix}-labels-idx1-ubyte"])
+        images_path, labels_path = self._locate_all([self._file_stem("images"),
+                                                     self._file_stem("labels")])
         self.data = load_images(images_path)
-        self.targets = load_labels(labels_path)
+        self.targets = load_labels(labels_path, len(self.classes))
         if len(self.data) != len(self.targets):
             raise ValueError(f"{images_path} holds {len(self.data)} images but {labels_path} "
                              f"holds {len(self.targets)} labels")
+
+    def _resolve(self, root):
+        return resolve_root(root)
+
+    def _file_stem(self, kind):
+        split = "train" if self.train else "t10k"
+        return f"{split}-{kind}-idx{3 if kind == 'images' else 1}-ubyte"
 
     def _folders(self):
         return (self.root, self.root / "MNIST" / "raw")
@@ -304,10 +316,11 @@ class MNIST(Dataset):
         paths = [self._locate(stem) for stem in stems]
         missing = [stem + ".gz" for stem, path in zip(stems, paths) if path is None]
         if missing:
+            others = ", ".join(str(folder) for folder in self._folders()[1:])
             raise FileNotFoundError(
-                f"MNIST files missing from {self.root} ({self._root_source}): "
+                f"{type(self).__name__} files missing from {self.root} ({self._root_source}): "
                 f"{', '.join(missing)} (looked for each with and without .gz, there and in "
-                f"{self._folders()[1]}). Pass download=True to fetch them, or place them by "
+                f"{others}). Pass download=True to fetch them, or place them by "
                 f"hand: {self._by_hand()}")
         return paths
 
@@ -317,10 +330,13 @@ class MNIST(Dataset):
                 "folder is the root argument, else the CNN_DATA environment variable, else "
                 "~/.cache/cnn/mnist.")
 
-    def download(self):
-        """Fetch every MNIST file missing from :attr:`root` from the mirrors, MD5-checked.
+    def _download_folder(self):
+        return self.root
 
-        Files present (gzipped or not, in ``root`` or ``root/MNIST/raw``) are left alone.
+    def download(self):
+        """Fetch every file missing from :attr:`root` from the mirrors, MD5-checked.
+
+        Files present (gzipped or not, in any folder looked in) are left alone.
 
         Raises:
             cnn.datasets.DownloadError: If a file failed on every mirror; the message lists
@@ -328,46 +344,72 @@ class MNIST(Dataset):
         """
         for filename, md5 in self.resources.items():
             if self._locate(filename[:-len(".gz")]) is None:
-                download_from_mirrors(filename, self.root, self.mirrors, md5=md5,
+                download_from_mirrors(filename, self._download_folder(), self.mirrors, md5=md5,
                                       timeout=self.download_timeout,
                                       hint=f"To place the files by hand, {self._by_hand()}")
 
-    def __len__(self):
-        """Return the number of images."""
-        return len(self.data)
 
-    def __getitem__(self, index):
-        """Return ``(image, label)``, or a batch of them for a slice or an array of indices.
+class _NamedFolderMNIST(MNIST):
+    """An MNIST-format dataset whose files share MNIST's names: so they are looked for only in
+    folders named after it (``root/<Name>/raw``, ``root/<Name>``, ``root/<alias>``), never in
+    ``root`` itself where MNIST's may be; downloads go to ``root/<Name>/raw``."""
 
-        Args:
-            index: An integer, a slice, or a 1-d integer (or boolean) array or list.
+    folder_alias = ""
 
-        Returns:
-            tuple: For an integer, a float32 array ``(1, 28, 28)`` in [0, 1] and an int; for a
-            batch index, float32 ``(B, 1, 28, 28)`` and int64 ``(B,)``. ``transform`` (if any)
-            has been applied to the images.
-        """
-        if isinstance(index, (int, np.integer)) and not isinstance(index, (bool, np.bool_)):
-            position = operator.index(index)
-            if not -len(self) <= position < len(self):
-                raise IndexError(f"index {position} is out of range for MNIST with {len(self)} "
-                                 "images")
-            # A batch of one, so that transform always sees (B, 1, 28, 28).
-            return self._images(self.data[position][None])[0], int(self.targets[position])
-        if not isinstance(index, (slice, list, np.ndarray)):
-            raise TypeError("index: expected an integer, a slice or a 1-d array of indices, got "
-                            f"{type(index).__name__}")
-        if isinstance(index, np.ndarray) and index.ndim != 1:
-            raise IndexError(f"index: expected a 1-d array of indices, got shape {index.shape}")
-        return self._images(self.data[index]), self.targets[index]
+    def _resolve(self, root):
+        if root is None:
+            raise TypeError(f"root: {type(self).__name__} needs the folder that holds its own "
+                            "folder (torchvision's root), got None")
+        return resolve_root(root)
 
-    def _images(self, pixels):
-        """uint8 (B, 28, 28) -> float32 (B, 1, 28, 28) in [0, 1], then ``transform``."""
-        # A true division (not a multiplication by 1/255) gives the same float32 values as
-        # torchvision's ToTensor.
-        images = np.divide(pixels[:, None], np.float32(255), dtype=np.float32)
-        return images if self.transform is None else self.transform(images)
+    def _folders(self):
+        name = type(self).__name__
+        return (self.root / name / "raw", self.root / name, self.root / self.folder_alias)
 
-    def __repr__(self):
-        return (f"Dataset MNIST\n    Number of datapoints: {len(self)}\n"
-                f"    Root location: {self.root}\n    Split: {'Train' if self.train else 'Test'}")
+    def _download_folder(self):
+        return self._folders()[0]
+
+    def _by_hand(self):
+        return (f"get {', '.join(self.resources)} (e.g. from {self.mirrors[0]}) and copy them, "
+                f"gzipped or not, into {self._folders()[0]}.")
+
+
+class FashionMNIST(_NamedFolderMNIST):
+    """Fashion-MNIST (Zalando): 28 x 28 grey images of 10 kinds of clothing, in MNIST's format,
+    as ``torchvision.datasets.FashionMNIST``.
+
+    Arguments, attributes and indexing as :class:`MNIST`, except that `root` is required and
+    the files are looked for in ``root/FashionMNIST/raw``, ``root/FashionMNIST`` and
+    ``root/fashion-mnist`` (where Debian's ``dataset-fashion-mnist`` package puts them:
+    ``FashionMNIST("/usr/share/datasets")`` reads it offline).
+    """
+
+    mirrors = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
+    resources = {
+        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+    }
+    classes = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+               "Sneaker", "Bag", "Ankle boot"]
+    folder_alias = "fashion-mnist"
+
+
+class KMNIST(_NamedFolderMNIST):
+    """Kuzushiji-MNIST: 28 x 28 images of 10 cursive Japanese characters, in MNIST's format, as
+    ``torchvision.datasets.KMNIST``.
+
+    Arguments, attributes and indexing as :class:`MNIST`, except that `root` is required and
+    the files are looked for in ``root/KMNIST/raw``, ``root/KMNIST`` and ``root/kmnist``.
+    """
+
+    mirrors = ("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",)
+    resources = {
+        "train-images-idx3-ubyte.gz": "bdb82020997e1d708af4cf47b453dcf7",
+        "train-labels-idx1-ubyte.gz": "e144d726b3acfaa3e44228e80efcd344",
+        "t10k-images-idx3-ubyte.gz": "5c965bf0a639b31b8f53240b1b52f4d7",
+        "t10k-labels-idx1-ubyte.gz": "7320c461ea6c1c855c0b718fb2a4b134",
+    }
+    classes = ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"]
+    folder_alias = "kmnist"

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 from . import fusion
 from .module import Module
+from .module import _changed as module_changed
 
 __all__ = ["Sequential", "ModuleList"]
 
@@ -42,6 +43,7 @@ class _ModuleSequence(Module):
         for key in keys:
             del self._modules[key]
         # Renumber so that positions and names agree again, as PyTorch does.
+        module_changed()
         remaining = list(self._modules.values())
         self._modules.clear()
         self._modules.update((str(i), module) for i, module in enumerate(remaining))

@@ -16,7 +16,23 @@ from ..tensor import Tensor
 from ..utils.hooks import RemovableHandle
 from .parameter import Parameter
 
-__all__ = ["Module"]
+__all__ = ["Module", "structure_version"]
+
+# Counts every change to any module's attributes, children, parameters, buffers or hooks (and
+# the train/eval switch, an attribute too): cnn.compile's captured forwards are valid while it
+# stays the same. One increment per change; nothing on the hot path reads it but cnn.compile.
+_structure_version = 0
+
+
+def structure_version():
+    """The number of changes made so far to any module's attributes, children, parameters,
+    buffers or hooks (train/eval included): equal values mean no module changed between."""
+    return _structure_version
+
+
+def _changed():
+    global _structure_version
+    _structure_version += 1
 
 # Which source dtype kinds a destination of each kind accepts in load_state_dict: ints and floats
 # cast into floats as PyTorch's copy_ does, but a float never silently truncates into an integer
@@ -230,6 +246,7 @@ class Module:
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"cannot assign {type(param).__name__} to parameter {name!r}: "
                             f"expected a cnn.nn.Parameter or None")
+        _changed()
         self._parameters[name] = param
 
     def register_buffer(self, name, array, persistent=True):
@@ -249,6 +266,7 @@ class Module:
         if array is not None and not isinstance(array, np.ndarray):
             raise TypeError(f"cannot assign {type(array).__name__} to buffer {name!r}: "
                             f"expected a NumPy array or None")
+        _changed()
         self._buffers[name] = array
         if persistent:
             self._non_persistent_buffers.discard(name)
@@ -271,6 +289,7 @@ class Module:
             raise TypeError(f"cannot assign {type(module).__name__} as child module {name!r}: "
                             f"expected a cnn.nn.Module or None")
         _check_name(name, "module", self)
+        _changed()
         self._modules[name] = module
 
     def register_module(self, name, module):
@@ -295,6 +314,7 @@ class Module:
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __setattr__(self, name, value):
+        _changed()
         state = self.__dict__
         params = state.get("_parameters")
         modules = state.get("_modules")
@@ -333,6 +353,7 @@ class Module:
         self._non_persistent_buffers.discard(name)
 
     def __delattr__(self, name):
+        _changed()
         if name in self._parameters:
             del self._parameters[name]
         elif name in self._buffers:
@@ -733,6 +754,7 @@ def _add_hook(table, hook, prepend, options):
     """Store `hook` in `table` under a new handle's id, marked in each option table whose flag
     is set (``options``: pairs of table and flag); return the handle."""
     handle = RemovableHandle(table, extra_dict=[option for option, _ in options])
+    _changed()
     table[handle.id] = hook
     for option, enabled in options:
         if enabled:

@@ -65,8 +65,9 @@ def _conv(g, x, weight, bias, plan):
 
 
 @converts(conv.Conv2d)
-def conv2d(g, out, x, weight, bias, plan):
-    return _conv(g, x, weight, bias, plan)
+def conv2d(g, out, x, weight, bias, plan, relu=False):
+    convolved = _conv(g, x, weight, bias, plan)
+    return g.op("Relu", [convolved]) if relu else convolved
 
 
 @converts(conv.ConvReLUMaxPool2d)
@@ -110,7 +111,8 @@ def linear_(g, out, x, weight, bias):
 
 
 @converts(normalization.BatchNorm)
-def batch_norm(g, out, x, running_mean, running_var, weight, bias, training, momentum, eps):
+def batch_norm(g, out, x, running_mean, running_var, weight, bias, training, momentum, eps,
+               num_batches_tracked=None, relu=False):
     if training:
         raise UnsupportedOperatorError(
             "cannot export op BatchNorm in training mode (batch statistics) to ONNX: export "
@@ -118,8 +120,9 @@ def batch_norm(g, out, x, running_mean, running_var, weight, bias, training, mom
     channels, dtype = x.shape[1], x.dtype
     scale = g.constant(np.ones(channels), dtype) if weight is None else g.value(weight)
     shift = g.constant(np.zeros(channels), dtype) if bias is None else g.value(bias)
-    return g.op("BatchNormalization", [g.value(x), scale, shift, g.value(running_mean),
-                                       g.value(running_var)], epsilon=eps)
+    normalized = g.op("BatchNormalization", [g.value(x), scale, shift, g.value(running_mean),
+                                             g.value(running_var)], epsilon=eps)
+    return g.op("Relu", [normalized]) if relu else normalized
 
 
 @converts(Dropout)
@@ -160,6 +163,11 @@ for _function, _op_type in (
         (tensor_ops.Add, "Add"), (tensor_ops.Sub, "Sub"), (tensor_ops.Mul, "Mul"),
         (tensor_ops.Div, "Div"), (tensor_ops.Pow, "Pow"), (tensor_ops.MatMul, "MatMul")):
     CONVERTERS[_function] = _elementwise(_op_type)
+
+
+@converts(activation.AddReLU)
+def add_relu(g, out, a, b):
+    return g.op("Relu", [g.op("Add", [g.value(a), g.value(b)])])
 
 
 @converts(tensor_ops.Cast)

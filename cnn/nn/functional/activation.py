@@ -29,11 +29,36 @@ class ReLU(Function):
     @staticmethod
     def backward(ctx, grad_output):
         (out,) = ctx.saved_tensors
-        grad_output = _contiguous(grad_output)
-        grad_input = np.empty_like(out)
-        _ext.backend.elementwise.relu_backward(grad_output.reshape(-1), out.reshape(-1),
-                                               grad_input.reshape(-1), get_num_threads())
-        return grad_input
+        return relu_backward(grad_output, out, get_num_threads())
+
+
+class AddReLU(Function):
+    """relu(a + b) in one pass, for arrays of one shape and dtype: a residual connection's sum
+    and its ReLU (cnn.compile fuses them); the values and gradients of Add and ReLU."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        a, b = _contiguous(a), _contiguous(b)
+        out = np.empty_like(a)
+        _ext.backend.elementwise.add_relu(a.reshape(-1), b.reshape(-1), out.reshape(-1),
+                                          get_num_threads())
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (out,) = ctx.saved_tensors
+        grad = relu_backward(grad_output, out, get_num_threads())
+        return grad, grad
+
+
+def relu_backward(grad_output, out, num_threads):
+    """The gradient through a ReLU whose output is `out`: grad_output where out > 0, else 0."""
+    grad_output = _contiguous(grad_output)
+    grad_input = np.empty_like(out)
+    _ext.backend.elementwise.relu_backward(grad_output.reshape(-1), out.reshape(-1),
+                                           grad_input.reshape(-1), num_threads)
+    return grad_input
 
 
 class LeakyReLU(Function):

@@ -11,27 +11,33 @@ from cnn.autograd import Function
 from cnn.threads import get_num_threads
 
 from ._inputs import array_of, float_array_of, same_dtype
+from .activation import relu_backward
 
 
 class Conv2d(Function):
     """Convolution of (N, C, H, W) by weights (F, C/groups, KH, KW), run by the layer's plan:
     direct kernels for groups = 1, im2col + batched GEMMs for grouped ones (whose columns are
     kept for the weight gradient). The input gradient is skipped when the input needs none (the
-    first layer)."""
+    first layer). With `relu`, a ReLU follows in the kernels' last step (cnn.compile fuses a
+    convolution and the ReLU that alone takes its output), and backward takes the gradient
+    through it first, as relu's backward would."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, plan):
-        out, columns = plan.forward(x, weight, bias, keep_columns=ctx.needs_input_grad[1],
+    def forward(ctx, x, weight, bias, plan, relu=False):
+        out, columns = plan.forward(x, weight, bias, relu, keep_columns=ctx.needs_input_grad[1],
                                     num_threads=get_num_threads())
-        ctx.save_for_backward(x, weight, columns)
+        ctx.save_for_backward(x, weight, columns, out if relu else None)
         ctx.plan = plan
         return out
 
     @staticmethod
     def backward(ctx, grad_output):
-        x, weight, columns = ctx.saved_tensors
+        x, weight, columns, relu_out = ctx.saved_tensors
+        threads = get_num_threads()
+        if relu_out is not None:
+            grad_output = relu_backward(grad_output, relu_out, threads)
         return ctx.plan.backward(x, weight, grad_output, ctx.needs_input_grad[:3], columns,
-                                 get_num_threads()) + (None,)
+                                 threads) + (None, None)
 
 
 class ConvReLUMaxPool2d(Function):

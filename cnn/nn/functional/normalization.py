@@ -28,12 +28,21 @@ class BatchNorm(Function):
     Training uses the batch's statistics (biased variance) and updates the running ones in place
     (unbiased variance, as PyTorch); evaluation uses the running statistics. Keeps the input,
     the weight and the per-channel mean and 1/sqrt(var + eps) for backward (x_hat is
-    recomputed there, not stored).
+    recomputed there, not stored). With `relu`, a ReLU follows in the same pass (cnn.compile
+    fuses a batch norm and the ReLU that alone takes its output): the output is kept too, and
+    the gradient is taken through the ReLU inside the sums, as relu's backward would.
     """
 
     @staticmethod
-    def forward(ctx, x, running_mean, running_var, weight, bias, training, momentum, eps):
+    def forward(ctx, x, running_mean, running_var, weight, bias, training, momentum, eps,
+                num_batches_tracked=None, relu=False):
         channels = x.shape[1]
+        if training and num_batches_tracked is not None:
+            # The module's count of batches, kept here rather than in its forward so that the
+            # whole update is one op (a replayed forward, cnn.compile, re-runs ops only).
+            num_batches_tracked += 1
+            if momentum is None:  # a cumulative average over all batches seen
+                momentum = 1.0 / float(num_batches_tracked)
         threads = get_num_threads()
         x3 = _channels_view(x)
         if training and x.size == 0:
@@ -56,22 +65,22 @@ class BatchNorm(Function):
         scale = inv_std if weight is None else inv_std * weight
         shift = np.zeros(channels) if bias is None else bias.astype(np.float64)
         out = np.empty_like(x3)
-        _ext.backend.norm.normalize(x3, mean, scale, shift, out, False, threads)
-        ctx.save_for_backward(x3, weight)
+        _ext.backend.norm.normalize(x3, mean, scale, shift, out, relu, threads)
+        ctx.save_for_backward(x3, weight, out if relu else None)
         ctx.statistics = (mean, inv_std)
         ctx.training, ctx.shape = training, x.shape
         return out.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, grad_output):
-        x3, weight = ctx.saved_tensors
+        x3, weight, relu_out = ctx.saved_tensors
         mean, inv_std = ctx.statistics
         needs_x, _, _, needs_w, needs_b = ctx.needs_input_grad[:5]
         threads = get_num_threads()
         g3 = _channels_view(grad_output)
         channels = x3.shape[1]
         sum_grad, sum_grad_x = np.empty(channels), np.empty(channels)
-        _ext.backend.norm.gradient_sums(g3, x3, mean, sum_grad, sum_grad_x, threads)
+        _ext.backend.norm.gradient_sums(g3, x3, mean, sum_grad, sum_grad_x, threads, relu_out)
         dtype = x3.dtype
         grad_w = (inv_std * sum_grad_x).astype(dtype) if needs_w else None
         grad_b = sum_grad.astype(dtype) if needs_b else None
@@ -85,9 +94,9 @@ class BatchNorm(Function):
                 b = -a * inv_std * inv_std * sum_grad_x / count
                 k = -a * sum_grad / count
             grad_x = np.empty_like(x3)
-            _ext.backend.norm.input_gradient(g3, x3, mean, a, b, k, grad_x, threads)
+            _ext.backend.norm.input_gradient(g3, x3, mean, a, b, k, grad_x, threads, relu_out)
             grad_x = grad_x.reshape(ctx.shape)
-        return grad_x, None, None, grad_w, grad_b, None, None, None
+        return grad_x, None, None, grad_w, grad_b, None, None, None, None, None
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
@@ -103,9 +112,19 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         momentum: weight of the new batch in the running statistics.
         eps: added to the variance for stability.
     """
+    return counted_batch_norm(input, running_mean, running_var, weight, bias, training,
+                              real_number(momentum, "momentum"), eps)
+
+
+def counted_batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps,
+                       num_batches_tracked=None):
+    """:func:`batch_norm` for the BatchNorm modules: when training, `num_batches_tracked` (a
+    0-d int64 array, or None) counts the batch, and a `momentum` of None makes the running
+    statistics the cumulative average of every batch counted."""
     x = float_array_of(input, "input", (2, 3, 4, 5))
     training = flag(training, "training")
-    momentum = real_number(momentum, "momentum")
+    if momentum is not None:
+        momentum = real_number(momentum, "momentum")
     eps = real_number(eps, "eps", minimum=0)
     channels = x.shape[1]
     for name, value in (("running_mean", running_mean), ("running_var", running_var),
@@ -127,4 +146,4 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     running_mean = array_of(running_mean, "running_mean") if running_mean is not None else None
     running_var = array_of(running_var, "running_var") if running_var is not None else None
     return BatchNorm.apply(input, running_mean, running_var, weight, bias, training, momentum,
-                           eps)
+                           eps, num_batches_tracked)

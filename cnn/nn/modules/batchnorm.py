@@ -2,7 +2,7 @@
 import numpy as np
 
 from cnn._validation import integer, real_number
-from cnn.nn import functional as F
+from cnn.nn.functional.normalization import counted_batch_norm
 from cnn.nn.functional._inputs import float_array_of
 from cnn.nn.module import Module
 from cnn.nn.parameter import Parameter
@@ -68,16 +68,13 @@ class _BatchNorm(Module):
         if x.ndim not in self._ndims:
             expected = " or ".join(f"{n}D" for n in self._ndims)
             raise ValueError(f"input: expected {expected} input, got shape {x.shape}")
-        momentum = 0.0 if self.momentum is None else self.momentum
         use_batch_stats = self.training or not self.track_running_stats
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked += 1
-            if self.momentum is None:  # a cumulative average over all batches seen
-                momentum = 1.0 / float(self.num_batches_tracked)
-        # Running statistics are None when not tracked; F.batch_norm updates them only when it
-        # normalises by batch statistics.
-        return F.batch_norm(input, self.running_mean, self.running_var, self.weight, self.bias,
-                            use_batch_stats, momentum, self.eps)
+        counter = self.num_batches_tracked if self.training and self.track_running_stats \
+            else None
+        # Running statistics are None when not tracked; the op updates them (and counts the
+        # batch) only when it normalises by batch statistics.
+        return counted_batch_norm(input, self.running_mean, self.running_var, self.weight,
+                                  self.bias, use_batch_stats, self.momentum, self.eps, counter)
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "

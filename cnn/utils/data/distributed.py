@@ -19,11 +19,13 @@ class DistributedLoader(DataLoader):
     to this rank's shard.
 
     Args:
-        dataset, batch_size, shuffle, drop_last, seed, collate_fn, as_tensor: As DataLoader's;
-            ``batch_size`` is the global batch.
+        dataset, batch_size, shuffle, drop_last, seed: As DataLoader's; ``batch_size`` is the
+            global batch.
         rank (int, optional): This rank (default :func:`cnn.distributed.rank`).
         world_size (int, optional): The number of ranks (default
             :func:`cnn.distributed.world_size`).
+        **options: DataLoader's other options (``num_workers``, ``collate_fn``, ``as_tensor``,
+            ...), except the samplers.
 
     Attributes:
         rank (int), world_size (int): As given or found.
@@ -33,8 +35,8 @@ class DistributedLoader(DataLoader):
             one rank has no `seed`; and as DataLoader.
     """
 
-    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None,
-                 collate_fn=None, as_tensor=False, rank=None, world_size=None):
+    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None, *,
+                 rank=None, world_size=None, **options):
         self.world_size = distributed.world_size() if world_size is None else int(world_size)
         self.rank = distributed.rank() if rank is None else int(rank)
         if not 0 <= self.rank < self.world_size:
@@ -42,9 +44,10 @@ class DistributedLoader(DataLoader):
         if shuffle and seed is None and self.world_size > 1:
             raise ValueError("seed: a shuffled DistributedLoader needs a seed, so that every "
                              "rank draws the same permutation")
-        global_batches = DataLoader(dataset, batch_size, shuffle, drop_last, seed).batch_sampler
-        super().__init__(dataset, collate_fn=collate_fn, as_tensor=as_tensor,
-                         batch_sampler=_Shards(global_batches, self.rank, self.world_size))
+        global_batches = DataLoader(dataset, batch_size, shuffle, drop_last=drop_last,
+                                    seed=seed).batch_sampler
+        super().__init__(dataset, batch_sampler=_Shards(global_batches, self.rank,
+                                                        self.world_size), **options)
 
 
 class _Shards:

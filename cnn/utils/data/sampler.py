@@ -14,7 +14,17 @@ import numpy as np
 from ... import random as _random
 from ..._validation import flag, integer
 
-__all__ = ["Sampler", "SequentialSampler", "RandomSampler", "BatchSampler"]
+__all__ = ["Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler",
+           "WeightedRandomSampler", "BatchSampler"]
+
+
+def numpy_generator(generator, name):
+    """`generator` checked to be a ``numpy.random.Generator`` or None (PyTorch's
+    ``torch.Generator`` arguments take one here)."""
+    if generator is not None and not isinstance(generator, np.random.Generator):
+        raise TypeError(f"{name}: expected a numpy.random.Generator or None, got "
+                        f"{type(generator).__name__}")
+    return generator
 
 
 class Sampler:
@@ -85,9 +95,7 @@ class RandomSampler(Sampler):
         if num_samples is not None:
             num_samples = integer(num_samples, "num_samples", minimum=1)
         self._num_samples = num_samples
-        if generator is not None and not isinstance(generator, np.random.Generator):
-            raise TypeError(f"generator: expected a numpy.random.Generator or None, got "
-                            f"{type(generator).__name__}")
+        numpy_generator(generator, "generator")
         self.seed = None if seed is None else integer(seed, "seed", minimum=0)
         if self.seed is not None and generator is not None:
             raise ValueError("seed, generator: give one source of randomness, not both")
@@ -131,6 +139,87 @@ class RandomSampler(Sampler):
         if count % size:
             parts.append(generator.permutation(size)[:count % size])
         return np.concatenate(parts) if len(parts) != 1 else parts[0]
+
+    def __len__(self):
+        return self.num_samples
+
+
+class SubsetRandomSampler(Sampler):
+    """The given indices in a random order, a fresh one every iteration, as
+    ``torch.utils.data.SubsetRandomSampler``.
+
+    Args:
+        indices: A sequence of indices.
+        generator (numpy.random.Generator, optional): The source of randomness; ``cnn``'s
+            default generator (``cnn.manual_seed``) when None.
+
+    Raises:
+        TypeError: If `generator` is not a ``numpy.random.Generator``.
+    """
+
+    def __init__(self, indices, generator=None):
+        self.indices = indices
+        self.generator = numpy_generator(generator, "generator")
+
+    def __iter__(self):
+        generator = self.generator or _random.default_generator()
+        order = generator.permutation(len(self.indices)).tolist()
+        return iter([self.indices[i] for i in order])
+
+    def __len__(self):
+        return len(self.indices)
+
+
+class WeightedRandomSampler(Sampler):
+    """`num_samples` indices in ``[0, len(weights))`` drawn with probabilities proportional to
+    `weights`, as ``torch.utils.data.WeightedRandomSampler``.
+
+    Without replacement, an index is drawn at most once per iteration (so `num_samples` may
+    not exceed the number of non-zero weights).
+
+    Args:
+        weights: A 1-d sequence of non-negative, finite weights, not all zero (they need not
+            sum to one).
+        num_samples (int): Indices per iteration, positive.
+        replacement (bool): Draw with replacement.
+        generator (numpy.random.Generator, optional): The source of randomness; ``cnn``'s
+            default generator when None.
+
+    Raises:
+        ValueError: If `weights` is not 1-d, holds a negative or non-finite value or only
+            zeros, `num_samples` is not a positive integer, or without replacement exceeds the
+            non-zero weights; TypeError for a `replacement` that is not a bool or a bad
+            `generator`.
+    """
+
+    def __init__(self, weights, num_samples, replacement=True, generator=None):
+        if (not isinstance(num_samples, (int, np.integer)) or isinstance(num_samples, bool)
+                or num_samples <= 0):
+            raise ValueError("num_samples should be a positive integer value, but got "
+                             f"num_samples={num_samples}")
+        if not isinstance(replacement, bool):
+            raise ValueError("replacement should be a boolean value, but got "
+                             f"replacement={replacement}")
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.ndim != 1:
+            raise ValueError(f"weights should be a 1d sequence but given weights have shape "
+                             f"{weights.shape}")
+        if not np.all(np.isfinite(weights)) or np.any(weights < 0) or not weights.sum() > 0:
+            raise ValueError("weights: expected finite, non-negative weights with a positive "
+                             f"sum, got {weights.tolist()[:8]}{'...' * (len(weights) > 8)}")
+        if not replacement and num_samples > np.count_nonzero(weights):
+            raise ValueError(f"num_samples: cannot draw {num_samples} samples without "
+                             f"replacement from {np.count_nonzero(weights)} non-zero weights")
+        self.weights = weights
+        self.num_samples = int(num_samples)
+        self.replacement = replacement
+        self.generator = numpy_generator(generator, "generator")
+
+    def __iter__(self):
+        generator = self.generator or _random.default_generator()
+        drawn = generator.choice(len(self.weights), size=self.num_samples,
+                                 replace=self.replacement, p=self.weights / self.weights.sum())
+        return iter(drawn.tolist())
 
     def __len__(self):
         return self.num_samples

@@ -1,0 +1,351 @@
+"""``cnn.compile``: capture a module's ops once, then replay them without the Python between.
+
+A forward pass of a small network in eager mode spends most of its time between the kernels:
+``Module.__call__``, each functional op's argument checks and plan lookup, ``Function.apply``'s
+bookkeeping, a Tensor per intermediate, and in backward the engine's graph walk. A compiled
+module runs its first forward for an input signature eagerly while recording every op
+(``cnn.autograd.function.tracing``): which Function ran, where each argument came from (an input,
+a parameter, an earlier op's result, or a value fixed at capture), and, with grad enabled, the
+order in which the engine would run the backward. Later calls with the same signature replay
+that program: the same Functions' ``forward`` on the same arrays in the same order, and, for
+training, one graph node whose backward calls each op's ``backward`` in the engine's order,
+accumulating into the parameters' ``.grad`` exactly as the engine does. The numbers are the
+same as eager, bit for bit (tested).
+
+What is replayed is what the Functions compute; Python that runs in ``forward`` between them
+is not re-run. So a capture is refused, and that signature always runs eagerly, when the forward
+returns something other than one Tensor, passes an op a Tensor that did not come from an input,
+a parameter or an earlier op (``detach()``, a constant made in ``forward``), or runs while a
+module has forward hooks. A replay is used only while the signature matches (the inputs' shapes,
+dtypes and requires_grad, grad mode, the parameters' requires_grad) and no module has changed
+since the capture (any attribute, child, parameter, buffer or hook, train/eval included:
+``cnn.nn.module.structure_version``). Python that branches on tensor values (``if x.sum() > 0``)
+cannot be seen by the capture: compile such models only if the branch is fixed.
+"""
+import collections
+import threading
+
+from .autograd import function as _function
+from .autograd import ops as _tensor_ops
+from .autograd.function import Context, Function, _UnrecordedContext, is_grad_enabled
+from .nn.functional import activation as _activation
+from .nn.functional import conv as _conv
+from .nn.functional import normalization as _normalization
+from .nn.module import Module, structure_version
+from .tensor import Tensor, _wrap
+
+__all__ = ["compile", "CompiledModule"]
+
+# torch.compile's backends and modes only choose how to compile; none changes the results, so
+# they are accepted (and all mean this one way of compiling).
+_BACKENDS = (None, "inductor", "eager", "aot_eager")
+_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def compile(model=None, *, fullgraph=False, dynamic=None, backend="inductor", mode=None,
+            options=None, disable=False):
+    """Compile a module, as ``torch.compile``: its forward is captured once per input
+    signature and then replayed without the Python between the ops (see this module's
+    docstring for what is replayed and when it falls back to eager).
+
+    Args:
+        model (Module): The module. Without it, returns a decorator (``@cnn.compile(...)``).
+        fullgraph (bool): Raise instead of running eagerly when a capture cannot be replayed.
+        dynamic, options: Accepted for PyTorch compatibility; every input shape gets its own
+            capture.
+        backend (str): ``"inductor"`` (the default), ``"eager"`` or ``"aot_eager"``: all mean
+            the one way cnn compiles.
+        mode (str): torch's modes are accepted; all mean the one way cnn compiles.
+        disable (bool): Return `model` itself.
+
+    Returns:
+        CompiledModule: A module around `model` (``_orig_mod``, as PyTorch's, so state_dict
+        keys are prefixed ``_orig_mod.``).
+
+    Raises:
+        TypeError: `model` is not a Module (cnn compiles modules only).
+        ValueError: A backend or mode that needs something cnn does not have (e.g. CUDA
+            graphs).
+    """
+    if backend not in _BACKENDS:
+        raise ValueError(f"backend: cnn compiles on the CPU its own way; expected one of "
+                         f"{_BACKENDS}, got {backend!r}")
+    if mode not in _MODES:
+        raise ValueError(f"mode: expected one of {_MODES}, got {mode!r}")
+    if model is None:
+        return lambda module: compile(module, fullgraph=fullgraph, dynamic=dynamic,
+                                      backend=backend, mode=mode, options=options,
+                                      disable=disable)
+    if not isinstance(model, Module):
+        raise TypeError(f"model: cnn.compile compiles a cnn.nn.Module, got "
+                        f"{type(model).__name__}")
+    if disable:
+        return model
+    return CompiledModule(model, fullgraph=bool(fullgraph))
+
+
+class CompiledModule(Module):
+    """A module whose forward replays captured programs (made by :func:`compile`).
+
+    Attributes:
+        _orig_mod (Module): The compiled module (its parameters are this module's).
+    """
+
+    def __init__(self, model, fullgraph=False):
+        super().__init__()
+        self._orig_mod = model
+        object.__setattr__(self, "_fullgraph", fullgraph)
+        object.__setattr__(self, "_programs", {})
+        object.__setattr__(self, "_listed_version", None)
+
+    def forward(self, *args, **kwargs):
+        """The wrapped module's forward: a replay where a program for this signature is valid,
+        else an eager run (which captures one, the first time)."""
+        model = self._orig_mod
+        if kwargs or not args or not all(type(a) is Tensor for a in args):
+            return self._eager("keyword or non-Tensor arguments", args, kwargs)
+        leaves = self._leaves()
+        signature = (is_grad_enabled(),
+                     tuple([(a.data.shape, a.data.dtype, a._requires_grad) for a in args]),
+                     tuple([p._requires_grad for p in leaves]))
+        program = self._programs.get(signature)
+        if program is not None and program.version == structure_version():
+            if program.refused is None:
+                return program.run(args, leaves)
+            return self._eager(program.refused, args, kwargs)
+        if len(self._programs) > 64:
+            self._programs.clear()
+        program = _capture(model, args, leaves)
+        self._programs[signature] = program
+        if program.refused is not None and self._fullgraph:
+            raise RuntimeError(f"cnn.compile(fullgraph=True): the forward cannot be replayed: "
+                               f"{program.refused}")
+        return program.result
+
+    def _leaves(self):
+        """The model's parameters, listed again only after a module changed."""
+        version = structure_version()
+        if self._listed_version != version:
+            object.__setattr__(self, "_listed", tuple(self._orig_mod.parameters()))
+            object.__setattr__(self, "_listed_version", version)
+        return self._listed
+
+    def _eager(self, reason, args, kwargs):
+        if self._fullgraph:
+            raise RuntimeError(f"cnn.compile(fullgraph=True): the forward cannot be replayed: "
+                               f"{reason}")
+        return self._orig_mod(*args, **kwargs)
+
+
+# ***** capture *****
+
+class _Recorder:
+    """The tracer of one capture: numbers every value an op takes or makes (a slot), and
+    records each op of the capturing thread."""
+
+    def __init__(self, tensors):
+        self.thread = threading.get_ident()
+        self.slots = {id(t): i for i, t in enumerate(tensors)}
+        self.kept = list(tensors)  # alive while recording, so ids stay unique
+        self.steps = []
+        self.nodes = []  # each step's graph node (or None), for the backward order
+        self.refused = None
+
+    def __call__(self, cls, args, kwargs, out):
+        if threading.get_ident() != self.thread or self.refused is not None:
+            return
+        specs = []
+        for arg in args:
+            if isinstance(arg, Tensor):
+                slot = self.slots.get(id(arg))
+                if slot is None:
+                    self.refused = (f"{cls.__name__} takes a Tensor that no input, parameter or "
+                                    f"earlier op made (a detached tensor or a constant)")
+                    return
+                specs.append((slot, None))
+            else:
+                specs.append((-1, arg))
+        if any(isinstance(value, Tensor) for value in kwargs.values()):
+            self.refused = f"{cls.__name__} takes a Tensor as a keyword argument"
+            return
+        node = out._node
+        needs = node.needs_input_grad if node is not None else None
+        slot = len(self.kept)
+        self.slots[id(out)] = slot
+        self.kept.append(out)
+        self.steps.append((cls, tuple(specs), kwargs, slot, needs))
+        self.nodes.append(node)
+
+
+def _capture(model, args, leaves):
+    """Run `model` eagerly on `args` while recording: a _Program (refused or replayable) that
+    also holds this run's result. Its version is the modules' after the run (a first forward
+    may build modules, e.g. Sequential's fused layers)."""
+    if any(m._forward_pre_hooks or m._forward_hooks for m in model.modules()):
+        result = model(*args)
+        return _Program.refusal("a module has forward hooks", structure_version(), result)
+    recorder = _Recorder(args + leaves)
+    with _function.tracing(recorder):
+        result = model(*args)
+    version = structure_version()
+    if recorder.refused is None:
+        if type(result) is not Tensor:
+            recorder.refused = f"the forward returns a {type(result).__name__}, not one Tensor"
+        elif id(result) not in recorder.slots:
+            recorder.refused = "the forward returns a Tensor that no op made"
+    if recorder.refused is not None:
+        return _Program.refusal(recorder.refused, version, result)
+    return _Program(recorder, args, leaves, recorder.slots[id(result)], result, version)
+
+
+class _Program:
+    """A captured forward: its steps, the shape and dtype of every value, where the result is,
+    and the backward order."""
+
+    def __init__(self, recorder, inputs, leaves, result_slot, result, version):
+        self.version = version
+        self.refused = None
+        self.result = result
+        self.n_inputs = len(inputs)
+        self.leaves = leaves
+        self.meta = [(t.data.shape, t.data.dtype) for t in recorder.kept]
+        self.result_slot = result_slot
+        self.grad = result._node is not None
+        order = []
+        if self.grad:
+            # The engine runs nodes in reverse topological order (its own walk from the
+            # result): the replayed backward runs the steps in that very order.
+            step_of = {id(node): i for i, node in enumerate(recorder.nodes) if node is not None}
+            order = [step_of[id(node)] for node in
+                     reversed(_function._topological_order(result._node))]
+        self.steps, self.backward_order = _fuse_relus(recorder.steps, order, result_slot,
+                                                      self.meta)
+
+    @classmethod
+    def refusal(cls, reason, version, result):
+        program = cls.__new__(cls)
+        program.version, program.refused, program.result = version, reason, result
+        return program
+
+    def run(self, inputs, leaves):
+        """The forward's result for new inputs (of the captured signature)."""
+        if self.grad:
+            return _Replayed.apply(*inputs, *leaves, self)
+        values = [t.data for t in inputs] + [t.data for t in leaves]
+        values += [None] * (len(self.meta) - len(values))
+        _run_steps(self.steps, values, None)
+        return _wrap(values[self.result_slot])
+
+
+def _run_steps(steps, values, contexts):
+    """Run each step's forward, filling `values` by slot; keep each step's ctx in `contexts`
+    (None: nothing is kept for backward)."""
+    for cls, specs, kwargs, slot, needs in steps:
+        if contexts is not None and needs is not None:
+            step_ctx = _StepContext(cls, needs)
+            contexts.append(step_ctx)
+        else:
+            step_ctx = _UnrecordedContext(cls, (None,) * len(specs))
+            if contexts is not None:
+                contexts.append(None)
+        values[slot] = cls.forward(step_ctx, *[values[i] if i >= 0 else constant
+                                               for i, constant in specs], **kwargs)
+
+
+def _fuse_relus(steps, order, result_slot, meta):
+    """Fold each ReLU that alone takes the output of a convolution, a batch norm or a sum of
+    two tensors of one shape into that op (its `relu` form, or AddReLU): one pass over the data
+    instead of two, the same arithmetic in the same order, so the same bits. The fused step
+    runs where the first op ran, in forward and backward alike.
+
+    Returns:
+        (steps, order): the steps, and the backward order by their new indices.
+    """
+    producer = {slot: i for i, (_, _, _, slot, _) in enumerate(steps)}
+    uses = collections.Counter(i for _, specs, _, _, _ in steps for i, _ in specs if i >= 0)
+    uses[result_slot] += 1
+    steps = list(steps)
+    dropped = set()
+    for j, (cls, specs, _, slot, _) in enumerate(steps):
+        if cls is not _activation.ReLU or specs[0][0] < 0 or uses[specs[0][0]] != 1:
+            continue
+        i = producer.get(specs[0][0])
+        if i is None:
+            continue
+        first, first_specs, kwargs, first_slot, needs = steps[i]
+        if first in (_conv.Conv2d, _normalization.BatchNorm) and not kwargs:
+            # The op's trailing `relu` argument, True; its gradient is never needed.
+            steps[i] = (first, first_specs + ((-1, True),), kwargs, slot,
+                        None if needs is None else needs + (False,))
+        elif (first is _tensor_ops.Add and all(k >= 0 for k, _ in first_specs)
+              and meta[first_specs[0][0]] == meta[first_specs[1][0]] == meta[first_slot]):
+            steps[i] = (_activation.AddReLU, first_specs, kwargs, slot, needs)
+        else:
+            continue
+        dropped.add(j)
+    index = {}
+    for old in range(len(steps)):
+        if old not in dropped:
+            index[old] = len(index)
+    return ([step for j, step in enumerate(steps) if j not in dropped],
+            [index[i] for i in order if i not in dropped])
+
+
+class _StepContext(Context):
+    """The ctx of one replayed step: what its backward needs, without a graph node's inputs."""
+
+    __slots__ = ("_needs",)
+
+    def __init__(self, function, needs):
+        super().__init__(function, ())
+        self._needs = needs
+
+    @property
+    def needs_input_grad(self):
+        return self._needs
+
+
+class _Replayed(Function):
+    """A replayed forward as one graph node: forward runs the steps, backward runs their
+    backward in the engine's order and accumulates into the parameters as the engine does."""
+
+    @staticmethod
+    def forward(ctx, *arguments):
+        program = arguments[-1]
+        values = list(arguments[:-1])
+        values += [None] * (len(program.meta) - len(values))
+        contexts = []
+        _run_steps(program.steps, values, contexts)
+        ctx.program, ctx.contexts = program, contexts
+        return values[program.result_slot]
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        program, contexts = ctx.program, ctx.contexts
+        steps, meta, leaves = program.steps, program.meta, program.leaves
+        n_inputs = program.n_inputs
+        n_sources = n_inputs + len(leaves)
+        grads = {program.result_slot: grad_output}
+        input_grads = [None] * n_inputs
+        for index in program.backward_order:
+            cls, specs, _, slot, _ = steps[index]
+            grad = grads.pop(slot, None)
+            if grad is None:
+                continue
+            step_ctx = contexts[index]
+            results = cls.backward(step_ctx, grad)
+            if type(results) is not tuple:
+                results = (results,)
+            for (source, _), needed, result in zip(specs, step_ctx.needs_input_grad, results):
+                if not needed or result is None:
+                    continue
+                result = _function._checked_gradient(result, *meta[source], step_ctx)
+                if source >= n_sources:  # an earlier step's result: as the engine's grads
+                    grads[source] = grads[source] + result if source in grads else result
+                elif source >= n_inputs:  # a parameter: accumulated at once, as the engine does
+                    _function._accumulate(leaves[source - n_inputs], result)
+                elif input_grads[source] is None:
+                    input_grads[source] = result
+                else:
+                    input_grads[source] = input_grads[source] + result
+        return (*input_grads, *([None] * len(leaves)), None)

@@ -1,0 +1,205 @@
+"""cnn.compile: replayed forwards and backwards give eager's numbers bit for bit, and fall back
+to eager wherever a capture cannot be replayed."""
+import numpy as np
+import pytest
+
+import cnn
+import cnn.nn as nn
+import cnn.nn.functional as F
+
+
+class Block(nn.Module):
+    """A residual block with BatchNorm, written the way CIFAR ResNets are."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                      nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+def resnet():
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                         Block(8, 16, 2), nn.Dropout(0.2), nn.AvgPool2d(8), nn.Flatten(),
+                         nn.Linear(16, 10))
+
+
+def vgg_like():
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1),
+                         nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8 * 8 * 8, 10))
+
+
+def lenet():
+    return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
+                         nn.Linear(84, 10))
+
+
+def twins(build, seed=0):
+    cnn.manual_seed(seed)
+    eager = build()
+    cnn.manual_seed(seed)
+    return eager, build()
+
+
+def train(model, batches, seed):
+    """Losses and the final state after SGD steps; the RNG seeded alike for both runs."""
+    optimizer = cnn.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    cnn.manual_seed(seed)
+    losses = []
+    for x, y in batches:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(cnn.tensor(x)), cnn.tensor(y))
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses, [p.grad.numpy().copy() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("build, shape, dtype", [(lenet, (1, 28, 28), np.float32),
+                                                 (vgg_like, (3, 16, 16), np.float32),
+                                                 (resnet, (3, 16, 16), np.float32),
+                                                 (resnet, (3, 16, 16), np.float64)])
+def test_training_steps_equal_eager_bit_for_bit(build, shape, dtype, rng):
+    eager, model = twins(build)
+    eager.to(dtype)
+    model.to(dtype)
+    compiled = cnn.compile(model)
+    batches = [(rng.standard_normal((6,) + shape).astype(dtype), rng.integers(0, 10, 6))
+               for _ in range(4)]
+    eager_losses, eager_grads = train(eager, batches, 1)
+    losses, grads = train(compiled, batches, 1)
+    assert losses == eager_losses
+    for a, b in zip(grads, eager_grads):
+        assert a.tobytes() == b.tobytes()
+    for (key, value), (key_eager, value_eager) in zip(model.state_dict().items(),
+                                                      eager.state_dict().items()):
+        assert key == key_eager and value.tobytes() == value_eager.tobytes(), key
+    (program,) = compiled._programs.values()
+    assert program.refused is None
+
+
+@pytest.mark.parametrize("build, with_relu, new", [(resnet, {"BatchNorm"}, {"AddReLU"}),
+                                                   (vgg_like, {"Conv2d"}, set())])
+def test_relus_fold_into_the_ops_before_them(build, with_relu, new, rng):
+    """The trainings above are bit-identical with these fusions in place."""
+    model = cnn.compile(build())
+    model(cnn.tensor(rng.standard_normal((2, 3, 16, 16)).astype(np.float32)))
+    (program,) = model._programs.values()
+    names = {step[0].__name__ for step in program.steps}
+    assert "ReLU" not in names and new <= names
+    assert with_relu <= {step[0].__name__ for step in program.steps
+                         if step[1][-1] == (-1, True)}
+
+
+def test_replays_skip_the_modules(monkeypatch, rng):
+    model = cnn.compile(lenet().eval())
+    x = cnn.tensor(rng.standard_normal((2, 1, 28, 28)).astype(np.float32))
+    with cnn.no_grad():
+        first = model(x)
+        calls = []
+        monkeypatch.setattr(nn.Linear, "forward", lambda self, v: calls.append(v))
+        second = model(x)
+    assert not calls
+    assert second.numpy().tobytes() == first.numpy().tobytes()
+
+
+def test_inference_and_input_gradients_equal_eager(rng):
+    eager, model = twins(resnet)
+    compiled = cnn.compile(model)
+    for module in (eager, compiled):
+        module.eval()
+    for _ in range(3):
+        x = rng.standard_normal((4, 3, 16, 16)).astype(np.float32)
+        with cnn.no_grad():
+            assert compiled(cnn.tensor(x)).numpy().tobytes() == \
+                eager(cnn.tensor(x)).numpy().tobytes()
+        inputs = [cnn.tensor(x, requires_grad=True) for _ in range(2)]
+        for module, x_ in zip((eager, compiled), inputs):
+            module(x_).sum().backward()
+        assert inputs[0].grad.numpy().tobytes() == inputs[1].grad.numpy().tobytes()
+
+
+def test_a_change_to_the_model_is_captured_again(rng):
+    model = lenet()
+    compiled = cnn.compile(model)
+    x = cnn.tensor(rng.standard_normal((2, 1, 28, 28)).astype(np.float32))
+    with cnn.no_grad():
+        compiled(x)
+        model[11] = nn.Linear(84, 3)
+        assert compiled(x).shape == (2, 3)
+        model.eval()
+        model[11].weight.requires_grad_(False)
+        assert compiled(x).numpy().tobytes() == model(x).numpy().tobytes()
+
+
+class ReturnsTwo(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.fc(x), x
+
+
+class MakesAConstant(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.fc(x) + cnn.ones(4)
+
+
+@pytest.mark.parametrize("module, words", [(ReturnsTwo, "tuple"),
+                                           (MakesAConstant, "constant")])
+def test_what_cannot_be_replayed_runs_eagerly(module, words, rng):
+    cnn.manual_seed(0)
+    model = module()
+    compiled = cnn.compile(model)
+    x = cnn.tensor(rng.standard_normal((3, 4)).astype(np.float32))
+    for _ in range(2):
+        result = compiled(x)
+        expected = model(x)
+        if isinstance(expected, tuple):
+            result, expected = result[0], expected[0]
+        assert result.numpy().tobytes() == expected.numpy().tobytes()
+    (program,) = compiled._programs.values()
+    assert words in program.refused
+    with pytest.raises(RuntimeError, match="fullgraph"):
+        cnn.compile(model, fullgraph=True)(x)
+
+
+def test_hooks_run_because_a_hooked_model_is_not_replayed(rng):
+    model = lenet()
+    compiled = cnn.compile(model)
+    x = cnn.tensor(rng.standard_normal((2, 1, 28, 28)).astype(np.float32))
+    compiled(x)
+    seen = []
+    model[0].register_forward_hook(lambda module, args, out: seen.append(out.shape))
+    compiled(x)
+    compiled(x)
+    assert seen == [(2, 6, 28, 28)] * 2
+
+
+def test_compile_follows_torch_compile(rng):
+    model = lenet()
+    compiled = cnn.compile(model, mode="reduce-overhead", dynamic=False)
+    assert compiled._orig_mod is model
+    assert list(compiled.state_dict()) == ["_orig_mod." + k for k in model.state_dict()]
+    assert list(compiled.parameters()) == list(model.parameters())
+    assert cnn.compile(model, disable=True) is model
+    assert isinstance(cnn.compile()(model), cnn.replay.CompiledModule)
+    with pytest.raises(ValueError, match="backend"):
+        cnn.compile(model, backend="cudagraphs")
+    with pytest.raises(TypeError, match="Module"):
+        cnn.compile(lambda x: x)
