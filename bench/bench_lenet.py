@@ -32,32 +32,23 @@ import argparse
 import itertools
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO = BENCH_DIR.parent
-sys.path.insert(0, str(BENCH_DIR))
-
-
-def _prefer_checkout():
-    """Measure the cnn of this checkout when its kernels are built in place, else the installed one."""
-    built = list((REPO / "cnn" / "_ext").glob("_cpu*.so")) + list(
-        (REPO / "cnn" / "_ext").glob("_cpu*.pyd"))
-    if built and str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-
-
-_prefer_checkout()
-
-import numpy as np  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import benchlib  # noqa: E402
 
-LR, MOMENTUM = 0.01, 0.9
+benchlib.prefer_checkout()
+
+import numpy as np  # noqa: E402
+
+from eager import Pair, sgd_trainer, training_step  # noqa: E402
+from nets import cifar_net, lenet  # noqa: E402
+from peers import torch_info  # noqa: E402
+
 ALL_FIGURES = ("step10", "step64", "step256", "infer", "cifar", "epoch", "threads", "memory",
                "profile")
 # SPEC section 7: figure id -> (target as written, test on the row).
@@ -87,62 +78,7 @@ def import_torch(disabled):
     return torch, None
 
 
-# ***** networks *****
-
-def lenet(nn):
-    """LeNet-5 of SPEC section 4 from `nn` (cnn.nn or torch.nn): the same code for both."""
-    return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
-        nn.Linear(84, 10))
-
-
-def cifar_net(nn):
-    """The CIFAR-sized net of SPEC section 7."""
-    return nn.Sequential(
-        nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(4096, 10))
-
-
-class Pair:
-    """The same network in cnn and (when there is PyTorch) in torch, with identical weights."""
-
-    def __init__(self, ctx, build):
-        ctx.cnn.manual_seed(0)
-        self.cnn = build(ctx.cnn.nn)
-        self.torch = None
-        if ctx.torch is not None:
-            torch = ctx.torch
-            self.torch = build(torch.nn)
-            state = {k: torch.from_numpy(np.array(v)) for k, v in self.cnn.state_dict().items()}
-            self.torch.load_state_dict(state)
-
-
-def sgd_trainer(library, model):
-    """`step(x, y)`: one SGD-momentum training step of `model` on a batch (optimizer made once).
-
-    `library` is cnn or torch: the same code runs on both, since cnn has PyTorch's interface.
-    """
-    F = library.nn.functional
-    optimizer = library.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
-
-    def step(x, y):
-        optimizer.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        optimizer.step()
-        return loss
-    return step
-
-
-def training_step(library, model, x, y):
-    """One training step on arrays x, y as a callable without arguments (for the timer)."""
-    step = sgd_trainer(library, model)
-    x, y = library.from_numpy(x), library.from_numpy(y)
-    return lambda: step(x, y)
-
+# ***** networks: bench/nets.py; steps: bench/eager.py *****
 
 def check_same_loss(ctx, pair, x, y):
     """The first forward pass gives the same loss in both (else the harness compares apples
@@ -489,14 +425,7 @@ def environment(ctx):
     if ctx.torch is None:
         info["torch"] = {"available": False, "reason": ctx.torch_missing}
     else:
-        torch = ctx.torch
-        found = re.search(r"BLAS_INFO=(\w+)", torch.__config__.show())
-        blas = found.group(1) if found else "unknown"
-        info["torch"] = {"available": True, "version": torch.__version__,
-                         "threads": torch.get_num_threads(),
-                         "interop_threads": torch.get_num_interop_threads(),
-                         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                         "blas": blas, "mkldnn": torch.backends.mkldnn.is_available()}
+        info["torch"] = {"available": True, **torch_info(ctx.torch)}
     info["threads"] = ctx.threads
     info["data"] = ctx.data_source
     info["mode"] = "quick" if ctx.quick else "full"

@@ -10,14 +10,23 @@ import math
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-import cnn
-
 clock = time.perf_counter
+REPO = Path(__file__).resolve().parent.parent
+
+
+def prefer_checkout():
+    """Measure the cnn of this checkout when its kernels are built in place, else the installed
+    one (call before cnn is imported)."""
+    ext = REPO / "cnn" / "_ext"
+    built = list(ext.glob("_cpu*.so")) + list(ext.glob("_cpu*.pyd"))
+    if built and str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
 
 
 # ***** timing *****
@@ -28,28 +37,47 @@ class Samples:
     def __init__(self, label):
         self.label = label
         self.values = []   # seconds per call, one per measurement
+        self.cores = []    # this process's CPU seconds per wall second, one per measurement
         self.number = None  # calls per measurement
 
     def summary(self):
-        """Median, quartiles, min and max of the per-call times, in seconds."""
+        """Median, quartiles, min and max of the per-call times, in seconds, and the median
+        number of cores the process kept busy meanwhile (its CPU time over the wall time)."""
         v = sorted(self.values)
         if len(v) >= 4:
             q1, _, q3 = statistics.quantiles(v, n=4, method="inclusive")
         else:  # too few for quartiles: the range stands in for them
             q1, q3 = v[0], v[-1]
         return {"median": statistics.median(v), "q1": q1, "q3": q3, "min": v[0], "max": v[-1],
-                "repeats": len(v), "calls_per_repeat": self.number}
+                "repeats": len(v), "calls_per_repeat": self.number,
+                "cores_used": statistics.median(self.cores) if self.cores else None}
+
+
+def median_ratio(a, b):
+    """The median over measurements of a's time / b's time (two Samples timed in turns).
+
+    Each pair was measured back to back, so a slow spell of the machine inflates both terms
+    of the same ratio: the median of the ratios is steadier than the ratio of the medians.
+    """
+    return statistics.median(x / y for x, y in zip(a.values, b.values))
 
 
 def _measure(fn, number):
-    """Seconds per call of `number` back-to-back calls of fn."""
+    """(seconds per call, cores used) of `number` back-to-back calls of fn.
+
+    Cores used is the process's CPU time (all its threads) over the wall time: about the
+    thread count when a library's threads all work, less when they wait.
+    """
+    cpu = time.process_time()
     start = clock()
     for _ in range(number):
         fn()
-    return (clock() - start) / number
+    wall = clock() - start
+    return wall / number, (time.process_time() - cpu) / max(wall, 1e-9)
 
 
-def alternate(contenders, repeats, warmup=3, min_time=0.2, number=None, before=None, log=None):
+def alternate(contenders, repeats, warmup=3, min_time=0.2, number=None, before=None, log=None,
+              pause=0.0):
     """Time several callables measurement by measurement, taking turns.
 
     Turn-taking, rather than timing one callable's repeats and then the other's, makes a burst
@@ -59,8 +87,9 @@ def alternate(contenders, repeats, warmup=3, min_time=0.2, number=None, before=N
     Args:
         contenders (dict): label -> callable taking no argument (one training step, ...).
         repeats (int): Measurements per contender; the median of them is the figure.
-        warmup (int): Untimed calls of each contender first (workspaces get allocated, caches
-            and the OpenMP team get warm, lazy imports happen).
+        warmup (int): Calls of each contender before the measurements (workspaces get
+            allocated, caches and the OpenMP team get warm, lazy imports happen); the last
+            one is timed to calibrate `number`, the others are not.
         min_time (float): Each measurement runs the callable enough times to last about this
             many seconds, so that timer resolution and per-measurement noise do not matter;
             callables slower than that run once per measurement.
@@ -69,6 +98,9 @@ def alternate(contenders, repeats, warmup=3, min_time=0.2, number=None, before=N
         before (dict, optional): label -> callable run untimed before each of that contender's
             measurements (for example to switch the thread count).
         log (callable, optional): Progress messages go here.
+        pause (float): Seconds to sleep before each measurement, so that the worker threads
+            of the contender measured before (OpenMP teams, ONNX Runtime's pool) stop spinning
+            and do not take cores from the next one.
 
     Returns:
         dict: label -> :class:`Samples`.
@@ -77,15 +109,33 @@ def alternate(contenders, repeats, warmup=3, min_time=0.2, number=None, before=N
     samples = {label: Samples(label) for label in contenders}
     for label, fn in contenders.items():
         before.get(label, _nothing)()
-        for _ in range(warmup):
+        for _ in range(warmup - 1):
             fn()
         if number is not None:
+            if warmup:
+                fn()
             samples[label].number = number
             continue
-        # Calibrate: one timed call decides how many calls make up one measurement.
-        once = _measure(fn, 1)
+        # Calibrate: the last warm-up call, timed, decides how many calls make up one
+        # measurement (an extra call where there is no warm-up).
+        once, _ = _measure(fn, 1)
         samples[label].number = max(1, math.ceil(min_time / max(once, 1e-9)))
     labels = list(contenders)
+    # Everything alive now (the libraries' modules, the models) is frozen out of the garbage
+    # collector's sight, so that the collection before each measurement looks at the
+    # contenders' new objects only: with PyTorch, JAX and ONNX Runtime imported a full
+    # collection takes 0.1-0.5 s, which would double a run's length.
+    gc.collect()
+    gc.freeze()
+    try:
+        _turns(contenders, samples, labels, repeats, before, log, pause)
+    finally:
+        gc.unfreeze()
+    return samples
+
+
+def _turns(contenders, samples, labels, repeats, before, log, pause):
+    """alternate()'s measurements, in turns."""
     for r in range(repeats):
         # Alternate the order too (ABBA...), so that neither contender always runs right
         # after the other (what one leaves in the caches or the OpenMP team's spin state
@@ -95,11 +145,14 @@ def alternate(contenders, repeats, warmup=3, min_time=0.2, number=None, before=N
             before.get(label, _nothing)()
             # Collect the previous contender's garbage now, not during this measurement.
             gc.collect()
-            samples[label].values.append(_measure(contenders[label], samples[label].number))
+            if pause:
+                time.sleep(pause)
+            seconds, cores = _measure(contenders[label], samples[label].number)
+            samples[label].values.append(seconds)
+            samples[label].cores.append(cores)
         if log:
             log(f"    repeat {r + 1}/{repeats}: " + ", ".join(
                 f"{label} {samples[label].values[-1] * 1e3:.2f} ms" for label in labels))
-    return samples
 
 
 def _nothing():
@@ -137,6 +190,9 @@ def load_average():
 
 def machine():
     """Facts about the machine and interpreter that every figure depends on."""
+    # Imported here, not at the top: the memory-measuring child of PyTorch must not load cnn
+    # (it did, and was charged about 15 MiB of cnn's modules).
+    import cnn
     return {
         "cpu": cnn.show_config(mode="dicts")["cpu"],
         "cores_online": os.cpu_count(),
@@ -186,6 +242,20 @@ class CpuMonitor:
             return None
         wall = end[0] - self.start[0]
         return max(0.0, ((end[1] - self.start[1]) - (end[2] - self.start[2])) / wall)
+
+
+def wait_for_idle(limit, threshold, window=1.0, log=None):
+    """Wait up to `limit` seconds for a `window` in which other processes used at most
+    `threshold` cores; returns the last window's figure (None where there is no /proc)."""
+    deadline = clock() + limit
+    while True:
+        monitor = CpuMonitor()
+        time.sleep(window)
+        others = monitor.others()
+        if others is None or others <= threshold or clock() >= deadline:
+            return others
+        if log:
+            log(f"    waiting for an idle machine: other processes use {others:.2f} cores")
 
 
 def peak_rss_bytes():

@@ -19,21 +19,41 @@ cdef int _same_length(Py_ssize_t n, Py_ssize_t length, str name) except -1:
     return 0
 
 
+cdef enum _Op:
+    RELU            # out = relu(a)
+    ADD_RELU        # out = relu(a + b)
+    RELU_BACKWARD   # out = the gradient a through a ReLU whose output is b
+
+
+cdef void _run(_Op op, const floating* a, const floating* b, floating* out, Py_ssize_t n,
+               int num_threads) noexcept nogil:
+    """Apply `op` to elements [0, n), in chunks the OpenMP team shares."""
+    cdef Py_ssize_t chunk, i, end
+    for chunk in prange((n + CHUNK - 1) // CHUNK, schedule="static", num_threads=num_threads,
+                        use_threads_if=num_threads > 1 and n > CHUNK):
+        end = min(n, (chunk + 1) * CHUNK)
+        if op == RELU:
+            for i in range(chunk * CHUNK, end):
+                out[i] = _relu_value(a[i])
+        elif op == ADD_RELU:
+            for i in range(chunk * CHUNK, end):
+                out[i] = _relu_value(a[i] + b[i])
+        else:
+            for i in range(chunk * CHUNK, end):
+                out[i] = _relu_grad(a[i], b[i])
+
+
 def relu(const floating[::1] x,   # IN  (n,)
          floating[::1] out,       # OUT (n,), may be x's memory
          int num_threads):
     """out = max(x, 0), keeping a NaN (as np.maximum and torch.relu do); -0.0 gives +0.0, the
     rule of every ReLU in cnn's kernels (the fused ones too, so fused and separate layers give
     the same bits)."""
-    cdef Py_ssize_t n = x.shape[0], chunk, i, end
+    cdef Py_ssize_t n = x.shape[0]
     _same_length(n, out.shape[0], "out")
-    with nogil:
-        for chunk in prange((n + CHUNK - 1) // CHUNK, schedule="static",
-                            num_threads=num_threads,
-                            use_threads_if=num_threads > 1 and n > CHUNK):
-            end = min(n, (chunk + 1) * CHUNK)
-            for i in range(chunk * CHUNK, end):
-                out[i] = _relu_value(x[i])
+    if n:
+        with nogil:
+            _run(RELU, &x[0], NULL, &out[0], n, num_threads)
 
 
 def add_relu(const floating[::1] a,   # IN  (n,)
@@ -42,16 +62,12 @@ def add_relu(const floating[::1] a,   # IN  (n,)
              int num_threads):
     """out = relu(a + b) in one pass (a residual connection's sum and its ReLU), by relu's
     rule."""
-    cdef Py_ssize_t n = a.shape[0], chunk, i, end
+    cdef Py_ssize_t n = a.shape[0]
     _same_length(n, b.shape[0], "b")
     _same_length(n, out.shape[0], "out")
-    with nogil:
-        for chunk in prange((n + CHUNK - 1) // CHUNK, schedule="static",
-                            num_threads=num_threads,
-                            use_threads_if=num_threads > 1 and n > CHUNK):
-            end = min(n, (chunk + 1) * CHUNK)
-            for i in range(chunk * CHUNK, end):
-                out[i] = _relu_value(a[i] + b[i])
+    if n:
+        with nogil:
+            _run(ADD_RELU, &a[0], &b[0], &out[0], n, num_threads)
 
 
 def relu_backward(const floating[::1] grad,   # IN  (n,) gradient of relu's output
@@ -60,13 +76,9 @@ def relu_backward(const floating[::1] grad,   # IN  (n,) gradient of relu's outp
                   int num_threads):
     """grad_input = 0 where out <= 0, else grad (torch's threshold_backward: a NaN output
     passes its gradient; a masked gradient is 0 even when it is inf or NaN)."""
-    cdef Py_ssize_t n = grad.shape[0], chunk, i, end
+    cdef Py_ssize_t n = grad.shape[0]
     _same_length(n, out.shape[0], "out")
     _same_length(n, grad_input.shape[0], "grad_input")
-    with nogil:
-        for chunk in prange((n + CHUNK - 1) // CHUNK, schedule="static",
-                            num_threads=num_threads,
-                            use_threads_if=num_threads > 1 and n > CHUNK):
-            end = min(n, (chunk + 1) * CHUNK)
-            for i in range(chunk * CHUNK, end):
-                grad_input[i] = _relu_grad(grad[i], out[i])
+    if n:
+        with nogil:
+            _run(RELU_BACKWARD, &grad[0], &out[0], &grad_input[0], n, num_threads)

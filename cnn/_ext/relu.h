@@ -14,24 +14,18 @@
 #include <stdint.h>
 #include <string.h>
 
-static inline float cnn_relu_f32(float v) { return ((v > 0) | (v != v)) ? v : 0.0f; }
-static inline double cnn_relu_f64(double v) { return ((v > 0) | (v != v)) ? v : 0.0; }
-static inline float cnn_relu_grad_f32(float grad, float out)
-{
-    uint32_t bits;
-    memcpy(&bits, &grad, sizeof bits);
-    bits &= -(uint32_t)!(out <= 0);
-    memcpy(&grad, &bits, sizeof bits);
-    return grad;
-}
+#define CNN_DEFINE_RELU(SUFFIX, T, BITS)                                                       \
+    static inline T cnn_relu_##SUFFIX(T v) { return ((v > 0) | (v != v)) ? v : (T)0; }        \
+    static inline T cnn_relu_grad_##SUFFIX(T grad, T out)                                      \
+    {                                                                                          \
+        BITS bits;                                                                             \
+        memcpy(&bits, &grad, sizeof bits);                                                     \
+        bits &= -(BITS)!(out <= 0);                                                            \
+        memcpy(&grad, &bits, sizeof bits);                                                     \
+        return grad;                                                                           \
+    }
 
-static inline double cnn_relu_grad_f64(double grad, double out)
-{
-    uint64_t bits;
-    memcpy(&bits, &grad, sizeof bits);
-    bits &= -(uint64_t)!(out <= 0);
-    memcpy(&grad, &bits, sizeof bits);
-    return grad;
-}
+CNN_DEFINE_RELU(f32, float, uint32_t)
+CNN_DEFINE_RELU(f64, double, uint64_t)
 
 #endif
