@@ -5,10 +5,15 @@ indexing on tensors run as :mod:`cnn.autograd.ops` Functions, so when an input r
 the result remembers how it was made and ``loss.backward()`` fills the ``.grad`` of every leaf
 tensor that requires grad.
 """
+from __future__ import annotations
+
+import builtins
 from collections import namedtuple
 import math
+from typing import Any, Iterator, Optional, Sequence, Union
 
 import numpy as np
+import numpy.typing as npt
 
 from ._validation import dimension, integer
 from .autograd import function as _function, ops as _ops
@@ -28,6 +33,13 @@ _SUPPORTED_KINDS = "biuf"  # bool, signed and unsigned integers, floating point
 _IMPLIED_DTYPES = (np.dtype(np.float32), np.dtype(np.int64), np.dtype(np.bool_))
 # Scalars converted to a float tensor's dtype, so that ``t * 2.0`` stays float32.
 _REAL_SCALARS = (int, float, np.integer, np.floating, np.bool_)
+
+# The types of the signatures (the arguments themselves are checked at run time): what an
+# operand, a dim and a shape may be.
+Operand = Union["Tensor", npt.ArrayLike]
+Dims = Optional[Union[int, Sequence[int]]]
+Shape = Union[int, Sequence[int]]
+Number = Union[int, float, bool]
 
 MaxResult = namedtuple("MaxResult", ["values", "indices"])
 MaxResult.__doc__ = "``(values, indices)`` from ``Tensor.max(dim)``, as ``torch.return_types.max``."
@@ -53,22 +65,22 @@ class Tensor:
     # Above ndarray's, so that ``array + tensor`` calls Tensor.__radd__ and gives a Tensor.
     __array_priority__ = 1000
 
-    def __init__(self, data, requires_grad=False):
+    def __init__(self, data: Operand, requires_grad: bool = False) -> None:
         self.data = _as_array(data, copy=False)
-        self._grad = None
-        self._node = None
+        self._grad: Optional[np.ndarray] = None
+        self._node: Any = None
         self._requires_grad = False
         self.requires_grad = requires_grad
 
     # ***** autograd state *****
 
     @property
-    def requires_grad(self):
+    def requires_grad(self) -> bool:
         """bool: Whether ops on this tensor are recorded for ``backward()``."""
         return self._requires_grad
 
     @requires_grad.setter
-    def requires_grad(self, flag):
+    def requires_grad(self, flag: bool) -> None:
         flag = bool(flag)
         if self._node is not None and not flag:
             raise ValueError("requires_grad: only leaf tensors can stop requiring grad; use "
@@ -78,13 +90,13 @@ class Tensor:
                             f"got dtype {self.data.dtype}")
         self._requires_grad = flag
 
-    def requires_grad_(self, requires_grad=True):
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Set ``requires_grad`` in place and return this tensor."""
         self.requires_grad = requires_grad
         return self
 
     @property
-    def grad(self):
+    def grad(self) -> Optional[Tensor]:
         """Tensor or None: The gradient accumulated by ``backward()`` into this leaf.
 
         Set it to None to clear it, or to a Tensor or array of this tensor's shape and dtype.
@@ -92,7 +104,7 @@ class Tensor:
         return None if self._grad is None else _wrap(self._grad)
 
     @grad.setter
-    def grad(self, value):
+    def grad(self, value: Optional[Union[Tensor, np.ndarray]]) -> None:
         if value is None:
             self._grad = None
             return
@@ -109,16 +121,16 @@ class Tensor:
         self._grad = grad
 
     @property
-    def grad_fn(self):
+    def grad_fn(self) -> Any:
         """The graph node that produced this tensor (e.g. ``<MulBackward>``), None for leaves."""
         return self._node
 
     @property
-    def is_leaf(self):
+    def is_leaf(self) -> bool:
         """bool: True unless the tensor was computed by a recorded op."""
         return self._node is None
 
-    def backward(self, gradient=None, retain_graph=False):
+    def backward(self, gradient: Optional[Operand] = None, retain_graph: bool = False) -> None:
         """Accumulate the gradient of this tensor into the ``.grad`` of every leaf.
 
         Args:
@@ -131,32 +143,32 @@ class Tensor:
         """
         _function.run_backward(self, gradient, retain_graph)
 
-    def detach(self):
+    def detach(self) -> Tensor:
         """Return a tensor sharing this one's data, outside the graph (requires_grad False)."""
         return Tensor(self.data)
 
     # ***** array properties *****
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, ...]:
         """tuple: The size of each dim."""
         return self.data.shape
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype[Any]:
         """numpy.dtype: The element type (``cnn.float32`` by default)."""
         return self.data.dtype
 
     @property
-    def ndim(self):
+    def ndim(self) -> int:
         """int: The number of dims."""
         return self.data.ndim
 
-    def dim(self):
+    def dim(self) -> int:
         """Return the number of dims."""
         return self.data.ndim
 
-    def size(self, dim=None):
+    def size(self, dim: Optional[int] = None) -> Union[tuple[int, ...], int]:
         """Return the shape, or the size of one ``dim``."""
         if dim is None:
             return self.data.shape
@@ -164,47 +176,59 @@ class Tensor:
             raise np.exceptions.AxisError(f"dim: a 0-d tensor has no dimensions, got {dim!r}")
         return self.data.shape[dimension(dim, self.data.ndim)]
 
-    def numel(self):
+    def numel(self) -> int:
         """Return the number of elements."""
         return self.data.size
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.data)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Tensor]:
         if self.data.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
         return (self[i] for i in range(len(self.data)))
 
     # ***** conversions *****
 
-    def numpy(self):
+    def numpy(self) -> np.ndarray:
         """Return the data array (shared, not copied)."""
         return self.data
 
-    def item(self):
+    def item(self) -> Number:
         """Return the value of a one-element tensor as a Python number."""
         return self.data.item()
 
-    def __array__(self, dtype=None, copy=None):
-        return np.array(self.data, dtype=dtype, copy=copy)
+    def __array__(self, dtype: Optional[npt.DTypeLike] = None,
+                  copy: Optional[bool] = None) -> np.ndarray:
+        """The data as an array, for ``np.asarray(tensor)`` and every NumPy function.
 
-    def __float__(self):
+        NumPy >= 2 passes ``copy`` with ``np.array``'s meaning (True: always copy, None: only
+        if needed, False: never, raise if a copy is needed); NumPy 1.x never passes it (and its
+        ``np.array`` refuses ``copy=None``), so the three cases are written out here.
+        """
+        if copy:
+            return np.array(self.data, dtype=dtype, copy=True)
+        if copy is False and dtype is not None and np.dtype(dtype) != self.data.dtype:
+            raise ValueError(f"cannot convert a {self.data.dtype} tensor to {np.dtype(dtype)} "
+                             "without a copy (copy=False)")
+        return np.asarray(self.data, dtype=dtype)
+
+    def __float__(self) -> builtins.float:
         return float(self.item())
 
-    def __int__(self):
+    def __int__(self) -> int:
         return int(self.item())
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         return bool(self.data)
 
-    def __format__(self, spec):
+    def __format__(self, spec: str) -> str:
         # f"{loss:.4f}" formats the value of a one-element tensor, as in PyTorch.
         if self.data.ndim == 0:
             return format(self.item(), spec)
         return super().__format__(spec)
 
-    def to(self, dtype):
+    def to(self, dtype: npt.DTypeLike) -> Tensor:
         """Return this tensor cast to ``dtype`` (itself if it already has it); differentiable.
 
         ``to("cpu")`` returns the tensor itself, so that device-agnostic PyTorch code runs.
@@ -215,25 +239,25 @@ class Tensor:
         _check_dtype(dtype, "dtype")
         return self if dtype == self.data.dtype else _ops.Cast.apply(self, dtype)
 
-    def cpu(self):
+    def cpu(self) -> Tensor:
         """Return this tensor (tensors always live in main memory)."""
         return self
 
-    def float(self):
+    def float(self) -> Tensor:
         """Return this tensor as float32 (differentiable)."""
         return self.to(np.float32)
 
-    def double(self):
+    def double(self) -> Tensor:
         """Return this tensor as float64 (differentiable)."""
         return self.to(np.float64)
 
-    def long(self):
+    def long(self) -> Tensor:
         """Return this tensor as int64 (no gradient flows through)."""
         return self.to(np.int64)
 
     # ***** arithmetic *****
 
-    def _operand(self, other):
+    def _operand(self, other: object) -> Any:
         """Return ``other`` ready to meet this tensor in a binary op."""
         if isinstance(other, Tensor):
             return other
@@ -245,79 +269,79 @@ class Tensor:
         _check_dtype(other.dtype, "other")
         return other
 
-    def __add__(self, other):
+    def __add__(self, other: Operand) -> Tensor:
         return _ops.Add.apply(self, self._operand(other))
 
-    def __radd__(self, other):
+    def __radd__(self, other: Operand) -> Tensor:
         return _ops.Add.apply(self._operand(other), self)
 
-    def __sub__(self, other):
+    def __sub__(self, other: Operand) -> Tensor:
         return _ops.Sub.apply(self, self._operand(other))
 
-    def __rsub__(self, other):
+    def __rsub__(self, other: Operand) -> Tensor:
         return _ops.Sub.apply(self._operand(other), self)
 
-    def __mul__(self, other):
+    def __mul__(self, other: Operand) -> Tensor:
         return _ops.Mul.apply(self, self._operand(other))
 
-    def __rmul__(self, other):
+    def __rmul__(self, other: Operand) -> Tensor:
         return _ops.Mul.apply(self._operand(other), self)
 
-    def __truediv__(self, other):
+    def __truediv__(self, other: Operand) -> Tensor:
         return _ops.Div.apply(self, self._operand(other))
 
-    def __rtruediv__(self, other):
+    def __rtruediv__(self, other: Operand) -> Tensor:
         return _ops.Div.apply(self._operand(other), self)
 
-    def __pow__(self, exponent):
+    def __pow__(self, exponent: Operand) -> Tensor:
         return _ops.Pow.apply(self, self._operand(exponent))
 
-    def __rpow__(self, base):
+    def __rpow__(self, base: Operand) -> Tensor:
         return _ops.Pow.apply(self._operand(base), self)
 
-    def __matmul__(self, other):
+    def __matmul__(self, other: Operand) -> Tensor:
         return _ops.MatMul.apply(self, self._operand(other))
 
-    def __rmatmul__(self, other):
+    def __rmatmul__(self, other: Operand) -> Tensor:
         return _ops.MatMul.apply(self._operand(other), self)
 
-    def __neg__(self):
+    def __neg__(self) -> Tensor:
         return _ops.Neg.apply(self)
 
-    def exp(self):
+    def exp(self) -> Tensor:
         """Return ``e ** self``, elementwise."""
         return _ops.Exp.apply(self)
 
-    def log(self):
+    def log(self) -> Tensor:
         """Return the natural logarithm, elementwise."""
         return _ops.Log.apply(self)
 
     # ***** comparisons (no gradient) *****
 
-    def _compare(self, ufunc, other):
+    def _compare(self, ufunc: np.ufunc, other: object) -> Tensor:
         other = other.data if isinstance(other, Tensor) else self._operand(other)
         return Tensor(_ops._elementwise(ufunc, self.data, other))
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> Tensor:  # type: ignore[override]
         if other is None:
             return NotImplemented
         return self._compare(np.equal, other)
 
-    def __ne__(self, other):
+    def __ne__(self, other: object) -> Tensor:  # type: ignore[override]
         if other is None:
             return NotImplemented
         return self._compare(np.not_equal, other)
 
-    def __lt__(self, other):
+    def __lt__(self, other: Operand) -> Tensor:
         return self._compare(np.less, other)
 
-    def __le__(self, other):
+    def __le__(self, other: Operand) -> Tensor:
         return self._compare(np.less_equal, other)
 
-    def __gt__(self, other):
+    def __gt__(self, other: Operand) -> Tensor:
         return self._compare(np.greater, other)
 
-    def __ge__(self, other):
+    def __ge__(self, other: Operand) -> Tensor:
         return self._compare(np.greater_equal, other)
 
     # Defining __eq__ would otherwise make tensors unhashable; like PyTorch, hash by identity.
@@ -325,15 +349,15 @@ class Tensor:
 
     # ***** reductions *****
 
-    def sum(self, dim=None, keepdim=False):
+    def sum(self, dim: Dims = None, keepdim: bool = False) -> Tensor:
         """Sum over ``dim`` (an int, a tuple of ints, or None for all elements)."""
         return _ops.Sum.apply(self, _dims(dim, self.data.ndim), keepdim)
 
-    def mean(self, dim=None, keepdim=False):
+    def mean(self, dim: Dims = None, keepdim: bool = False) -> Tensor:
         """Mean over ``dim`` (an int, a tuple of ints, or None for all elements)."""
         return _ops.Mean.apply(self, _dims(dim, self.data.ndim), keepdim)
 
-    def max(self, dim=None, keepdim=False):
+    def max(self, dim: Optional[int] = None, keepdim: bool = False) -> Union[Tensor, MaxResult]:
         """Maximum of all elements, or ``(values, indices)`` along ``dim``.
 
         Args:
@@ -352,7 +376,7 @@ class Tensor:
         values = _ops.Max.apply(self, dim, keepdim)
         return MaxResult(values, self.argmax(dim, keepdim))
 
-    def argmax(self, dim=None, keepdim=False):
+    def argmax(self, dim: Optional[int] = None, keepdim: bool = False) -> Tensor:
         """Index of the first maximum over all elements (flat index) or along ``dim`` (int64)."""
         data = self.data
         if dim is not None:
@@ -367,15 +391,15 @@ class Tensor:
 
     # ***** shape *****
 
-    def reshape(self, *shape):
+    def reshape(self, *shape: Shape) -> Tensor:
         """Return the same elements in ``shape`` (a tuple or ints; one dim may be -1)."""
         return _ops.Reshape.apply(self, _shape_arg(shape, "shape"))
 
-    def view(self, *shape):
+    def view(self, *shape: Shape) -> Tensor:
         """Same as :meth:`reshape` (NumPy copies when a view is impossible)."""
         return _ops.Reshape.apply(self, _shape_arg(shape, "shape"))
 
-    def flatten(self, start_dim=0, end_dim=-1):
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
         """Merge dims ``start_dim`` to ``end_dim`` (inclusive) into one."""
         shape = self.data.shape
         start = dimension(start_dim, len(shape), "start_dim")
@@ -387,7 +411,7 @@ class Tensor:
                              f"({end_dim}) in a {len(shape)}-d tensor")
         return self.reshape(shape[:start] + (math.prod(shape[start:end + 1]),) + shape[end + 1:])
 
-    def squeeze(self, dim=None):
+    def squeeze(self, dim: Optional[int] = None) -> Tensor:
         """Remove all dims of size 1, or ``dim`` if its size is 1."""
         shape = self.data.shape
         if dim is None:
@@ -397,13 +421,13 @@ class Tensor:
             return self.reshape(())
         return self.reshape(shape[:dim] + shape[dim + 1:] if shape[dim] == 1 else shape)
 
-    def unsqueeze(self, dim):
+    def unsqueeze(self, dim: int) -> Tensor:
         """Insert a dim of size 1 at position ``dim``."""
         shape = self.data.shape
         dim = dimension(dim, len(shape) + 1)
         return self.reshape(shape[:dim] + (1,) + shape[dim:])
 
-    def permute(self, *dims):
+    def permute(self, *dims: Shape) -> Tensor:
         """Reorder the dims: dim ``i`` of the result is dim ``dims[i]`` of this tensor."""
         ndim = self.data.ndim
         dims = _shape_arg(dims, "dims")
@@ -411,7 +435,7 @@ class Tensor:
             raise ValueError(f"dims: expected a permutation of the {ndim} dims, got {dims}")
         return _ops.Permute.apply(self, tuple([d % ndim for d in dims]))
 
-    def transpose(self, dim0, dim1):
+    def transpose(self, dim0: int, dim1: int) -> Tensor:
         """Swap dims ``dim0`` and ``dim1``."""
         ndim = self.data.ndim
         dim0, dim1 = dimension(dim0, ndim, "dim0"), dimension(dim1, ndim, "dim1")
@@ -421,18 +445,18 @@ class Tensor:
         return _ops.Permute.apply(self, tuple(dims))
 
     @property
-    def T(self):
+    def T(self) -> Tensor:
         """Tensor: This tensor with its dims reversed (the transpose of a matrix)."""
         return _ops.Permute.apply(self, tuple(range(self.data.ndim))[::-1])
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: Any) -> Tensor:
         if isinstance(index, tuple):
             index = tuple([item.data if isinstance(item, Tensor) else item for item in index])
         return _ops.GetItem.apply(self, index)
 
     # ***** display *****
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         data = self.data
         body = np.array2string(data, separator=", ", prefix="tensor(", precision=4,
                                floatmode="fixed" if _has_fraction(data) else "maxprec")
@@ -450,7 +474,8 @@ class Tensor:
 
 # ***** factories *****
 
-def tensor(data, requires_grad=False, dtype=None):
+def tensor(data: Operand, requires_grad: bool = False,
+           dtype: Optional[npt.DTypeLike] = None) -> Tensor:
     """Create a tensor from a copy of ``data``.
 
     Args:
@@ -468,34 +493,39 @@ def tensor(data, requires_grad=False, dtype=None):
     return Tensor(_as_array(data, dtype, copy=True), requires_grad=requires_grad)
 
 
-def from_numpy(array):
+def from_numpy(array: np.ndarray) -> Tensor:
     """Wrap a NumPy array without copying: the tensor and the array share memory."""
     if not isinstance(array, np.ndarray):
         raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
     return Tensor(array)
 
 
-def zeros(*size, dtype=None, requires_grad=False):
+def zeros(*size: Shape, dtype: Optional[npt.DTypeLike] = None,
+          requires_grad: bool = False) -> Tensor:
     """Return a tensor of zeros of shape ``size`` (ints or one tuple), float32 by default."""
     return Tensor(np.zeros(_size(size, "zeros"), _float_dtype(dtype)), requires_grad)
 
 
-def ones(*size, dtype=None, requires_grad=False):
+def ones(*size: Shape, dtype: Optional[npt.DTypeLike] = None,
+         requires_grad: bool = False) -> Tensor:
     """Return a tensor of ones of shape ``size`` (ints or one tuple), float32 by default."""
     return Tensor(np.ones(_size(size, "ones"), _float_dtype(dtype)), requires_grad)
 
 
-def zeros_like(input, dtype=None, requires_grad=False):
+def zeros_like(input: Operand, dtype: Optional[npt.DTypeLike] = None,
+               requires_grad: bool = False) -> Tensor:
     """Return zeros of ``input``'s shape and (unless ``dtype`` is given) dtype."""
     return Tensor(np.zeros_like(np.asarray(input), dtype=dtype), requires_grad)
 
 
-def ones_like(input, dtype=None, requires_grad=False):
+def ones_like(input: Operand, dtype: Optional[npt.DTypeLike] = None,
+              requires_grad: bool = False) -> Tensor:
     """Return ones of ``input``'s shape and (unless ``dtype`` is given) dtype."""
     return Tensor(np.ones_like(np.asarray(input), dtype=dtype), requires_grad)
 
 
-def randn(*size, dtype=None, requires_grad=False, generator=None):
+def randn(*size: Shape, dtype: Optional[npt.DTypeLike] = None, requires_grad: bool = False,
+          generator: Optional[np.random.Generator] = None) -> Tensor:
     """Return standard normal samples of shape ``size``, float32 by default.
 
     Args:
@@ -516,7 +546,7 @@ def randn(*size, dtype=None, requires_grad=False, generator=None):
 
 # ***** helpers *****
 
-def _wrap(array):
+def _wrap(array: np.ndarray) -> Tensor:
     """A Tensor around `array`, an ndarray already known to be valid: no conversion, no checks
     (optimizers read every gradient on every step through `Tensor.grad`)."""
     tensor = object.__new__(Tensor)
@@ -527,7 +557,8 @@ def _wrap(array):
     return tensor
 
 
-def _as_array(data, dtype=None, copy=False):
+def _as_array(data: Operand, dtype: Optional[npt.DTypeLike] = None,
+              copy: bool = False) -> np.ndarray:
     """Convert ``data`` to an ndarray of a supported dtype, with the default float dtype."""
     if isinstance(data, Tensor):
         data = data.data
@@ -547,26 +578,26 @@ def _as_array(data, dtype=None, copy=False):
     return array
 
 
-def _check_dtype(dtype, name):
+def _check_dtype(dtype: np.dtype[Any], name: str) -> None:
     if dtype.kind not in _SUPPORTED_KINDS:
         raise TypeError(f"{name}: unsupported dtype {dtype}; expected bool, integer or "
                         "floating point")
 
 
-def _numpy_dtype(dtype, name):
+def _numpy_dtype(dtype: Optional[npt.DTypeLike], name: str) -> np.dtype[Any]:
     try:
         return np.dtype(dtype)
     except TypeError as error:
         raise TypeError(f"{name}: expected a NumPy dtype, got {dtype!r} ({error})") from None
 
 
-def _float_dtype(dtype):
+def _float_dtype(dtype: Optional[npt.DTypeLike]) -> np.dtype[Any]:
     dtype = _DEFAULT_FLOAT if dtype is None else _numpy_dtype(dtype, "dtype")
     _check_dtype(dtype, "dtype")
     return dtype
 
 
-def _size(size, name):
+def _size(size: tuple[Any, ...], name: str) -> tuple[Any, ...]:
     """Normalise ``f(2, 3)`` / ``f((2, 3))`` / ``f([2, 3])`` to a shape tuple."""
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = tuple(size[0])
@@ -578,14 +609,14 @@ def _size(size, name):
     return size
 
 
-def _shape_arg(shape, name):
+def _shape_arg(shape: Sequence[Any], name: str) -> tuple[int, ...]:
     """Accept ``reshape(2, 3)`` as well as ``reshape((2, 3))``; every entry an integer."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = shape[0]
     return tuple([integer(size, name) for size in shape])
 
 
-def _dims(dim, ndim):
+def _dims(dim: Dims, ndim: int) -> Optional[Union[int, tuple[int, ...]]]:
     """A reduction's ``dim`` (None, an int, or a tuple or list of ints) checked against ``ndim``
     dims: None, an int or a tuple of distinct non-negative ints."""
     if dim is None:
@@ -600,7 +631,7 @@ def _dims(dim, ndim):
     return None if not ndim else dims
 
 
-def _has_fraction(data):
+def _has_fraction(data: np.ndarray) -> bool:
     """Whether a float array has a finite non-integral value (PyTorch then prints 4 decimals)."""
     if data.dtype.kind != "f":
         return False
