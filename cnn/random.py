@@ -5,6 +5,11 @@ one module-level :class:`numpy.random.Generator` on a PCG64 bit generator, so
 ``cnn.manual_seed(seed)`` makes a whole run reproducible, and its state can be saved and
 restored for an exact resume.
 """
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
 from cnn._validation import integer
@@ -14,7 +19,7 @@ from cnn._validation import integer
 _generator = np.random.Generator(np.random.PCG64())
 
 
-def manual_seed(seed):
+def manual_seed(seed: int) -> np.random.Generator:
     """Reset the default generator to a fixed seed.
 
     Args:
@@ -28,7 +33,7 @@ def manual_seed(seed):
     return _generator
 
 
-def default_generator():
+def default_generator() -> np.random.Generator:
     """Return the generator used when no ``generator`` argument is given.
 
     Returns:
@@ -37,7 +42,7 @@ def default_generator():
     return _generator
 
 
-def get_rng_state():
+def get_rng_state() -> Mapping[str, Any]:
     """Return the default generator's state.
 
     Returns:
@@ -46,7 +51,7 @@ def get_rng_state():
     return _generator.bit_generator.state
 
 
-def set_rng_state(state):
+def set_rng_state(state: Mapping[str, Any]) -> None:
     """Restore a state returned by :func:`get_rng_state`.
 
     Args:

@@ -1,14 +1,18 @@
-"""`show_config()`: what this installation of cnn runs on (version, kernels, threads, BLAS, malloc)."""
+"""`show_config()`: what this installation of cnn runs on (version, kernels, threads, BLAS,
+malloc)."""
+from __future__ import annotations
+
 import platform
+from typing import Any, Optional
 
 import numpy as np
 
 from cnn import _ext, _malloc
-from cnn.threads import get_num_threads, openmp_enabled
+from cnn.threads import get_num_threads, openmp_enabled, wait_policy
 from cnn.version import __version__
 
 
-def _cpu_model():
+def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -19,7 +23,7 @@ def _cpu_model():
     return platform.processor() or platform.machine()
 
 
-def _blas():
+def _blas() -> str:
     try:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         return f"{blas.get('name', '?')} {blas.get('version', '?')}"
@@ -27,7 +31,7 @@ def _blas():
         return "unknown"
 
 
-def config():
+def config() -> dict[str, Any]:
     """The facts show_config prints, as a dict (bench/ records them next to its figures)."""
     return {
         "cnn": __version__,
@@ -39,26 +43,34 @@ def config():
         "isa_available": _ext.available_isas(),
         "openmp": openmp_enabled(),
         "threads": get_num_threads(),
+        "wait_policy": wait_policy(),
         "malloc": _malloc.state(),
     }
 
 
-def show_config(mode="stdout"):
+def show_config(mode: str = "stdout") -> Optional[dict[str, Any]]:
     """Print the version, OpenMP, kernel threads, instruction set, numpy's BLAS and malloc policy.
 
-    With mode="dicts", return them as a dict instead (like numpy.show_config).
+    Args:
+        mode: "stdout" to print them, "dicts" to return them as a dict instead (like
+            ``numpy.show_config``).
+
+    Raises:
+        ValueError: For another mode.
     """
     info = config()
     if mode == "dicts":
         return info
     if mode != "stdout":
         raise ValueError(f"mode: expected 'stdout' or 'dicts', got {mode!r}")
-    openmp = "enabled" if info["openmp"] else "disabled (serial kernels)"
+    openmp = ("enabled" if info["openmp"] else "disabled: serial kernels (the build found no "
+              "OpenMP in its compiler, or CNN_NO_OPENMP was set)")
     print(f"cnn {info['cnn']} (Python {info['python']}, numpy {info['numpy']})")
     print(f"  kernels:         compiled Cython, instruction set {info['isa']} "
           f"(this CPU can run: {', '.join(info['isa_available'])}; CNN_ISA forces one)")
     print(f"  OpenMP:          {openmp}")
     print(f"  kernel threads:  {info['threads']} (cnn.set_num_threads)")
+    print(f"  idle threads:    {info['wait_policy']}")
     print(f"  numpy BLAS:      {info['blas']}")
     print(f"  memory:          {info['malloc']}")
     print(f"  CPU:             {info['cpu']}")

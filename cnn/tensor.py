@@ -10,7 +10,13 @@ This file holds the class's state, operators and display; its other methods come
 from ``cnn/_tensor/`` (shapes, math, reductions, in-place operations, conversions), and the
 factories (``tensor``, ``zeros``, ``randn``, ...) from :mod:`cnn.creation`, re-exported here.
 """
+from __future__ import annotations
+
+import builtins
+from typing import Any, Callable, Iterator, Optional, Sequence, Union
+
 import numpy as np
+import numpy.typing as npt
 
 from . import _dtypes
 from ._dtypes import float16, float32, float64, int32, int64, uint8
@@ -32,6 +38,11 @@ __all__ = ["Tensor", "Size", "MaxResult", "tensor", "as_tensor", "from_numpy", "
            "empty", "full", "zeros_like", "ones_like", "empty_like", "full_like", "rand", "randn",
            "randint", "randperm", "rand_like", "randn_like", "randint_like", "arange",
            "linspace", "eye", "float16", "float32", "float64", "int32", "int64", "uint8"]
+
+# The types of the signatures (the arguments themselves are checked at run time): what an
+# operand may be, and what item() gives.
+Operand = Union["Tensor", npt.ArrayLike]
+Number = Union[builtins.int, builtins.float, builtins.bool]
 
 # Dtypes the repr leaves out, as PyTorch's does.
 _IMPLIED_DTYPES = (np.dtype(np.float32), np.dtype(np.int64), np.dtype(np.bool_))
@@ -59,24 +70,24 @@ class Tensor(ShapeMethods, MathMethods, ReductionMethods, InPlaceMethods, Conver
     # Above ndarray's, so that ``array + tensor`` calls Tensor.__radd__ and gives a Tensor.
     __array_priority__ = 1000
 
-    def __init__(self, data, requires_grad=False):
+    def __init__(self, data: Operand, requires_grad: bool = False) -> None:
         self.data = _as_array(data)
-        self._grad = None
-        self._node = None
-        self._base = None
-        self._counter = None
+        self._grad: Optional[np.ndarray] = None
+        self._node: Any = None
+        self._base: Optional[Tensor] = None
+        self._counter: Any = None
         self._requires_grad = False
         self.requires_grad = requires_grad
 
     # ***** autograd state *****
 
     @property
-    def requires_grad(self):
+    def requires_grad(self) -> bool:
         """bool: Whether ops on this tensor are recorded for ``backward()``."""
         return self._requires_grad
 
     @requires_grad.setter
-    def requires_grad(self, flag):
+    def requires_grad(self, flag: bool) -> None:
         flag = bool(flag)
         if self._node is not None and not flag:
             raise ValueError("requires_grad: only leaf tensors can stop requiring grad; use "
@@ -86,13 +97,13 @@ class Tensor(ShapeMethods, MathMethods, ReductionMethods, InPlaceMethods, Conver
                             f"got dtype {self.data.dtype}")
         self._requires_grad = flag
 
-    def requires_grad_(self, requires_grad=True):
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Set ``requires_grad`` in place and return this tensor."""
         self.requires_grad = requires_grad
         return self
 
     @property
-    def grad(self):
+    def grad(self) -> Optional[Tensor]:
         """Tensor or None: The gradient accumulated by ``backward()`` into this leaf.
 
         Set it to None to clear it, or to a Tensor or array of this tensor's shape and dtype.
@@ -101,7 +112,7 @@ class Tensor(ShapeMethods, MathMethods, ReductionMethods, InPlaceMethods, Conver
         return None if self._grad is None else _wrap(self._grad)
 
     @grad.setter
-    def grad(self, value):
+    def grad(self, value: Optional[Union[Tensor, np.ndarray]]) -> None:
         if value is None:
             self._grad = None
             return
@@ -118,22 +129,23 @@ class Tensor(ShapeMethods, MathMethods, ReductionMethods, InPlaceMethods, Conver
         self._grad = grad
 
     @property
-    def grad_fn(self):
+    def grad_fn(self) -> Any:
         """The graph node that produced this tensor (e.g. ``<MulBackward>``), None for leaves."""
         return self._node
 
     @property
-    def is_leaf(self):
+    def is_leaf(self) -> bool:
         """bool: True unless the tensor was computed by a recorded op."""
         return self._node is None
 
     @property
-    def _version(self):
+    def _version(self) -> int:
         """int: How many in-place operations modified this tensor's memory (shared by views)."""
         counter = (self if self._base is None else self._base)._counter
         return 0 if counter is None else counter.value
 
-    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+    def backward(self, gradient: Optional[Operand] = None, retain_graph: Optional[bool] = None,
+                 create_graph: bool = False, inputs: Optional[Sequence[Tensor]] = None) -> None:
         """Accumulate the gradient of this tensor into the ``.grad`` of every leaf.
 
         Args:
@@ -151,7 +163,7 @@ class Tensor(ShapeMethods, MathMethods, ReductionMethods, InPlaceMethods, Conver
         _engine._first_order(create_graph)
         _engine.run_backward(self, gradient, bool(retain_graph), inputs)
 
-    def register_hook(self, hook):
+    def register_hook(self, hook: Callable[[Tensor], Optional[Tensor]]) -> Any:
         """Call ``hook(grad)`` whenever the gradient with respect to this tensor is computed.
 
         The hook may return a replacement gradient (a Tensor of the same shape) or None. On a
@@ -172,7 +184,7 @@ class Tensor(ShapeMethods, MathMethods, ReductionMethods, InPlaceMethods, Conver
             return _engine.register_leaf_hook(self, hook)
         return self._node.register_hook(hook)
 
-    def retain_grad(self):
+    def retain_grad(self) -> None:
         """Keep the gradient of this computed tensor in its ``.grad`` at backward (a leaf
         keeps it anyway)."""
         if not self._requires_grad:
@@ -182,20 +194,20 @@ class Tensor(ShapeMethods, MathMethods, ReductionMethods, InPlaceMethods, Conver
         import weakref  # noqa: PLC0415 (standard library, only for retained gradients)
         tensor = weakref.ref(self)
 
-        def keep(grad):
+        def keep(grad: Tensor) -> None:
             owner = tensor()
             if owner is not None:
                 owner._grad = grad.data.copy() if owner._grad is None else owner._grad + grad.data
 
         self._node._retains = self._node.register_hook(keep)
 
-    def detach(self):
+    def detach(self) -> Tensor:
         """Return a tensor sharing this one's data (and version), outside the graph."""
         out = Tensor(self.data)
         out._base = self if self._base is None else self._base
         return out
 
-    def detach_(self):
+    def detach_(self) -> Tensor:
         """Detach this tensor from the graph in place (it becomes a leaf that does not
         require grad)."""
         if self._base is not None and self._node is not None:
@@ -207,22 +219,22 @@ class Tensor(ShapeMethods, MathMethods, ReductionMethods, InPlaceMethods, Conver
     # ***** array properties *****
 
     @property
-    def shape(self):
+    def shape(self) -> Size:
         """Size: The size of each dim."""
         return Size(self.data.shape)
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype[Any]:
         """numpy.dtype: The element type (``cnn.float32`` by default)."""
         return self.data.dtype
 
     @property
-    def ndim(self):
+    def ndim(self) -> int:
         """int: The number of dims."""
         return self.data.ndim
 
     @property
-    def device(self):
+    def device(self) -> Any:
         """device: Where the tensor lives: always the CPU."""
         return cpu_device()
 
@@ -230,19 +242,19 @@ class Tensor(ShapeMethods, MathMethods, ReductionMethods, InPlaceMethods, Conver
     is_sparse = False
     is_quantized = False
 
-    def __len__(self):
+    def __len__(self) -> int:
         if not self.data.ndim:
             raise TypeError("len() of a 0-d tensor")
         return len(self.data)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Tensor]:
         if self.data.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
         return (self[i] for i in range(len(self.data)))
 
     # ***** conversions to Python *****
 
-    def numpy(self, force=False):
+    def numpy(self, force: bool = False) -> np.ndarray:
         """Return the data array (shared, not copied).
 
         Args:
@@ -251,37 +263,49 @@ class Tensor(ShapeMethods, MathMethods, ReductionMethods, InPlaceMethods, Conver
         """
         return self.data
 
-    def item(self):
+    def item(self) -> Number:
         """Return the value of a one-element tensor as a Python number."""
         if self.data.size != 1:
             raise ValueError(f"item: a Tensor with {self.data.size} elements cannot be converted "
                              "to a Python number")
         return self.data.item()
 
-    def tolist(self):
+    def tolist(self) -> Any:
         """Return the values as (nested) Python lists of numbers; a number for a 0-d tensor."""
         return self.data.tolist()
 
-    def __array__(self, dtype=None, copy=None):
-        return np.array(self.data, dtype=dtype, copy=copy)
+    def __array__(self, dtype: Optional[npt.DTypeLike] = None,
+                  copy: Optional[builtins.bool] = None) -> np.ndarray:
+        """The data as an array, for ``np.asarray(tensor)`` and every NumPy function.
 
-    def __float__(self):
+        NumPy >= 2 passes ``copy`` with ``np.array``'s meaning (True: always copy, None: only
+        if needed, False: never, raise if a copy is needed); NumPy 1.x never passes it (and its
+        ``np.array`` refuses ``copy=None``), so the three cases are written out here.
+        """
+        if copy:
+            return np.array(self.data, dtype=dtype, copy=True)
+        if copy is False and dtype is not None and np.dtype(dtype) != self.data.dtype:
+            raise ValueError(f"cannot convert a {self.data.dtype} tensor to {np.dtype(dtype)} "
+                             "without a copy (copy=False)")
+        return np.asarray(self.data, dtype=dtype)
+
+    def __float__(self) -> builtins.float:
         return float(self.item())
 
-    def __int__(self):
+    def __int__(self) -> builtins.int:
         return int(self.item())
 
-    def __index__(self):
+    def __index__(self) -> builtins.int:
         # A 0-d integer tensor indexes Python sequences (range(t), lst[t]), as in PyTorch.
         if self.data.dtype.kind not in "iub" or self.data.size != 1:
             raise TypeError("only integer tensors of a single element can be converted to an "
                             "index")
         return int(self.data.item())
 
-    def __bool__(self):
+    def __bool__(self) -> builtins.bool:
         return bool(self.data)
 
-    def __format__(self, spec):
+    def __format__(self, spec: str) -> str:
         # f"{loss:.4f}" formats the value of a one-element tensor, as in PyTorch.
         if self.data.ndim == 0:
             return format(self.item(), spec)
@@ -289,94 +313,94 @@ class Tensor(ShapeMethods, MathMethods, ReductionMethods, InPlaceMethods, Conver
 
     # ***** arithmetic operators *****
 
-    def __add__(self, other):
+    def __add__(self, other: Operand) -> Tensor:
         a, b = binary_operands(self, other)
         return _ops.Add.apply(a, b)
 
-    def __radd__(self, other):
+    def __radd__(self, other: Operand) -> Tensor:
         b, a = binary_operands(self, other)
         return _ops.Add.apply(a, b)
 
-    def __sub__(self, other):
+    def __sub__(self, other: Operand) -> Tensor:
         _check_subtraction(self, other)
         a, b = binary_operands(self, other)
         return _ops.Sub.apply(a, b)
 
-    def __rsub__(self, other):
+    def __rsub__(self, other: Operand) -> Tensor:
         _check_subtraction(self, other)
         b, a = binary_operands(self, other)
         return _ops.Sub.apply(a, b)
 
-    def __mul__(self, other):
+    def __mul__(self, other: Operand) -> Tensor:
         a, b = binary_operands(self, other)
         return _ops.Mul.apply(a, b)
 
-    def __rmul__(self, other):
+    def __rmul__(self, other: Operand) -> Tensor:
         b, a = binary_operands(self, other)
         return _ops.Mul.apply(a, b)
 
-    def __truediv__(self, other):
+    def __truediv__(self, other: Operand) -> Tensor:
         a, b = binary_operands(self, other, true_division=True)
         return _ops.Div.apply(a, b)
 
-    def __rtruediv__(self, other):
+    def __rtruediv__(self, other: Operand) -> Tensor:
         b, a = binary_operands(self, other, true_division=True)
         return _ops.Div.apply(a, b)
 
-    def __floordiv__(self, other):
+    def __floordiv__(self, other: Operand) -> Tensor:
         return self.div(other, rounding_mode="floor")
 
-    def __rfloordiv__(self, other):
+    def __rfloordiv__(self, other: Operand) -> Tensor:
         return as_tensor(other, dtype=None).div(self, rounding_mode="floor")
 
-    def __mod__(self, other):
+    def __mod__(self, other: Operand) -> Tensor:
         return self.remainder(other)
 
-    def __pow__(self, exponent):
+    def __pow__(self, exponent: Operand) -> Tensor:
         a, b = binary_operands(self, exponent)
         return _ops.Pow.apply(a, b)
 
-    def __rpow__(self, base):
+    def __rpow__(self, base: Operand) -> Tensor:
         b, a = binary_operands(self, base)
         return _ops.Pow.apply(a, b)
 
-    def __matmul__(self, other):
+    def __matmul__(self, other: Operand) -> Tensor:
         return self.matmul(other)
 
-    def __rmatmul__(self, other):
+    def __rmatmul__(self, other: Operand) -> Tensor:
         return _ops.MatMul.apply(_constant(other, "other"), self)
 
-    def __neg__(self):
+    def __neg__(self) -> Tensor:
         return _ops.Neg.apply(self)
 
-    def __pos__(self):
+    def __pos__(self) -> Tensor:
         return self
 
-    def __abs__(self):
+    def __abs__(self) -> Tensor:
         return self.abs()
 
-    def __invert__(self):
+    def __invert__(self) -> Tensor:
         if self.data.dtype.kind not in "biu":
             raise TypeError(f"~: bitwise not needs a bool or integer tensor, got dtype "
                             f"{self.data.dtype}")
         return Tensor(np.invert(self.data))
 
-    def __and__(self, other):
+    def __and__(self, other: Operand) -> Tensor:
         return self._bitwise(np.bitwise_and, other, "&")
 
     __rand__ = __and__
 
-    def __or__(self, other):
+    def __or__(self, other: Operand) -> Tensor:
         return self._bitwise(np.bitwise_or, other, "|")
 
     __ror__ = __or__
 
-    def __xor__(self, other):
+    def __xor__(self, other: Operand) -> Tensor:
         return self._bitwise(np.bitwise_xor, other, "^")
 
     __rxor__ = __xor__
 
-    def _bitwise(self, ufunc, other, symbol):
+    def _bitwise(self, ufunc: np.ufunc, other: Operand, symbol: str) -> Tensor:
         other = other.data if isinstance(other, Tensor) else other
         if self.data.dtype.kind not in "biu" or np.asarray(other).dtype.kind not in "biu":
             raise TypeError(f"{symbol}: bitwise operations need bool or integer tensors, got "
@@ -385,33 +409,33 @@ class Tensor(ShapeMethods, MathMethods, ReductionMethods, InPlaceMethods, Conver
 
     # ***** comparisons (no gradient) *****
 
-    def _compare(self, ufunc, other):
+    def _compare(self, ufunc: np.ufunc, other: Any) -> Tensor:
         other = other.data if isinstance(other, Tensor) else other
         if not isinstance(other, (np.ndarray, np.generic, float, int)):
             other = np.asarray(other)
             _dtypes.check(other.dtype, "other")
         return Tensor(_ops.elementwise(ufunc, self.data, other))
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> Tensor:  # type: ignore[override]
         if other is None:
             return NotImplemented
         return self._compare(np.equal, other)
 
-    def __ne__(self, other):
+    def __ne__(self, other: object) -> Tensor:  # type: ignore[override]
         if other is None:
             return NotImplemented
         return self._compare(np.not_equal, other)
 
-    def __lt__(self, other):
+    def __lt__(self, other: Operand) -> Tensor:
         return self._compare(np.less, other)
 
-    def __le__(self, other):
+    def __le__(self, other: Operand) -> Tensor:
         return self._compare(np.less_equal, other)
 
-    def __gt__(self, other):
+    def __gt__(self, other: Operand) -> Tensor:
         return self._compare(np.greater, other)
 
-    def __ge__(self, other):
+    def __ge__(self, other: Operand) -> Tensor:
         return self._compare(np.greater_equal, other)
 
     # Defining __eq__ would otherwise make tensors unhashable; like PyTorch, hash by identity.
@@ -419,7 +443,7 @@ class Tensor(ShapeMethods, MathMethods, ReductionMethods, InPlaceMethods, Conver
 
     # ***** copies *****
 
-    def __deepcopy__(self, memo):
+    def __deepcopy__(self, memo: dict[int, Any]) -> Tensor:
         if self._node is not None:
             raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) "
                                "support the deepcopy protocol at the moment; detach() first")
@@ -433,12 +457,12 @@ class Tensor(ShapeMethods, MathMethods, ReductionMethods, InPlaceMethods, Conver
         new._requires_grad = self._requires_grad
         return new
 
-    def __reduce_ex__(self, protocol):
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
         return (_rebuild, (type(self), self.data, self._requires_grad))
 
     # ***** display *****
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         data = self.data
         body = np.array2string(data, separator=", ", prefix="tensor(", precision=4,
                                floatmode="fixed" if _has_fraction(data) else "maxprec")
@@ -456,7 +480,7 @@ class Tensor(ShapeMethods, MathMethods, ReductionMethods, InPlaceMethods, Conver
 
 # ***** helpers *****
 
-def _wrap(array):
+def _wrap(array: np.ndarray) -> Tensor:
     """A Tensor around `array`, an ndarray already known to be valid: no conversion, no checks
     (optimizers read every gradient on every step through `Tensor.grad`)."""
     tensor = object.__new__(Tensor)
@@ -469,14 +493,14 @@ def _wrap(array):
     return tensor
 
 
-def _rebuild(cls, data, requires_grad):
+def _rebuild(cls: type[Tensor], data: np.ndarray, requires_grad: bool) -> Tensor:
     """Unpickle a tensor (a leaf: the graph is not pickled)."""
     out = cls.__new__(cls)
     Tensor.__init__(out, data, requires_grad)
     return out
 
 
-def _as_array(data):
+def _as_array(data: Operand) -> np.ndarray:
     """``data`` as an ndarray of a supported dtype (shared when it is one already)."""
     if isinstance(data, Tensor):
         return data.data
@@ -486,7 +510,7 @@ def _as_array(data):
     return tensor(data).data
 
 
-def _check_subtraction(tensor, other):
+def _check_subtraction(tensor: Tensor, other: Operand) -> None:
     """PyTorch refuses to subtract bools (NumPy too, for arrays): it is never what was meant."""
     other_dtype = other.data.dtype if isinstance(other, Tensor) else np.asarray(other).dtype
     if tensor.data.dtype.kind == "b" or other_dtype.kind == "b":
@@ -495,7 +519,7 @@ def _check_subtraction(tensor, other):
                         "operator instead.")
 
 
-def _constant(value, name):
+def _constant(value: Operand, name: str) -> Any:
     if isinstance(value, Tensor):
         return value
     array = np.asarray(value)
@@ -503,7 +527,7 @@ def _constant(value, name):
     return array
 
 
-def _has_fraction(data):
+def _has_fraction(data: np.ndarray) -> bool:
     """Whether a float array has a finite non-integral value (PyTorch then prints 4 decimals)."""
     if data.dtype.kind != "f":
         return False

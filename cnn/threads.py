@@ -3,25 +3,30 @@
 The kernels take their thread count from here on every call (they never change OpenMP's global
 state, so they cannot disturb other OpenMP libraries in the process). The default is
 `OMP_NUM_THREADS` when it is set, else the cores this process may run on. Without OpenMP (see
-`openmp_enabled()`), the kernels are serial and `get_num_threads()` is 1 whatever was set.
+`openmp_enabled()`), the kernels are serial, `get_num_threads()` is 1 whatever was set, and
+asking for more than one thread warns.
+
+How idle threads wait (the OpenMP wait policy) is chosen when the kernels load: see
+`cnn/_ext/__init__.py` and `wait_policy()`.
 """
+from __future__ import annotations
+
 import os
+import warnings
 
 from cnn import _ext
 from cnn._validation import integer
-
-
-def openmp_enabled():
-    """True when the kernels were compiled with OpenMP (multi-threaded)."""
-    return _ext.openmp_enabled()
-
 
 # OpenMP cannot start tens of thousands of threads (libgomp aborts the process), and no CPU
 # this library targets has more than a few hundred cores.
 MAX_THREADS = 1024
 
+def openmp_enabled() -> bool:
+    """True when the kernels were compiled with OpenMP (multi-threaded)."""
+    return bool(_ext.openmp_enabled())
 
-def _default_num_threads():
+
+def _default_num_threads() -> int:
     requested = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
     if requested.isdigit() and int(requested) > 0:
         return min(int(requested), MAX_THREADS)
@@ -34,12 +39,44 @@ def _default_num_threads():
 _num_threads = _default_num_threads()
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """The number of threads the kernels use (1 when built without OpenMP)."""
     return _num_threads if openmp_enabled() else 1
 
 
-def set_num_threads(n):
-    """Set the number of threads the kernels use; `n` is an integer in [1, MAX_THREADS]."""
+def set_num_threads(n: int) -> None:
+    """Set the number of threads the kernels use.
+
+    Args:
+        n: An integer in [1, MAX_THREADS].
+
+    Raises:
+        TypeError, ValueError: If `n` is not such an integer.
+
+    Warns:
+        RuntimeWarning: When more than one thread is asked for and this build has no OpenMP
+            (the kernels then run serially: ``get_num_threads()`` stays 1).
+    """
     global _num_threads
     _num_threads = integer(n, "n", minimum=1, maximum=MAX_THREADS)
+    if _num_threads > 1 and not openmp_enabled():
+        warnings.warn(
+            f"cnn.set_num_threads({_num_threads}): this build of cnn has no OpenMP (its "
+            "compiler had none, or CNN_NO_OPENMP was set), so the kernels run on one thread. "
+            "Rebuild with a compiler that supports OpenMP (README, 'The build') for more.",
+            RuntimeWarning, stacklevel=2)
+
+
+def wait_policy() -> str:
+    """How the kernels' idle OpenMP threads wait, and who chose it: a phrase for show_config."""
+    state = _ext.wait_policy
+    settings = ", ".join(f"{name}={value}" for name, value in state["settings"].items())
+    if state["source"] == "serial":
+        return "none (serial kernels)"
+    if state["source"] == "loaded before cnn":
+        return ("as the OpenMP runtime read it when another library loaded it before cnn (to "
+                "choose, set OMP_WAIT_POLICY before starting Python)")
+    if state["source"] == "environment":
+        return f"{settings} (from the environment)"
+    return (f"{settings} (cnn's default, for busy machines; OMP_WAIT_POLICY or GOMP_SPINCOUNT "
+            "overrides)")

@@ -86,7 +86,7 @@ def test_help(command, capsys):
     (["train", "--lr", "nan"], "--lr: expected a positive number, got nan"),
     (["train", "--optimizer", "rmsprop"], "invalid choice: 'rmsprop'"),
     (["train", "--seed", "-1"], "--seed: expected a non-negative integer, got -1"),
-    (["evaluate"], "required: --model"),
+    (["classify", "--errors", "3"], "unrecognized arguments: 3"),
     (["profile", "--iters", "x"], "--iters: expected a positive integer, got 'x'"),
 ])
 def test_bad_arguments(argv, complaint, capsys):
@@ -118,7 +118,7 @@ def test_train_reports_each_epoch_and_writes_a_checkpoint(trained):
                for line in epochs)
     assert re.match(r"done in \d+ s: test accuracy \d+\.\d\d% after 2 epochs; the model is in "
                     r"lenet_mnist.npz", lines[-2])
-    assert lines[-1] == "next: python -m cnn evaluate --model lenet_mnist.npz"
+    assert lines[-1] == "next: python -m cnn evaluate"  # the data and the model are found alike
 
     checkpoint = cnn.load(checkpoint_path)
     assert checkpoint["format"] == "cnn train checkpoint" and checkpoint["epoch"] == 2
@@ -228,8 +228,8 @@ def test_missing_data_is_explained_without_a_traceback(tmp_path):
 
 @needs_mnist
 def test_evaluate_prints_accuracy_and_confusion_matrix(trained):
-    folder, checkpoint, _ = trained
-    result = run_cli("evaluate", "--model", checkpoint.name, cwd=folder)
+    folder, _, _ = trained
+    result = run_cli("evaluate", cwd=folder)  # train's checkpoint, lenet_mnist.npz, by default
     assert result.returncode == 0, result.stderr
     accuracy = re.search(r"test accuracy: (\d+\.\d\d)% \(([\d,]+) of 10,000\)", result.stdout)
     assert accuracy and float(accuracy.group(1)) > 20  # 20 steps: above chance (10%)
@@ -257,8 +257,8 @@ def test_classify_draws_the_grid(trained, tmp_path):
     _, checkpoint, _ = trained
     result = run_cli("classify", "--model", checkpoint, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert re.search(r"\d+ of 36 predictions right; the grid is in classify_results.png",
-                     result.stdout)
+    assert re.search(r"^[\d,]+ of 10,000 test digits misclassified; the grid of 36 \(mistakes "
+                     r"first\) is in classify_results.png$", result.stdout, re.M)
     assert (tmp_path / "classify_results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -165,6 +165,7 @@ def test_root_resolution(tmp_path, monkeypatch, test_set):
     home = tmp_path / "home"
     from_home = link_real(home / ".cache" / "cnn" / "mnist", STEMS[2:])
     monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)  # else the cache is there
     monkeypatch.setenv("CNN_DATA", str(from_env))
     assert MNIST(train=False).root == from_env
     assert MNIST(str(from_home), train=False).root == from_home  # root beats CNN_DATA

@@ -11,7 +11,9 @@ import pytest
 import cnn
 from cnn import _blas
 
-REPO = Path(__file__).resolve().parent.parent
+# The subprocesses import the very cnn these tests import (the source tree's, or the installed
+# one when the tests run from an unpacked sdist, whose source tree has no compiled kernels).
+PACKAGE_PARENT = Path(cnn.__file__).resolve().parents[1]
 GLIBC = platform.libc_ver()[0] == "glibc"
 
 
@@ -20,7 +22,7 @@ def _malloc_state(env_extra):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
     env.update(env_extra)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_PARENT), env.get("PYTHONPATH", "")])
     out = subprocess.run([sys.executable, "-c", "import cnn; print(cnn._malloc.state())"],
                          env=env, capture_output=True, text=True, check=True)
     return out.stdout.strip()

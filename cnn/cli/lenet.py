@@ -1,4 +1,5 @@
 """LeNet-5 as the command line trains it, loading it from a checkpoint, and its predictions."""
+import os
 from collections.abc import Mapping
 
 import numpy as np
@@ -11,6 +12,8 @@ from .errors import CommandError
 
 # What a checkpoint of `cnn train` says it is (its "format" entry).
 TRAIN_CHECKPOINT = "cnn train checkpoint"
+# Where `cnn train` writes its checkpoint, and where `evaluate` and `classify` look by default.
+DEFAULT_CHECKPOINT = "lenet_mnist.npz"
 # Where PyTorch training scripts usually put the model in a checkpoint dict.
 _MODEL_KEYS = ("model", "state_dict", "model_state_dict")
 
@@ -47,6 +50,11 @@ def load_lenet5(path):
         CommandError: If the file cannot be read or does not hold LeNet-5's weights; the
             message names the file.
     """
+    if not os.path.exists(path):
+        hint = (" (`train` writes it)" if os.path.basename(path) == DEFAULT_CHECKPOINT
+                else "")
+        raise CommandError(f"no model {path} in {os.path.abspath(os.path.dirname(path))}"
+                           f"{hint}: train one first, or pass --model FILE")
     try:
         saved = load(path)
     except (OSError, ValueError) as error:

@@ -3,7 +3,9 @@ import argparse
 
 from .. import transforms
 from ..threads import set_num_threads
+from .data import fetch_mnist_into_cache
 from .errors import CommandError
+from .lenet import DEFAULT_CHECKPOINT
 from .models import DATASETS
 
 
@@ -44,13 +46,14 @@ def add_data_options(parser, datasets=False):
     chosen dataset's), and ``--download``."""
     if datasets:
         data_help = ("folder with the dataset's files: for mnist the four MNIST files, gzipped "
-                     "or not (default: $CNN_DATA, else ~/.cache/cnn/mnist); for fashion-mnist "
+                     "or not (default: $CNN_DATA, else ~/.cache/cnn/mnist, where they are "
+                     "downloaded on first use); for fashion-mnist "
                      "the folder holding FashionMNIST/ or fashion-mnist/ (default: "
                      "/usr/share/datasets, where Debian's dataset-fashion-mnist puts it); for "
                      "cifar10 the folder holding cifar-10-batches-py/ or -bin/")
     else:
         data_help = ("folder with the four MNIST files, gzipped or not (default: $CNN_DATA, "
-                     "else ~/.cache/cnn/mnist)")
+                     "else ~/.cache/cnn/mnist, where they are downloaded on first use)")
     parser.add_argument("--data", metavar="DIR", help=data_help)
     parser.add_argument(
         "--download", action="store_true",
@@ -58,11 +61,11 @@ def add_data_options(parser, datasets=False):
 
 
 def add_model_option(parser):
-    """Add ``--model FILE`` (required), the trained LeNet-5 to use."""
-    parser.add_argument("--model", required=True, metavar="FILE",
+    """Add ``--model FILE``, the trained LeNet-5 to use (default: what ``train`` writes)."""
+    parser.add_argument("--model", default=DEFAULT_CHECKPOINT, metavar="FILE",
                         help="a checkpoint of 'train', LeNet-5 weights saved with cnn.save or "
                              "save_model, or a PyTorch checkpoint (.pt/.pth) of the same "
-                             "LeNet-5")
+                             f"LeNet-5 (default: {DEFAULT_CHECKPOINT}, what train writes)")
 
 
 def add_threads_option(parser):
@@ -112,6 +115,8 @@ def load_dataset(args, name, train, transform, limit=None):
             message names the folder and how to get the files), or a dataset without a
             default folder is not given ``--data``.
     """
+    if name == "mnist":
+        fetch_mnist_into_cache(args)
     choice = DATASETS[name]
     root = args.data or choice.default_root
     if root is None and name != "mnist":

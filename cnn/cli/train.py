@@ -29,12 +29,12 @@ from ..threads import set_num_threads
 from ..random import get_rng_state, manual_seed, set_rng_state
 from ..serialization import load, save
 from .errors import CommandError
-from .lenet import TRAIN_CHECKPOINT, predict
+from .lenet import DEFAULT_CHECKPOINT, TRAIN_CHECKPOINT, predict
 from .models import DATASETS, MODELS, build
 from .options import (add_data_options, add_threads_option, apply_threads, load_dataset,
                       non_negative_int, positive_float, positive_int)
 
-DEFAULT_OUT = "lenet_mnist.npz"
+DEFAULT_OUT = DEFAULT_CHECKPOINT
 # The README recipe: these reach >= 99.0% test accuracy in 10 epochs. `lr` is None because its
 # default depends on the optimizer, `model` and `workers` because theirs depend on the dataset.
 DEFAULTS = {"epochs": 10, "batch_size": 64, "optimizer": "adam", "lr": None, "seed": 0,
@@ -171,7 +171,10 @@ def run(args):
     elapsed = _duration(time.perf_counter() - started)
     print(f"done in {elapsed}: test accuracy {training.history[-1]['test_accuracy']:.2%} after "
           f"{_count(epochs, 'epoch')}; the model is in {out}")
-    print(f"next: {args.prog} evaluate --model {out}")
+    # evaluate finds the data and train's default checkpoint the way train did.
+    model_option = "" if out == DEFAULT_OUT else f" --model {out}"
+    data_option = "" if args.data is None else f" --data {args.data}"
+    print(f"next: {args.prog} evaluate{model_option}{data_option}")
     return 0
 
 

@@ -26,7 +26,7 @@ class DownloadError(OSError):
     """A file could not be fetched from any URL tried; the message lists each URL's failure."""
 
 
-def download_url(url, path, md5=None, timeout=DEFAULT_TIMEOUT):
+def download_url(url, path, md5=None, timeout=DEFAULT_TIMEOUT, progress=None):
     """Fetch ``url`` into ``path`` atomically, checking its MD5 sum.
 
     Args:
@@ -34,6 +34,9 @@ def download_url(url, path, md5=None, timeout=DEFAULT_TIMEOUT):
         path: The destination file; its folder must exist.
         md5: The expected MD5 hex digest of the file, or None to skip the check.
         timeout: Seconds to wait for the connection and for each read.
+        progress: None, or a callable ``progress(received, total)`` called once the response
+            starts and after every chunk: bytes received so far and the ``Content-Length``
+            (None when the server gives none). The command line draws its bar with it.
 
     Returns:
         pathlib.Path: ``path``.
@@ -52,7 +55,7 @@ def download_url(url, path, md5=None, timeout=DEFAULT_TIMEOUT):
                  0o666)
     try:
         with os.fdopen(fd, "wb") as out:
-            digest = _fetch(url, out, timeout)
+            digest = _fetch(url, out, timeout, progress)
             out.flush()
             os.fsync(out.fileno())
         if md5 is not None and digest != md5.lower():
@@ -66,7 +69,7 @@ def download_url(url, path, md5=None, timeout=DEFAULT_TIMEOUT):
     return path
 
 
-def _fetch(url, out, timeout):
+def _fetch(url, out, timeout, progress=None):
     """Stream ``url`` into the file ``out``; return the MD5 hex digest of what was written."""
     digest = hashlib.md5()
     received = 0
@@ -74,6 +77,9 @@ def _fetch(url, out, timeout):
         request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
         with urllib.request.urlopen(request, timeout=timeout) as response:
             expected = response.headers.get("Content-Length")
+            total = int(expected) if expected is not None and expected.isdigit() else None
+            if progress is not None:
+                progress(0, total)
             while True:
                 chunk = response.read(_CHUNK)
                 if not chunk:
@@ -81,6 +87,8 @@ def _fetch(url, out, timeout):
                 digest.update(chunk)
                 out.write(chunk)
                 received += len(chunk)
+                if progress is not None:
+                    progress(received, total)
     except urllib.error.HTTPError as error:
         raise DownloadError(f"{url}: HTTP error {error.code} {error.reason}") from error
     except urllib.error.URLError as error:
@@ -95,7 +103,7 @@ def _fetch(url, out, timeout):
 
 
 def download_from_mirrors(filename, folder, mirrors, md5=None, timeout=DEFAULT_TIMEOUT,
-                          hint=None):
+                          hint=None, progress=None):
     """Fetch ``filename`` into ``folder`` from the first mirror that serves it correctly.
 
     Each mirror is a base URL (ending in ``/``) to which ``filename`` is appended. A mirror that
@@ -109,6 +117,7 @@ def download_from_mirrors(filename, folder, mirrors, md5=None, timeout=DEFAULT_T
         md5: The expected MD5 hex digest, or None.
         timeout: Seconds to wait for the connection and for each read.
         hint: A sentence appended to the error, e.g. how to place the file by hand.
+        progress: Passed to :func:`download_url` for each mirror tried.
 
     Returns:
         pathlib.Path: The downloaded file.
@@ -123,7 +132,8 @@ def download_from_mirrors(filename, folder, mirrors, md5=None, timeout=DEFAULT_T
         url = mirror + filename
         print(f"Downloading {url} to {folder / filename}", file=sys.stderr)
         try:
-            return download_url(url, folder / filename, md5=md5, timeout=timeout)
+            return download_url(url, folder / filename, md5=md5, timeout=timeout,
+                                progress=progress)
         except DownloadError as error:
             failures.append(str(error))
     tried = "\n".join("  " + failure for failure in failures) or "  (no mirror given)"

@@ -30,7 +30,6 @@ IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049
 IMAGE_SIZE = (28, 28)
 NUM_CLASSES = 10
-DEFAULT_ROOT = "~/.cache/cnn/mnist"
 
 # IDX type code -> dtype (multi-byte values are big-endian).
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -187,12 +186,24 @@ def load_labels(path, num_classes=NUM_CLASSES):
     return labels.astype(np.int64)
 
 
+def default_root():
+    """The folder MNIST is read from when neither ``root`` nor ``$CNN_DATA`` names one.
+
+    Returns:
+        pathlib.Path: ``cnn/mnist`` in the user's cache folder: ``$XDG_CACHE_HOME`` when it is
+        set to an absolute path (the XDG Base Directory rule), else ``~/.cache``.
+    """
+    cache = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(cache) if os.path.isabs(cache) else Path("~/.cache").expanduser()
+    return base / "cnn" / "mnist"
+
+
 def resolve_root(root=None):
     """The folder MNIST is read from, and where that choice came from.
 
     Args:
         root: A path, or None for ``$CNN_DATA`` when set and non-empty, else
-            ``~/.cache/cnn/mnist``.
+            :func:`default_root` (``~/.cache/cnn/mnist``, or under ``$XDG_CACHE_HOME``).
 
     Returns:
         tuple: ``(pathlib.Path, str)``, the folder (``~`` expanded) and a phrase saying which
@@ -205,7 +216,7 @@ def resolve_root(root=None):
             raise TypeError(f"root: expected a path or None, got {type(root).__name__}") from None
     if os.environ.get("CNN_DATA"):
         return Path(os.environ["CNN_DATA"]).expanduser(), "from $CNN_DATA"
-    return Path(DEFAULT_ROOT).expanduser(), "the default, as root is None and CNN_DATA unset"
+    return default_root(), "the default, as root is None and CNN_DATA unset"
 
 
 class MNIST(VisionDataset):
