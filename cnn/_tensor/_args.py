@@ -34,8 +34,12 @@ def shape_arg(shape, name):
 def view_of(base, out):
     """Mark `out` as a view of `base` when it shares its memory (so both share one version
     counter and in-place rules see the base), and return `out`."""
-    array = out.data
-    if array.base is not None and np.may_share_memory(array, base.data):
+    array, source = out.data, base.data
+    owner = array.base
+    # NumPy points a view at the array that owns the memory: two identity tests settle the
+    # common cases (a reshape or slice), the bounds test the rest.
+    if owner is not None and (owner is source or owner is source.base
+                              or np.may_share_memory(array, source)):
         out._base = base if base._base is None else base._base
     return out
 

@@ -185,8 +185,11 @@ def _execute(roots, root_grads, retain_graph, targets, captured):
                     grads[input_] = grad
             else:
                 array = input_.data
-                _deliver(input_, _checked_gradient(grad, array.shape, array.dtype, node),
-                         targets, captured)
+                grad = _checked_gradient(grad, array.shape, array.dtype, node)
+                if special or targets is not None:
+                    _deliver(input_, grad, targets, captured)
+                else:
+                    _accumulate(input_, grad)
     if not retain_graph:
         for node in order:
             node.saved_tensors = None

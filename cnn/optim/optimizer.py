@@ -134,11 +134,11 @@ class Optimizer:
         """
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is not None:
+                if p._grad is not None:
                     if set_to_none:
-                        p.grad = None
+                        p._grad = None
                     else:
-                        _grad_array(p.grad).fill(0)
+                        p._grad.fill(0)
 
     def step(self, closure=None):
         """Perform a single optimization step: update every parameter that has a gradient.
@@ -301,11 +301,6 @@ def _check_betas(options):
     options["betas"] = (float(betas[0]), float(betas[1]))
 
 
-def _grad_array(grad):
-    """The gradient's array, whether ``p.grad`` holds a Tensor or a bare array."""
-    return grad if isinstance(grad, np.ndarray) else grad.data
-
-
 def _params_with_grad(group):
     """Yield ``(parameter, its array, its gradient array)`` for each parameter of ``group`` with a gradient.
 
@@ -314,10 +309,10 @@ def _params_with_grad(group):
             casting it into the in-place update would corrupt the parameter silently).
     """
     for p in group["params"]:
-        grad = p.grad
+        # The gradient array itself (what the .grad property wraps in a Tensor for users).
+        grad = p._grad
         if grad is None:
             continue
-        grad = _grad_array(grad)
         data = p.data
         if grad.shape != data.shape or grad.dtype != data.dtype:
             raise ValueError(f"gradient of shape {grad.shape} and dtype {grad.dtype} does not match "
