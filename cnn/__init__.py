@@ -52,9 +52,9 @@ from .optim import SGD
 from .replay import compile
 from .serialization import load, save
 # Last: `float`, `int` and `bool` are dtype names here, as in torch.
-from ._dtypes import (bool, double, float, float16, float32, float64, get_default_dtype,  # noqa: A004
-                      half, int, int8, int16, int32, int64, is_floating_point, long,
-                      set_default_dtype, short, uint8)
+from ._dtypes import (  # noqa: A004  (the dtype names shadow builtins, as torch's do)
+    bool, double, float, float16, float32, float64, get_default_dtype, half, int, int8, int16,
+    int32, int64, is_floating_point, long, set_default_dtype, short, uint8)
 
 dtype = _np.dtype  # torch.dtype: what `tensor.dtype` is an instance of
 

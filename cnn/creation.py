@@ -56,7 +56,7 @@ def as_tensor(data, dtype=None, device=None):
     as_device(device)
     Tensor = function.Tensor
     if isinstance(data, Tensor):
-        if dtype is None or _dtypes.as_dtype(dtype, "dtype") == data.data.dtype:
+        if dtype is None or _dtypes.as_dtype(dtype, "dtype") == data._data.dtype:
             return data
         return data.to(dtype)
     return Tensor(_array(data, dtype, copy=False))
@@ -256,7 +256,7 @@ def _array(data, dtype, copy):
     """``data`` as an ndarray of a supported dtype, Python floats as the default float dtype."""
     Tensor = function.Tensor
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     if dtype is not None:
         dtype = _dtypes.as_dtype(dtype, "dtype")
     try:
@@ -295,7 +295,7 @@ def _like(make, input, dtype, device, requires_grad):
 
 def _input_array(input):
     if isinstance(input, function.Tensor):
-        return input.data
+        return input._data
     array = np.asarray(input)
     _dtypes.check(array.dtype, "input")
     return array

@@ -185,7 +185,7 @@ def broadcast_parameters(module, root=0):
     """
     if _comm is None:
         return
-    arrays = [param.data for param in module.parameters()]
+    arrays = [param._data for param in module.parameters()]
     arrays += [array for array in module.buffers() if array is not None]
     if not arrays:
         return
@@ -227,12 +227,12 @@ def allreduce_gradients(module, weight=1, extras=()):
     params = list(module.parameters())
     if _comm is None:
         return extras
-    dtypes = {param.data.dtype for param in params}
+    dtypes = {param._data.dtype for param in params}
     if len(dtypes) > 1:
         raise TypeError("allreduce_gradients: the parameters must share one dtype, got "
                         f"{sorted(str(d) for d in dtypes)}")
     dtype = dtypes.pop() if dtypes else np.dtype(np.float64)
-    sizes = [param.data.size for param in params]
+    sizes = [param._data.size for param in params]
     total = sum(sizes)
     # Layout: the weighted gradients, then per parameter 1 where this rank has a gradient,
     # then the weight, then the extras.
@@ -241,7 +241,7 @@ def allreduce_gradients(module, weight=1, extras=()):
     for i, (param, size) in enumerate(zip(params, sizes)):
         grad = param.grad
         if grad is not None:
-            np.multiply(np.asarray(grad.data).reshape(-1), weight, out=flat[offset:offset + size])
+            np.multiply(np.asarray(grad._data).reshape(-1), weight, out=flat[offset:offset + size])
             flat[total + i] = 1
         offset += size
     flat[total + len(params)] = weight
@@ -255,7 +255,7 @@ def allreduce_gradients(module, weight=1, extras=()):
     for i, (param, size) in enumerate(zip(params, sizes)):
         if flat[total + i]:
             # A view of the buffer: no copy; the next step's buffer is a new array.
-            param.grad = flat[offset:offset + size].reshape(param.data.shape)
+            param.grad = flat[offset:offset + size].reshape(param._data.shape)
         offset += size
     return flat[total + len(params) + 1:].astype(np.float64)
 

@@ -75,21 +75,21 @@ def cat(tensors, dim=0):
         Tensor: The tensors joined, in the promoted dtype.
     """
     tensors = _tensor_sequence(tensors, "cat")
-    kept = [t for t in tensors if t.data.shape != (0,)] or tensors[:1]
-    ndim = kept[0].data.ndim
+    kept = [t for t in tensors if t._data.shape != (0,)] or tensors[:1]
+    ndim = kept[0]._data.ndim
     if ndim == 0:
         raise ValueError("cat: zero-dimensional tensor cannot be concatenated")
     dim = dimension(dim, ndim)
-    shape = kept[0].data.shape
+    shape = kept[0]._data.shape
     for position, t in enumerate(kept):
-        other = t.data.shape
+        other = t._data.shape
         if len(other) != ndim or other[:dim] + other[dim + 1:] != shape[:dim] + shape[dim + 1:]:
             raise ValueError(f"cat: sizes of tensors must match except in dimension {dim}; "
                              f"tensor 0 has shape {shape}, tensor {position} has shape {other}")
-    dtype = kept[0].data.dtype
+    dtype = kept[0]._data.dtype
     for t in kept[1:]:
-        dtype = _dtypes.promote_types(dtype, t.data.dtype)
-    return ops.Cat.apply(*[t if t.data.dtype == dtype else t.to(dtype) for t in kept], dim=dim)
+        dtype = _dtypes.promote_types(dtype, t._data.dtype)
+    return ops.Cat.apply(*[t if t._data.dtype == dtype else t.to(dtype) for t in kept], dim=dim)
 
 
 concat = concatenate = cat
@@ -98,11 +98,11 @@ concat = concatenate = cat
 def stack(tensors, dim=0):
     """Join tensors of one shape along a new dim ``dim``; differentiable."""
     tensors = _tensor_sequence(tensors, "stack")
-    shape = tensors[0].data.shape
+    shape = tensors[0]._data.shape
     for position, t in enumerate(tensors):
-        if t.data.shape != shape:
+        if t._data.shape != shape:
             raise ValueError(f"stack: expects each tensor to be equal size, but got {shape} at "
-                             f"entry 0 and {t.data.shape} at entry {position}")
+                             f"entry 0 and {t._data.shape} at entry {position}")
     dim = dimension(dim, len(shape) + 1)
     return cat([t.unsqueeze(dim) for t in tensors], dim)
 

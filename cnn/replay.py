@@ -108,7 +108,7 @@ class CompiledModule(Module):
             return self._eager("keyword or non-Tensor arguments", args, kwargs)
         leaves = self._leaves()
         signature = (is_grad_enabled(),
-                     tuple([(a.data.shape, a.data.dtype, a._requires_grad) for a in args]),
+                     tuple([(a._data.shape, a._data.dtype, a._requires_grad) for a in args]),
                      tuple([p._requires_grad for p in leaves]))
         program = self._programs.get(signature)
         if program is not None and program.version == structure_version():
@@ -210,7 +210,7 @@ class _Program:
         self.result = result
         self.n_inputs = len(inputs)
         self.leaves = leaves
-        self.meta = [(t.data.shape, t.data.dtype) for t in recorder.kept]
+        self.meta = [(t._data.shape, t._data.dtype) for t in recorder.kept]
         self.result_slot = result_slot
         self.grad = result._node is not None
         order = []
@@ -233,7 +233,7 @@ class _Program:
         """The forward's result for new inputs (of the captured signature)."""
         if self.grad:
             return _Replayed.apply(*inputs, *leaves, self)
-        values = [t.data for t in inputs] + [t.data for t in leaves]
+        values = [t._data for t in inputs] + [t._data for t in leaves]
         values += [None] * (len(self.meta) - len(values))
         _run_steps(self.steps, values, None)
         return _wrap(values[self.result_slot])

@@ -1,6 +1,8 @@
 """``Tensor``: a NumPy array that records the ops applied to it.
 
-A Tensor wraps one ``numpy.ndarray`` (``.data``). Arithmetic, reductions, reshapes and
+A Tensor wraps one ``numpy.ndarray`` (``._data`` inside the package; ``.numpy()`` and
+``np.asarray(t)`` outside it; ``.data`` is PyTorch's: a Tensor sharing the memory, outside the
+graph). Arithmetic, reductions, reshapes and
 indexing on tensors run as :mod:`cnn.autograd.ops` Functions, so when an input requires grad
 the result remembers how it was made and ``loss.backward()`` fills the ``.grad`` of every leaf
 tensor that requires grad. In-place operations (``add_``, ``+=``, ``x[i] = v``) write into the
@@ -58,26 +60,49 @@ class Tensor(ShapeMethods, MathMethods, ReductionMethods, InPlaceMethods, Conver
             compute its gradient. Only floating-point tensors can require grad.
 
     Attributes:
-        data (numpy.ndarray): The values. Writing into it bypasses autograd.
+        data (Tensor): The values as a tensor sharing this one's memory, outside the graph
+            (PyTorch's ``.data``): writing into it bypasses autograd. ``t.data = other``
+            replaces the memory, as in PyTorch. ``.numpy()`` gives the array.
 
     Most tensors come from :func:`tensor`, :func:`zeros`, :func:`randn` or from ops on
     other tensors, rather than from this constructor.
     """
 
+    # _data: the array, read directly by the whole package (``.data`` is PyTorch's);
     # _base: the tensor whose memory this one views (None if it owns its memory);
     # _counter: the Version of the memory this tensor owns, made by the first in-place op.
-    __slots__ = ("data", "_requires_grad", "_grad", "_node", "_base", "_counter", "__weakref__")
+    __slots__ = ("_data", "_requires_grad", "_grad", "_node", "_base", "_counter", "__weakref__")
     # Above ndarray's, so that ``array + tensor`` calls Tensor.__radd__ and gives a Tensor.
     __array_priority__ = 1000
 
     def __init__(self, data: Operand, requires_grad: bool = False) -> None:
-        self.data = _as_array(data)
+        self._data = _as_array(data)
         self._grad: Optional[np.ndarray] = None
         self._node: Any = None
         self._base: Optional[Tensor] = None
         self._counter: Any = None
         self._requires_grad = False
         self.requires_grad = requires_grad
+
+    # ***** the values *****
+
+    @property
+    def data(self) -> Tensor:
+        """Tensor: The values as a new tensor sharing this one's memory, outside the graph and
+        with its own version counter (PyTorch's ``.data``): in-place writes through it are not
+        seen by autograd. Setting it (``p.data = t``) replaces the tensor's memory by ``t``'s."""
+        return _wrap(self._data)
+
+    @data.setter
+    def data(self, value: Union[Tensor, np.ndarray]) -> None:
+        array = value._data if isinstance(value, Tensor) else value
+        if not isinstance(array, np.ndarray):
+            raise TypeError(f"data: expected a Tensor, got {type(value).__name__}")
+        _dtypes.check(array.dtype, "data")
+        if self._requires_grad and array.dtype.kind != "f":
+            raise TypeError(f"data: a tensor that requires grad needs floating-point data, got "
+                            f"dtype {array.dtype}")
+        self._data = array
 
     # ***** autograd state *****
 
@@ -92,9 +117,9 @@ class Tensor(ShapeMethods, MathMethods, ReductionMethods, InPlaceMethods, Conver
         if self._node is not None and not flag:
             raise ValueError("requires_grad: only leaf tensors can stop requiring grad; use "
                              "detach() for a copy of a computed tensor outside the graph")
-        if flag and self.data.dtype.kind != "f":
+        if flag and self._data.dtype.kind != "f":
             raise TypeError("requires_grad: only floating-point tensors can require grad, "
-                            f"got dtype {self.data.dtype}")
+                            f"got dtype {self._data.dtype}")
         self._requires_grad = flag
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
@@ -116,16 +141,16 @@ class Tensor(ShapeMethods, MathMethods, ReductionMethods, InPlaceMethods, Conver
         if value is None:
             self._grad = None
             return
-        grad = value.data if isinstance(value, Tensor) else value
+        grad = value._data if isinstance(value, Tensor) else value
         if not isinstance(grad, np.ndarray):
             raise TypeError(f"grad: expected a Tensor, a numpy.ndarray or None, got "
                             f"{type(value).__name__}")
-        if grad.shape != self.data.shape:
+        if grad.shape != self._data.shape:
             raise ValueError(f"grad: shape {grad.shape} does not match the tensor's shape "
-                             f"{self.data.shape}")
-        if grad.dtype != self.data.dtype:
+                             f"{self._data.shape}")
+        if grad.dtype != self._data.dtype:
             raise TypeError(f"grad: dtype {grad.dtype} does not match the tensor's dtype "
-                            f"{self.data.dtype}")
+                            f"{self._data.dtype}")
         self._grad = grad
 
     @property
@@ -197,13 +222,14 @@ class Tensor(ShapeMethods, MathMethods, ReductionMethods, InPlaceMethods, Conver
         def keep(grad: Tensor) -> None:
             owner = tensor()
             if owner is not None:
-                owner._grad = grad.data.copy() if owner._grad is None else owner._grad + grad.data
+                array = grad._data
+                owner._grad = array.copy() if owner._grad is None else owner._grad + array
 
         self._node._retains = self._node.register_hook(keep)
 
     def detach(self) -> Tensor:
         """Return a tensor sharing this one's data (and version), outside the graph."""
-        out = Tensor(self.data)
+        out = Tensor(self._data)
         out._base = self if self._base is None else self._base
         return out
 
@@ -221,17 +247,17 @@ class Tensor(ShapeMethods, MathMethods, ReductionMethods, InPlaceMethods, Conver
     @property
     def shape(self) -> Size:
         """Size: The size of each dim."""
-        return Size(self.data.shape)
+        return Size(self._data.shape)
 
     @property
     def dtype(self) -> np.dtype[Any]:
         """numpy.dtype: The element type (``cnn.float32`` by default)."""
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def ndim(self) -> int:
         """int: The number of dims."""
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def device(self) -> Any:
@@ -243,14 +269,14 @@ class Tensor(ShapeMethods, MathMethods, ReductionMethods, InPlaceMethods, Conver
     is_quantized = False
 
     def __len__(self) -> int:
-        if not self.data.ndim:
+        if not self._data.ndim:
             raise TypeError("len() of a 0-d tensor")
-        return len(self.data)
+        return len(self._data)
 
     def __iter__(self) -> Iterator[Tensor]:
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
-        return (self[i] for i in range(len(self.data)))
+        return (self[i] for i in range(len(self._data)))
 
     # ***** conversions to Python *****
 
@@ -261,18 +287,18 @@ class Tensor(ShapeMethods, MathMethods, ReductionMethods, InPlaceMethods, Conver
             force (bool): Accepted for PyTorch's signature (a tensor that requires grad is
                 converted either way).
         """
-        return self.data
+        return self._data
 
     def item(self) -> Number:
         """Return the value of a one-element tensor as a Python number."""
-        if self.data.size != 1:
-            raise ValueError(f"item: a Tensor with {self.data.size} elements cannot be converted "
+        if self._data.size != 1:
+            raise ValueError(f"item: a Tensor with {self._data.size} elements cannot be converted "
                              "to a Python number")
-        return self.data.item()
+        return self._data.item()
 
     def tolist(self) -> Any:
         """Return the values as (nested) Python lists of numbers; a number for a 0-d tensor."""
-        return self.data.tolist()
+        return self._data.tolist()
 
     def __array__(self, dtype: Optional[npt.DTypeLike] = None,
                   copy: Optional[builtins.bool] = None) -> np.ndarray:
@@ -283,11 +309,11 @@ class Tensor(ShapeMethods, MathMethods, ReductionMethods, InPlaceMethods, Conver
         ``np.array`` refuses ``copy=None``), so the three cases are written out here.
         """
         if copy:
-            return np.array(self.data, dtype=dtype, copy=True)
-        if copy is False and dtype is not None and np.dtype(dtype) != self.data.dtype:
-            raise ValueError(f"cannot convert a {self.data.dtype} tensor to {np.dtype(dtype)} "
+            return np.array(self._data, dtype=dtype, copy=True)
+        if copy is False and dtype is not None and np.dtype(dtype) != self._data.dtype:
+            raise ValueError(f"cannot convert a {self._data.dtype} tensor to {np.dtype(dtype)} "
                              "without a copy (copy=False)")
-        return np.asarray(self.data, dtype=dtype)
+        return np.asarray(self._data, dtype=dtype)
 
     def __float__(self) -> builtins.float:
         return float(self.item())
@@ -297,17 +323,17 @@ class Tensor(ShapeMethods, MathMethods, ReductionMethods, InPlaceMethods, Conver
 
     def __index__(self) -> builtins.int:
         # A 0-d integer tensor indexes Python sequences (range(t), lst[t]), as in PyTorch.
-        if self.data.dtype.kind not in "iub" or self.data.size != 1:
+        if self._data.dtype.kind not in "iub" or self._data.size != 1:
             raise TypeError("only integer tensors of a single element can be converted to an "
                             "index")
-        return int(self.data.item())
+        return int(self._data.item())
 
     def __bool__(self) -> builtins.bool:
-        return bool(self.data)
+        return bool(self._data)
 
     def __format__(self, spec: str) -> str:
         # f"{loss:.4f}" formats the value of a one-element tensor, as in PyTorch.
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             return format(self.item(), spec)
         return super().__format__(spec)
 
@@ -380,10 +406,10 @@ class Tensor(ShapeMethods, MathMethods, ReductionMethods, InPlaceMethods, Conver
         return self.abs()
 
     def __invert__(self) -> Tensor:
-        if self.data.dtype.kind not in "biu":
+        if self._data.dtype.kind not in "biu":
             raise TypeError(f"~: bitwise not needs a bool or integer tensor, got dtype "
-                            f"{self.data.dtype}")
-        return Tensor(np.invert(self.data))
+                            f"{self._data.dtype}")
+        return Tensor(np.invert(self._data))
 
     def __and__(self, other: Operand) -> Tensor:
         return self._bitwise(np.bitwise_and, other, "&")
@@ -401,20 +427,20 @@ class Tensor(ShapeMethods, MathMethods, ReductionMethods, InPlaceMethods, Conver
     __rxor__ = __xor__
 
     def _bitwise(self, ufunc: np.ufunc, other: Operand, symbol: str) -> Tensor:
-        other = other.data if isinstance(other, Tensor) else other
-        if self.data.dtype.kind not in "biu" or np.asarray(other).dtype.kind not in "biu":
+        other = other._data if isinstance(other, Tensor) else other
+        if self._data.dtype.kind not in "biu" or np.asarray(other).dtype.kind not in "biu":
             raise TypeError(f"{symbol}: bitwise operations need bool or integer tensors, got "
-                            f"{self.data.dtype} and {np.asarray(other).dtype}")
-        return Tensor(_ops.elementwise(ufunc, self.data, other))
+                            f"{self._data.dtype} and {np.asarray(other).dtype}")
+        return Tensor(_ops.elementwise(ufunc, self._data, other))
 
     # ***** comparisons (no gradient) *****
 
     def _compare(self, ufunc: np.ufunc, other: Any) -> Tensor:
-        other = other.data if isinstance(other, Tensor) else other
+        other = other._data if isinstance(other, Tensor) else other
         if not isinstance(other, (np.ndarray, np.generic, float, int)):
             other = np.asarray(other)
             _dtypes.check(other.dtype, "other")
-        return Tensor(_ops.elementwise(ufunc, self.data, other))
+        return Tensor(_ops.elementwise(ufunc, self._data, other))
 
     def __eq__(self, other: object) -> Tensor:  # type: ignore[override]
         if other is None:
@@ -449,7 +475,7 @@ class Tensor(ShapeMethods, MathMethods, ReductionMethods, InPlaceMethods, Conver
                                "support the deepcopy protocol at the moment; detach() first")
         new = object.__new__(type(self))
         memo[id(self)] = new
-        new.data = self.data.copy()
+        new._data = self._data.copy()
         new._grad = None if self._grad is None else self._grad.copy()
         new._node = None
         new._base = None
@@ -458,12 +484,12 @@ class Tensor(ShapeMethods, MathMethods, ReductionMethods, InPlaceMethods, Conver
         return new
 
     def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
-        return (_rebuild, (type(self), self.data, self._requires_grad))
+        return (_rebuild, (type(self), self._data, self._requires_grad))
 
     # ***** display *****
 
     def __repr__(self) -> str:
-        data = self.data
+        data = self._data
         body = np.array2string(data, separator=", ", prefix="tensor(", precision=4,
                                floatmode="fixed" if _has_fraction(data) else "maxprec")
         extras = [body]
@@ -484,7 +510,7 @@ def _wrap(array: np.ndarray) -> Tensor:
     """A Tensor around `array`, an ndarray already known to be valid: no conversion, no checks
     (optimizers read every gradient on every step through `Tensor.grad`)."""
     tensor = object.__new__(Tensor)
-    tensor.data = array
+    tensor._data = array
     tensor._grad = None
     tensor._node = None
     tensor._base = None
@@ -503,17 +529,17 @@ def _rebuild(cls: type[Tensor], data: np.ndarray, requires_grad: bool) -> Tensor
 def _as_array(data: Operand) -> np.ndarray:
     """``data`` as an ndarray of a supported dtype (shared when it is one already)."""
     if isinstance(data, Tensor):
-        return data.data
+        return data._data
     if isinstance(data, np.ndarray):
         _dtypes.check(data.dtype, "data")
         return data
-    return tensor(data).data
+    return tensor(data)._data
 
 
 def _check_subtraction(tensor: Tensor, other: Operand) -> None:
     """PyTorch refuses to subtract bools (NumPy too, for arrays): it is never what was meant."""
-    other_dtype = other.data.dtype if isinstance(other, Tensor) else np.asarray(other).dtype
-    if tensor.data.dtype.kind == "b" or other_dtype.kind == "b":
+    other_dtype = other._data.dtype if isinstance(other, Tensor) else np.asarray(other).dtype
+    if tensor._data.dtype.kind == "b" or other_dtype.kind == "b":
         raise TypeError("Subtraction, the `-` operator, with a bool tensor is not supported. If "
                         "you are trying to invert a mask, use the `~` or `logical_not()` "
                         "operator instead.")

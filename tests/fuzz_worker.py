@@ -61,7 +61,7 @@ class Case:
 def describe(value):
     """A short text for an argument: arrays by dtype, shape and layout."""
     if isinstance(value, cnn.Tensor):
-        return "Tensor(" + describe(value.data) + (", requires_grad" if value.requires_grad
+        return "Tensor(" + describe(value._data) + (", requires_grad" if value.requires_grad
                                                    else "") + ")"
     if isinstance(value, np.ndarray):
         layout = "C" if value.flags.c_contiguous else "F" if value.flags.f_contiguous else "strided"
@@ -151,7 +151,7 @@ def flag_arg(data, bad=True):
 
 
 def finite(value):
-    array_ = value.data if isinstance(value, cnn.Tensor) else value
+    array_ = value._data if isinstance(value, cnn.Tensor) else value
     return not isinstance(array_, np.ndarray) or array_.dtype.kind != "f" or bool(
         np.isfinite(array_).all())
 
@@ -161,7 +161,7 @@ def all_finite(*values):
 
 
 def is_float(*values):
-    arrays = [v.data if isinstance(v, cnn.Tensor) else v for v in values]
+    arrays = [v._data if isinstance(v, cnn.Tensor) else v for v in values]
     return all(isinstance(a, np.ndarray) and a.dtype.name in FLOATS for a in arrays)
 
 
@@ -170,7 +170,7 @@ def expect_result(shape, dtype, finite_expected, grads=()):
     `grads` (tensors requiring grad) are given, backward of the result's sum fills each with a
     gradient of its shape (finite when `finite_expected`)."""
     def check(result):
-        values = result.data if isinstance(result, cnn.Tensor) else result
+        values = result._data if isinstance(result, cnn.Tensor) else result
         if not isinstance(values, np.ndarray):
             return f"result is a {type(result).__name__}, not a Tensor or array"
         if values.shape != tuple(shape):
@@ -321,8 +321,8 @@ def pool_case(data):
             h, w = shape[-2:]
             if indices.dtype != np.int64 or indices.shape != values.shape:
                 return f"indices {indices.dtype} {indices.shape} for values {values.shape}"
-            if finite_out and indices.data.size and not (
-                    (indices.data >= 0) & (indices.data < h * w)).all():
+            if finite_out and indices._data.size and not (
+                    (indices._data >= 0) & (indices._data < h * w)).all():
                 return "an index outside its plane"
             return values_check(values)
     return Case(call_text("F.max_pool2d", x, kernel, stride, padding, dilation, ceil_mode,
@@ -652,7 +652,7 @@ def optimizer_case(data):
 
     def run():
         optimizer = make([param], **args)
-        param.grad = np.full(3, 0.5, param.data.dtype)
+        param.grad = np.full(3, 0.5, param._data.dtype)
         optimizer.step()
         return param
 
@@ -880,7 +880,7 @@ def tensor_case(data):
         b = array(data, shape_b, dtype_(data, 3), special=False)
         b = {"tensor": cnn.from_numpy(b) if b.dtype.kind in "biuf" else b, "array": b,
              "scalar": 2.5, "complex": 1j, "string": "x"}[other]
-        b_array = b.data if isinstance(b, cnn.Tensor) else np.asarray(b)
+        b_array = b._data if isinstance(b, cnn.Tensor) else np.asarray(b)
         supported = a.dtype.kind in "biuf" and b_array.dtype.kind in "biuf"
         if op == "-" and "b" in (a.dtype.kind, b_array.dtype.kind):
             supported = False  # PyTorch refuses to subtract bools
@@ -959,7 +959,7 @@ def tensor_case(data):
         if isinstance(result, tuple):
             result = result[0]
         if op in ("reshape", "flatten", "squeeze", "unsqueeze", "transpose", "permute") and (
-                not isinstance(result, cnn.Tensor) or result.data.size != size):
+                not isinstance(result, cnn.Tensor) or result._data.size != size):
             return f"{op} changed the number of elements to {getattr(result, 'shape', None)}"
         return None if isinstance(result, cnn.Tensor) else f"a {type(result).__name__}"
     return Case(f"{describe(a)}.{op}({dim if op in ('sum', 'mean', 'max', 'argmax') else ''})",
@@ -975,7 +975,7 @@ def loader_case(data):
     model = cnn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 3))
     optimizer = cnn.optim.Adam(model.parameters(), lr=0.1)
     for p in model.parameters():
-        p.grad = np.ones_like(p.data)
+        p.grad = np.ones_like(p._data)
     optimizer.step()
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
 

@@ -113,7 +113,7 @@ def matmul_shapes(draw):
 def test_matmul_vectors_matrices_and_batches(shapes_ab, seed):
     shape_a, shape_b = shapes_ab
     a, b = leaf(shape_a, seed), leaf(shape_b, seed + 1)
-    np.testing.assert_allclose((a @ b).data, a.data @ b.data)
+    np.testing.assert_allclose((a @ b)._data, a._data @ b._data)
     assert gradcheck(lambda a, b: a @ b, (a, b))
 
 
@@ -141,8 +141,8 @@ def test_sum_and_mean(reduction, case, keepdim, seed):
     shape, dim = case
     x = leaf(shape, seed)
     result = getattr(x, reduction)(dim, keepdim)
-    expected = getattr(np, reduction)(x.data, axis=dim, keepdims=keepdim)
-    np.testing.assert_allclose(result.data, expected)
+    expected = getattr(np, reduction)(x._data, axis=dim, keepdims=keepdim)
+    np.testing.assert_allclose(result._data, expected)
     assert gradcheck(lambda x: getattr(x, reduction)(dim=dim, keepdim=keepdim), x)
 
 
@@ -161,7 +161,7 @@ SHAPE_OPS = {
     "getitem_repeated_ints": lambda x: x[[0, 1, 0, 1, 1]],
     "getitem_tuple_of_arrays": lambda x: x[np.array([0, 1, 1]), :, np.array([2, 0, 2])],
     "getitem_int_tensor": lambda x: x[tensor([1, 1, 0])],
-    "getitem_mask": lambda x: x[x.data > 0],
+    "getitem_mask": lambda x: x[x._data > 0],
 }
 
 
@@ -187,19 +187,19 @@ def test_max_over_everything_and_along_a_dim(shape, data, seed):
     assert gradcheck(lambda x: x.max(), x)
     assert gradcheck(lambda x: x.max(dim, keepdim).values, x)
     values, indices = x.max(dim, keepdim)
-    np.testing.assert_array_equal(values.data, np.max(x.data, axis=dim, keepdims=keepdim))
-    np.testing.assert_array_equal(indices.data, np.argmax(x.data, axis=dim, keepdims=keepdim))
+    np.testing.assert_array_equal(values._data, np.max(x._data, axis=dim, keepdims=keepdim))
+    np.testing.assert_array_equal(indices._data, np.argmax(x._data, axis=dim, keepdims=keepdim))
 
 
 def test_max_ties_send_the_gradient_to_the_first_maximum():
     x = tensor([[1.0, 3.0, 3.0], [2.0, 2.0, 0.0]], requires_grad=True)
     x.max().backward()
-    np.testing.assert_array_equal(x.grad.data, [[0, 1, 0], [0, 0, 0]])
+    np.testing.assert_array_equal(x.grad._data, [[0, 1, 0], [0, 0, 0]])
     x.grad = None
     values, indices = x.max(dim=1)
     values.sum().backward()
-    np.testing.assert_array_equal(indices.data, [1, 0])
-    np.testing.assert_array_equal(x.grad.data, [[0, 1, 0], [1, 0, 0]])
+    np.testing.assert_array_equal(indices._data, [1, 0])
+    np.testing.assert_array_equal(x.grad._data, [[0, 1, 0], [1, 0, 0]])
 
 
 def test_composite_expression():
@@ -244,17 +244,17 @@ def test_gradcheck_wants_float64_and_leaves_inputs_alone():
         gradcheck(lambda a, b: a * b, (leaf((2,), 0), x32))
     x = leaf((3,), 1)
     x.grad = np.full(3, 7.0)
-    data = x.data.copy()
+    data = x._data.copy()
     assert gradcheck(lambda x: x * x, x) is True
-    np.testing.assert_array_equal(x.grad.data, 7.0)
-    np.testing.assert_array_equal(x.data, data)
+    np.testing.assert_array_equal(x.grad._data, 7.0)
+    np.testing.assert_array_equal(x._data, data)
 
 
 def test_gradcheck_needs_an_input_that_requires_grad_and_a_tensor_result():
     with pytest.raises(ValueError, match="no input requires grad"):
         gradcheck(lambda x: x * 2, tensor([1.0], dtype=np.float64))
     with pytest.raises(TypeError, match="fn must return a Tensor, got ndarray"):
-        gradcheck(lambda x: x.data * 2, leaf((2,), 0))
+        gradcheck(lambda x: x._data * 2, leaf((2,), 0))
 
 
 # ***** the engine *****
@@ -263,11 +263,11 @@ def test_gradients_accumulate_across_backward_calls_until_cleared():
     x = tensor([1.0, 2.0], requires_grad=True)
     (x * x).sum().backward()
     (x * 3.0).sum().backward()
-    np.testing.assert_allclose(x.grad.data, 2 * x.data + 3)
+    np.testing.assert_allclose(x.grad._data, 2 * x._data + 3)
     x.grad = None
     assert x.grad is None
     (x * 3.0).sum().backward()
-    np.testing.assert_allclose(x.grad.data, [3.0, 3.0])
+    np.testing.assert_allclose(x.grad._data, [3.0, 3.0])
 
 
 def test_leaf_gradient_is_never_an_alias_of_an_ops_array():
@@ -276,14 +276,14 @@ def test_leaf_gradient_is_never_an_alias_of_an_ops_array():
     x.reshape(2).backward(upstream)
     x.backward(upstream)
     np.testing.assert_array_equal(upstream, [5.0, 6.0])
-    np.testing.assert_array_equal(x.grad.data, [10.0, 12.0])
+    np.testing.assert_array_equal(x.grad._data, [10.0, 12.0])
 
 
 def test_a_tensor_used_twice_gets_both_gradients():
     x = tensor([1.0, 2.0, 3.0], requires_grad=True)
     y = x * 2.0
     (y * y + y).sum().backward()
-    np.testing.assert_allclose(x.grad.data, 8 * x.data + 2)
+    np.testing.assert_allclose(x.grad._data, 8 * x._data + 2)
 
 
 def test_only_leaves_receive_grad():
@@ -299,7 +299,7 @@ def test_retain_graph_allows_a_second_backward():
     loss = (x * x).sum()
     loss.backward(retain_graph=True)
     loss.backward()
-    np.testing.assert_allclose(x.grad.data, 4 * x.data)
+    np.testing.assert_allclose(x.grad._data, 4 * x._data)
     with pytest.raises(ValueError, match="retain_graph=True"):
         loss.backward()
 
@@ -311,7 +311,7 @@ def test_backward_needs_a_gradient_for_non_scalars():
     with pytest.raises(ValueError, match=r"gradient has shape \(3,\), expected .* \(2,\)"):
         (x * 2.0).backward(np.ones(3))
     (x * 2.0).backward(tensor([1.0, 10.0]))
-    np.testing.assert_allclose(x.grad.data, [2.0, 20.0])
+    np.testing.assert_allclose(x.grad._data, [2.0, 20.0])
 
 
 def test_backward_on_a_tensor_without_grad_fails():
@@ -372,7 +372,7 @@ def test_function_apply_unwraps_tensors_and_passes_other_arguments():
     assert len(Scale.last_ctx.saved_tensors) == 1
     y.sum().backward()
     assert x.grad.dtype == np.float32
-    np.testing.assert_allclose(x.grad.data, [3.0, 3.0])
+    np.testing.assert_allclose(x.grad._data, [3.0, 3.0])
 
 
 def test_nothing_is_recorded_or_saved_without_grad():
@@ -391,16 +391,16 @@ def test_deep_graphs_do_not_hit_the_recursion_limit():
     for _ in range(5000):
         y = y * 1.0001
     y.sum().backward()
-    np.testing.assert_allclose(x.grad.data, [1.0001 ** 5000])
+    np.testing.assert_allclose(x.grad._data, [1.0001 ** 5000])
 
 
 def test_detach_leaves_the_graph_and_shares_data():
     x = tensor([1.0, 2.0], requires_grad=True)
     doubled = x * 2.0
     y = doubled.detach()
-    assert not y.requires_grad and y.grad_fn is None and y.data is doubled.data
+    assert not y.requires_grad and y.grad_fn is None and y._data is doubled._data
     (y * x).sum().backward()
-    np.testing.assert_allclose(x.grad.data, [2.0, 4.0])
+    np.testing.assert_allclose(x.grad._data, [2.0, 4.0])
 
 
 def test_casts_are_differentiable_and_keep_each_dtype():
@@ -409,7 +409,7 @@ def test_casts_are_differentiable_and_keep_each_dtype():
     assert y.dtype == np.float64 and y.requires_grad
     (y * y).sum().backward()
     assert x.grad.dtype == np.float32
-    np.testing.assert_allclose(x.grad.data, [2.0, 4.0])
+    np.testing.assert_allclose(x.grad._data, [2.0, 4.0])
     assert x.float() is x
     assert not x.long().requires_grad
 
@@ -488,4 +488,4 @@ def test_values_and_gradients_match_pytorch(dtype, forward_tol, grad_tol):
     np.testing.assert_allclose(loss.item(), expected.item(), **forward_tol)
     for mine, reference in zip(ours, theirs):
         assert mine.grad.dtype == np.dtype(dtype)
-        np.testing.assert_allclose(mine.grad.data, reference.grad.numpy(), **grad_tol)
+        np.testing.assert_allclose(mine.grad._data, reference.grad.numpy(), **grad_tol)

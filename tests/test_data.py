@@ -63,7 +63,7 @@ def test_tensor_dataset_indexing():
 def test_tensor_dataset_wraps_tensors_without_copy():
     t = cnn.tensor(np.zeros((4, 3), np.float32))
     dataset = TensorDataset(t, [0, 1, 2, 3])
-    assert np.shares_memory(dataset.tensors[0], t.data)
+    assert np.shares_memory(dataset.tensors[0], t._data)
     assert dataset[3][1] == 3
 
 

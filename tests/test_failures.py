@@ -77,7 +77,7 @@ def test_interrupted_save_model_keeps_the_previous_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(np.lib.format, "write_array", interrupt_on_third_array)
     for param in model.parameters():
-        param.data += 1
+        param._data += 1
     with pytest.raises(KeyboardInterrupt):
         model.save_model(tmp_path / "model")
     monkeypatch.undo()
@@ -89,7 +89,7 @@ def test_failed_optimizer_load_with_a_bad_flag_changes_nothing():
     model = small_net()
     optimizer = SGD(model.parameters(), lr=0.1, momentum=0.9)
     for param in model.parameters():
-        param.grad = np.ones_like(param.data)
+        param.grad = np.ones_like(param._data)
     optimizer.step()
     saved = optimizer.state_dict()
     bad = optimizer.state_dict()

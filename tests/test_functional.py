@@ -28,13 +28,13 @@ def check_against_torch(cnn_fn, torch_fn, arrays, dtype, grad_mask=None):
     out, ref = cnn_fn(*ours), torch_fn(*theirs)
     (rtol, atol), (grad_rtol, grad_atol) = TOLERANCES[dtype]
     assert out.dtype == dtype
-    np.testing.assert_allclose(out.data, ref.detach().numpy(), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(out._data, ref.detach().numpy(), rtol=rtol, atol=atol)
     weights = np.random.default_rng(0).standard_normal(out.shape).astype(dtype)
     (out * cnn.tensor(weights)).sum().backward()
     (ref * torch.tensor(weights)).sum().backward()
     for ours_t, theirs_t, g in zip(ours, theirs, grad_mask):
         if g:
-            np.testing.assert_allclose(ours_t.grad.data, theirs_t.grad.numpy(), rtol=grad_rtol,
+            np.testing.assert_allclose(ours_t.grad._data, theirs_t.grad.numpy(), rtol=grad_rtol,
                                        atol=grad_atol)
 
 
@@ -100,7 +100,7 @@ def test_max_pool2d_gradcheck(problem):
     x, k, s, p, d, ceil_mode = problem
     fn = lambda a: F.max_pool2d(a, k, s, p, d, ceil_mode)  # noqa: E731
     out = fn(leaves(x)[0])
-    assume(np.isfinite(out.data).all())  # a window over padding only yields -inf
+    assume(np.isfinite(out._data).all())  # a window over padding only yields -inf
     assert gradcheck(fn, leaves(x), eps=1e-4)
 
 
@@ -109,7 +109,7 @@ def test_max_pool2d_matches_torch(problem, dtype):
     x, k, s, p, d, ceil_mode = problem
     torch = pytest.importorskip("torch")
     out = F.max_pool2d(cnn.tensor(x), k, s, p, d, ceil_mode)
-    assume(np.isfinite(out.data).all())
+    assume(np.isfinite(out._data).all())
     check_against_torch(lambda a: F.max_pool2d(a, k, s, p, d, ceil_mode),
                         lambda a: torch.nn.functional.max_pool2d(a, k, s, p, d, ceil_mode),
                         [x], dtype)
@@ -123,13 +123,13 @@ def test_max_pool2d_ties_route_the_gradient_to_the_first_maximum():
     theirs = torch.tensor(x, requires_grad=True)
     F.max_pool2d(ours, 2, 1, 1).sum().backward()
     torch.nn.functional.max_pool2d(theirs, 2, 1, 1).sum().backward()
-    np.testing.assert_array_equal(ours.grad.data, theirs.grad.numpy())
+    np.testing.assert_array_equal(ours.grad._data, theirs.grad.numpy())
 
 
 def test_max_pool2d_return_indices_and_unbatched():
     x = np.arange(16, dtype=np.float32).reshape(1, 4, 4)
     values, indices = F.max_pool2d(cnn.tensor(x), 2, return_indices=True)
-    assert values.shape == (1, 2, 2) and indices.data.tolist() == [[[5, 7], [13, 15]]]
+    assert values.shape == (1, 2, 2) and indices._data.tolist() == [[[5, 7], [13, 15]]]
 
 
 @given(pool_problems(dilation=False), st.booleans(), dtypes)
@@ -234,10 +234,10 @@ def test_losses_are_stable_for_huge_logits():
     target = np.array([1, 1])
     loss = F.cross_entropy(logits, target)
     loss.backward()
-    assert np.isfinite(loss.item()) and np.isfinite(logits.grad.data).all()
+    assert np.isfinite(loss.item()) and np.isfinite(logits.grad._data).all()
     np.testing.assert_allclose(loss.item(), 1e4, rtol=1e-6)
     for fn in (F.softmax, F.log_softmax):
-        assert np.isfinite(fn(logits, dim=1).data).all()
+        assert np.isfinite(fn(logits, dim=1)._data).all()
 
 
 @given(shapes, st.sampled_from(["mean", "sum", "none"]), dtypes, st.integers(0, 2**31))
@@ -285,13 +285,13 @@ def test_dropout():
     cnn.manual_seed(0)
     x = cnn.tensor(np.ones((1000,), np.float32), requires_grad=True)
     y = F.dropout(x, p=0.3)
-    kept = y.data != 0
-    assert 0.6 < kept.mean() < 0.8 and np.allclose(y.data[kept], 1 / 0.7)
+    kept = y._data != 0
+    assert 0.6 < kept.mean() < 0.8 and np.allclose(y._data[kept], 1 / 0.7)
     y.sum().backward()
-    np.testing.assert_array_equal(x.grad.data, y.data)
+    np.testing.assert_array_equal(x.grad._data, y._data)
     assert F.dropout(x, p=0.3, training=False) is x
     cnn.manual_seed(0)
-    np.testing.assert_array_equal(F.dropout(x, p=0.3).data, y.data)
+    np.testing.assert_array_equal(F.dropout(x, p=0.3)._data, y._data)
 
 
 def test_flatten():

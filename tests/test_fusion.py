@@ -25,7 +25,7 @@ def values_and_grads(model, x, labels):
     model.zero_grad()
     loss = F.cross_entropy(model(x), labels)
     loss.backward()
-    return loss.item(), [p.grad.data.copy() for p in model.parameters()]
+    return loss.item(), [p.grad._data.copy() for p in model.parameters()]
 
 
 def run_one_by_one(model, x):
@@ -41,13 +41,13 @@ def test_fused_module_is_bit_identical_to_the_three_layers():
     x.requires_grad = True
     out = fused(x)
     out.backward(np.ones(out.shape, np.float32))
-    grads = [x.grad.data.copy()] + [p.grad.data.copy() for p in conv.parameters()]
+    grads = [x.grad._data.copy()] + [p.grad._data.copy() for p in conv.parameters()]
     x.grad = None
     conv.zero_grad()
     separate = pool(relu(conv(x)))
     separate.backward(np.ones(separate.shape, np.float32))
-    np.testing.assert_array_equal(out.data, separate.data)
-    for got, expected in zip(grads, [x.grad.data] + [p.grad.data for p in conv.parameters()]):
+    np.testing.assert_array_equal(out._data, separate._data)
+    for got, expected in zip(grads, [x.grad._data] + [p.grad._data for p in conv.parameters()]):
         np.testing.assert_array_equal(got, expected)
     assert list(fused.state_dict()) == ["0.weight", "0.bias"]
     assert fused[0] is conv and fused.parameters().__next__() is conv.weight
@@ -70,7 +70,7 @@ def test_sequential_fuses_without_touching_its_children_or_keys():
     loss.backward()
     assert loss.item() == fused_loss
     for got, param in zip(fused_grads, model.parameters()):
-        np.testing.assert_array_equal(got, param.grad.data)
+        np.testing.assert_array_equal(got, param.grad._data)
 
 
 def test_the_pass_returns_segments():
@@ -127,10 +127,10 @@ def test_only_exact_classes_with_supported_settings_fuse(change):
 def test_a_module_with_hooks_is_never_fused():
     model = nn.Sequential(*conv_relu_pool())
     x = images()
-    plain = model(x).data.copy()
+    plain = model(x)._data.copy()
     seen = []
     handle = model[1].register_forward_hook(lambda m, args, out: seen.append(out.shape))
-    assert np.array_equal(model(x).data, plain)
+    assert np.array_equal(model(x)._data, plain)
     assert seen == [(3, 4, 12, 12)]  # the ReLU ran on its own, so its hook fired
     assert model._fused == {}
     handle.remove()
@@ -155,9 +155,9 @@ def test_changed_settings_are_seen_at_the_next_forward():
 def test_deepcopy_and_slices_of_fused_models():
     model = nn.Sequential(*conv_relu_pool(), nn.Flatten())
     x = images()
-    out = model(x).data
+    out = model(x)._data
     clone = copy.deepcopy(model)
-    np.testing.assert_array_equal(clone(x).data, out)
+    np.testing.assert_array_equal(clone(x)._data, out)
     (fused,) = clone._fused.values()
     assert fused[0] is clone[0]  # the copy's fused module holds the copy's layers
     part = nn.ConvReLUMaxPool2d(*model[:3])[0:2]
@@ -210,22 +210,22 @@ def batch_norm_net(seed=0):
     for bn in (model[1], model[4]):
         bn.running_mean[...] = rng.standard_normal(bn.num_features)
         bn.running_var[...] = rng.uniform(0.5, 2.0, bn.num_features)
-        bn.weight.data[...] = rng.uniform(0.5, 1.5, bn.num_features)
-        bn.bias.data[...] = rng.standard_normal(bn.num_features)
+        bn.weight._data[...] = rng.uniform(0.5, 1.5, bn.num_features)
+        bn.bias._data[...] = rng.standard_normal(bn.num_features)
     return model.eval()
 
 
 def test_fuse_conv_bn_in_eval_mode_folds_the_batch_norm():
     model = batch_norm_net()
     x = images(channels=2)
-    expected = model(x).data
+    expected = model(x)._data
     fused = fuse_modules(model, [["0", "1", "2"], ["3", "4"]])
     assert type(fused[0]) is nn.ConvReLU2d and type(fused[0][0]) is nn.Conv2d
     assert type(fused[3]) is nn.Conv2d
     assert [type(fused[i]) for i in (1, 2, 4)] == [nn.Identity] * 3
     assert fused[0][0].bias is not None and not fused[0][0].bias.requires_grad
-    np.testing.assert_allclose(fused(x).data, expected, rtol=1e-5, atol=1e-5)
-    np.testing.assert_array_equal(model(x).data, expected)  # the original is unchanged
+    np.testing.assert_allclose(fused(x)._data, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(model(x)._data, expected)  # the original is unchanged
     assert list(fused.state_dict()) == ["0.0.weight", "0.0.bias", "3.weight", "3.bias"]
 
 
@@ -275,11 +275,11 @@ def test_fuse_conv_bn_weights_formula():
     gamma, beta = rng.standard_normal(4), rng.standard_normal(4)
     fused_w, fused_b = fuse_conv_bn_weights(w, b, mean, var, 1e-3, gamma, beta)
     scale = gamma / np.sqrt(var + 1e-3)
-    np.testing.assert_allclose(fused_w.data, w * scale[:, None, None, None])
-    np.testing.assert_allclose(fused_b.data, (b - mean) * scale + beta)
+    np.testing.assert_allclose(fused_w._data, w * scale[:, None, None, None])
+    np.testing.assert_allclose(fused_b._data, (b - mean) * scale + beta)
     transposed, _ = fuse_conv_bn_weights(w.transpose(1, 0, 2, 3), None, mean, var, 1e-3, None,
                                          None, transpose=True)
-    np.testing.assert_allclose(transposed.data,
+    np.testing.assert_allclose(transposed._data,
                                w.transpose(1, 0, 2, 3) / np.sqrt(var + 1e-3)[None, :, None, None])
     with pytest.raises(ValueError, match="bn_rm: expected shape \\(4,\\)"):
         fuse_conv_bn_weights(w, b, mean[:3], var, 1e-3, gamma, beta)
@@ -299,15 +299,15 @@ def test_fusion_matches_torch():
     reference.eval()
     folded = fuse_conv_bn_eval(model[3], model[4])
     torch_folded = torch_fuse_conv_bn_eval(reference[3], reference[4])
-    np.testing.assert_allclose(folded.weight.data, torch_folded.weight.detach().numpy(),
+    np.testing.assert_allclose(folded.weight._data, torch_folded.weight.detach().numpy(),
                                rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(folded.bias.data, torch_folded.bias.detach().numpy(),
+    np.testing.assert_allclose(folded.bias._data, torch_folded.bias.detach().numpy(),
                                rtol=1e-6, atol=1e-7)
     chains = [["0", "1", "2"], ["3", "4"]]
     fused, torch_fused = fuse_modules(model, chains), torch_fuse_modules(reference, chains)
     assert list(fused.state_dict()) == list(torch_fused.state_dict())
     assert ([type(m).__name__ for m in fused] == [type(m).__name__ for m in torch_fused])
     x = images(channels=2)
-    np.testing.assert_allclose(fused(x).data,
-                               torch_fused(torch.from_numpy(x.data)).detach().numpy(),
+    np.testing.assert_allclose(fused(x)._data,
+                               torch_fused(torch.from_numpy(x._data)).detach().numpy(),
                                rtol=1e-4, atol=1e-5)

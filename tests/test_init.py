@@ -67,9 +67,9 @@ def test_gain_errors():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_kaiming_uniform_default_layer_bound(shape, dtype):
     w = weight(shape, dtype)
-    data = w.data
+    data = w._data
     assert init.kaiming_uniform_(w, a=math.sqrt(5)) is w
-    assert w.data is data and data.dtype == dtype
+    assert w._data is data and data.dtype == dtype
     fan_in, _ = init.calculate_fan_in_and_fan_out(w)
     bound = kaiming_bound(fan_in, math.sqrt(5))
     # With a = sqrt(5) PyTorch's layer default reduces to 1/sqrt(fan_in).
@@ -88,7 +88,7 @@ def test_kaiming_uniform_modes(mode, nonlinearity, a):
     init.kaiming_uniform_(w, a=a, mode=mode, nonlinearity=nonlinearity)
     fan_in, fan_out = init.calculate_fan_in_and_fan_out(w)
     bound = kaiming_bound(fan_in if mode.lower() == "fan_in" else fan_out, a, nonlinearity)
-    assert np.all(np.abs(w.data) <= np.float32(bound)) and np.abs(w.data).max() > 0.99 * bound
+    assert np.all(np.abs(w._data) <= np.float32(bound)) and np.abs(w._data).max() > 0.99 * bound
 
 
 def test_kaiming_bound_matches_torch_samples():
@@ -96,7 +96,7 @@ def test_kaiming_bound_matches_torch_samples():
     torch.manual_seed(0)
     reference = torch.empty(64, 32, 3, 3)
     torch.nn.init.kaiming_uniform_(reference, a=math.sqrt(5))
-    ours = init.kaiming_uniform_(weight((64, 32, 3, 3)), a=math.sqrt(5)).data
+    ours = init.kaiming_uniform_(weight((64, 32, 3, 3)), a=math.sqrt(5))._data
     # Different generators, same distribution: the observed extremes agree closely.
     assert np.abs(ours).max() == pytest.approx(reference.abs().max().item(), rel=1e-3)
     assert ours.std() == pytest.approx(reference.std().item(), rel=0.03)
@@ -105,23 +105,23 @@ def test_kaiming_bound_matches_torch_samples():
 def test_normal_initialisers_statistics():
     w = weight((256, 128), np.float64)
     init.kaiming_normal_(w, mode="fan_out", nonlinearity="relu")
-    assert w.data.std() == pytest.approx(math.sqrt(2 / 256), rel=0.02)
+    assert w._data.std() == pytest.approx(math.sqrt(2 / 256), rel=0.02)
     init.xavier_normal_(w, gain=2.0)
-    assert w.data.std() == pytest.approx(2.0 * math.sqrt(2 / (128 + 256)), rel=0.02)
+    assert w._data.std() == pytest.approx(2.0 * math.sqrt(2 / (128 + 256)), rel=0.02)
     init.normal_(w, mean=3.0, std=0.5)
-    assert w.data.mean() == pytest.approx(3.0, abs=0.02)
-    assert w.data.std() == pytest.approx(0.5, rel=0.02)
-    assert w.data.dtype == np.float64
+    assert w._data.mean() == pytest.approx(3.0, abs=0.02)
+    assert w._data.std() == pytest.approx(0.5, rel=0.02)
+    assert w._data.dtype == np.float64
 
 
 def test_uniform_initialisers_bounds():
     w = weight((50, 30))
     bound = math.sqrt(6 / 80)
     init.xavier_uniform_(w)
-    assert np.all(np.abs(w.data) <= np.float32(bound)) and np.abs(w.data).max() > 0.98 * bound
+    assert np.all(np.abs(w._data) <= np.float32(bound)) and np.abs(w._data).max() > 0.98 * bound
     init.uniform_(w, -0.5, 2.0)
-    assert w.data.min() >= -0.5 and w.data.max() <= 2.0
-    assert w.data.mean() == pytest.approx(0.75, abs=0.1)
+    assert w._data.min() >= -0.5 and w._data.max() <= 2.0
+    assert w._data.mean() == pytest.approx(0.75, abs=0.1)
 
 
 def test_constant_fills_keep_dtype():
@@ -129,9 +129,9 @@ def test_constant_fills_keep_dtype():
     assert init.ones_(counts) is counts and counts.dtype == np.int64 and np.all(counts == 1)
     w = weight((2, 3))
     init.constant_(w, 0.25)
-    assert np.all(w.data == np.float32(0.25))
+    assert np.all(w._data == np.float32(0.25))
     init.zeros_(w)
-    assert not w.data.any()
+    assert not w._data.any()
 
 
 def test_fills_are_in_place_on_views():
@@ -144,24 +144,24 @@ def test_fills_are_in_place_on_views():
 
 def test_manual_seed_reproducibility():
     cnn.random.manual_seed(1234)
-    first = init.kaiming_uniform_(weight((6, 1, 5, 5)), a=math.sqrt(5)).data.copy()
-    noise = init.normal_(weight((3,))).data.copy()
+    first = init.kaiming_uniform_(weight((6, 1, 5, 5)), a=math.sqrt(5))._data.copy()
+    noise = init.normal_(weight((3,)))._data.copy()
     cnn.random.manual_seed(1234)
-    assert np.array_equal(init.kaiming_uniform_(weight((6, 1, 5, 5)), a=math.sqrt(5)).data, first)
-    assert np.array_equal(init.normal_(weight((3,))).data, noise)
+    assert np.array_equal(init.kaiming_uniform_(weight((6, 1, 5, 5)), a=math.sqrt(5))._data, first)
+    assert np.array_equal(init.normal_(weight((3,)))._data, noise)
     cnn.random.manual_seed(1235)
-    other = init.kaiming_uniform_(weight((6, 1, 5, 5)), a=math.sqrt(5)).data
+    other = init.kaiming_uniform_(weight((6, 1, 5, 5)), a=math.sqrt(5))._data
     assert not np.array_equal(other, first)
 
 
 def test_explicit_generator_leaves_the_default_alone():
     cnn.random.manual_seed(7)
-    expected = init.uniform_(weight((5,))).data.copy()
+    expected = init.uniform_(weight((5,)))._data.copy()
     cnn.random.manual_seed(7)
-    a = init.uniform_(weight((5,)), generator=np.random.default_rng(99)).data
-    b = init.uniform_(weight((5,)), generator=np.random.default_rng(99)).data
+    a = init.uniform_(weight((5,)), generator=np.random.default_rng(99))._data
+    b = init.uniform_(weight((5,)), generator=np.random.default_rng(99))._data
     assert np.array_equal(a, b)
-    assert np.array_equal(init.uniform_(weight((5,))).data, expected)
+    assert np.array_equal(init.uniform_(weight((5,)))._data, expected)
 
 
 def test_zero_element_tensor_warns_and_is_untouched():

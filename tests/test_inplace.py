@@ -271,3 +271,47 @@ def test_grad_modes():
         assert not cnn.is_grad_enabled()
     finally:
         cnn.set_grad_enabled(True)
+
+
+# ***** .data *****
+
+def test_data_is_a_tensor_sharing_memory_outside_the_graph():
+    w = cnn.nn.Parameter(cnn.tensor([1.0, 2.0]))
+    data = w.data
+    assert isinstance(data, cnn.Tensor) and not isinstance(data, cnn.nn.Parameter)
+    assert not data.requires_grad and data.is_leaf and np.shares_memory(data.numpy(), w.numpy())
+    assert isinstance(w.numpy(), np.ndarray) and np.asarray(w) is not None
+    y = (w * w).sum()
+    w.data.mul_(3)  # not seen by autograd: PyTorch's documented hazard of .data
+    assert w._version == 0
+    y.backward()
+    assert w.tolist() == [3.0, 6.0] and w.grad.tolist() == [6.0, 12.0]
+
+
+def test_the_idioms_of_older_scripts_work_through_data():
+    model = cnn.nn.Linear(3, 2)
+    model.weight.data.normal_(0, 0.01)
+    model.bias.data.fill_(0)
+    out = model(cnn.ones(4, 3))
+    out.sum().backward()
+    for p in model.parameters():
+        p.data.add_(p.grad.data, alpha=-0.1)
+        p.grad.data.zero_()
+    assert model.bias.tolist() == pytest.approx([-0.4, -0.4])
+    assert model.weight.grad.abs().sum().item() == 0
+    _, predicted = cnn.max(out.data, 1)
+    assert predicted.shape == (4,)
+
+
+def test_assigning_data_replaces_the_memory():
+    p = cnn.nn.Parameter(cnn.zeros(2))
+    optimizer = cnn.optim.SGD([p], lr=1.0)
+    p.data = cnn.tensor([5.0, 6.0, 7.0])
+    assert p.shape == (3,) and p.requires_grad
+    p.grad = np.ones(3, np.float32)
+    optimizer.step()
+    assert p.tolist() == [4.0, 5.0, 6.0]
+    with pytest.raises(TypeError, match="data: expected a Tensor"):
+        p.data = [1.0]
+    with pytest.raises(TypeError, match="floating-point"):
+        p.data = cnn.tensor([1, 2])

@@ -146,7 +146,7 @@ def test_sequential_fuses_and_matches_the_layers_bit_for_bit():
     fused = F.cross_entropy(model(x), labels)
     assert type(fused._node).__name__ == "Context"  # a recorded graph
     fused.backward()
-    fused_grads = [p.grad.data.copy() for p in model.parameters()]
+    fused_grads = [p.grad._data.copy() for p in model.parameters()]
     model.zero_grad()
     layers = x
     for layer in model:
@@ -155,7 +155,7 @@ def test_sequential_fuses_and_matches_the_layers_bit_for_bit():
     separate.backward()
     assert fused.item() == separate.item()
     for fused_grad, p in zip(fused_grads, model.parameters()):
-        np.testing.assert_array_equal(fused_grad, p.grad.data)
+        np.testing.assert_array_equal(fused_grad, p.grad._data)
 
 
 def test_fused_op_gradcheck():

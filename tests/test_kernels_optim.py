@@ -88,7 +88,7 @@ def test_amsgrad_keeps_a_nan_as_np_maximum_does(isa):
 def test_a_strided_parameter_is_updated_in_place():
     base = np.arange(12, dtype=np.float64).reshape(3, 4)
     p = Parameter(np.zeros((3, 2)))
-    p.data = base[:, ::2]  # a view that is not C-contiguous
+    p._data = base[:, ::2]  # a view that is not C-contiguous
     p.grad = np.ones((3, 2))
     SGD([p], lr=0.5, momentum=0.9).step()
     np.testing.assert_array_equal(base[:, ::2], np.arange(12).reshape(3, 4)[:, ::2] - 0.5)

@@ -69,13 +69,13 @@ def test_layer_matches_torch(name, args, kwargs, shape, mode):
     x_ours, x_theirs = cnn.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
     for _ in range(2):  # twice: running statistics must evolve identically
         out, ref = ours(x_ours), theirs(x_theirs)
-    np.testing.assert_allclose(out.data, ref.detach().numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(out._data, ref.detach().numpy(), rtol=1e-4, atol=1e-5)
     g = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)
     (out * cnn.tensor(g)).sum().backward()
     (ref * torch.tensor(g)).sum().backward()
-    np.testing.assert_allclose(x_ours.grad.data, x_theirs.grad.numpy(), rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(x_ours.grad._data, x_theirs.grad.numpy(), rtol=1e-3, atol=1e-4)
     for (key, p), (_, q) in zip(ours.named_parameters(), theirs.named_parameters()):
-        np.testing.assert_allclose(p.grad.data, q.grad.numpy(), rtol=1e-3, atol=1e-4,
+        np.testing.assert_allclose(p.grad._data, q.grad.numpy(), rtol=1e-3, atol=1e-4,
                                    err_msg=key)
     for key, value in theirs.state_dict().items():
         np.testing.assert_allclose(ours.state_dict()[key], value.numpy(), rtol=1e-5, atol=1e-6,
@@ -109,12 +109,12 @@ def test_default_init_follows_pytorchs_rule_and_manual_seed():
     for layer, fan_in in ((conv, 150), (linear, 400)):
         bound = 1 / math.sqrt(fan_in)
         assert layer.weight.dtype == np.float32 and layer.bias.dtype == np.float32
-        assert np.abs(layer.weight.data).max() <= bound
-        assert np.abs(layer.bias.data).max() <= bound
+        assert np.abs(layer.weight._data).max() <= bound
+        assert np.abs(layer.bias._data).max() <= bound
         # Uniform on [-bound, bound]: the spread fills the interval.
-        assert np.abs(layer.weight.data).max() > 0.95 * bound
+        assert np.abs(layer.weight._data).max() > 0.95 * bound
     cnn.manual_seed(7)
-    np.testing.assert_array_equal(nn.Conv2d(6, 16, 5).weight.data, conv.weight.data)
+    np.testing.assert_array_equal(nn.Conv2d(6, 16, 5).weight._data, conv.weight._data)
 
 
 def test_layers_in_float64():
@@ -173,7 +173,7 @@ def test_pytorch_weights_load_and_give_the_same_outputs():
     ours = lenet(nn)
     ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
     x = np.random.default_rng(0).random((3, 1, 28, 28)).astype(np.float32)
-    np.testing.assert_allclose(ours(x).data, theirs(torch.tensor(x)).detach().numpy(),
+    np.testing.assert_allclose(ours(x)._data, theirs(torch.tensor(x)).detach().numpy(),
                                rtol=1e-4, atol=1e-5)
 
 

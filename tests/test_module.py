@@ -162,7 +162,7 @@ def test_state_dict_values_are_live_arrays():
     net = Net()
     state = net.state_dict()
     assert isinstance(state, OrderedDict)
-    assert state["head.weight"] is net.head.weight.data
+    assert state["head.weight"] is net.head.weight._data
     assert state["features.1.running_mean"] is net.features[1].running_mean
     assert net.state_dict(keep_vars=True)["head.weight"] is net.head.weight
     assert list(net.state_dict(prefix="model.")) == ["model." + key for key in STATE_KEYS]
@@ -260,8 +260,8 @@ def test_deepcopy_is_independent():
     net = Net()
     clone = copy.deepcopy(net)
     assert list(clone.state_dict()) == STATE_KEYS
-    clone.head.weight.data[...] = 0
-    assert net.head.weight.data[0] == 1
+    clone.head.weight._data[...] = 0
+    assert net.head.weight._data[0] == 1
 
 
 # ***** load_state_dict *****
@@ -288,9 +288,9 @@ def test_load_state_dict_casts_floats_and_accepts_tensors():
     source["head.bias"] = cnn.tensor(np.full(3, 5, dtype=np.float32))
     source["features.0.bias"] = np.array([1, 2, 3], dtype=np.int32)  # ints cast, like copy_
     net.load_state_dict(source)
-    assert net.head.weight.data.dtype == np.float32
-    np.testing.assert_array_equal(net.head.bias.data, 5)
-    np.testing.assert_array_equal(net.features[0].bias.data, [1, 2, 3])
+    assert net.head.weight._data.dtype == np.float32
+    np.testing.assert_array_equal(net.head.bias._data, 5)
+    np.testing.assert_array_equal(net.features[0].bias._data, [1, 2, 3])
     assert net.features[1].count == 1
 
 
@@ -299,22 +299,22 @@ def test_load_state_dict_non_strict_reports_keys():
     source = perturbed_state(net)
     del source["head.bias"]
     source["head.extra"] = np.zeros(3)
-    before = net.head.bias.data.copy()
+    before = net.head.bias._data.copy()
     missing, unexpected = net.load_state_dict(source, strict=False)
     assert (missing, unexpected) == (["head.bias"], ["head.extra"])
-    np.testing.assert_array_equal(net.head.bias.data, before)
-    np.testing.assert_array_equal(net.head.weight.data, source["head.weight"])
+    np.testing.assert_array_equal(net.head.bias._data, before)
+    np.testing.assert_array_equal(net.head.weight._data, source["head.weight"])
 
 
 def test_load_state_dict_handles_values_aliasing_other_keys():
     model = Sequential(Affine(2), Affine(2))
-    model[1].weight.data[...] = [5, 6]
+    model[1].weight._data[...] = [5, 6]
     state = model.state_dict()
     swapped = {"0.weight": state["1.weight"], "1.weight": state["0.weight"],
                "0.bias": state["0.bias"], "1.bias": state["1.bias"]}
     model.load_state_dict(swapped)
-    np.testing.assert_array_equal(model[0].weight.data, [5, 6])
-    np.testing.assert_array_equal(model[1].weight.data, [1, 2])
+    np.testing.assert_array_equal(model[0].weight._data, [5, 6])
+    np.testing.assert_array_equal(model[1].weight._data, [1, 2])
 
 
 def failing_state_dicts():
@@ -414,11 +414,11 @@ def test_train_and_eval_recurse_and_return_self():
 def test_zero_grad_both_modes():
     net = Net()
     for param in net.parameters():
-        param.grad = np.ones_like(param.data)
-    kept = net.head.weight.grad.data
+        param.grad = np.ones_like(param._data)
+    kept = net.head.weight.grad._data
     net.zero_grad(set_to_none=False)
-    assert net.head.weight.grad.data is kept
-    assert all(np.all(p.grad.data == 0) for p in net.parameters())
+    assert net.head.weight.grad._data is kept
+    assert all(np.all(p.grad._data == 0) for p in net.parameters())
     net.zero_grad()
     assert all(p.grad is None for p in net.parameters())
 
@@ -441,12 +441,12 @@ def test_to_converts_in_place_keeping_parameter_identity(convert, dtype):
     net = Net()
     params = list(net.parameters())
     for param in params:
-        param.grad = np.ones_like(param.data)
+        param.grad = np.ones_like(param._data)
     values = {key: value.copy() for key, value in net.state_dict().items()}
     assert convert(net) is net
     assert all(a is b for a, b in zip(net.parameters(), params))
     for param in params:
-        assert param.data.dtype == dtype
+        assert param._data.dtype == dtype
         assert param.grad is None
     stats = net.features[1]
     assert stats.running_mean.dtype == dtype and stats.scratch.dtype == dtype
@@ -458,9 +458,9 @@ def test_to_converts_in_place_keeping_parameter_identity(convert, dtype):
 def test_to_same_dtype_keeps_arrays_and_grads():
     net = Net()
     net.scale.grad = np.ones((), dtype=np.float32)
-    weight = net.head.weight.data
+    weight = net.head.weight._data
     assert net.to(np.float32) is net and net.to("cpu") is net and net.cpu() is net
-    assert net.head.weight.data is weight and net.scale.grad is not None
+    assert net.head.weight._data is weight and net.scale.grad is not None
 
 
 @pytest.mark.parametrize("dtype", [np.int32, np.float16, "nonsense", bool])
@@ -578,5 +578,5 @@ def test_nn_sequential_is_pytorchs_and_cnn_sequential_adds_the_original_methods(
                  "forward_time", "backward_time", "print_profile"):
         assert not hasattr(plain, name) and hasattr(original, name), name
     x = cnn.randn(5, 3)
-    np.testing.assert_array_equal(plain(x).data, original(x).data)
+    np.testing.assert_array_equal(plain(x)._data, original(x)._data)
     assert type(original[0:2]) is cnn.Sequential

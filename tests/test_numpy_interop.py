@@ -15,21 +15,21 @@ def t():
 
 
 def test_asarray_shares_the_data_and_array_copies_it(t):
-    assert np.asarray(t) is t.data
+    assert np.asarray(t) is t._data
     copied = np.array(t)
-    assert not np.shares_memory(copied, t.data)
-    assert copied.tolist() == t.data.tolist() and copied.dtype == np.float32
+    assert not np.shares_memory(copied, t._data)
+    assert copied.tolist() == t._data.tolist() and copied.dtype == np.float32
 
 
 def test_a_dtype_converts(t):
     converted = np.asarray(t, dtype=np.float64)
-    assert converted.dtype == np.float64 and converted.tolist() == t.data.tolist()
-    assert np.asarray(t, dtype=np.float32) is t.data
+    assert converted.dtype == np.float64 and converted.tolist() == t._data.tolist()
+    assert np.asarray(t, dtype=np.float32) is t._data
 
 
 @pytest.mark.skipif(not NUMPY_2, reason="copy=False means 'never copy' from NumPy 2 on")
 def test_copy_false_never_copies(t):
-    assert np.shares_memory(np.array(t, copy=False), t.data)
+    assert np.shares_memory(np.array(t, copy=False), t._data)
     with pytest.raises(ValueError, match="without a copy"):
         np.array(t, dtype=np.float64, copy=False)
 
@@ -48,4 +48,4 @@ def test_training_outputs_convert_after_backward():
     loss = (x * x).sum()
     loss.backward()
     assert np.asarray(x.grad).shape == (4, 3)
-    assert float(np.asarray(loss)) == pytest.approx(float((x.data ** 2).sum()), rel=1e-6)
+    assert float(np.asarray(loss)) == pytest.approx(float((x._data ** 2).sum()), rel=1e-6)

@@ -87,8 +87,8 @@ def randomize_batch_norm(model, rng):
         if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
             module.running_mean[...] = rng.standard_normal(module.running_mean.shape) * 0.1
             module.running_var[...] = rng.uniform(0.5, 2.0, module.running_var.shape)
-            module.weight.data[...] = rng.uniform(0.5, 1.5, module.weight.shape)
-            module.bias.data[...] = rng.standard_normal(module.bias.shape) * 0.1
+            module.weight._data[...] = rng.uniform(0.5, 1.5, module.weight.shape)
+            module.bias._data[...] = rng.standard_normal(module.bias.shape) * 0.1
     return model
 
 

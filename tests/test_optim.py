@@ -51,14 +51,14 @@ def set_grads(params, grads):
 
 
 def values(params):
-    return [p.data.copy() for group in params for p in group]
+    return [p._data.copy() for group in params for p in group]
 
 
 def run_parity(cnn_class, torch_class, dtype, options):
     """Feed the same parameters and gradients to cnn and torch; compare the parameters after every step."""
     torch = pytest.importorskip("torch")
     params = make_params(dtype)
-    torch_params = [[torch.tensor(p.data.copy(), requires_grad=True) for p in group] for group in params]
+    torch_params = [[torch.tensor(p._data.copy(), requires_grad=True) for p in group] for group in params]
     optimizer = cnn_class(param_groups(params, **options))
     reference = torch_class(param_groups(torch_params, **options), foreach=False)
     for step, grads in enumerate(gradient_sequence(dtype)):
@@ -106,13 +106,13 @@ def test_adam_matches_torch(name, dtype, options):
 ], ids=["sgd", "adam", "adamw"])
 def test_state_keeps_parameter_dtype_and_arrays(make, dtype):
     params = make_params(dtype)
-    data = [p.data for group in params for p in group]
+    data = [p._data for group in params for p in group]
     optimizer = make([p for group in params for p in group])
     for grads in gradient_sequence(dtype, steps=3):
         set_grads(params, grads)
         optimizer.step()
     # Updates are in place: modules and checkpoints hold these very arrays.
-    assert all(p.data is d for p, d in zip((p for group in params for p in group), data))
+    assert all(p._data is d for p, d in zip((p for group in params for p in group), data))
     for entry in optimizer.state.values():
         for name, value in entry.items():
             if isinstance(value, np.ndarray):
@@ -125,8 +125,8 @@ def test_parameters_without_grad_are_skipped():
     a.grad = np.ones(3, dtype=np.float32)
     optimizer.step()
     assert b not in optimizer.state and optimizer.state[a]["step"] == 1
-    np.testing.assert_array_equal(b.data, np.ones(2, dtype=np.float32))
-    assert not np.array_equal(a.data, np.ones(3, dtype=np.float32))
+    np.testing.assert_array_equal(b._data, np.ones(2, dtype=np.float32))
+    assert not np.array_equal(a._data, np.ones(3, dtype=np.float32))
 
 
 def test_step_returns_closure_loss():
@@ -136,12 +136,12 @@ def test_step_returns_closure_loss():
 
     def closure():
         calls.append(1)
-        p.grad = 2 * p.data
-        return float(np.sum(p.data**2))
+        p.grad = 2 * p._data
+        return float(np.sum(p._data**2))
 
     assert optimizer.step(closure) == 5.0
     assert calls == [1]
-    np.testing.assert_array_equal(p.data, [0.0, 0.0])
+    np.testing.assert_array_equal(p._data, [0.0, 0.0])
     assert optimizer.step() is None
 
 
@@ -150,7 +150,7 @@ def test_zero_grad_set_to_none_and_in_place():
     optimizer = SGD([a, b], lr=0.1)
     a.grad = np.full(3, 2.0)
     optimizer.zero_grad(set_to_none=False)
-    np.testing.assert_array_equal(a.grad.data, np.zeros(3))
+    np.testing.assert_array_equal(a.grad._data, np.zeros(3))
     assert b.grad is None
     optimizer.zero_grad()
     assert a.grad is None and b.grad is None
@@ -187,7 +187,7 @@ def test_accepts_an_object_with_parameters():
     optimizer = SGD(model, lr=0.1)
     model.weight.grad = np.ones((2, 2), dtype=np.float32)
     optimizer.step()
-    np.testing.assert_allclose(model.weight.data, np.full((2, 2), 0.9, dtype=np.float32))
+    np.testing.assert_allclose(model.weight._data, np.full((2, 2), 0.9, dtype=np.float32))
 
 
 def test_add_param_group():
@@ -269,7 +269,7 @@ OPTIMIZERS = {
 
 
 def copy_params(params):
-    return [[Parameter(p.data.copy()) for p in group] for group in params]
+    return [[Parameter(p._data.copy()) for p in group] for group in params]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -308,7 +308,7 @@ def test_state_dict_round_trip(name, dtype):
 def test_loads_a_torch_state_dict(name, options):
     torch = pytest.importorskip("torch")
     dtype = np.float64
-    torch_params = [[torch.tensor(p.data, requires_grad=True) for p in group] for group in make_params(dtype)]
+    torch_params = [[torch.tensor(p._data, requires_grad=True) for p in group] for group in make_params(dtype)]
     reference = getattr(torch.optim, name)(param_groups(torch_params, **options), foreach=False)
     grads = gradient_sequence(dtype, steps=10)
     for step_grads in grads[:5]:
@@ -469,7 +469,7 @@ def test_base_class_step_is_abstract():
 def test_gradient_not_matching_its_parameter_is_refused():
     p = Parameter(np.ones(3, dtype=np.float32))
     p.grad = np.ones(3, dtype=np.float32)
-    p.data = np.ones(4, dtype=np.float32)  # rebinding data behind the gradient's back
+    p._data = np.ones(4, dtype=np.float32)  # rebinding data behind the gradient's back
     with pytest.raises(ValueError, match=r"gradient of shape \(3,\)"):
         SGD([p], lr=0.1).step()
 
@@ -478,7 +478,7 @@ def test_gradient_not_matching_its_parameter_is_refused():
                                   lambda ps: Adam(ps, lr=0.1)])
 def test_an_update_that_fails_leaves_the_state_as_it_was(make):
     p = Parameter(np.ones(3))
-    p.data.flags.writeable = False
+    p._data.flags.writeable = False
     p.grad = np.ones(3)
     optimizer = make([p])
     with pytest.raises(ValueError, match="read-only"):

@@ -47,7 +47,7 @@ def test_state_dict_round_trip_resumes_exactly(name):
         set_grads(params, step_grads)
         optimizer.step()
     saved = optimizer.state_dict()
-    copies = [Parameter(p.data.copy()) for p in flat]
+    copies = [Parameter(p._data.copy()) for p in flat]
     resumed = CLASSES[name](copies, lr=0.01)
     resumed.load_state_dict(saved)
     for step_grads in grads[3:]:
@@ -57,7 +57,7 @@ def test_state_dict_round_trip_resumes_exactly(name):
             p.grad = None if g is None else g.copy()
         resumed.step()
     for ours, theirs in zip(flat, copies):
-        np.testing.assert_array_equal(ours.data, theirs.data)
+        np.testing.assert_array_equal(ours._data, theirs._data)
 
 
 def test_invalid_hyperparameters_raise_pytorchs_errors():
@@ -95,7 +95,7 @@ class MomentumSGD(Optimizer):
 def test_a_users_own_optimizer_matches_sgd_with_momentum_and_saves_its_state():
     params = make_params(np.float64)
     flat = [p for group in params for p in group]
-    twins = [Parameter(p.data.copy()) for p in flat]
+    twins = [Parameter(p._data.copy()) for p in flat]
     ours, reference = MomentumSGD(flat), SGD(twins, lr=0.1, momentum=0.9)
     for step_grads in gradient_sequence(np.float64, steps=5):
         grads = [g for group in step_grads for g in group]
@@ -104,9 +104,9 @@ def test_a_users_own_optimizer_matches_sgd_with_momentum_and_saves_its_state():
         ours.step()
         reference.step()
     for p, q in zip(flat, twins):
-        np.testing.assert_allclose(p.data, q.data, rtol=1e-12)
+        np.testing.assert_allclose(p._data, q._data, rtol=1e-12)
     saved = ours.state_dict()
-    restored = MomentumSGD([Parameter(p.data.copy()) for p in flat])
+    restored = MomentumSGD([Parameter(p._data.copy()) for p in flat])
     restored.load_state_dict(saved)
     buffers = [restored.state[p]["momentum_buffer"] for p in restored.param_groups[0]["params"]
                if p in restored.state]

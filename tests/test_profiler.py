@@ -87,12 +87,12 @@ def test_results_are_the_same_with_and_without_profiling():
     model = lenet()
     images, labels = batch()
     loss = train_step(model, images, labels)
-    grads = [p.grad.data.copy() for p in model.parameters()]
+    grads = [p.grad._data.copy() for p in model.parameters()]
     with profiler.profile(model):
         profiled = train_step(model, images, labels)
     assert profiled.item() == loss.item()
     for grad, param in zip(grads, model.parameters()):
-        np.testing.assert_array_equal(param.grad.data, grad)
+        np.testing.assert_array_equal(param.grad._data, grad)
 
 
 def hooks_of(module):

@@ -83,13 +83,13 @@ def test_reads_every_dtype_of_both_formats(name):
 @pytest.mark.parametrize("name", ["tensors.pt", "tensors_legacy.pt"])
 def test_tensors_are_strided_views_of_one_storage(name):
     loaded = cnn.load(DATA / name)
-    base, transposed, sliced = (loaded[key].data for key in ("float32", "transposed", "sliced"))
+    base, transposed, sliced = (loaded[key]._data for key in ("float32", "transposed", "sliced"))
     assert transposed.strides == (4, 24) and sliced.strides == (24, 8)
     assert np.shares_memory(base, transposed) and np.shares_memory(base, sliced)
     assert base.flags.writeable and base.flags.c_contiguous
     base[1, 2] = 100.0  # one storage: a write shows through every view
     assert transposed[2, 1] == 100.0 and sliced[0, 1] == 100.0
-    assert not np.shares_memory(base, loaded["float64"].data)
+    assert not np.shares_memory(base, loaded["float64"]._data)
 
 
 def test_reads_a_training_checkpoint_into_a_cnn_model():
@@ -143,8 +143,8 @@ def test_written_records_are_aligned_and_shared_arrays_share_a_storage(tmp_path)
     assert sorted(n for n in archive.namelist() if "/data/" in n) == [
         "archive/data/0", "archive/data/1", "archive/data/2"]
     loaded = cnn.load(tmp_path / "m.pt")
-    assert np.shares_memory(loaded["a"].data, loaded["tied"].data)
-    assert not np.shares_memory(loaded["a"].data, loaded["other"].data)
+    assert np.shares_memory(loaded["a"]._data, loaded["tied"]._data)
+    assert not np.shares_memory(loaded["a"]._data, loaded["other"]._data)
     np.testing.assert_array_equal(loaded["v"].numpy(), weight[::2])
 
 
@@ -419,8 +419,8 @@ def test_torch_files_of_every_kind_load_like_torch_load(torch, tmp_path):
                                       reference["bfloat16"].float().numpy())
         for got, want in zip(loaded["views"], reference["views"]):
             np.testing.assert_array_equal(got.numpy(), want.numpy())
-        assert np.shares_memory(loaded["tied"][0].data, loaded["tied"][1].data)
-        assert np.shares_memory(loaded["views"][0].data, loaded["views"][2].data)
+        assert np.shares_memory(loaded["tied"][0]._data, loaded["tied"][1]._data)
+        assert np.shares_memory(loaded["views"][0]._data, loaded["views"][2]._data)
         assert loaded["bytes"] == b"\x00\x01" and loaded["size"] == (5, 4)
 
 

@@ -135,7 +135,7 @@ def test_save_model_adds_the_suffix_and_load_model_restores(tmp_path):
     assert model.save_model(str(tmp_path / "again.npy")) == str(tmp_path / "again.npy")
     assert sorted(os.listdir(tmp_path)) == ["again.npy", "net.npy"]
     with np.load(tmp_path / "net.npy") as archive:  # numpy recognises the archive
-        np.testing.assert_array_equal(archive["3.weight"], model[3].weight.data)
+        np.testing.assert_array_equal(archive["3.weight"], model[3].weight._data)
     other = small_net()
     assert other.load_model(tmp_path / "net.npy") is other
     assert_unchanged(other, snapshot(model))
@@ -166,9 +166,9 @@ def seed_format(model):
     params = []
     for module in model.modules():
         if isinstance(module, Conv2d):
-            params += [module.weight.data, module.bias.data]
+            params += [module.weight._data, module.bias._data]
         elif isinstance(module, Linear):
-            params += [module.weight.data.T, module.bias.data[None, :]]
+            params += [module.weight._data.T, module.bias._data[None, :]]
     array = np.empty(len(params), dtype=object)
     array[:] = [p.astype(np.float64) for p in params]
     return array
@@ -180,7 +180,7 @@ def test_original_format_maps_onto_layers_in_order(tmp_path):
     np.save(tmp_path / "seed.npy", seed_format(source), allow_pickle=True)
     model = lenet().load_model(tmp_path / "seed.npy", allow_pickle=True)
     x = np.random.default_rng(0).uniform(0, 255, (3, 1, 28, 28)).astype(np.float32)
-    np.testing.assert_allclose(model(x).data, source(x).data, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(model(x)._data, source(x)._data, rtol=1e-5, atol=1e-4)
     assert list(state_dict_from_seed(source, seed_format(source))) == list(source.state_dict())
 
 
@@ -251,11 +251,11 @@ def test_backward_replaces_the_previous_gradients():
                for _ in range(2)]
     for images, labels in batches:
         Cross_entropy(model, images, labels).backward()
-    after_two = [p.grad.data.copy() for p in model.parameters()]
+    after_two = [p.grad._data.copy() for p in model.parameters()]
     model.zero_grad()
     Cross_entropy(model, *batches[1]).backward()
     for grad, param in zip(after_two, model.parameters()):
-        np.testing.assert_array_equal(grad, param.grad.data)
+        np.testing.assert_array_equal(grad, param.grad._data)
 
 
 def test_loss_value_and_labels_of_any_integer_dtype(capsys):

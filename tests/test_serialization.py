@@ -22,7 +22,7 @@ def assert_identical(actual, expected, where="obj"):
     """Same types all the way down, same dtypes, same values (NaN equal to NaN)."""
     assert type(actual) is type(expected), f"{where}: {type(actual)} != {type(expected)}"
     if isinstance(expected, cnn.Tensor):
-        actual, expected = actual.data, expected.data
+        actual, expected = actual._data, expected._data
     if isinstance(expected, (np.ndarray, np.generic)):
         assert actual.dtype == expected.dtype, f"{where}: {actual.dtype} != {expected.dtype}"
         assert np.shape(actual) == np.shape(expected), where
@@ -111,9 +111,9 @@ def test_model_state_dict_round_trip_and_numpy_can_read_it(tmp_path):
     other = lenet()
     other.load_state_dict(loaded)
     x = np.random.default_rng(1).standard_normal((2, 1, 8, 8)).astype(np.float32)
-    np.testing.assert_array_equal(other(x).data, model(x).data)
+    np.testing.assert_array_equal(other(x)._data, model(x)._data)
     with np.load(path, allow_pickle=False) as archive:
-        np.testing.assert_array_equal(archive["3.bias"], model[3].bias.data)
+        np.testing.assert_array_equal(archive["3.bias"], model[3].bias._data)
 
 
 def test_plain_numpy_savez_archive_loads_as_dict(tmp_path):

@@ -21,17 +21,17 @@ def test_tensor_infers_pytorch_default_dtypes_and_copies():
     assert tensor([1, 2], dtype=float64).dtype == np.float64
     array = np.arange(3, dtype=np.float64)
     t = tensor(array)
-    assert t.dtype == np.float64 and not np.shares_memory(t.data, array)
+    assert t.dtype == np.float64 and not np.shares_memory(t._data, array)
     assert tensor(np.float64(1.0)).dtype == np.float64
-    assert tensor(t).data is not t.data
-    assert tensor(3.0).shape == () and isinstance(tensor(3.0).data, np.ndarray)
+    assert tensor(t)._data is not t._data
+    assert tensor(3.0).shape == () and isinstance(tensor(3.0)._data, np.ndarray)
 
 
 def test_from_numpy_shares_memory_and_keeps_dtype():
     array = np.zeros((2, 2), dtype=np.float64)
     t = from_numpy(array)
     array[0, 0] = 5.0
-    assert t.data is array and t.dtype == np.float64 and t[0, 0].item() == 5.0
+    assert t._data is array and t.dtype == np.float64 and t[0, 0].item() == 5.0
     with pytest.raises(TypeError, match="from_numpy: expected a numpy.ndarray, got list"):
         from_numpy([1.0])
 
@@ -42,7 +42,7 @@ def test_zeros_and_ones(factory, value):
     assert factory([4]).shape == (4,) and factory().shape == ()
     t = factory(2, dtype=float64, requires_grad=True)
     assert t.dtype == np.float64 and t.requires_grad
-    assert factory(2).dtype == np.float32 and np.all(factory(2).data == value)
+    assert factory(2).dtype == np.float32 and np.all(factory(2)._data == value)
     with pytest.raises(ValueError, match=r"size must be non-negative, got \(2, -1\)"):
         factory(2, -1)
     with pytest.raises(TypeError, match="size must be ints"):
@@ -61,7 +61,7 @@ def test_randn_is_reproducible_with_manual_seed():
     random.manual_seed(123)
     second = randn((3, 4))
     assert first.dtype == np.float32 and first.shape == (3, 4)
-    np.testing.assert_array_equal(first.data, second.data)
+    np.testing.assert_array_equal(first._data, second._data)
     assert randn(2, dtype=float64).dtype == np.float64
     assert randn(2, dtype=np.float16).dtype == np.float16
     with pytest.raises(TypeError, match="randn: dtype must be floating point"):
@@ -71,17 +71,17 @@ def test_randn_is_reproducible_with_manual_seed():
 def test_randn_uses_a_given_generator():
     a = randn(5, generator=np.random.default_rng(1))
     b = randn(5, generator=np.random.default_rng(1))
-    np.testing.assert_array_equal(a.data, b.data)
+    np.testing.assert_array_equal(a._data, b._data)
 
 
 def test_rng_state_round_trip_resumes_exactly():
     random.manual_seed(0)
     randn(3)
     state = random.get_rng_state()
-    expected = randn(4).data
+    expected = randn(4)._data
     randn(10)
     random.set_rng_state(state)
-    np.testing.assert_array_equal(randn(4).data, expected)
+    np.testing.assert_array_equal(randn(4)._data, expected)
 
 
 def test_manual_seed_keeps_the_default_generator_object():
@@ -132,11 +132,11 @@ def test_integer_tensors_keep_integer_arithmetic():
 def test_numpy_functions_accept_tensors():
     logits = tensor([[0.1, 0.9, 0.0], [0.8, 0.1, 0.1]])
     labels = np.array([1, 0])
-    np.testing.assert_array_equal(np.asarray(logits), logits.data)
+    np.testing.assert_array_equal(np.asarray(logits), logits._data)
     assert np.asarray(logits, dtype=np.float64).dtype == np.float64
     assert np.all(np.argmax(logits, axis=1) == labels)
     assert np.squeeze(tensor([[1.0], [2.0]])).shape == (2,)
-    assert logits.numpy() is logits.data
+    assert logits.numpy() is logits._data
     assert logits.cpu() is logits and logits.to("cpu") is logits
 
 
@@ -156,7 +156,7 @@ def test_comparisons_give_bool_tensors_without_grad():
                t > 1, t >= 3)
     for result in results:
         assert result.dtype == np.bool_ and not result.requires_grad
-    np.testing.assert_array_equal((t > 1.5).data, [False, True, True])
+    np.testing.assert_array_equal((t > 1.5)._data, [False, True, True])
     assert (t == None) is False and (t != None) is True  # noqa: E711
 
 
@@ -199,7 +199,7 @@ def test_grad_setter_checks_shape_and_dtype():
     t.grad = np.array([1.0, 1.0], dtype=np.float32)
     assert isinstance(t.grad, Tensor) and not t.grad.requires_grad
     t.grad = tensor([3.0, 4.0])
-    np.testing.assert_array_equal(t.grad.data, [3.0, 4.0])
+    np.testing.assert_array_equal(t.grad._data, [3.0, 4.0])
     with pytest.raises(ValueError, match=r"grad: shape \(3,\) does not match"):
         t.grad = np.zeros(3, dtype=np.float32)
     with pytest.raises(TypeError, match="grad: dtype float64 does not match"):
@@ -213,11 +213,11 @@ def test_grad_setter_checks_shape_and_dtype():
 def test_max_and_argmax():
     t = tensor([[1.0, 5.0, 5.0], [7.0, 0.0, 7.0]])
     values, indices = t.max(dim=1)
-    np.testing.assert_array_equal(values.data, [5.0, 7.0])
-    assert indices.dtype == np.int64 and list(indices.data) == [1, 0]
+    np.testing.assert_array_equal(values._data, [5.0, 7.0])
+    assert indices.dtype == np.int64 and list(indices._data) == [1, 0]
     assert t.max(1, keepdim=True).values.shape == (2, 1)
     assert t.max().item() == 7.0 and t.max().shape == ()
-    assert t.argmax().item() == 3 and list(t.argmax(dim=0).data) == [1, 0, 1]
+    assert t.argmax().item() == 3 and list(t.argmax(dim=0)._data) == [1, 0, 1]
     assert t.argmax(1, keepdim=True).shape == (2, 1)
     with pytest.raises(ValueError, match="max: cannot take the maximum over an empty dim"):
         zeros(0).max()
@@ -228,13 +228,13 @@ def test_max_and_argmax():
                         elements=st.floats(-10, 10, width=32)))
 def test_shape_ops_match_numpy(array):
     t = tensor(array)
-    np.testing.assert_array_equal(t.reshape(-1).data, array.reshape(-1))
-    np.testing.assert_array_equal(t.flatten().data, array.reshape(-1))
-    np.testing.assert_array_equal(t.T.data, array.T)
-    np.testing.assert_array_equal(t.transpose(0, -1).data, np.swapaxes(array, 0, -1))
-    np.testing.assert_array_equal(t.squeeze().data, np.squeeze(array))
-    np.testing.assert_array_equal(t.unsqueeze(-1).data, array[..., None])
-    np.testing.assert_array_equal(t.sum(0).data, array.sum(0))
+    np.testing.assert_array_equal(t.reshape(-1)._data, array.reshape(-1))
+    np.testing.assert_array_equal(t.flatten()._data, array.reshape(-1))
+    np.testing.assert_array_equal(t.T._data, array.T)
+    np.testing.assert_array_equal(t.transpose(0, -1)._data, np.swapaxes(array, 0, -1))
+    np.testing.assert_array_equal(t.squeeze()._data, np.squeeze(array))
+    np.testing.assert_array_equal(t.unsqueeze(-1)._data, array[..., None])
+    np.testing.assert_array_equal(t.sum(0)._data, array.sum(0))
     assert t.T.dtype == np.float32 and t.sum().dtype == np.float32
 
 
@@ -248,9 +248,9 @@ def test_flatten_and_view_forms():
 
 def test_indexing_with_tensors_and_tuples():
     t = tensor(np.arange(12.0).reshape(3, 4))
-    np.testing.assert_array_equal(t[tensor([2, 0])].data, t.data[[2, 0]])
-    np.testing.assert_array_equal(t[tensor([0, 2]), tensor([1, 3])].data, [1.0, 11.0])
-    np.testing.assert_array_equal(t[t > 9].data, [10.0, 11.0])
+    np.testing.assert_array_equal(t[tensor([2, 0])]._data, t._data[[2, 0]])
+    np.testing.assert_array_equal(t[tensor([0, 2]), tensor([1, 3])]._data, [1.0, 11.0])
+    np.testing.assert_array_equal(t[t > 9]._data, [10.0, 11.0])
     with pytest.raises(IndexError):
         t[3]
 
@@ -306,9 +306,9 @@ def test_repr_follows_pytorch():
 def test_parameter_is_a_leaf_tensor_that_requires_grad():
     data = np.ones((2, 2), dtype=np.float32)
     p = Parameter(data)
-    assert isinstance(p, Tensor) and p.requires_grad and p.is_leaf and p.data is data
+    assert isinstance(p, Tensor) and p.requires_grad and p.is_leaf and p._data is data
     assert not Parameter(tensor([1.0]), requires_grad=False).requires_grad
     assert repr(Parameter(tensor([1.0, 2.0]))) == (
         "Parameter containing:\ntensor([1., 2.], requires_grad=True)")
     (p * 3.0).sum().backward()
-    np.testing.assert_array_equal(p.grad.data, np.full((2, 2), 3.0))
+    np.testing.assert_array_equal(p.grad._data, np.full((2, 2), 3.0))

@@ -125,8 +125,8 @@ def test_batch_indexing_dataset_and_shared_memory_arrays():
     assert isinstance(x, cnn.Tensor) and x.shape == (4, 3) and x.dtype == np.float64
     np.testing.assert_array_equal(np.asarray(y), np.arange(96, 100))
     # The arrays are views of the shared segment a worker wrote, and are writable.
-    assert not x.data.flags.owndata and x.data.flags.writeable
-    x.data[0, 0] = -1.0
+    assert not x._data.flags.owndata and x._data.flags.writeable
+    x._data[0, 0] = -1.0
     arrays = list(DataLoader(data, batch_size=50, num_workers=2, as_tensor=False))
     assert type(arrays[0][0]) is np.ndarray and arrays[1][0][0, 0] == 150.0
 

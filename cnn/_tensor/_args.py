@@ -34,7 +34,7 @@ def shape_arg(shape, name):
 def view_of(base, out):
     """Mark `out` as a view of `base` when it shares its memory (so both share one version
     counter and in-place rules see the base), and return `out`."""
-    array, source = out.data, base.data
+    array, source = out._data, base._data
     owner = array.base
     # NumPy points a view at the array that owns the memory: two identity tests settle the
     # common cases (a reshape or slice), the bounds test the rest.

@@ -10,8 +10,9 @@ from ._args import tensor_class
 
 
 def to_arguments(args, kwargs):
-    """``(dtype, copy)`` (the device checked to be the CPU) from the forms of ``Tensor.to`` / ``Module.to``: ``to(dtype)``,
-    ``to(device, dtype)``, ``to(tensor)``, and their keywords; ``non_blocking`` is accepted."""
+    """``(dtype, copy)`` (the device checked to be the CPU) from the forms of ``Tensor.to`` and
+    ``Module.to``: ``to(dtype)``, ``to(device, dtype)``, ``to(tensor)``, and their keywords;
+    ``non_blocking`` is accepted."""
     Tensor = tensor_class()
     extra = set(kwargs) - {"device", "dtype", "non_blocking", "copy", "memory_format"}
     if extra:
@@ -20,7 +21,7 @@ def to_arguments(args, kwargs):
     rest = list(args)
     if rest and isinstance(rest[0], Tensor):
         other = rest.pop(0)
-        dtype = other.data.dtype
+        dtype = other._data.dtype
     if rest and (isinstance(rest[0], device) or _names_device(rest[0])):
         target_device = rest.pop(0)
     if rest and not isinstance(rest[0], bool):
@@ -63,7 +64,7 @@ class ConversionMethods:
             TypeError: An unsupported dtype or argument.
         """
         dtype, copy = to_arguments(args, kwargs)
-        if dtype is None or dtype == self.data.dtype:
+        if dtype is None or dtype == self._data.dtype:
             return self.clone() if copy else self
         return ops.Cast.apply(self, dtype)
 
@@ -71,7 +72,7 @@ class ConversionMethods:
         """Return the type name (``"cnn.FloatTensor"``) with no argument, else this tensor cast
         to ``dtype`` (a dtype or a name such as ``"torch.DoubleTensor"``)."""
         if dtype is None:
-            return "cnn." + _dtypes.TENSOR_TYPE_NAMES.get(self.data.dtype, "Tensor")
+            return "cnn." + _dtypes.TENSOR_TYPE_NAMES.get(self._data.dtype, "Tensor")
         return self.to(_dtypes.as_dtype(dtype, "dtype"))
 
     def type_as(self, other):
@@ -126,12 +127,12 @@ class ConversionMethods:
 
     def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
         """Return a copy of ``data`` as a tensor of this tensor's dtype (unless given)."""
-        return tensor(data, dtype=self.data.dtype if dtype is None else dtype, device=device,
+        return tensor(data, dtype=self._data.dtype if dtype is None else dtype, device=device,
                       requires_grad=requires_grad)
 
     def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
         """Return zeros of ``size`` in this tensor's dtype (unless given)."""
-        return zeros(*size, dtype=self.data.dtype if dtype is None else dtype, device=device,
+        return zeros(*size, dtype=self._data.dtype if dtype is None else dtype, device=device,
                      requires_grad=requires_grad)
 
     def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
@@ -145,7 +146,7 @@ class ConversionMethods:
 
     def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
         """Return ``fill_value`` everywhere in ``size``, in this tensor's dtype (unless given)."""
-        return full(size, fill_value, dtype=self.data.dtype if dtype is None else dtype,
+        return full(size, fill_value, dtype=self._data.dtype if dtype is None else dtype,
                     device=device, requires_grad=requires_grad)
 
 

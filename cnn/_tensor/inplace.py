@@ -25,7 +25,7 @@ def _operand(tensor, other, alpha, name):
     if isinstance(other, Tensor):
         return other
     if _dtypes.scalar_category(other) is not None:
-        dtype = tensor.data.dtype
+        dtype = tensor._data.dtype
         # A Python float meets a float tensor in its dtype (PyTorch computes in it).
         return dtype.type(other) if dtype.kind == "f" else other
     other = np.asarray(other)
@@ -155,7 +155,7 @@ class InPlaceMethods:
     def clamp_(self, min=None, max=None):
         """Limit every element to ``[min, max]`` in place (see :meth:`clamp`); returns self."""
         Tensor = tensor_class()
-        if isinstance(min, Tensor) or isinstance(max, Tensor) or self.data.dtype.kind != "f":
+        if isinstance(min, Tensor) or isinstance(max, Tensor) or self._data.dtype.kind != "f":
             return self.copy_(self.clamp(min, max))
         if min is None and max is None:
             raise ValueError("clamp_: at least one of min and max must not be None")
@@ -188,11 +188,11 @@ class InPlaceMethods:
         """Fill with ``value`` (a number or a one-element tensor) in place; returns self."""
         Tensor = tensor_class()
         if isinstance(value, Tensor):
-            if value.data.size != 1:
+            if value._data.size != 1:
                 raise ValueError(f"fill_: only supports 0-dimension value tensor but got "
-                                 f"tensor with {value.data.ndim} dimensions")
+                                 f"tensor with {value._data.ndim} dimensions")
             if not value._requires_grad:
-                value = value.data.reshape(()).item()
+                value = value._data.reshape(()).item()
             else:
                 value = value.reshape(())
         elif _dtypes.scalar_category(value) is None:
@@ -210,8 +210,8 @@ class InPlaceMethods:
 
     def normal_(self, mean=0.0, std=1.0, *, generator=None):
         """Fill with samples of N(mean, std**2) from cnn's generator; returns self."""
-        values = random_generator(generator).normal(mean, std, self.data.shape)
-        return write_inplace(self, values.astype(self.data.dtype), "normal_")
+        values = random_generator(generator).normal(mean, std, self._data.shape)
+        return write_inplace(self, values.astype(self._data.dtype), "normal_")
 
     def uniform_(self, *bounds, generator=None, **named):
         """Fill with samples uniform on [from, to) (default [0, 1)) from cnn's generator;
@@ -220,5 +220,5 @@ class InPlaceMethods:
         high = named.pop("to", bounds[1] if len(bounds) > 1 else 1.0)
         if named or len(bounds) > 2:
             raise TypeError(f"uniform_: unexpected arguments {sorted(named) or bounds[2:]}")
-        values = random_generator(generator).uniform(low, high, self.data.shape)
-        return write_inplace(self, values.astype(self.data.dtype), "uniform_")
+        values = random_generator(generator).uniform(low, high, self._data.shape)
+        return write_inplace(self, values.astype(self._data.dtype), "uniform_")

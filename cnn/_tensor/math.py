@@ -23,10 +23,10 @@ def binary_operands(tensor, other, true_division=False):
         (Tensor, Tensor or array or scalar): The operands, in the order given.
     """
     Tensor = function.Tensor
-    array = tensor.data
+    array = tensor._data
     # The common cases first: they run for every arithmetic operator.
     if isinstance(other, Tensor):
-        other_array = other.data
+        other_array = other._data
         if other_array.dtype == array.dtype and (array.dtype.kind == "f" or not true_division):
             return tensor, other
         dtype = _dtypes.result_type(array, other_array)
@@ -44,7 +44,7 @@ def binary_operands(tensor, other, true_division=False):
     if array.dtype != dtype:
         tensor = tensor.to(dtype)
     if isinstance(other, Tensor):
-        if other.data.dtype != dtype:
+        if other._data.dtype != dtype:
             other = other.to(dtype)
     elif isinstance(other, np.ndarray):
         other = other.astype(dtype, copy=False)
@@ -107,13 +107,13 @@ class MathMethods:
             raise ValueError(f"rounding_mode: expected None, 'trunc' or 'floor', got "
                              f"{rounding_mode!r}")
         a, b = binary_operands(self, other)
-        if a.data.dtype.kind != "f":
-            b_array = b.data if isinstance(b, tensor_class()) else b
+        if a._data.dtype.kind != "f":
+            b_array = b._data if isinstance(b, tensor_class()) else b
             if np.any(np.asarray(b_array) == 0):
                 raise ZeroDivisionError("integer division by zero")
-            quotient = np.floor_divide(a.data, b_array)
+            quotient = np.floor_divide(a._data, b_array)
             if rounding_mode == "trunc":
-                quotient = np.trunc(np.true_divide(a.data, b_array)).astype(a.data.dtype)
+                quotient = np.trunc(np.true_divide(a._data, b_array)).astype(a._data.dtype)
             return tensor_class()(quotient)
         quotient = a / b
         return quotient.floor() if rounding_mode == "floor" else quotient.trunc()
@@ -131,9 +131,9 @@ class MathMethods:
     def remainder(self, other):
         """Return ``self - floor(self / other) * other`` (the sign of ``other``, as Python's %)."""
         a, b = binary_operands(self, other)
-        if a.data.dtype.kind != "f":
-            b_array = b.data if isinstance(b, tensor_class()) else b
-            return tensor_class()(np.remainder(a.data, b_array))
+        if a._data.dtype.kind != "f":
+            b_array = b._data if isinstance(b, tensor_class()) else b
+            return tensor_class()(np.remainder(a._data, b_array))
         return a - (a / b).floor() * b
 
     def pow(self, exponent):
@@ -243,7 +243,7 @@ class MathMethods:
         """
         if min is None and max is None:
             raise ValueError("clamp: at least one of min and max must not be None")
-        dtype = self.data.dtype
+        dtype = self._data.dtype
         low, high = _bound(min, "min", dtype), _bound(max, "max", dtype)
         Tensor = tensor_class()
         if isinstance(low, Tensor) or isinstance(high, Tensor):
@@ -332,49 +332,49 @@ class MathMethods:
     def equal(self, other):
         """Return True if ``other`` has this shape and the same values."""
         other = _tensor(other, "other")
-        return self.data.shape == other.data.shape and bool(np.array_equal(self.data,
-                                                                            other.data))
+        return self._data.shape == other._data.shape and bool(np.array_equal(self._data,
+                                                                            other._data))
 
     def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
         """Return ``|self - other| <= atol + rtol * |other|`` elementwise (bool)."""
         other = _tensor(other, "other")
-        return tensor_class()(np.isclose(self.data, other.data, rtol, atol, equal_nan))
+        return tensor_class()(np.isclose(self._data, other._data, rtol, atol, equal_nan))
 
     def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
         """Return True if every element is close to ``other``'s (see :meth:`isclose`)."""
-        return bool(self.isclose(other, rtol, atol, equal_nan).data.all())
+        return bool(self.isclose(other, rtol, atol, equal_nan)._data.all())
 
     def isnan(self):
         """Return where the elements are NaN (bool)."""
-        return tensor_class()(np.isnan(self.data))
+        return tensor_class()(np.isnan(self._data))
 
     def isinf(self):
         """Return where the elements are infinite (bool)."""
-        return tensor_class()(np.isinf(self.data))
+        return tensor_class()(np.isinf(self._data))
 
     def isfinite(self):
         """Return where the elements are finite (bool)."""
-        return tensor_class()(np.isfinite(self.data))
+        return tensor_class()(np.isfinite(self._data))
 
     def logical_not(self):
         """Return ``not self`` elementwise (bool)."""
-        return tensor_class()(np.logical_not(self.data))
+        return tensor_class()(np.logical_not(self._data))
 
     def logical_and(self, other):
         """Return ``self and other`` elementwise (bool)."""
-        return tensor_class()(np.logical_and(self.data, _tensor(other, "other").data))
+        return tensor_class()(np.logical_and(self._data, _tensor(other, "other")._data))
 
     def logical_or(self, other):
         """Return ``self or other`` elementwise (bool)."""
-        return tensor_class()(np.logical_or(self.data, _tensor(other, "other").data))
+        return tensor_class()(np.logical_or(self._data, _tensor(other, "other")._data))
 
     def logical_xor(self, other):
         """Return ``self xor other`` elementwise (bool)."""
-        return tensor_class()(np.logical_xor(self.data, _tensor(other, "other").data))
+        return tensor_class()(np.logical_xor(self._data, _tensor(other, "other")._data))
 
     def is_floating_point(self):
         """Return True if the dtype is floating point."""
-        return self.data.dtype.kind == "f"
+        return self._data.dtype.kind == "f"
 
     # ***** matrix products *****
 
@@ -393,8 +393,8 @@ class MathMethods:
         """Return the products of two batches of matrices (3-D tensors)."""
         _check_ndim(self, 3, "input")
         _check_ndim(mat2, 3, "mat2")
-        if self.data.shape[0] != np.shape(mat2)[0]:
-            raise ValueError(f"bmm: batch sizes differ: {self.data.shape[0]} and "
+        if self._data.shape[0] != np.shape(mat2)[0]:
+            raise ValueError(f"bmm: batch sizes differ: {self._data.shape[0]} and "
                              f"{np.shape(mat2)[0]}")
         return self.matmul(mat2)
 
@@ -419,16 +419,16 @@ class MathMethods:
 
 def _float(tensor):
     """Integer tensors meet float functions as the default float dtype (PyTorch's rule)."""
-    return tensor if tensor.data.dtype.kind == "f" else tensor.to(_dtypes.get_default_dtype())
+    return tensor if tensor._data.dtype.kind == "f" else tensor.to(_dtypes.get_default_dtype())
 
 
 def _condition(condition, name="condition"):
-    array = condition.data if isinstance(condition, tensor_class()) else np.asarray(condition)
+    array = condition._data if isinstance(condition, tensor_class()) else np.asarray(condition)
     if array.dtype.kind != "b":
         raise TypeError(f"{name}: expected a bool tensor, got dtype {array.dtype}")
     return array
 
 
 def _check_ndim(value, ndim, name):
-    if np.ndim(value.data if isinstance(value, tensor_class()) else value) != ndim:
+    if np.ndim(value._data if isinstance(value, tensor_class()) else value) != ndim:
         raise ValueError(f"{name}: expected a {ndim}-D tensor, got shape {np.shape(value)}")

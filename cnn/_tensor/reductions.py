@@ -24,16 +24,16 @@ class ReductionMethods:
         Bool and integer tensors sum as int64, as in PyTorch.
         """
         x = _accumulating(self, dtype)
-        return ops.Sum.apply(x, dims(dim, self.data.ndim), keepdim)
+        return ops.Sum.apply(x, dims(dim, self._data.ndim), keepdim)
 
     def mean(self, dim=None, keepdim=False, *, dtype=None):
         """Mean over ``dim`` (an int, a tuple of ints, or None for all elements); floating
         tensors only, as in PyTorch."""
         x = self if dtype is None else self.to(dtype)
-        if x.data.dtype.kind != "f":
+        if x._data.dtype.kind != "f":
             raise TypeError(f"mean: could not infer output dtype: input dtype should be "
-                            f"floating point, got {x.data.dtype} (pass dtype=cnn.float32)")
-        return ops.Mean.apply(x, dims(dim, self.data.ndim), keepdim)
+                            f"floating point, got {x._data.dtype} (pass dtype=cnn.float32)")
+        return ops.Mean.apply(x, dims(dim, self._data.ndim), keepdim)
 
     def max(self, dim=None, keepdim=False):
         """Maximum of all elements, ``(values, indices)`` along ``dim``, or the elementwise
@@ -74,9 +74,9 @@ class ReductionMethods:
         """
         correction = _correction(unbiased, correction)
         x = self
-        if x.data.dtype.kind != "f":
-            raise TypeError(f"var: expected a floating-point tensor, got dtype {x.data.dtype}")
-        return ops.Var.apply(x, dims(dim, self.data.ndim), correction, keepdim)
+        if x._data.dtype.kind != "f":
+            raise TypeError(f"var: expected a floating-point tensor, got dtype {x._data.dtype}")
+        return ops.Var.apply(x, dims(dim, self._data.ndim), correction, keepdim)
 
     def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
         """Standard deviation over ``dim`` (the square root of :meth:`var`, same arguments)."""
@@ -89,7 +89,7 @@ class ReductionMethods:
             p = 2
         if isinstance(p, str) or _dtypes.scalar_category(p) is None:
             raise ValueError(f"p: expected a number, inf or 'fro', got {p!r}")
-        x = self if self.data.dtype.kind == "f" else self.to(_dtypes.get_default_dtype())
+        x = self if self._data.dtype.kind == "f" else self.to(_dtypes.get_default_dtype())
         if p == 2:
             return (x * x).sum(dim, keepdim).sqrt()
         if p == 1:
@@ -99,7 +99,7 @@ class ReductionMethods:
         if p == float("-inf"):
             return x.abs().amin(dim, keepdim)
         if p == 0:
-            return (x != 0).sum(dim, keepdim).to(x.data.dtype)
+            return (x != 0).sum(dim, keepdim).to(x._data.dtype)
         return (x.abs() ** p).sum(dim, keepdim) ** (1.0 / p)
 
     def amax(self, dim=None, keepdim=False):
@@ -112,7 +112,7 @@ class ReductionMethods:
 
     def logsumexp(self, dim, keepdim=False):
         """``log(sum(exp(self), dim))``, computed without overflow."""
-        dim = dims(dim, self.data.ndim)
+        dim = dims(dim, self._data.ndim)
         shift = self.detach().amax(dim, keepdim=True)
         shift = shift.masked_fill(~shift.isfinite(), 0)
         out = (self - shift).exp().sum(dim, keepdim=True).log() + shift
@@ -120,23 +120,23 @@ class ReductionMethods:
 
     def all(self, dim=None, keepdim=False):
         """Whether every element (along ``dim``) is nonzero (bool)."""
-        return tensor_class()(np.all(self.data, axis=dims(dim, self.data.ndim),
+        return tensor_class()(np.all(self._data, axis=dims(dim, self._data.ndim),
                                      keepdims=keepdim))
 
     def any(self, dim=None, keepdim=False):
         """Whether some element (along ``dim``) is nonzero (bool)."""
-        return tensor_class()(np.any(self.data, axis=dims(dim, self.data.ndim),
+        return tensor_class()(np.any(self._data, axis=dims(dim, self._data.ndim),
                                      keepdims=keepdim))
 
     def count_nonzero(self, dim=None):
         """The number of nonzero elements (along ``dim``), as int64."""
-        counts = np.count_nonzero(self.data, axis=dims(dim, self.data.ndim))
+        counts = np.count_nonzero(self._data, axis=dims(dim, self._data.ndim))
         return tensor_class()(np.asarray(counts, dtype=np.int64))
 
     def nonzero(self, *, as_tuple=False):
         """The indices of the nonzero elements: an (n, ndim) int64 tensor, or a tuple of one
         1-D tensor per dim with ``as_tuple=True``."""
-        indices = np.nonzero(np.atleast_1d(self.data))
+        indices = np.nonzero(np.atleast_1d(self._data))
         Tensor = tensor_class()
         if as_tuple:
             return tuple(Tensor(index.astype(np.int64)) for index in indices)
@@ -147,29 +147,29 @@ class ReductionMethods:
     def topk(self, k, dim=-1, largest=True, sorted=True):
         """The ``k`` largest (or smallest) elements along ``dim``, as ``(values, indices)``;
         the values are differentiable."""
-        dim = dimension(dim, self.data.ndim)
-        size = self.data.shape[dim] if self.data.ndim else 1
+        dim = dimension(dim, self._data.ndim)
+        size = self._data.shape[dim] if self._data.ndim else 1
         k = integer(k, "k", 0, size)
-        order = _order(self.data, dim, descending=largest)
-        indices = np.take(order, np.arange(k), axis=dim if self.data.ndim else 0)
+        order = _order(self._data, dim, descending=largest)
+        indices = np.take(order, np.arange(k), axis=dim if self._data.ndim else 0)
         return _gathered(self, indices, dim)
 
     def sort(self, dim=-1, descending=False, stable=False):
         """The elements sorted along ``dim``, as ``(values, indices)``; equal elements keep
         their order (the sort is stable)."""
-        dim = dimension(dim, self.data.ndim)
-        return _gathered(self, _order(self.data, dim, descending), dim)
+        dim = dimension(dim, self._data.ndim)
+        return _gathered(self, _order(self._data, dim, descending), dim)
 
     def argsort(self, dim=-1, descending=False, stable=False):
         """The indices that sort the elements along ``dim`` (int64; stable)."""
-        dim = dimension(dim, self.data.ndim)
-        return tensor_class()(_order(self.data, dim, descending))
+        dim = dimension(dim, self._data.ndim)
+        return tensor_class()(_order(self._data, dim, descending))
 
 
 def _accumulating(tensor, dtype):
     if dtype is not None:
         return tensor.to(dtype)
-    if tensor.data.dtype.kind in "biu" and tensor.data.dtype != np.int64:
+    if tensor._data.dtype.kind in "biu" and tensor._data.dtype != np.int64:
         return tensor.to(np.int64)
     return tensor
 
@@ -180,32 +180,32 @@ def _extreme(tensor, op, dim, keepdim, name):
         return getattr(tensor, name)(dim)
     if dim is None:
         return op.apply(tensor)
-    dim = dimension(dim, tensor.data.ndim)
+    dim = dimension(dim, tensor._data.ndim)
     pick = np.argmax if op is ops.Max else np.argmin
-    if not tensor.data.ndim:  # a 0-d tensor's only dim is itself (as in PyTorch)
+    if not tensor._data.ndim:  # a 0-d tensor's only dim is itself (as in PyTorch)
         return MaxResult(op.apply(tensor), Tensor(np.asarray(0, np.int64)))
     values = op.apply(tensor, dim, keepdim)
     return MaxResult(values, _arg_extreme(tensor, pick, dim, keepdim, op.name))
 
 
 def _reduce_extreme(tensor, op, dim, keepdim):
-    dim = dims(dim, tensor.data.ndim)
+    dim = dims(dim, tensor._data.ndim)
     if dim is None or isinstance(dim, int):
         out = op.apply(tensor, dim, keepdim and dim is not None)
-        return out.reshape((1,) * tensor.data.ndim) if keepdim and dim is None else out
+        return out.reshape((1,) * tensor._data.ndim) if keepdim and dim is None else out
     # Several dims: move them to the end, flatten them into one, reduce that one.
-    keep = [axis for axis in range(tensor.data.ndim) if axis not in dim]
+    keep = [axis for axis in range(tensor._data.ndim) if axis not in dim]
     moved = tensor.permute(*keep, *dim)
     flat = moved.reshape(moved.shape[:len(keep)] + (-1,))
     out = op.apply(flat, len(keep), False)
     if keepdim:
-        shape = tuple(1 if axis in dim else size for axis, size in enumerate(tensor.data.shape))
+        shape = tuple(1 if axis in dim else size for axis, size in enumerate(tensor._data.shape))
         out = out.reshape(shape)
     return out
 
 
 def _arg_extreme(tensor, pick, dim, keepdim, name):
-    data = tensor.data
+    data = tensor._data
     if dim is not None:
         dim = dimension(dim, data.ndim)
         if not data.ndim:
@@ -246,6 +246,6 @@ def _order(data, dim, descending):
 
 def _gathered(tensor, indices, dim):
     Tensor = tensor_class()
-    if not tensor.data.ndim:
+    if not tensor._data.ndim:
         return MaxResult(tensor.clone(), Tensor(np.zeros((), np.int64)))
     return MaxResult(ops.Gather.apply(tensor, indices, dim), Tensor(indices))

@@ -25,46 +25,46 @@ class ShapeMethods:
     def size(self, dim=None):
         """Return the shape (a :class:`cnn.Size`), or the size of one ``dim``."""
         if dim is None:
-            return Size(self.data.shape)
-        if not self.data.ndim:
+            return Size(self._data.shape)
+        if not self._data.ndim:
             raise np.exceptions.AxisError(f"dim: a 0-d tensor has no dimensions, got {dim!r}")
-        return self.data.shape[dimension(dim, self.data.ndim)]
+        return self._data.shape[dimension(dim, self._data.ndim)]
 
     def dim(self):
         """Return the number of dims."""
-        return self.data.ndim
+        return self._data.ndim
 
     ndimension = dim
 
     def numel(self):
         """Return the number of elements."""
-        return self.data.size
+        return self._data.size
 
     nelement = numel
 
     def element_size(self):
         """Return the size of one element in bytes."""
-        return self.data.itemsize
+        return self._data.itemsize
 
     @property
     def itemsize(self):
         """int: The size of one element in bytes."""
-        return self.data.itemsize
+        return self._data.itemsize
 
     @property
     def nbytes(self):
         """int: The size of the elements in bytes."""
-        return self.data.nbytes
+        return self._data.nbytes
 
     def stride(self, dim=None):
         """Return the strides in elements (a tuple), or the stride of one ``dim``."""
-        array = self.data
+        array = self._data
         strides = tuple([step // array.itemsize for step in array.strides])
         return strides if dim is None else strides[dimension(dim, array.ndim)]
 
     def is_contiguous(self, memory_format=None):
         """Return True if the elements lie in C order without gaps."""
-        return self.data.flags.c_contiguous
+        return self._data.flags.c_contiguous
 
     # ***** reshapes and views *****
 
@@ -84,7 +84,7 @@ class ShapeMethods:
             raise TypeError("view(dtype) is not supported: cnn cannot reinterpret a tensor's "
                             "bytes as another dtype; use .to(dtype) for a converted copy")
         out = ops.Reshape.apply(self, shape_arg(shape, "shape"))
-        if out.data.size and not np.may_share_memory(out.data, self.data):
+        if out._data.size and not np.may_share_memory(out._data, self._data):
             raise RuntimeError("view size is not compatible with input tensor's size and stride "
                                "(at least one dimension spans across two contiguous subspaces). "
                                "Use .reshape(...) instead.")
@@ -100,7 +100,7 @@ class ShapeMethods:
 
     def flatten(self, start_dim=0, end_dim=-1):
         """Merge dims ``start_dim`` to ``end_dim`` (inclusive) into one."""
-        shape = self.data.shape
+        shape = self._data.shape
         start = dimension(start_dim, len(shape), "start_dim")
         end = dimension(end_dim, len(shape), "end_dim")
         if not shape:
@@ -112,7 +112,7 @@ class ShapeMethods:
 
     def unflatten(self, dim, sizes):
         """Split dim ``dim`` into ``sizes`` (one may be -1)."""
-        shape = self.data.shape
+        shape = self._data.shape
         dim = dimension(dim, len(shape))
         sizes = shape_arg((sizes,), "sizes")
         known = math.prod(size for size in sizes if size != -1)
@@ -125,7 +125,7 @@ class ShapeMethods:
 
     def squeeze(self, dim=None):
         """Remove all dims of size 1, or those of ``dim`` (an int or a tuple) of size 1."""
-        shape = self.data.shape
+        shape = self._data.shape
         if dim is None:
             return self.reshape(tuple([size for size in shape if size != 1]))
         if not shape:
@@ -137,13 +137,13 @@ class ShapeMethods:
 
     def unsqueeze(self, dim):
         """Insert a dim of size 1 at position ``dim``."""
-        shape = self.data.shape
+        shape = self._data.shape
         dim = dimension(dim, len(shape) + 1)
         return self.reshape(shape[:dim] + (1,) + shape[dim:])
 
     def permute(self, *dims):
         """Reorder the dims: dim ``i`` of the result is dim ``dims[i]`` of this tensor."""
-        ndim = self.data.ndim
+        ndim = self._data.ndim
         dims = shape_arg(dims, "dims")
         if sorted(dimension(d, ndim, "dims") for d in dims) != list(range(ndim)):
             raise ValueError(f"dims: expected a permutation of the {ndim} dims, got {dims}")
@@ -151,7 +151,7 @@ class ShapeMethods:
 
     def transpose(self, dim0, dim1):
         """Swap dims ``dim0`` and ``dim1``."""
-        ndim = self.data.ndim
+        ndim = self._data.ndim
         dim0, dim1 = dimension(dim0, ndim, "dim0"), dimension(dim1, ndim, "dim1")
         dims = list(range(ndim))
         if ndim:
@@ -162,15 +162,15 @@ class ShapeMethods:
 
     def t(self):
         """Transpose a matrix (a tensor of at most 2 dims)."""
-        if self.data.ndim > 2:
+        if self._data.ndim > 2:
             raise ValueError(f"t: expects a tensor with <= 2 dimensions, got "
-                             f"{self.data.ndim}; use transpose(dim0, dim1) or permute")
-        return self.transpose(0, -1) if self.data.ndim == 2 else self
+                             f"{self._data.ndim}; use transpose(dim0, dim1) or permute")
+        return self.transpose(0, -1) if self._data.ndim == 2 else self
 
     @property
     def T(self):
         """Tensor: This tensor with its dims reversed (the transpose of a matrix)."""
-        return view_of(self, ops.Permute.apply(self, tuple(range(self.data.ndim))[::-1]))
+        return view_of(self, ops.Permute.apply(self, tuple(range(self._data.ndim))[::-1]))
 
     @property
     def mT(self):
@@ -184,7 +184,7 @@ class ShapeMethods:
         several elements through one memory location.
         """
         sizes = shape_arg(sizes, "sizes")
-        shape = self.data.shape
+        shape = self._data.shape
         if len(sizes) < len(shape):
             raise ValueError(f"expand: the number of sizes ({len(sizes)}) must be at least the "
                              f"number of dims ({len(shape)})")
@@ -202,9 +202,9 @@ class ShapeMethods:
     def repeat(self, *sizes):
         """Tile the tensor ``sizes[i]`` times along each dim (a copy); at least one size per dim."""
         sizes = shape_arg(sizes, "sizes")
-        if len(sizes) < self.data.ndim:
+        if len(sizes) < self._data.ndim:
             raise ValueError(f"repeat: the number of repeats ({len(sizes)}) can not be smaller "
-                             f"than the number of dims ({self.data.ndim})")
+                             f"than the number of dims ({self._data.ndim})")
         if any(size < 0 for size in sizes):
             raise ValueError(f"repeat: repeats must be non-negative, got {sizes}")
         return ops.Repeat.apply(self, sizes)
@@ -212,7 +212,7 @@ class ShapeMethods:
     def flip(self, *dims):
         """Reverse the order of elements along ``dims`` (a copy)."""
         dims = shape_arg(dims, "dims")
-        return ops.Flip.apply(self, tuple([dimension(d, self.data.ndim) for d in dims]))
+        return ops.Flip.apply(self, tuple([dimension(d, self._data.ndim) for d in dims]))
 
     def clone(self, memory_format=None):
         """Return a copy in new memory; gradients flow back to this tensor."""
@@ -220,14 +220,14 @@ class ShapeMethods:
 
     def contiguous(self, memory_format=None):
         """Return this tensor if its memory is C-contiguous, else a contiguous copy."""
-        return self if self.data.flags.c_contiguous else ops.Clone.apply(self)
+        return self if self._data.flags.c_contiguous else ops.Clone.apply(self)
 
     # ***** splitting *****
 
     def narrow(self, dim, start, length):
         """Return the view of ``length`` elements from ``start`` along ``dim``."""
-        dim = dimension(dim, self.data.ndim)
-        size = self.data.shape[dim]
+        dim = dimension(dim, self._data.ndim)
+        size = self._data.shape[dim]
         start = integer(start, "start", -size, size)
         start %= max(size, 1)
         length = integer(length, "length", 0, size - start)
@@ -235,8 +235,8 @@ class ShapeMethods:
 
     def select(self, dim, index):
         """Return the slice at ``index`` along ``dim``, without that dim."""
-        dim = dimension(dim, self.data.ndim)
-        size = self.data.shape[dim]
+        dim = dimension(dim, self._data.ndim)
+        size = self._data.shape[dim]
         index = integer(index, "index", -size, size - 1)
         return self[(slice(None),) * dim + (index,)]
 
@@ -244,16 +244,16 @@ class ShapeMethods:
         """Split into ``chunks`` views of ``ceil(size / chunks)`` elements along ``dim`` (the last
         may be smaller, and there may be fewer chunks, as in PyTorch)."""
         chunks = integer(chunks, "chunks", 1)
-        dim = dimension(dim, self.data.ndim)
-        size = self.data.shape[dim]
+        dim = dimension(dim, self._data.ndim)
+        size = self._data.shape[dim]
         step = max(-(-size // chunks), 1)
         return self.split(step, dim)
 
     def split(self, split_size_or_sections, dim=0):
         """Split along ``dim`` into views of ``split_size`` elements (the last may be smaller),
         or of the sizes listed."""
-        dim = dimension(dim, self.data.ndim)
-        size = self.data.shape[dim]
+        dim = dimension(dim, self._data.ndim)
+        size = self._data.shape[dim]
         if isinstance(split_size_or_sections, (list, tuple)):
             sections = [integer(n, "split_size_or_sections", 0) for n in split_size_or_sections]
             if sum(sections) != size:
@@ -270,8 +270,8 @@ class ShapeMethods:
 
     def unbind(self, dim=0):
         """Return the slices along ``dim`` (each without that dim), as a tuple."""
-        dim = dimension(dim, self.data.ndim)
-        return tuple([self[(slice(None),) * dim + (i,)] for i in range(self.data.shape[dim])])
+        dim = dimension(dim, self._data.ndim)
+        return tuple([self[(slice(None),) * dim + (i,)] for i in range(self._data.shape[dim])])
 
     # ***** indexing *****
 
@@ -284,7 +284,7 @@ class ShapeMethods:
         index = as_index(index)
         if isinstance(value, Tensor) and not (_grad_state.enabled and value._requires_grad
                                               or self._requires_grad):
-            value = value.data
+            value = value._data
         elif not isinstance(value, Tensor):
             value = np.asarray(value)
         inplace.assign(self, index, value)
@@ -292,28 +292,28 @@ class ShapeMethods:
     def gather(self, dim, index):
         """Pick values along ``dim`` at ``index`` (an int64 tensor of this tensor's ndim):
         ``out[i][j] = self[index[i][j]][j]`` for dim 0."""
-        dim = dimension(dim, self.data.ndim)
+        dim = dimension(dim, self._data.ndim)
         index = _index_array(index, "index")
-        if index.ndim != self.data.ndim:
-            raise ValueError(f"index: expected {self.data.ndim} dims (the tensor's), got shape "
+        if index.ndim != self._data.ndim:
+            raise ValueError(f"index: expected {self._data.ndim} dims (the tensor's), got shape "
                              f"{index.shape}")
-        _check_bounds(index, self.data.shape[dim], "index")
+        _check_bounds(index, self._data.shape[dim], "index")
         return ops.Gather.apply(self, index, dim)
 
     def index_select(self, dim, index):
         """Pick the slices at ``index`` (a 1-D int tensor) along ``dim`` (a copy)."""
-        dim = dimension(dim, self.data.ndim)
+        dim = dimension(dim, self._data.ndim)
         index = _index_array(index, "index")
         if index.ndim > 1:
             raise ValueError(f"index: expected a 1-D tensor, got shape {index.shape}")
-        _check_bounds(index, self.data.shape[dim], "index")
+        _check_bounds(index, self._data.shape[dim], "index")
         return self[(slice(None),) * dim + (index.reshape(-1),)]
 
     def masked_select(self, mask):
         """Return the elements where ``mask`` (a bool tensor broadcastable to this one) holds,
         as a 1-D tensor."""
         mask = _index_array(mask, "mask", kinds="b")
-        shape = np.broadcast_shapes(self.data.shape, mask.shape)
+        shape = np.broadcast_shapes(self._data.shape, mask.shape)
         return self.expand(shape)[np.broadcast_to(mask, shape)]
 
 
@@ -326,19 +326,19 @@ def as_index(index):
         return tuple([_index_item(item) if isinstance(item, Tensor) else item
                       for item in index])
     if isinstance(index, list) and any(isinstance(item, Tensor) for item in index):
-        return [item.data if isinstance(item, Tensor) else item for item in index]
+        return [item._data if isinstance(item, Tensor) else item for item in index]
     return index
 
 
 def _index_item(tensor):
-    array = tensor.data
+    array = tensor._data
     if array.ndim == 0 and array.dtype.kind in "iu":
         return int(array)
     return array
 
 
 def _index_array(value, name, kinds="iu"):
-    array = value.data if isinstance(value, tensor_class()) else np.asarray(value)
+    array = value._data if isinstance(value, tensor_class()) else np.asarray(value)
     if array.dtype.kind not in kinds:
         expected = "bool" if kinds == "b" else "integer"
         raise TypeError(f"{name}: expected an {expected} tensor, got dtype {array.dtype}")

@@ -114,7 +114,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         value = captured[key]
         if value is None:
             if materialize_grads:
-                value = np.zeros(tensor.data.shape, tensor.data.dtype)
+                value = np.zeros(tensor._data.shape, tensor._data.dtype)
             elif not allow_unused:
                 raise ValueError(f"grad: element {position} of inputs was not used to compute "
                                  "outputs; pass allow_unused=True to get None for it")
@@ -176,7 +176,7 @@ def _execute(roots, root_grads, retain_graph, targets, captured):
             if input_ is None or grad is None:
                 continue
             if input_.__class__ is Context:
-                array = arg.data
+                array = arg._data
                 grad = _checked_gradient(grad, array.shape, array.dtype, node)
                 if input_ in grads:
                     # Out of place: the stored gradient may be a view some op still holds.
@@ -184,7 +184,7 @@ def _execute(roots, root_grads, retain_graph, targets, captured):
                 else:
                     grads[input_] = grad
             else:
-                array = input_.data
+                array = input_._data
                 grad = _checked_gradient(grad, array.shape, array.dtype, node)
                 if special or targets is not None:
                     _deliver(input_, grad, targets, captured)
@@ -232,7 +232,7 @@ def _accumulate(leaf, grad):
     """Add `grad` into the leaf's ``.grad`` (``cnn.replay`` accumulates through here too)."""
     if leaf._grad is None:
         # A copy: ``grad`` may alias an array that an op or the caller still holds.
-        leaf._grad = grad.astype(leaf.data.dtype, copy=True)
+        leaf._grad = grad.astype(leaf._data.dtype, copy=True)
     else:
         leaf._grad += grad
 
@@ -290,13 +290,13 @@ def _only_nones(extra_results):
 
 
 def _root_gradient(tensor, gradient):
-    data = tensor.data
+    data = tensor._data
     if gradient is None:
         if data.size != 1:
             raise ValueError("grad can be implicitly created only for scalar outputs; "
                              f"pass backward(gradient=...) for a tensor of shape {data.shape}")
         return np.ones(data.shape, data.dtype)
-    grad = np.asarray(gradient.data if isinstance(gradient, function.Tensor) else gradient)
+    grad = np.asarray(gradient._data if isinstance(gradient, function.Tensor) else gradient)
     if grad.dtype.kind not in "biuf":
         raise TypeError(f"backward: gradient must be a real number array, got dtype {grad.dtype}")
     if grad.shape != data.shape:
@@ -338,10 +338,10 @@ def _check_versions(node):
         version = (arg if arg._base is None else arg._base)._counter
         if version is None or version.epoch <= node._epoch:
             continue
-        if any(np.may_share_memory(array, arg.data) and np.shares_memory(array, arg.data)
+        if any(np.may_share_memory(array, arg._data) and np.shares_memory(array, arg._data)
                for array in saved):
             raise RuntimeError(_modified_message(
-                (arg.data, version.value), f"which is input {position} of {node.name()}"))
+                (arg._data, version.value), f"which is input {position} of {node.name()}"))
 
 
 def _modified_message(modified, where):
@@ -382,7 +382,7 @@ def _run_hooks(hooks, grad, owner):
         result = hook(function.Tensor(grad))
         if result is None:
             continue
-        replaced = np.asarray(result.data if isinstance(result, function.Tensor) else result)
+        replaced = np.asarray(result._data if isinstance(result, function.Tensor) else result)
         if replaced.shape != grad.shape:
             raise ValueError(f"hook on {owner}: returned a gradient of shape {replaced.shape}, "
                              f"expected {grad.shape}")

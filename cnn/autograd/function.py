@@ -179,7 +179,7 @@ class Function:
     Subclasses define two static methods working on NumPy arrays:
 
     - ``forward(ctx, *args, **kwargs)`` returns the result array. Tensor arguments arrive
-      as their ``.data`` arrays; other arguments (dims, scalars, flags) arrive unchanged.
+      as their arrays; other arguments (dims, scalars, flags) arrive unchanged.
     - ``backward(ctx, grad_output)`` returns one gradient (array or None) per positional
       forward argument, or a single gradient when there is one argument. Each gradient must
       have its input's shape; return None where ``ctx.needs_input_grad`` is False.
@@ -205,7 +205,7 @@ class Function:
         """
         # Per-op bookkeeping runs for every layer of every step, so it is kept to two passes
         # over the arguments and one node allocation.
-        arrays = [arg.data if isinstance(arg, Tensor) else arg for arg in args]
+        arrays = [arg._data if isinstance(arg, Tensor) else arg for arg in args]
         record = False
         if _grad_state.enabled:
             # Graph edges point at what the inputs are now (see the module docstring).
@@ -220,7 +220,7 @@ class Function:
         if type(data) is not np.ndarray:
             data = np.asarray(data)
         out = _new_tensor(Tensor)
-        out.data = data
+        out._data = data
         out._grad = None
         out._base = None
         out._counter = None

@@ -79,9 +79,9 @@ def _analytic_gradients(fn, inputs, checked):
 
 
 def _numeric_gradient(fn, inputs, x, weights, eps):
-    original = x.data
+    original = x._data
     # Perturb a private copy, so that the caller's array is never written (it may be read-only).
-    x.data = perturbed = original.copy()
+    x._data = perturbed = original.copy()
     grad = np.zeros(original.shape)
     try:
         with no_grad():
@@ -94,7 +94,7 @@ def _numeric_gradient(fn, inputs, x, weights, eps):
                 perturbed[index] = value
                 grad[index] = (plus - minus) / (2 * eps)
     finally:
-        x.data = original
+        x._data = original
     return grad
 
 

@@ -46,12 +46,12 @@ def apply_inplace(op, target, *args, name="in-place operation", **kwargs):
         TypeError: The result's dtype cannot be cast to the tensor's (float into int).
     """
     Tensor = function.Tensor
-    array = target.data
+    array = target._data
     _check_writeable(array, name)
     if _grad_state.enabled and (target._requires_grad or any(
             isinstance(arg, Tensor) and arg._requires_grad for arg in args)):
         return _recorded(op, target, array, args, kwargs, name)
-    arrays = [arg.data if isinstance(arg, Tensor) else arg for arg in args]
+    arrays = [arg._data if isinstance(arg, Tensor) else arg for arg in args]
     ufunc = getattr(op, "ufunc", None)
     if ufunc is not None and not kwargs:
         _ufunc_into(ufunc, array, arrays[0], name)
@@ -75,9 +75,9 @@ def assign(target, index, value):
     if _grad_state.enabled and (target._requires_grad or (isinstance(value, Tensor)
                                                           and value._requires_grad)):
         return apply_inplace(SetItem, target, index, value, name="__setitem__")
-    array = target.data
+    array = target._data
     _check_writeable(array, "__setitem__")
-    array[index] = value.data if isinstance(value, Tensor) else value
+    array[index] = value._data if isinstance(value, Tensor) else value
     _modified(target, array)
     return target
 
@@ -90,7 +90,7 @@ def write_inplace(target, values, name):
         RuntimeError: As :func:`apply_inplace`, when grad mode is on and `target` is a leaf
             that requires grad.
     """
-    array = target.data
+    array = target._data
     _check_writeable(array, name)
     if _grad_state.enabled and target._requires_grad:
         return _recorded(Copy, target, array, (values,), {}, name)
@@ -104,16 +104,16 @@ def _recorded(op, target, array, args, kwargs, name):
     # The tensor as it was: its node and the values the op reads (a copy unless the op's
     # backward reads none of them, since they are about to be overwritten).
     old = function._new_tensor(function.Tensor)
-    old.data = array if getattr(op, "inplace_safe", False) else array.copy()
+    old._data = array if getattr(op, "inplace_safe", False) else array.copy()
     old._grad = None
     old._node = target._node
     old._requires_grad = target._requires_grad
     old._base = None
     old._counter = None
     out = op.apply(old, *args, **kwargs)
-    _store(array, out.data, name)
+    _store(array, out._data, name)
     _modified(target, array)
-    out.data = array  # the op's result is the tensor's memory (as a tracer sees it)
+    out._data = array  # the op's result is the tensor's memory (as a tracer sees it)
     target._node = out._node
     target._requires_grad = out._requires_grad
     return target

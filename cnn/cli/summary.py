@@ -42,7 +42,7 @@ def summarize(model, input_shape):
     with no_grad():
         for name, layer in model.named_children():
             output = layer(output)
-            params = sum(param.data.size for param in layer.parameters())
+            params = sum(param._data.size for param in layer.parameters())
             macs = _multiply_adds(layer, output.shape)
             total_params += params
             total_macs += macs
@@ -55,14 +55,14 @@ def summarize(model, input_shape):
         return "  ".join([row[0].ljust(widths[0]), row[1].ljust(widths[1])]
                          + [cell.rjust(width) for cell, width in zip(row[2:], widths[2:])])
 
-    params_mb = sum(param.data.nbytes for param in model.parameters()) / 1e6
+    params_mb = sum(param._data.nbytes for param in model.parameters()) / 1e6
     input_mb = np.prod(input_shape) * np.dtype(np.float32).itemsize / 1e6
     return "\n".join([
         rule, line(rows[0]), rule, *map(line, rows[1:]), rule,
         f"Total params: {total_params:,}",
-        f"Trainable params: {sum(p.data.size for p in model.parameters() if p.requires_grad):,}",
+        f"Trainable params: {sum(p._data.size for p in model.parameters() if p.requires_grad):,}",
         f"Non-trainable params: "
-        f"{sum(p.data.size for p in model.parameters() if not p.requires_grad):,}",
+        f"{sum(p._data.size for p in model.parameters() if not p.requires_grad):,}",
         f"Total mult-adds: {total_macs:,} (forward, batch {input_shape[0]})",
         rule,
         f"Input size (MB): {input_mb:.2f}",
@@ -73,7 +73,7 @@ def summarize(model, input_shape):
 def _multiply_adds(layer, output_shape):
     """Multiply-adds of a layer's forward pass producing `output_shape` (0 for cheap layers)."""
     if isinstance(layer, Conv2d):
-        kernel = layer.weight.data[0].size  # in_channels / groups * kh * kw
+        kernel = layer.weight._data[0].size  # in_channels / groups * kh * kw
         return int(np.prod(output_shape)) * kernel
     if isinstance(layer, Linear):
         return int(np.prod(output_shape[:-1])) * layer.in_features * layer.out_features

@@ -262,7 +262,7 @@ class _Training:
         seconds = time.perf_counter() - start
         # The last step can turn the weights into inf or nan with a finite loss: such weights
         # must not replace the last good checkpoint.
-        if not all(np.isfinite(param.data).all() for param in self.model.parameters()):
+        if not all(np.isfinite(param._data).all() for param in self.model.parameters()):
             raise _Diverged(f"the weights are no longer finite numbers after epoch "
                             f"{self.epoch + 1}")
         self.scheduler.step()
@@ -484,7 +484,7 @@ def _join_mpi(args):
 def _print_header(training, train_set, test_set, out):
     info = show_config(mode="dicts")
     settings = training.settings
-    parameters = sum(param.data.size for param in training.model.parameters())
+    parameters = sum(param._data.size for param in training.model.parameters())
     openmp = "OpenMP" if info["openmp"] else "no OpenMP"
     threads = _count(info["threads"], "thread")
     print(f"cnn {info['cnn']}: kernels {info['isa']}, {openmp}, {threads}")

@@ -68,7 +68,7 @@ class Cross_entropy:  # noqa: N801 (the original library's name)
 
 def _class_indices(labels):
     """Integer labels as int64 (the original accepted any integer array, e.g. MNIST's uint8)."""
-    array = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
+    array = labels._data if isinstance(labels, Tensor) else np.asarray(labels)
     if array.dtype.kind not in "iu":
         raise TypeError(f"labels: expected integer class indices, got dtype {array.dtype}")
     return array.astype(np.int64, copy=False)

@@ -17,7 +17,7 @@ class Sequential(_Sequential):
     """
 
     def __str__(self):
-        count = sum(param.data.size for param in self.parameters())
+        count = sum(param._data.size for param in self.parameters())
         return f"{self!r}\nNumber of parameters : {count}"
 
     # ----- checkpoints -----

@@ -226,7 +226,7 @@ def _as_parameter(value, name):
     if value is None or isinstance(value, Parameter):
         return value
     if isinstance(value, Tensor):
-        return Parameter(value.data, requires_grad=value.requires_grad)
+        return Parameter(value._data, requires_grad=value.requires_grad)
     raise TypeError(f"{name}: expected a Parameter or a Tensor, got {type(value).__name__}")
 
 

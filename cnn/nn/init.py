@@ -1,6 +1,6 @@
 """Weight initialisers with `torch.nn.init`'s names, formulas and defaults.
 
-Each function fills a Parameter's (or Tensor's, or array's) ``.data`` in place, keeping its
+Each function fills a Parameter's (or Tensor's, or array's) values in place, keeping its
 dtype, and returns its argument. Random ones draw from ``cnn.random.default_generator()``
 (reseeded by ``cnn.manual_seed``) unless a ``generator`` is given, so runs are reproducible.
 The layers use PyTorch's defaults: ``kaiming_uniform_(w, a=math.sqrt(5))`` for weights, which
@@ -26,8 +26,8 @@ _NONLINEARITIES = _LINEAR_FUNCTIONS + ("tanh", "relu", "leaky_relu", "selu")
 
 
 def _array(tensor):
-    """The array an initialiser writes into: a Tensor's ``.data``, or the array itself."""
-    array = tensor.data if isinstance(tensor, Tensor) else tensor
+    """The array an initialiser writes into: a Tensor's, or the array itself."""
+    array = tensor._data if isinstance(tensor, Tensor) else tensor
     if not isinstance(array, np.ndarray):
         raise TypeError(f"tensor: expected a Tensor, Parameter or NumPy array, got "
                         f"{type(tensor).__name__}")

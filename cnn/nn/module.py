@@ -525,10 +525,10 @@ class Module:
             destination = OrderedDict()
         for name, param in self._parameters.items():
             if param is not None:
-                destination[prefix + name] = param if keep_vars else param.data
+                destination[prefix + name] = param if keep_vars else param._data
         for name, buffer in self._buffers.items():
             if buffer is not None and name not in self._non_persistent_buffers:
-                destination[prefix + name] = (buffer.data if isinstance(buffer, Tensor)
+                destination[prefix + name] = (buffer._data if isinstance(buffer, Tensor)
                                               and not keep_vars else buffer)
         for name, module in self._modules.items():
             if module is not None:
@@ -653,7 +653,7 @@ class Module:
             if set_to_none:
                 param.grad = None
             else:
-                array = grad.data if isinstance(grad, Tensor) else grad
+                array = grad._data if isinstance(grad, Tensor) else grad
                 # A gradient may be a read-only broadcast view; then a fresh zero array replaces it.
                 if array.flags.writeable:
                     array.fill(0)
@@ -686,17 +686,17 @@ class Module:
         if dtype not in FLOAT_DTYPES:
             raise TypeError(f"dtype: expected numpy.float32 or numpy.float64, got {dtype}")
         for param in self.parameters():
-            if param.data.dtype != dtype:
-                param.data = param.data.astype(dtype)
+            if param._data.dtype != dtype:
+                param._data = param._data.astype(dtype)
                 param.grad = None
         for module in self.modules():
             buffers = module._buffers
             for name, buffer in buffers.items():
-                array = buffer.data if isinstance(buffer, Tensor) else buffer
+                array = buffer._data if isinstance(buffer, Tensor) else buffer
                 if array is None or array.dtype.kind != "f" or array.dtype == dtype:
                     continue
                 if isinstance(buffer, Tensor):
-                    buffer.data = array.astype(dtype)
+                    buffer._data = array.astype(dtype)
                 else:
                     buffers[name] = array.astype(dtype)
         return self
@@ -808,7 +808,7 @@ def _source_array(value):
         (numpy.ndarray or None, str or None): The array, or the problem.
     """
     if isinstance(value, Tensor):
-        return value.data, None
+        return value._data, None
     if isinstance(value, (np.ndarray, np.generic)):  # arithmetic on a 0-d array gives a scalar
         return np.asarray(value), None
     kind = type(value).__qualname__

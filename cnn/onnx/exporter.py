@@ -162,7 +162,7 @@ def _known_names(model):
     """id of every parameter (and its array) and buffer array -> its state-dict key."""
     names = {}
     for name, parameter in model.named_parameters():
-        names[id(parameter)] = names[id(parameter.data)] = name
+        names[id(parameter)] = names[id(parameter._data)] = name
     for name, buffer in model.named_buffers():
         names[id(buffer)] = name
     return names
@@ -171,8 +171,8 @@ def _known_names(model):
 def _other_inputs(inputs):
     """The inputs moved by noise (floats only), for the second pass of the constants check."""
     rng = np.random.default_rng(0)
-    return tuple(Tensor(x.data + rng.standard_normal(x.shape).astype(x.dtype))
-                 if x.data.dtype.kind == "f" else x for x in inputs)
+    return tuple(Tensor(x._data + rng.standard_normal(x.shape).astype(x.dtype))
+                 if x._data.dtype.kind == "f" else x for x in inputs)
 
 
 def _names(names, count, argument, stem):

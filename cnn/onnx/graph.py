@@ -41,7 +41,7 @@ class Graph:
     def bind(self, tensor, name):
         """Make `name` the value of `tensor` (an input, or a result of an op)."""
         self._values[id(tensor)] = name
-        self._values.setdefault(id(tensor.data), name)  # Tensor(x.data), x.detach()
+        self._values.setdefault(id(tensor._data), name)  # Tensor(x._data), x.detach()
         self._alive.append(tensor)
 
     def value(self, obj, dtype=None):
@@ -52,10 +52,10 @@ class Graph:
         node.
         """
         if isinstance(obj, Tensor):
-            name = self._values.get(id(obj)) or self._values.get(id(obj.data))
+            name = self._values.get(id(obj)) or self._values.get(id(obj._data))
             if name is not None:
-                return self._cast(name, obj.data.dtype, dtype)
-            array = obj.data
+                return self._cast(name, obj._data.dtype, dtype)
+            array = obj._data
         else:
             array = np.asarray(obj)
         key = self._names.get(id(obj)) or self._names.get(id(array))

@@ -31,7 +31,7 @@ def build_model(g, trace, input_names, output_names, dynamic_axes, producer):
         g.bind(call.out, convert(g, call))
     produced = set(trace.produced())
     for tensor, name in zip(trace.outputs, output_names):
-        if id(tensor) not in produced and id(tensor.data) not in produced:
+        if id(tensor) not in produced and id(tensor._data) not in produced:
             raise ValueError(f"model: output {name!r} is not computed from the inputs by cnn's "
                              "ops (it went through .numpy(), argmax, a comparison or a new "
                              "Tensor), so the graph cannot compute it")

@@ -289,7 +289,7 @@ def _is_array(item):
 
 
 def _integer_array(item):
-    array = item.data if isinstance(item, Tensor) else np.asarray(item)
+    array = item._data if isinstance(item, Tensor) else np.asarray(item)
     if array.dtype.kind not in "iu":
         raise UnsupportedOperatorError(
             f"cannot export op GetItem with an index of dtype {array.dtype} to ONNX: export "

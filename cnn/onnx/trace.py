@@ -70,7 +70,7 @@ class Trace:
     def produced(self):
         """set: The ids of the inputs' and the ops' result Tensors and of their arrays."""
         tensors = list(self.inputs) + [call.out for call in self.calls]
-        return {id(tensor) for tensor in tensors} | {id(tensor.data) for tensor in tensors}
+        return {id(tensor) for tensor in tensors} | {id(tensor._data) for tensor in tensors}
 
 
 def trace(model, inputs):
@@ -142,14 +142,14 @@ def check_same_computation(first, second, known):
 
 def _traced(value, produced, known):
     if isinstance(value, Tensor):
-        return id(value) in produced or id(value.data) in produced or id(value) in known
+        return id(value) in produced or id(value._data) in produced or id(value) in known
     return isinstance(value, np.ndarray) and (id(value) in produced or id(value) in known)
 
 
 def _same(x, y):
     if isinstance(x, Tensor) or isinstance(y, Tensor):
         return (isinstance(x, Tensor) and isinstance(y, Tensor)
-                and _same(x.data, y.data))
+                and _same(x._data, y._data))
     if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
         return (np.shape(x) == np.shape(y) and np.asarray(x).dtype == np.asarray(y).dtype
                 and np.array_equal(x, y, equal_nan=np.asarray(x).dtype.kind in "fc"))

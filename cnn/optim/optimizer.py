@@ -18,7 +18,7 @@ class Optimizer:
 
     Subclasses pass their hyperparameters as ``defaults``, validate them in ``_check_options`` and
     implement ``_update_group``, which ``step`` calls for each group. Parameters are updated in
-    place (``p.data`` is never rebound, because modules and checkpoints hold that array);
+    place (a parameter's array is never replaced, because modules and checkpoints hold it);
     parameters whose ``grad`` is None are skipped.
 
     A user's own optimizer written PyTorch's way works too: it calls
@@ -109,9 +109,9 @@ class Optimizer:
             if not isinstance(param, Tensor):
                 raise TypeError("optimizer can only optimize Tensors, but one of the params is "
                                 f"{type(param).__name__}")
-            if param.data.dtype not in _FLOAT_DTYPES:
+            if param._data.dtype not in _FLOAT_DTYPES:
                 raise TypeError("optimizer can only optimize float32 or float64 Tensors, got dtype "
-                                f"{param.data.dtype}")
+                                f"{param._data.dtype}")
         # Tensors compare elementwise, so parameters are matched by identity, never with ``in`` on a list.
         ids = {id(p) for p in params}
         if len(ids) != len(params):
@@ -264,7 +264,7 @@ class Optimizer:
             entry = {}
             for name, value in saved.items():
                 if name in self._array_state:
-                    entry[name] = _state_array(value, param.data, f"{where}, {name!r}")
+                    entry[name] = _state_array(value, param._data, f"{where}, {name!r}")
                 elif name in self._number_state:
                     entry[name] = _state_number(value, f"{where}, {name!r}")
                 elif not (self._array_state or self._number_state):
@@ -285,7 +285,7 @@ def _copy_state_value(value):
     if isinstance(value, np.ndarray):
         return value.copy()
     if isinstance(value, Tensor):
-        return Tensor(np.array(value.data, copy=True))
+        return Tensor(np.array(value._data, copy=True))
     return copy.deepcopy(value)
 
 
@@ -313,7 +313,7 @@ def _params_with_grad(group):
         grad = p._grad
         if grad is None:
             continue
-        data = p.data
+        data = p._data
         if grad.shape != data.shape or grad.dtype != data.dtype:
             raise ValueError(f"gradient of shape {grad.shape} and dtype {grad.dtype} does not match "
                              f"its parameter of shape {data.shape} and dtype {data.dtype}")

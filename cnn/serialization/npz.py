@@ -46,7 +46,7 @@ def write(obj, file):
 def _encode(value, path, arrays):
     """The JSON node for `value`; its arrays go into `arrays` under unique member names."""
     if isinstance(value, Tensor):
-        return {"tensor": _add_array(value.data, path, arrays)}
+        return {"tensor": _add_array(value._data, path, arrays)}
     if isinstance(value, np.ndarray):
         return {"array": _add_array(value, path, arrays)}
     # Before the plain types: numpy.float64 and numpy.str_ are also float and str.

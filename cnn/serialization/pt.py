@@ -260,8 +260,8 @@ class _Reader:
         pending = self._pending.get(id(data))
         if pending is None:
             raise UnpicklingError(f"{self.name}: a parameter whose data is not a tensor")
-        parameter = Parameter(data.data, requires_grad=bool(requires_grad)
-                              and data.data.dtype.kind == "f")
+        parameter = Parameter(data._data, requires_grad=bool(requires_grad)
+                              and data._data.dtype.kind == "f")
         self._pending[id(parameter)] = (parameter, pending[1])
         self._tensors.append((parameter, pending[1]))
         return parameter
@@ -269,7 +269,7 @@ class _Reader:
     def finish(self):
         """Point every tensor at its data, once every storage has its bytes."""
         for tensor, (storage, dtype, offset, size, stride) in self._tensors:
-            tensor.data = self._view(storage, dtype, offset, size, stride)
+            tensor._data = self._view(storage, dtype, offset, size, stride)
         self._pending.clear()
         self._tensors.clear()
 
@@ -463,7 +463,7 @@ def write(obj, file):
 def _prepare(value, path, storages, keys):
     """`value` with its arrays replaced by the pickle's tensor calls (see :mod:`.pickler`)."""
     if isinstance(value, (Tensor, np.ndarray)):
-        return _tensor_call(value.data if isinstance(value, Tensor) else value, path, storages,
+        return _tensor_call(value._data if isinstance(value, Tensor) else value, path, storages,
                             keys)
     # Before the plain types: numpy.float64 and numpy.str_ are also float and str.
     if isinstance(value, np.generic):

@@ -42,7 +42,7 @@ class Planes:
         if is_pil_image(img):
             img = np.asarray(img)
         if isinstance(img, Tensor):
-            array = img.data
+            array = img._data
             if array.ndim < 2:
                 raise ValueError(f"{name}: expected a Tensor image of shape (..., C, H, W) or "
                                  f"(H, W), got shape {array.shape}")

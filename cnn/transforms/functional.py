@@ -153,7 +153,7 @@ def convert_image_dtype(image, dtype=np.float32):
     powers of two)."""
     if not isinstance(image, Tensor):
         raise TypeError(f"image: expected a Tensor, got {type(image).__name__}")
-    return from_numpy(scale_dtype(image.data, _dtype(dtype)))
+    return from_numpy(scale_dtype(image._data, _dtype(dtype)))
 
 
 def to_dtype(inpt, dtype=np.float32, scale=False):
@@ -209,12 +209,12 @@ def normalize(tensor, mean, std, inplace=False):
     """
     if not isinstance(tensor, Tensor):
         raise TypeError(f"img should be Tensor Image. Got {type(tensor).__name__}")
-    if tensor.data.dtype.kind != "f":
-        raise TypeError(f"Input tensor should be a float tensor. Got {tensor.data.dtype}.")
-    if tensor.data.ndim < 3:
+    if tensor._data.dtype.kind != "f":
+        raise TypeError(f"Input tensor should be a float tensor. Got {tensor._data.dtype}.")
+    if tensor._data.ndim < 3:
         raise ValueError("Expected tensor to be a tensor image of size (..., C, H, W). Got "
-                         f"tensor.size() = {tensor.data.shape}")
-    mean, std = normalize_statistics(mean, std, tensor.data.shape[-3], tensor.data.dtype)
+                         f"tensor.size() = {tensor._data.shape}")
+    mean, std = normalize_statistics(mean, std, tensor._data.shape[-3], tensor._data.dtype)
     return normalize_array(tensor, mean, std, inplace)
 
 
@@ -234,8 +234,8 @@ def normalize_statistics(mean, std, channels, dtype):
 
 def normalize_array(tensor, mean, std, inplace):
     """``(tensor - mean) / std`` with checked statistics, in place or into a new Tensor."""
-    out = tensor.data if inplace else np.empty_like(tensor.data)
-    np.subtract(tensor.data, mean, out=out)
+    out = tensor._data if inplace else np.empty_like(tensor._data)
+    np.subtract(tensor._data, mean, out=out)
     np.divide(out, std, out=out)
     return tensor if inplace else from_numpy(out)
 
@@ -405,7 +405,7 @@ def erase(img, i, j, h, w, v, inplace=False):
 
 
 def erase_array(img, i, j, h, w, v, inplace):
-    target = img.data if inplace else img.data.copy()
+    target = img._data if inplace else img._data.copy()
     target[..., i:i + h, j:j + w] = _stored_values(v, target.dtype)
     return img if inplace else from_numpy(target)
 

@@ -163,7 +163,7 @@ class ToDtype(Transform):
     def batch_transform(self, images):
         """Any stack of images: the conversion is value by value."""
         is_tensor = isinstance(images, Tensor)
-        array = images.data if is_tensor else np.asarray(images)
+        array = images._data if is_tensor else np.asarray(images)
         converted = (F.scale_dtype(array, self.dtype) if self.scale
                      else array.astype(self.dtype))
         return from_numpy(converted) if is_tensor else converted
@@ -188,10 +188,10 @@ class Normalize(Transform):
         self._statistics = {}  # (dtype, channels) -> (mean, std) arrays, made once
 
     def forward(self, tensor):
-        if not isinstance(tensor, Tensor) or tensor.data.dtype.kind != "f" \
-                or tensor.data.ndim < 3:
+        if not isinstance(tensor, Tensor) or tensor._data.dtype.kind != "f" \
+                or tensor._data.ndim < 3:
             return F.normalize(tensor, self.mean, self.std, self.inplace)  # its errors
-        key = (tensor.data.dtype, tensor.data.shape[-3])
+        key = (tensor._data.dtype, tensor._data.shape[-3])
         if key not in self._statistics:
             self._statistics[key] = F.normalize_statistics(self.mean, self.std, key[1], key[0])
         return F.normalize_array(tensor, *self._statistics[key], self.inplace)
@@ -598,11 +598,11 @@ class RandomErasing(Transform):
             value = None
         elif not isinstance(value, list):
             value = [value]
-        if value is not None and len(value) not in (1, img.data.shape[-3]):
+        if value is not None and len(value) not in (1, img._data.shape[-3]):
             raise ValueError("If value is a sequence, it should have either a single value or "
-                             f"{img.data.shape[-3]} (number of input channels)")
-        i, j, h, w, v = self.get_params(img.data, self.scale, self.ratio, value)
-        if v is img.data:  # no box fitted
+                             f"{img._data.shape[-3]} (number of input channels)")
+        i, j, h, w, v = self.get_params(img._data, self.scale, self.ratio, value)
+        if v is img._data:  # no box fitted
             return img
         return F.erase_array(img, i, j, h, w, v, self.inplace)
 

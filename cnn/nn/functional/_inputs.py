@@ -8,7 +8,7 @@ from cnn.tensor import Tensor
 def array_of(value, name):
     """The NumPy array behind a Tensor or ndarray argument (TypeError for anything else)."""
     if isinstance(value, Tensor):
-        return value.data
+        return value._data
     if isinstance(value, np.ndarray):
         return value
     raise TypeError(f"{name}: expected a Tensor, got {type(value).__name__}")
