@@ -44,6 +44,7 @@ cdef extern from "conv_layout.h":
 include "pointwise.pxi"
 include "conv_direct.pxi"
 include "conv_columns.pxi"
+include "conv_winograd.pxi"
 
 # This module's instruction-set level ("avx512", "avx2" or "baseline"): setup.py builds it once
 # per level as cnn._ext.<level>.conv. (No negative indices in this file: wraparound is off; and / rounds like C's.)
@@ -57,6 +58,11 @@ _norm = importlib.import_module(__name__.rsplit(".", 1)[0] + ".norm")
 
 DIRECT = "direct"
 COLUMNS = "columns"
+WINOGRAD = "winograd"
+# Winograd's products sum over the input channels with one register tile per 16 output
+# channels: below this many input channels the tile's fixed cost outweighs the 2.25x fewer
+# multiply-adds (bench/bench_peers.py's ResNet and VGG layers, and tests/ at both sides).
+WINOGRAD_MIN_CHANNELS = 16
 
 
 cdef inline Py_ssize_t _round_up(Py_ssize_t n, Py_ssize_t multiple) noexcept:
@@ -144,7 +150,10 @@ cdef class ConvPlan:
             (F, OH, OW).
         stride, padding, dilation (tuples of two ints), groups (int), dtype (numpy.dtype).
         isa (str): the instruction-set build the plan runs in.
-        algorithm (str): "direct" (groups = 1) or "columns" (im2col + batched GEMMs).
+        algorithm (str): "winograd" (the forward of 3x3 layers at stride 1 and dilation 1 with
+            at least WINOGRAD_MIN_CHANNELS input channels and more than 8 output channels; its
+            backward is the direct one's), "direct" (the other layers with groups = 1) or
+            "columns" (im2col + batched GEMMs, for groups > 1).
 
     Raises:
         TypeError: An argument of the wrong type, or an unsupported dtype.
@@ -162,6 +171,7 @@ cdef class ConvPlan:
     cdef object taps, origins, segment_places, segment_offsets
     cdef tuple segment_shape
     cdef list _input_grad_phases
+    cdef Py_ssize_t tiles_padded, winograd_hp, winograd_wp, winograd_size
 
     def __init__(self, input_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1,
                  dtype=np.float32):
@@ -191,6 +201,25 @@ cdef class ConvPlan:
         self.algorithm = DIRECT if self.groups == 1 else COLUMNS
         if self.algorithm == DIRECT:
             self._lay_out_direct()
+            if (kernel == (3, 3) and self.stride == (1, 1) and self.dilation == (1, 1)
+                    and c >= WINOGRAD_MIN_CHANNELS and f > CNN_NARROW_BLOCK):
+                self.algorithm = WINOGRAD
+                self._lay_out_winograd()
+
+    cdef _lay_out_winograd(self):
+        """The tables of conv_winograd.pxi: the 2x2 output tiles (the last row or column of
+        tiles may hang over the output), the padded image that covers every tile's 4x4 patch,
+        and each thread's scratch: padded image, V and M."""
+        c, f = self.input_shape[0], self.weight_shape[0]
+        oh, ow = self.output_shape[1:]
+        tiles_h, tiles_w = (oh + 1) // 2, (ow + 1) // 2
+        # Whole vectors of tiles: the products read CNN_BLOCK tiles at once (past the last
+        # tile, values that are computed and never stored).
+        self.tiles_padded = _round_up(tiles_h * tiles_w, CNN_BLOCK)
+        self.winograd_hp, self.winograd_wp = 2 * tiles_h + 2, 2 * tiles_w + 2
+        self.winograd_size = (c * self.winograd_hp * self.winograd_wp
+                              + 16 * _spread(c * self.tiles_padded)
+                              + 16 * _spread(_round_up(f, CNN_BLOCK_LANES) * self.tiles_padded))
 
     cdef _lay_out_direct(self):
         """The tables of the direct kernels: tap offsets inside a padded image, window origins,
@@ -326,15 +355,18 @@ cdef class ConvPlan:
                 _norm.normalize(planes, *affine, planes, relu, threads)
             return out, columns
         out = np.empty((x.shape[0],) + self.output_shape, dtype=self.dtype)
-        parts = self._parts(x.shape[0], threads, self.n_pixels)
-        wt, bias_padded, scratch = self._direct_operands(weight, bias, threads, x.shape[0],
-                                                         parts)
         coefficients = None
         if affine is not None:
             # Rounded to the dtype as norm.normalize rounds them.
             coefficients = np.zeros((3, self.f_padded), dtype=self.dtype)
             coefficients[:, :self.weight_shape[0]] = affine
         ph, pw = self.padding
+        if self.algorithm == WINOGRAD:
+            self._winograd(x, weight, bias, coefficients, out, relu, threads)
+            return out, None
+        parts = self._parts(x.shape[0], threads, self.n_pixels)
+        wt, bias_padded, scratch = self._direct_operands(weight, bias, threads, x.shape[0],
+                                                         parts)
         if self.dtype == np.float64:
             _conv_forward[double](x, wt, bias_padded, self.taps, self.origins, coefficients,
                                   out, scratch, ph, pw, relu, parts, threads)
@@ -343,16 +375,39 @@ cdef class ConvPlan:
                                  out, scratch, ph, pw, relu, parts, threads)
         return out, None
 
+    cdef _winograd(self, x, weight, bias, coefficients, out, bint relu, Py_ssize_t threads):
+        """out = the forward by conv_winograd.pxi (checked arrays). A batch smaller than twice
+        the team shares each image's stages among the threads."""
+        c = self.input_shape[0]
+        groups = _round_up(self.weight_shape[0], CNN_BLOCK_LANES) // CNN_BLOCK_LANES
+        u = np.empty((16, groups, c, CNN_BLOCK_LANES), dtype=self.dtype)
+        bias_padded = np.zeros(self.f_padded, dtype=self.dtype)
+        if bias is not None:
+            bias_padded[:self.weight_shape[0]] = bias
+        split = threads > 1 and x.shape[0] < 2 * threads
+        scratch = np.empty((1 if split else threads, self.winograd_size), dtype=self.dtype)
+        ph, pw = self.padding
+        if self.dtype == np.float64:
+            _winograd_weights[double](weight, u)
+            _winograd_forward[double](x, u, bias_padded, coefficients, out,
+                                      scratch, ph, pw, self.winograd_hp, self.winograd_wp,
+                                      self.tiles_padded, relu, split, threads)
+        else:
+            _winograd_weights[float](weight, u)
+            _winograd_forward[float](x, u, bias_padded, coefficients, out,
+                                     scratch, ph, pw, self.winograd_hp, self.winograd_wp,
+                                     self.tiles_padded, relu, split, threads)
+
     def forward_relu_pool(self, x, weight, bias=None, num_threads=1):
         """max_pool2d(relu(conv2d(x, weight) + bias), 2) in one pass, without storing the
-        convolution's output (direct algorithm only).
+        convolution's output (groups = 1; the Winograd algorithm stores it and pools it after).
 
         Returns:
             (pooled, indices), both (N, F, OH // 2, OW // 2); indices (int64) are the argmax
             positions y*OW + x in each conv-output plane, as max_pool2d returns them.
         """
         oh, ow = self.output_shape[1:]
-        if self.algorithm != DIRECT:
+        if self.algorithm == COLUMNS:
             raise ValueError(f"groups: the fused convolution, ReLU and max-pool needs groups = 1, "
                              f"got {self.groups}")
         if oh < 2 or ow < 2:
@@ -365,6 +420,15 @@ cdef class ConvPlan:
         shape_ = (x.shape[0], self.output_shape[0], oh // 2, ow // 2)
         pooled = np.empty(shape_, dtype=self.dtype)
         indices = np.empty(shape_, dtype=np.int64)
+        if self.algorithm == WINOGRAD:
+            out = np.empty((x.shape[0],) + self.output_shape, dtype=self.dtype)
+            self._winograd(x, weight, bias, None, out, True, threads)
+            planes = x.shape[0] * self.output_shape[0]
+            _pool.max_pool_forward(out.reshape(planes, oh, ow),
+                                   pooled.reshape(planes, oh // 2, ow // 2),
+                                   indices.reshape(planes, oh // 2, ow // 2),
+                                   2, 2, 2, 2, 0, 0, 1, 1, threads)
+            return pooled, indices
         parts = self._parts(x.shape[0], threads, shape_[2] * shape_[3])
         wt, bias_padded, scratch = self._direct_operands(weight, bias, threads, x.shape[0],
                                                          parts)
@@ -502,7 +566,7 @@ cdef class ConvPlan:
         The results equal backward's on that gradient, bit for bit (the same kernel sums them).
         """
         need_x, need_w, need_b = self._needs(needs)
-        if self.algorithm != DIRECT:
+        if self.algorithm == COLUMNS:
             raise ValueError(f"groups: the fused convolution, ReLU and max-pool needs groups = 1, "
                              f"got {self.groups}")
         x = self._input(x)

@@ -1,0 +1,245 @@
+# Winograd F(2x2, 3x3): the forward convolution of wide 3x3 layers (stride 1, dilation 1,
+# groups 1) in 16 multiplies per 2x2 output tile instead of 36. Included by conv.pyx, whose
+# ConvPlan chooses it (and lays out its tables) and uses the direct kernels for the rest.
+#
+# Why: at 32-256 channels the direct tile already runs at the FMA unit's peak (one 512-bit FMA
+# per cycle on the reference CPU), as PyTorch's oneDNN does; the only way to be faster there is
+# to do fewer multiply-adds. Per output tile and channel pair the direct convolution multiplies
+# 4 pixels x 9 taps; Winograd's minimal filtering multiplies 16 transformed values, and the
+# transforms (additions only) cost about 1/C of that.
+#
+#   U[xi, f, c] = (G w[f, c] G^T)[xi]          weights, once per call (small)
+#   V[xi, c, t] = (B^T d[c, t] B)[xi]          d: the 4x4 input patch of tile t, channel c
+#   M[xi, f, t] = sum_c U[xi, f, c] V[xi, c, t]  16 independent products: the register tile
+#   y[f, t]     = A^T M[:, f, t] A + bias[f]   the 2x2 outputs of tile t
+#
+# with G = [[1,0,0],[1/2,1/2,1/2],[1/2,-1/2,1/2],[0,0,1]], B^T = [[1,0,-1,0],[0,1,1,0],
+# # [0,-1,1,0],[0,1,0,-1]], A^T = [[1,1,1,0],[0,1,-1,-1]] (Lavin and Gray, 2016). The products
+# (winograd.h) hold CNN_BLOCK_LANES output channels x one vector of CNN_BLOCK consecutive tiles
+# in registers, so V and M are read and written along the tiles, in the order the transforms
+# (winograd.h, vectors of tiles) visit them.
+#
+# Numerics: the transforms add and subtract before multiplying, so results differ from the
+# direct convolution's by rounding (about 1e-6 relative in float32, as PyTorch's own Winograd
+# paths); each value's operations are fixed by the plan, never by the thread count or the split,
+# so results stay bit-identical at any thread count. The backward pass needs no Winograd of its
+# own: the input gradient is a forward convolution of the gradient (a plan of its own, which
+# picks this algorithm when it qualifies), the weight gradient the direct kernels'.
+
+cdef inline Py_ssize_t _spread(Py_ssize_t size) noexcept nogil:
+    """The distance between two of the 16 matrices of V or M: their size plus one cache line,
+    so that the 16 values of one tile (read or written together) never share a cache set, as
+    they would at a multiple of 4 KiB."""
+    return size + CNN_BLOCK
+
+
+cdef void _winograd_weights(const floating[:, :, :, ::1] weight,  # IN  (F, C, 3, 3)
+                            floating[:, :, :, ::1] u) noexcept nogil:
+    """u[xi, g, c, q] = (G weight[f, c] G^T)[xi] for output channel f = g * lanes + q (u is
+    (16, groups, C, lanes), lanes = CNN_BLOCK_LANES: winograd.h's product reads a group's
+    weights interleaved by input channel); zeros for the channels past F."""
+    cdef Py_ssize_t F = weight.shape[0], C = weight.shape[1], L = u.shape[3]
+    cdef Py_ssize_t f, c, i, r, g, q
+    cdef floating k[3][3]
+    cdef floating t[4][3]
+    for f in range(F, u.shape[1] * L):
+        for c in range(C):
+            for i in range(16):
+                u[i, f // L, c, f % L] = 0
+    for f in range(F):
+        g, q = f // L, f % L
+        for c in range(C):
+            for r in range(3):
+                for i in range(3):
+                    k[r][i] = weight[f, c, r, i]
+            for i in range(3):  # t = G k
+                t[0][i] = k[0][i]
+                t[1][i] = (k[0][i] + k[1][i] + k[2][i]) * <floating> 0.5
+                t[2][i] = (k[0][i] - k[1][i] + k[2][i]) * <floating> 0.5
+                t[3][i] = k[2][i]
+            for r in range(4):  # u = t G^T
+                u[4 * r, g, c, q] = t[r][0]
+                u[4 * r + 1, g, c, q] = (t[r][0] + t[r][1] + t[r][2]) * <floating> 0.5
+                u[4 * r + 2, g, c, q] = (t[r][0] - t[r][1] + t[r][2]) * <floating> 0.5
+                u[4 * r + 3, g, c, q] = t[r][2]
+
+
+cdef extern from "winograd.h" nogil:
+    void cnn_winograd_input_row_f32(const float* even, Py_ssize_t half, Py_ssize_t wp,
+                                    Py_ssize_t n, float* o, Py_ssize_t vs)
+    void cnn_winograd_input_row_f64(const double* even, Py_ssize_t half, Py_ssize_t wp,
+                                    Py_ssize_t n, double* o, Py_ssize_t vs)
+    void cnn_winograd_output_row_f32(const float* a, Py_ssize_t ms, Py_ssize_t n,
+                                     float* const* rows)
+    void cnn_winograd_output_row_f64(const double* a, Py_ssize_t ms, Py_ssize_t n,
+                                     double* const* rows)
+    void cnn_winograd_store_row_f32(const float* even, const float* odd, Py_ssize_t n,
+                                    float bias, const float* affine, int relu, float* out)
+    void cnn_winograd_store_row_f64(const double* even, const double* odd, Py_ssize_t n,
+                                    double bias, const double* affine, int relu, double* out)
+    void cnn_split_columns_f32(const float* row, Py_ssize_t n, float* first, float* second)
+    void cnn_split_columns_f64(const double* row, Py_ssize_t n, double* first, double* second)
+    void cnn_winograd_product_f32(const float* u, const float* v, Py_ssize_t n_c,
+                                  Py_ssize_t v_stride, float* m, Py_ssize_t m_stride)
+    void cnn_winograd_product_f64(const double* u, const double* v, Py_ssize_t n_c,
+                                  Py_ssize_t v_stride, double* m, Py_ssize_t m_stride)
+
+# Tiles per call of the output transform: its four rows of results live on the stack.
+DEF OUTPUT_CHUNK = 64
+
+
+cdef void _pad_image_split(const floating[:, :, ::1] x, floating* padded, Py_ssize_t ph,
+                           Py_ssize_t pw, Py_ssize_t hp, Py_ssize_t wp) noexcept nogil:
+    """Image x (C, H, W) placed at (ph, pw) in a zero image (C, hp, wp) whose rows hold their
+    even columns, then their odd ones (winograd.h's input layout; wp is even)."""
+    cdef Py_ssize_t C = x.shape[0], H = x.shape[1], W = x.shape[2], half = wp // 2
+    cdef Py_ssize_t c, y
+    cdef floating* row
+    # Input column 0 lands in column pw: among the even columns when pw is even.
+    cdef Py_ssize_t first = (pw % 2) * half + pw // 2
+    cdef Py_ssize_t second = (1 - pw % 2) * half + (pw + 1) // 2
+    memset(padded, 0, C * hp * wp * sizeof(floating))
+    for c in range(C):
+        for y in range(H):
+            row = padded + (c * hp + y + ph) * wp
+            if floating is float:
+                cnn_split_columns_f32(&x[c, y, 0], W, row + first, row + second)
+            else:
+                cnn_split_columns_f64(&x[c, y, 0], W, row + first, row + second)
+
+
+cdef void _winograd_input(const floating* padded, Py_ssize_t hp, Py_ssize_t wp,
+                          Py_ssize_t tiles_h, Py_ssize_t tiles_w, Py_ssize_t tiles_padded,
+                          floating* v, Py_ssize_t C, Py_ssize_t first,
+                          Py_ssize_t last) noexcept nogil:
+    """v[xi, c, t] = (B^T d B)[xi] for the channels first..last-1 of one padded image (split
+    rows, see _pad_image_split); tile t = ty * tiles_w + tx reads the 4x4 patch at (2 ty, 2 tx)."""
+    cdef Py_ssize_t c, ty, vs = _spread(C * tiles_padded)
+    for c in range(first, last):
+        for ty in range(tiles_h):
+            if floating is float:
+                cnn_winograd_input_row_f32(padded + (c * hp + 2 * ty) * wp, wp // 2, wp,
+                                           tiles_w, v + c * tiles_padded + ty * tiles_w, vs)
+            else:
+                cnn_winograd_input_row_f64(padded + (c * hp + 2 * ty) * wp, wp // 2, wp,
+                                           tiles_w, v + c * tiles_padded + ty * tiles_w, vs)
+
+
+cdef void _winograd_multiply(const floating* v, const floating* u, floating* m,
+                             Py_ssize_t C, Py_ssize_t f_rows, Py_ssize_t tiles_padded,
+                             Py_ssize_t first, Py_ssize_t last) noexcept nogil:
+    """m[xi, f, t] = sum_c u[xi, f, c] v[xi, c, t] for xi = first..last-1, CNN_BLOCK tiles x
+    CNN_BLOCK_LANES output channels at a time (f_rows: the channels rounded up to whole
+    groups; the spare rows of m receive zeros)."""
+    cdef Py_ssize_t xi, t, g, vs = _spread(C * tiles_padded)
+    cdef Py_ssize_t ms = _spread(f_rows * tiles_padded)
+    cdef const floating* uw
+    cdef const floating* vx
+    cdef floating* mx
+    for xi in range(first, last):
+        for t in range(0, tiles_padded // CNN_BLOCK):
+            t = t * CNN_BLOCK
+            vx = v + xi * vs + t
+            for g in range(f_rows // CNN_BLOCK_LANES):
+                uw = u + (xi * f_rows + g * CNN_BLOCK_LANES) * C
+                mx = m + xi * ms + g * CNN_BLOCK_LANES * tiles_padded + t
+                if floating is float:
+                    cnn_winograd_product_f32(uw, vx, C, tiles_padded, mx, tiles_padded)
+                else:
+                    cnn_winograd_product_f64(uw, vx, C, tiles_padded, mx, tiles_padded)
+
+
+cdef void _winograd_output(const floating* m, Py_ssize_t f_rows, Py_ssize_t tiles_padded,
+                           const floating* bias, const floating* affine,
+                           Py_ssize_t f_padded, bint relu, floating* out, Py_ssize_t oh,
+                           Py_ssize_t ow, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
+                           Py_ssize_t first, Py_ssize_t last) noexcept nogil:
+    """out[f] (oh, ow) = A^T m[:, f, t] A + bias[f] over the tiles, for the channels
+    first..last-1, then batch norm's affine map (`affine`: NULL or 3 rows of f_padded: mean,
+    scale, shift) and ReLU as in the direct kernel; a last tile's row or column past the
+    output is dropped."""
+    cdef Py_ssize_t f, ty, t0, n, y, r, ms = _spread(f_rows * tiles_padded)
+    cdef floating results[4][OUTPUT_CHUNK]
+    cdef floating* rows[4]
+    cdef floating coefficients[3]
+    cdef const floating* channel_affine = NULL
+    for r in range(4):
+        rows[r] = results[r]
+    for f in range(first, last):
+        if affine != NULL:
+            coefficients[0] = affine[f]
+            coefficients[1] = affine[f_padded + f]
+            coefficients[2] = affine[2 * f_padded + f]
+            channel_affine = coefficients
+        for ty in range(tiles_h):
+            for t0 in range(0, tiles_w, OUTPUT_CHUNK):
+                n = min(OUTPUT_CHUNK, tiles_w - t0)
+                if floating is float:
+                    cnn_winograd_output_row_f32(m + f * tiles_padded + ty * tiles_w + t0, ms,
+                                                n, rows)
+                else:
+                    cnn_winograd_output_row_f64(m + f * tiles_padded + ty * tiles_w + t0, ms,
+                                                n, rows)
+                for r in range(2):
+                    y = 2 * ty + r
+                    if y >= oh:
+                        break
+                    if floating is float:
+                        cnn_winograd_store_row_f32(results[2 * r], results[2 * r + 1],
+                                                   min(ow - 2 * t0, 2 * n), bias[f],
+                                                   channel_affine, relu,
+                                                   out + (f * oh + y) * ow + 2 * t0)
+                    else:
+                        cnn_winograd_store_row_f64(results[2 * r], results[2 * r + 1],
+                                                   min(ow - 2 * t0, 2 * n), bias[f],
+                                                   channel_affine, relu,
+                                                   out + (f * oh + y) * ow + 2 * t0)
+
+
+cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
+                            const floating[:, :, :, ::1] u,  # IN  (16, groups, C, lanes)
+                            const floating[::1] bias,        # IN  (F_padded,)
+                            const floating[:, ::1] affine,   # IN  (3, F_padded) or None
+                            floating[:, :, :, ::1] out,      # OUT (N, F, OH, OW)
+                            floating[:, ::1] scratch,        # (threads, padded + V + M)
+                            Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t hp, Py_ssize_t wp,
+                            Py_ssize_t tiles_padded, bint relu, bint split,
+                            int num_threads):
+    """out = conv(x, w) + bias (then affine and ReLU) by F(2x2, 3x3). Threads take whole
+    images, or with `split` (a batch smaller than the team) share each image's stages: its
+    channels for the transforms, its 16 products."""
+    cdef Py_ssize_t n, i, N = x.shape[0], C = x.shape[1], F = out.shape[1]
+    cdef Py_ssize_t oh = out.shape[2], ow = out.shape[3], f_padded = bias.shape[0]
+    cdef Py_ssize_t tiles_h = (oh + 1) // 2, tiles_w = (ow + 1) // 2
+    cdef Py_ssize_t f_rows = u.shape[1] * u.shape[3]
+    cdef Py_ssize_t image = C * hp * wp, v_size = 16 * _spread(C * tiles_padded)
+    cdef floating* s
+    cdef const floating* coefficients = NULL if affine is None else &affine[0, 0]
+    if F == 0 or N == 0:
+        return
+    with nogil:
+        if not split:
+            for n in prange(N, schedule="dynamic", num_threads=num_threads,
+                            use_threads_if=num_threads > 1 and N > 1):
+                s = &scratch[threadid(), 0]
+                _pad_image_split(x[n], s, ph, pw, hp, wp)
+                _winograd_input(s, hp, wp, tiles_h, tiles_w, tiles_padded, s + image, C, 0, C)
+                _winograd_multiply(s + image, &u[0, 0, 0, 0], s + image + v_size, C, f_rows,
+                                   tiles_padded, 0, 16)
+                _winograd_output(s + image + v_size, f_rows, tiles_padded, &bias[0],
+                                 coefficients, f_padded, relu, &out[n, 0, 0, 0], oh, ow,
+                                 tiles_h, tiles_w, 0, F)
+            return
+        s = &scratch[0, 0]
+        for n in range(N):
+            _pad_image_split(x[n], s, ph, pw, hp, wp)
+            for i in prange(C, schedule="static", num_threads=num_threads):
+                _winograd_input(s, hp, wp, tiles_h, tiles_w, tiles_padded, s + image, C, i,
+                                i + 1)
+            for i in prange(16, schedule="dynamic", num_threads=num_threads):
+                _winograd_multiply(s + image, &u[0, 0, 0, 0], s + image + v_size, C, f_rows,
+                                   tiles_padded, i, i + 1)
+            for i in prange(F, schedule="static", num_threads=num_threads):
+                _winograd_output(s + image + v_size, f_rows, tiles_padded, &bias[0],
+                                 coefficients, f_padded, relu, &out[n, 0, 0, 0], oh, ow,
+                                 tiles_h, tiles_w, i, i + 1)

@@ -1,0 +1,189 @@
+/* The transforms of Winograd F(2x2, 3x3) (used by cnn/_ext/conv_winograd.pxi), a vector of
+ * tiles at a time.
+ *
+ * Written with GCC/clang vector extensions for the reason conv_tile.h gives: gcc left the
+ * Cython loops scalar (sixteen output streams defeat its alias checks). Whole vectors of tiles
+ * first, then the remaining tiles one by one through the same expressions: additions and
+ * subtractions only, so a tile gets the same bits whichever path computes it.
+ *
+ * Input: one row of tiles of a padded image stored with each row's even columns, then its odd
+ * columns (`even`, `even + half`; rows `wp` apart), so that every load runs along the tiles:
+ * tile tx's 4x4 patch is columns 2tx..2tx+3 = even[tx], odd[tx], even[tx+1], odd[tx+1].
+ * Output: V's 16 matrices `vs` apart, tile tx at o[k * vs + tx].
+ */
+#ifndef CNN_WINOGRAD_H
+#define CNN_WINOGRAD_H
+
+#include <stddef.h>
+#include <string.h>
+
+#include "conv_layout.h" /* CNN_BLOCK, CNN_BLOCK_LANES */
+#include "conv_tile.h"   /* CNN_REGISTER_BYTES, CNN_PART_BYTES */
+#include "pointwise.h"  /* the ReLU and affine rules */
+
+#define CNN_LOAD_VECTOR(dst, src) memcpy(&(dst), (src), sizeof(dst))
+#define CNN_STORE_VECTOR(dst, value)                                                           \
+    do {                                                                                       \
+        vec_t stored_ = (value);                                                               \
+        memcpy((dst), &stored_, sizeof(stored_));                                              \
+    } while (0)
+#define CNN_LOAD_SCALAR(dst, src) ((dst) = *(src))
+#define CNN_STORE_SCALAR(dst, value) (*(dst) = (value))
+
+/* V = B^T d B for the tiles at tx (one vector of them, or one), B^T = [[1,0,-1,0],[0,1,1,0],
+ * [0,-1,1,0],[0,1,0,-1]]. */
+#define CNN_WINOGRAD_INPUT(TYPE, LOAD, STORE)                                                  \
+    do {                                                                                       \
+        TYPE d_[4][4], s_[4][4];                                                               \
+        int r_, i_;                                                                            \
+        for (r_ = 0; r_ < 4; r_++) {                                                           \
+            LOAD(d_[r_][0], even + r_ * wp + tx);                                              \
+            LOAD(d_[r_][1], even + r_ * wp + half + tx);                                       \
+            LOAD(d_[r_][2], even + r_ * wp + tx + 1);                                          \
+            LOAD(d_[r_][3], even + r_ * wp + half + tx + 1);                                   \
+        }                                                                                      \
+        for (i_ = 0; i_ < 4; i_++) {                                                           \
+            s_[0][i_] = d_[0][i_] - d_[2][i_];                                                 \
+            s_[1][i_] = d_[1][i_] + d_[2][i_];                                                 \
+            s_[2][i_] = d_[2][i_] - d_[1][i_];                                                 \
+            s_[3][i_] = d_[1][i_] - d_[3][i_];                                                 \
+        }                                                                                      \
+        for (r_ = 0; r_ < 4; r_++) {                                                           \
+            STORE(o + (4 * r_) * vs + tx, s_[r_][0] - s_[r_][2]);                              \
+            STORE(o + (4 * r_ + 1) * vs + tx, s_[r_][1] + s_[r_][2]);                          \
+            STORE(o + (4 * r_ + 2) * vs + tx, s_[r_][2] - s_[r_][1]);                          \
+            STORE(o + (4 * r_ + 3) * vs + tx, s_[r_][1] - s_[r_][3]);                          \
+        }                                                                                      \
+    } while (0)
+
+/* Y = A^T M A for the tiles at tx, A^T = [[1,1,1,0],[0,1,-1,-1]]: M's 16 matrices `ms` apart
+ * (tile tx at a[k * ms + tx]); Y's four values per tile into rows[0..3] (row 0 column 0, row 0
+ * column 1, row 1 column 0, row 1 column 1), tile tx at rows[q] + tx. */
+#define CNN_WINOGRAD_OUTPUT(TYPE, LOAD, STORE)                                                 \
+    do {                                                                                       \
+        TYPE m_[4][4], s_[2][4];                                                               \
+        int r_, i_;                                                                            \
+        for (r_ = 0; r_ < 4; r_++)                                                             \
+            for (i_ = 0; i_ < 4; i_++)                                                         \
+                LOAD(m_[r_][i_], a + (4 * r_ + i_) * ms + tx);                                 \
+        for (i_ = 0; i_ < 4; i_++) {                                                           \
+            s_[0][i_] = m_[0][i_] + m_[1][i_] + m_[2][i_];                                     \
+            s_[1][i_] = m_[1][i_] - m_[2][i_] - m_[3][i_];                                     \
+        }                                                                                      \
+        for (r_ = 0; r_ < 2; r_++) {                                                           \
+            STORE(rows[2 * r_] + tx, s_[r_][0] + s_[r_][1] + s_[r_][2]);                       \
+            STORE(rows[2 * r_ + 1] + tx, s_[r_][1] - s_[r_][2] - s_[r_][3]);                   \
+        }                                                                                      \
+    } while (0)
+
+#define CNN_DEFINE_WINOGRAD(SUFFIX, T)                                                         \
+    static inline void cnn_winograd_input_row_##SUFFIX(const T *even, ptrdiff_t half,          \
+                                                       ptrdiff_t wp, ptrdiff_t n, T *o,        \
+                                                       ptrdiff_t vs)                           \
+    {                                                                                          \
+        typedef T vec_t __attribute__((vector_size(CNN_REGISTER_BYTES)));                      \
+        enum { LANES = CNN_REGISTER_BYTES / sizeof(T) };                                       \
+        ptrdiff_t tx = 0;                                                                      \
+        for (; tx + LANES <= n; tx += LANES)                                                   \
+            CNN_WINOGRAD_INPUT(vec_t, CNN_LOAD_VECTOR, CNN_STORE_VECTOR);                      \
+        for (; tx < n; tx++)                                                                   \
+            CNN_WINOGRAD_INPUT(T, CNN_LOAD_SCALAR, CNN_STORE_SCALAR);                          \
+    }                                                                                          \
+    static inline void cnn_winograd_output_row_##SUFFIX(const T *a, ptrdiff_t ms, ptrdiff_t n, \
+                                                        T *const *rows)                        \
+    {                                                                                          \
+        typedef T vec_t __attribute__((vector_size(CNN_REGISTER_BYTES)));                      \
+        enum { LANES = CNN_REGISTER_BYTES / sizeof(T) };                                       \
+        ptrdiff_t tx = 0;                                                                      \
+        for (; tx + LANES <= n; tx += LANES)                                                   \
+            CNN_WINOGRAD_OUTPUT(vec_t, CNN_LOAD_VECTOR, CNN_STORE_VECTOR);                     \
+        for (; tx < n; tx++)                                                                   \
+            CNN_WINOGRAD_OUTPUT(T, CNN_LOAD_SCALAR, CNN_STORE_SCALAR);                         \
+    }
+
+CNN_DEFINE_WINOGRAD(f32, float)
+CNN_DEFINE_WINOGRAD(f64, double)
+
+/* The products: m[q * m_stride + k] = sum_c u[c * CNN_BLOCK_LANES + q] * v[c * v_stride + k]
+ * for CNN_BLOCK_LANES output channels q and CNN_BLOCK tiles k. The weights of a group of
+ * channels are interleaved by input channel, so the lanes' multipliers are consecutive words
+ * (one base register: the loop keeps every accumulator and pointer in registers); the tiles
+ * are one vector (as many registers as it fills, as in conv_tile.h). */
+#define CNN_DEFINE_WINOGRAD_PRODUCT(SUFFIX, T)                                                 \
+    static inline void cnn_winograd_product_##SUFFIX(const T *u, const T *v, ptrdiff_t n_c,    \
+                                                     ptrdiff_t v_stride, T *m,                 \
+                                                     ptrdiff_t m_stride)                       \
+    {                                                                                          \
+        typedef T part_t __attribute__((vector_size(CNN_PART_BYTES(T, CNN_BLOCK))));           \
+        enum { PART = CNN_PART_BYTES(T, CNN_BLOCK) / sizeof(T), PARTS = CNN_BLOCK / PART };    \
+        part_t acc[CNN_BLOCK_LANES][PARTS], w[PARTS];                                          \
+        ptrdiff_t c, q, k;                                                                     \
+        for (q = 0; q < CNN_BLOCK_LANES; q++)                                                  \
+            for (k = 0; k < PARTS; k++)                                                        \
+                acc[q][k] = (part_t){0};                                                       \
+        for (c = 0; c < n_c; c++) {                                                            \
+            for (k = 0; k < PARTS; k++)                                                        \
+                memcpy(&w[k], v + c * v_stride + k * PART, sizeof(part_t));                    \
+            for (q = 0; q < CNN_BLOCK_LANES; q++) {                                            \
+                T x = u[c * CNN_BLOCK_LANES + q];                                              \
+                for (k = 0; k < PARTS; k++)                                                    \
+                    acc[q][k] += x * w[k];                                                     \
+            }                                                                                  \
+        }                                                                                      \
+        for (q = 0; q < CNN_BLOCK_LANES; q++)                                                  \
+            for (k = 0; k < PARTS; k++)                                                        \
+                memcpy(m + q * m_stride + k * PART, &acc[q][k], sizeof(part_t));               \
+    }
+
+CNN_DEFINE_WINOGRAD_PRODUCT(f32, float)
+CNN_DEFINE_WINOGRAD_PRODUCT(f64, double)
+
+/* One output row of n values from the output transform's even and odd columns: interleaved,
+ * plus the bias, then batch norm's affine map (`affine`: NULL, or its mean, scale and shift)
+ * and ReLU when asked, by pointwise.h's rules. Separate simple loops over the row, which gcc
+ * vectorizes (the interleave with permutes). */
+#define CNN_DEFINE_WINOGRAD_STORE(SUFFIX, T)                                                   \
+    static inline void cnn_winograd_store_row_##SUFFIX(const T *restrict even,                 \
+                                                       const T *restrict odd, ptrdiff_t n,     \
+                                                       T bias, const T *affine, int relu,      \
+                                                       T *restrict out)                        \
+    {                                                                                          \
+        ptrdiff_t i;                                                                           \
+        for (i = 0; i < n / 2; i++) {                                                          \
+            out[2 * i] = even[i] + bias;                                                       \
+            out[2 * i + 1] = odd[i] + bias;                                                    \
+        }                                                                                      \
+        if (n % 2)                                                                             \
+            out[n - 1] = even[n / 2] + bias;                                                   \
+        if (affine) {                                                                          \
+            T m = affine[0], a = affine[1], b = affine[2];                                     \
+            for (i = 0; i < n; i++)                                                            \
+                out[i] = cnn_affine_##SUFFIX(out[i], m, a, b);                                 \
+        }                                                                                      \
+        if (relu)                                                                              \
+            for (i = 0; i < n; i++)                                                            \
+                out[i] = cnn_relu_##SUFFIX(out[i]);                                            \
+    }
+
+CNN_DEFINE_WINOGRAD_STORE(f32, float)
+CNN_DEFINE_WINOGRAD_STORE(f64, double)
+
+/* A row of n values split into its even positions (to `first`) and its odd ones (to
+ * `second`): the input layout above, written by a loop gcc vectorizes. */
+#define CNN_DEFINE_SPLIT_COLUMNS(SUFFIX, T)                                                    \
+    static inline void cnn_split_columns_##SUFFIX(const T *restrict row, ptrdiff_t n,          \
+                                                  T *restrict first, T *restrict second)       \
+    {                                                                                          \
+        ptrdiff_t i;                                                                           \
+        for (i = 0; i < n / 2; i++) {                                                          \
+            first[i] = row[2 * i];                                                             \
+            second[i] = row[2 * i + 1];                                                        \
+        }                                                                                      \
+        if (n % 2)                                                                             \
+            first[n / 2] = row[n - 1];                                                         \
+    }
+
+CNN_DEFINE_SPLIT_COLUMNS(f32, float)
+CNN_DEFINE_SPLIT_COLUMNS(f64, double)
+
+#endif

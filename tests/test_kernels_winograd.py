@@ -1,0 +1,135 @@
+"""Winograd F(2x2, 3x3) convolutions (the plans of wide 3x3 layers) against NumPy references."""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import cnn
+import kernel_calls as dc
+from cnn import _ext
+from kernel_calls import max_pool2d
+
+from test_kernels_direct_conv import _input_gradient_reference, conv_reference, tolerance
+from test_kernels_im2col import im2col_numpy
+
+
+@st.composite
+def winograd_problems(draw):
+    """3x3 convolutions at stride 1 that the plans run by Winograd: 16 or more input channels,
+    more than 8 output channels, odd and even sizes (tiles hanging over the output)."""
+    n = draw(st.integers(0, 4))
+    c = draw(st.integers(16, 40))
+    f = draw(st.integers(9, 40))
+    p = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    h = draw(st.integers(max(1, 3 - 2 * p[0]), 13))
+    w = draw(st.integers(max(1, 3 - 2 * p[1]), 13))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    weight = rng.standard_normal((f, c, 3, 3)).astype(dtype)
+    bias = rng.standard_normal(f).astype(dtype) if draw(st.booleans()) else None
+    return x, weight, bias, p
+
+
+@pytest.mark.parametrize("kernel, stride, dilation, channels, out_channels, algorithm", [
+    (3, 1, 1, 16, 9, "winograd"),
+    (3, 1, 1, 15, 32, "direct"),   # too few input channels
+    (3, 1, 1, 32, 8, "direct"),    # the narrow tile's layers
+    (3, 2, 1, 32, 32, "direct"),
+    (3, 1, 2, 32, 32, "direct"),
+    (5, 1, 1, 32, 32, "direct"),
+])
+def test_the_plan_chooses_winograd_for_wide_3x3_layers(kernel, stride, dilation, channels,
+                                                        out_channels, algorithm):
+    plan = _ext.conv_plan((channels, 12, 12), (out_channels, channels, kernel, kernel), stride,
+                          1, dilation)
+    assert plan.algorithm == algorithm
+
+
+@given(winograd_problems(), st.booleans())
+def test_forward_matches_the_reference(isa, problem, relu):
+    x, w, b, p = problem
+    assert dc.plan(x, w, padding=p).algorithm == "winograd"
+    out = dc.conv2d_forward(x, w, b, padding=p, relu=relu)
+    expected = conv_reference(x, w, b, (1, 1), p, (1, 1))
+    if relu:
+        expected = np.maximum(expected, 0)
+    assert out.dtype == x.dtype
+    np.testing.assert_allclose(out, expected, **tolerance(x.dtype))
+
+
+@given(winograd_problems())
+def test_gradients_match_the_reference(isa, problem):
+    x, w, _, p = problem
+    g = conv_reference(x, w, None, (1, 1), p, (1, 1))
+    g = np.random.default_rng(0).standard_normal(g.shape).astype(x.dtype)
+    grad_x, grad_w, grad_b = dc.conv2d_backward(x, w, g, padding=p)
+    cols = im2col_numpy(x.astype(np.float64), (3, 3), (1, 1), p, (1, 1))
+    pixels = g.shape[2] * g.shape[3]
+    expected_w = np.einsum("nfp,nkp->fk", g.reshape(g.shape[0], g.shape[1], pixels), cols)
+    np.testing.assert_allclose(grad_x, _input_gradient_reference(x, w, g, (1, 1), p, (1, 1)),
+                               **tolerance(x.dtype))
+    np.testing.assert_allclose(grad_w, expected_w.reshape(w.shape), **tolerance(x.dtype))
+    np.testing.assert_allclose(grad_b, g.astype(np.float64).sum(axis=(0, 2, 3)),
+                               **tolerance(x.dtype))
+
+
+@given(winograd_problems())
+def test_fused_relu_pool_equals_the_separate_kernels(isa, problem):
+    x, w, b, p = problem
+    out = dc.conv2d_forward(x, w, b, padding=p, relu=True)
+    if out.shape[2] < 2 or out.shape[3] < 2:
+        return
+    pooled, indices = dc.conv2d_relu_max_pool2d(x, w, b, padding=p)
+    expected, expected_indices = max_pool2d(out, 2)
+    assert pooled.tobytes() == expected.tobytes()
+    assert np.array_equal(indices, expected_indices)
+
+
+def test_batch_norm_epilogue_gives_the_bits_of_the_separate_kernel(isa, rng):
+    x = rng.standard_normal((3, 16, 9, 7)).astype(np.float32)
+    w = rng.standard_normal((20, 16, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(20).astype(np.float32)
+    mean, scale, shift = (rng.standard_normal(20) for _ in range(3))
+    plan = dc.plan(x, w, padding=1)
+    fused = plan.forward(x, w, b, relu=True, affine=(mean, scale, shift))[0]
+    out = plan.forward(x, w, b)[0]
+    planes = out.reshape(3, 20, -1)
+    _ext.backend.norm.normalize(planes, mean, scale, shift, planes, True, 1)
+    assert fused.tobytes() == out.tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch", [5, 1])  # at batch 1, 2 threads share each image's stages
+def test_bit_identical_at_one_and_two_threads(isa, threads, rng, dtype, batch):
+    x = rng.standard_normal((batch, 24, 11, 10)).astype(dtype)
+    w = rng.standard_normal((40, 24, 3, 3)).astype(dtype)
+    b = rng.standard_normal(40).astype(dtype)
+    results = []
+    for n in (1, 2):
+        cnn.set_num_threads(n)
+        out = dc.conv2d_forward(x, w, b, padding=1)
+        pooled, indices = dc.conv2d_relu_max_pool2d(x, w, b, padding=1)
+        results.append((out, pooled, indices, *dc.conv2d_backward(x, w, out, padding=1)))
+    for a, b in zip(*results):
+        assert a.tobytes() == b.tobytes()
+
+
+def test_an_image_gives_the_same_bits_alone_and_in_a_batch(isa, threads, rng):
+    x = rng.standard_normal((6, 16, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    cnn.set_num_threads(2)
+    batch = dc.conv2d_forward(x, w, padding=1)
+    alone = dc.conv2d_forward(x[2:3], w, padding=1)
+    assert alone.tobytes() == batch[2:3].tobytes()
+
+
+def test_non_finite_inputs_stay_in_their_tiles(isa):
+    x = np.zeros((1, 16, 8, 8), np.float32)
+    x[0, 3, 0, 0] = np.inf
+    w = np.ones((16, 16, 3, 3), np.float32)
+    out = dc.conv2d_forward(x, w, padding=1)
+    # The tile holding (0, 0) reads the infinity (inf - inf in its transform may give NaN);
+    # every other tile is exact.
+    assert np.all(out[:, :, 2:, :] == 0) and np.all(out[:, :, :, 2:] == 0)
+    assert not np.isfinite(out[0, :, :2, :2]).all()
