@@ -13,12 +13,14 @@ Only the command line imports tqdm and matplotlib; ``import cnn`` needs nothing 
 """
 import argparse
 import os
+import signal
 import sys
+import threading
 
 from .. import distributed
 from ..version import __version__
 from . import classify, evaluate, export, profile, summary, train
-from .errors import CommandError
+from .errors import CommandError, Terminated, exit_status, raise_terminated
 
 __all__ = ["main", "build_parser", "CommandError"]
 
@@ -51,11 +53,18 @@ def main(argv=None, prog=None):
 
     Returns:
         int: 0 on success, 1 after an error the message explains (or when the reader of the
-        output went away), 130 after Ctrl-C (2, for bad arguments, comes from argparse's
-        SystemExit).
+        output went away), 130 after Ctrl-C, 143 after SIGTERM (2, for bad arguments, comes
+        from argparse's SystemExit).
     """
-    parser = build_parser(prog or "cnn")
-    args = parser.parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (kill, a scheduler's time limit) stops a command as cleanly as Ctrl-C.
+        signal.signal(signal.SIGTERM, raise_terminated)
+    prog = prog or "cnn"
+    try:
+        parser = build_parser(prog)
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt as error:  # Ctrl-C while starting up
+        return interrupted(prog, error)
     args.prog = parser.prog
     # Data-parallel (``mpirun -n N ... train``), a rank that fails must take the job down with
     # it: the others would otherwise wait for it forever in their next collective.
@@ -64,6 +73,15 @@ def main(argv=None, prog=None):
         if status and distributed.world_size() > 1:
             distributed.abort(status)
         return status
+
+
+def interrupted(where, error):
+    """Print that `where` stopped on a signal; return its exit status: 143 for SIGTERM, else
+    130 (Ctrl-C)."""
+    terminated = isinstance(error, Terminated)
+    print(f"\n{where}: {'terminated (SIGTERM)' if terminated else 'interrupted'}",
+          file=sys.stderr)
+    return exit_status(error)
 
 
 def _run(parser, args):
@@ -75,9 +93,16 @@ def _run(parser, args):
         where = f"rank {distributed.rank()}: " if distributed.world_size() > 1 else ""
         print(f"{where}{parser.prog} {args.command}: error: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"\n{parser.prog} {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as error:
+        return interrupted(f"{parser.prog} {args.command}", error)
+    except MemoryError:
+        print(f"{parser.prog} {args.command}: error: out of memory (a file or a setting asks for "
+              "more memory than this machine has)", file=sys.stderr)
+        return 1
+    except RecursionError:
+        print(f"{parser.prog} {args.command}: error: a structure nested too deeply to handle "
+              "(a damaged or hostile file?)", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         # The reader went away (`cnn evaluate ... | head`): stop quietly, as Unix tools do.
         # Point stdout at devnull so that Python's own flush at exit cannot fail again.
