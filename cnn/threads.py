@@ -39,9 +39,6 @@ def _default_num_threads() -> int:
         return os.cpu_count() or 1
 
 
-_num_threads = _default_num_threads()
-
-
 def max_threads() -> tuple[int, str]:
     """The most threads the kernels may be given, and what sets that bound: a phrase.
 
@@ -68,6 +65,9 @@ def max_threads() -> tuple[int, str]:
         pass
     bound, reason = min(bounds, key=lambda pair: pair[0])
     return max(1, bound), reason
+
+
+_num_threads = _default_num_threads()
 
 
 def get_num_threads() -> int:

@@ -41,6 +41,14 @@ def test_absurd_thread_counts_are_refused_with_the_bound(capsys):
     assert reason and 1 <= bound <= cnn.threads.MAX_THREADS
 
 
+def test_omp_num_threads_sets_the_default_within_the_bound():
+    code = "import cnn; print(cnn.get_num_threads())"
+    for value, expected in (("1", "1"), ("100000", str(cnn.threads.max_threads()[0]))):
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                env=dict(ENV, OMP_NUM_THREADS=value))
+        assert result.stdout.strip() == (expected if cnn.openmp_enabled() else "1"), result.stderr
+
+
 def test_the_thread_bound_follows_the_container_limit(tmp_path, monkeypatch):
     limit = tmp_path / "pids.max"
     limit.write_text("3\n")

@@ -20,7 +20,7 @@ import threading
 from .. import distributed
 from ..version import __version__
 from . import classify, evaluate, export, profile, summary, train
-from .errors import CommandError, Terminated, exit_status, raise_terminated
+from .errors import CommandError, EveryRankError, Terminated, exit_status, raise_terminated
 
 __all__ = ["main", "build_parser", "CommandError"]
 
@@ -70,7 +70,9 @@ def main(argv=None, prog=None):
     # it: the others would otherwise wait for it forever in their next collective.
     with distributed.abort_on_error():
         status = _run(parser, args)
-        if status and distributed.world_size() > 1:
+        # A failure of every rank at once (they disagree) ends each by itself; any other must
+        # take the job down, or the other ranks would wait in their next collective.
+        if status and distributed.world_size() > 1 and not args.every_rank_failed:
             distributed.abort(status)
         return status
 
@@ -84,15 +86,27 @@ def interrupted(where, error):
     return exit_status(error)
 
 
+def _report(parser, args, error):
+    """Print the CommandError `error` (once, from rank 0, when every rank raised it); return 1."""
+    args.every_rank_failed = isinstance(error, EveryRankError)
+    if args.every_rank_failed and not distributed.is_root():
+        return 1
+    where = (f"rank {distributed.rank()}: "
+             if distributed.world_size() > 1 and not args.every_rank_failed else "")
+    print(f"{where}{parser.prog} {args.command}: error: {error}", file=sys.stderr)
+    return 1
+
+
 def _run(parser, args):
+    args.every_rank_failed = False
     try:
         status = args.run(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the try, not at interpreter exit
         return status
+    except distributed.DisagreementError as error:  # out of step mid-run, on every rank
+        return _report(parser, args, EveryRankError(str(error)))
     except CommandError as error:
-        where = f"rank {distributed.rank()}: " if distributed.world_size() > 1 else ""
-        print(f"{where}{parser.prog} {args.command}: error: {error}", file=sys.stderr)
-        return 1
+        return _report(parser, args, error)
     except KeyboardInterrupt as error:
         return interrupted(f"{parser.prog} {args.command}", error)
     except MemoryError:

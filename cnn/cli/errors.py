@@ -9,6 +9,11 @@ class CommandError(Exception):
     """
 
 
+class EveryRankError(CommandError):
+    """A failure every rank of a data-parallel run raises at the same moment (the ranks
+    disagree): rank 0 prints it, and each rank exits by itself, without aborting the job."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread by the handler :func:`cnn.cli.main` installs.
 

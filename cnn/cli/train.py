@@ -10,6 +10,7 @@ and ends with the same weights, bit for bit.
 """
 import contextlib
 import copy
+import hashlib
 import math
 import os
 import signal
@@ -28,7 +29,7 @@ from ..nn import functional as F
 from ..threads import set_num_threads
 from ..random import get_rng_state, manual_seed, set_rng_state
 from ..serialization import load, remove_stale_temporaries, save
-from .errors import CommandError, Terminated, exit_status
+from .errors import CommandError, EveryRankError, Terminated, exit_status
 from .lenet import DEFAULT_CHECKPOINT, TRAIN_CHECKPOINT, predict
 from .models import DATASETS, MODELS, build
 from .options import (add_data_options, add_threads_option, apply_threads, check_output_path,
@@ -128,11 +129,6 @@ def run(args):
     world = _join_mpi(args)
     checkpoint = None if args.resume is None else _read_checkpoint(args.resume)
     settings = _settings(args, None if checkpoint is None else checkpoint["args"])
-    if settings["batch_size"] % world:
-        size = settings["batch_size"]
-        raise CommandError(
-            f"--batch-size {size} is the global batch and must split evenly over the {world} "
-            f"ranks: try {size - size % world} or {size - size % world + world}")
     out = args.out or args.resume or _default_out(settings)
     check_output_path(out, "--out" if args.out or not args.resume else "--resume")
     remove_stale_temporaries(out)  # of a run killed while it wrote (SIGKILL, power cut)
@@ -145,6 +141,8 @@ def run(args):
     training = _Training(settings, train_set)
     if checkpoint is not None:
         training.restore(checkpoint, args.resume)
+    if world > 1:
+        _join_training(training, train_set, test_set, world)
     _print_header(training, train_set, test_set, out)
     epochs = settings["epochs"]
     if training.epoch >= epochs:
@@ -203,8 +201,6 @@ class _Training:
         else:
             self.optimizer = optim.SGD(self.model.parameters(), lr=lr, momentum=SGD_MOMENTUM)
         self.scheduler = optim.lr_scheduler.StepLR(self.optimizer, LR_STEP_SIZE, LR_GAMMA)
-        # Every rank starts from rank 0's weights (they agree anyway: same seed).
-        dist.broadcast_parameters(self.model)
         loader_class = DataLoader if dist.world_size() == 1 else DistributedLoader
         # Workers start afresh each epoch (not persistent): their seeds then come from
         # (seed, epoch), which a resumed run reproduces.
@@ -517,6 +513,50 @@ def _join_mpi(args):
         # The progress and epoch lines once, not once per rank; errors still go to stderr.
         sys.stdout = open(os.devnull, "w")
     return world
+
+
+def _join_training(training, train_set, test_set, world):
+    """Data-parallel: check that every rank runs the same training (one collective: a rank
+    with other settings, data or code ends the job on every rank with a message naming what
+    differs, before any buffer of a mismatched size reaches MPI), then give every rank rank 0's
+    weights (the same anyway: same seed)."""
+    try:
+        dist.agree(_agreement(training, train_set, test_set))
+    except dist.DisagreementError as error:
+        raise EveryRankError(f"{error}. Every rank must be given the same options and the "
+                             "same data") from None
+    size = training.settings["batch_size"]
+    if size % world:
+        raise CommandError(
+            f"--batch-size {size} is the global batch and must split evenly over the {world} "
+            f"ranks: try {size - size % world} or {size - size % world + world}")
+    dist.broadcast_parameters(training.model)
+
+
+def _agreement(training, train_set, test_set):
+    """What must be the same on every rank, by the name a message shows it under."""
+    settings = training.settings
+    agreed = {f"--{name.replace('_', '-')}": settings[name] for name in DEFAULTS}
+    agreed["resumed after epoch"] = training.epoch
+    agreed["optimizer configuration"] = [
+        {key: value for key, value in group.items() if key != "params"}
+        for group in training.optimizer.param_groups]
+    agreed["parameter shapes and dtypes"] = [
+        (name, list(param.shape), str(param.dtype))
+        for name, param in training.model.named_parameters()]
+    agreed["steps per epoch"] = len(training.loader)
+    for part, dataset in (("training", train_set), ("test", test_set)):
+        agreed[f"{part} images"] = len(dataset)
+        agreed[f"{part} data (BLAKE2 of images and labels)"] = _digest(dataset)
+    agreed["cnn version"] = show_config(mode="dicts")["cnn"]
+    return agreed
+
+
+def _digest(dataset):
+    digest = hashlib.blake2b(digest_size=16)
+    for array in (dataset.data, dataset.targets):
+        digest.update(np.ascontiguousarray(np.asarray(array)))
+    return digest.hexdigest()
 
 
 def _print_header(training, train_set, test_set, out):
