@@ -20,7 +20,7 @@ from cnn.cli import main
 from cnn.cli.lenet import TRAIN_CHECKPOINT
 from cnn.datasets import read_idx
 from cnn.serialization import MAX_DEPTH, remove_stale_temporaries
-from test_cli import ENV, TINY, assert_clean_failure, needs_mnist, run_cli, same_values
+from test_cli import ENV, TINY, needs_mnist, run_cli, same_values, stop_a_long_run
 
 
 def run_main(argv, capsys):
@@ -227,18 +227,7 @@ def test_ctrl_c_during_start_up_is_a_clean_stop(delay, tmp_path):
 
 @needs_mnist
 def test_sigterm_stops_train_like_ctrl_c_with_status_143(tmp_path):
-    process = start(["train", "--epochs", "1000", "--limit-train", "1280", "--limit-test",
-                     "200"], tmp_path)
-    checkpoint = tmp_path / "lenet_mnist.npz"
-    try:
-        deadline = time.monotonic() + 60
-        while not checkpoint.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert checkpoint.exists(), "no checkpoint within 60 s"
-        process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=60)
-    finally:
-        process.kill()
+    process, out, err, checkpoint = stop_a_long_run(tmp_path, signal.SIGTERM)
     assert process.returncode == 143, err
     assert "Terminated (SIGTERM) in epoch" in err and "Traceback" not in err, err
     assert cnn.load(checkpoint)["epoch"] >= 1

@@ -438,7 +438,8 @@ def _optional_count(minimum):
 _SETTING_CHECKS = {
     "epochs": (lambda v: _is_count(v, 1), "an integer >= 1"),
     "batch_size": (lambda v: _is_count(v, 1), "an integer >= 1"),
-    "optimizer": (lambda v: isinstance(v, str) and v in DEFAULT_LR, f"one of {', '.join(DEFAULT_LR)}"),
+    "optimizer": (lambda v: isinstance(v, str) and v in DEFAULT_LR,
+                  f"one of {', '.join(DEFAULT_LR)}"),
     "lr": (lambda v: v is None or (isinstance(v, (int, float, np.floating))
                                   and not isinstance(v, bool) and 0 < v < math.inf),
            "a positive number"),

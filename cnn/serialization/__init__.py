@@ -22,7 +22,7 @@ from .atomic import atomic_write, remove_stale_temporaries
 from .files import (FOREIGN, MAX_DEPTH, check_depth, check_unpacked_size, file_name, opened,
                     sniff, zip_errors)
 
-__all__ = ["save", "load", "atomic_write", "MAX_DEPTH"]
+__all__ = ["save", "load", "atomic_write", "remove_stale_temporaries", "MAX_DEPTH"]
 
 # What compat's load_model and the tests call it by.
 _sniff = sniff
@@ -126,8 +126,8 @@ def load(f, map_location=None, weights_only=True):
             torch.save did not write, a single ``.npy`` array, an archive holding pickled
             objects, a malformed structure, dicts and lists nested deeper than ``MAX_DEPTH``,
             members that declare more bytes than the machine's memory), or its pickle names a
-            global that is refused. The message names the file and the problem. Also for a `map_location` other than the
-            CPU, or ``weights_only=False``.
+            global that is refused. The message names the file and the problem. Also for a
+            `map_location` other than the CPU, or ``weights_only=False``.
 
     Example::
 

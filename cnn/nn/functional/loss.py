@@ -55,31 +55,31 @@ def _target_weights(logits, target, weight, ignore_index, label_smoothing):
 
 def _per_sample_loss(q, logp, terms):
     """-sum(Q * logp) per row over the terms that count (see _target_weights)."""
-    # 0 * -inf is nan without a warning, as in PyTorch; the mask then drops the terms that
-    # PyTorch's formula never computes.
+    # 0 * -inf and inf - inf are nan without a warning, as in PyTorch; the mask drops the
+    # terms that PyTorch's formula never computes.
     with np.errstate(invalid="ignore"):
         products = q * logp
-    if terms is not None:
-        products = np.where(terms, products, 0)
-    return -products.sum(axis=1)
+        if terms is not None:
+            products = np.where(terms, products, 0)
+        return -products.sum(axis=1)
 
 
 def _reduce(per_sample, reduction, divisor):
     if reduction == "none":
         return per_sample
-    total = per_sample.sum()
-    if reduction == "sum":
-        return total
-    # An empty batch (or only ignored samples) has a NaN mean, as in PyTorch: no warning.
+    # inf + -inf is nan, and an empty batch (or only ignored samples) has a NaN mean, as in
+    # PyTorch: no warning.
     with np.errstate(invalid="ignore", divide="ignore"):
-        return total / divisor
+        total = per_sample.sum()
+        return total if reduction == "sum" else total / divisor
 
 
 def _reduced_gradient(grad_output, reduction, divisor, n):
     """d(loss)/d(per-sample loss) as an (N, 1) column."""
     if reduction == "none":
         return grad_output.reshape(n, 1)
-    scale = grad_output / divisor if reduction == "mean" else grad_output
+    with np.errstate(divide="ignore", invalid="ignore"):  # a zero divisor: inf/nan, as PyTorch
+        scale = grad_output / divisor if reduction == "mean" else grad_output
     return np.full((n, 1), scale, dtype=grad_output.dtype)
 
 
@@ -97,7 +97,8 @@ class CrossEntropy(Function):
     def backward(ctx, grad_output):
         logp, q = ctx.saved_tensors
         g = _reduced_gradient(grad_output, ctx.reduction, ctx.divisor, logp.shape[0])
-        grad = (np.exp(logp) * q.sum(axis=1, keepdims=True) - q) * g
+        with np.errstate(invalid="ignore"):  # 0 * inf (a zero divisor): nan, as PyTorch
+            grad = (np.exp(logp) * q.sum(axis=1, keepdims=True) - q) * g
         return grad, None, None, None, None
 
 
@@ -114,7 +115,8 @@ class NLLLoss(Function):
     def backward(ctx, grad_output):
         (q,) = ctx.saved_tensors
         g = _reduced_gradient(grad_output, ctx.reduction, ctx.divisor, q.shape[0])
-        return -q * g, None, None, None, None
+        with np.errstate(invalid="ignore"):  # 0 * inf (a zero divisor): nan, as PyTorch
+            return -q * g, None, None, None, None
 
 
 def _class_problem(input, target, weight, ignore_index, label_smoothing, probabilities_ok):
