@@ -215,9 +215,13 @@ def agree(settings):
             the data set's size and a digest of its contents.
 
     Raises:
+        TypeError: If `settings` is not a dict.
         DisagreementError: On every rank at once, if any setting differs: the message names
             each differing setting with its value on each group of ranks.
     """
+    if not isinstance(settings, dict):
+        raise TypeError(f"settings: expected a dict of name -> value, got "
+                        f"{type(settings).__name__}")
     if _comm is None:
         return
     text = json.dumps(settings, sort_keys=True, default=str)

@@ -33,8 +33,10 @@ def run_main(argv, capsys):
 
 
 def test_absurd_thread_counts_are_refused_with_the_bound(capsys):
+    before = signal.getsignal(signal.SIGTERM)
     status, err = run_main(["train", "--threads", "10000"], capsys)
     assert status == 2 and "--threads: expected at most" in err, err
+    assert signal.getsignal(signal.SIGTERM) is before  # main gives the caller's handler back
     bound, reason = cnn.threads.max_threads()
     with pytest.raises(ValueError, match=rf"n: expected at most {bound} threads \(.+\), got"):
         cnn.set_num_threads(bound + 1)
@@ -157,13 +159,15 @@ def test_checkpoint_entries_of_the_wrong_type_are_named(change, words, tmp_path,
     assert status == 1 and words in err and "Traceback" not in err, err
 
 
-@pytest.mark.parametrize("out", ["missing/x.npz", "folder", "readonly/x.npz"])
+@pytest.mark.parametrize("out", ["missing/x.npz", "folder", "readonly/x.npz", "/proc/x.npz"])
 def test_unwritable_outputs_are_found_before_any_work(out, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "folder").mkdir()
     (tmp_path / "readonly").mkdir(mode=0o555)
     if out.startswith("readonly") and os.access(tmp_path / "readonly", os.W_OK):
         pytest.skip("running as root: a mode-0555 folder stays writable")
+    if out.startswith("/proc") and not os.path.isdir("/proc"):
+        pytest.skip("no /proc (not Linux)")  # /proc refuses new files even to root
     for command in (["train", "--data", tmp_path / "no-data"], ["export"],
                     ["classify", "--data", tmp_path / "no-data"]):
         status, err = run_main([*command, "--out", out], capsys)

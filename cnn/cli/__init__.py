@@ -56,10 +56,18 @@ def main(argv=None, prog=None):
         output went away), 130 after Ctrl-C, 143 after SIGTERM (2, for bad arguments, comes
         from argparse's SystemExit).
     """
-    if threading.current_thread() is threading.main_thread():
-        # SIGTERM (kill, a scheduler's time limit) stops a command as cleanly as Ctrl-C.
-        signal.signal(signal.SIGTERM, raise_terminated)
-    prog = prog or "cnn"
+    if threading.current_thread() is not threading.main_thread():
+        return _main(argv, prog or "cnn")
+    # SIGTERM (kill, a scheduler's time limit) stops a command as cleanly as Ctrl-C; the
+    # caller's handler is back once the command ends (main may be called from a program).
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        return _main(argv, prog or "cnn")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv, prog):
     try:
         parser = build_parser(prog)
         args = parser.parse_args(argv)
