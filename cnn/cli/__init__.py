@@ -72,20 +72,19 @@ def _main(argv, prog):
         parser = build_parser(prog)
         args = parser.parse_args(argv)
     except KeyboardInterrupt as error:  # Ctrl-C while starting up
-        return interrupted(prog, error)
+        return _interrupted(prog, error)
     args.prog = parser.prog
     # Data-parallel (``mpirun -n N ... train``), a rank that fails must take the job down with
-    # it: the others would otherwise wait for it forever in their next collective.
+    # it: the others would otherwise wait for it forever in their next collective. A failure
+    # of every rank at once (they disagree) ends each rank by itself.
     with distributed.abort_on_error():
         status = _run(parser, args)
-        # A failure of every rank at once (they disagree) ends each by itself; any other must
-        # take the job down, or the other ranks would wait in their next collective.
         if status and distributed.world_size() > 1 and not args.every_rank_failed:
             distributed.abort(status)
         return status
 
 
-def interrupted(where, error):
+def _interrupted(where, error):
     """Print that `where` stopped on a signal; return its exit status: 143 for SIGTERM, else
     130 (Ctrl-C)."""
     terminated = isinstance(error, Terminated)
@@ -116,7 +115,7 @@ def _run(parser, args):
     except CommandError as error:
         return _report(parser, args, error)
     except KeyboardInterrupt as error:
-        return interrupted(f"{parser.prog} {args.command}", error)
+        return _interrupted(f"{parser.prog} {args.command}", error)
     except MemoryError:
         print(f"{parser.prog} {args.command}: error: out of memory (a file or a setting asks for "
               "more memory than this machine has)", file=sys.stderr)
