@@ -19,6 +19,11 @@ wins and the Tensor method calls it (``cnn.nn.functional`` attaches those method
 """
 import sys as _sys
 
+from . import _startup
+
+if _startup.launched_as_module():  # `python -m cnn`: see cnn/_startup.py
+    _startup.quiet_interrupts()
+
 import numpy as _np
 
 from . import _malloc

@@ -1,7 +1,16 @@
 """``python -m cnn``: the command line (see :mod:`cnn.cli`)."""
 import sys
 
-from cnn.cli import main
+
+def _main():
+    # Ctrl-C while the command line's modules load is a clean stop too, not a traceback.
+    try:
+        from cnn.cli import main
+    except KeyboardInterrupt:
+        print("\npython -m cnn: interrupted", file=sys.stderr)
+        return 130
+    return main(prog="python -m cnn")
+
 
 if __name__ == "__main__":
-    sys.exit(main(prog="python -m cnn"))
+    sys.exit(_main())

@@ -35,6 +35,14 @@ number of samples behind them, so a short last batch also matches the single pro
 Equivalence needs layers whose output for a sample does not depend on the rest of the batch
 (BatchNorm in training mode uses the statistics of each rank's shard, as in PyTorch's DDP).
 
+Ranks that disagree never reach MPI with mismatched buffers: :func:`agree` compares, with one
+collective at start-up, everything that must be the same on every rank (the recipe, the model's
+parameter shapes, the data's sizes and a digest of its contents, cnn's version) and raises
+:class:`DisagreementError` on every rank at once, naming each differing setting and the ranks
+on each side; and every collective first compares its kind and size across the ranks (a
+fixed-size ``Allgather`` of two integers), so a rank that got out of step (fewer batches, a
+different model) is a ``DisagreementError`` on all ranks, never heap corruption.
+
 Failures end the whole job instead of leaving the other ranks waiting: an exception inside
 ``abort_on_error()`` aborts it, a rank that dies makes ``mpirun`` end it, and a collective that
 waits longer than ``CNN_COLLECTIVE_TIMEOUT`` seconds (default 600; 0 disables it) for a rank
@@ -44,6 +52,7 @@ Without ``mpirun`` (or with one rank) every function here is a cheap no-op on wo
 mpi4py is not even imported.
 """
 import contextlib
+import json
 import os
 import sys
 import threading
@@ -54,7 +63,7 @@ import numpy as np
 
 __all__ = ["init", "is_initialized", "rank", "world_size", "is_root", "launched_size",
            "broadcast_parameters", "allreduce_gradients", "all_reduce_sum", "all_reduce_mean",
-           "local_threads", "abort", "abort_on_error", "barrier"]
+           "local_threads", "abort", "abort_on_error", "barrier", "agree", "DisagreementError"]
 
 # Environment variables by which launchers give a process its world size: Open MPI's mpirun,
 # MPICH/Intel MPI's hydra and Slurm's srun (PMI-1/2), PMIx launchers (Open MPI 5, srun --mpi=pmix).
@@ -142,6 +151,12 @@ def _watch():
             os._exit(1)
 
 
+class DisagreementError(RuntimeError):
+    """The ranks disagree on something that must be the same on all of them (a setting, the
+    data, the model, or the collective they are in and its size). Raised on every rank at
+    once, with the same message, so each can exit cleanly: none is left waiting."""
+
+
 def _collective(name, call, *args, **kwargs):
     """Run an MPI collective under the watchdog's deadline."""
     global _waiting
@@ -150,6 +165,81 @@ def _collective(name, call, *args, **kwargs):
         return call(*args, **kwargs)
     finally:
         _waiting = None
+
+
+# The collectives with buffers, numbered for the size check that precedes each.
+_KINDS = ("Bcast of the parameters", "Allreduce of the gradients", "Allreduce of a metric",
+          "Barrier")
+
+
+def _sized_collective(name, buffer, call, *args, **kwargs):
+    """Check that every rank is entering the collective `name` with a `buffer` (an array, or
+    None) of the same size and dtype (a fixed-size Allgather of three integers, which cannot
+    itself mismatch), then run it. Raises DisagreementError on every rank when any differs."""
+    size, dtype = (0, 0) if buffer is None else (buffer.size, buffer.dtype.num)
+    mine = np.array([_KINDS.index(name), size, dtype], dtype=np.int64)
+    everyone = np.empty((_size, 3), dtype=np.int64)
+    _collective(f"size check before the {name}", _comm.Allgather, mine, everyone)
+    if (everyone != mine).any():
+        found = {}
+        for rank_, (kind, count, num) in enumerate(everyone.tolist()):
+            what = _KINDS[kind] if 0 <= kind < len(_KINDS) else f"collective {kind}"
+            if count or num:
+                what += f" of {count} {_dtype_name(num)}"
+            found.setdefault(what, []).append(rank_)
+        raise DisagreementError(
+            "the ranks are out of step (a different number of batches or a different model "
+            "on some ranks): " + "; ".join(f"{what} on {_ranks(ranks)}"
+                                           for what, ranks in found.items()))
+    return _collective(name, call, *args, **kwargs)
+
+
+def _dtype_name(num):
+    for dtype in (np.float32, np.float64, np.uint8, np.int64, np.float16, np.int32):
+        if np.dtype(dtype).num == num:
+            return np.dtype(dtype).name
+    return f"dtype {num}"
+
+
+def _ranks(ranks):
+    return f"rank{'s' * (len(ranks) > 1)} {', '.join(map(str, ranks))}"
+
+
+def agree(settings):
+    """Check with one collective that every rank has the same `settings`; call it at start-up,
+    before the first other collective.
+
+    Args:
+        settings (dict): Name -> a JSON value (numbers, strings, lists, dicts; anything else is
+            compared by its ``str``): what must agree, e.g. the recipe, the parameter shapes,
+            the data set's size and a digest of its contents.
+
+    Raises:
+        TypeError: If `settings` is not a dict.
+        DisagreementError: On every rank at once, if any setting differs: the message names
+            each differing setting with its value on each group of ranks.
+    """
+    if not isinstance(settings, dict):
+        raise TypeError(f"settings: expected a dict of name -> value, got "
+                        f"{type(settings).__name__}")
+    if _comm is None:
+        return
+    text = json.dumps(settings, sort_keys=True, default=str)
+    # The pickle-based allgather sends each rank's size first: texts may differ in length.
+    texts = _collective("Allgather of the settings", _comm.allgather, text)
+    if all(other == text for other in texts):
+        return
+    decoded = [json.loads(other) for other in texts]
+    differences = []
+    for key in sorted(set().union(*decoded)):
+        values = [json.dumps(d.get(key, "(not given)"), sort_keys=True) for d in decoded]
+        if len(set(values)) > 1:
+            groups = {}
+            for rank_, value in enumerate(values):
+                groups.setdefault(value, []).append(rank_)
+            differences.append(f"{key}: " + ", ".join(f"{value} on {_ranks(ranks)}"
+                                                      for value, ranks in groups.items()))
+    raise DisagreementError("the ranks disagree on " + "; ".join(differences))
 
 
 def is_initialized():
@@ -190,7 +280,7 @@ def broadcast_parameters(module, root=0):
     if not arrays:
         return
     flat = np.concatenate([np.ascontiguousarray(a).reshape(-1).view(np.uint8) for a in arrays])
-    _collective("Bcast of the parameters", _comm.Bcast, flat, root=root)
+    _sized_collective("Bcast of the parameters", flat, _comm.Bcast, flat, root=root)
     offset = 0
     for array in arrays:
         size = array.nbytes
@@ -246,8 +336,8 @@ def allreduce_gradients(module, weight=1, extras=()):
         offset += size
     flat[total + len(params)] = weight
     flat[total + len(params) + 1:] = extras
-    _collective("Allreduce of the gradients", _comm.Allreduce, _mpi().IN_PLACE, flat,
-                op=_mpi().SUM)
+    _sized_collective("Allreduce of the gradients", flat, _comm.Allreduce, _mpi().IN_PLACE,
+                      flat, op=_mpi().SUM)
     weights = flat[total + len(params)]
     if weights:
         flat[:total] /= weights
@@ -267,8 +357,8 @@ def all_reduce_sum(values):
     """
     array = np.array(values, dtype=np.float64)
     if _comm is not None:
-        _collective("Allreduce of a metric", _comm.Allreduce, _mpi().IN_PLACE, array,
-                    op=_mpi().SUM)
+        _sized_collective("Allreduce of a metric", array, _comm.Allreduce,
+                          _mpi().IN_PLACE, array, op=_mpi().SUM)
     return float(array) if array.ndim == 0 else array
 
 
@@ -284,7 +374,7 @@ def all_reduce_mean(value, weight=1):
 def barrier():
     """Wait until every rank gets here (nothing on world size 1)."""
     if _comm is not None:
-        _collective("Barrier", _comm.Barrier)
+        _sized_collective("Barrier", None, _comm.Barrier)
 
 
 def local_threads(available=None):
@@ -317,10 +407,13 @@ def abort_on_error(status=1):
     """Run the block; if it raises on one rank, print the traceback and abort the whole job.
 
     Without this, the other ranks would wait forever in their next collective for the rank
-    that died. On world size 1 the exception simply propagates. ``SystemExit(0)`` passes.
+    that died. On world size 1 the exception simply propagates. ``SystemExit(0)`` passes, and
+    so does :class:`DisagreementError`, which every rank raises at once.
     """
     try:
         yield
+    except DisagreementError:
+        raise  # raised on every rank at once: each ends by itself, none waits
     except SystemExit as error:
         if _comm is not None and error.code not in (None, 0):
             print(f"rank {_rank}: exiting with status {error.code}", file=sys.stderr)

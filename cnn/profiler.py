@@ -38,6 +38,7 @@ Timings accumulate across calls until :meth:`LayerProfile.reset` (or a new ``ena
 """
 import contextlib
 import functools
+import threading
 import time
 import weakref
 
@@ -56,6 +57,9 @@ _active = set()
 # The Sequentials whose layers carry an active profile's hooks, to refuse profiling them twice.
 _profiled = weakref.WeakSet()
 _plain_backward = None
+# Enabling and disabling, from any thread, one at a time: each tests the tables, then changes
+# them and Tensor.backward.
+_lock = threading.RLock()
 
 
 class LayerProfile:
@@ -243,22 +247,24 @@ def enable(model, reset=True):
         TypeError: If `model` is not a Sequential.
         RuntimeError: If `model`, or a Sequential inside it, is already being profiled.
     """
-    names, types, plans = _rows(model)
-    if any(seq in _profiled for seq in plans):
-        raise RuntimeError("model: already being profiled (or holds a Sequential that is); "
-                           "disable that profile first")
-    previous = _profiles.get(model)
-    if not reset and previous is not None and (previous.names, previous.types) == (names, types):
-        profile_ = previous
-    else:
-        profile_ = LayerProfile(names, types)
-    profile_._install(plans)
-    _profiled.update(plans)
-    profile_.active = True
-    _profiles[model] = profile_
-    _active.add(profile_)
-    _wrap_backward()
-    return profile_
+    with _lock:
+        names, types, plans = _rows(model)
+        if any(seq in _profiled for seq in plans):
+            raise RuntimeError("model: already being profiled (or holds a Sequential that is); "
+                               "disable that profile first")
+        previous = _profiles.get(model)
+        same_rows = previous is not None and (previous.names, previous.types) == (names, types)
+        if not reset and same_rows:
+            profile_ = previous
+        else:
+            profile_ = LayerProfile(names, types)
+        profile_._install(plans)
+        _profiled.update(plans)
+        profile_.active = True
+        _profiles[model] = profile_
+        _active.add(profile_)
+        _wrap_backward()
+        return profile_
 
 
 def disable(model):
@@ -267,20 +273,21 @@ def disable(model):
     Returns:
         LayerProfile or None: The profile, or None if `model` was never profiled.
     """
-    profile_ = _profiles.get(model)
-    if profile_ is None or not profile_.active:
+    with _lock:
+        profile_ = _profiles.get(model)
+        if profile_ is None or not profile_.active:
+            return profile_
+        for ref in profile_._sequentials:
+            seq = ref()
+            if seq is not None:
+                _profiled.discard(seq)
+        profile_._uninstall()
+        profile_._pending.clear()
+        profile_.active = False
+        _active.discard(profile_)
+        if not _active:
+            _unwrap_backward()
         return profile_
-    for ref in profile_._sequentials:
-        seq = ref()
-        if seq is not None:
-            _profiled.discard(seq)
-    profile_._uninstall()
-    profile_._pending.clear()
-    profile_.active = False
-    _active.discard(profile_)
-    if not _active:
-        _unwrap_backward()
-    return profile_
 
 
 def get_profile(model):

@@ -20,6 +20,9 @@ from cnn._validation import integer
 # OpenMP cannot start tens of thousands of threads (libgomp aborts the process), and no CPU
 # this library targets has more than a few hundred cores.
 MAX_THREADS = 1024
+# cgroup v2's limit on the tasks (threads included) of this container, where there is one.
+_PIDS_MAX = "/sys/fs/cgroup/pids.max"
+
 
 def openmp_enabled() -> bool:
     """True when the kernels were compiled with OpenMP (multi-threaded)."""
@@ -29,11 +32,39 @@ def openmp_enabled() -> bool:
 def _default_num_threads() -> int:
     requested = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
     if requested.isdigit() and int(requested) > 0:
-        return min(int(requested), MAX_THREADS)
+        return min(int(requested), max_threads()[0])
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def max_threads() -> tuple[int, str]:
+    """The most threads the kernels may be given, and what sets that bound: a phrase.
+
+    The smallest of ``MAX_THREADS``, OpenMP's thread limit (``OMP_THREAD_LIMIT``), the
+    process's ``RLIMIT_NPROC`` and the container's ``pids.max``: OpenMP cannot create threads
+    past the last three, and libgomp ends the process when thread creation fails.
+    """
+    bounds = [(MAX_THREADS, "cnn's MAX_THREADS")]
+    if openmp_enabled():
+        bounds.append((_ext.openmp_thread_limit(), "OpenMP's thread limit (OMP_THREAD_LIMIT)"))
+    try:
+        import resource
+        soft = resource.getrlimit(resource.RLIMIT_NPROC)[0]
+        if soft != resource.RLIM_INFINITY:
+            bounds.append((soft, "the process limit RLIMIT_NPROC (ulimit -u)"))
+    except (ImportError, AttributeError, OSError, ValueError):  # not POSIX
+        pass
+    try:
+        with open(_PIDS_MAX) as file:
+            text = file.read().strip()
+        if text.isdigit():
+            bounds.append((int(text), f"the container's task limit ({_PIDS_MAX})"))
+    except OSError:
+        pass
+    bound, reason = min(bounds, key=lambda pair: pair[0])
+    return max(1, bound), reason
 
 
 _num_threads = _default_num_threads()
@@ -47,18 +78,27 @@ def get_num_threads() -> int:
 def set_num_threads(n: int) -> None:
     """Set the number of threads the kernels use.
 
+    The count takes effect at the next kernel call, in every Python thread (each call reads
+    it once, when it starts).
+
     Args:
-        n: An integer in [1, MAX_THREADS].
+        n: An integer in [1, max_threads()[0]].
 
     Raises:
-        TypeError, ValueError: If `n` is not such an integer.
+        TypeError: If `n` is not an integer.
+        ValueError: If `n` < 1, or more than OpenMP can give (see :func:`max_threads`); the
+            message names the bound and what sets it.
 
     Warns:
         RuntimeWarning: When more than one thread is asked for and this build has no OpenMP
             (the kernels then run serially: ``get_num_threads()`` stays 1).
     """
     global _num_threads
-    _num_threads = integer(n, "n", minimum=1, maximum=MAX_THREADS)
+    n = integer(n, "n", minimum=1)
+    bound, reason = max_threads()
+    if n > bound:
+        raise ValueError(f"n: expected at most {bound} threads ({reason}), got {n}")
+    _num_threads = n
     if _num_threads > 1 and not openmp_enabled():
         warnings.warn(
             f"cnn.set_num_threads({_num_threads}): this build of cnn has no OpenMP (its "

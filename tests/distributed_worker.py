@@ -6,6 +6,8 @@ rank's shard is empty); rank 0 saves the final weights to OUT.
 ``python distributed_worker.py fail``: rank 1 raises after its first step; the others go on.
 ``python distributed_worker.py kill``: rank 1 kills itself (SIGKILL) after its first step.
 ``python distributed_worker.py hang``: rank 1 sleeps (alive, silent) after its first step.
+``python distributed_worker.py sizes``: the ranks sum metrics of different lengths; each prints
+the DisagreementError it gets and exits with status 3.
 """
 import os
 import signal
@@ -23,6 +25,12 @@ from cnn.nn import functional as F
 
 def main(mode, out=None):
     dist.init()
+    if mode == "sizes":
+        try:
+            dist.all_reduce_sum(np.ones(2 + dist.rank()))
+        except dist.DisagreementError as error:
+            print(f"rank {dist.rank()}: {error}", file=sys.stderr)
+            sys.exit(3)
     cnn.manual_seed(1 + dist.rank())  # different on each rank: the broadcast must fix it
     model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                           nn.Linear(27, 5)).to(np.float64)

@@ -27,6 +27,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import warnings
 from collections import Counter
 
@@ -1088,9 +1089,303 @@ def snapshot_of(model, optimizer):
     return repr(parts)
 
 
+# ***** issue 16: masked logits, threads, ranks that disagree *****
+
+def reference_log_softmax(x):
+    """PyTorch's log_softmax along the last axis, written out in float64: -inf stays -inf, and a
+    row with only -inf, a +inf or a nan is nan throughout."""
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        shifted = x - x.max(axis=-1, keepdims=True)
+        return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def reference_loss(logp, target, weight, ignore_index, smoothing, reduction):
+    """PyTorch's nll_loss / cross_entropy with class indices, term by term: the target's term,
+    and with label smoothing every class's, for counted samples only."""
+    n, classes = logp.shape
+    w = np.ones(classes) if weight is None else weight.astype(np.float64)
+    counted = target != ignore_index
+    losses, divisor = np.zeros(n), 0.0
+    with np.errstate(invalid="ignore", over="ignore"):
+        for i in range(n):
+            if not counted[i]:
+                continue
+            t = target[i]
+            losses[i] = -(1 - smoothing) * w[t] * logp[i, t]
+            if smoothing:
+                losses[i] -= smoothing / classes * (w * logp[i]).sum()
+            divisor += w[t]
+        if reduction == "none":
+            return losses
+        total = losses.sum()
+        return total if reduction == "sum" else (total / divisor if n else np.nan)
+
+
+def masked_logits_case(data):
+    """cross_entropy, nll_loss, log_softmax and softmax on logits with -inf (masked classes),
+    rows of only -inf, +inf and nan: PyTorch's values (a written-out reference), no warnings."""
+    op = data.draw(st.sampled_from(["cross_entropy", "cross_entropy", "nll_loss", "log_softmax",
+                                    "softmax"]))
+    fault = fault_(data, *{"log_softmax": ["dim"], "softmax": ["dim"], "nll_loss": ["label"]}.get(
+        op, ["label", "smoothing"]))
+    n, classes = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 5))
+    dtype = data.draw(st.sampled_from(FLOATS))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    x = rng.uniform(-3, 3, (n, classes))
+    x[rng.random((n, classes)) < data.draw(st.sampled_from([0.0, 0.3, 0.7]))] = -np.inf
+    special = data.draw(st.sampled_from([None, None, "row", "nan", "inf"]))
+    row = rng.integers(n)
+    if special == "row":
+        x[row] = -np.inf
+    elif special in ("nan", "inf"):
+        x[row, rng.integers(classes)] = np.nan if special == "nan" else np.inf
+    x = x.astype(dtype)
+    tensor = cnn.tensor(x, requires_grad=True)
+    if op in ("log_softmax", "softmax"):
+        dim = data.draw(st.sampled_from([2, -3] if fault == "dim" else [1, -1]))
+        expected = reference_log_softmax(x.astype(np.float64))
+        if op == "softmax":
+            expected = np.exp(expected)
+        call = lambda: getattr(F, op)(tensor, dim)  # noqa: E731
+        valid = fault != "dim"
+    else:
+        ignore_index = data.draw(st.sampled_from([-100, 0]))
+        target = rng.integers(0, classes, n)
+        if fault == "label":
+            target[0] = classes
+        smoothing = 0.0 if op == "nll_loss" else data.draw(st.sampled_from(
+            [-0.5, 2.0] if fault == "smoothing" else [0.0, 0.0, 0.1, 0.5]))
+        weight = None if data.draw(st.booleans()) else rng.uniform(0, 2, classes).astype(dtype)
+        reduction = data.draw(st.sampled_from(["mean", "sum", "none"]))
+        valid = fault != "label" and (fault != "smoothing" or op == "nll_loss")
+        logp = x.astype(np.float64) if op == "nll_loss" else reference_log_softmax(
+            x.astype(np.float64))
+        expected = reference_loss(logp, target, weight, ignore_index, smoothing, reduction) \
+            if valid else None
+        if op == "nll_loss":
+            call = lambda: F.nll_loss(tensor, target, weight, ignore_index,  # noqa: E731
+                                      reduction)
+        else:
+            call = lambda: F.cross_entropy(tensor, target, weight, ignore_index,  # noqa: E731
+                                           reduction, smoothing)
+    tolerance = 1e-5 if dtype == "float32" else 1e-12
+
+    def run():
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # NumPy's "invalid value" would be a finding
+            out = call()
+            # Not out.sum(): NumPy warns on inf + -inf there, a sum this case does not test.
+            out.backward(cnn.ones_like(out))
+        return out
+
+    def check(out):
+        if out._data.shape != np.shape(expected):
+            return f"shape {out._data.shape}, expected {np.shape(expected)}"
+        try:
+            np.testing.assert_allclose(out._data, expected, rtol=tolerance, atol=tolerance)
+        except AssertionError as error:
+            return f"not PyTorch's values: {str(error).strip().splitlines()[-2:]}"
+        return None
+
+    return Case(f"F.{op} on {describe(x)} with {special or 'masks only'}", run,
+                VALID if valid else INVALID, check if valid else None)
+
+
+THREAD_OPS = ("conv2d", "fused", "linear", "train")
+
+
+def draw_thread_problem(data):
+    """One thread's work, as numbers: an op on a random geometry and batch."""
+    return {"op": data.draw(st.sampled_from(THREAD_OPS)), "batch": data.draw(st.integers(1, 6)),
+            "channels": data.draw(st.integers(1, 3)), "size": data.draw(st.integers(4, 10)),
+            "kernel": data.draw(st.integers(1, 3)), "seed": data.draw(st.integers(0, 2**16))}
+
+
+def build_thread_work(spec, index):
+    """The work `spec` describes, as a function that runs it 3 times; built serially (the
+    weights come from the one process-wide generator)."""
+    op, batch, channels = spec["op"], spec["batch"], spec["channels"]
+    size, kernel = spec["size"], spec["kernel"]
+    rng = np.random.default_rng(spec["seed"])
+    x = rng.standard_normal((batch, channels, size, size)).astype(np.float32)
+    labels = rng.integers(0, 4, batch)
+    cnn.manual_seed(index)
+    conv = nn.Conv2d(channels, 4, kernel)
+    model = nn.Sequential(conv, nn.ReLU(), nn.MaxPool2d(2)) if op in ("fused", "train") else conv
+    linear = nn.Linear(channels * size * size, 5)
+    optimizer = cnn.optim.Adam(model.parameters(), lr=0.01)
+
+    def work():
+        outputs = []
+        for _ in range(3):
+            if op == "linear":
+                out = linear(cnn.tensor(x).flatten(1))
+            elif op == "train":
+                optimizer.zero_grad()
+                out = model(cnn.tensor(x)).sum(dim=(2, 3))
+                F.cross_entropy(out, labels).backward()
+                optimizer.step()
+            else:
+                out = model(cnn.tensor(x))
+            outputs.append(out._data.copy())
+        return outputs
+
+    return work
+
+
+def run_together(functions):
+    """Run each function in its own thread, released together; results (or exceptions)."""
+    barrier = threading.Barrier(len(functions))
+    results = [None] * len(functions)
+
+    def body(i):
+        barrier.wait()
+        try:
+            results[i] = functions[i]()
+        except Exception as error:  # noqa: BLE001 (returned to the case)
+            results[i] = error
+
+    threads = [threading.Thread(target=body, args=(i,)) for i in range(len(functions))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def threads_case(data):
+    """2 or 3 threads at once, each a random geometry, batch and op (conv, fused, linear, a
+    training step), against the same work done serially: the same bits. Or a bad thread count
+    set from a thread: a clear error there."""
+    count = data.draw(st.integers(2, 3))
+    if data.draw(st.integers(0, 2**32 - 1)) % 3 == 0:  # a third of the cases
+        bad = data.draw(st.sampled_from([0, -1, cnn.threads.max_threads()[0] + 1, 1.5, "2",
+                                         None]))
+
+        def run():
+            result = run_together([lambda: cnn.set_num_threads(bad)] * count)
+            raise next(r for r in result if isinstance(r, Exception))
+        return Case(f"set_num_threads({bad!r}) from {count} threads", run, INVALID)
+    specs = [draw_thread_problem(data) for _ in range(count)]
+    described = [f"{p['op']}(batch {p['batch']}, {p['channels']}x{p['size']}x{p['size']}, "
+                 f"kernel {p['kernel']})" for p in specs]
+    # Built twice, identically: once for the serial run, once for the threads.
+    serial_work = [build_thread_work(spec, i) for i, spec in enumerate(specs)]
+    threaded_work = [build_thread_work(spec, i) for i, spec in enumerate(specs)]
+
+    def run():
+        serial = [work() for work in serial_work]
+        threaded = run_together(threaded_work)
+        for outputs in threaded:
+            if isinstance(outputs, Exception):
+                raise outputs
+        return serial, threaded
+
+    def check(result):
+        for i, (ours, reference) in enumerate(zip(result[1], result[0])):
+            if any(a.tobytes() != b.tobytes() for a, b in zip(ours, reference)):
+                return f"thread {i} ({described[i]}) differs from its serial run"
+        return None
+
+    return Case(f"threads: {'; '.join(described)}", run, VALID, check)
+
+
+def disagreement_case(data):
+    """cnn.distributed's agreement and size checks on a fake communicator of 2 to 4 ranks:
+    identical settings (sizes) pass, any difference is a DisagreementError on this rank whose
+    message names each differing setting (collective) and the ranks."""
+    from cnn import distributed as dist
+    world = data.draw(st.integers(2, 4))
+    kind = data.draw(st.sampled_from(["settings", "sizes"]))
+    differ = data.draw(st.booleans())
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    if kind == "settings":
+        keys = ["--seed", "--lr", "--batch-size", "training images", "parameter shapes",
+                "cnn version"]
+        base = {key: [0, 0.5, "v", [3, 4], None][int(rng.integers(5))] for key in keys}
+        per_rank = [dict(base) for _ in range(world)]
+        changed = set()
+        if differ:
+            for _ in range(int(rng.integers(1, 3))):
+                key, rank_ = keys[int(rng.integers(len(keys)))], int(rng.integers(world))
+                per_rank[rank_][key] = f"other {rank_}"
+                changed.add(key)
+            if rng.random() < 0.2:
+                del per_rank[int(rng.integers(world))]["--seed"]
+                changed.add("--seed")
+        texts = [json.dumps(s, sort_keys=True) for s in per_rank]
+        fake = _FakeComm(texts=texts)
+        call = lambda: dist.agree(per_rank[0])  # noqa: E731
+        words = sorted(changed) if any(t != texts[0] for t in texts) else None
+    else:
+        sizes = [int(rng.integers(0, 5))] * world
+        dtypes = [np.float32] * world
+        if differ:
+            rank_ = int(rng.integers(world))
+            if rng.random() < 0.5:
+                sizes[rank_] += 1
+            else:
+                dtypes[rank_] = np.float64
+        rows = [[dist._KINDS.index("Allreduce of a metric"), sizes[r], np.dtype(dtypes[r]).num]
+                for r in range(world)]
+        fake = _FakeComm(rows=rows)
+        buffer = np.zeros(sizes[0], dtypes[0])
+        call = lambda: dist._sized_collective(  # noqa: E731
+            "Allreduce of a metric", buffer, lambda: "reduced")
+        words = ["out of step"] if rows.count(rows[0]) != world else None
+
+    def run():
+        saved = dist._comm, dist._size, dist._rank
+        dist._comm, dist._size, dist._rank = fake, world, 0
+        try:
+            return call()
+        finally:
+            dist._comm, dist._size, dist._rank = saved
+
+    def check(result):
+        return None if kind == "settings" or result == "reduced" else f"returned {result!r}"
+
+    case = Case(f"{kind} on {world} ranks, {'differing' if words else 'equal'}", run,
+                INVALID if words else VALID, check, allowed=(dist.DisagreementError,))
+    if words:
+        case.run = _expect_words(run, words + ["rank"])
+    return case
+
+
+class _FakeComm:
+    """Rank 0's view of a communicator: what the other ranks contribute is given up front."""
+
+    def __init__(self, texts=None, rows=None):
+        self.texts, self.rows = texts, rows
+
+    def allgather(self, text):
+        return [text] + self.texts[1:]
+
+    def Allgather(self, mine, everyone):  # noqa: N802 (mpi4py's name)
+        everyone[0] = mine
+        everyone[1:] = self.rows[1:]
+
+
+def _expect_words(run, words):
+    """`run`, whose error message must name every one of `words` (else a ValueError-free
+    failure the outcome reports)."""
+    def checked():
+        from cnn import distributed as dist
+        try:
+            return run()
+        except dist.DisagreementError as error:
+            missing = [word for word in words if word not in str(error)]
+            if missing:
+                raise AssertionError(f"the message {error} lacks {missing}") from None
+            raise
+    return checked
+
+
 FAMILIES = {"conv": conv_case, "pool": pool_case, "elementwise": elementwise_case,
             "loss": loss_case, "modules": module_case, "optimizers": optimizer_case,
-            "kernels": kernel_case, "tensor": tensor_case, "loaders": loader_case}
+            "kernels": kernel_case, "tensor": tensor_case, "loaders": loader_case,
+            "masked": masked_logits_case, "threads": threads_case,
+            "disagreement": disagreement_case}
 
 
 # ***** running *****

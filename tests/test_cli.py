@@ -173,7 +173,9 @@ def test_resume_refuses_changed_settings_and_finished_runs(trained, tmp_path):
 
 
 @needs_mnist
-def test_ctrl_c_stops_cleanly_and_keeps_the_last_complete_checkpoint(tmp_path):
+def stop_a_long_run(tmp_path, signum, pause=0.0):
+    """Start a 1000-epoch ``train`` in `tmp_path`, send it `signum` `pause` seconds after its
+    first checkpoint; return (process, stdout, stderr, checkpoint path) once it ended."""
     process = subprocess.Popen(
         [sys.executable, "-m", "cnn", "train", "--epochs", "1000", "--limit-train", "1280",
          "--limit-test", "200"], cwd=tmp_path, env=ENV, stdout=subprocess.PIPE,
@@ -184,11 +186,17 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_last_complete_checkpoint(tmp_path):
         while not checkpoint.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert checkpoint.exists(), "no checkpoint within 60 s"
-        time.sleep(0.3)  # into the next epoch, or its checkpoint: any moment must work
-        process.send_signal(signal.SIGINT)
+        time.sleep(pause)
+        process.send_signal(signum)
         out, err = process.communicate(timeout=60)
     finally:
         process.kill()
+    return process, out, err, checkpoint
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_the_last_complete_checkpoint(tmp_path):
+    # 0.3 s: into the next epoch, or its checkpoint: any moment must work.
+    process, out, err, checkpoint = stop_a_long_run(tmp_path, signal.SIGINT, pause=0.3)
     assert process.returncode == 130, err
     assert "Traceback" not in err, err
     stopped = re.search(r"Interrupted in epoch (\d+).*The last good checkpoint, "

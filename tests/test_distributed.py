@@ -171,3 +171,61 @@ def test_a_global_batch_that_does_not_split_over_the_ranks_is_a_clear_error(tmp_
     assert ("--batch-size 63 is the global batch and must split evenly over the 2 ranks: try "
             "62 or 64") in result.stderr
     assert not os.listdir(tmp_path)
+
+
+# --- ranks that disagree ----------------------------------------------------------------------
+
+def write_idx_mnist(folder, n_train, n_test, seed):
+    """A small MNIST-format folder of random digits."""
+    folder.mkdir()
+    rng = np.random.default_rng(seed)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        (folder / f"{prefix}-images-idx3-ubyte").write_bytes(
+            np.array([2051, n, 28, 28], ">u4").tobytes() + images.tobytes())
+        (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(
+            np.array([2049, n], ">u4").tobytes() + rng.integers(0, 10, n, dtype=np.uint8).tobytes())
+
+
+def mpirun_each(per_rank, cwd, timeout=60):
+    """``mpirun`` with one rank per argument list (MPMD: ``-n 1 python ARGS : -n 1 ...``)."""
+    command = _mpirun_prefix(1)
+    for i, args in enumerate(per_rank):
+        command += ([":"] if i else []) + (["-n", "1"] if i else []) + [sys.executable,
+                                                                       *map(str, args)]
+    return subprocess.run(command, cwd=cwd, env=ENV, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@needs_mpi
+@pytest.mark.parametrize("rank1, words", [
+    (["--limit-train", "32"], "--limit-train: 64 on rank 0, 32 on rank 1"),
+    (["--data", "other"], "training data (BLAKE2 of images and labels): "),
+    (["--batch-size", "32"], "--batch-size: 16 on rank 0, 32 on rank 1"),
+    (["--seed", "1"], "--seed: 0 on rank 0, 1 on rank 1"),
+    (["--lr", "0.002"], "--lr: 0.001 on rank 0, 0.002 on rank 1"),
+])
+def test_ranks_that_disagree_end_the_job_with_a_message_naming_what_differs(rank1, words,
+                                                                             tmp_path):
+    write_idx_mnist(tmp_path / "data", 80, 16, seed=0)
+    write_idx_mnist(tmp_path / "other", 80, 16, seed=1)  # a different copy, same sizes
+    base = ["-m", "cnn", "train", "--epochs", "1", "--limit-train", "64", "--batch-size", "16",
+            "--data", "data", "--optimizer", "adam"]
+    started = time.monotonic()
+    result = mpirun_each([base, base + rank1], cwd=tmp_path)
+    assert time.monotonic() - started < 30
+    assert result.returncode > 0, result.stdout + result.stderr  # a status, not a signal
+    assert "the ranks disagree on" in result.stderr and words in result.stderr, result.stderr
+    assert result.stderr.count("the ranks disagree") == 1  # rank 0 says it, once
+    assert "Traceback" not in result.stderr and "MPI_ABORT" not in result.stderr
+    assert not list(tmp_path.glob("*.npz"))  # nothing trained, nothing written
+
+
+@needs_mpi
+def test_collectives_of_different_sizes_never_reach_mpi(tmp_path):
+    result = mpirun(2, WORKER, "sizes", cwd=tmp_path, timeout=60)
+    assert result.returncode == 3, result.stderr
+    for rank in (0, 1):
+        assert (f"rank {rank}: the ranks are out of step (a different number of batches or a "
+                "different model on some ranks): Allreduce of a metric of 2 float64 on rank 0; "
+                "Allreduce of a metric of 3 float64 on rank 1") in result.stderr, result.stderr

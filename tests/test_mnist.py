@@ -304,7 +304,7 @@ class Server:
     """An HTTP server on 127.0.0.1 in a thread, answering by the first path component:
     ``/good/<file>`` the file, ``/corrupt/<file>`` altered bytes, ``/e404/`` and ``/e500/``
     those statuses, ``/short/<file>`` half the file then a closed connection, ``/slow/<file>``
-    nothing for three seconds. ``requests`` records every path asked for."""
+    nothing for three seconds, ``/trickle/<file>`` a byte every 0.05 s. ``requests`` records every path asked for."""
 
     def __init__(self, files):
         self.files = {stem + ".gz": gzip.compress(content) for stem, content in files.items()}
@@ -327,6 +327,12 @@ class Server:
                     self.end_headers()
                     if mode == "corrupt":
                         body = body[:-1] + bytes([body[-1] ^ 1])
+                    if mode == "trickle":
+                        for i in range(len(body)):
+                            self.wfile.write(body[i:i + 1])
+                            self.wfile.flush()
+                            time.sleep(0.05)
+                        return
                     self.wfile.write(body[:len(body) // 2] if mode == "short" else body)
                 except OSError:  # the client gave up (time-out test)
                     pass
@@ -369,6 +375,14 @@ def local_mnist(server, *mirrors):
     md5 = {name: hashlib.md5(body).hexdigest() for name, body in server.files.items()}
     return type("LocalMNIST", (MNIST,), {"mirrors": mirrors, "resources": md5,
                                          "download_timeout": 1.0})
+
+
+def test_a_trickling_download_ends_at_its_deadline(tmp_path, server):
+    # Every read gets a byte well within the 1 s timeout; only the overall deadline ends it.
+    with pytest.raises(DownloadError, match="not complete after 0.3 s"):
+        download_url(server.url("trickle") + "train-labels-idx1-ubyte.gz",
+                     tmp_path / "labels.gz", timeout=1.0, deadline=0.3)
+    assert listing(tmp_path) == []  # no partial file
 
 
 def test_download(tmp_path, server):

@@ -115,6 +115,7 @@ def _initial_isa():
 
 openmp_enabled = _threads.openmp_enabled
 openmp_max_threads = _threads.openmp_max_threads
+openmp_thread_limit = _threads.openmp_thread_limit
 backend: types.SimpleNamespace = None  # type: ignore[assignment]  # select() sets it
 select(_initial_isa())
 

@@ -29,6 +29,7 @@ raises at backward, as PyTorch's "modified by an inplace operation" error, inste
 wrong gradient. That check costs one integer comparison per node until the first in-place op.
 """
 import contextlib
+import threading
 
 import numpy as np
 
@@ -75,8 +76,10 @@ class Version:
         self.epoch = 0
 
 
-# Bumped by every in-place operation on a tensor; each graph node records it when made.
+# Bumped by every in-place operation on a tensor; each graph node records it when made. The
+# lock keeps two threads' bumps from landing on one value.
 _epoch = 0
+_epoch_lock = threading.Lock()
 
 
 def bump_version(root):
@@ -89,9 +92,10 @@ def bump_version(root):
     version = root._counter
     if version is None:
         version = root._counter = Version()
-    _epoch += 1
-    version.value += 1
-    version.epoch = _epoch
+    with _epoch_lock:
+        _epoch += 1
+        version.value += 1
+        version.epoch = _epoch
     return version
 
 
@@ -242,24 +246,34 @@ _new_tensor = object.__new__
 
 # ***** tracing *****
 
-# The observer of every op, or None: one global test per op when nobody traces.
+# The observer of every op, or None: one global test per op when nobody traces. While any
+# thread traces it is _dispatch, which hands each op to its own thread's tracer.
 _tracer = None
+_tracers = {}  # thread ident -> that thread's tracer
+_tracers_lock = threading.Lock()
+
+
+def _dispatch(function, args, kwargs, out):
+    tracer = _tracers.get(threading.get_ident())
+    if tracer is not None:
+        tracer(function, args, kwargs, out)
 
 
 @contextlib.contextmanager
 def tracing(tracer):
-    """Call ``tracer(function, args, kwargs, out)`` after every op until the block ends.
+    """Call ``tracer(function, args, kwargs, out)`` after every op this thread runs until the
+    block ends.
 
     ``function`` is the Function subclass that ran, ``args`` and ``kwargs`` what its ``apply``
     was given (Tensors and plain arguments, as passed), ``out`` the Tensor it returned. This is
-    how ``cnn.onnx`` records a forward pass. Ops of every thread are reported: a tracer that
-    cares filters by ``threading.get_ident()``.
+    how ``cnn.onnx`` records a forward pass and ``cnn.compile`` captures one. Each thread has
+    its own trace: traces in several threads at once each see their own thread's ops only.
 
     Args:
         tracer (callable): The observer.
 
     Raises:
-        RuntimeError: If another trace is already running.
+        RuntimeError: If this thread is already tracing (traces do not nest).
 
     Example::
 
@@ -268,13 +282,19 @@ def tracing(tracer):
             model(x)
     """
     global _tracer
-    if _tracer is not None:
-        raise RuntimeError("tracing: another trace is running; traces do not nest")
-    _tracer = tracer
+    me = threading.get_ident()
+    with _tracers_lock:
+        if me in _tracers:
+            raise RuntimeError("tracing: this thread is already tracing; traces do not nest")
+        _tracers[me] = tracer
+        _tracer = _dispatch
     try:
         yield
     finally:
-        _tracer = None
+        with _tracers_lock:
+            del _tracers[me]
+            if not _tracers:
+                _tracer = None
 
 
 # ***** hooks *****

@@ -12,7 +12,7 @@ from ..serialization import atomic_write
 from .errors import CommandError
 from .lenet import load_lenet5, predict
 from .options import (add_data_options, add_model_option, add_threads_option, apply_threads,
-                      load_mnist)
+                      check_output_path, load_mnist)
 
 DEFAULT_OUT = "classify_results.png"
 GRID = 6
@@ -43,6 +43,7 @@ def run(args):
     """Run ``cnn classify``; return the exit status."""
     figure_class = _import_figure()
     file_format = os.path.splitext(args.out)[1].lstrip(".").lower() or "png"
+    check_output_path(args.out, "--out")
     apply_threads(args)
     model, _ = load_lenet5(args.model)
     digits = load_mnist(args, train=False)

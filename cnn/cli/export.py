@@ -3,7 +3,7 @@ from .. import onnx
 from ..tensor import zeros
 from .errors import CommandError
 from .lenet import load_lenet5
-from .options import add_model_option, positive_int
+from .options import add_model_option, check_output_path, positive_int
 
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
 IMAGE_SHAPE = (1, 28, 28)
@@ -27,6 +27,7 @@ def register(subparsers):
 
 def run(args):
     """Run ``cnn export``; return the exit status."""
+    check_output_path(args.out, "--out")
     model, _ = load_lenet5(args.model)
     # A batch of 2 traces the batch dim apart from the dims of size 1.
     example = zeros((2,) + IMAGE_SHAPE)

@@ -1,8 +1,10 @@
 """Command-line options several commands share, and the data that ``--data`` names."""
 import argparse
+import os
+import tempfile
 
 from .. import transforms
-from ..threads import set_num_threads
+from ..threads import max_threads, set_num_threads
 from .data import fetch_mnist_into_cache
 from .errors import CommandError
 from .lenet import DEFAULT_CHECKPOINT
@@ -26,6 +28,15 @@ def _integer(text, minimum, expected):
         raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
     if value < minimum:
         raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
+    return value
+
+
+def thread_count(text):
+    """argparse type: an integer >= 1, at most the threads OpenMP can give."""
+    value = positive_int(text)
+    bound, reason = max_threads()
+    if value > bound:
+        raise argparse.ArgumentTypeError(f"expected at most {bound} ({reason}), got {value}")
     return value
 
 
@@ -71,7 +82,7 @@ def add_model_option(parser):
 def add_threads_option(parser):
     """Add ``--threads N``, the kernels' thread count."""
     parser.add_argument(
-        "--threads", type=positive_int, metavar="N",
+        "--threads", type=thread_count, metavar="N",
         help="threads for the compiled kernels (default: $OMP_NUM_THREADS, else all the cores "
              "this process may use)")
 
@@ -134,4 +145,35 @@ def load_dataset(args, name, train, transform, limit=None):
         # batch indexing the DataLoader relies on.
         dataset.data = dataset.data[:limit]
         dataset.targets = dataset.targets[:limit]
+    if len(dataset) == 0:
+        part = "training" if train else "test"
+        raise CommandError(f"the {part} set in {getattr(dataset, 'root', root)} holds no images: "
+                           "nothing to train on or test with (its files are empty)")
     return dataset
+
+
+def check_output_path(path, option):
+    """Check now, before any work, that `path` can be written as an ``atomic_write`` will
+    write it: a file (not a folder) in an existing folder where a new file can be created.
+
+    Args:
+        path (str): The output file.
+        option (str): The option that named it, for the message (``"--out"``).
+
+    Raises:
+        CommandError: Naming the option, the path and what is wrong.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise CommandError(f"{option} {path} is a folder; give a file name")
+    if not os.path.isdir(folder):
+        raise CommandError(f"{option} {path}: the folder {folder} does not exist")
+    try:
+        # Creating a file is the only test that sees read-only mounts, ACLs and root alike.
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.",
+                                     suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        raise CommandError(f"{option} {path}: cannot write in {folder} "
+                           f"({error.strerror or error})") from None

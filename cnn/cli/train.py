@@ -10,6 +10,7 @@ and ends with the same weights, bit for bit.
 """
 import contextlib
 import copy
+import hashlib
 import math
 import os
 import signal
@@ -27,12 +28,12 @@ from ..utils.data import DataLoader, DistributedLoader
 from ..nn import functional as F
 from ..threads import set_num_threads
 from ..random import get_rng_state, manual_seed, set_rng_state
-from ..serialization import load, save
-from .errors import CommandError
+from ..serialization import load, remove_stale_temporaries, save
+from .errors import CommandError, EveryRankError, Terminated, exit_status
 from .lenet import DEFAULT_CHECKPOINT, TRAIN_CHECKPOINT, predict
 from .models import DATASETS, MODELS, build
-from .options import (add_data_options, add_threads_option, apply_threads, load_dataset,
-                      non_negative_int, positive_float, positive_int)
+from .options import (add_data_options, add_threads_option, apply_threads, check_output_path,
+                      load_dataset, non_negative_int, positive_float, positive_int)
 
 DEFAULT_OUT = DEFAULT_CHECKPOINT
 # The README recipe: these reach >= 99.0% test accuracy in 10 epochs. `lr` is None because its
@@ -128,13 +129,9 @@ def run(args):
     world = _join_mpi(args)
     checkpoint = None if args.resume is None else _read_checkpoint(args.resume)
     settings = _settings(args, None if checkpoint is None else checkpoint["args"])
-    if settings["batch_size"] % world:
-        size = settings["batch_size"]
-        raise CommandError(
-            f"--batch-size {size} is the global batch and must split evenly over the {world} "
-            f"ranks: try {size - size % world} or {size - size % world + world}")
     out = args.out or args.resume or _default_out(settings)
-    _check_writable(out)
+    check_output_path(out, "--out" if args.out or not args.resume else "--resume")
+    remove_stale_temporaries(out)  # of a run killed while it wrote (SIGKILL, power cut)
     choice = DATASETS[settings["dataset"]]
     train_set = load_dataset(args, choice.name, True, choice.train_transform(),
                              settings["limit_train"])
@@ -144,6 +141,8 @@ def run(args):
     training = _Training(settings, train_set)
     if checkpoint is not None:
         training.restore(checkpoint, args.resume)
+    if world > 1:
+        _join_training(training, train_set, test_set, world)
     _print_header(training, train_set, test_set, out)
     epochs = settings["epochs"]
     if training.epoch >= epochs:
@@ -162,9 +161,9 @@ def run(args):
             record["test_accuracy"] = _accuracy(training.model, test_set)
             training.save(out, record)
             print(_epoch_line(record, epochs), flush=True)
-    except KeyboardInterrupt:
-        print(f"\n{training.interrupted(args)}", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as error:  # Ctrl-C, or SIGTERM (Terminated)
+        print(f"\n{training.interrupted(args, error)}", file=sys.stderr)
+        return exit_status(error)
     except _Diverged as error:
         raise CommandError(f"training diverged: {error}. {training.kept()}. Try a lower "
                            f"learning rate than --lr {settings['lr']:g} (start a new run).")
@@ -202,8 +201,6 @@ class _Training:
         else:
             self.optimizer = optim.SGD(self.model.parameters(), lr=lr, momentum=SGD_MOMENTUM)
         self.scheduler = optim.lr_scheduler.StepLR(self.optimizer, LR_STEP_SIZE, LR_GAMMA)
-        # Every rank starts from rank 0's weights (they agree anyway: same seed).
-        dist.broadcast_parameters(self.model)
         loader_class = DataLoader if dist.world_size() == 1 else DistributedLoader
         # Workers start afresh each epoch (not persistent): their seeds then come from
         # (seed, epoch), which a resumed run reproduces.
@@ -320,14 +317,16 @@ class _Training:
         path, epoch = self.saved
         return f"The last good checkpoint, {path} (after epoch {epoch}), is intact"
 
-    def interrupted(self, args):
-        """The message after Ctrl-C: where the run stopped and how to continue it."""
+    def interrupted(self, args, error=None):
+        """The message after Ctrl-C (or SIGTERM, `error`): where the run stopped and how to
+        continue it."""
         where = f"in epoch {self.epoch + 1}"
         if 0 < self.step < len(self.loader):
             where += f" (step {self.step} of {len(self.loader)})"
         elif self.step == len(self.loader):
             where += " (while testing it)"
-        message = f"Interrupted {where}. {self.kept()}."
+        stopped = "Terminated (SIGTERM)" if isinstance(error, Terminated) else "Interrupted"
+        message = f"{stopped} {where}. {self.kept()}."
         if self.saved is not None:
             data = "" if args.data is None else f" --data {args.data}"
             message += f" Continue with: {args.prog} train --resume {self.saved[0]}{data}"
@@ -336,7 +335,7 @@ class _Training:
 
 @contextlib.contextmanager
 def _interrupts_deferred():
-    """Hold Ctrl-C back until the block ends, then raise it.
+    """Hold Ctrl-C and SIGTERM back until the block ends, then raise them.
 
     The checkpoint file is safe without this (it is written atomically); this keeps the message
     after an interrupt true: the file and the record of which epoch it holds change together.
@@ -345,11 +344,16 @@ def _interrupts_deferred():
         yield
         return
     received = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    deferred = (signal.SIGINT, signal.SIGTERM)
+    previous = [signal.signal(signum, lambda signum, frame: received.append(signum))
+                for signum in deferred]
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in zip(deferred, previous):
+            signal.signal(signum, handler)
+    if signal.SIGTERM in received:
+        raise Terminated
     if received:
         raise KeyboardInterrupt
 
@@ -406,17 +410,48 @@ def _read_checkpoint(path):
     if missing:
         raise CommandError(f"cannot resume from {path}: the checkpoint lacks "
                            f"{', '.join(missing)}")
+    problems = [f"args/{name} is {args[name]!r}, expected {expected}"
+                for name, (valid, expected) in _SETTING_CHECKS.items() if not valid(args[name])]
+    if not _is_count(checkpoint["epoch"], 0):
+        problems.append(f"epoch is {checkpoint['epoch']!r}, expected an integer >= 0")
+    if not isinstance(checkpoint["history"], (list, tuple)):
+        problems.append(f"history is of type {type(checkpoint['history']).__name__}, "
+                        "expected a list")
+    if not isinstance(checkpoint["loader"], Mapping) or "epoch" not in checkpoint["loader"]:
+        problems.append("loader is not a mapping with an epoch")
+    if problems:
+        raise CommandError(f"cannot resume from {path}: {'; '.join(problems)} (a damaged or "
+                           "edited checkpoint)")
     return checkpoint
 
 
-def _check_writable(path):
-    # Found now, not after the first epoch's minutes of work.
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise CommandError(f"--out {path} is a folder; give a file name")
-    if not os.path.isdir(folder):
-        raise CommandError(f"cannot write the checkpoint {path}: the folder {folder} does not "
-                           "exist")
+def _is_count(value, minimum):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and \
+        value >= minimum
+
+
+def _optional_count(minimum):
+    return lambda value: value is None or _is_count(value, minimum)
+
+
+# What each saved setting may be: (test, what it should be), as the command line's own types.
+_SETTING_CHECKS = {
+    "epochs": (lambda v: _is_count(v, 1), "an integer >= 1"),
+    "batch_size": (lambda v: _is_count(v, 1), "an integer >= 1"),
+    "optimizer": (lambda v: isinstance(v, str) and v in DEFAULT_LR,
+                  f"one of {', '.join(DEFAULT_LR)}"),
+    "lr": (lambda v: v is None or (isinstance(v, (int, float, np.floating))
+                                  and not isinstance(v, bool) and 0 < v < math.inf),
+           "a positive number"),
+    "seed": (lambda v: _is_count(v, 0), "an integer >= 0"),
+    "limit_train": (_optional_count(1), "None or an integer >= 1"),
+    "limit_test": (_optional_count(1), "None or an integer >= 1"),
+    "dataset": (lambda v: isinstance(v, str) and v in DATASETS,
+                f"one of {', '.join(DATASETS)}"),
+    "model": (lambda v: v is None or (isinstance(v, str) and v in MODELS),
+              f"one of {', '.join(MODELS)}"),
+    "workers": (_optional_count(0), "None or an integer >= 0"),
+}
 
 
 def _progress_bar_class():
@@ -479,6 +514,50 @@ def _join_mpi(args):
         # The progress and epoch lines once, not once per rank; errors still go to stderr.
         sys.stdout = open(os.devnull, "w")
     return world
+
+
+def _join_training(training, train_set, test_set, world):
+    """Data-parallel: check that every rank runs the same training (one collective: a rank
+    with other settings, data or code ends the job on every rank with a message naming what
+    differs, before any buffer of a mismatched size reaches MPI), then give every rank rank 0's
+    weights (the same anyway: same seed)."""
+    try:
+        dist.agree(_agreement(training, train_set, test_set))
+    except dist.DisagreementError as error:
+        raise EveryRankError(f"{error}. Every rank must be given the same options and the "
+                             "same data") from None
+    size = training.settings["batch_size"]
+    if size % world:
+        raise CommandError(
+            f"--batch-size {size} is the global batch and must split evenly over the {world} "
+            f"ranks: try {size - size % world} or {size - size % world + world}")
+    dist.broadcast_parameters(training.model)
+
+
+def _agreement(training, train_set, test_set):
+    """What must be the same on every rank, by the name a message shows it under."""
+    settings = training.settings
+    agreed = {f"--{name.replace('_', '-')}": settings[name] for name in DEFAULTS}
+    agreed["resumed after epoch"] = training.epoch
+    agreed["optimizer configuration"] = [
+        {key: value for key, value in group.items() if key != "params"}
+        for group in training.optimizer.param_groups]
+    agreed["parameter shapes and dtypes"] = [
+        (name, list(param.shape), str(param.dtype))
+        for name, param in training.model.named_parameters()]
+    agreed["steps per epoch"] = len(training.loader)
+    for part, dataset in (("training", train_set), ("test", test_set)):
+        agreed[f"{part} images"] = len(dataset)
+        agreed[f"{part} data (BLAKE2 of images and labels)"] = _digest(dataset)
+    agreed["cnn version"] = show_config(mode="dicts")["cnn"]
+    return agreed
+
+
+def _digest(dataset):
+    digest = hashlib.blake2b(digest_size=16)
+    for array in (dataset.data, dataset.targets):
+        digest.update(np.ascontiguousarray(np.asarray(array)))
+    return digest.hexdigest()
 
 
 def _print_header(training, train_set, test_set, out):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._memory import check_fits
 from .._validation import flag
 from .download import DEFAULT_TIMEOUT, download_from_mirrors
 from .vision import VisionDataset
@@ -110,6 +111,7 @@ def _parse_idx(stream, path, magic, items, size=None, limit=None):
                            "trailing data, or a wrong header?")
     if limit is not None and expected > limit:
         raise length_error(f"at most {limit}", "a wrong header, or a truncated file?")
+    check_fits(expected, f"{path}: the IDX header ({shape_text} {items})")
     body = np.empty(expected, np.uint8)
     filled = _read_into(stream, memoryview(body))
     if filled < expected:

@@ -69,8 +69,8 @@ def segments(modules, built):
             chain = modules[i:stop]
             if stop <= count and fused_class.accepts(chain) and not _hooked(chain):
                 fused = built.get(chain)
-                if fused is None:
-                    fused = built[chain] = fused_class(*chain)
+                if fused is None:  # setdefault: two threads building at once keep one
+                    fused = built.setdefault(chain, fused_class(*chain))
                 result += modules[done:i]
                 result.append(fused)
                 fused_count += 1
@@ -79,6 +79,7 @@ def segments(modules, built):
     result += modules[done:]
     if len(built) != fused_count:  # drop chains that changed, so they are not kept alive
         used = {id(segment) for segment in result}
-        for chain in [chain for chain, fused in built.items() if id(fused) not in used]:
-            del built[chain]
+        # A copy of the items and pop: another thread may be changing `built` meanwhile.
+        for chain in [chain for chain, fused in list(built.items()) if id(fused) not in used]:
+            built.pop(chain, None)
     return result

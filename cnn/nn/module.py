@@ -6,6 +6,7 @@ and name every entry with PyTorch's dotted keys (``"features.0.weight"``). Buffe
 NumPy arrays (running statistics) or Tensors (``register_buffer("mask", cnn.ones(3))``), saved
 with the parameters but never trained.
 """
+import threading
 import warnings
 from collections import OrderedDict, namedtuple
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ __all__ = ["Module", "structure_version"]
 # the train/eval switch, an attribute too): cnn.compile's captured forwards are valid while it
 # stays the same. One increment per change; nothing on the hot path reads it but cnn.compile.
 _structure_version = 0
+_structure_lock = threading.Lock()
 
 
 def structure_version():
@@ -35,7 +37,8 @@ def structure_version():
 
 def _changed():
     global _structure_version
-    _structure_version += 1
+    with _structure_lock:  # two threads' changes must both count
+        _structure_version += 1
 
 # Which source dtype kinds a destination of each kind accepts in load_state_dict: ints and floats
 # cast into floats as PyTorch's copy_ does, but a float never silently truncates into an integer

@@ -18,10 +18,11 @@ import os
 import zipfile
 
 from . import npz, pt
-from .atomic import atomic_write
-from .files import FOREIGN, file_name, opened, sniff, zip_errors
+from .atomic import atomic_write, remove_stale_temporaries
+from .files import (FOREIGN, MAX_DEPTH, check_depth, check_unpacked_size, file_name, opened,
+                    sniff, zip_errors)
 
-__all__ = ["save", "load", "atomic_write"]
+__all__ = ["save", "load", "atomic_write", "remove_stale_temporaries", "MAX_DEPTH"]
 
 # What compat's load_model and the tests call it by.
 _sniff = sniff
@@ -44,10 +45,14 @@ def save(obj, f, format=None):
       tensors (dtypes float16/32/64, int8/16/32/64, uint8, bool), NumPy scalars
       Python numbers. :func:`load` gives the arrays back as Tensors.
 
+    Dicts, lists and tuples may nest up to ``MAX_DEPTH`` (100) levels.
+
     Args:
         obj: The object, typically ``model.state_dict()`` or a dict of several state dicts.
         f (str, os.PathLike or binary file): Where to write. A path is written atomically
-            (see :func:`atomic_write`); no suffix is added.
+            (see :func:`atomic_write`); no suffix is added. A path that is a symbolic link
+            is written through: the file it points to is replaced, the link stays (as
+            ``torch.save`` and ``open(path, "w")`` do).
         format (str, optional): ``"npz"`` or ``"pt"``; by default ``"pt"`` for a path (or a
             file object's ``name``) ending in ``.pt`` or ``.pth``, else ``"npz"``.
 
@@ -56,7 +61,8 @@ def save(obj, f, format=None):
             in ``"pt"`` also strings arrays and unsigned integers wider than 8 bits), or a dict
             key that is not a string or an integer; the message gives its path. Nothing is
             written then.
-        ValueError: If `format` is not one of the two.
+        ValueError: If `format` is not one of the two, or `obj` nests deeper than
+            ``MAX_DEPTH`` (or holds itself).
 
     Example::
 
@@ -64,6 +70,7 @@ def save(obj, f, format=None):
         cnn.save(model.state_dict(), "model.pt")          # torch.load reads it
     """
     write = pt.write if _format_of(f, format) == "pt" else npz.write
+    check_depth(obj, "save")
     if hasattr(f, "write"):
         write(obj, f)
     else:
@@ -117,9 +124,10 @@ def load(f, map_location=None, weights_only=True):
         OSError: If the file cannot be opened (FileNotFoundError when it does not exist).
         ValueError: If the file is not a checkpoint (empty, truncated or corrupted, a pickle
             torch.save did not write, a single ``.npy`` array, an archive holding pickled
-            objects, a malformed structure), or its pickle names a global that is refused. The
-            message names the file and the problem. Also for a `map_location` other than the
-            CPU, or ``weights_only=False``.
+            objects, a malformed structure, dicts and lists nested deeper than ``MAX_DEPTH``,
+            members that declare more bytes than the machine's memory), or its pickle names a
+            global that is refused. The message names the file and the problem. Also for a
+            `map_location` other than the CPU, or ``weights_only=False``.
 
     Example::
 
@@ -135,12 +143,20 @@ def load(f, map_location=None, weights_only=True):
         kind = sniff(file)
         if kind == "zip":
             with zip_errors(name), zipfile.ZipFile(file) as archive:
+                check_unpacked_size(archive, name)
                 if pt.is_torch_archive(archive):
-                    return pt.read_zip(archive, file, name)
+                    return _checked(pt.read_zip(archive, file, name), name)
                 return npz.read(archive, name)
         if kind == "pickle":
-            return pt.read_legacy(file, name)
+            return _checked(pt.read_legacy(file, name), name)
         raise ValueError(f"{name}: {FOREIGN[kind]}")
+
+
+def _checked(obj, name):
+    """`obj`, unpickled from `name`, once its nesting is known to be within MAX_DEPTH (cnn's
+    own format checks that while decoding)."""
+    check_depth(obj, name)
+    return obj
 
 
 def _check_map_location(map_location):

@@ -17,6 +17,13 @@ def atomic_write(path, mode="wb", encoding=None):
     temporary file is removed and `path` is left exactly as it was. The new file gets the
     permissions an ordinary ``open(path, "w")`` would give it.
 
+    A `path` that is a symbolic link is written through, as ``open(path, "w")`` would: the
+    file it points to is replaced (atomically, in its own folder) and the link stays.
+
+    A process killed outright (SIGKILL, a power cut) cannot remove its temporary file; the
+    temporary's name holds the writer's process id, and the next write to `path` removes the
+    temporaries of writers that are no longer running.
+
     Args:
         path (str or os.PathLike): The destination file; its folder must exist.
         mode (str): ``"wb"`` or ``"w"``.
@@ -36,13 +43,14 @@ def atomic_write(path, mode="wb", encoding=None):
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"mode: expected 'w' or 'wb', got {mode!r}")
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
+    path = os.path.realpath(os.fspath(path))
+    folder = os.path.dirname(path)
     if not os.path.isdir(folder):
         raise FileNotFoundError(errno.ENOENT, f"cannot write {path!r}: its folder does not exist",
                                 folder)
-    fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.",
-                                     suffix=".tmp")
+    remove_stale_temporaries(path)
+    fd, temporary = tempfile.mkstemp(dir=folder, prefix=_prefix(path) + f"{os.getpid()}.",
+                                     suffix=_SUFFIX)
     try:
         with os.fdopen(fd, mode, encoding=encoding) as file:
             yield file
@@ -56,6 +64,50 @@ def atomic_write(path, mode="wb", encoding=None):
             os.unlink(temporary)
         raise
     _sync_folder(folder)
+
+
+_SUFFIX = ".tmp"
+
+
+def _prefix(path):
+    return f".{os.path.basename(path)}."
+
+
+def remove_stale_temporaries(path):
+    """Remove the temporary files that writers of `path` killed mid-write left behind.
+
+    A temporary is ``.NAME.PID.XXXXXXXX.tmp`` beside `path`; it is stale when no process
+    PID runs (a live writer's, or one from another machine sharing the folder whose PID happens
+    to run here, is kept). Returns the paths removed.
+    """
+    folder, prefix = os.path.dirname(os.path.abspath(path)), _prefix(path)
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(_SUFFIX)):
+            continue
+        pid = name[len(prefix):].split(".", 1)[0]
+        if not pid.isdigit() or _running(int(pid)):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(folder, name))
+            removed.append(os.path.join(folder, name))
+    return removed
+
+
+def _running(pid):
+    if os.name == "nt":  # os.kill(pid, 0) would end the process there
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process (EPERM): running
+        return True
+    return True
 
 
 def _new_file_mode(path):

@@ -7,6 +7,13 @@ import zlib
 
 from numpy.lib import format as npy_format
 
+from .._memory import check_fits
+
+# How deeply dicts, lists and tuples may nest in a checkpoint: a state dict nests two or three
+# levels; a file nested thousands deep (or holding a list that contains itself) would make
+# every walk over what cnn.load returns fail with RecursionError, so both formats refuse it.
+MAX_DEPTH = 100
+
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header, or an empty archive
 _NPY_MAGIC = b"\x93NUMPY"
 
@@ -105,3 +112,34 @@ def zip_errors(name):
             RuntimeError, OSError, UnicodeDecodeError) as error:
         raise ValueError(f"{name}: not a readable zip archive (.npz or torch.save), truncated "
                          f"or corrupted ({error})") from None
+
+
+def check_depth(obj, name):
+    """Raise ValueError if dicts, lists and tuples nest in `obj` deeper than MAX_DEPTH (or a
+    container holds itself). Iterative: any depth is measured without recursion.
+
+    Args:
+        obj: A loaded (or to be saved) structure.
+        name (str): How the message names it (the file, or ``"save"``).
+    """
+    stack = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children = value.values()
+        elif isinstance(value, (list, tuple)):
+            children = value
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            raise ValueError(f"{name}: dicts, lists and tuples nested more than {MAX_DEPTH} "
+                             "levels deep (or a container that holds itself): cnn checkpoints "
+                             "nest a few levels; a damaged or hostile file?")
+        stack.extend((child, depth + 1) for child in children)
+
+
+def check_unpacked_size(archive, name):
+    """Raise ValueError if the zip `archive`'s members declare more bytes than the machine's
+    memory (a zip bomb, or a damaged directory), before any is inflated."""
+    check_fits(sum(info.file_size for info in archive.infolist()),
+               f"{name}: the zip archive's directory")

@@ -18,7 +18,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from ..tensor import Tensor
-from .files import check_key, npy_header, show_path
+from .files import MAX_DEPTH, check_key, npy_header, show_path
 
 STRUCTURE_ENTRY = "__cnn_structure__"
 FORMAT_NAME = "cnn.save"
@@ -165,7 +165,11 @@ def _read_structure(array, name):
     try:
         if array.dtype != np.uint8 or array.ndim != 1:
             raise ValueError(f"expected a 1-d uint8 array, got {array.dtype} {array.shape}")
-        structure = json.loads(array.tobytes().decode("utf-8"))
+        try:
+            structure = json.loads(array.tobytes().decode("utf-8"))
+        except RecursionError:
+            raise ValueError(f"dicts, lists and tuples nested more than {MAX_DEPTH} levels "
+                             "deep (a damaged or hostile file?)") from None
         if not isinstance(structure, dict) or structure.get("format") != FORMAT_NAME:
             raise ValueError("it does not describe a cnn.save structure")
         version = structure.get("version")
@@ -188,19 +192,22 @@ class _Decoder:
         self.entries = entries
         self.name = name
 
-    def decode(self, node):
+    def decode(self, node, depth=1):
         if isinstance(node, _PLAIN_TYPES):
             return node
         if isinstance(node, list) or not isinstance(node, dict) or not node:
             return self._fail(f"unexpected node {node!r}")
         kind = next(iter(node))
+        if kind in ("dict", "list", "tuple") and depth > MAX_DEPTH:
+            return self._fail(f"dicts, lists and tuples nested more than {MAX_DEPTH} levels "
+                              "deep (a damaged or hostile file?)")
         if kind == "dict":
-            return self._mapping(node)
+            return self._mapping(node, depth)
         if kind in ("list", "tuple"):
             items = node[kind]
             if not isinstance(items, list):
                 return self._fail(f"a {kind} node must hold a list, got {items!r}")
-            decoded = [self.decode(item) for item in items]
+            decoded = [self.decode(item, depth + 1) for item in items]
             return decoded if kind == "list" else tuple(decoded)
         if kind in ("array", "tensor", "scalar"):
             array = self._array(node[kind])
@@ -209,7 +216,7 @@ class _Decoder:
             return array[()] if kind == "scalar" else array
         return self._fail(f"unknown node kind {kind!r}")
 
-    def _mapping(self, node):
+    def _mapping(self, node, depth):
         items = node["dict"]
         if not isinstance(items, list):
             return self._fail(f"a dict node must hold a list of pairs, got {items!r}")
@@ -218,7 +225,7 @@ class _Decoder:
             if (not isinstance(item, list) or len(item) != 2 or isinstance(item[0], bool)
                     or not isinstance(item[0], (str, int))):
                 return self._fail(f"a dict item must be a [key, value] pair, got {item!r}")
-            result[item[0]] = self.decode(item[1])
+            result[item[0]] = self.decode(item[1], depth + 1)
         return result
 
     def _array(self, member):

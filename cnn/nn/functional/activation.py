@@ -111,10 +111,15 @@ class Tanh(Function):
 
 
 def log_softmax_array(x, dim):
-    """log(softmax(x)) along `dim`, shifted by the row maximum so that no exp overflows."""
+    """log(softmax(x)) along `dim`, shifted by the row maximum so that no exp overflows.
+
+    A -inf (a masked class) gives -inf and leaves the rest finite; a row of only -inf, or with
+    a +inf or a nan, gives nan throughout, as in PyTorch (and without NumPy's warnings).
+    """
     if x.size == 0:  # nothing to normalise (and no maximum to shift by)
         return np.empty_like(x)
-    shifted = x - x.max(axis=dim, keepdims=True)
+    with np.errstate(invalid="ignore"):  # -inf - -inf and inf - inf: nan, as PyTorch's
+        shifted = x - x.max(axis=dim, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
 
 

@@ -4,6 +4,11 @@ Cross-entropy and NLL share one formulation: every loss is -sum(Q * logp) per sa
 (N, C) folds the targets, the class weights and label smoothing together, and the mean divides by
 a divisor D (the number of counted samples, or the sum of their weights, as in PyTorch). The
 gradient with respect to the logits is then g * (softmax * rowsum(Q) - Q): one fused step.
+
+With class-index targets the loss adds only the terms PyTorch's formula has (the target's, and
+with label smoothing every class of a counted sample), so a masked class (a -inf logit, whose
+log-probability is -inf) adds nothing where PyTorch adds nothing, instead of ``0 * -inf = nan``;
+with class-probability targets every product counts, as in PyTorch.
 """
 import numpy as np
 
@@ -23,7 +28,8 @@ def check_reduction(reduction):
 
 
 def _target_weights(logits, target, weight, ignore_index, label_smoothing):
-    """Q (N, C) and the mean's divisor D for class-index or class-probability targets."""
+    """Q (N, C), the mean's divisor D, and the terms of -sum(Q * logp) that count: None for
+    class-probability targets (all of them), else a boolean (N, C) mask or (N, 1) column."""
     n, classes = logits.shape
     dtype = logits.dtype
     w = np.ones(classes, dtype) if weight is None else weight.astype(dtype, copy=False)
@@ -31,7 +37,7 @@ def _target_weights(logits, target, weight, ignore_index, label_smoothing):
         q = target.astype(dtype, copy=False)
         if label_smoothing:
             q = q * (1 - label_smoothing) + label_smoothing / classes
-        return q * w, dtype.type(n)
+        return q * w, dtype.type(n), None
     counted = target != ignore_index
     labels = np.where(counted, target, 0)
     rows = np.arange(n)
@@ -40,25 +46,40 @@ def _target_weights(logits, target, weight, ignore_index, label_smoothing):
     q[rows, labels] = picked * (1 - label_smoothing)
     if label_smoothing:
         q += (label_smoothing / classes) * w * counted[:, None]
-    return q, picked.sum(dtype=dtype)
+        terms = counted[:, None]
+    else:
+        terms = np.zeros((n, classes), bool)
+        terms[rows, labels] = counted
+    return q, picked.sum(dtype=dtype), terms
+
+
+def _per_sample_loss(q, logp, terms):
+    """-sum(Q * logp) per row over the terms that count (see _target_weights)."""
+    # 0 * -inf and inf - inf are nan without a warning, as in PyTorch; the mask drops the
+    # terms that PyTorch's formula never computes.
+    with np.errstate(invalid="ignore"):
+        products = q * logp
+        if terms is not None:
+            products = np.where(terms, products, 0)
+        return -products.sum(axis=1)
 
 
 def _reduce(per_sample, reduction, divisor):
     if reduction == "none":
         return per_sample
-    total = per_sample.sum()
-    if reduction == "sum":
-        return total
-    # An empty batch (or only ignored samples) has a NaN mean, as in PyTorch: no warning.
+    # inf + -inf is nan, and an empty batch (or only ignored samples) has a NaN mean, as in
+    # PyTorch: no warning.
     with np.errstate(invalid="ignore", divide="ignore"):
-        return total / divisor
+        total = per_sample.sum()
+        return total if reduction == "sum" else total / divisor
 
 
 def _reduced_gradient(grad_output, reduction, divisor, n):
     """d(loss)/d(per-sample loss) as an (N, 1) column."""
     if reduction == "none":
         return grad_output.reshape(n, 1)
-    scale = grad_output / divisor if reduction == "mean" else grad_output
+    with np.errstate(divide="ignore", invalid="ignore"):  # a zero divisor: inf/nan, as PyTorch
+        scale = grad_output / divisor if reduction == "mean" else grad_output
     return np.full((n, 1), scale, dtype=grad_output.dtype)
 
 
@@ -66,38 +87,40 @@ class CrossEntropy(Function):
     """Cross-entropy of logits (N, C) against Q; the backward is softmax-based and fused."""
 
     @staticmethod
-    def forward(ctx, logits, q, divisor, reduction):
+    def forward(ctx, logits, q, terms, divisor, reduction):
         logp = log_softmax_array(logits, 1)
         ctx.save_for_backward(logp, q)
         ctx.reduction, ctx.divisor = reduction, divisor
-        return _reduce(-(q * logp).sum(axis=1), reduction, divisor)
+        return _reduce(_per_sample_loss(q, logp, terms), reduction, divisor)
 
     @staticmethod
     def backward(ctx, grad_output):
         logp, q = ctx.saved_tensors
         g = _reduced_gradient(grad_output, ctx.reduction, ctx.divisor, logp.shape[0])
-        grad = (np.exp(logp) * q.sum(axis=1, keepdims=True) - q) * g
-        return grad, None, None, None
+        with np.errstate(invalid="ignore"):  # 0 * inf (a zero divisor): nan, as PyTorch
+            grad = (np.exp(logp) * q.sum(axis=1, keepdims=True) - q) * g
+        return grad, None, None, None, None
 
 
 class NLLLoss(Function):
     """-sum(Q * input) for log-probabilities; the gradient is -Q scaled."""
 
     @staticmethod
-    def forward(ctx, logp, q, divisor, reduction):
+    def forward(ctx, logp, q, terms, divisor, reduction):
         ctx.save_for_backward(q)
         ctx.reduction, ctx.divisor = reduction, divisor
-        return _reduce(-(q * logp).sum(axis=1), reduction, divisor)
+        return _reduce(_per_sample_loss(q, logp, terms), reduction, divisor)
 
     @staticmethod
     def backward(ctx, grad_output):
         (q,) = ctx.saved_tensors
         g = _reduced_gradient(grad_output, ctx.reduction, ctx.divisor, q.shape[0])
-        return -q * g, None, None, None
+        with np.errstate(invalid="ignore"):  # 0 * inf (a zero divisor): nan, as PyTorch
+            return -q * g, None, None, None, None
 
 
 def _class_problem(input, target, weight, ignore_index, label_smoothing, probabilities_ok):
-    """Check a classification loss's arguments; return (logits 2-D, Q, D, was_unbatched)."""
+    """Check a classification loss's arguments; return (Q, terms, D, was_unbatched)."""
     x = float_array_of(input, "input", (1, 2))
     unbatched = x.ndim == 1
     if unbatched:
@@ -132,8 +155,8 @@ def _class_problem(input, target, weight, ignore_index, label_smoothing, probabi
                              f"{w.shape}")
         weight = w
     label_smoothing = check_label_smoothing(label_smoothing)
-    q, divisor = _target_weights(x, t, weight, ignore_index, label_smoothing)
-    return q, divisor, unbatched
+    q, divisor, terms = _target_weights(x, t, weight, ignore_index, label_smoothing)
+    return q, terms, divisor, unbatched
 
 
 def check_label_smoothing(label_smoothing):
@@ -157,20 +180,20 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         label_smoothing: in [0, 1]; mixes the target with the uniform distribution.
     """
     reduction = check_reduction(reduction)
-    q, divisor, unbatched = _class_problem(input, target, weight, ignore_index, label_smoothing,
-                                           probabilities_ok=True)
+    q, terms, divisor, unbatched = _class_problem(input, target, weight, ignore_index,
+                                                  label_smoothing, probabilities_ok=True)
     logits = input.reshape(1, -1) if unbatched else input
-    out = CrossEntropy.apply(logits, q, divisor, reduction)
+    out = CrossEntropy.apply(logits, q, terms, divisor, reduction)
     return out[0] if unbatched and reduction == "none" else out
 
 
 def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     """Negative log-likelihood of log-probabilities `input` (N, C) at class indices `target`."""
     reduction = check_reduction(reduction)
-    q, divisor, unbatched = _class_problem(input, target, weight, ignore_index, 0.0,
-                                           probabilities_ok=False)
+    q, terms, divisor, unbatched = _class_problem(input, target, weight, ignore_index, 0.0,
+                                                  probabilities_ok=False)
     logp = input.reshape(1, -1) if unbatched else input
-    out = NLLLoss.apply(logp, q, divisor, reduction)
+    out = NLLLoss.apply(logp, q, terms, divisor, reduction)
     return out[0] if unbatched and reduction == "none" else out
 
 
