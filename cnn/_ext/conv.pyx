@@ -550,6 +550,9 @@ cdef class ConvPlan:
         weight = self._array(weight, "weight", self.weight_shape)
         grad = self._array(grad_output, "grad_output", (x.shape[0],) + self.output_shape)
         threads = self._threads(num_threads)
+        if self.algorithm == WINOGRAD:
+            return self._winograd_backward(x, weight, grad, None, None, need_x, need_w,
+                                           need_b, threads)
         if self.algorithm == COLUMNS:
             return self._columns_backward(x, weight, grad, columns, need_x, need_w, need_b,
                                           threads)
@@ -576,8 +579,51 @@ cdef class ConvPlan:
         grad = self._array(grad_output, "grad_output", expected)
         pooled = self._array(pooled, "pooled", expected)
         indices = self._array(indices, "indices", expected, np.int64)
+        if self.algorithm == WINOGRAD:
+            return self._winograd_backward(x, weight, grad, pooled, indices, need_x, need_w,
+                                           need_b, self._threads(num_threads))
         return self._direct_backward(x, weight, grad, pooled, indices, need_x, need_w, need_b,
                                      self._threads(num_threads))
+
+    cdef tuple _winograd_backward(self, x, weight, grad, pooled, indices, bint need_x,
+                                  bint need_w, bint need_b, Py_ssize_t threads):
+        """The gradients of a Winograd plan from checked arrays (pooled is None for a
+        conv-shaped gradient): the weight gradient by conv_winograd.pxi, the bias gradient as
+        a sum, the input gradient by a plan of its own (_dense_input_grad)."""
+        if pooled is not None:
+            grad = self._unpooled(grad * (pooled > 0), indices, threads)
+        n, c = x.shape[0], self.input_shape[0]
+        f, oh, ow = self.output_shape
+        grad_x = grad_w = grad_b = None
+        if need_w:
+            per_block = max(1, _round_up(n, CNN_WEIGHT_GRAD_BLOCKS) // CNN_WEIGHT_GRAD_BLOCKS)
+            f_rows = _round_up(f, CNN_BLOCK_LANES)
+            c_padded = _round_up(c, CNN_BLOCK)
+            partial = np.zeros((max(1, _round_up(n, per_block) // per_block), 16, f_rows,
+                                c_padded), dtype=self.dtype)
+            tiles = ((oh + 1) // 2) * ((ow + 1) // 2)
+            depth = per_block * self.tiles_padded
+            # The image and the gradient pixel-major, the block's V and dM.
+            room = (self.winograd_hp * self.winograd_wp * c_padded + f_rows * 4 * tiles
+                    + 16 * (_spread(depth * c_padded) + _spread(depth * f_rows)))
+            scratch = np.empty((threads, room), dtype=self.dtype)
+            ph, pw = self.padding
+            grad_w = np.empty(self.weight_shape, dtype=self.dtype)
+            if self.dtype == np.float64:
+                _winograd_weight_grad[double](x, grad, partial, scratch, per_block, ph, pw,
+                                              self.winograd_hp, self.winograd_wp,
+                                              self.tiles_padded, threads)
+                _winograd_weight_adjoint[double](partial.sum(axis=0)[:, :f, :c].copy(), grad_w)
+            else:
+                _winograd_weight_grad[float](x, grad, partial, scratch, per_block, ph, pw,
+                                             self.winograd_hp, self.winograd_wp,
+                                             self.tiles_padded, threads)
+                _winograd_weight_adjoint[float](partial.sum(axis=0)[:, :f, :c].copy(), grad_w)
+        if need_b:
+            grad_b = grad.sum(axis=(0, 2, 3))
+        if need_x:
+            grad_x = self._dense_input_grad(grad, weight, threads)
+        return grad_x, grad_w, grad_b
 
     cdef tuple _direct_backward(self, x, weight, grad, pooled, indices, bint need_x,
                                 bint need_w, bint need_b, Py_ssize_t threads):

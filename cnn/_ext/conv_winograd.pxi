@@ -79,6 +79,14 @@ cdef extern from "winograd.h" nogil:
                                     double bias, const double* affine, int relu, double* out)
     void cnn_split_columns_f32(const float* row, Py_ssize_t n, float* first, float* second)
     void cnn_split_columns_f64(const double* row, Py_ssize_t n, double* first, double* second)
+    void cnn_winograd_input_channels_f32(const float* patch, Py_ssize_t pixel, Py_ssize_t row,
+                                         float* o, Py_ssize_t os)
+    void cnn_winograd_input_channels_f64(const double* patch, Py_ssize_t pixel,
+                                         Py_ssize_t row, double* o, Py_ssize_t os)
+    void cnn_winograd_gradient_channels_f32(const float* patch, Py_ssize_t pixel,
+                                            Py_ssize_t row, float* o, Py_ssize_t os)
+    void cnn_winograd_gradient_channels_f64(const double* patch, Py_ssize_t pixel,
+                                            Py_ssize_t row, double* o, Py_ssize_t os)
     void cnn_winograd_product_f32(const float* u, const float* v, Py_ssize_t n_c,
                                   Py_ssize_t v_stride, float* m, Py_ssize_t m_stride)
     void cnn_winograd_product_f64(const double* u, const double* v, Py_ssize_t n_c,
@@ -243,3 +251,133 @@ cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                 _winograd_output(s + image + v_size, f_rows, tiles_padded, &bias[0],
                                  coefficients, f_padded, relu, &out[n, 0, 0, 0], oh, ow,
                                  tiles_h, tiles_w, i, i + 1)
+
+
+# ***** the weight gradient *****
+#
+#   dM[xi, f, t] = (A dY[f, t] A^T)[xi]              the adjoint of the output transform
+#   dU[xi, f, c] = sum_n sum_t dM[xi, f, t] V[xi, c, t]   the forward's register tile again
+#   dW[f, c]     = G^T dU[:, f, c] G                   the adjoint of the weight transform
+#
+# the exact gradient of the forward above (the same linear maps, transposed). Images are summed
+# in fixed blocks (each into its own slot of `partial`, added in block order by the plan), so the
+# bits depend on the batch size only, never on the thread count.
+
+cdef void _pixel_major(const floating[:, :, ::1] x, floating* out, Py_ssize_t ph,
+                       Py_ssize_t pw, Py_ssize_t hp, Py_ssize_t wp,
+                       Py_ssize_t channels) noexcept nogil:
+    """out (hp, wp, channels): image x (C, H, W) at (ph, pw), channels innermost, zeros
+    around it and in the channels past C."""
+    cdef Py_ssize_t C = x.shape[0], H = x.shape[1], W = x.shape[2], c, y, xx
+    memset(out, 0, hp * wp * channels * sizeof(floating))
+    for c in range(C):
+        for y in range(H):
+            for xx in range(W):
+                out[((y + ph) * wp + xx + pw) * channels + c] = x[c, y, xx]
+
+
+cdef void _weight_grad_block(const floating[:, :, :, ::1] x,
+                             const floating[:, :, :, ::1] grad, floating* s,
+                             floating* partial, Py_ssize_t first, Py_ssize_t last,
+                             Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t hp, Py_ssize_t wp,
+                             Py_ssize_t tiles_padded) noexcept nogil:
+    """partial[xi, f, c] (16, f_rows, c_padded) = dU over the images first..last-1.
+
+    The block's arrays run their reduction axis over every tile of every image of the block,
+    channels innermost: vt[xi, (k, t), c] (c_padded channels) and dmt[xi, group, (k, t), q]
+    (output channel group * lanes + q), transformed a vector of channels at a time from the
+    images laid out pixel-major, so that the forward's register tile (winograd.h's product)
+    computes dU 8 x 16 at a time and stores it once. Tiles past the last (up to tiles_padded)
+    stay zero. s: this thread's scratch (ConvPlan._winograd_backward sizes it)."""
+    cdef Py_ssize_t C = x.shape[1], F = grad.shape[1], oh = grad.shape[2], ow = grad.shape[3]
+    cdef Py_ssize_t L = CNN_BLOCK_LANES, groups = (F + L - 1) // L, f_rows = groups * L
+    cdef Py_ssize_t c_padded = (C + CNN_BLOCK - 1) // CNN_BLOCK * CNN_BLOCK
+    cdef Py_ssize_t tiles_h = (oh + 1) // 2, tiles_w = (ow + 1) // 2
+    cdef Py_ssize_t gh = 2 * tiles_h, gw = 2 * tiles_w, n_tiles = tiles_h * tiles_w
+    cdef Py_ssize_t count = last - first, depth = count * tiles_padded
+    cdef Py_ssize_t vts = _spread(depth * c_padded), dms = _spread(depth * f_rows)
+    cdef Py_ssize_t k, xi, g, cb, t, ty, tx
+    cdef floating* image = s
+    cdef floating* gradient = s + hp * wp * c_padded
+    cdef floating* vt = gradient + gh * gw * f_rows
+    cdef floating* dmt = vt + 16 * vts
+    cdef const floating* patch
+    memset(vt, 0, 16 * vts * sizeof(floating))
+    memset(dmt, 0, 16 * dms * sizeof(floating))
+    for k in range(count):
+        _pixel_major(x[first + k], image, ph, pw, hp, wp, c_padded)
+        _pixel_major(grad[first + k], gradient, 0, 0, gh, gw, f_rows)
+        for t in range(n_tiles):
+            ty, tx = t // tiles_w, t % tiles_w
+            for cb in range(c_padded // CNN_BLOCK):
+                patch = image + ((2 * ty) * wp + 2 * tx) * c_padded + cb * CNN_BLOCK
+                if floating is float:
+                    cnn_winograd_input_channels_f32(
+                        patch, c_padded, wp * c_padded,
+                        vt + (k * tiles_padded + t) * c_padded + cb * CNN_BLOCK, vts)
+                else:
+                    cnn_winograd_input_channels_f64(
+                        patch, c_padded, wp * c_padded,
+                        vt + (k * tiles_padded + t) * c_padded + cb * CNN_BLOCK, vts)
+            for g in range(groups):
+                patch = gradient + ((2 * ty) * gw + 2 * tx) * f_rows + g * L
+                if floating is float:
+                    cnn_winograd_gradient_channels_f32(
+                        patch, f_rows, gw * f_rows,
+                        dmt + g * depth * L + (k * tiles_padded + t) * L, dms)
+                else:
+                    cnn_winograd_gradient_channels_f64(
+                        patch, f_rows, gw * f_rows,
+                        dmt + g * depth * L + (k * tiles_padded + t) * L, dms)
+    for xi in range(16):
+        for g in range(groups):
+            for cb in range(c_padded // CNN_BLOCK):
+                if floating is float:
+                    cnn_winograd_product_f32(dmt + xi * dms + g * depth * L,
+                                             vt + xi * vts + cb * CNN_BLOCK, depth, c_padded,
+                                             partial + (xi * f_rows + g * L) * c_padded
+                                             + cb * CNN_BLOCK, c_padded)
+                else:
+                    cnn_winograd_product_f64(dmt + xi * dms + g * depth * L,
+                                             vt + xi * vts + cb * CNN_BLOCK, depth, c_padded,
+                                             partial + (xi * f_rows + g * L) * c_padded
+                                             + cb * CNN_BLOCK, c_padded)
+
+
+cdef void _winograd_weight_grad(const floating[:, :, :, ::1] x,     # IN  (N, C, H, W)
+                                const floating[:, :, :, ::1] grad,  # IN  (N, F, OH, OW)
+                                floating[:, :, :, ::1] partial,     # OUT (blocks, 16, Fr, Cp)
+                                floating[:, ::1] scratch,           # (threads, block's room)
+                                Py_ssize_t images_per_block, Py_ssize_t ph, Py_ssize_t pw,
+                                Py_ssize_t hp, Py_ssize_t wp, Py_ssize_t tiles_padded,
+                                int num_threads):
+    """partial[b] = dU summed over block b's images (output channels rounded up to whole
+    groups of lanes, input channels to whole vectors: _weight_grad_block)."""
+    cdef Py_ssize_t b, blocks = partial.shape[0], N = x.shape[0]
+    with nogil:
+        for b in prange(blocks, schedule="dynamic", num_threads=num_threads,
+                        use_threads_if=num_threads > 1 and blocks > 1):
+            _weight_grad_block(x, grad, &scratch[threadid(), 0], &partial[b, 0, 0, 0],
+                               b * images_per_block, min(N, (b + 1) * images_per_block), ph,
+                               pw, hp, wp, tiles_padded)
+
+
+cdef void _winograd_weight_adjoint(const floating[:, :, ::1] du,    # IN  (16, F, C)
+                                   floating[:, :, :, ::1] dw) noexcept nogil:  # OUT (F, C, 3, 3)
+    """dw[f, c] = G^T du[:, f, c] G, G^T = [[1,1/2,1/2,0],[0,1/2,-1/2,0],[0,1/2,1/2,1]]."""
+    cdef Py_ssize_t F = dw.shape[0], C = dw.shape[1], f, c, r, i
+    cdef floating u[4][4]
+    cdef floating t[3][4]
+    for f in range(F):
+        for c in range(C):
+            for r in range(4):
+                for i in range(4):
+                    u[r][i] = du[4 * r + i, f, c]
+            for i in range(4):  # t = G^T u
+                t[0][i] = u[0][i] + (u[1][i] + u[2][i]) * <floating> 0.5
+                t[1][i] = (u[1][i] - u[2][i]) * <floating> 0.5
+                t[2][i] = (u[1][i] + u[2][i]) * <floating> 0.5 + u[3][i]
+            for r in range(3):  # t G
+                dw[f, c, r, 0] = t[r][0] + (t[r][1] + t[r][2]) * <floating> 0.5
+                dw[f, c, r, 1] = (t[r][1] - t[r][2]) * <floating> 0.5
+                dw[f, c, r, 2] = (t[r][1] + t[r][2]) * <floating> 0.5 + t[r][3]

@@ -30,18 +30,15 @@
 #define CNN_LOAD_SCALAR(dst, src) ((dst) = *(src))
 #define CNN_STORE_SCALAR(dst, value) (*(dst) = (value))
 
-/* V = B^T d B for the tiles at tx (one vector of them, or one), B^T = [[1,0,-1,0],[0,1,1,0],
- * [0,-1,1,0],[0,1,0,-1]]. */
-#define CNN_WINOGRAD_INPUT(TYPE, LOAD, STORE)                                                  \
+/* V = B^T d B, B^T = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]], for a vector of tiles or
+ * of channels (or one value): AT(r, i) is the address of d[r][i], OUT(k) that of V[k]. */
+#define CNN_WINOGRAD_INPUT(TYPE, LOAD, STORE, AT, OUT)                                         \
     do {                                                                                       \
         TYPE d_[4][4], s_[4][4];                                                               \
         int r_, i_;                                                                            \
-        for (r_ = 0; r_ < 4; r_++) {                                                           \
-            LOAD(d_[r_][0], even + r_ * wp + tx);                                              \
-            LOAD(d_[r_][1], even + r_ * wp + half + tx);                                       \
-            LOAD(d_[r_][2], even + r_ * wp + tx + 1);                                          \
-            LOAD(d_[r_][3], even + r_ * wp + half + tx + 1);                                   \
-        }                                                                                      \
+        for (r_ = 0; r_ < 4; r_++)                                                             \
+            for (i_ = 0; i_ < 4; i_++)                                                         \
+                LOAD(d_[r_][i_], AT(r_, i_));                                                  \
         for (i_ = 0; i_ < 4; i_++) {                                                           \
             s_[0][i_] = d_[0][i_] - d_[2][i_];                                                 \
             s_[1][i_] = d_[1][i_] + d_[2][i_];                                                 \
@@ -49,12 +46,18 @@
             s_[3][i_] = d_[1][i_] - d_[3][i_];                                                 \
         }                                                                                      \
         for (r_ = 0; r_ < 4; r_++) {                                                           \
-            STORE(o + (4 * r_) * vs + tx, s_[r_][0] - s_[r_][2]);                              \
-            STORE(o + (4 * r_ + 1) * vs + tx, s_[r_][1] + s_[r_][2]);                          \
-            STORE(o + (4 * r_ + 2) * vs + tx, s_[r_][2] - s_[r_][1]);                          \
-            STORE(o + (4 * r_ + 3) * vs + tx, s_[r_][1] - s_[r_][3]);                          \
+            STORE(OUT(4 * r_), s_[r_][0] - s_[r_][2]);                                         \
+            STORE(OUT(4 * r_ + 1), s_[r_][1] + s_[r_][2]);                                     \
+            STORE(OUT(4 * r_ + 2), s_[r_][2] - s_[r_][1]);                                     \
+            STORE(OUT(4 * r_ + 3), s_[r_][1] - s_[r_][3]);                                     \
         }                                                                                      \
     } while (0)
+/* Tile tx of a row of tiles: columns 2tx + i of split rows (even columns, then odd ones). */
+#define CNN_ROW_AT(r, i) (even + (r) * wp + ((i) % 2) * half + tx + (i) / 2)
+#define CNN_ROW_OUT(k) (o + (k) * vs + tx)
+/* One tile, a vector of channels: pixels `pixel` apart in a row, rows `row` apart. */
+#define CNN_CHANNELS_AT(r, i) (patch + (r) * row + (i) * pixel)
+#define CNN_CHANNELS_OUT(k) (o + (k) * os)
 
 /* Y = A^T M A for the tiles at tx, A^T = [[1,1,1,0],[0,1,-1,-1]]: M's 16 matrices `ms` apart
  * (tile tx at a[k * ms + tx]); Y's four values per tile into rows[0..3] (row 0 column 0, row 0
@@ -85,9 +88,10 @@
         enum { LANES = CNN_REGISTER_BYTES / sizeof(T) };                                       \
         ptrdiff_t tx = 0;                                                                      \
         for (; tx + LANES <= n; tx += LANES)                                                   \
-            CNN_WINOGRAD_INPUT(vec_t, CNN_LOAD_VECTOR, CNN_STORE_VECTOR);                      \
+            CNN_WINOGRAD_INPUT(vec_t, CNN_LOAD_VECTOR, CNN_STORE_VECTOR, CNN_ROW_AT,           \
+                               CNN_ROW_OUT);                                                   \
         for (; tx < n; tx++)                                                                   \
-            CNN_WINOGRAD_INPUT(T, CNN_LOAD_SCALAR, CNN_STORE_SCALAR);                          \
+            CNN_WINOGRAD_INPUT(T, CNN_LOAD_SCALAR, CNN_STORE_SCALAR, CNN_ROW_AT, CNN_ROW_OUT); \
     }                                                                                          \
     static inline void cnn_winograd_output_row_##SUFFIX(const T *a, ptrdiff_t ms, ptrdiff_t n, \
                                                         T *const *rows)                        \
@@ -185,5 +189,46 @@ CNN_DEFINE_WINOGRAD_STORE(f64, double)
 
 CNN_DEFINE_SPLIT_COLUMNS(f32, float)
 CNN_DEFINE_SPLIT_COLUMNS(f64, double)
+
+/* The weight gradient (conv_winograd.pxi) transforms one tile at a time, a vector of channels
+ * at a time, from images stored pixel-major (channels innermost): V = B^T d B above, with
+ * CNN_BLOCK channels per vector, and dM = A dY A^T (A = [[1,0],[1,1],[1,-1],[0,-1]], the adjoint
+ * of the output transform) with CNN_BLOCK_LANES output channels per vector, so both land in the
+ * layouts the product reads (channels innermost). */
+#define CNN_DEFINE_WINOGRAD_CHANNELS(SUFFIX, T)                                                \
+    static inline void cnn_winograd_input_channels_##SUFFIX(const T *patch, ptrdiff_t pixel,   \
+                                                            ptrdiff_t row, T *o, ptrdiff_t os) \
+    {                                                                                          \
+        typedef T vec_t __attribute__((vector_size(CNN_BLOCK * sizeof(T))));                   \
+        CNN_WINOGRAD_INPUT(vec_t, CNN_LOAD_VECTOR, CNN_STORE_VECTOR, CNN_CHANNELS_AT,          \
+                           CNN_CHANNELS_OUT);                                                  \
+    }                                                                                          \
+    static inline void cnn_winograd_gradient_channels_##SUFFIX(const T *patch, ptrdiff_t pixel,\
+                                                               ptrdiff_t row, T *o,            \
+                                                               ptrdiff_t os)                   \
+    {                                                                                          \
+        typedef T vec_t __attribute__((vector_size(CNN_BLOCK_LANES * sizeof(T))));             \
+        vec_t g_[2][2], t_[4][2];                                                              \
+        int r_;                                                                                \
+        for (r_ = 0; r_ < 2; r_++) {                                                           \
+            memcpy(&g_[r_][0], patch + r_ * row, sizeof(vec_t));                               \
+            memcpy(&g_[r_][1], patch + r_ * row + pixel, sizeof(vec_t));                       \
+        }                                                                                      \
+        for (r_ = 0; r_ < 2; r_++) { /* t = A g */                                             \
+            t_[0][r_] = g_[0][r_];                                                             \
+            t_[1][r_] = g_[0][r_] + g_[1][r_];                                                 \
+            t_[2][r_] = g_[0][r_] - g_[1][r_];                                                 \
+            t_[3][r_] = -g_[1][r_];                                                            \
+        }                                                                                      \
+        for (r_ = 0; r_ < 4; r_++) { /* t A^T */                                               \
+            CNN_STORE_VECTOR(o + (4 * r_) * os, t_[r_][0]);                                    \
+            CNN_STORE_VECTOR(o + (4 * r_ + 1) * os, t_[r_][0] + t_[r_][1]);                    \
+            CNN_STORE_VECTOR(o + (4 * r_ + 2) * os, t_[r_][0] - t_[r_][1]);                    \
+            CNN_STORE_VECTOR(o + (4 * r_ + 3) * os, -t_[r_][1]);                               \
+        }                                                                                      \
+    }
+
+CNN_DEFINE_WINOGRAD_CHANNELS(f32, float)
+CNN_DEFINE_WINOGRAD_CHANNELS(f64, double)
 
 #endif
