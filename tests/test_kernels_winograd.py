@@ -19,10 +19,11 @@ def winograd_problems(draw):
     more than 8 output channels, odd and even sizes (tiles hanging over the output)."""
     n = draw(st.integers(0, 4))
     c = draw(st.integers(16, 40))
+    # Up to 24x24 inputs and 4 images: both sides of WINOGRAD_MIN_OUTPUTS.
     f = draw(st.integers(9, 40))
     p = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
-    h = draw(st.integers(max(1, 3 - 2 * p[0]), 13))
-    w = draw(st.integers(max(1, 3 - 2 * p[1]), 13))
+    h = draw(st.integers(max(1, 3 - 2 * p[0]), 24))
+    w = draw(st.integers(max(1, 3 - 2 * p[1]), 24))
     dtype = draw(st.sampled_from([np.float32, np.float64]))
     rng = np.random.default_rng(draw(st.integers(0, 2**31)))
     x = rng.standard_normal((n, c, h, w)).astype(dtype)
@@ -49,7 +50,7 @@ def test_the_plan_chooses_winograd_for_wide_3x3_layers(kernel, stride, dilation,
 @given(winograd_problems(), st.booleans())
 def test_forward_matches_the_reference(isa, problem, relu):
     x, w, b, p = problem
-    assert dc.plan(x, w, padding=p).algorithm == "winograd"
+    assert dc.plan(x, w, padding=p).algorithm == "winograd"  # Winograd or direct by the size
     out = dc.conv2d_forward(x, w, b, padding=p, relu=relu)
     expected = conv_reference(x, w, b, (1, 1), p, (1, 1))
     if relu:
@@ -100,11 +101,14 @@ def test_batch_norm_epilogue_gives_the_bits_of_the_separate_kernel(isa, rng):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("batch", [5, 1])  # at batch 1, 2 threads share each image's stages
-def test_bit_identical_at_one_and_two_threads(isa, threads, rng, dtype, batch):
-    x = rng.standard_normal((batch, 24, 11, 10)).astype(dtype)
-    w = rng.standard_normal((40, 24, 3, 3)).astype(dtype)
-    b = rng.standard_normal(40).astype(dtype)
+@pytest.mark.parametrize("batch, channels", [
+    (5, 24),
+    (1, 64),  # batch 1 with work enough for 2 threads to share each image's stages
+])
+def test_bit_identical_at_one_and_two_threads(isa, threads, rng, dtype, batch, channels):
+    x = rng.standard_normal((batch, channels, 32, 31)).astype(dtype)
+    w = rng.standard_normal((channels, channels, 3, 3)).astype(dtype)
+    b = rng.standard_normal(channels).astype(dtype)
     results = []
     for n in (1, 2):
         cnn.set_num_threads(n)
@@ -116,12 +120,27 @@ def test_bit_identical_at_one_and_two_threads(isa, threads, rng, dtype, batch):
 
 
 def test_an_image_gives_the_same_bits_alone_and_in_a_batch(isa, threads, rng):
-    x = rng.standard_normal((6, 16, 8, 8)).astype(np.float32)
+    # 24x24 outputs: Winograd at batch 1 too (WINOGRAD_MIN_OUTPUTS).
+    x = rng.standard_normal((6, 16, 24, 24)).astype(np.float32)
     w = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
     cnn.set_num_threads(2)
     batch = dc.conv2d_forward(x, w, padding=1)
     alone = dc.conv2d_forward(x[2:3], w, padding=1)
     assert alone.tobytes() == batch[2:3].tobytes()
+
+
+def test_small_calls_run_the_direct_kernels(isa, rng):
+    # 8x8 outputs at batch 1: 64 pixels, below WINOGRAD_MIN_OUTPUTS; at batch 8, 512.
+    x = rng.standard_normal((8, 16, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    direct = _ext.backend.conv.ConvPlan(x.shape[1:], w.shape, 1, 1)
+    assert direct.algorithm == "winograd"
+    alone = dc.conv2d_forward(x[:1], w, padding=1)
+    batch = dc.conv2d_forward(x, w, padding=1)
+    expected = conv_reference(x, w, None, (1, 1), (1, 1), (1, 1))
+    np.testing.assert_allclose(alone, expected[:1], **tolerance(np.float32))
+    np.testing.assert_allclose(batch, expected, **tolerance(np.float32))
+    assert alone.tobytes() != batch[:1].tobytes()  # two algorithms: different rounding
 
 
 def test_non_finite_inputs_stay_in_their_tiles(isa):

@@ -63,6 +63,13 @@ WINOGRAD = "winograd"
 # channels: below this many input channels the tile's fixed cost outweighs the 2.25x fewer
 # multiply-adds (bench/bench_peers.py's ResNet and VGG layers, and tests/ at both sides).
 WINOGRAD_MIN_CHANNELS = 16
+# ... and below this many output pixels in a call (images x pixels), the weights' transform
+# (16 x F x C values, every call) costs more than the multiply-adds it saves: batch-1 inference
+# of 8x8 layers, for example, runs the direct kernels.
+WINOGRAD_MIN_OUTPUTS = 512
+# A call with fewer multiply-adds than this runs on one thread: waking the team (its threads
+# sleep when idle, cnn's default wait policy) costs more than the second thread brings.
+MIN_PARALLEL_MACS = 1 << 22
 
 
 cdef inline Py_ssize_t _round_up(Py_ssize_t n, Py_ssize_t multiple) noexcept:
@@ -150,10 +157,11 @@ cdef class ConvPlan:
             (F, OH, OW).
         stride, padding, dilation (tuples of two ints), groups (int), dtype (numpy.dtype).
         isa (str): the instruction-set build the plan runs in.
-        algorithm (str): "winograd" (the forward of 3x3 layers at stride 1 and dilation 1 with
-            at least WINOGRAD_MIN_CHANNELS input channels and more than 8 output channels; its
-            backward is the direct one's), "direct" (the other layers with groups = 1) or
-            "columns" (im2col + batched GEMMs, for groups > 1).
+        algorithm (str): "winograd" (3x3 layers at stride 1 and dilation 1 with at least
+            WINOGRAD_MIN_CHANNELS input channels and more than 8 output channels: calls with
+            at least WINOGRAD_MIN_OUTPUTS output pixels run by Winograd, smaller ones by the
+            direct kernels), "direct" (the other layers with groups = 1) or "columns" (im2col
+            + batched GEMMs, for groups > 1).
 
     Raises:
         TypeError: An argument of the wrong type, or an unsupported dtype.
@@ -317,6 +325,20 @@ cdef class ConvPlan:
     cdef Py_ssize_t _threads(self, num_threads) except -1:
         return integer(num_threads, "num_threads", 1)
 
+    cdef Py_ssize_t _team(self, Py_ssize_t batch, Py_ssize_t threads, Py_ssize_t scale=1):
+        """The threads a forward call of `batch` images gets: one for tiny work (below `scale`
+        times MIN_PARALLEL_MACS)."""
+        c, (f, oh, ow) = self.input_shape[0], self.output_shape
+        kh, kw = self.weight_shape[2:]
+        macs = batch * f * (c // self.groups) * kh * kw * oh * ow
+        return threads if macs >= scale * MIN_PARALLEL_MACS else 1
+
+    cdef bint _winograd_pays(self, Py_ssize_t batch):
+        """Whether a call of `batch` images runs by Winograd (a Winograd plan, enough outputs);
+        the bits of its results depend on this choice, never on the thread count."""
+        return (self.algorithm == WINOGRAD
+                and batch * self.output_shape[1] * self.output_shape[2] >= WINOGRAD_MIN_OUTPUTS)
+
     # ***** forward *****
 
     def forward(self, x, weight, bias=None, relu=False, keep_columns=False, num_threads=1,
@@ -342,7 +364,7 @@ cdef class ConvPlan:
         weight = self._array(weight, "weight", self.weight_shape)
         bias = self._bias(bias)
         relu = flag(relu, "relu")
-        threads = self._threads(num_threads)
+        threads = self._team(x.shape[0], self._threads(num_threads))
         if affine is not None:
             affine = tuple([self._array(np.asarray(values), name, self.weight_shape[:1],
                                         np.float64)
@@ -361,7 +383,7 @@ cdef class ConvPlan:
             coefficients = np.zeros((3, self.f_padded), dtype=self.dtype)
             coefficients[:, :self.weight_shape[0]] = affine
         ph, pw = self.padding
-        if self.algorithm == WINOGRAD:
+        if self._winograd_pays(x.shape[0]):
             self._winograd(x, weight, bias, coefficients, out, relu, threads)
             return out, None
         parts = self._parts(x.shape[0], threads, self.n_pixels)
@@ -385,6 +407,10 @@ cdef class ConvPlan:
         if bias is not None:
             bias_padded[:self.weight_shape[0]] = bias
         split = threads > 1 and x.shape[0] < 2 * threads
+        if split and self._team(x.shape[0], threads, 8) == 1:
+            # Sharing an image wakes the team three times (each stage): it pays only for
+            # about 8 times the work that one parallel loop needs.
+            threads, split = 1, False
         scratch = np.empty((1 if split else threads, self.winograd_size), dtype=self.dtype)
         ph, pw = self.padding
         if self.dtype == np.float64:
@@ -416,11 +442,11 @@ cdef class ConvPlan:
         x = self._input(x)
         weight = self._array(weight, "weight", self.weight_shape)
         bias = self._bias(bias)
-        threads = self._threads(num_threads)
+        threads = self._team(x.shape[0], self._threads(num_threads))
         shape_ = (x.shape[0], self.output_shape[0], oh // 2, ow // 2)
         pooled = np.empty(shape_, dtype=self.dtype)
         indices = np.empty(shape_, dtype=np.int64)
-        if self.algorithm == WINOGRAD:
+        if self._winograd_pays(x.shape[0]):
             out = np.empty((x.shape[0],) + self.output_shape, dtype=self.dtype)
             self._winograd(x, weight, bias, None, out, True, threads)
             planes = x.shape[0] * self.output_shape[0]
@@ -550,7 +576,7 @@ cdef class ConvPlan:
         weight = self._array(weight, "weight", self.weight_shape)
         grad = self._array(grad_output, "grad_output", (x.shape[0],) + self.output_shape)
         threads = self._threads(num_threads)
-        if self.algorithm == WINOGRAD:
+        if self._winograd_pays(x.shape[0]):
             return self._winograd_backward(x, weight, grad, None, None, need_x, need_w,
                                            need_b, threads)
         if self.algorithm == COLUMNS:
@@ -579,7 +605,7 @@ cdef class ConvPlan:
         grad = self._array(grad_output, "grad_output", expected)
         pooled = self._array(pooled, "pooled", expected)
         indices = self._array(indices, "indices", expected, np.int64)
-        if self.algorithm == WINOGRAD:
+        if self._winograd_pays(x.shape[0]):
             return self._winograd_backward(x, weight, grad, pooled, indices, need_x, need_w,
                                            need_b, self._threads(num_threads))
         return self._direct_backward(x, weight, grad, pooled, indices, need_x, need_w, need_b,
