@@ -397,15 +397,18 @@ cdef class ConvPlan:
                                  out, scratch, ph, pw, relu, parts, threads)
         return out, None
 
-    cdef _winograd(self, x, weight, bias, coefficients, out, bint relu, Py_ssize_t threads):
-        """out = the forward by conv_winograd.pxi (checked arrays). A batch smaller than twice
-        the team shares each image's stages among the threads."""
+    cdef _winograd(self, x, weight, bias, coefficients, out, bint relu, Py_ssize_t threads,
+                   pooled=None, indices=None):
+        """out = the forward by conv_winograd.pxi (checked arrays), or with `pooled` and
+        `indices` (then `out` is None) its ReLU and 2x2 max-pool. A batch smaller than twice
+        the team shares each image's stages among the threads when the work pays for it."""
         c = self.input_shape[0]
-        groups = _round_up(self.weight_shape[0], CNN_BLOCK_LANES) // CNN_BLOCK_LANES
+        f, oh, ow = self.output_shape
+        groups = _round_up(f, CNN_BLOCK_LANES) // CNN_BLOCK_LANES
         u = np.empty((16, groups, c, CNN_BLOCK_LANES), dtype=self.dtype)
         bias_padded = np.zeros(self.f_padded, dtype=self.dtype)
         if bias is not None:
-            bias_padded[:self.weight_shape[0]] = bias
+            bias_padded[:f] = bias
         split = threads > 1 and x.shape[0] < 2 * threads
         if split and self._team(x.shape[0], threads, 8) == 1:
             # Sharing an image wakes the team three times (each stage): it pays only for
@@ -415,14 +418,15 @@ cdef class ConvPlan:
         ph, pw = self.padding
         if self.dtype == np.float64:
             _winograd_weights[double](weight, u)
-            _winograd_forward[double](x, u, bias_padded, coefficients, out,
-                                      scratch, ph, pw, self.winograd_hp, self.winograd_wp,
-                                      self.tiles_padded, relu, split, threads)
+            _winograd_forward[double](x, u, bias_padded, coefficients, out, pooled, indices,
+                                      scratch, f, oh, ow, ph, pw, self.winograd_hp,
+                                      self.winograd_wp, self.tiles_padded, relu, split,
+                                      threads)
         else:
             _winograd_weights[float](weight, u)
-            _winograd_forward[float](x, u, bias_padded, coefficients, out,
-                                     scratch, ph, pw, self.winograd_hp, self.winograd_wp,
-                                     self.tiles_padded, relu, split, threads)
+            _winograd_forward[float](x, u, bias_padded, coefficients, out, pooled, indices,
+                                     scratch, f, oh, ow, ph, pw, self.winograd_hp,
+                                     self.winograd_wp, self.tiles_padded, relu, split, threads)
 
     def forward_relu_pool(self, x, weight, bias=None, num_threads=1):
         """max_pool2d(relu(conv2d(x, weight) + bias), 2) in one pass, without storing the
@@ -447,13 +451,8 @@ cdef class ConvPlan:
         pooled = np.empty(shape_, dtype=self.dtype)
         indices = np.empty(shape_, dtype=np.int64)
         if self._winograd_pays(x.shape[0]):
-            out = np.empty((x.shape[0],) + self.output_shape, dtype=self.dtype)
-            self._winograd(x, weight, bias, None, out, True, threads)
-            planes = x.shape[0] * self.output_shape[0]
-            _pool.max_pool_forward(out.reshape(planes, oh, ow),
-                                   pooled.reshape(planes, oh // 2, ow // 2),
-                                   indices.reshape(planes, oh // 2, ow // 2),
-                                   2, 2, 2, 2, 0, 0, 1, 1, threads)
+            # Each 2x2 output tile is one pooling window: pooled in the output transform.
+            self._winograd(x, weight, bias, None, None, True, threads, pooled, indices)
             return pooled, indices
         parts = self._parts(x.shape[0], threads, shape_[2] * shape_[3])
         wt, bias_padded, scratch = self._direct_operands(weight, bias, threads, x.shape[0],

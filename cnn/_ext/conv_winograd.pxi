@@ -77,6 +77,12 @@ cdef extern from "winograd.h" nogil:
                                     float bias, const float* affine, int relu, float* out)
     void cnn_winograd_store_row_f64(const double* even, const double* odd, Py_ssize_t n,
                                     double bias, const double* affine, int relu, double* out)
+    void cnn_winograd_pool_row_f32(float* const* rows, Py_ssize_t n, float bias,
+                                   Py_ssize_t first, Py_ssize_t tiles_w, Py_ssize_t ow,
+                                   float* pooled, int64_t* indices)
+    void cnn_winograd_pool_row_f64(double* const* rows, Py_ssize_t n, double bias,
+                                   Py_ssize_t first, Py_ssize_t tiles_w, Py_ssize_t ow,
+                                   double* pooled, int64_t* indices)
     void cnn_split_columns_f32(const float* row, Py_ssize_t n, float* first, float* second)
     void cnn_split_columns_f64(const double* row, Py_ssize_t n, double* first, double* second)
     void cnn_winograd_input_channels_f32(const float* patch, Py_ssize_t pixel, Py_ssize_t row,
@@ -159,14 +165,23 @@ cdef void _winograd_multiply(const floating* v, const floating* u, floating* m,
 
 cdef void _winograd_output(const floating* m, Py_ssize_t f_rows, Py_ssize_t tiles_padded,
                            const floating* bias, const floating* affine,
-                           Py_ssize_t f_padded, bint relu, floating* out, Py_ssize_t oh,
-                           Py_ssize_t ow, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
-                           Py_ssize_t first, Py_ssize_t last) noexcept nogil:
-    """out[f] (oh, ow) = A^T m[:, f, t] A + bias[f] over the tiles, for the channels
-    first..last-1, then batch norm's affine map (`affine`: NULL or 3 rows of f_padded: mean,
-    scale, shift) and ReLU as in the direct kernel; a last tile's row or column past the
-    output is dropped."""
+                           Py_ssize_t f_padded, bint relu, floating* out, floating* pooled,
+                           int64_t* indices, Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t tiles_h,
+                           Py_ssize_t tiles_w, Py_ssize_t first,
+                           Py_ssize_t last) noexcept nogil:
+    """For the channels first..last-1: out[f] (oh, ow) = A^T m[:, f, t] A + bias[f] over the
+    tiles, then batch norm's affine map (`affine`: NULL or 3 rows of f_padded: mean, scale,
+    shift) and ReLU as in the direct kernel (a last tile's row or column past the output is
+    dropped); or, when `pooled` is not NULL, ReLU and the 2x2 max-pool of each tile (a tile is
+    a pooling window) into pooled[f] and indices[f] (oh // 2, ow // 2), and no `out`."""
     cdef Py_ssize_t f, ty, t0, n, y, r, ms = _spread(f_rows * tiles_padded)
+    # Pooling an even-sized output, the tiles are the windows in the same order: a channel's
+    # tiles run as one row (vectors of them). Otherwise row by row, as many tiles as fit.
+    cdef bint whole = pooled != NULL and oh % 2 == 0 and ow % 2 == 0
+    cdef Py_ssize_t row_count = 1 if whole else (oh // 2 if pooled != NULL else tiles_h)
+    cdef Py_ssize_t row_tiles = tiles_h * tiles_w if whole else (
+        ow // 2 if pooled != NULL else tiles_w)
+    cdef Py_ssize_t pooled_size = (oh // 2) * (ow // 2)
     cdef floating results[4][OUTPUT_CHUNK]
     cdef floating* rows[4]
     cdef floating coefficients[3]
@@ -179,15 +194,24 @@ cdef void _winograd_output(const floating* m, Py_ssize_t f_rows, Py_ssize_t tile
             coefficients[1] = affine[f_padded + f]
             coefficients[2] = affine[2 * f_padded + f]
             channel_affine = coefficients
-        for ty in range(tiles_h):
-            for t0 in range(0, tiles_w, OUTPUT_CHUNK):
-                n = min(OUTPUT_CHUNK, tiles_w - t0)
+        for ty in range(row_count):
+            for t0 in range(0, row_tiles, OUTPUT_CHUNK):
+                n = min(OUTPUT_CHUNK, row_tiles - t0)
                 if floating is float:
                     cnn_winograd_output_row_f32(m + f * tiles_padded + ty * tiles_w + t0, ms,
                                                 n, rows)
                 else:
                     cnn_winograd_output_row_f64(m + f * tiles_padded + ty * tiles_w + t0, ms,
                                                 n, rows)
+                if pooled != NULL:
+                    y = f * pooled_size + ty * (ow // 2) + t0
+                    if floating is float:
+                        cnn_winograd_pool_row_f32(rows, n, bias[f], ty * tiles_w + t0, tiles_w,
+                                                  ow, pooled + y, indices + y)
+                    else:
+                        cnn_winograd_pool_row_f64(rows, n, bias[f], ty * tiles_w + t0, tiles_w,
+                                                  ow, pooled + y, indices + y)
+                    continue
                 for r in range(2):
                     y = 2 * ty + r
                     if y >= oh:
@@ -208,16 +232,21 @@ cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                             const floating[:, :, :, ::1] u,  # IN  (16, groups, C, lanes)
                             const floating[::1] bias,        # IN  (F_padded,)
                             const floating[:, ::1] affine,   # IN  (3, F_padded) or None
-                            floating[:, :, :, ::1] out,      # OUT (N, F, OH, OW)
+                            floating[:, :, :, ::1] out,      # OUT (N, F, OH, OW), or
+                            floating[:, :, :, ::1] pooled,   # OUT (N, F, OH/2, OW/2) and
+                            int64_t[:, :, :, ::1] indices,   # OUT (N, F, OH/2, OW/2)
                             floating[:, ::1] scratch,        # (threads, padded + V + M)
+                            Py_ssize_t F, Py_ssize_t oh, Py_ssize_t ow,
                             Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t hp, Py_ssize_t wp,
                             Py_ssize_t tiles_padded, bint relu, bint split,
                             int num_threads):
-    """out = conv(x, w) + bias (then affine and ReLU) by F(2x2, 3x3). Threads take whole
+    """out = conv(x, w) + bias (then affine and ReLU) by F(2x2, 3x3), or with `pooled` (not
+    None; `out` is then unused) max_pool2d(relu(that), 2) and its argmax. Threads take whole
     images, or with `split` (a batch smaller than the team) share each image's stages: its
     channels for the transforms, its 16 products."""
-    cdef Py_ssize_t n, i, N = x.shape[0], C = x.shape[1], F = out.shape[1]
-    cdef Py_ssize_t oh = out.shape[2], ow = out.shape[3], f_padded = bias.shape[0]
+    cdef Py_ssize_t n, i, N = x.shape[0], C = x.shape[1]
+    cdef bint pool = pooled is not None
+    cdef Py_ssize_t f_padded = bias.shape[0]
     cdef Py_ssize_t tiles_h = (oh + 1) // 2, tiles_w = (ow + 1) // 2
     cdef Py_ssize_t f_rows = u.shape[1] * u.shape[3]
     cdef Py_ssize_t image = C * hp * wp, v_size = 16 * _spread(C * tiles_padded)
@@ -235,8 +264,11 @@ cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                 _winograd_multiply(s + image, &u[0, 0, 0, 0], s + image + v_size, C, f_rows,
                                    tiles_padded, 0, 16)
                 _winograd_output(s + image + v_size, f_rows, tiles_padded, &bias[0],
-                                 coefficients, f_padded, relu, &out[n, 0, 0, 0], oh, ow,
-                                 tiles_h, tiles_w, 0, F)
+                                 coefficients, f_padded, relu,
+                                 NULL if pool else &out[n, 0, 0, 0],
+                                 &pooled[n, 0, 0, 0] if pool else NULL,
+                                 &indices[n, 0, 0, 0] if pool else NULL, oh, ow, tiles_h,
+                                 tiles_w, 0, F)
             return
         s = &scratch[0, 0]
         for n in range(N):
@@ -249,8 +281,11 @@ cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                                    tiles_padded, i, i + 1)
             for i in prange(F, schedule="static", num_threads=num_threads):
                 _winograd_output(s + image + v_size, f_rows, tiles_padded, &bias[0],
-                                 coefficients, f_padded, relu, &out[n, 0, 0, 0], oh, ow,
-                                 tiles_h, tiles_w, i, i + 1)
+                                 coefficients, f_padded, relu,
+                                 NULL if pool else &out[n, 0, 0, 0],
+                                 &pooled[n, 0, 0, 0] if pool else NULL,
+                                 &indices[n, 0, 0, 0] if pool else NULL, oh, ow, tiles_h,
+                                 tiles_w, i, i + 1)
 
 
 # ***** the weight gradient *****

@@ -15,6 +15,7 @@
 #define CNN_WINOGRAD_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "conv_layout.h" /* CNN_BLOCK, CNN_BLOCK_LANES */
@@ -24,7 +25,7 @@
 #define CNN_LOAD_VECTOR(dst, src) memcpy(&(dst), (src), sizeof(dst))
 #define CNN_STORE_VECTOR(dst, value)                                                           \
     do {                                                                                       \
-        vec_t stored_ = (value);                                                               \
+        __typeof__(value) stored_ = (value);                                                   \
         memcpy((dst), &stored_, sizeof(stored_));                                              \
     } while (0)
 #define CNN_LOAD_SCALAR(dst, src) ((dst) = *(src))
@@ -79,30 +80,43 @@
         }                                                                                      \
     } while (0)
 
+/* Vectors of a half and a quarter register too, for rows of few tiles (an 8x8 output has 4 per
+ * row): each width computes its tiles by the same operations, so with the same bits. */
+#define CNN_WIDTH_BYTES(T, DIVISOR)                                                            \
+    (CNN_REGISTER_BYTES / (DIVISOR) > sizeof(T) ? CNN_REGISTER_BYTES / (DIVISOR) : sizeof(T))
+#define CNN_ALONG_TILES(T, BODY)                                                               \
+    do {                                                                                       \
+        typedef T full_t __attribute__((vector_size(CNN_WIDTH_BYTES(T, 1))));                  \
+        typedef T half_t __attribute__((vector_size(CNN_WIDTH_BYTES(T, 2))));                  \
+        typedef T quarter_t __attribute__((vector_size(CNN_WIDTH_BYTES(T, 4))));               \
+        for (; tx + (ptrdiff_t)(sizeof(full_t) / sizeof(T)) <= n;                              \
+             tx += sizeof(full_t) / sizeof(T))                                                 \
+            BODY(full_t, CNN_LOAD_VECTOR, CNN_STORE_VECTOR);                                   \
+        for (; tx + (ptrdiff_t)(sizeof(half_t) / sizeof(T)) <= n;                              \
+             tx += sizeof(half_t) / sizeof(T))                                                 \
+            BODY(half_t, CNN_LOAD_VECTOR, CNN_STORE_VECTOR);                                   \
+        for (; tx + (ptrdiff_t)(sizeof(quarter_t) / sizeof(T)) <= n;                           \
+             tx += sizeof(quarter_t) / sizeof(T))                                              \
+            BODY(quarter_t, CNN_LOAD_VECTOR, CNN_STORE_VECTOR);                                \
+        for (; tx < n; tx++)                                                                   \
+            BODY(T, CNN_LOAD_SCALAR, CNN_STORE_SCALAR);                                        \
+    } while (0)
+#define CNN_INPUT_ALONG_ROW(TYPE, LOAD, STORE)                                                 \
+    CNN_WINOGRAD_INPUT(TYPE, LOAD, STORE, CNN_ROW_AT, CNN_ROW_OUT)
+
 #define CNN_DEFINE_WINOGRAD(SUFFIX, T)                                                         \
     static inline void cnn_winograd_input_row_##SUFFIX(const T *even, ptrdiff_t half,          \
                                                        ptrdiff_t wp, ptrdiff_t n, T *o,        \
                                                        ptrdiff_t vs)                           \
     {                                                                                          \
-        typedef T vec_t __attribute__((vector_size(CNN_REGISTER_BYTES)));                      \
-        enum { LANES = CNN_REGISTER_BYTES / sizeof(T) };                                       \
         ptrdiff_t tx = 0;                                                                      \
-        for (; tx + LANES <= n; tx += LANES)                                                   \
-            CNN_WINOGRAD_INPUT(vec_t, CNN_LOAD_VECTOR, CNN_STORE_VECTOR, CNN_ROW_AT,           \
-                               CNN_ROW_OUT);                                                   \
-        for (; tx < n; tx++)                                                                   \
-            CNN_WINOGRAD_INPUT(T, CNN_LOAD_SCALAR, CNN_STORE_SCALAR, CNN_ROW_AT, CNN_ROW_OUT); \
+        CNN_ALONG_TILES(T, CNN_INPUT_ALONG_ROW);                                               \
     }                                                                                          \
     static inline void cnn_winograd_output_row_##SUFFIX(const T *a, ptrdiff_t ms, ptrdiff_t n, \
                                                         T *const *rows)                        \
     {                                                                                          \
-        typedef T vec_t __attribute__((vector_size(CNN_REGISTER_BYTES)));                      \
-        enum { LANES = CNN_REGISTER_BYTES / sizeof(T) };                                       \
         ptrdiff_t tx = 0;                                                                      \
-        for (; tx + LANES <= n; tx += LANES)                                                   \
-            CNN_WINOGRAD_OUTPUT(vec_t, CNN_LOAD_VECTOR, CNN_STORE_VECTOR);                     \
-        for (; tx < n; tx++)                                                                   \
-            CNN_WINOGRAD_OUTPUT(T, CNN_LOAD_SCALAR, CNN_STORE_SCALAR);                         \
+        CNN_ALONG_TILES(T, CNN_WINOGRAD_OUTPUT);                                               \
     }
 
 CNN_DEFINE_WINOGRAD(f32, float)
@@ -171,6 +185,68 @@ CNN_DEFINE_WINOGRAD_PRODUCT(f64, double)
 
 CNN_DEFINE_WINOGRAD_STORE(f32, float)
 CNN_DEFINE_WINOGRAD_STORE(f64, double)
+
+/* ReLU and the 2x2 max-pool of n output tiles (each tile is one pooling window): rows[q][i] is
+ * value q (row-major in the window) of tile first + i, before the bias. pooled[i] is the ReLU'd
+ * maximum and indices[i] its position in the convolution's output plane (tile t's top-left
+ * value at row 2 (t / tiles_w), column 2 (t % tiles_w); rows `ow` apart), by max_pool2d's
+ * rule: a later value wins only if greater, or NaN. */
+#define CNN_DEFINE_WINOGRAD_POOL(SUFFIX, T, I)                                                 \
+    static inline ptrdiff_t cnn_pool_index_##SUFFIX(ptrdiff_t t, ptrdiff_t tiles_w,           \
+                                                    ptrdiff_t ow, int which)                   \
+    {                                                                                          \
+        return (2 * (t / tiles_w) + which / 2) * ow + 2 * (t % tiles_w) + which % 2;           \
+    }                                                                                          \
+    static inline void cnn_winograd_pool_row_##SUFFIX(T *const *rows, ptrdiff_t n, T bias,     \
+                                                      ptrdiff_t first, ptrdiff_t tiles_w,      \
+                                                      ptrdiff_t ow, T *pooled,                 \
+                                                      int64_t *indices)                        \
+    {                                                                                          \
+        typedef T vec_t __attribute__((vector_size(CNN_REGISTER_BYTES)));                      \
+        typedef I mask_t __attribute__((vector_size(CNN_REGISTER_BYTES)));                     \
+        enum { LANES = CNN_REGISTER_BYTES / sizeof(T) };                                       \
+        ptrdiff_t i = 0, k;                                                                    \
+        int q, which;                                                                          \
+        T best, value;                                                                         \
+        /* Vectors of windows: compares give all-ones/all-zeros lanes, each choice a bitwise \
+         * select (no branch: the winner is unpredictable on real data). */                   \
+        for (; i + LANES <= n; i += LANES) {                                                   \
+            vec_t best_v, value_v, zero = {0};                                                 \
+            mask_t keep, which_v = {0};                                                        \
+            for (q = 0; q < 4; q++) {                                                          \
+                memcpy(&value_v, rows[q] + i, sizeof(value_v));                                \
+                value_v = value_v + bias;                                                      \
+                keep = (value_v > zero) | (value_v != value_v);                                \
+                value_v = (vec_t)((mask_t)value_v & keep);                                     \
+                if (q == 0) {                                                                  \
+                    best_v = value_v;                                                          \
+                    continue;                                                                  \
+                }                                                                              \
+                keep = (value_v > best_v) | (value_v != value_v);                              \
+                best_v = (vec_t)(((mask_t)value_v & keep) | ((mask_t)best_v & ~keep));         \
+                which_v = (((mask_t){0} + q) & keep) | (which_v & ~keep);                      \
+            }                                                                                  \
+            memcpy(pooled + i, &best_v, sizeof(best_v));                                       \
+            for (k = 0; k < LANES; k++)                                                        \
+                indices[i + k] = cnn_pool_index_##SUFFIX(first + i + k, tiles_w, ow, which_v[k]);\
+        }                                                                                      \
+        for (; i < n; i++) {                                                                   \
+            best = cnn_relu_##SUFFIX(rows[0][i] + bias);                                       \
+            which = 0;                                                                         \
+            for (q = 1; q < 4; q++) {                                                          \
+                value = cnn_relu_##SUFFIX(rows[q][i] + bias);                                  \
+                if ((value > best) | (value != value)) {                                       \
+                    best = value;                                                              \
+                    which = q;                                                                 \
+                }                                                                              \
+            }                                                                                  \
+            pooled[i] = best;                                                                  \
+            indices[i] = cnn_pool_index_##SUFFIX(first + i, tiles_w, ow, which);               \
+        }                                                                                      \
+    }
+
+CNN_DEFINE_WINOGRAD_POOL(f32, float, int32_t)
+CNN_DEFINE_WINOGRAD_POOL(f64, double, int64_t)
 
 /* A row of n values split into its even positions (to `first`) and its odd ones (to
  * `second`): the input layout above, written by a loop gcc vectorizes. */
