@@ -39,6 +39,7 @@ POLICIES = {
     "passive": {"OMP_WAIT_POLICY": "passive"},
     "active": {"OMP_WAIT_POLICY": "active"},
     "spin 1000": {"GOMP_SPINCOUNT": "1000"},
+    "spin 3000": {"GOMP_SPINCOUNT": "3000"},
     "spin 10000": {"GOMP_SPINCOUNT": "10000"},
     "spin 30000": {"GOMP_SPINCOUNT": "30000"},
     "1 thread": {"OMP_NUM_THREADS": "1"},

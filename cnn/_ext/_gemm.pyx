@@ -32,7 +32,7 @@ ctypedef void (*dgemm_t)(int order, int trans_a, int trans_b, int64_t m, int64_t
                          int64_t ldb, double beta, double* c, int64_t ldc) noexcept nogil
 
 MAX_BLOCK_COLUMNS = 64
-MIN_SHARED_WORK = 1 << 19  # multiply-adds; below this, sharing costs more than it saves
+MIN_SHARED_WORK = 1 << 22  # multiply-adds; below this, waking the team costs more than it saves
 
 
 def column_blocks(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k):
