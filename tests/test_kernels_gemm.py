@@ -41,10 +41,10 @@ def test_matches_numpy(threads, product):
 @pytest.mark.parametrize("transpose_a, transpose_b", [(False, True), (True, False),
                                                       (False, False)])
 def test_bit_identical_at_one_and_two_threads(threads, rng, transpose_a, transpose_b):
-    # LeNet-5's first fully connected layer at batch 64: forward, weight and input gradients.
-    a = rng.standard_normal((400, 64) if transpose_a else (64, 400)).astype(np.float32)
+    # LeNet-5's first fully connected layer at batch 256: forward, weight and input gradients.
+    a = rng.standard_normal((400, 256) if transpose_a else (256, 400)).astype(np.float32)
     b = rng.standard_normal((120, 400) if transpose_b else (400, 120)).astype(np.float32)
-    assert _gemm.column_blocks(64, 120, 400) == 2  # the product is shared out
+    assert _gemm.column_blocks(256, 120, 400) == 2  # the product is shared out
     results = []
     for n in (1, 2):
         cnn.set_num_threads(n)
