@@ -152,3 +152,28 @@ def test_non_finite_inputs_stay_in_their_tiles(isa):
     # every other tile is exact.
     assert np.all(out[:, :, 2:, :] == 0) and np.all(out[:, :, :, 2:] == 0)
     assert not np.isfinite(out[0, :, :2, :2]).all()
+
+
+@pytest.mark.parametrize("shape", [
+    (3, 16, 12, 12),  # Winograd
+    (3, 3, 12, 11),   # direct
+])
+def test_pooling_without_indices_gives_the_same_values(isa, rng, shape):
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal((20, shape[1], 3, 3)).astype(np.float32)
+    plan = dc.plan(x, w, padding=1)
+    pooled, indices = plan.forward_relu_pool(x, w, None, 2)
+    alone, none = plan.forward_relu_pool(x, w, None, 2, with_indices=False)
+    assert none is None and indices is not None
+    assert alone.tobytes() == pooled.tobytes()
+
+
+def test_the_fused_layer_without_gradients_gives_the_values_with_them(isa, rng):
+    x = cnn.tensor(rng.standard_normal((2, 16, 10, 10)).astype(np.float32))
+    w = cnn.tensor(rng.standard_normal((24, 16, 3, 3)).astype(np.float32), requires_grad=True)
+    with cnn.no_grad():
+        inference = cnn.nn.functional.conv2d_relu_max_pool2d(x, w, None, 1, 1)
+    training = cnn.nn.functional.conv2d_relu_max_pool2d(x, w, None, 1, 1)
+    training.sum().backward()
+    assert inference.numpy().tobytes() == training.numpy().tobytes()
+    assert w.grad is not None and np.isfinite(np.asarray(w.grad)).all()

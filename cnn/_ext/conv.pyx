@@ -428,13 +428,18 @@ cdef class ConvPlan:
                                      scratch, f, oh, ow, ph, pw, self.winograd_hp,
                                      self.winograd_wp, self.tiles_padded, relu, split, threads)
 
-    def forward_relu_pool(self, x, weight, bias=None, num_threads=1):
+    def forward_relu_pool(self, x, weight, bias=None, num_threads=1, with_indices=True):
         """max_pool2d(relu(conv2d(x, weight) + bias), 2) in one pass, without storing the
-        convolution's output (groups = 1; the Winograd algorithm stores it and pools it after).
+        convolution's output (groups = 1; Winograd pools each 2x2 output tile, its window).
+
+        Args:
+            with_indices: also return the argmax positions (what backward_relu_pool needs);
+                without them (inference) the kernels write nothing but the pooled values.
 
         Returns:
             (pooled, indices), both (N, F, OH // 2, OW // 2); indices (int64) are the argmax
-            positions y*OW + x in each conv-output plane, as max_pool2d returns them.
+            positions y*OW + x in each conv-output plane, as max_pool2d returns them, or None
+            without `with_indices`.
         """
         oh, ow = self.output_shape[1:]
         if self.algorithm == COLUMNS:
@@ -449,7 +454,7 @@ cdef class ConvPlan:
         threads = self._team(x.shape[0], self._threads(num_threads))
         shape_ = (x.shape[0], self.output_shape[0], oh // 2, ow // 2)
         pooled = np.empty(shape_, dtype=self.dtype)
-        indices = np.empty(shape_, dtype=np.int64)
+        indices = np.empty(shape_, dtype=np.int64) if flag(with_indices, "with_indices") else None
         if self._winograd_pays(x.shape[0]):
             # Each 2x2 output tile is one pooling window: pooled in the output transform.
             self._winograd(x, weight, bias, None, None, True, threads, pooled, indices)

@@ -188,7 +188,7 @@ cdef void _forward_image(const floating* padded, const Py_ssize_t* origins,
 cdef void _forward_pool_image(const floating* padded, const Py_ssize_t* origins,
                               const Py_ssize_t* taps, Py_ssize_t n_taps, const floating* wt,
                               Py_ssize_t f_padded, const floating* bias,
-                              floating[:, :, ::1] pooled, int64_t[:, :, ::1] indices,
+                              floating[:, :, ::1] pooled, int64_t* indices_flat,
                               Py_ssize_t conv_w, Py_ssize_t first,
                               Py_ssize_t last) noexcept nogil:
     """Conv + bias + ReLU + 2x2/2 max-pool, the image's tiles first..last-1 (counted block of
@@ -207,7 +207,6 @@ cdef void _forward_pool_image(const floating* padded, const Py_ssize_t* origins,
     cdef floating best[CNN_BLOCK]
     cdef long long which[CNN_BLOCK]
     cdef floating* pooled_flat = &pooled[0, 0, 0]  # the caller skips empty planes
-    cdef int64_t* indices_flat = &indices[0, 0, 0]
     for t in range(first, last):
         k, i = t // per_block, t % per_block
         fb = k * block
@@ -226,7 +225,9 @@ cdef void _forward_pool_image(const floating* padded, const Py_ssize_t* origins,
             _relu_max(tile + w * CNN_PIXELS * CNN_BLOCK, best, which, block)
             for f in range(min(block, F - fb)):
                 pooled_flat[(fb + f) * n_windows + w0 + w] = best[f]
-                indices_flat[(fb + f) * n_windows + w0 + w] = window[w * CNN_PIXELS + which[f]]
+                if indices_flat != NULL:
+                    indices_flat[(fb + f) * n_windows + w0 + w] = (
+                        window[w * CNN_PIXELS + which[f]])
 
 
 cdef void _conv_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
@@ -281,9 +282,10 @@ cdef void _conv_relu_pool_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, 
                                   floating[:, ::1] scratch,       # (threads or N, C*Hp*Wp)
                                   Py_ssize_t conv_w, Py_ssize_t ph, Py_ssize_t pw,
                                   Py_ssize_t parts, int num_threads):
-    """max_pool2d(relu(conv(x, w) + bias), 2) and the argmax index y*OW + x of every maximum in
-    its conv-output plane, without storing the convolution's output (`parts` as in
-    _conv_forward)."""
+    """max_pool2d(relu(conv(x, w) + bias), 2) and (unless `indices` is None) the argmax index
+    y*OW + x of every maximum in its conv-output plane, without storing the convolution's
+    output (`parts` as in _conv_forward)."""
+    cdef bint keep_indices = indices is not None
     cdef Py_ssize_t n, item, N = x.shape[0], block = _block(wt.shape[1])
     cdef Py_ssize_t per_tile = _lanes(block) // CNN_PIXELS
     cdef Py_ssize_t tiles = wt.shape[1] // block * (
@@ -298,7 +300,8 @@ cdef void _conv_relu_pool_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, 
                 padded = &scratch[threadid(), 0]
                 _pad_image(x[n], padded, ph, pw)
                 _forward_pool_image(padded, &origins[0], &taps[0], taps.shape[0], &wt[0, 0],
-                                    wt.shape[1], &bias[0], pooled[n], indices[n], conv_w, 0,
+                                    wt.shape[1], &bias[0], pooled[n],
+                                    &indices[n, 0, 0, 0] if keep_indices else NULL, conv_w, 0,
                                     tiles)
         return
     _pad_images(x, scratch, ph, pw, num_threads)
@@ -306,7 +309,8 @@ cdef void _conv_relu_pool_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, 
         for item in prange(N * parts, schedule="dynamic", num_threads=num_threads):
             n = item // parts
             _forward_pool_image(&scratch[n, 0], &origins[0], &taps[0], taps.shape[0],
-                                &wt[0, 0], wt.shape[1], &bias[0], pooled[n], indices[n], conv_w,
+                                &wt[0, 0], wt.shape[1], &bias[0], pooled[n],
+                                &indices[n, 0, 0, 0] if keep_indices else NULL, conv_w,
                                 tiles * (item % parts) // parts,
                                 tiles * (item % parts + 1) // parts)
 

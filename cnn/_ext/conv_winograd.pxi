@@ -207,10 +207,12 @@ cdef void _winograd_output(const floating* m, Py_ssize_t f_rows, Py_ssize_t tile
                     y = f * pooled_size + ty * (ow // 2) + t0
                     if floating is float:
                         cnn_winograd_pool_row_f32(rows, n, bias[f], ty * tiles_w + t0, tiles_w,
-                                                  ow, pooled + y, indices + y)
+                                                  ow, pooled + y,
+                                                  NULL if indices == NULL else indices + y)
                     else:
                         cnn_winograd_pool_row_f64(rows, n, bias[f], ty * tiles_w + t0, tiles_w,
-                                                  ow, pooled + y, indices + y)
+                                                  ow, pooled + y,
+                                                  NULL if indices == NULL else indices + y)
                     continue
                 for r in range(2):
                     y = 2 * ty + r
@@ -234,7 +236,7 @@ cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                             const floating[:, ::1] affine,   # IN  (3, F_padded) or None
                             floating[:, :, :, ::1] out,      # OUT (N, F, OH, OW), or
                             floating[:, :, :, ::1] pooled,   # OUT (N, F, OH/2, OW/2) and
-                            int64_t[:, :, :, ::1] indices,   # OUT (N, F, OH/2, OW/2)
+                            int64_t[:, :, :, ::1] indices,   # OUT (N, F, OH/2, OW/2) or None
                             floating[:, ::1] scratch,        # (threads, padded + V + M)
                             Py_ssize_t F, Py_ssize_t oh, Py_ssize_t ow,
                             Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t hp, Py_ssize_t wp,
@@ -267,7 +269,7 @@ cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                                  coefficients, f_padded, relu,
                                  NULL if pool else &out[n, 0, 0, 0],
                                  &pooled[n, 0, 0, 0] if pool else NULL,
-                                 &indices[n, 0, 0, 0] if pool else NULL, oh, ow, tiles_h,
+                                 &indices[n, 0, 0, 0] if pool and indices is not None else NULL, oh, ow, tiles_h,
                                  tiles_w, 0, F)
             return
         s = &scratch[0, 0]
@@ -284,7 +286,7 @@ cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                                  coefficients, f_padded, relu,
                                  NULL if pool else &out[n, 0, 0, 0],
                                  &pooled[n, 0, 0, 0] if pool else NULL,
-                                 &indices[n, 0, 0, 0] if pool else NULL, oh, ow, tiles_h,
+                                 &indices[n, 0, 0, 0] if pool and indices is not None else NULL, oh, ow, tiles_h,
                                  tiles_w, i, i + 1)
 
 

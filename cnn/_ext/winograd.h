@@ -188,7 +188,7 @@ CNN_DEFINE_WINOGRAD_STORE(f64, double)
 
 /* ReLU and the 2x2 max-pool of n output tiles (each tile is one pooling window): rows[q][i] is
  * value q (row-major in the window) of tile first + i, before the bias. pooled[i] is the ReLU'd
- * maximum and indices[i] its position in the convolution's output plane (tile t's top-left
+ * maximum and indices[i] (unless indices is NULL) its position in the convolution's output plane (tile t's top-left
  * value at row 2 (t / tiles_w), column 2 (t % tiles_w); rows `ow` apart), by max_pool2d's
  * rule: a later value wins only if greater, or NaN. */
 #define CNN_DEFINE_WINOGRAD_POOL(SUFFIX, T, I)                                                 \
@@ -228,7 +228,9 @@ CNN_DEFINE_WINOGRAD_STORE(f64, double)
             }                                                                                  \
             memcpy(pooled + i, &best_v, sizeof(best_v));                                       \
             for (k = 0; k < LANES; k++)                                                        \
-                indices[i + k] = cnn_pool_index_##SUFFIX(first + i + k, tiles_w, ow, which_v[k]);\
+                if (indices)                                                                   \
+                    indices[i + k] = cnn_pool_index_##SUFFIX(first + i + k, tiles_w, ow,       \
+                                                             which_v[k]);                      \
         }                                                                                      \
         for (; i < n; i++) {                                                                   \
             best = cnn_relu_##SUFFIX(rows[0][i] + bias);                                       \
@@ -241,7 +243,8 @@ CNN_DEFINE_WINOGRAD_STORE(f64, double)
                 }                                                                              \
             }                                                                                  \
             pooled[i] = best;                                                                  \
-            indices[i] = cnn_pool_index_##SUFFIX(first + i, tiles_w, ow, which);               \
+            if (indices)                                                                       \
+                indices[i] = cnn_pool_index_##SUFFIX(first + i, tiles_w, ow, which);           \
         }                                                                                      \
     }
 

@@ -61,7 +61,9 @@ class ConvReLUMaxPool2d(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, plan):
-        pooled, indices = plan.forward_relu_pool(x, weight, bias, get_num_threads())
+        # Without gradients (inference) the kernels skip the argmax indices.
+        pooled, indices = plan.forward_relu_pool(x, weight, bias, get_num_threads(),
+                                                 with_indices=any(ctx.needs_input_grad[:3]))
         ctx.save_for_backward(x, weight, pooled, indices)
         ctx.plan = plan
         return pooled
