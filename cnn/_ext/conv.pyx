@@ -2,18 +2,20 @@
 
 A :class:`ConvPlan` is built once for a geometry (input channels and size, weight shape, stride,
 padding, dilation, groups, dtype) in this module's instruction-set build, and checks that geometry
-once, with errors that name the argument. It owns what follows from it: the algorithm (direct
-convolution for groups = 1, im2col + batched GEMMs for grouped ones), the tables the direct
-kernels read (tap offsets, window origins, the weights' segment layout), the size of every
-scratch buffer, the weight repacking, and the sub-plan of the dense input gradient. Its methods
+once, with errors that name the argument. It owns what follows from it: the algorithm (Winograd
+for wide 3x3 layers at stride 1, direct convolution for the other groups = 1 layers and small
+calls, im2col + batched GEMMs for grouped ones), the tables the kernels read (tap offsets,
+window origins, the weights' segment layout, Winograd's tiles), the size of every scratch
+buffer, the weight repacking, and the sub-plan of the dense input gradient. Its methods
 take the arrays of one call (any batch size), check them against the plan in a few integer
 comparisons, allocate the outputs and scratch, and run the kernels; nothing is shared between
 calls, so one plan serves several threads at once.
 
 Layers ask for plans through ``cnn._ext.conv_plan`` (a cache keyed by geometry and instruction
-set); the kernels themselves (conv_direct.pxi, conv_columns.pxi) are private to this module and
-reachable only through a plan's checks. Modelled on scikit-learn's HistogramBuilder: a Cython
-class that owns its buffers' layout, with the loops in nogil functions beside it.
+set); the kernels themselves (conv_direct.pxi, conv_winograd.pxi, conv_columns.pxi) are private
+to this module and reachable only through a plan's checks. Modelled on scikit-learn's
+HistogramBuilder: a Cython class that owns its buffers' layout, with the loops in nogil
+functions beside it.
 """
 import importlib
 import math

@@ -1,12 +1,13 @@
-# Winograd F(2x2, 3x3): the forward convolution of wide 3x3 layers (stride 1, dilation 1,
-# groups 1) in 16 multiplies per 2x2 output tile instead of 36. Included by conv.pyx, whose
-# ConvPlan chooses it (and lays out its tables) and uses the direct kernels for the rest.
+# Winograd F(2x2, 3x3): the convolutions of wide 3x3 layers (stride 1, dilation 1, groups 1)
+# in 16 multiplies per 2x2 output tile instead of 36: the forward (with the fused ReLU + 2x2
+# max-pool in its output transform) and the weight gradient. Included by conv.pyx, whose
+# ConvPlan chooses it (and lays out its tables) and runs the direct kernels for the rest.
 #
-# Why: at 32-256 channels the direct tile already runs at the FMA unit's peak (one 512-bit FMA
-# per cycle on the reference CPU), as PyTorch's oneDNN does; the only way to be faster there is
-# to do fewer multiply-adds. Per output tile and channel pair the direct convolution multiplies
-# 4 pixels x 9 taps; Winograd's minimal filtering multiplies 16 transformed values, and the
-# transforms (additions only) cost about 1/C of that.
+# Why: at 32-256 channels the direct tile already runs at the FMA units' peak (one 512-bit FMA
+# per cycle on the reference CPU, measured), as PyTorch's oneDNN does; the only way to be
+# faster there is to do fewer multiply-adds. Per output tile and channel pair the direct
+# convolution multiplies 4 pixels x 9 taps; Winograd's minimal filtering multiplies 16
+# transformed values, and the transforms (additions only) cost about 1/C of that.
 #
 #   U[xi, f, c] = (G w[f, c] G^T)[xi]          weights, once per call (small)
 #   V[xi, c, t] = (B^T d[c, t] B)[xi]          d: the 4x4 input patch of tile t, channel c
@@ -14,17 +15,18 @@
 #   y[f, t]     = A^T M[:, f, t] A + bias[f]   the 2x2 outputs of tile t
 #
 # with G = [[1,0,0],[1/2,1/2,1/2],[1/2,-1/2,1/2],[0,0,1]], B^T = [[1,0,-1,0],[0,1,1,0],
-# # [0,-1,1,0],[0,1,0,-1]], A^T = [[1,1,1,0],[0,1,-1,-1]] (Lavin and Gray, 2016). The products
+# [0,-1,1,0],[0,1,0,-1]], A^T = [[1,1,1,0],[0,1,-1,-1]] (Lavin and Gray, 2016). The products
 # (winograd.h) hold CNN_BLOCK_LANES output channels x one vector of CNN_BLOCK consecutive tiles
 # in registers, so V and M are read and written along the tiles, in the order the transforms
 # (winograd.h, vectors of tiles) visit them.
 #
 # Numerics: the transforms add and subtract before multiplying, so results differ from the
-# direct convolution's by rounding (about 1e-6 relative in float32, as PyTorch's own Winograd
-# paths); each value's operations are fixed by the plan, never by the thread count or the split,
-# so results stay bit-identical at any thread count. The backward pass needs no Winograd of its
-# own: the input gradient is a forward convolution of the gradient (a plan of its own, which
-# picks this algorithm when it qualifies), the weight gradient the direct kernels'.
+# direct convolution's by rounding (about 1e-7 relative in float32), and a non-finite input
+# reaches every output of the tiles that read it; each value's operations are fixed by the
+# plan, never by the thread count or the split, so results stay bit-identical at any thread
+# count. The input gradient needs no code here: it is a forward convolution of the gradient (a
+# plan of its own, which picks this algorithm when it qualifies). The weight gradient is at the
+# end of this file.
 
 cdef inline Py_ssize_t _spread(Py_ssize_t size) noexcept nogil:
     """The distance between two of the 16 matrices of V or M: their size plus one cache line,

@@ -1,15 +1,16 @@
-/* The transforms of Winograd F(2x2, 3x3) (used by cnn/_ext/conv_winograd.pxi), a vector of
- * tiles at a time.
+/* The loops of Winograd F(2x2, 3x3) that conv_winograd.pxi calls: the transforms, a vector of
+ * tiles (or of channels) at a time, the register tile of the products, and the pooled output.
  *
  * Written with GCC/clang vector extensions for the reason conv_tile.h gives: gcc left the
- * Cython loops scalar (sixteen output streams defeat its alias checks). Whole vectors of tiles
- * first, then the remaining tiles one by one through the same expressions: additions and
- * subtractions only, so a tile gets the same bits whichever path computes it.
+ * Cython loops scalar (sixteen output streams defeat its alias checks). Whole vectors first
+ * (of a full, a half and a quarter register), then the remaining tiles one by one through the
+ * same expressions: additions and subtractions only, so a tile gets the same bits whichever
+ * path computes it.
  *
- * Input: one row of tiles of a padded image stored with each row's even columns, then its odd
- * columns (`even`, `even + half`; rows `wp` apart), so that every load runs along the tiles:
- * tile tx's 4x4 patch is columns 2tx..2tx+3 = even[tx], odd[tx], even[tx+1], odd[tx+1].
- * Output: V's 16 matrices `vs` apart, tile tx at o[k * vs + tx].
+ * Input rows: a row of tiles of a padded image stored with each row's even columns, then its
+ * odd columns (`even`, `even + half`; rows `wp` apart), so that every load runs along the
+ * tiles: tile tx's 4x4 patch is columns 2tx..2tx+3 = even[tx], odd[tx], even[tx+1], odd[tx+1].
+ * V's 16 matrices are `vs` apart, tile tx at o[k * vs + tx]; M's likewise, `ms` apart.
  */
 #ifndef CNN_WINOGRAD_H
 #define CNN_WINOGRAD_H
