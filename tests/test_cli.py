@@ -252,6 +252,17 @@ def test_evaluate_prints_accuracy_and_confusion_matrix(trained):
 
 
 @needs_mnist
+def test_evaluate_counts_epochs_in_words(trained, tmp_path):
+    _, checkpoint, _ = trained
+    state = cnn.load(checkpoint)
+    assert "trained 2 epochs," in run_cli("evaluate", "--model", checkpoint,
+                                          cwd=tmp_path).stdout
+    state["epoch"] = 1
+    cnn.save(state, tmp_path / "one.npz")
+    assert "trained 1 epoch," in run_cli("evaluate", "--model", "one.npz", cwd=tmp_path).stdout
+
+
+@needs_mnist
 def test_evaluate_refuses_a_file_that_is_not_lenet(tmp_path):
     cnn.save({"weight": np.zeros(3, np.float32)}, tmp_path / "other.npz")
     result = run_cli("evaluate", "--model", "other.npz", cwd=tmp_path)

@@ -31,7 +31,8 @@ def run(args):
     labels = test_set.targets
     right = int(np.sum(predictions == labels))
     epoch = None if checkpoint is None else checkpoint.get("epoch")
-    trained = f", trained {epoch} epochs" if isinstance(epoch, int) else ""
+    trained = (f", trained {epoch} epoch{'' if epoch == 1 else 's'}"
+               if isinstance(epoch, int) else "")
     print(f"LeNet-5 from {args.model}{trained}, on {len(labels):,} MNIST test images")
     print(f"test accuracy: {right / len(labels):.2%} ({right:,} of {len(labels):,})")
     print()
