@@ -13,6 +13,9 @@ import cnn
 import cnn.nn as nn
 import cnn.nn.functional as F
 from cnn.autograd.function import tracing
+from cnn.cli import models
+from cnn.cli.lenet import lenet5
+from cnn.cli.models import BasicBlock
 from cnn.onnx import UnsupportedOperatorError
 
 onnx = pytest.importorskip("onnx")
@@ -24,38 +27,11 @@ BATCHES = (1, 3, 5)  # traced at 2: every other size runs on the dynamic batch d
 
 # ***** the nets *****
 
-def lenet5():
-    return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
-        nn.Linear(84, 10))
-
+# LeNet-5, the CIFAR net and the ResNet block are the command line's own (cnn/cli/models.py).
 
 def cifar_net():
     """SPEC section 7's CIFAR-sized net."""
-    return nn.Sequential(
-        nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(4096, 10))
-
-
-class BasicBlock(nn.Module):
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.shortcut = nn.Identity()
-        if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False),
-                                          nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
+    return models.cifar_net(3, 32)
 
 
 class ResNet(nn.Module):
