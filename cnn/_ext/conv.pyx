@@ -228,9 +228,8 @@ cdef class ConvPlan:
         # tile, values that are computed and never stored).
         self.tiles_padded = _round_up(tiles_h * tiles_w, CNN_BLOCK)
         self.winograd_hp, self.winograd_wp = 2 * tiles_h + 2, 2 * tiles_w + 2
-        self.winograd_size = (c * self.winograd_hp * self.winograd_wp
-                              + 16 * _spread(c * self.tiles_padded)
-                              + 16 * _spread(_round_up(f, CNN_BLOCK_LANES) * self.tiles_padded))
+        self.winograd_size = _forward_room(c, f, self.winograd_hp, self.winograd_wp,
+                                           self.tiles_padded)
 
     cdef _lay_out_direct(self):
         """The tables of the direct kernels: tap offsets inside a padded image, window origins,
@@ -407,8 +406,8 @@ cdef class ConvPlan:
         the team shares each image's stages among the threads when the work pays for it."""
         c = self.input_shape[0]
         f, oh, ow = self.output_shape
-        groups = _round_up(f, CNN_BLOCK_LANES) // CNN_BLOCK_LANES
-        u = np.empty((16, groups, c, CNN_BLOCK_LANES), dtype=self.dtype)
+        u = np.empty((16, _lane_rows(f) // CNN_BLOCK_LANES, c, CNN_BLOCK_LANES),
+                     dtype=self.dtype)
         bias_padded = np.zeros(self.f_padded, dtype=self.dtype)
         if bias is not None:
             bias_padded[:f] = bias
@@ -625,21 +624,15 @@ cdef class ConvPlan:
         a sum, the input gradient by a plan of its own (_dense_input_grad)."""
         if pooled is not None:
             grad = self._unpooled(grad * (pooled > 0), indices, threads)
-        n, c = x.shape[0], self.input_shape[0]
-        f, oh, ow = self.output_shape
+        n, c, f = x.shape[0], self.input_shape[0], self.output_shape[0]
         grad_x = grad_w = grad_b = None
         if need_w:
             per_block = max(1, _round_up(n, CNN_WEIGHT_GRAD_BLOCKS) // CNN_WEIGHT_GRAD_BLOCKS)
-            f_rows = _round_up(f, CNN_BLOCK_LANES)
-            c_padded = _round_up(c, CNN_BLOCK)
-            partial = np.zeros((max(1, _round_up(n, per_block) // per_block), 16, f_rows,
-                                c_padded), dtype=self.dtype)
-            tiles = ((oh + 1) // 2) * ((ow + 1) // 2)
-            depth = per_block * self.tiles_padded
-            # The image and the gradient pixel-major, the block's V and dM.
-            room = (self.winograd_hp * self.winograd_wp * c_padded + f_rows * 4 * tiles
-                    + 16 * (_spread(depth * c_padded) + _spread(depth * f_rows)))
-            scratch = np.empty((threads, room), dtype=self.dtype)
+            partial = np.zeros((max(1, _round_up(n, per_block) // per_block), 16,
+                                _lane_rows(f), _vector_channels(c)), dtype=self.dtype)
+            scratch = np.empty((threads, _weight_grad_room(c, f, self.winograd_hp,
+                                                           self.winograd_wp, self.tiles_padded,
+                                                           per_block)), dtype=self.dtype)
             ph, pw = self.padding
             grad_w = np.empty(self.weight_shape, dtype=self.dtype)
             if self.dtype == np.float64:

@@ -35,6 +35,35 @@ cdef inline Py_ssize_t _spread(Py_ssize_t size) noexcept nogil:
     return size + CNN_BLOCK
 
 
+cdef inline Py_ssize_t _lane_rows(Py_ssize_t f) noexcept nogil:
+    """Output channels rounded up to whole groups of the products' CNN_BLOCK_LANES lanes."""
+    return (f + CNN_BLOCK_LANES - 1) // CNN_BLOCK_LANES * CNN_BLOCK_LANES
+
+
+cdef inline Py_ssize_t _vector_channels(Py_ssize_t c) noexcept nogil:
+    """Input channels rounded up to whole vectors of CNN_BLOCK (the weight gradient's)."""
+    return (c + CNN_BLOCK - 1) // CNN_BLOCK * CNN_BLOCK
+
+
+cdef inline Py_ssize_t _forward_room(Py_ssize_t C, Py_ssize_t F, Py_ssize_t hp, Py_ssize_t wp,
+                                     Py_ssize_t tiles_padded) noexcept nogil:
+    """Values of one thread's forward scratch (_winograd_forward): the padded image (C, hp,
+    wp), then V, then M."""
+    return C * hp * wp + 16 * _spread(C * tiles_padded) + 16 * _spread(_lane_rows(F)
+                                                                      * tiles_padded)
+
+
+cdef inline Py_ssize_t _weight_grad_room(Py_ssize_t C, Py_ssize_t F, Py_ssize_t hp,
+                                         Py_ssize_t wp, Py_ssize_t tiles_padded,
+                                         Py_ssize_t images) noexcept nogil:
+    """Values of one thread's weight-gradient scratch (_weight_grad_block, for blocks of up to
+    `images` images): the image (hp, wp) and the gradient (hp - 2, wp - 2) pixel-major, then
+    the block's V and dM."""
+    cdef Py_ssize_t depth = images * tiles_padded
+    return (hp * wp * _vector_channels(C) + (hp - 2) * (wp - 2) * _lane_rows(F)
+            + 16 * (_spread(depth * _vector_channels(C)) + _spread(depth * _lane_rows(F))))
+
+
 cdef void _winograd_weights(const floating[:, :, :, ::1] weight,  # IN  (F, C, 3, 3)
                             floating[:, :, :, ::1] u) noexcept nogil:
     """u[xi, g, c, q] = (G weight[f, c] G^T)[xi] for output channel f = g * lanes + q (u is
@@ -239,7 +268,7 @@ cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                             floating[:, :, :, ::1] out,      # OUT (N, F, OH, OW), or
                             floating[:, :, :, ::1] pooled,   # OUT (N, F, OH/2, OW/2) and
                             int64_t[:, :, :, ::1] indices,   # OUT (N, F, OH/2, OW/2) or None
-                            floating[:, ::1] scratch,        # (threads, padded + V + M)
+                            floating[:, ::1] scratch,        # (threads, _forward_room)
                             Py_ssize_t F, Py_ssize_t oh, Py_ssize_t ow,
                             Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t hp, Py_ssize_t wp,
                             Py_ssize_t tiles_padded, bint relu, bint split,
@@ -252,7 +281,7 @@ cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
     cdef bint pool = pooled is not None
     cdef Py_ssize_t f_padded = bias.shape[0]
     cdef Py_ssize_t tiles_h = (oh + 1) // 2, tiles_w = (ow + 1) // 2
-    cdef Py_ssize_t f_rows = u.shape[1] * u.shape[3]
+    cdef Py_ssize_t f_rows = _lane_rows(F)
     cdef Py_ssize_t image = C * hp * wp, v_size = 16 * _spread(C * tiles_padded)
     cdef floating* s
     cdef const floating* coefficients = NULL if affine is None else &affine[0, 0]
@@ -327,10 +356,11 @@ cdef void _weight_grad_block(const floating[:, :, :, ::1] x,
     (output channel group * lanes + q), transformed a vector of channels at a time from the
     images laid out pixel-major, so that the forward's register tile (winograd.h's product)
     computes dU 8 x 16 at a time and stores it once. Tiles past the last (up to tiles_padded)
-    stay zero. s: this thread's scratch (ConvPlan._winograd_backward sizes it)."""
+    stay zero. s: this thread's scratch, _weight_grad_room values (its layout is this
+    function's)."""
     cdef Py_ssize_t C = x.shape[1], F = grad.shape[1], oh = grad.shape[2], ow = grad.shape[3]
-    cdef Py_ssize_t L = CNN_BLOCK_LANES, groups = (F + L - 1) // L, f_rows = groups * L
-    cdef Py_ssize_t c_padded = (C + CNN_BLOCK - 1) // CNN_BLOCK * CNN_BLOCK
+    cdef Py_ssize_t L = CNN_BLOCK_LANES, f_rows = _lane_rows(F), groups = f_rows // L
+    cdef Py_ssize_t c_padded = _vector_channels(C)
     cdef Py_ssize_t tiles_h = (oh + 1) // 2, tiles_w = (ow + 1) // 2
     cdef Py_ssize_t gh = 2 * tiles_h, gw = 2 * tiles_w, n_tiles = tiles_h * tiles_w
     cdef Py_ssize_t count = last - first, depth = count * tiles_padded
@@ -386,7 +416,7 @@ cdef void _weight_grad_block(const floating[:, :, :, ::1] x,
 cdef void _winograd_weight_grad(const floating[:, :, :, ::1] x,     # IN  (N, C, H, W)
                                 const floating[:, :, :, ::1] grad,  # IN  (N, F, OH, OW)
                                 floating[:, :, :, ::1] partial,     # OUT (blocks, 16, Fr, Cp)
-                                floating[:, ::1] scratch,           # (threads, block's room)
+                                floating[:, ::1] scratch,           # (threads, _weight_grad_room)
                                 Py_ssize_t images_per_block, Py_ssize_t ph, Py_ssize_t pw,
                                 Py_ssize_t hp, Py_ssize_t wp, Py_ssize_t tiles_padded,
                                 int num_threads):
