@@ -1,12 +1,16 @@
-"""A LeNet-5 training step with one core busy elsewhere, under each OpenMP wait policy.
+"""A LeNet-5 training step with one core busy elsewhere, under each thread policy.
 
 When another process keeps a core busy, the kernels' OpenMP threads share that core with it.
 A thread that spins while it waits (at the barrier closing a parallel loop, or for the next loop)
-then takes CPU from the very thread it waits for, and a step can take ten times longer. This
-measures how a policy copes: for each one a fresh process (libgomp reads the policy once, when it
-loads) times training steps while a busy-looping child process is paused (idle) and while it runs
-(busy), in turns (idle, busy, busy, idle, ...), so that drifts in the machine's speed hit both
-alike. The policies run in rounds, each round in another order, for the same reason.
+then takes CPU from the very thread it waits for, and a step can take ten times longer. cnn's
+default keeps libgomp's own wait policy and gives the kernels one thread less per core other
+processes keep busy (cnn/_contention.py); the other policies are OpenMP wait policies without
+that backoff. This measures how each copes: for each one a fresh process (libgomp reads the
+policy once, when it loads) times training steps while a busy-looping child process is paused
+(idle) and while it runs (busy), in turns (idle, busy, busy, idle, ...), so that drifts in the
+machine's speed hit both alike. Each change of state is followed by SETTLE seconds without
+steps, so that the figures are the steady state a longer-running process sees (cnn notices a
+change within about half a second). The policies run in rounds, each round in another order.
 
     python bench/bench_busy.py                  # about 2 minutes
     python bench/bench_busy.py --rounds 5 --json
@@ -30,22 +34,25 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 
-# name -> the environment a policy's process starts with (cnn's default applies only when
-# neither variable is set). "libgomp default" is libgomp's documented behaviour with
-# OMP_WAIT_POLICY unset: spin 300,000 times before sleeping (about 3 ms).
+# name -> the environment a policy's process starts with. "libgomp default" is libgomp's
+# documented behaviour with OMP_WAIT_POLICY unset (spin 300,000 times before sleeping, about
+# 3 ms) without cnn's thread backoff; the wait policies below are without it too.
 POLICIES = {
     "cnn default": {},
-    "libgomp default": {"GOMP_SPINCOUNT": "300000"},
-    "passive": {"OMP_WAIT_POLICY": "passive"},
-    "active": {"OMP_WAIT_POLICY": "active"},
-    "spin 1000": {"GOMP_SPINCOUNT": "1000"},
-    "spin 3000": {"GOMP_SPINCOUNT": "3000"},
-    "spin 10000": {"GOMP_SPINCOUNT": "10000"},
-    "spin 30000": {"GOMP_SPINCOUNT": "30000"},
+    "libgomp default": {"CNN_THREAD_BACKOFF": "0"},
+    "passive": {"OMP_WAIT_POLICY": "passive", "CNN_THREAD_BACKOFF": "0"},
+    "active": {"OMP_WAIT_POLICY": "active", "CNN_THREAD_BACKOFF": "0"},
+    "spin 1000": {"GOMP_SPINCOUNT": "1000", "CNN_THREAD_BACKOFF": "0"},
+    "spin 3000": {"GOMP_SPINCOUNT": "3000", "CNN_THREAD_BACKOFF": "0"},
+    "spin 10000": {"GOMP_SPINCOUNT": "10000", "CNN_THREAD_BACKOFF": "0"},
+    "spin 30000": {"GOMP_SPINCOUNT": "30000", "CNN_THREAD_BACKOFF": "0"},
     "1 thread": {"OMP_NUM_THREADS": "1"},
 }
-DEFAULT_POLICIES = ("cnn default", "libgomp default", "spin 1000", "spin 10000", "1 thread")
-POLICY_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "OMP_NUM_THREADS")
+DEFAULT_POLICIES = ("cnn default", "libgomp default", "passive", "1 thread")
+POLICY_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "OMP_NUM_THREADS",
+                    "CNN_THREAD_BACKOFF")
+# Seconds between a change of state (the busy child stopped or started) and the next block.
+SETTLE = 0.6
 BUSY_LOOP = "while True:\n    pass\n"
 
 
@@ -108,15 +115,16 @@ def child(batch_size, blocks, steps):
     hog = subprocess.Popen([sys.executable, "-c", BUSY_LOOP])
     try:
         hog.send_signal(signal.SIGSTOP)
+        time.sleep(SETTLE)
         result = {"idle": [], "busy": [], "others_idle": [], "others_busy": []}
+        was_busy = False
         for block in range(blocks):
             busy = block % 4 in (1, 2)  # idle, busy, busy, idle, ...
-            if busy:
-                hog.send_signal(signal.SIGCONT)
-                time.sleep(0.05)  # let the busy loop take its core
+            if busy != was_busy:
+                hog.send_signal(signal.SIGCONT if busy else signal.SIGSTOP)
+                time.sleep(SETTLE)
+                was_busy = busy
             median, others = _time_block(step, steps, hog.pid)
-            if busy:
-                hog.send_signal(signal.SIGSTOP)
             state = "busy" if busy else "idle"
             result[state].append(median)
             result["others_" + state].append(others)
@@ -125,7 +133,7 @@ def child(batch_size, blocks, steps):
         hog.wait()
     result["threads"] = cnn.get_num_threads()
     result["config"] = {k: v for k, v in cnn.show_config(mode="dicts").items()
-                        if k in ("cnn", "isa", "openmp", "wait_policy")}
+                        if k in ("cnn", "isa", "openmp", "wait_policy", "thread_backoff")}
     print(json.dumps(result))
 
 

@@ -8,7 +8,7 @@ from typing import Any, Optional
 import numpy as np
 
 from cnn import _ext, _malloc
-from cnn.threads import get_num_threads, openmp_enabled, wait_policy
+from cnn.threads import backoff, get_num_threads, openmp_enabled, wait_policy
 from cnn.version import __version__
 
 
@@ -44,6 +44,7 @@ def config() -> dict[str, Any]:
         "openmp": openmp_enabled(),
         "threads": get_num_threads(),
         "wait_policy": wait_policy(),
+        "thread_backoff": backoff(),
         "malloc": _malloc.state(),
     }
 
@@ -71,6 +72,7 @@ def show_config(mode: str = "stdout") -> Optional[dict[str, Any]]:
     print(f"  OpenMP:          {openmp}")
     print(f"  kernel threads:  {info['threads']} (cnn.set_num_threads)")
     print(f"  idle threads:    {info['wait_policy']}")
+    print(f"  busy machine:    {info['thread_backoff']}")
     print(f"  numpy BLAS:      {info['blas']}")
     print(f"  memory:          {info['malloc']}")
     print(f"  CPU:             {info['cpu']}")

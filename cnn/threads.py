@@ -1,13 +1,15 @@
 """How many threads the compiled kernels use (the OpenMP team; numpy's BLAS pool is cnn/_blas.py's).
 
-The kernels take their thread count from here on every call (they never change OpenMP's global
-state, so they cannot disturb other OpenMP libraries in the process). The default is
-`OMP_NUM_THREADS` when it is set, else the cores this process may run on. Without OpenMP (see
-`openmp_enabled()`), the kernels are serial, `get_num_threads()` is 1 whatever was set, and
-asking for more than one thread warns.
+The kernels take their thread count from here on every call (`kernel_threads()`; they never
+change OpenMP's global state, so they cannot disturb other OpenMP libraries in the process). The
+setting is `OMP_NUM_THREADS` when it is set, else the cores this process may run on, or what
+`set_num_threads` gave. While other processes keep some of those cores busy, the kernels use
+fewer threads than that (cnn/_contention.py says why; `CNN_THREAD_BACKOFF=0` turns this off).
+Without OpenMP (see `openmp_enabled()`), the kernels are serial, `get_num_threads()` is 1
+whatever was set, and asking for more than one thread warns.
 
-How idle threads wait (the OpenMP wait policy) is chosen when the kernels load: see
-`cnn/_ext/__init__.py` and `wait_policy()`.
+How idle threads wait (the OpenMP wait policy) is the OpenMP runtime's own unless the user set
+it: see `wait_policy()`.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import os
 import warnings
 
 from cnn import _ext
+from cnn._contention import Contention
 from cnn._validation import integer
 
 # OpenMP cannot start tens of thousands of threads (libgomp aborts the process), and no CPU
@@ -68,11 +71,32 @@ def max_threads() -> tuple[int, str]:
 
 
 _num_threads = _default_num_threads()
+# A core counts as taken when other processes use at least this much of it: below, a thread
+# there still gets most of its core; the margin also keeps the team from flapping on the
+# estimate's noise (about 0.1 core).
+TAKEN_CORE = 0.6
+_contention = Contention() if os.environ.get("CNN_THREAD_BACKOFF", "1") != "0" else None
 
 
 def get_num_threads() -> int:
     """The number of threads the kernels use (1 when built without OpenMP)."""
     return _num_threads if openmp_enabled() else 1
+
+
+def kernel_threads() -> int:
+    """The threads the next kernel call gets: ``get_num_threads()``, less one for each core of
+    this process's that other processes keep busy (at least one; see cnn/_contention.py)."""
+    n = get_num_threads()
+    if n == 1 or _contention is None:
+        return n
+    taken = int(_contention.busy_cores() + 1.0 - TAKEN_CORE)
+    if taken == 0:
+        return n
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux: no estimate is taken there
+        return n
+    return max(1, min(n, cores - taken))
 
 
 def set_num_threads(n: int) -> None:
@@ -118,5 +142,15 @@ def wait_policy() -> str:
                 "choose, set OMP_WAIT_POLICY before starting Python)")
     if state["source"] == "environment":
         return f"{settings} (from the environment)"
-    return (f"{settings} (cnn's default, for busy machines; OMP_WAIT_POLICY or GOMP_SPINCOUNT "
-            "overrides)")
+    return ("the OpenMP runtime's default (libgomp's: spin about 300,000 times, then sleep; "
+            "OMP_WAIT_POLICY or GOMP_SPINCOUNT chooses another)")
+
+
+def backoff() -> str:
+    """Whether the kernels take fewer threads while other processes keep cores busy, and how
+    many they would take now: a phrase for show_config."""
+    if _contention is None:
+        return "off (CNN_THREAD_BACKOFF=0): the kernels always use get_num_threads() threads"
+    return (f"on: one thread less per core other processes keep busy (now "
+            f"{_contention.busy_cores():.1f} cores busy elsewhere, {kernel_threads()} kernel "
+            f"threads; CNN_THREAD_BACKOFF=0 turns it off)")

@@ -20,16 +20,14 @@ import numpy as np
 
 from . import geometry
 
-# The OpenMP wait policy: how long a kernel thread with nothing to do (at the barrier that ends
-# a parallel loop, or between loops) spins before it sleeps. libgomp's default, about 3 ms of
-# spinning, is the fastest on an idle machine, but when another process keeps a core busy the
-# spinning threads take CPU from the very threads they wait for: a LeNet-5 step took 7-16
-# times longer. Passive waiting kept it at 1.6-1.9 times (bench/bench_busy.py; README,
-# "Threads"). The OpenMP runtime reads these variables once, when it loads, so they are set
-# before the first compiled module loads it, and removed again afterwards so that they do not
-# reach the user's other programs. A user who sets any of them keeps their own choice.
+# The OpenMP wait policy (how long a kernel thread with nothing to do spins before it sleeps) is
+# left to the OpenMP runtime and the user: the runtime is shared with every OpenMP library in
+# the process (PyTorch binds to the same libgomp when cnn loaded it first), so a policy set here
+# would be theirs too. An earlier default, passive waiting, made PyTorch's LeNet-5 step 1.6
+# times slower in the same process and cnn's own 1.15-1.3 times slower on an idle machine. What
+# a busy machine needs is fewer threads, not a different wait: cnn/_contention.py. The
+# variables are only read here, for show_config.
 WAIT_POLICY_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
-DEFAULT_WAIT_POLICY = {"OMP_WAIT_POLICY": "passive"}
 
 
 def _openmp_runtimes():
@@ -43,32 +41,26 @@ def _openmp_runtimes():
             if os.path.basename(path).startswith(("libgomp", "libomp", "libiomp"))}
 
 
-def _policy_state(chosen, added, before, after, openmp):
+def _policy_state(chosen, before, after, openmp):
     """What the OpenMP runtime was given, for show_config()."""
     if not openmp:
         return {"source": "serial", "settings": {}}
     if before is not None and after is not None and not after - before:
         # Another library had loaded this very runtime, which had read its settings then.
         return {"source": "loaded before cnn", "settings": {}}
-    return {"source": "environment" if chosen else "cnn default", "settings": chosen or added}
+    return {"source": "environment" if chosen else "runtime default", "settings": chosen}
 
 
 _chosen = {name: os.environ[name] for name in WAIT_POLICY_VARIABLES if name in os.environ}
-_added = {} if _chosen else dict(DEFAULT_WAIT_POLICY)
 _before = _openmp_runtimes()
-os.environ.update(_added)
 try:
     from . import _cpu, _threads
 except ImportError as error:
     raise ImportError(
         f"cnn: the compiled kernels are missing from {os.path.dirname(__file__)}. Build them with "
         "`pip install .` (or `python setup.py build_ext --inplace` for development).") from error
-finally:
-    for _name in _added:
-        del os.environ[_name]
-wait_policy = _policy_state(_chosen, _added, _before, _openmp_runtimes(),
-                            _threads.openmp_enabled())
-del _chosen, _added, _before
+wait_policy = _policy_state(_chosen, _before, _openmp_runtimes(), _threads.openmp_enabled())
+del _chosen, _before
 
 LEVELS = ("avx512", "avx2", "baseline")  # best first
 KERNEL_MODULES = ("pool", "conv", "norm", "elementwise", "optim")

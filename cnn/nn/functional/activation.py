@@ -4,7 +4,7 @@ import numpy as np
 from cnn import _ext
 from cnn._validation import dimension, real_number
 from cnn.autograd import Function
-from cnn.threads import get_num_threads
+from cnn.threads import kernel_threads
 
 from ._inputs import float_array_of
 
@@ -22,14 +22,14 @@ class ReLU(Function):
     def forward(ctx, x):
         x = _contiguous(x)
         out = np.empty_like(x)
-        _ext.backend.elementwise.relu(x.reshape(-1), out.reshape(-1), get_num_threads())
+        _ext.backend.elementwise.relu(x.reshape(-1), out.reshape(-1), kernel_threads())
         ctx.save_for_backward(out)
         return out
 
     @staticmethod
     def backward(ctx, grad_output):
         (out,) = ctx.saved_tensors
-        return relu_backward(grad_output, out, get_num_threads())
+        return relu_backward(grad_output, out, kernel_threads())
 
 
 class AddReLU(Function):
@@ -41,14 +41,14 @@ class AddReLU(Function):
         a, b = _contiguous(a), _contiguous(b)
         out = np.empty_like(a)
         _ext.backend.elementwise.add_relu(a.reshape(-1), b.reshape(-1), out.reshape(-1),
-                                          get_num_threads())
+                                          kernel_threads())
         ctx.save_for_backward(out)
         return out
 
     @staticmethod
     def backward(ctx, grad_output):
         (out,) = ctx.saved_tensors
-        grad = relu_backward(grad_output, out, get_num_threads())
+        grad = relu_backward(grad_output, out, kernel_threads())
         return grad, grad
 
 

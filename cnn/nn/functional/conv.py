@@ -8,7 +8,7 @@ that suit the geometry.
 """
 from cnn import _ext
 from cnn.autograd import Function
-from cnn.threads import get_num_threads
+from cnn.threads import kernel_threads
 
 from ._inputs import array_of, float_array_of, same_dtype
 from .activation import relu_backward
@@ -31,7 +31,7 @@ class Conv2d(Function):
     def forward(ctx, x, weight, bias, plan, *batch_norm, relu=False):
         affine = evaluation_affine(*batch_norm) if batch_norm else None
         out, columns = plan.forward(x, weight, bias, relu, keep_columns=ctx.needs_input_grad[1],
-                                    num_threads=get_num_threads(), affine=affine)
+                                    num_threads=kernel_threads(), affine=affine)
         ctx.save_for_backward(x, weight, columns, out if relu else None)
         ctx.plan = plan
         ctx.folded = bool(batch_norm)
@@ -43,7 +43,7 @@ class Conv2d(Function):
             raise RuntimeError("Conv2d: a folded batch norm has no backward here (cnn.compile "
                                "folds it only into forward passes without gradients)")
         x, weight, columns, relu_out = ctx.saved_tensors
-        threads = get_num_threads()
+        threads = kernel_threads()
         if relu_out is not None:
             grad_output = relu_backward(grad_output, relu_out, threads)
         return ctx.plan.backward(x, weight, grad_output, ctx.needs_input_grad[:3], columns,
@@ -62,7 +62,7 @@ class ConvReLUMaxPool2d(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, plan):
         # Without gradients (inference) the kernels skip the argmax indices.
-        pooled, indices = plan.forward_relu_pool(x, weight, bias, get_num_threads(),
+        pooled, indices = plan.forward_relu_pool(x, weight, bias, kernel_threads(),
                                                  with_indices=any(ctx.needs_input_grad[:3]))
         ctx.save_for_backward(x, weight, pooled, indices)
         ctx.plan = plan
@@ -72,7 +72,7 @@ class ConvReLUMaxPool2d(Function):
     def backward(ctx, grad_output):
         x, weight, pooled, indices = ctx.saved_tensors
         return ctx.plan.backward_relu_pool(x, weight, grad_output, pooled, indices,
-                                           ctx.needs_input_grad[:3], get_num_threads()) + (None,)
+                                           ctx.needs_input_grad[:3], kernel_threads()) + (None,)
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):

@@ -4,7 +4,7 @@ import math
 from cnn._ext import gemm
 from cnn.autograd import Function
 from cnn.tensor import Tensor, from_numpy
-from cnn.threads import get_num_threads
+from cnn.threads import kernel_threads
 
 from ._inputs import array_of, float_array_of, same_dtype
 
@@ -16,7 +16,7 @@ class Linear(Function):
     @staticmethod
     def forward(ctx, x, weight, bias):
         rows = _rows(x)
-        out = gemm.product(rows, weight, False, True, get_num_threads())
+        out = gemm.product(rows, weight, False, True, kernel_threads())
         if bias is not None:
             out += bias
         ctx.save_for_backward(rows, weight)
@@ -28,7 +28,7 @@ class Linear(Function):
         rows, weight = ctx.saved_tensors
         needs_x, needs_w, needs_b = ctx.needs_input_grad
         grad_rows = _rows(grad_output)
-        threads = get_num_threads()
+        threads = kernel_threads()
         grad_x = None
         if needs_x:
             grad_x = gemm.product(grad_rows, weight, False, False, threads).reshape(

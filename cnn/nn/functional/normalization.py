@@ -11,7 +11,7 @@ import numpy as np
 from cnn import _ext
 from cnn._validation import flag, real_number
 from cnn.autograd import Function
-from cnn.threads import get_num_threads
+from cnn.threads import kernel_threads
 
 from ._inputs import array_of, float_array_of, same_dtype
 
@@ -58,7 +58,7 @@ class BatchNorm(Function):
             num_batches_tracked += 1
             if momentum is None:  # a cumulative average over all batches seen
                 momentum = 1.0 / float(num_batches_tracked)
-        threads = get_num_threads()
+        threads = kernel_threads()
         x3 = _channels_view(x)
         if training and x.size == 0:
             # An empty batch has no statistics: normalise nothing and leave the running ones
@@ -89,7 +89,7 @@ class BatchNorm(Function):
         x3, weight, relu_out = ctx.saved_tensors
         mean, inv_std = ctx.statistics
         needs_x, _, _, needs_w, needs_b = ctx.needs_input_grad[:5]
-        threads = get_num_threads()
+        threads = kernel_threads()
         g3 = _channels_view(grad_output)
         channels = x3.shape[1]
         sum_grad, sum_grad_x = np.empty(channels), np.empty(channels)

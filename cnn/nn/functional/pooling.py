@@ -9,7 +9,7 @@ from cnn._ext.geometry import pool_geometry
 from cnn._validation import flag
 from cnn.autograd import Function
 from cnn.tensor import Tensor
-from cnn.threads import get_num_threads
+from cnn.threads import kernel_threads
 
 from ._inputs import float_array_of
 
@@ -19,7 +19,7 @@ class MaxPool2d(Function):
 
     @staticmethod
     def forward(ctx, x, geometry):
-        values, indices = pooling.max_pool(x, geometry, get_num_threads())
+        values, indices = pooling.max_pool(x, geometry, kernel_threads())
         ctx.save_for_backward(indices)
         ctx.input_shape = x.shape
         return values
@@ -28,7 +28,7 @@ class MaxPool2d(Function):
     def backward(ctx, grad_output):
         (indices,) = ctx.saved_tensors
         return (pooling.max_pool_backward(grad_output, indices, ctx.input_shape,
-                                          get_num_threads()), None)
+                                          kernel_threads()), None)
 
 
 class AvgPool2d(Function):
@@ -37,11 +37,11 @@ class AvgPool2d(Function):
     @staticmethod
     def forward(ctx, x, geometry, count_include_pad):
         ctx.arguments = (x.shape, geometry, count_include_pad)
-        return pooling.avg_pool(x, geometry, count_include_pad, get_num_threads())
+        return pooling.avg_pool(x, geometry, count_include_pad, kernel_threads())
 
     @staticmethod
     def backward(ctx, grad_output):
-        return (pooling.avg_pool_backward(grad_output, *ctx.arguments, get_num_threads()),
+        return (pooling.avg_pool_backward(grad_output, *ctx.arguments, kernel_threads()),
                 None, None)
 
 
@@ -75,7 +75,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     if not return_indices:
         return values
     # Recomputed rather than kept alive outside the graph that holds them.
-    indices = Tensor(pooling.max_pool(x, geometry, get_num_threads())[1])
+    indices = Tensor(pooling.max_pool(x, geometry, kernel_threads())[1])
     return values, indices[0] if unbatched else indices
 
 
