@@ -182,6 +182,25 @@ def test_bit_identical_at_one_and_two_threads(isa, threads, rng, dtype, batch):
         assert a.tobytes() == b.tobytes()
 
 
+@pytest.mark.parametrize("stride, kernel", [(2, 3), (3, 2)])  # (3, 2): some phases get no tap
+@pytest.mark.parametrize("batch", [13, 1])
+def test_strided_input_gradient_is_bit_identical_at_one_and_two_threads(isa, threads, rng,
+                                                                        stride, kernel, batch):
+    # 16 input channels: the input gradient is the dense one, a convolution per phase written
+    # straight into its strided places.
+    x = rng.standard_normal((batch, 16, 15, 15)).astype(np.float32)
+    w = rng.standard_normal((24, 16, kernel, kernel)).astype(np.float32)
+    g = _output_gradient(x, w, (stride,) * 2, (1, 1), (1, 1), 3)
+    results = []
+    for n in (1, 2):
+        cnn.set_num_threads(n)
+        results.append(dc.conv2d_backward(x, w, g, stride, 1, needs=(True, False, False))[0])
+    assert results[0].tobytes() == results[1].tobytes()
+    np.testing.assert_allclose(results[0], _input_gradient_reference(x, w, g, (stride,) * 2,
+                                                                     (1, 1), (1, 1)),
+                               **tolerance(x.dtype))
+
+
 @pytest.mark.parametrize("shape", [(0, 2, 6, 6), (3, 2, 6, 6)])
 def test_no_images_or_no_output_channels_give_zero_gradients(isa, shape):
     x = np.ones(shape, np.float32)

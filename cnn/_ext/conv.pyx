@@ -736,20 +736,43 @@ cdef class ConvPlan:
             self._lay_out_input_grad_phases()
         n = grad.shape[0]
         c, h, w = self.input_shape
-        sh, sw = self.stride
-        dx = None
-        for ry, rx, rows, cols, plan in self._input_grad_phases:
-            if dx is None and (sh, sw) != (1, 1):
-                dx = np.zeros((n, c, h, w), dtype=self.dtype)
-            if plan is None:  # no tap reaches these pixels: their gradient stays zero
-                continue
-            sub = weight[:, :, rows.taps, cols.taps][:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
-            out = plan.forward(grad, np.ascontiguousarray(sub), num_threads=threads)[0]
+        if self.stride == (1, 1):
+            _, _, rows, cols, plan = self._input_grad_phases[0][:5]
+            out = plan.forward(grad, self._phase_weight(weight, rows, cols),
+                               num_threads=threads)[0]
             out = out[:, :, rows.crop, cols.crop]
-            if (sh, sw) == (1, 1):
-                return out if out.flags.c_contiguous else np.ascontiguousarray(out)
-            dx[:, :, ry::sh, rx::sw] = out
+            return out if out.flags.c_contiguous else np.ascontiguousarray(out)
+        # Each phase writes its pixels straight into their strided places; only pixels that no
+        # tap reaches (a phase without a plan) need zeros first.
+        unreached = any(phase[4] is None for phase in self._input_grad_phases)
+        dx = (np.zeros if unreached else np.empty)((n, c, h, w), dtype=self.dtype)
+        for ry, rx, rows, cols, plan, origins, places in self._input_grad_phases:
+            if plan is not None:
+                (<ConvPlan> plan)._placed_forward(grad, self._phase_weight(weight, rows, cols),
+                                                  dx, origins, places, threads)
         return dx
+
+    cdef object _phase_weight(self, weight, rows, cols):
+        """The weights of one phase of the input gradient: its taps, rotated by 180 degrees,
+        input and output channels swapped."""
+        sub = weight[:, :, rows.taps, cols.taps][:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+        return np.ascontiguousarray(sub)
+
+    cdef _placed_forward(self, x, weight, out, origins, placements, Py_ssize_t threads):
+        """The direct forward (no bias) of the output pixels whose window origins are
+        `origins`, each written to out[n, f] at its place `placements[p]` (checked arrays of
+        this plan's; out is the larger input gradient a phase belongs to)."""
+        threads = self._team(x.shape[0], threads)
+        parts = self._parts(x.shape[0], threads, origins.shape[0])
+        wt, bias_padded, scratch = self._direct_operands(weight, None, threads, x.shape[0],
+                                                         parts)
+        ph, pw = self.padding
+        if self.dtype == np.float64:
+            _conv_forward[double](x, wt, bias_padded, self.taps, origins, None, out, scratch, ph,
+                                  pw, False, parts, threads, placements)
+        else:
+            _conv_forward[float](x, wt, bias_padded, self.taps, origins, None, out, scratch, ph,
+                                 pw, False, parts, threads, placements)
 
     cdef _lay_out_input_grad_phases(self):
         c, h, w = self.input_shape
@@ -761,12 +784,21 @@ cdef class ConvPlan:
             rows = _InputGradPhase(h, oh, kh, sh, ph, dh, ry)
             for rx in range(sw):
                 cols = _InputGradPhase(w, ow, kw, sw, pw, dw, rx)
-                plan = None
+                plan = origins = places = None
                 if rows.taps is not None and cols.taps is not None:
                     plan = ConvPlan((f, oh, ow), (c, f, rows.count, cols.count), 1,
                                     (rows.pad, cols.pad), (rows.spacing, cols.spacing), 1,
                                     self.dtype)
-                phases.append((ry, rx, rows, cols, plan))
+                    # The phase's wanted outputs (its crop) and their places in the input
+                    # gradient's plane: rows ry, ry + sh, ..., columns rx, rx + sw, ...
+                    out_w = (<ConvPlan> plan).output_shape[2]
+                    grid = np.arange((<ConvPlan> plan).n_pixels).reshape(-1, out_w)
+                    origins = _read_only(np.ascontiguousarray(
+                        (<ConvPlan> plan).origins[grid[rows.crop, cols.crop]].reshape(-1)))
+                    y = ry + sh * np.arange(rows.crop.stop - rows.crop.start)
+                    x = rx + sw * np.arange(cols.crop.stop - cols.crop.start)
+                    places = _read_only((y[:, None] * w + x[None, :]).reshape(-1).astype(np.intp))
+                phases.append((ry, rx, rows, cols, plan, origins, places))
         self._input_grad_phases = phases
 
     cdef tuple _columns_backward(self, x, weight, grad, columns, bint need_x, bint need_w,

@@ -154,10 +154,13 @@ cdef inline floating _relu(floating value, bint relu) noexcept nogil:
 cdef void _forward_image(const floating* padded, const Py_ssize_t* origins,
                          const Py_ssize_t* taps, Py_ssize_t n_taps, const floating* wt,
                          Py_ssize_t f_padded, const floating* bias, const floating* affine,
-                         floating* out, Py_ssize_t F, Py_ssize_t n_pixels, bint relu,
+                         floating* out, Py_ssize_t F, Py_ssize_t n_pixels,
+                         const Py_ssize_t* placements, Py_ssize_t plane, bint relu,
                          Py_ssize_t first, Py_ssize_t last) noexcept nogil:
-    """One image's output channels (F, n_pixels) (out, contiguous), a tile of L pixels at a
-    time: its tiles first..last-1, counted block of channels by block.
+    """One image's output channels, a tile of L pixels at a time: its tiles first..last-1,
+    counted block of channels by block. Pixel p of channel f goes to out[f * plane + p], or
+    with `placements` (not NULL) to out[f * plane + placements[p]] (an input gradient's phase
+    written straight into its strided places).
     Tiles run on across the ends of output rows (each lane is any pixel's window origin), so
     only a block's last tile is partial. `affine` (NULL, or 3 rows of f_padded: mean, scale,
     shift) applies a batch norm in evaluation mode to each value before the ReLU."""
@@ -182,7 +185,8 @@ cdef void _forward_image(const floating* padded, const Py_ssize_t* origins,
                 if affine != NULL:
                     value = _affine(value, affine[fb + f], affine[f_padded + fb + f],
                                     affine[2 * f_padded + fb + f])
-                out[(fb + f) * n_pixels + p0 + q] = _relu(value, relu)
+                out[(fb + f) * plane + (p0 + q if placements == NULL else placements[p0 + q])] = (
+                    _relu(value, relu))
 
 
 cdef void _forward_pool_image(const floating* padded, const Py_ssize_t* origins,
@@ -239,13 +243,17 @@ cdef void _conv_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                         floating[:, :, :, ::1] out,     # OUT (N, F, OH, OW)
                         floating[:, ::1] scratch,       # (threads or N, C*(H+2PH)*(W+2PW))
                         Py_ssize_t ph, Py_ssize_t pw, bint relu, Py_ssize_t parts,
-                        int num_threads):
+                        int num_threads,
+                        const Py_ssize_t[::1] placements=None):  # IN (len(origins),) or None
     """out = conv(x, w) + bias, then a batch norm's affine map (`affine`: mean, scale, shift by
-    channel) and max(., 0) when asked. With `parts` > 1 (a batch smaller than the team: see
-    ConvPlan), every image is padded into its own row of scratch first and each image's tiles
-    are cut into `parts` ranges the threads share; either way each value is one tile's, so the
-    bits do not depend on the split."""
+    channel) and max(., 0) when asked. With `placements`, out is a larger plane (an input
+    gradient, N, F, H, W) and output pixel p goes to its place placements[p] in it. With
+    `parts` > 1 (a batch smaller than the team: see ConvPlan), every image is padded into its
+    own row of scratch first and each image's tiles are cut into `parts` ranges the threads
+    share; either way each value is one tile's, so the bits do not depend on the split."""
     cdef Py_ssize_t n, item, N = x.shape[0], F = out.shape[1], n_pixels = origins.shape[0]
+    cdef Py_ssize_t plane = out.shape[2] * out.shape[3]
+    cdef const Py_ssize_t* places = NULL if placements is None else &placements[0]
     cdef Py_ssize_t L = _lanes(_block(wt.shape[1]))
     cdef Py_ssize_t tiles = wt.shape[1] // _block(wt.shape[1]) * ((n_pixels + L - 1) // L)
     cdef floating* padded
@@ -260,7 +268,7 @@ cdef void _conv_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                 _pad_image(x[n], padded, ph, pw)
                 _forward_image(padded, &origins[0], &taps[0], taps.shape[0], &wt[0, 0],
                                wt.shape[1], &bias[0], coefficients, &out[n, 0, 0, 0], F,
-                               n_pixels, relu, 0, tiles)
+                               n_pixels, places, plane, relu, 0, tiles)
         return
     _pad_images(x, scratch, ph, pw, num_threads)
     with nogil:
@@ -268,7 +276,7 @@ cdef void _conv_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
             n = item // parts
             _forward_image(&scratch[n, 0], &origins[0], &taps[0], taps.shape[0], &wt[0, 0],
                            wt.shape[1], &bias[0], coefficients, &out[n, 0, 0, 0], F, n_pixels,
-                           relu, tiles * (item % parts) // parts,
+                           places, plane, relu, tiles * (item % parts) // parts,
                            tiles * (item % parts + 1) // parts)
 
 
