@@ -70,9 +70,15 @@ WINOGRAD_MIN_CHANNELS = 16
 # (16 x F x C values, every call) costs more than the multiply-adds it saves: batch-1 inference
 # of 8x8 layers, for example, runs the direct kernels.
 WINOGRAD_MIN_OUTPUTS = 512
-# A call with fewer multiply-adds than this runs on one thread: waking the team (its threads
-# sleep when idle, cnn's default wait policy) costs more than the second thread brings.
+# A call with fewer multiply-adds than this runs on one thread: sharing it costs more than the
+# second thread brings (chosen under passive waiting, where every wake-up is a system call;
+# with libgomp's spinning default, 2^19 and 2^20 measured no better on LeNet-5 and the CIFAR
+# net, and 2^19 worse on the CIFAR net).
 MIN_PARALLEL_MACS = 1 << 22
+# The weight repacking (_pack) shares blocks of this many taps among the team when the packed
+# weights hold at least MIN_PARALLEL_PACK values.
+DEF PACK_ROWS = 64
+cdef Py_ssize_t MIN_PARALLEL_PACK = 1 << 15
 
 
 cdef inline Py_ssize_t _round_up(Py_ssize_t n, Py_ssize_t multiple) noexcept:
@@ -123,17 +129,24 @@ class _InputGradPhase:
 
 
 cdef void _pack(const floating[:, ::1] weight, const floating[::1] bias, floating[:, ::1] wt,
-                floating[::1] bias_padded) noexcept:
+                floating[::1] bias_padded, int num_threads) noexcept:
     """wt[t, f] = weight[f, t] and bias_padded[f] = bias[f] (bias may be None), zeros in the
     channels past F: one pass, where NumPy would zero the array, then copy through a
-    transposed view."""
-    cdef Py_ssize_t F = weight.shape[0], T = weight.shape[1], P = wt.shape[1], t, f
+    transposed view. The team shares the rows of wt in blocks of PACK_ROWS taps: at batch 1
+    this repacking is a fifth of a wide layer's time, and the other threads would wait."""
+    cdef Py_ssize_t F = weight.shape[0], T = weight.shape[1], P = wt.shape[1], t, f, block
+    cdef Py_ssize_t blocks = (T + PACK_ROWS - 1) // PACK_ROWS
+    cdef const floating* source = &weight[0, 0] if F > 0 and T > 0 else NULL
+    cdef floating* row
     with nogil:
-        for t in range(T):
-            for f in range(F):
-                wt[t, f] = weight[f, t]
-            for f in range(F, P):
-                wt[t, f] = 0
+        for block in prange(blocks, schedule="static", num_threads=num_threads,
+                            use_threads_if=num_threads > 1 and T * P >= MIN_PARALLEL_PACK):
+            for t in range(block * PACK_ROWS, min(T, (block + 1) * PACK_ROWS)):
+                row = &wt[t, 0]
+                for f in range(F):
+                    row[f] = source[f * T + t]
+                for f in range(F, P):
+                    row[f] = 0
     for f in range(P):
         bias_padded[f] = bias[f] if bias is not None and f < F else 0
 
@@ -493,9 +506,9 @@ cdef class ConvPlan:
         wt = np.empty((self.n_taps, self.f_padded), dtype=self.dtype)
         bias_padded = np.empty(self.f_padded, dtype=self.dtype)
         if self.dtype == np.float64:
-            _pack[double](weight.reshape(f, self.n_taps), bias, wt, bias_padded)
+            _pack[double](weight.reshape(f, self.n_taps), bias, wt, bias_padded, threads)
         else:
-            _pack[float](weight.reshape(f, self.n_taps), bias, wt, bias_padded)
+            _pack[float](weight.reshape(f, self.n_taps), bias, wt, bias_padded, threads)
         scratch = np.empty((batch if parts > 1 else threads, self.image_size), dtype=self.dtype)
         return wt, bias_padded, scratch
 
