@@ -109,3 +109,36 @@ def test_nll_of_log_softmax_is_cross_entropy_with_masks():
     np.testing.assert_allclose(F.nll_loss(F.log_softmax(x, 1), target).item(),
                                F.cross_entropy(x, target).item(), rtol=1e-12)
     assert np.isfinite(F.cross_entropy(x, target).item())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_plain_index_targets_take_the_short_path_with_the_same_bits(dtype, reduction):
+    # Index targets without weights, smoothing or ignored samples skip building Q
+    # (IndexCrossEntropy); unit class weights send the same problem down the general path.
+    rng = np.random.default_rng(5)
+    logits = (rng.standard_normal((9, 7)) * 30).astype(dtype)
+    logits[2, 3] = -np.inf  # a masked class, not the target
+    target = rng.integers(0, 7, 9)
+    target[2] = 4
+    results = []
+    for weight in (None, cnn.tensor(np.ones(7, dtype))):
+        x = cnn.tensor(logits, requires_grad=True)
+        loss = F.cross_entropy(x, cnn.tensor(target), weight=weight, reduction=reduction)
+        loss.backward(cnn.tensor(np.linspace(0.5, 2, 9).astype(dtype))
+                      if reduction == "none" else None)
+        results.append((loss.numpy(), x.grad.numpy()))
+    assert loss.grad_fn.name() == "CrossEntropyBackward"
+    for short, general in zip(*results):
+        assert short.tobytes() == general.tobytes()
+
+
+def test_the_short_path_leaves_ignored_samples_and_bad_labels_to_the_general_one():
+    logits = cnn.tensor(np.zeros((3, 4), np.float32), requires_grad=True)
+    loss = F.cross_entropy(logits, cnn.tensor(np.array([1, 2, 1])), ignore_index=2)
+    assert loss.grad_fn.name() == "CrossEntropyBackward"
+    assert loss.item() == pytest.approx(np.log(4))
+    assert F.cross_entropy(logits, cnn.tensor(np.array([1, 2, 1]))).grad_fn.name() == \
+        "IndexCrossEntropyBackward"
+    with pytest.raises(ValueError, match=r"target: class indices must be in \[0, 3\]"):
+        F.cross_entropy(logits, cnn.tensor(np.array([1, 4, 1])))

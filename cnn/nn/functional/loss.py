@@ -12,8 +12,9 @@ with class-probability targets every product counts, as in PyTorch.
 """
 import numpy as np
 
-from cnn._validation import integer, real_number
+from cnn._validation import FLOAT_DTYPES, integer, real_number
 from cnn.autograd import Function
+from cnn.tensor import Tensor
 
 from ._inputs import array_of, float_array_of, same_dtype
 from .activation import log_softmax_array
@@ -102,6 +103,50 @@ class CrossEntropy(Function):
         return grad, None, None, None, None
 
 
+class IndexCrossEntropy(Function):
+    """CrossEntropy for the common case: class-index targets, all counted, no class weights, no
+    label smoothing. Q is then one-hot, and this computes what CrossEntropy computes with it,
+    operation for operation (so the same bits), without building Q or the terms' mask: the
+    picked log-probabilities forward, softmax minus one at the labels backward."""
+
+    @staticmethod
+    def forward(ctx, logits, labels, reduction):
+        logp = log_softmax_array(logits, 1)
+        picked = logp[np.arange(labels.shape[0]), labels]
+        ctx.save_for_backward(logp)
+        ctx.labels, ctx.reduction = labels, reduction
+        ctx.divisor = logits.dtype.type(labels.shape[0])
+        return _reduce(-picked, reduction, ctx.divisor)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (logp,) = ctx.saved_tensors
+        labels = ctx.labels
+        g = _reduced_gradient(grad_output, ctx.reduction, ctx.divisor, logp.shape[0])
+        grad = np.exp(logp)
+        grad[np.arange(labels.shape[0]), labels] -= 1
+        with np.errstate(invalid="ignore"):  # 0 * inf (a zero divisor): nan, as PyTorch
+            grad *= g
+        return grad, None, None
+
+
+def _plain_labels(input, target, weight, ignore_index, label_smoothing):
+    """The class indices (an array) when cross_entropy is the common case IndexCrossEntropy
+    computes, else None (the general path then checks the arguments and says what is wrong)."""
+    if (weight is not None or type(label_smoothing) not in (int, float) or label_smoothing != 0
+            or type(ignore_index) is not int):
+        return None
+    x = input._data if isinstance(input, Tensor) else None
+    t = target._data if isinstance(target, Tensor) else target
+    if (x is None or not isinstance(t, np.ndarray) or x.ndim != 2 or x.dtype not in FLOAT_DTYPES
+            or t.dtype.kind not in "iu" or t.shape != (x.shape[0],) or x.shape[0] == 0):
+        return None
+    low, high = t.min(), t.max()
+    if low < 0 or high >= x.shape[1] or low <= ignore_index <= high and (t == ignore_index).any():
+        return None
+    return t.copy()  # the backward's labels, safe from later changes to the target
+
+
 class NLLLoss(Function):
     """-sum(Q * input) for log-probabilities; the gradient is -Q scaled."""
 
@@ -180,6 +225,9 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         label_smoothing: in [0, 1]; mixes the target with the uniform distribution.
     """
     reduction = check_reduction(reduction)
+    labels = _plain_labels(input, target, weight, ignore_index, label_smoothing)
+    if labels is not None:
+        return IndexCrossEntropy.apply(input, labels, reduction)
     q, terms, divisor, unbatched = _class_problem(input, target, weight, ignore_index,
                                                   label_smoothing, probabilities_ok=True)
     logits = input.reshape(1, -1) if unbatched else input
