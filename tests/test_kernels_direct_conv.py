@@ -136,6 +136,31 @@ def test_fused_relu_pool_equals_the_separate_kernels(isa, problem):
     np.testing.assert_array_equal(indices, expected_indices)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch", [1, 5])  # at batch 1, 2 threads share each image's rows
+@pytest.mark.parametrize("channels, kernel, padding, size", [
+    ((1, 6), 5, 2, 28),  # LeNet-5's first layer
+    ((3, 8), 3, 1, 37),  # more pooled columns than one vector holds
+    ((2, 1), 2, 0, 9), ((2, 4), 1, 0, 6), ((1, 5), 3, 1, 5), ((4, 7), 4, 2, 11)])
+def test_few_channels_pool_along_rows_as_the_separate_kernels(isa, threads, dtype, batch,
+                                                              channels, kernel, padding, size):
+    # Layers with at most 8 output channels at stride 1 take conv_pool_rows.h's kernel: the
+    # same values and argmax indices, bit for bit, for any thread count; NaNs included.
+    (c, f) = channels
+    rng = np.random.default_rng(size)
+    x = rng.standard_normal((batch, c, size, size)).astype(dtype)
+    x[0, 0, 1, 2] = np.nan
+    w = rng.standard_normal((f, c, kernel, kernel)).astype(dtype)
+    b = rng.standard_normal(f).astype(dtype)
+    conv = dc.conv2d_forward(x, w, b, 1, padding, relu=True)
+    expected, expected_indices = max_pool2d(conv, 2)
+    for n in (1, 2):
+        cnn.set_num_threads(n)
+        pooled, indices = dc.conv2d_relu_max_pool2d(x, w, b, 1, padding)
+        assert pooled.tobytes() == expected.tobytes()
+        assert indices.tobytes() == expected_indices.tobytes()
+
+
 def test_sequential_fuses_and_matches_the_layers_bit_for_bit():
     cnn.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2, 2),

@@ -191,7 +191,7 @@ cdef class ConvPlan:
     cdef readonly str isa, algorithm
     # Direct convolution's layout: channels padded to whole tiles, the padded image, the taps.
     cdef Py_ssize_t f_padded, hp, wp, image_size, n_taps, tap_rows, n_pixels
-    cdef bint scatter_input_grad, weight_grad_by_channel
+    cdef bint scatter_input_grad, weight_grad_by_channel, pool_rows
     cdef object taps, origins, segment_places, segment_offsets
     cdef tuple segment_shape
     cdef list _input_grad_phases
@@ -225,6 +225,10 @@ cdef class ConvPlan:
         self.algorithm = DIRECT if self.groups == 1 else COLUMNS
         if self.algorithm == DIRECT:
             self._lay_out_direct()
+            # The fused ReLU + max-pool of layers with at most 8 output channels runs along
+            # pooled rows, vectors of windows instead of vectors of channels (conv_pool_rows.h).
+            self.pool_rows = (self.stride == (1, 1) and self.dilation == (1, 1)
+                              and f <= CNN_NARROW_BLOCK)
             if (kernel == (3, 3) and self.stride == (1, 1) and self.dilation == (1, 1)
                     and c >= WINOGRAD_MIN_CHANNELS and f > CNN_NARROW_BLOCK):
                 self.algorithm = WINOGRAD
@@ -475,6 +479,9 @@ cdef class ConvPlan:
             self._winograd(x, weight, bias, None, None, True, threads, pooled, indices)
             return pooled, indices
         parts = self._parts(x.shape[0], threads, shape_[2] * shape_[3])
+        if self.pool_rows:
+            self._pool_rows(x, weight, bias, pooled, indices, parts, threads)
+            return pooled, indices
         wt, bias_padded, scratch = self._direct_operands(weight, bias, threads, x.shape[0],
                                                          parts)
         ph, pw = self.padding
@@ -485,6 +492,27 @@ cdef class ConvPlan:
             _conv_relu_pool_forward[float](x, wt, bias_padded, self.taps, pooled, indices,
                                            self.origins, scratch, ow, ph, pw, parts, threads)
         return pooled, indices
+
+    cdef _pool_rows(self, x, weight, bias, pooled, indices, Py_ssize_t parts,
+                    Py_ssize_t threads):
+        """forward_relu_pool by pooled rows (checked arrays; see pool_rows): each image padded
+        to an even width, rows split into even and odd columns, and the loads' slack."""
+        f, c, kh, kw = self.weight_shape
+        ph, pw = self.padding
+        wp = self.wp + self.wp % 2
+        room = c * self.hp * wp + _split_slack(kw, self.dtype.itemsize)
+        scratch = np.empty((x.shape[0] if parts > 1 else threads, room), dtype=self.dtype)
+        scratch[:, c * self.hp * wp:] = 0  # read into lanes never stored: no junk such as NaNs
+        bias = np.zeros(f, dtype=self.dtype) if bias is None else bias
+        weight = weight.reshape(f, self.n_taps)
+        if self.dtype == np.float64:
+            _conv_relu_pool_rows[double](x, weight, bias, pooled, indices, scratch, kh, kw,
+                                         self.output_shape[2], ph, pw, self.hp, wp, parts,
+                                         threads)
+        else:
+            _conv_relu_pool_rows[float](x, weight, bias, pooled, indices, scratch, kh, kw,
+                                        self.output_shape[2], ph, pw, self.hp, wp, parts,
+                                        threads)
 
     cdef Py_ssize_t _parts(self, Py_ssize_t batch, Py_ssize_t threads, Py_ssize_t outputs):
         """Into how many ranges of tiles the forward cuts each image: 1 (threads take whole

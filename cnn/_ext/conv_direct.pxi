@@ -1,7 +1,8 @@
 # Direct 2-D convolution (groups = 1) for layers with few channels: forward (optionally fused
 # with ReLU and a 2x2 max-pool) and the backward pass (weight, bias and input gradients in one
 # pass over the images, from the convolution's gradient or straight from the pooled one).
-# Included by conv.pyx, whose ConvPlan lays out every table and buffer these loops read.
+# Included by conv.pyx, whose ConvPlan lays out every table and buffer these loops read. Layers
+# with at most 8 output channels pool along rows instead (conv_pool_rows.h, _conv_relu_pool_rows).
 #
 # Why not im2col + GEMM here: with 1 to 64 input channels the column matrix is 10-25x larger than
 # the input, so a GEMM over it is limited by memory, and the GEMM itself is small and skinny.
@@ -72,6 +73,25 @@ cdef extern from "conv_scatter.h" nogil:
                                  const double* values, Py_ssize_t n)
     void cnn_add_rows_f32(float* sums, const float* rows, Py_ssize_t n, Py_ssize_t width)
     void cnn_add_rows_f64(double* sums, const double* rows, Py_ssize_t n, Py_ssize_t width)
+
+
+cdef extern from "conv_pool_rows.h" nogil:
+    # See conv_pool_rows.h; the f32/f64 names differ only in the type.
+    enum:
+        CNN_REGISTER_BYTES
+    Py_ssize_t cnn_row_groups(Py_ssize_t channels)
+    void cnn_conv_pool_group_f32(const float* padded, Py_ssize_t C, Py_ssize_t rows,
+                                 Py_ssize_t span, Py_ssize_t KH, Py_ssize_t KW,
+                                 const float* weight, const float* bias, Py_ssize_t F,
+                                 Py_ssize_t g, Py_ssize_t py, Py_ssize_t pooled_w,
+                                 Py_ssize_t conv_w, float* pooled, Py_ssize_t plane,
+                                 int64_t* indices)
+    void cnn_conv_pool_group_f64(const double* padded, Py_ssize_t C, Py_ssize_t rows,
+                                 Py_ssize_t span, Py_ssize_t KH, Py_ssize_t KW,
+                                 const double* weight, const double* bias, Py_ssize_t F,
+                                 Py_ssize_t g, Py_ssize_t py, Py_ssize_t pooled_w,
+                                 Py_ssize_t conv_w, double* pooled, Py_ssize_t plane,
+                                 int64_t* indices)
 
 
 cdef inline Py_ssize_t _block(Py_ssize_t f_padded) noexcept nogil:
@@ -253,13 +273,15 @@ cdef void _conv_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
     share; either way each value is one tile's, so the bits do not depend on the split."""
     cdef Py_ssize_t n, item, N = x.shape[0], F = out.shape[1], n_pixels = origins.shape[0]
     cdef Py_ssize_t plane = out.shape[2] * out.shape[3]
-    cdef const Py_ssize_t* places = NULL if placements is None else &placements[0]
+    cdef const Py_ssize_t* places = NULL
     cdef Py_ssize_t L = _lanes(_block(wt.shape[1]))
     cdef Py_ssize_t tiles = wt.shape[1] // _block(wt.shape[1]) * ((n_pixels + L - 1) // L)
     cdef floating* padded
     cdef const floating* coefficients = NULL if affine is None else &affine[0, 0]
     if F == 0 or N == 0:
         return
+    if placements is not None:
+        places = &placements[0]
     if parts == 1:
         with nogil:
             for n in prange(N, schedule="dynamic", num_threads=num_threads,
@@ -321,6 +343,71 @@ cdef void _conv_relu_pool_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, 
                                 &indices[n, 0, 0, 0] if keep_indices else NULL, conv_w,
                                 tiles * (item % parts) // parts,
                                 tiles * (item % parts + 1) // parts)
+
+
+cdef inline Py_ssize_t _split_slack(Py_ssize_t kw, Py_ssize_t itemsize) noexcept nogil:
+    """Values past a split image that a last row's loads may read (conv_pool_rows.h)."""
+    return CNN_REGISTER_BYTES // itemsize + kw
+
+
+cdef void _pool_rows_image(const floating* padded, Py_ssize_t C, Py_ssize_t rows,
+                           Py_ssize_t span, Py_ssize_t KH, Py_ssize_t KW,
+                           const floating* weight, const floating* bias, floating* pooled,
+                           int64_t* indices, Py_ssize_t F, Py_ssize_t PH, Py_ssize_t PW,
+                           Py_ssize_t conv_w, Py_ssize_t first, Py_ssize_t last) noexcept nogil:
+    """One image's pooled rows, units first..last-1: unit u is pooled row u % PH of the u // PH-th
+    group of output channels (conv_pool_rows.h)."""
+    cdef Py_ssize_t u
+    for u in range(first, last):
+        if floating is float:
+            cnn_conv_pool_group_f32(padded, C, rows, span, KH, KW, weight, bias, F, u // PH,
+                                    u % PH, PW, conv_w, pooled, PH * PW, indices)
+        else:
+            cnn_conv_pool_group_f64(padded, C, rows, span, KH, KW, weight, bias, F, u // PH,
+                                    u % PH, PW, conv_w, pooled, PH * PW, indices)
+
+
+cdef void _conv_relu_pool_rows(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
+                               const floating[:, ::1] weight,  # IN  (F, C*KH*KW), as given
+                               const floating[::1] bias,       # IN  (F,), zeros where no bias
+                               floating[:, :, :, ::1] pooled,  # OUT (N, F, OH // 2, OW // 2)
+                               int64_t[:, :, :, ::1] indices,  # OUT like pooled, or None
+                               floating[:, ::1] scratch,       # (threads or N, see ConvPlan)
+                               Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t conv_w, Py_ssize_t ph,
+                               Py_ssize_t pw, Py_ssize_t hp, Py_ssize_t wp, Py_ssize_t parts,
+                               int num_threads):
+    """_conv_relu_pool_forward's results for a stride-1 layer with few output channels, by
+    pooled rows (conv_pool_rows.h) over the image padded to (hp, wp) (wp even) and split
+    (_pad_image_split): the same values and indices, bit for bit. Threads take whole images,
+    or with `parts` > 1 (a batch smaller than the team) share each image's units (pooled rows
+    of channel groups) in `parts` ranges."""
+    cdef bint keep_indices = indices is not None
+    cdef Py_ssize_t n, item, N = x.shape[0], C = x.shape[1]
+    cdef Py_ssize_t F = pooled.shape[1], PH = pooled.shape[2], PW = pooled.shape[3]
+    cdef Py_ssize_t units = cnn_row_groups(F) * PH
+    cdef floating* s
+    if F == 0 or N == 0 or PH == 0 or PW == 0:
+        return
+    with nogil:
+        if parts == 1:
+            for n in prange(N, schedule="dynamic", num_threads=num_threads,
+                            use_threads_if=num_threads > 1 and N > 1):
+                s = &scratch[threadid(), 0]
+                _pad_image_split(x[n], s, ph, pw, hp, wp)
+                _pool_rows_image(s, C, hp, wp, KH, KW, &weight[0, 0], &bias[0],
+                                 &pooled[n, 0, 0, 0],
+                                 &indices[n, 0, 0, 0] if keep_indices else NULL, F, PH, PW,
+                                 conv_w, 0, units)
+            return
+        for n in prange(N, schedule="static", num_threads=num_threads,
+                        use_threads_if=N > 1):
+            _pad_image_split(x[n], &scratch[n, 0], ph, pw, hp, wp)
+        for item in prange(N * parts, schedule="dynamic", num_threads=num_threads):
+            n = item // parts
+            _pool_rows_image(&scratch[n, 0], C, hp, wp, KH, KW, &weight[0, 0], &bias[0],
+                             &pooled[n, 0, 0, 0], &indices[n, 0, 0, 0] if keep_indices else NULL,
+                             F, PH, PW, conv_w, units * (item % parts) // parts,
+                             units * (item % parts + 1) // parts)
 
 
 cdef void _pixel_rows_dense(const floating[:, :, ::1] grad, floating* rows,

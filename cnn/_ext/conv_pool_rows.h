@@ -1,0 +1,159 @@
+/* Convolution + ReLU + 2x2 max-pool along pooled rows, for layers with few output channels
+ * (used by cnn/_ext/conv_direct.pxi; LeNet-5's first layer is the case it was written for).
+ *
+ * The register tile of conv_tile.h holds output channels in its vectors; with 6 channels and 25
+ * taps, as in LeNet-5's first layer, a quarter of each vector and most of the time went to
+ * gathering its lanes and storing them one by one. Here a vector holds pooled columns instead:
+ * each row of the padded input holds its even columns, then its odd ones (the layout of
+ * winograd.h's input, made by conv_winograd.pxi's _pad_image_split), so that the
+ * convolution's even and odd output columns, in both rows of a pooling window, are four sums
+ * over plain vector loads, one vector of windows at a time. The window's maximum is then taken
+ * lane by lane, with the rules of max_pool2d over relu's output (cnn_relu_max in conv_tile.h):
+ * ReLU keeps a NaN; a later window position wins only if strictly greater or NaN.
+ *
+ * Every sum starts from the bias and adds the taps in the tile's order (input channel, kernel
+ * row, kernel column), one multiply-add each, so the values are the tile's, bit for bit.
+ */
+#ifndef CNN_CONV_POOL_ROWS_H
+#define CNN_CONV_POOL_ROWS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "conv_tile.h" /* CNN_REGISTER_BYTES */
+
+/* The most output channels summed together: four window positions each, in registers (16
+ * accumulators and the loads fit AVX-512's 32 registers, 12 the 16 of the other levels).
+ * A layer's channels are shared out in as few groups as that allows, of sizes as equal as
+ * possible (6 channels: two groups of 3), each run by the kernel of its size, so that few
+ * lanes compute channels that do not exist. */
+#if defined(__AVX512F__)
+#define CNN_ROW_GROUP 4
+#else
+#define CNN_ROW_GROUP 3
+#endif
+
+/* Pooled row py of the output channels f0 .. f0 + count - 1 (count <= GROUP):
+ * pooled[f * plane + py * pooled_w + m] = max over the window of relu(conv + bias), and when
+ * indices is not NULL the argmax's position y * conv_w + x in the convolution's plane.
+ * padded is the split image (C, rows, span): a row's even columns, then from span / 2 its odd
+ * ones; the loads of a row's last vector run on past its end (into the next row, and past the
+ * last row by up to one vector and KW / 2 values: the caller's slack), into lanes never stored.
+ * weight is (F, C * KH * KW), the layer's own layout. */
+#define CNN_DEFINE_CONV_POOL_ROW(NAME, T, I, GROUP)                                            \
+    static inline void NAME(const T *padded, ptrdiff_t C, ptrdiff_t rows, ptrdiff_t span,      \
+                            ptrdiff_t KH, ptrdiff_t KW, const T *weight,                       \
+                            const T *bias, ptrdiff_t f0, ptrdiff_t count, ptrdiff_t py,        \
+                            ptrdiff_t pooled_w, ptrdiff_t conv_w, T *pooled, ptrdiff_t plane,  \
+                            int64_t *indices)                                                  \
+    {                                                                                          \
+        typedef T V __attribute__((vector_size(CNN_REGISTER_BYTES)));                          \
+        typedef I M __attribute__((vector_size(CNN_REGISTER_BYTES)));                          \
+        enum { L = CNN_REGISTER_BYTES / sizeof(T), G = GROUP };                                \
+        const ptrdiff_t taps = C * KH * KW;                                                    \
+        const T *even = padded, *odd = padded + span / 2;                                      \
+        T w[G], b[G];                                                                          \
+        ptrdiff_t m0, c, i, j, k, q, l;                                                        \
+        for (k = 0; k < G; k++) /* a group's missing channels: zero weights, never stored */   \
+            b[k] = k < count ? bias[f0 + k] : (T)0;                                            \
+        for (m0 = 0; m0 < pooled_w; m0 += L) {                                                 \
+            V acc[4][G], value, best, zero = {0};                                              \
+            M keep, which, position;                                                           \
+            ptrdiff_t n = pooled_w - m0 < L ? pooled_w - m0 : L;                               \
+            for (q = 0; q < 4; q++)                                                            \
+                for (k = 0; k < G; k++)                                                        \
+                    acc[q][k] = zero + b[k];                                                   \
+            for (c = 0; c < C; c++)                                                            \
+                for (i = 0; i < KH; i++)                                                       \
+                    for (j = 0; j < KW; j++) {                                                 \
+                        ptrdiff_t t = (c * KH + i) * KW + j, r;                                \
+                        for (k = 0; k < G; k++)                                                \
+                            w[k] = k < count ? weight[(f0 + k) * taps + t] : (T)0;             \
+                        for (r = 0; r < 2; r++) {                                              \
+                            ptrdiff_t at = (c * rows + 2 * py + r + i) * span + m0;            \
+                            /* conv column 2m + j is even for even j: the even columns' */     \
+                            /* element m + j/2; odd outputs 2m + 1 + j the other way round */  \
+                            const T *left = ((j & 1) ? odd : even) + at + (j >> 1);            \
+                            const T *right = ((j & 1) ? even : odd) + at + ((j + 1) >> 1);     \
+                            V a, d;                                                            \
+                            memcpy(&a, left, sizeof(V));                                       \
+                            memcpy(&d, right, sizeof(V));                                      \
+                            for (k = 0; k < G; k++) {                                          \
+                                acc[2 * r][k] += a * w[k];                                     \
+                                acc[2 * r + 1][k] += d * w[k];                                 \
+                            }                                                                  \
+                        }                                                                      \
+                    }                                                                          \
+            for (k = 0; k < count; k++) {                                                      \
+                T *out = pooled + (f0 + k) * plane + py * pooled_w + m0;                       \
+                which = (M){0};                                                                \
+                for (q = 0; q < 4; q++) {                                                      \
+                    value = acc[q][k];                                                         \
+                    keep = (value > zero) | (value != value);                                  \
+                    value = (V)((M)value & keep);                                              \
+                    if (q == 0) {                                                              \
+                        best = value;                                                          \
+                        continue;                                                              \
+                    }                                                                          \
+                    keep = (value > best) | (value != value);                                  \
+                    best = (V)(((M)value & keep) | ((M)best & ~keep));                         \
+                    position = (M){0} + (I)q;                                                  \
+                    which = (position & keep) | (which & ~keep);                               \
+                }                                                                              \
+                /* Over all L lanes with a test, not up to n: gcc turns a plain copy loop */   \
+                /* into a call of memmove, which cost more than the copy here. */              \
+                for (l = 0; l < L; l++)                                                        \
+                    if (l < n)                                                                 \
+                        out[l] = best[l];                                                      \
+                if (indices != NULL) {                                                         \
+                    int64_t *where = indices + (out - pooled);                                 \
+                    for (l = 0; l < n; l++)                                                    \
+                        where[l] = (2 * py + (which[l] >> 1)) * conv_w + 2 * (m0 + l) +        \
+                                   (which[l] & 1);                                             \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }
+
+CNN_DEFINE_CONV_POOL_ROW(cnn_conv_pool_row2_f32, float, int32_t, 2)
+CNN_DEFINE_CONV_POOL_ROW(cnn_conv_pool_row3_f32, float, int32_t, 3)
+CNN_DEFINE_CONV_POOL_ROW(cnn_conv_pool_row4_f32, float, int32_t, 4)
+CNN_DEFINE_CONV_POOL_ROW(cnn_conv_pool_row2_f64, double, int64_t, 2)
+CNN_DEFINE_CONV_POOL_ROW(cnn_conv_pool_row3_f64, double, int64_t, 3)
+CNN_DEFINE_CONV_POOL_ROW(cnn_conv_pool_row4_f64, double, int64_t, 4)
+
+/* The groups of `channels` output channels (at most 8): how many, and the first channel and
+ * size of group g. */
+static inline ptrdiff_t cnn_row_groups(ptrdiff_t channels)
+{
+    return (channels + CNN_ROW_GROUP - 1) / CNN_ROW_GROUP;
+}
+
+static inline ptrdiff_t cnn_row_group_start(ptrdiff_t channels, ptrdiff_t g)
+{
+    return g * channels / cnn_row_groups(channels);
+}
+
+#define CNN_DEFINE_CONV_POOL_GROUP(SUFFIX, T)                                                  \
+    static inline void cnn_conv_pool_group_##SUFFIX(                                           \
+        const T *padded, ptrdiff_t C, ptrdiff_t rows, ptrdiff_t span, ptrdiff_t KH,            \
+        ptrdiff_t KW, const T *weight, const T *bias, ptrdiff_t F, ptrdiff_t g, ptrdiff_t py,  \
+        ptrdiff_t pooled_w, ptrdiff_t conv_w, T *pooled, ptrdiff_t plane, int64_t *indices)    \
+    {                                                                                          \
+        ptrdiff_t f0 = cnn_row_group_start(F, g), count = cnn_row_group_start(F, g + 1) - f0;  \
+        if (count <= 2)                                                                        \
+            cnn_conv_pool_row2_##SUFFIX(padded, C, rows, span, KH, KW, weight, bias, f0,       \
+                                        count, py, pooled_w, conv_w, pooled, plane, indices);  \
+        else if (count == 3)                                                                   \
+            cnn_conv_pool_row3_##SUFFIX(padded, C, rows, span, KH, KW, weight, bias, f0,       \
+                                        count, py, pooled_w, conv_w, pooled, plane, indices);  \
+        else                                                                                   \
+            cnn_conv_pool_row4_##SUFFIX(padded, C, rows, span, KH, KW, weight, bias, f0,       \
+                                        count, py, pooled_w, conv_w, pooled, plane, indices);  \
+    }
+
+CNN_DEFINE_CONV_POOL_GROUP(f32, float)
+CNN_DEFINE_CONV_POOL_GROUP(f64, double)
+
+#endif
