@@ -371,8 +371,16 @@ cdef void _weight_grad_block(const floating[:, :, :, ::1] x,
     cdef floating* vt = gradient + gh * gw * f_rows
     cdef floating* dmt = vt + 16 * vts
     cdef const floating* patch
-    memset(vt, 0, 16 * vts * sizeof(floating))
-    memset(dmt, 0, 16 * dms * sizeof(floating))
+    if n_tiles < tiles_padded:
+        # Only the tiles past the last are read without being written: zero them alone (the
+        # whole arrays are megabytes per block, the padding a few rows).
+        for xi in range(16):
+            for k in range(count):
+                memset(vt + xi * vts + (k * tiles_padded + n_tiles) * c_padded, 0,
+                       (tiles_padded - n_tiles) * c_padded * sizeof(floating))
+                for g in range(groups):
+                    memset(dmt + xi * dms + g * depth * L + (k * tiles_padded + n_tiles) * L, 0,
+                           (tiles_padded - n_tiles) * L * sizeof(floating))
     for k in range(count):
         _pixel_major(x[first + k], image, ph, pw, hp, wp, c_padded)
         _pixel_major(grad[first + k], gradient, 0, 0, gh, gw, f_rows)
