@@ -141,11 +141,14 @@ def test_fused_relu_pool_equals_the_separate_kernels(isa, problem):
 @pytest.mark.parametrize("channels, kernel, padding, size", [
     ((1, 6), 5, 2, 28),  # LeNet-5's first layer
     ((3, 8), 3, 1, 37),  # more pooled columns than one vector holds
-    ((2, 1), 2, 0, 9), ((2, 4), 1, 0, 6), ((1, 5), 3, 1, 5), ((4, 7), 4, 2, 11)])
-def test_few_channels_pool_along_rows_as_the_separate_kernels(isa, threads, dtype, batch,
-                                                              channels, kernel, padding, size):
-    # Layers with at most 8 output channels at stride 1 take conv_pool_rows.h's kernel: the
-    # same values and argmax indices, bit for bit, for any thread count; NaNs included.
+    ((2, 1), 2, 0, 9), ((2, 4), 1, 0, 6), ((1, 5), 3, 1, 5), ((4, 7), 4, 2, 11),
+    ((3, 32), 3, 1, 32),  # the CIFAR net's first layer: few taps, a row of 16 windows
+    ((2, 13), 3, 0, 35)])  # channel groups of unequal sizes
+def test_pooling_along_rows_gives_the_separate_kernels_bits(isa, threads, dtype, batch,
+                                                            channels, kernel, padding, size):
+    # Stride-1 layers with at most 8 output channels, or with at most 64 taps and rows of at
+    # least 16 windows, take conv_pool_rows.h's kernel: the same values and argmax indices,
+    # bit for bit, for any thread count; NaNs included.
     (c, f) = channels
     rng = np.random.default_rng(size)
     x = rng.standard_normal((batch, c, size, size)).astype(dtype)

@@ -225,10 +225,13 @@ cdef class ConvPlan:
         self.algorithm = DIRECT if self.groups == 1 else COLUMNS
         if self.algorithm == DIRECT:
             self._lay_out_direct()
-            # The fused ReLU + max-pool of layers with at most 8 output channels runs along
-            # pooled rows, vectors of windows instead of vectors of channels (conv_pool_rows.h).
+            # The fused ReLU + max-pool runs along pooled rows, vectors of windows instead of
+            # vectors of channels (conv_pool_rows.h), where the tile fills its vectors badly
+            # (at most 8 output channels) or spends more on storing than on its few taps (at
+            # most 64, as 3 input channels by 3x3), if a pooled row fills a vector (16 windows).
             self.pool_rows = (self.stride == (1, 1) and self.dilation == (1, 1)
-                              and f <= CNN_NARROW_BLOCK)
+                              and (f <= CNN_NARROW_BLOCK
+                                   or (self.n_taps <= 64 and out[1] // 2 >= 16)))
             if (kernel == (3, 3) and self.stride == (1, 1) and self.dilation == (1, 1)
                     and c >= WINOGRAD_MIN_CHANNELS and f > CNN_NARROW_BLOCK):
                 self.algorithm = WINOGRAD

@@ -51,12 +51,16 @@
         typedef T V __attribute__((vector_size(CNN_REGISTER_BYTES)));                          \
         typedef I M __attribute__((vector_size(CNN_REGISTER_BYTES)));                          \
         enum { L = CNN_REGISTER_BYTES / sizeof(T), G = GROUP };                                \
+        typedef int64_t I64 __attribute__((vector_size(L * sizeof(int64_t))));                 \
+        I64 columns; /* 2 l in lane l: the windows' first conv columns, from m0 = 0 */         \
         const ptrdiff_t taps = C * KH * KW;                                                    \
-        const T *even = padded, *odd = padded + span / 2;                                      \
-        T w[G], b[G];                                                                          \
-        ptrdiff_t m0, c, i, j, k, q, l;                                                        \
-        for (k = 0; k < G; k++) /* a group's missing channels: zero weights, never stored */   \
-            b[k] = k < count ? bias[f0 + k] : (T)0;                                            \
+        const ptrdiff_t half = span / 2;                                                       \
+        ptrdiff_t m0, c, i, j, k, q, l, last = count - 1;                                      \
+        T b[G];                                                                                \
+        for (k = 0; k < G; k++) /* a short group repeats its last channel: never stored */     \
+            b[k] = bias[f0 + (k < last ? k : last)];                                           \
+        for (l = 0; l < L; l++)                                                                \
+            columns[l] = 2 * l;                                                                \
         for (m0 = 0; m0 < pooled_w; m0 += L) {                                                 \
             V acc[4][G], value, best, zero = {0};                                              \
             M keep, which, position;                                                           \
@@ -65,26 +69,30 @@
                 for (k = 0; k < G; k++)                                                        \
                     acc[q][k] = zero + b[k];                                                   \
             for (c = 0; c < C; c++)                                                            \
-                for (i = 0; i < KH; i++)                                                       \
+                for (i = 0; i < KH; i++) {                                                     \
+                    /* the window's two conv rows read padded rows 2 py + i and one below */   \
+                    const T *upper = padded + (c * rows + 2 * py + i) * span + m0;             \
+                    const T *lower = upper + span;                                             \
+                    const T *taps_ci = weight + f0 * taps + (c * KH + i) * KW;                 \
                     for (j = 0; j < KW; j++) {                                                 \
-                        ptrdiff_t t = (c * KH + i) * KW + j, r;                                \
-                        for (k = 0; k < G; k++)                                                \
-                            w[k] = k < count ? weight[(f0 + k) * taps + t] : (T)0;             \
-                        for (r = 0; r < 2; r++) {                                              \
-                            ptrdiff_t at = (c * rows + 2 * py + r + i) * span + m0;            \
-                            /* conv column 2m + j is even for even j: the even columns' */     \
-                            /* element m + j/2; odd outputs 2m + 1 + j the other way round */  \
-                            const T *left = ((j & 1) ? odd : even) + at + (j >> 1);            \
-                            const T *right = ((j & 1) ? even : odd) + at + ((j + 1) >> 1);     \
-                            V a, d;                                                            \
-                            memcpy(&a, left, sizeof(V));                                       \
-                            memcpy(&d, right, sizeof(V));                                      \
-                            for (k = 0; k < G; k++) {                                          \
-                                acc[2 * r][k] += a * w[k];                                     \
-                                acc[2 * r + 1][k] += d * w[k];                                 \
-                            }                                                                  \
+                        /* conv column 2m + j is even for even j: the even columns' */         \
+                        /* element m + j/2; odd outputs 2m + 1 + j the other way round */      \
+                        ptrdiff_t left = (j & 1) ? half + (j >> 1) : (j >> 1);                 \
+                        ptrdiff_t right = (j & 1) ? (j + 1) >> 1 : half + (j >> 1);            \
+                        V a0, d0, a1, d1, w;                                                   \
+                        memcpy(&a0, upper + left, sizeof(V));                                  \
+                        memcpy(&d0, upper + right, sizeof(V));                                 \
+                        memcpy(&a1, lower + left, sizeof(V));                                  \
+                        memcpy(&d1, lower + right, sizeof(V));                                 \
+                        for (k = 0; k < G; k++) {                                              \
+                            w = zero + taps_ci[(k < last ? k : last) * taps + j];              \
+                            acc[0][k] += a0 * w;                                               \
+                            acc[1][k] += d0 * w;                                               \
+                            acc[2][k] += a1 * w;                                               \
+                            acc[3][k] += d1 * w;                                               \
                         }                                                                      \
                     }                                                                          \
+                }                                                                              \
             for (k = 0; k < count; k++) {                                                      \
                 T *out = pooled + (f0 + k) * plane + py * pooled_w + m0;                       \
                 which = (M){0};                                                                \
@@ -107,10 +115,15 @@
                     if (l < n)                                                                 \
                         out[l] = best[l];                                                      \
                 if (indices != NULL) {                                                         \
+                    /* The argmax's place, a vector at a time: row 2 py + q / 2, column */     \
+                    /* 2 m + q % 2 for window position q (as 64-bit indices: I64). */          \
                     int64_t *where = indices + (out - pooled);                                 \
-                    for (l = 0; l < n; l++)                                                    \
-                        where[l] = (2 * py + (which[l] >> 1)) * conv_w + 2 * (m0 + l) +        \
-                                   (which[l] & 1);                                             \
+                    I64 place = __builtin_convertvector(which >> 1, I64) + 2 * py;             \
+                    place = place * conv_w + columns + 2 * m0 +                                \
+                            __builtin_convertvector(which & 1, I64);                           \
+                    for (l = 0; l < L; l++)                                                    \
+                        if (l < n)                                                             \
+                            where[l] = place[l];                                               \
                 }                                                                              \
             }                                                                                  \
         }                                                                                      \
