@@ -164,6 +164,44 @@ def test_pooling_along_rows_gives_the_separate_kernels_bits(isa, threads, dtype,
         assert indices.tobytes() == expected_indices.tobytes()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("channels, kernel", [((3, 16), 3), ((3, 32), 3), ((1, 6), 5),
+                                              ((2, 5), 3), ((7, 9), 3)])
+@pytest.mark.parametrize("relu, affine", [(False, False), (True, False), (True, True)])
+def test_rows_of_few_tap_layers_give_the_tiles_bits(isa, threads, dtype, batch, channels,
+                                                    kernel, relu, affine):
+    # Stride-1 layers with at most 64 taps and output rows of 16 or more take conv_pool_rows.h's
+    # unpooled kernel; narrower rows take the register tile. Without padding, the narrow
+    # layer's output is the left part of the wide one's: the same values, bit for bit.
+    (c, f) = channels
+    rng = np.random.default_rng(c * f)
+    x = rng.standard_normal((batch, c, 9, 22)).astype(dtype)
+    x[0, 0, 2, 3] = np.nan
+    w = rng.standard_normal((f, c, kernel, kernel)).astype(dtype)
+    b = rng.standard_normal(f).astype(dtype)
+    coefficients = None
+    if affine:
+        coefficients = (rng.standard_normal(f), rng.random(f) + 0.5, rng.standard_normal(f))
+    narrow_width = 15 - 1 + kernel  # 15 output columns: the tile
+    for n in (1, 2):
+        cnn.set_num_threads(n)
+        wide = dc.plan(x, w, 1, 0, 1).forward(x, w, b, relu=relu, num_threads=n,
+                                              affine=coefficients)[0]
+        narrow_x = np.ascontiguousarray(x[..., :narrow_width])
+        narrow = dc.plan(narrow_x, w, 1, 0, 1).forward(narrow_x, w, b, relu=relu,
+                                                       num_threads=n, affine=coefficients)[0]
+        assert wide.shape[3] >= 16 and narrow.shape[3] == 15
+        assert np.ascontiguousarray(wide[..., :15]).tobytes() == narrow.tobytes()
+    expected = conv_reference(x, w, b, (1, 1), (0, 0), (1, 1))
+    if affine:
+        mean, scale, shift = (v.reshape(1, -1, 1, 1) for v in coefficients)
+        expected = (expected - mean) * scale + shift
+    if relu:
+        expected = np.where(np.isnan(expected), expected, np.maximum(expected, 0))
+    np.testing.assert_allclose(wide, expected, **tolerance(dtype))
+
+
 def test_sequential_fuses_and_matches_the_layers_bit_for_bit():
     cnn.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2, 2),

@@ -191,7 +191,7 @@ cdef class ConvPlan:
     cdef readonly str isa, algorithm
     # Direct convolution's layout: channels padded to whole tiles, the padded image, the taps.
     cdef Py_ssize_t f_padded, hp, wp, image_size, n_taps, tap_rows, n_pixels
-    cdef bint scatter_input_grad, weight_grad_by_channel, pool_rows
+    cdef bint scatter_input_grad, weight_grad_by_channel, pool_rows, conv_rows
     cdef object taps, origins, segment_places, segment_offsets
     cdef tuple segment_shape
     cdef list _input_grad_phases
@@ -232,6 +232,10 @@ cdef class ConvPlan:
             self.pool_rows = (self.stride == (1, 1) and self.dilation == (1, 1)
                               and (f <= CNN_NARROW_BLOCK
                                    or (self.n_taps <= 64 and out[1] // 2 >= 16)))
+            # The unpooled forward likewise, by pairs of output rows, where the taps are few
+            # and a row fills a vector.
+            self.conv_rows = (self.stride == (1, 1) and self.dilation == (1, 1)
+                              and self.n_taps <= 64 and out[1] >= 16)
             if (kernel == (3, 3) and self.stride == (1, 1) and self.dilation == (1, 1)
                     and c >= WINOGRAD_MIN_CHANNELS and f > CNN_NARROW_BLOCK):
                 self.algorithm = WINOGRAD
@@ -409,6 +413,9 @@ cdef class ConvPlan:
             self._winograd(x, weight, bias, coefficients, out, relu, threads)
             return out, None
         parts = self._parts(x.shape[0], threads, self.n_pixels)
+        if self.conv_rows:
+            self._conv_rows(x, weight, bias, coefficients, out, relu, parts, threads)
+            return out, None
         wt, bias_padded, scratch = self._direct_operands(weight, bias, threads, x.shape[0],
                                                          parts)
         if self.dtype == np.float64:
@@ -495,6 +502,25 @@ cdef class ConvPlan:
             _conv_relu_pool_forward[float](x, wt, bias_padded, self.taps, pooled, indices,
                                            self.origins, scratch, ow, ph, pw, parts, threads)
         return pooled, indices
+
+    cdef _conv_rows(self, x, weight, bias, coefficients, out, bint relu, Py_ssize_t parts,
+                    Py_ssize_t threads):
+        """forward by pairs of output rows (checked arrays; see conv_rows): each image padded,
+        and the loads' slack (a row and a vector past the image)."""
+        f, c, kh, kw = self.weight_shape
+        ph, pw = self.padding
+        room = c * self.hp * self.wp
+        slack = self.wp + _split_slack(kw, self.dtype.itemsize)
+        scratch = np.empty((x.shape[0] if parts > 1 else threads, room + slack), dtype=self.dtype)
+        scratch[:, room:] = 0  # read into lanes and rows never stored: no junk such as NaNs
+        bias = np.zeros(f, dtype=self.dtype) if bias is None else bias
+        weight = weight.reshape(f, self.n_taps)
+        if self.dtype == np.float64:
+            _conv_rows_forward[double](x, weight, bias, coefficients, out, scratch, kh, kw, ph,
+                                       pw, relu, parts, threads)
+        else:
+            _conv_rows_forward[float](x, weight, bias, coefficients, out, scratch, kh, kw, ph,
+                                      pw, relu, parts, threads)
 
     cdef _pool_rows(self, x, weight, bias, pooled, indices, Py_ssize_t parts,
                     Py_ssize_t threads):

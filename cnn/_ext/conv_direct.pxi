@@ -80,6 +80,18 @@ cdef extern from "conv_pool_rows.h" nogil:
     enum:
         CNN_REGISTER_BYTES
     Py_ssize_t cnn_row_groups(Py_ssize_t channels)
+    void cnn_conv_rows_group_f32(const float* padded, Py_ssize_t C, Py_ssize_t rows,
+                                 Py_ssize_t span, Py_ssize_t KH, Py_ssize_t KW,
+                                 const float* weight, const float* bias, Py_ssize_t F,
+                                 Py_ssize_t g, Py_ssize_t y, int pair, Py_ssize_t out_w,
+                                 const float* affine, Py_ssize_t f_padded, int relu, float* out,
+                                 Py_ssize_t plane)
+    void cnn_conv_rows_group_f64(const double* padded, Py_ssize_t C, Py_ssize_t rows,
+                                 Py_ssize_t span, Py_ssize_t KH, Py_ssize_t KW,
+                                 const double* weight, const double* bias, Py_ssize_t F,
+                                 Py_ssize_t g, Py_ssize_t y, int pair, Py_ssize_t out_w,
+                                 const double* affine, Py_ssize_t f_padded, int relu,
+                                 double* out, Py_ssize_t plane)
     void cnn_conv_pool_group_f32(const float* padded, Py_ssize_t C, Py_ssize_t rows,
                                  Py_ssize_t span, Py_ssize_t KH, Py_ssize_t KW,
                                  const float* weight, const float* bias, Py_ssize_t F,
@@ -408,6 +420,65 @@ cdef void _conv_relu_pool_rows(const floating[:, :, :, ::1] x,  # IN  (N, C, H, 
                              &pooled[n, 0, 0, 0], &indices[n, 0, 0, 0] if keep_indices else NULL,
                              F, PH, PW, conv_w, units * (item % parts) // parts,
                              units * (item % parts + 1) // parts)
+
+
+cdef void _rows_image(const floating* padded, Py_ssize_t C, Py_ssize_t hp, Py_ssize_t wp,
+                      Py_ssize_t KH, Py_ssize_t KW, const floating* weight,
+                      const floating* bias, const floating* affine, Py_ssize_t f_padded,
+                      bint relu, floating* out, Py_ssize_t F, Py_ssize_t OH, Py_ssize_t OW,
+                      Py_ssize_t first, Py_ssize_t last) noexcept nogil:
+    """One image's output, units first..last-1: unit u is the pair of rows 2 (u % pairs), + 1
+    of the u // pairs-th group of output channels (conv_pool_rows.h)."""
+    cdef Py_ssize_t u, y, pairs = (OH + 1) // 2
+    for u in range(first, last):
+        y = 2 * (u % pairs)
+        if floating is float:
+            cnn_conv_rows_group_f32(padded, C, hp, wp, KH, KW, weight, bias, F, u // pairs, y,
+                                    y + 1 < OH, OW, affine, f_padded, relu, out, OH * OW)
+        else:
+            cnn_conv_rows_group_f64(padded, C, hp, wp, KH, KW, weight, bias, F, u // pairs, y,
+                                    y + 1 < OH, OW, affine, f_padded, relu, out, OH * OW)
+
+
+cdef void _conv_rows_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
+                             const floating[:, ::1] weight,  # IN  (F, C*KH*KW), as given
+                             const floating[::1] bias,       # IN  (F,), zeros where no bias
+                             const floating[:, ::1] affine,  # IN  (3, F_padded) or None
+                             floating[:, :, :, ::1] out,     # OUT (N, F, OH, OW)
+                             floating[:, ::1] scratch,       # (threads or N, see ConvPlan)
+                             Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t ph, Py_ssize_t pw,
+                             bint relu, Py_ssize_t parts, int num_threads):
+    """_conv_forward's results for a stride-1 layer with few taps and wide rows, by pairs of
+    output rows (conv_pool_rows.h): the same values, bit for bit. Threads take whole images, or
+    with `parts` > 1 share each image's units in `parts` ranges."""
+    cdef Py_ssize_t n, item, N = x.shape[0], C = x.shape[1]
+    cdef Py_ssize_t hp = x.shape[2] + 2 * ph, wp = x.shape[3] + 2 * pw
+    cdef Py_ssize_t F = out.shape[1], OH = out.shape[2], OW = out.shape[3]
+    cdef Py_ssize_t units = cnn_row_groups(F) * ((OH + 1) // 2)
+    cdef Py_ssize_t f_padded = 0 if affine is None else affine.shape[1]
+    cdef const floating* coefficients = NULL
+    cdef floating* s
+    if F == 0 or N == 0 or OH == 0 or OW == 0:
+        return
+    if affine is not None:
+        coefficients = &affine[0, 0]
+    with nogil:
+        if parts == 1:
+            for n in prange(N, schedule="dynamic", num_threads=num_threads,
+                            use_threads_if=num_threads > 1 and N > 1):
+                s = &scratch[threadid(), 0]
+                _pad_image(x[n], s, ph, pw)
+                _rows_image(s, C, hp, wp, KH, KW, &weight[0, 0], &bias[0], coefficients,
+                            f_padded, relu, &out[n, 0, 0, 0], F, OH, OW, 0, units)
+            return
+        for n in prange(N, schedule="static", num_threads=num_threads,
+                        use_threads_if=N > 1):
+            _pad_image(x[n], &scratch[n, 0], ph, pw)
+        for item in prange(N * parts, schedule="dynamic", num_threads=num_threads):
+            n = item // parts
+            _rows_image(&scratch[n, 0], C, hp, wp, KH, KW, &weight[0, 0], &bias[0],
+                        coefficients, f_padded, relu, &out[n, 0, 0, 0], F, OH, OW,
+                        units * (item % parts) // parts, units * (item % parts + 1) // parts)
 
 
 cdef void _pixel_rows_dense(const floating[:, :, ::1] grad, floating* rows,

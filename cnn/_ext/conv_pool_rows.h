@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "conv_tile.h" /* CNN_REGISTER_BYTES */
+#include "pointwise.h" /* the unpooled rows' epilogue */
 
 /* The most output channels summed together: four window positions each, in registers (16
  * accumulators and the loads fit AVX-512's 32 registers, 12 the 16 of the other levels).
@@ -136,6 +137,77 @@ CNN_DEFINE_CONV_POOL_ROW(cnn_conv_pool_row2_f64, double, int64_t, 2)
 CNN_DEFINE_CONV_POOL_ROW(cnn_conv_pool_row3_f64, double, int64_t, 3)
 CNN_DEFINE_CONV_POOL_ROW(cnn_conv_pool_row4_f64, double, int64_t, 4)
 
+/* Conv rows y and y + 1 (the second only when `pair`) of the output channels f0 .. f0 + count
+ * - 1 (count <= GROUP), without pooling, for a stride-1 layer with its ReLU and, when affine is
+ * not NULL (3 rows of f_padded values: mean, scale, shift), a batch norm in evaluation mode:
+ * out[f * plane + y * out_w + x], a vector of columns at a time. padded is the plainly padded
+ * image (C, rows, span); loads run past a row's end as in the pooled kernel (the caller's
+ * slack). The epilogue is pointwise.h's, value by value, as the tile's. */
+#define CNN_DEFINE_CONV_ROWS(NAME, T, I, GROUP, SUFFIX)                                        \
+    static inline void NAME(const T *padded, ptrdiff_t C, ptrdiff_t rows, ptrdiff_t span,      \
+                            ptrdiff_t KH, ptrdiff_t KW, const T *weight, const T *bias,        \
+                            ptrdiff_t f0, ptrdiff_t count, ptrdiff_t y, int pair,              \
+                            ptrdiff_t out_w, const T *affine, ptrdiff_t f_padded, int relu,    \
+                            T *out, ptrdiff_t plane)                                           \
+    {                                                                                          \
+        typedef T V __attribute__((vector_size(CNN_REGISTER_BYTES)));                          \
+        typedef I M __attribute__((vector_size(CNN_REGISTER_BYTES)));                          \
+        enum { L = CNN_REGISTER_BYTES / sizeof(T), G = GROUP };                                \
+        const ptrdiff_t taps = C * KH * KW;                                                    \
+        ptrdiff_t x0, c, i, j, k, r, l, last = count - 1;                                      \
+        T b[G];                                                                                \
+        for (k = 0; k < G; k++) /* a short group repeats its last channel: never stored */     \
+            b[k] = bias[f0 + (k < last ? k : last)];                                           \
+        for (x0 = 0; x0 < out_w; x0 += L) {                                                    \
+            V acc[2][G], zero = {0};                                                           \
+            ptrdiff_t n = out_w - x0 < L ? out_w - x0 : L;                                     \
+            for (r = 0; r < 2; r++)                                                            \
+                for (k = 0; k < G; k++)                                                        \
+                    acc[r][k] = zero + b[k];                                                   \
+            for (c = 0; c < C; c++)                                                            \
+                for (i = 0; i < KH; i++) {                                                     \
+                    const T *upper = padded + (c * rows + y + i) * span + x0;                  \
+                    const T *lower = upper + span;                                             \
+                    const T *taps_ci = weight + f0 * taps + (c * KH + i) * KW;                 \
+                    for (j = 0; j < KW; j++) {                                                 \
+                        V a0, a1, w;                                                           \
+                        memcpy(&a0, upper + j, sizeof(V));                                     \
+                        memcpy(&a1, lower + j, sizeof(V));                                     \
+                        for (k = 0; k < G; k++) {                                              \
+                            w = zero + taps_ci[(k < last ? k : last) * taps + j];              \
+                            acc[0][k] += a0 * w;                                               \
+                            acc[1][k] += a1 * w;                                               \
+                        }                                                                      \
+                    }                                                                          \
+                }                                                                              \
+            for (r = 0; r < 1 + (pair != 0); r++)                                              \
+                for (k = 0; k < count; k++) {                                                  \
+                    /* a vector at a time, without branches (see pointwise.h): the affine */   \
+                    /* map lane by lane by its one rule, ReLU as a mask of the value's bits */ \
+                    ptrdiff_t f = f0 + k;                                                      \
+                    T *row = out + f * plane + (y + r) * out_w + x0;                           \
+                    V value = acc[r][k];                                                       \
+                    if (affine != NULL)                                                        \
+                        for (l = 0; l < L; l++)                                                \
+                            value[l] = cnn_affine_##SUFFIX(value[l], affine[f],                \
+                                                           affine[f_padded + f],               \
+                                                           affine[2 * f_padded + f]);          \
+                    if (relu)                                                                  \
+                        value = (V)((M)value & ((value > zero) | (value != value)));           \
+                    for (l = 0; l < L; l++)                                                    \
+                        if (l < n)                                                             \
+                            row[l] = value[l];                                                 \
+                }                                                                              \
+        }                                                                                      \
+    }
+
+CNN_DEFINE_CONV_ROWS(cnn_conv_rows2_f32, float, int32_t, 2, f32)
+CNN_DEFINE_CONV_ROWS(cnn_conv_rows3_f32, float, int32_t, 3, f32)
+CNN_DEFINE_CONV_ROWS(cnn_conv_rows4_f32, float, int32_t, 4, f32)
+CNN_DEFINE_CONV_ROWS(cnn_conv_rows2_f64, double, int64_t, 2, f64)
+CNN_DEFINE_CONV_ROWS(cnn_conv_rows3_f64, double, int64_t, 3, f64)
+CNN_DEFINE_CONV_ROWS(cnn_conv_rows4_f64, double, int64_t, 4, f64)
+
 /* The groups of `channels` output channels (at most 8): how many, and the first channel and
  * size of group g. */
 static inline ptrdiff_t cnn_row_groups(ptrdiff_t channels)
@@ -168,5 +240,27 @@ static inline ptrdiff_t cnn_row_group_start(ptrdiff_t channels, ptrdiff_t g)
 
 CNN_DEFINE_CONV_POOL_GROUP(f32, float)
 CNN_DEFINE_CONV_POOL_GROUP(f64, double)
+
+#define CNN_DEFINE_CONV_ROWS_GROUP(SUFFIX, T)                                                  \
+    static inline void cnn_conv_rows_group_##SUFFIX(                                           \
+        const T *padded, ptrdiff_t C, ptrdiff_t rows, ptrdiff_t span, ptrdiff_t KH,            \
+        ptrdiff_t KW, const T *weight, const T *bias, ptrdiff_t F, ptrdiff_t g, ptrdiff_t y,   \
+        int pair, ptrdiff_t out_w, const T *affine, ptrdiff_t f_padded, int relu, T *out,      \
+        ptrdiff_t plane)                                                                       \
+    {                                                                                          \
+        ptrdiff_t f0 = cnn_row_group_start(F, g), count = cnn_row_group_start(F, g + 1) - f0;  \
+        if (count <= 2)                                                                        \
+            cnn_conv_rows2_##SUFFIX(padded, C, rows, span, KH, KW, weight, bias, f0, count, y, \
+                                    pair, out_w, affine, f_padded, relu, out, plane);          \
+        else if (count == 3)                                                                   \
+            cnn_conv_rows3_##SUFFIX(padded, C, rows, span, KH, KW, weight, bias, f0, count, y, \
+                                    pair, out_w, affine, f_padded, relu, out, plane);          \
+        else                                                                                   \
+            cnn_conv_rows4_##SUFFIX(padded, C, rows, span, KH, KW, weight, bias, f0, count, y, \
+                                    pair, out_w, affine, f_padded, relu, out, plane);          \
+    }
+
+CNN_DEFINE_CONV_ROWS_GROUP(f32, float)
+CNN_DEFINE_CONV_ROWS_GROUP(f64, double)
 
 #endif
