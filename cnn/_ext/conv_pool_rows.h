@@ -1,15 +1,18 @@
-/* Convolution + ReLU + 2x2 max-pool along pooled rows, for layers with few output channels
- * (used by cnn/_ext/conv_direct.pxi; LeNet-5's first layer is the case it was written for).
+/* Direct convolution along output rows, for the layers the register tile of conv_tile.h serves
+ * badly (used by cnn/_ext/conv_direct.pxi): few output channels (LeNet-5's first layer: 6), or
+ * few taps with wide rows (3 input channels by 3x3 over 32 columns, the first layer of the CIFAR
+ * net, ResNet-8 and the VGG-style net). The tile holds output channels in its vectors; with 6
+ * channels a quarter of each vector is empty, and with few taps most of its time goes to
+ * gathering its lanes and storing them one by one. Here a vector holds output columns instead.
  *
- * The register tile of conv_tile.h holds output channels in its vectors; with 6 channels and 25
- * taps, as in LeNet-5's first layer, a quarter of each vector and most of the time went to
- * gathering its lanes and storing them one by one. Here a vector holds pooled columns instead:
- * each row of the padded input holds its even columns, then its odd ones (the layout of
- * winograd.h's input, made by conv_winograd.pxi's _pad_image_split), so that the
- * convolution's even and odd output columns, in both rows of a pooling window, are four sums
- * over plain vector loads, one vector of windows at a time. The window's maximum is then taken
- * lane by lane, with the rules of max_pool2d over relu's output (cnn_relu_max in conv_tile.h):
- * ReLU keeps a NaN; a later window position wins only if strictly greater or NaN.
+ * With a 2x2 max-pool (cnn_conv_pool_row): each row of the padded input holds its even
+ * columns, then its odd ones (the layout of winograd.h's input, made by conv_winograd.pxi's
+ * _pad_image_split), so that the convolution's even and odd output columns, in both rows of a
+ * pooling window, are four sums over plain vector loads, one vector of windows at a time. The
+ * window's maximum is then taken lane by lane, with the rules of max_pool2d over relu's output
+ * (cnn_relu_max in conv_tile.h): ReLU keeps a NaN; a later position wins only if strictly
+ * greater or NaN. Without (cnn_conv_rows): two output rows at a time over the plainly padded
+ * input, and the epilogue (batch norm's affine map, ReLU) by pointwise.h's rules.
  *
  * Every sum starts from the bias and adds the taps in the tile's order (input channel, kernel
  * row, kernel column), one multiply-add each, so the values are the tile's, bit for bit.
