@@ -147,7 +147,7 @@ def test_fused_relu_pool_equals_the_separate_kernels(isa, problem):
 def test_pooling_along_rows_gives_the_separate_kernels_bits(isa, threads, dtype, batch,
                                                             channels, kernel, padding, size):
     # Stride-1 layers with at most 8 output channels, or with at most 64 taps and rows of at
-    # least 16 windows, take conv_pool_rows.h's kernel: the same values and argmax indices,
+    # least 16 windows, take conv_rows.h's kernel: the same values and argmax indices,
     # bit for bit, for any thread count; NaNs included.
     (c, f) = channels
     rng = np.random.default_rng(size)
@@ -171,7 +171,7 @@ def test_pooling_along_rows_gives_the_separate_kernels_bits(isa, threads, dtype,
 @pytest.mark.parametrize("relu, affine", [(False, False), (True, False), (True, True)])
 def test_rows_of_few_tap_layers_give_the_tiles_bits(isa, threads, dtype, batch, channels,
                                                     kernel, relu, affine):
-    # Stride-1 layers with at most 64 taps and output rows of 16 or more take conv_pool_rows.h's
+    # Stride-1 layers with at most 64 taps and output rows of 16 or more take conv_rows.h's
     # unpooled kernel; narrower rows take the register tile. Without padding, the narrow
     # layer's output is the left part of the wide one's: the same values, bit for bit.
     (c, f) = channels

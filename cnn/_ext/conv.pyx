@@ -226,7 +226,7 @@ cdef class ConvPlan:
         if self.algorithm == DIRECT:
             self._lay_out_direct()
             # The fused ReLU + max-pool runs along pooled rows, vectors of windows instead of
-            # vectors of channels (conv_pool_rows.h), where the tile fills its vectors badly
+            # vectors of channels (conv_rows.h), where the tile fills its vectors badly
             # (at most 8 output channels) or spends more on storing than on its few taps (at
             # most 64, as 3 input channels by 3x3), if a pooled row fills a vector (16 windows).
             self.pool_rows = (self.stride == (1, 1) and self.dilation == (1, 1)

@@ -2,7 +2,7 @@
 # with ReLU and a 2x2 max-pool) and the backward pass (weight, bias and input gradients in one
 # pass over the images, from the convolution's gradient or straight from the pooled one).
 # Included by conv.pyx, whose ConvPlan lays out every table and buffer these loops read. Layers
-# with at most 8 output channels pool along rows instead (conv_pool_rows.h, _conv_relu_pool_rows).
+# with at most 8 output channels pool along rows instead (conv_rows.h, _conv_relu_pool_rows).
 #
 # Why not im2col + GEMM here: with 1 to 64 input channels the column matrix is 10-25x larger than
 # the input, so a GEMM over it is limited by memory, and the GEMM itself is small and skinny.
@@ -75,8 +75,8 @@ cdef extern from "conv_scatter.h" nogil:
     void cnn_add_rows_f64(double* sums, const double* rows, Py_ssize_t n, Py_ssize_t width)
 
 
-cdef extern from "conv_pool_rows.h" nogil:
-    # See conv_pool_rows.h; the f32/f64 names differ only in the type.
+cdef extern from "conv_rows.h" nogil:
+    # See conv_rows.h; the f32/f64 names differ only in the type.
     enum:
         CNN_REGISTER_BYTES
     Py_ssize_t cnn_row_groups(Py_ssize_t channels)
@@ -358,7 +358,7 @@ cdef void _conv_relu_pool_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, 
 
 
 cdef inline Py_ssize_t _split_slack(Py_ssize_t kw, Py_ssize_t itemsize) noexcept nogil:
-    """Values past a split image that a last row's loads may read (conv_pool_rows.h)."""
+    """Values past a split image that a last row's loads may read (conv_rows.h)."""
     return CNN_REGISTER_BYTES // itemsize + kw
 
 
@@ -368,7 +368,7 @@ cdef void _pool_rows_image(const floating* padded, Py_ssize_t C, Py_ssize_t rows
                            int64_t* indices, Py_ssize_t F, Py_ssize_t PH, Py_ssize_t PW,
                            Py_ssize_t conv_w, Py_ssize_t first, Py_ssize_t last) noexcept nogil:
     """One image's pooled rows, units first..last-1: unit u is pooled row u % PH of the u // PH-th
-    group of output channels (conv_pool_rows.h)."""
+    group of output channels (conv_rows.h)."""
     cdef Py_ssize_t u
     for u in range(first, last):
         if floating is float:
@@ -389,7 +389,7 @@ cdef void _conv_relu_pool_rows(const floating[:, :, :, ::1] x,  # IN  (N, C, H, 
                                Py_ssize_t pw, Py_ssize_t hp, Py_ssize_t wp, Py_ssize_t parts,
                                int num_threads):
     """_conv_relu_pool_forward's results for a stride-1 layer with few output channels, by
-    pooled rows (conv_pool_rows.h) over the image padded to (hp, wp) (wp even) and split
+    pooled rows (conv_rows.h) over the image padded to (hp, wp) (wp even) and split
     (_pad_image_split): the same values and indices, bit for bit. Threads take whole images,
     or with `parts` > 1 (a batch smaller than the team) share each image's units (pooled rows
     of channel groups) in `parts` ranges."""
@@ -428,7 +428,7 @@ cdef void _rows_image(const floating* padded, Py_ssize_t C, Py_ssize_t hp, Py_ss
                       bint relu, floating* out, Py_ssize_t F, Py_ssize_t OH, Py_ssize_t OW,
                       Py_ssize_t first, Py_ssize_t last) noexcept nogil:
     """One image's output, units first..last-1: unit u is the pair of rows 2 (u % pairs), + 1
-    of the u // pairs-th group of output channels (conv_pool_rows.h)."""
+    of the u // pairs-th group of output channels (conv_rows.h)."""
     cdef Py_ssize_t u, y, pairs = (OH + 1) // 2
     for u in range(first, last):
         y = 2 * (u % pairs)
@@ -449,7 +449,7 @@ cdef void _conv_rows_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                              Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t ph, Py_ssize_t pw,
                              bint relu, Py_ssize_t parts, int num_threads):
     """_conv_forward's results for a stride-1 layer with few taps and wide rows, by pairs of
-    output rows (conv_pool_rows.h): the same values, bit for bit. Threads take whole images, or
+    output rows (conv_rows.h): the same values, bit for bit. Threads take whole images, or
     with `parts` > 1 share each image's units in `parts` ranges."""
     cdef Py_ssize_t n, item, N = x.shape[0], C = x.shape[1]
     cdef Py_ssize_t hp = x.shape[2] + 2 * ph, wp = x.shape[3] + 2 * pw
