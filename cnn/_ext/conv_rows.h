@@ -10,8 +10,7 @@
  * _pad_image_split), so that the convolution's even and odd output columns, in both rows of a
  * pooling window, are four sums over plain vector loads, one vector of windows at a time. The
  * window's maximum is then taken lane by lane, with the rules of max_pool2d over relu's output
- * (cnn_relu_max in conv_tile.h): ReLU keeps a NaN; a later position wins only if strictly
- * greater or NaN. Without (cnn_conv_rows): two output rows at a time over the plainly padded
+ * (pointwise.h's CNN_RELU_MAX_STEP). Without (cnn_conv_rows): two output rows at a time over the plainly padded
  * input, and the epilogue (batch norm's affine map, ReLU) by pointwise.h's rules.
  *
  * Every sum starts from the bias and adds the taps in the tile's order (input channel, kernel
@@ -25,7 +24,7 @@
 #include <string.h>
 
 #include "conv_tile.h" /* CNN_REGISTER_BYTES */
-#include "pointwise.h" /* the unpooled rows' epilogue */
+#include "pointwise.h" /* CNN_RELU_MAX_STEP, and the unpooled rows' epilogue */
 
 /* The most output channels summed together: four window positions each, in registers (16
  * accumulators and the loads fit AVX-512's 32 registers, 12 the 16 of the other levels).
@@ -66,8 +65,8 @@
         for (l = 0; l < L; l++)                                                                \
             columns[l] = 2 * l;                                                                \
         for (m0 = 0; m0 < pooled_w; m0 += L) {                                                 \
-            V acc[4][G], value, best, zero = {0};                                              \
-            M keep, which, position;                                                           \
+            V acc[4][G], best, zero = {0};                                                     \
+            M which;                                                                           \
             ptrdiff_t n = pooled_w - m0 < L ? pooled_w - m0 : L;                               \
             for (q = 0; q < 4; q++)                                                            \
                 for (k = 0; k < G; k++)                                                        \
@@ -100,19 +99,8 @@
             for (k = 0; k < count; k++) {                                                      \
                 T *out = pooled + (f0 + k) * plane + py * pooled_w + m0;                       \
                 which = (M){0};                                                                \
-                for (q = 0; q < 4; q++) {                                                      \
-                    value = acc[q][k];                                                         \
-                    keep = (value > zero) | (value != value);                                  \
-                    value = (V)((M)value & keep);                                              \
-                    if (q == 0) {                                                              \
-                        best = value;                                                          \
-                        continue;                                                              \
-                    }                                                                          \
-                    keep = (value > best) | (value != value);                                  \
-                    best = (V)(((M)value & keep) | ((M)best & ~keep));                         \
-                    position = (M){0} + (I)q;                                                  \
-                    which = (position & keep) | (which & ~keep);                               \
-                }                                                                              \
+                for (q = 0; q < 4; q++)                                                        \
+                    CNN_RELU_MAX_STEP(V, M, acc[q][k], best, which, (I)q);                     \
                 /* Over all L lanes with a test, not up to n: gcc turns a plain copy loop */   \
                 /* into a call of memmove, which cost more than the copy here. */              \
                 for (l = 0; l < L; l++)                                                        \

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "conv_layout.h" /* CNN_BLOCK (also the row stride tiles are stored with), CNN_PIXELS */
+#include "pointwise.h"    /* CNN_RELU_MAX_STEP */
 
 typedef float cnn_vec16_f32 __attribute__((vector_size(16 * sizeof(float))));
 typedef double cnn_vec16_f64 __attribute__((vector_size(16 * sizeof(double))));
@@ -92,29 +93,17 @@ CNN_DEFINE_CONV_TILE(cnn_conv_tile8_f64, double, CNN_NARROW_BLOCK, CNN_WIDE_PIXE
 
 /* ReLU, then the maximum over a tile's CNN_PIXELS lanes (one 2x2 pooling window, row-major;
  * lane q at tile + q * CNN_BLOCK) for a block of channels at once: best[f] and which[f], the
- * lane holding it. Same rules as
- * max_pool2d over relu's output: ReLU keeps a NaN, a later lane wins only if strictly greater
- * or NaN. Vector compares give all-ones/all-zeros lanes, so each choice is a bitwise select:
- * no branch (the winner's position is unpredictable on real data).
+ * lane holding it (pointwise.h's CNN_RELU_MAX_STEP: max_pool2d's rules over relu's output).
  */
 #define CNN_DEFINE_RELU_MAX(NAME, T, V, I, IT)                                                 \
     static inline void NAME(const T *tile, T *best_out, IT *which_out)                         \
     {                                                                                          \
-        V best, value, zero = {0};                                                             \
-        I keep, which = {0}, lane;                                                             \
+        V best, value;                                                                         \
+        I which = {0};                                                                         \
         int q;                                                                                 \
         for (q = 0; q < CNN_PIXELS; q++) {                                                     \
             memcpy(&value, tile + q * CNN_BLOCK, sizeof(V));                                   \
-            keep = (value > zero) | (value != value);                                          \
-            value = (V)((I)value & keep);                                                      \
-            if (q == 0) {                                                                      \
-                best = value;                                                                  \
-                continue;                                                                      \
-            }                                                                                  \
-            keep = (value > best) | (value != value);                                          \
-            best = (V)(((I)value & keep) | ((I)best & ~keep));                                 \
-            lane = (I){0} + q;                                                                 \
-            which = (lane & keep) | (which & ~keep);                                           \
+            CNN_RELU_MAX_STEP(V, I, value, best, which, q);                                    \
         }                                                                                      \
         memcpy(best_out, &best, sizeof(V));                                                    \
         memcpy(which_out, &which, sizeof(I));                                                  \

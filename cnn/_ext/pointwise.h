@@ -51,4 +51,23 @@ static inline double cnn_affine_f64(double x, double m, double a, double b)
 }
 #endif
 
+/* One position q (0, 1, ...) of a ReLU + max-pool window, for a vector of windows (or of
+ * channels) at once: VALUE (a vector of type V, masks of type M) through ReLU, then into BEST
+ * (and q into WHICH, the position holding it) when it is the first or is strictly greater or
+ * NaN: max_pool2d's rules over relu's output. Compares give all-ones/all-zeros lanes, so each
+ * choice is a bitwise select: no branch (the winner is unpredictable on real data). */
+#define CNN_RELU_MAX_STEP(V, M, VALUE, BEST, WHICH, Q)                                         \
+    do {                                                                                       \
+        V relu_value_ = (VALUE);                                                               \
+        M keep_ = (relu_value_ > (V){0}) | (relu_value_ != relu_value_);                       \
+        relu_value_ = (V)((M)relu_value_ & keep_);                                             \
+        if ((Q) == 0) {                                                                        \
+            (BEST) = relu_value_;                                                              \
+        } else {                                                                               \
+            keep_ = (relu_value_ > (BEST)) | (relu_value_ != relu_value_);                     \
+            (BEST) = (V)(((M)relu_value_ & keep_) | ((M)(BEST) & ~keep_));                     \
+            (WHICH) = (((M){0} + (Q)) & keep_) | ((WHICH) & ~keep_);                           \
+        }                                                                                      \
+    } while (0)
+
 #endif

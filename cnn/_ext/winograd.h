@@ -212,20 +212,11 @@ CNN_DEFINE_WINOGRAD_STORE(f64, double)
         /* Vectors of windows: compares give all-ones/all-zeros lanes, each choice a bitwise \
          * select (no branch: the winner is unpredictable on real data). */                   \
         for (; i + LANES <= n; i += LANES) {                                                   \
-            vec_t best_v, value_v, zero = {0};                                                 \
-            mask_t keep, which_v = {0};                                                        \
+            vec_t best_v, value_v;                                                             \
+            mask_t which_v = {0};                                                              \
             for (q = 0; q < 4; q++) {                                                          \
                 memcpy(&value_v, rows[q] + i, sizeof(value_v));                                \
-                value_v = value_v + bias;                                                      \
-                keep = (value_v > zero) | (value_v != value_v);                                \
-                value_v = (vec_t)((mask_t)value_v & keep);                                     \
-                if (q == 0) {                                                                  \
-                    best_v = value_v;                                                          \
-                    continue;                                                                  \
-                }                                                                              \
-                keep = (value_v > best_v) | (value_v != value_v);                              \
-                best_v = (vec_t)(((mask_t)value_v & keep) | ((mask_t)best_v & ~keep));         \
-                which_v = (((mask_t){0} + q) & keep) | (which_v & ~keep);                      \
+                CNN_RELU_MAX_STEP(vec_t, mask_t, value_v + bias, best_v, which_v, q);          \
             }                                                                                  \
             memcpy(pooled + i, &best_v, sizeof(best_v));                                       \
             for (k = 0; k < LANES; k++)                                                        \
