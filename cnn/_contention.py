@@ -34,13 +34,16 @@ def _busy_ticks(cpus):
     except OSError:  # not Linux, or /proc not mounted
         return None
     busy = 0
-    for line in lines[1:]:
-        if not line.startswith(b"cpu"):
-            break
-        fields = line.split()
-        if int(fields[0][3:]) in cpus:
-            ticks = [int(value) for value in fields[1:9]]
-            busy += sum(ticks) - ticks[3] - ticks[4]  # idle and iowait
+    try:
+        for line in lines[1:]:
+            if not line.startswith(b"cpu"):
+                break
+            fields = line.split()
+            if int(fields[0][3:]) in cpus:
+                ticks = [int(value) for value in fields[1:9]]
+                busy += sum(ticks) - ticks[3] - ticks[4]  # idle and iowait
+    except (ValueError, IndexError):  # a layout this parser does not know: no estimate
+        return None
     return busy
 
 
@@ -59,6 +62,11 @@ class Contention:
         self.clock = clock
         self.cores = 0.0
         self._start = None  # (wall, busy ticks, own seconds, cpus) at the window's start
+
+    def reset(self):
+        """Forget the window (a forked child: its own CPU time starts again from zero)."""
+        self.cores = 0.0
+        self._start = None
 
     def _sample(self):
         try:

@@ -12,18 +12,22 @@ training, one graph node whose backward calls each op's ``backward`` in the engi
 accumulating into the parameters' ``.grad`` exactly as the engine does. The numbers are the
 same as eager, bit for bit (tested).
 
-What is replayed is what the Functions compute; Python that runs in ``forward`` between them
-is not re-run. So a capture is refused, and that signature always runs eagerly, when the forward
-returns something other than one Tensor, passes an op a Tensor that did not come from an input,
-a parameter or an earlier op (``detach()``, a constant made in ``forward``), or runs while a
-module has forward hooks. A replay is used only while the signature matches (the inputs' shapes,
-dtypes and requires_grad, grad mode, the parameters' requires_grad) and no module has changed
-since the capture (any attribute, child, parameter, buffer or hook, train/eval included:
-``cnn.nn.module.structure_version``). Python that branches on tensor values (``if x.sum() > 0``)
-cannot be seen by the capture: compile such models only if the branch is fixed.
+What is replayed is what the Functions compute; Python that runs in ``forward`` between them is not
+re-run. So a capture is refused, and that signature always runs eagerly, when the forward returns
+something other than one Tensor, passes an op a Tensor that did not come from an input, a parameter
+or an earlier op (``detach()``, a constant made in ``forward``) or a NumPy array other than a
+buffer's or a parameter's (a loss's targets, index arrays: they may depend on the inputs, and a
+replay would keep the first call's), or runs while a module has forward hooks. A replay is used
+only while the signature matches (the inputs' shapes, dtypes and requires_grad, grad mode, the
+parameters' requires_grad) and no module has changed since the capture (any attribute, child,
+parameter, buffer or hook, train/eval included: ``cnn.nn.module.structure_version``). Python that
+branches on tensor values (``if x.sum() > 0``) cannot be seen by the capture: compile such models
+only if the branch is fixed.
 """
 import collections
 import threading
+
+import numpy as np
 
 from .autograd import engine as _engine
 from .autograd import function as _function
@@ -145,9 +149,12 @@ class _Recorder:
     """The tracer of one capture: numbers every value an op takes or makes (a slot), and
     records each op of the capturing thread."""
 
-    def __init__(self, tensors):
+    def __init__(self, tensors, module_arrays):
         self.thread = threading.get_ident()
         self.slots = {id(t): i for i, t in enumerate(tensors)}
+        # The arrays of the module's buffers and parameters (batch norm's running statistics):
+        # the same objects at every call, updated in place, so a replay sees them as they are.
+        self.module_arrays = module_arrays
         self.kept = list(tensors)  # alive while recording, so ids stay unique
         self.steps = []
         self.nodes = []  # each step's graph node (or None), for the backward order
@@ -165,10 +172,17 @@ class _Recorder:
                                     f"earlier op made (a detached tensor or a constant)")
                     return
                 specs.append((slot, None))
+            elif isinstance(arg, np.ndarray) and id(arg) not in self.module_arrays:
+                # An array made in forward (a loss's targets, index arrays) may depend on the
+                # inputs: a replay would freeze the first call's.
+                self.refused = (f"{cls.__name__} takes an array made in forward (such as a "
+                                f"loss's targets), which a replay would fix at its first value")
+                return
             else:
                 specs.append((-1, arg))
-        if any(isinstance(value, Tensor) for value in kwargs.values()):
-            self.refused = f"{cls.__name__} takes a Tensor as a keyword argument"
+        if any(isinstance(value, Tensor) or isinstance(value, np.ndarray)
+               and id(value) not in self.module_arrays for value in kwargs.values()):
+            self.refused = f"{cls.__name__} takes a Tensor or an array as a keyword argument"
             return
         node = out._node
         needs = node.needs_input_grad if node is not None else None
@@ -186,7 +200,9 @@ def _capture(model, args, leaves):
     if any(m._forward_pre_hooks or m._forward_hooks for m in model.modules()):
         result = model(*args)
         return _Program.refusal("a module has forward hooks", structure_version(), result)
-    recorder = _Recorder(args + leaves)
+    module_arrays = {id(t._data if isinstance(t, Tensor) else t)
+                     for t in (*model.buffers(), *model.parameters())}
+    recorder = _Recorder(args + leaves, module_arrays)
     with _function.tracing(recorder):
         result = model(*args)
     version = structure_version()

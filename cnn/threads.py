@@ -75,7 +75,15 @@ _num_threads = _default_num_threads()
 # there still gets most of its core; the margin also keeps the team from flapping on the
 # estimate's noise (about 0.1 core).
 TAKEN_CORE = 0.6
-_contention = Contention() if os.environ.get("CNN_THREAD_BACKOFF", "1") != "0" else None
+# OMP_PROC_BIND / OMP_PLACES pin the process's threads to places the user chose: the main
+# thread's affinity is then one CPU, and the estimate would see one core; so no backoff.
+_BINDING = ("OMP_PROC_BIND", "OMP_PLACES")
+_bound = any(os.environ.get(name, "").strip().lower() not in ("", "false")
+             for name in _BINDING)
+_contention = (Contention() if os.environ.get("CNN_THREAD_BACKOFF", "1") != "0" and not _bound
+               else None)
+if _contention is not None and hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_contention.reset)
 
 
 def get_num_threads() -> int:
@@ -150,7 +158,9 @@ def backoff() -> str:
     """Whether the kernels take fewer threads while other processes keep cores busy, and how
     many they would take now: a phrase for show_config."""
     if _contention is None:
-        return "off (CNN_THREAD_BACKOFF=0): the kernels always use get_num_threads() threads"
+        reason = ("OMP_PROC_BIND or OMP_PLACES pins the threads" if _bound
+                  else "CNN_THREAD_BACKOFF=0")
+        return f"off ({reason}): the kernels always use get_num_threads() threads"
     return (f"on: one thread less per core other processes keep busy (now "
             f"{_contention.busy_cores():.1f} cores busy elsewhere, {kernel_threads()} kernel "
             f"threads; CNN_THREAD_BACKOFF=0 turns it off)")

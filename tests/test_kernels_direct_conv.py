@@ -141,14 +141,15 @@ def test_fused_relu_pool_equals_the_separate_kernels(isa, problem):
 @pytest.mark.parametrize("channels, kernel, padding, size", [
     ((1, 6), 5, 2, 28),  # LeNet-5's first layer
     ((3, 8), 3, 1, 37),  # more pooled columns than one vector holds
-    ((2, 1), 2, 0, 9), ((2, 4), 1, 0, 6), ((1, 5), 3, 1, 5), ((4, 7), 4, 2, 11),
+    ((2, 1), 2, 0, 25), ((2, 4), 1, 0, 24), ((1, 5), 3, 1, 27), ((4, 7), 4, 2, 27),
+    ((2, 5), 3, 1, 9),  # rows of 4 windows: the register tile, the same bits
     ((3, 32), 3, 1, 32),  # the CIFAR net's first layer: few taps, a row of 16 windows
     ((2, 13), 3, 0, 35)])  # channel groups of unequal sizes
 def test_pooling_along_rows_gives_the_separate_kernels_bits(isa, threads, dtype, batch,
                                                             channels, kernel, padding, size):
-    # Stride-1 layers with at most 8 output channels, or with at most 64 taps and rows of at
-    # least 16 windows, take conv_rows.h's kernel: the same values and argmax indices,
-    # bit for bit, for any thread count; NaNs included.
+    # Stride-1 layers with at most 8 output channels and rows of at least 12 windows, or with
+    # at most 64 taps and rows of at least 16, take conv_rows.h's kernel: the same values and
+    # argmax indices, bit for bit, for any thread count; NaNs included.
     (c, f) = channels
     rng = np.random.default_rng(size)
     x = rng.standard_normal((batch, c, size, size)).astype(dtype)
@@ -248,12 +249,12 @@ def test_bit_identical_at_one_and_two_threads(isa, threads, rng, dtype, batch):
         assert a.tobytes() == b.tobytes()
 
 
-@pytest.mark.parametrize("stride, kernel", [(2, 3), (3, 2)])  # (3, 2): some phases get no tap
-@pytest.mark.parametrize("batch", [13, 1])
+@pytest.mark.parametrize("stride, kernel", [(2, 3), (3, 2), (2, 5)])  # (3, 2): some phases
+@pytest.mark.parametrize("batch", [13, 1])                           # get no tap; (2, 5): 3x3
 def test_strided_input_gradient_is_bit_identical_at_one_and_two_threads(isa, threads, rng,
                                                                         stride, kernel, batch):
     # 16 input channels: the input gradient is the dense one, a convolution per phase written
-    # straight into its strided places.
+    # straight into its strided places (or, for a phase Winograd serves, copied there).
     x = rng.standard_normal((batch, 16, 15, 15)).astype(np.float32)
     w = rng.standard_normal((24, 16, kernel, kernel)).astype(np.float32)
     g = _output_gradient(x, w, (stride,) * 2, (1, 1), (1, 1), 3)

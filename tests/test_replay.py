@@ -216,3 +216,26 @@ def test_compile_follows_torch_compile(rng):
         cnn.compile(model, backend="cudagraphs")
     with pytest.raises(TypeError, match="Module"):
         cnn.compile(lambda x: x)
+
+
+def test_a_forward_that_makes_arrays_from_its_inputs_runs_eagerly():
+    # cross_entropy turns the targets into arrays before its op runs: a replay would keep the
+    # first call's targets, so the capture is refused and every call runs eagerly.
+    class WithLoss(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(4, 3)
+
+        def forward(self, x, target):
+            return F.cross_entropy(self.linear(x), target)
+
+    cnn.manual_seed(0)
+    model = WithLoss()
+    compiled = cnn.compile(model)
+    rng = np.random.default_rng(0)
+    x = cnn.tensor(rng.standard_normal((5, 4)).astype(np.float32))
+    for _ in range(3):
+        target = cnn.tensor(rng.integers(0, 3, 5))
+        assert compiled(x, target).item() == model(x, target).item()
+    with pytest.raises(RuntimeError, match="an array made in forward"):
+        cnn.compile(model, fullgraph=True)(x, target)

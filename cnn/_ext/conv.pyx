@@ -226,11 +226,12 @@ cdef class ConvPlan:
         if self.algorithm == DIRECT:
             self._lay_out_direct()
             # The fused ReLU + max-pool runs along pooled rows, vectors of windows instead of
-            # vectors of channels (conv_rows.h), where the tile fills its vectors badly
-            # (at most 8 output channels) or spends more on storing than on its few taps (at
-            # most 64, as 3 input channels by 3x3), if a pooled row fills a vector (16 windows).
+            # vectors of channels (conv_rows.h), where the tile fills its vectors badly (at most
+            # 8 output channels; pooled rows of 12 windows or more: LeNet-5's first layer has
+            # 14, and rows of 2-7 ran 1.3-4x slower than the tile) or spends more on storing
+            # than on its few taps (at most 64, as 3 input channels by 3x3; rows of 16 or more).
             self.pool_rows = (self.stride == (1, 1) and self.dilation == (1, 1)
-                              and (f <= CNN_NARROW_BLOCK
+                              and ((f <= CNN_NARROW_BLOCK and out[1] // 2 >= 12)
                                    or (self.n_taps <= 64 and out[1] // 2 >= 16)))
             # The unpooled forward likewise, by pairs of output rows, where the taps are few
             # and a row fills a vector.
@@ -817,9 +818,17 @@ cdef class ConvPlan:
         unreached = any(phase[4] is None for phase in self._input_grad_phases)
         dx = (np.zeros if unreached else np.empty)((n, c, h, w), dtype=self.dtype)
         for ry, rx, rows, cols, plan, origins, places in self._input_grad_phases:
-            if plan is not None:
-                (<ConvPlan> plan)._placed_forward(grad, self._phase_weight(weight, rows, cols),
-                                                  dx, origins, places, threads)
+            if plan is None:
+                continue
+            sub = self._phase_weight(weight, rows, cols)
+            if (<ConvPlan> plan)._winograd_pays(n):
+                # A 3x3 phase that Winograd serves (5x5 kernels at stride 2, for example):
+                # computed whole, then copied into its strided places.
+                out = plan.forward(grad, sub, num_threads=threads)[0]
+                dx[:, :, ry::self.stride[0], rx::self.stride[1]] = out[:, :, rows.crop,
+                                                                       cols.crop]
+            else:
+                (<ConvPlan> plan)._placed_forward(grad, sub, dx, origins, places, threads)
         return dx
 
     cdef object _phase_weight(self, weight, rows, cols):

@@ -2,7 +2,8 @@
 # with ReLU and a 2x2 max-pool) and the backward pass (weight, bias and input gradients in one
 # pass over the images, from the convolution's gradient or straight from the pooled one).
 # Included by conv.pyx, whose ConvPlan lays out every table and buffer these loops read. Layers
-# with at most 8 output channels pool along rows instead (conv_rows.h, _conv_relu_pool_rows).
+# the register tile serves badly (at most 8 output channels, or few taps and wide rows) run along
+# output rows instead (conv_rows.h: _conv_relu_pool_rows, _conv_rows_forward; ConvPlan says when).
 #
 # Why not im2col + GEMM here: with 1 to 64 input channels the column matrix is 10-25x larger than
 # the input, so a GEMM over it is limited by memory, and the GEMM itself is small and skinny.

@@ -199,8 +199,8 @@ CNN_DEFINE_CONV_ROWS(cnn_conv_rows2_f64, double, int64_t, 2, f64)
 CNN_DEFINE_CONV_ROWS(cnn_conv_rows3_f64, double, int64_t, 3, f64)
 CNN_DEFINE_CONV_ROWS(cnn_conv_rows4_f64, double, int64_t, 4, f64)
 
-/* The groups of `channels` output channels (at most 8): how many, and the first channel and
- * size of group g. */
+/* The groups of `channels` output channels: how many, and the first channel of group g (the
+ * next group's first minus it is its size, at most CNN_ROW_GROUP). */
 static inline ptrdiff_t cnn_row_groups(ptrdiff_t channels)
 {
     return (channels + CNN_ROW_GROUP - 1) / CNN_ROW_GROUP;
