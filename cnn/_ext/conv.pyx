@@ -504,18 +504,29 @@ cdef class ConvPlan:
                                            self.origins, scratch, ow, ph, pw, parts, threads)
         return pooled, indices
 
+    cdef tuple _row_operands(self, x, weight, bias, Py_ssize_t image, Py_ssize_t slack,
+                             Py_ssize_t parts, Py_ssize_t threads):
+        """What the row kernels (conv_rows.h) read besides the input: the layer's weights as
+        (F, taps), the bias (zeros without one), and the scratch: a padded image of `image`
+        values per thread (or per image when the images are split, parts > 1), then `slack`
+        zeros that a last row's loads may read into lanes never stored (zeros: no junk such
+        as NaNs)."""
+        f = self.weight_shape[0]
+        scratch = np.empty((x.shape[0] if parts > 1 else threads, image + slack),
+                           dtype=self.dtype)
+        scratch[:, image:] = 0
+        bias = np.zeros(f, dtype=self.dtype) if bias is None else bias
+        return weight.reshape(f, self.n_taps), bias, scratch
+
     cdef _conv_rows(self, x, weight, bias, coefficients, out, bint relu, Py_ssize_t parts,
                     Py_ssize_t threads):
-        """forward by pairs of output rows (checked arrays; see conv_rows): each image padded,
-        and the loads' slack (a row and a vector past the image)."""
-        f, c, kh, kw = self.weight_shape
+        """forward by pairs of output rows (checked arrays; see conv_rows): each image padded;
+        the loads of its last row reach one row and a vector past it."""
+        c, kh, kw = self.weight_shape[1:]
         ph, pw = self.padding
-        room = c * self.hp * self.wp
-        slack = self.wp + _split_slack(kw, self.dtype.itemsize)
-        scratch = np.empty((x.shape[0] if parts > 1 else threads, room + slack), dtype=self.dtype)
-        scratch[:, room:] = 0  # read into lanes and rows never stored: no junk such as NaNs
-        bias = np.zeros(f, dtype=self.dtype) if bias is None else bias
-        weight = weight.reshape(f, self.n_taps)
+        weight, bias, scratch = self._row_operands(
+            x, weight, bias, c * self.hp * self.wp,
+            self.wp + _row_slack(kw, self.dtype.itemsize), parts, threads)
         if self.dtype == np.float64:
             _conv_rows_forward[double](x, weight, bias, coefficients, out, scratch, kh, kw, ph,
                                        pw, relu, parts, threads)
@@ -526,15 +537,14 @@ cdef class ConvPlan:
     cdef _pool_rows(self, x, weight, bias, pooled, indices, Py_ssize_t parts,
                     Py_ssize_t threads):
         """forward_relu_pool by pooled rows (checked arrays; see pool_rows): each image padded
-        to an even width, rows split into even and odd columns, and the loads' slack."""
-        f, c, kh, kw = self.weight_shape
+        to an even width, its rows split into even and odd columns; the loads of its last row
+        reach a vector past it."""
+        c, kh, kw = self.weight_shape[1:]
         ph, pw = self.padding
         wp = self.wp + self.wp % 2
-        room = c * self.hp * wp + _split_slack(kw, self.dtype.itemsize)
-        scratch = np.empty((x.shape[0] if parts > 1 else threads, room), dtype=self.dtype)
-        scratch[:, c * self.hp * wp:] = 0  # read into lanes never stored: no junk such as NaNs
-        bias = np.zeros(f, dtype=self.dtype) if bias is None else bias
-        weight = weight.reshape(f, self.n_taps)
+        weight, bias, scratch = self._row_operands(
+            x, weight, bias, c * self.hp * wp, _row_slack(kw, self.dtype.itemsize), parts,
+            threads)
         if self.dtype == np.float64:
             _conv_relu_pool_rows[double](x, weight, bias, pooled, indices, scratch, kh, kw,
                                          self.output_shape[2], ph, pw, self.hp, wp, parts,

@@ -358,8 +358,8 @@ cdef void _conv_relu_pool_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, 
                                 tiles * (item % parts + 1) // parts)
 
 
-cdef inline Py_ssize_t _split_slack(Py_ssize_t kw, Py_ssize_t itemsize) noexcept nogil:
-    """Values past a split image that a last row's loads may read (conv_rows.h)."""
+cdef inline Py_ssize_t _row_slack(Py_ssize_t kw, Py_ssize_t itemsize) noexcept nogil:
+    """Values past a row's end that the row kernels' vector loads may read (conv_rows.h)."""
     return CNN_REGISTER_BYTES // itemsize + kw
 
 
