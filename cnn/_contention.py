@@ -55,12 +55,14 @@ def _own_seconds():
 class Contention:
     """Other processes' CPU use on the cores this process may run on, as a number of cores,
     updated at most once per `window` seconds (0.0 until a first window has passed, and
-    always 0.0 where it cannot be measured)."""
+    always 0.0 where it cannot be measured). `cpu_count` is how many cores the estimate
+    watched (those of the affinity mask at the last sample; 0 before one)."""
 
     def __init__(self, window=WINDOW, clock=time.monotonic):
         self.window = window
         self.clock = clock
         self.cores = 0.0
+        self.cpu_count = 0
         self._start = None  # (wall, busy ticks, own seconds, cpus) at the window's start
 
     def reset(self):
@@ -89,4 +91,5 @@ class Contention:
             others = ((sample[1] - start[1]) / _TICKS - (sample[2] - start[2]))
             self.cores = max(0.0, others / (sample[0] - start[0]))
         self._start = sample
+        self.cpu_count = len(sample[3])
         return self.cores

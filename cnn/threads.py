@@ -100,11 +100,7 @@ def kernel_threads() -> int:
     taken = int(_contention.busy_cores() + 1.0 - TAKEN_CORE)
     if taken == 0:
         return n
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux: no estimate is taken there
-        return n
-    return max(1, min(n, cores - taken))
+    return max(1, min(n, _contention.cpu_count - taken))
 
 
 def set_num_threads(n: int) -> None:

@@ -37,6 +37,7 @@ def test_others_are_the_busy_time_of_our_cores_less_our_own(machine):
     machine["busy"] += 170
     machine["own"] += 0.5
     assert contention.busy_cores() == pytest.approx(1.2)
+    assert contention.cpu_count == len(os.sched_getaffinity(0))  # the cores it watched
     # Within the window the estimate stands, whatever happens meanwhile.
     clock.now += 0.1
     machine["busy"] += 1000
@@ -108,8 +109,9 @@ def test_without_proc_stat_nothing_is_busy(monkeypatch):
 
 
 class Busy:
-    def __init__(self, cores):
+    def __init__(self, cores, cpu_count):
         self.cores = cores
+        self.cpu_count = cpu_count
 
     def busy_cores(self):
         return self.cores
@@ -119,8 +121,7 @@ class Busy:
 def test_a_core_counts_as_taken_from_0_6_of_it(threads, monkeypatch, busy, expected):
     if not cnn.openmp_enabled():
         pytest.skip("a serial build has one thread whatever the machine does")
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
-    monkeypatch.setattr(cnn.threads, "_contention", Busy(busy))
+    monkeypatch.setattr(cnn.threads, "_contention", Busy(busy, 2))
     cnn.set_num_threads(2)
     assert cnn.threads.kernel_threads() == expected
     assert cnn.get_num_threads() == 2  # the setting itself is the user's
@@ -131,11 +132,10 @@ def test_a_core_counts_as_taken_from_0_6_of_it(threads, monkeypatch, busy, expec
 def test_four_threads_on_eight_cores_keep_their_count_beside_one_busy_core(threads, monkeypatch):
     if not cnn.openmp_enabled():
         pytest.skip("a serial build has one thread whatever the machine does")
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
-    monkeypatch.setattr(cnn.threads, "_contention", Busy(1.0))
+    monkeypatch.setattr(cnn.threads, "_contention", Busy(1.0, 8))
     cnn.set_num_threads(4)
     assert cnn.threads.kernel_threads() == 4
-    monkeypatch.setattr(cnn.threads, "_contention", Busy(5.0))
+    monkeypatch.setattr(cnn.threads, "_contention", Busy(5.0, 8))
     assert cnn.threads.kernel_threads() == 3
 
 
