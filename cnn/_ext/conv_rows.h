@@ -5,19 +5,19 @@
  * channels a quarter of each vector is empty, and with few taps most of its time goes to
  * gathering its lanes and storing them one by one. Here a vector holds output columns instead.
  *
- * With a 2x2 max-pool (cnn_conv_pool_row): each row of the padded input holds its even
- * columns, then its odd ones (the layout of winograd.h's input, made by conv_winograd.pxi's
+ * With a 2x2 max-pool (cnn_conv_pool_row): each row of the padded input holds its even columns,
+ * then its odd ones (the layout of winograd.h's input, made by conv_winograd.pxi's
  * _pad_image_split), so that the convolution's even and odd output columns, in both rows of a
  * pooling window, are four sums over plain vector loads, one vector of windows at a time. The
  * window's maximum is then taken lane by lane, with the rules of max_pool2d over relu's output
- * (pointwise.h's CNN_RELU_MAX_STEP). Without (cnn_conv_rows): two output rows at a time over the plainly padded
- * input, and the epilogue (batch norm's affine map, ReLU) by pointwise.h's rules.
+ * (pointwise.h's CNN_RELU_MAX_STEP). Without (cnn_conv_rows): two output rows at a time over the
+ * plainly padded input, and the epilogue (batch norm's affine map, ReLU) by pointwise.h's rules.
  *
  * Every sum starts from the bias and adds the taps in the tile's order (input channel, kernel
  * row, kernel column), one multiply-add each, so the values are the tile's, bit for bit.
  */
-#ifndef CNN_CONV_POOL_ROWS_H
-#define CNN_CONV_POOL_ROWS_H
+#ifndef CNN_CONV_ROWS_H
+#define CNN_CONV_ROWS_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -300,8 +300,8 @@ cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                                  coefficients, f_padded, relu,
                                  NULL if pool else &out[n, 0, 0, 0],
                                  &pooled[n, 0, 0, 0] if pool else NULL,
-                                 &indices[n, 0, 0, 0] if pool and indices is not None else NULL, oh, ow, tiles_h,
-                                 tiles_w, 0, F)
+                                 &indices[n, 0, 0, 0] if pool and indices is not None
+                                 else NULL, oh, ow, tiles_h, tiles_w, 0, F)
             return
         s = &scratch[0, 0]
         for n in range(N):
@@ -317,8 +317,8 @@ cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                                  coefficients, f_padded, relu,
                                  NULL if pool else &out[n, 0, 0, 0],
                                  &pooled[n, 0, 0, 0] if pool else NULL,
-                                 &indices[n, 0, 0, 0] if pool and indices is not None else NULL, oh, ow, tiles_h,
-                                 tiles_w, i, i + 1)
+                                 &indices[n, 0, 0, 0] if pool and indices is not None
+                                 else NULL, oh, ow, tiles_h, tiles_w, i, i + 1)
 
 
 # ***** the weight gradient *****

@@ -189,9 +189,9 @@ CNN_DEFINE_WINOGRAD_STORE(f64, double)
 
 /* ReLU and the 2x2 max-pool of n output tiles (each tile is one pooling window): rows[q][i] is
  * value q (row-major in the window) of tile first + i, before the bias. pooled[i] is the ReLU'd
- * maximum and indices[i] (unless indices is NULL) its position in the convolution's output plane (tile t's top-left
- * value at row 2 (t / tiles_w), column 2 (t % tiles_w); rows `ow` apart), by max_pool2d's
- * rule: a later value wins only if greater, or NaN. */
+ * maximum and indices[i] (unless indices is NULL) its position in the convolution's output
+ * plane (tile t's top-left value at row 2 (t / tiles_w), column 2 (t % tiles_w); rows `ow`
+ * apart), by max_pool2d's rule: a later value wins only if greater, or NaN. */
 #define CNN_DEFINE_WINOGRAD_POOL(SUFFIX, T, I)                                                 \
     static inline ptrdiff_t cnn_pool_index_##SUFFIX(ptrdiff_t t, ptrdiff_t tiles_w,           \
                                                     ptrdiff_t ow, int which)                   \
