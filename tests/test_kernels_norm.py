@@ -76,6 +76,84 @@ def test_gradient_sums_and_input_gradient_match_their_formulas(isa, arrays):
     np.testing.assert_allclose(out, expected, **tolerance(x, a, b))
 
 
+def test_statistics_keep_their_precision_when_the_first_value_is_far_from_the_mean():
+    # The one-pass sums are of the deviations from the channel's first value: an outlier
+    # there must cost no precision.
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((4, 2, 500)) + 1000.0)
+    x[0, :, 0] = [1e6, -1e6]
+    mean, var = np.empty(2), np.empty(2)
+    _ext.backend.norm.statistics(x, mean, var, 1)
+    np.testing.assert_allclose(mean, x.mean(axis=(0, 2)), rtol=1e-12)
+    np.testing.assert_allclose(var, x.var(axis=(0, 2)), rtol=1e-11)
+
+
+@pytest.mark.parametrize("bad, expected_mean", [(np.inf, np.inf), (np.nan, np.nan)])
+@pytest.mark.parametrize("first", [True, False])
+def test_statistics_of_a_channel_with_an_infinity_or_a_nan(bad, expected_mean, first):
+    x = np.ones((2, 2, 9), np.float32)
+    x[0 if first else 1, 1, 0 if first else 5] = bad
+    mean, var = np.empty(2), np.empty(2)
+    _ext.backend.norm.statistics(x, mean, var, 1)
+    assert mean[0] == 1 and var[0] == 0  # the other channel is untouched
+    np.testing.assert_equal(mean[1], expected_mean)
+    assert np.isnan(var[1])  # as numpy's: inf - inf
+
+
+def _relu_masked(grad, out):
+    """relu's backward: the gradient where the ReLU's output is > 0 or NaN, else +0."""
+    return np.where((out > 0) | np.isnan(out), grad, np.zeros_like(grad))
+
+
+@given(channel_arrays(), st.booleans())
+def test_a_fused_relu_masks_the_sums_as_its_output_would(isa, arrays, near_zero):
+    """With relu_scale and relu_shift the kernels recompute normalize's ReLU output from x: the
+    sums and the input gradient are those of the gradient masked by that output, bit for bit,
+    also where the affine map gives exactly zero or a value next to it."""
+    x, grad, rng = arrays
+    c = x.shape[1]
+    mean = x.astype(np.float64).mean(axis=(0, 2))
+    scale, shift = rng.standard_normal((2, c))
+    if near_zero:
+        # x where (x - mean) * scale + shift is 0 before rounding, and its neighbours.
+        root = (mean - shift / scale).astype(x.dtype)[None, :, None]
+        steps = rng.integers(-2, 3, x.shape)
+        x = root.repeat(x.shape[0], 0).repeat(x.shape[2], 2)
+        for _ in range(2):
+            x = np.where(steps > 0, np.nextafter(x, np.inf), np.where(steps < 0, np.nextafter(
+                x, -np.inf), x)).astype(x.dtype)
+            steps = steps - np.sign(steps)
+        mean = x.astype(np.float64).mean(axis=(0, 2))
+    out = np.empty_like(x)
+    _ext.backend.norm.normalize(x, mean, scale, shift, out, True, 1)
+    masked = _relu_masked(grad, out)
+    threads = cnn.get_num_threads()
+    fused, plain = (np.empty(c), np.empty(c)), (np.empty(c), np.empty(c))
+    _ext.backend.norm.gradient_sums(grad, x, mean, *fused, threads, scale, shift)
+    _ext.backend.norm.gradient_sums(masked, x, mean, *plain, threads)
+    assert fused[0].tobytes() == plain[0].tobytes()
+    assert fused[1].tobytes() == plain[1].tobytes()
+    a, b, k = rng.standard_normal((3, c))
+    fused_dx, plain_dx = np.empty_like(x), np.empty_like(x)
+    _ext.backend.norm.input_gradient(grad, x, mean, a, b, k, fused_dx, threads, scale, shift)
+    _ext.backend.norm.input_gradient(masked, x, mean, a, b, k, plain_dx, threads)
+    assert fused_dx.tobytes() == plain_dx.tobytes()
+
+
+def test_a_fused_relu_passes_the_gradient_of_a_nan_output():
+    # relu keeps a NaN, and its backward passes the gradient there (torch's threshold_backward)
+    x = np.array([[[np.nan, -1.0, 2.0, 0.5]]], np.float32)
+    grad = np.full_like(x, 3.0)
+    sums = np.empty(1), np.empty(1)
+    _ext.backend.norm.gradient_sums(grad, x, np.zeros(1), *sums, 1, np.ones(1), np.zeros(1))
+    assert sums[0][0] == 9.0  # the NaN's, 2.0's and 0.5's; not -1.0's
+    dx = np.empty_like(x)
+    _ext.backend.norm.input_gradient(grad, x, np.zeros(1), np.ones(1), np.zeros(1), np.zeros(1),
+                                     dx, 1, np.ones(1), np.zeros(1))
+    # b = 0, but b * (x - mean) is NaN where x is: the input gradient keeps that NaN
+    np.testing.assert_array_equal(dx, [[[np.nan, 0.0, 3.0, 3.0]]])
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_bit_identical_at_one_and_two_threads(isa, threads, rng, dtype):
     x = rng.standard_normal((8, 16, 300)).astype(dtype)
@@ -87,7 +165,9 @@ def test_bit_identical_at_one_and_two_threads(isa, threads, rng, dtype):
         _ext.backend.norm.statistics(x, mean, var, n)
         sums = np.empty(16), np.empty(16)
         _ext.backend.norm.gradient_sums(grad, x, mean, *sums, n)
-        results.append([mean.tobytes(), var.tobytes(), sums[0].tobytes(), sums[1].tobytes()])
+        masked = np.empty(16), np.empty(16)
+        _ext.backend.norm.gradient_sums(grad, x, mean, *masked, n, np.ones(16), -mean)
+        results.append([a.tobytes() for a in (mean, var, *sums, *masked)])
     assert results[0] == results[1]
 
 
@@ -103,6 +183,13 @@ def test_bit_identical_at_one_and_two_threads(isa, threads, rng, dtype):
     (lambda: _ext.backend.norm.input_gradient(np.ones((2, 3, 4)), np.ones((2, 3, 4)),
                                               np.zeros(3), np.ones(2), np.ones(3), np.ones(3),
                                               np.empty((2, 3, 4)), 1), "a"),
+    (lambda: _ext.backend.norm.gradient_sums(np.ones((2, 3, 4)), np.ones((2, 3, 4)),
+                                             np.zeros(3), np.empty(3), np.empty(3), 1,
+                                             np.ones(3)), "relu_shift"),
+    (lambda: _ext.backend.norm.input_gradient(np.ones((2, 3, 4)), np.ones((2, 3, 4)),
+                                              np.zeros(3), np.ones(3), np.ones(3), np.ones(3),
+                                              np.empty((2, 3, 4)), 1, np.ones(3), np.ones(2)),
+     "relu_shift"),
 ])
 def test_the_kernels_refuse_arrays_that_do_not_fit(call, words):
     with pytest.raises(ValueError, match=words):

@@ -2,11 +2,13 @@
 map, and the gradient's sums, each one pass over the data per channel.
 
 In NumPy a training-mode batch norm is about a dozen array operations forward and as many
-backward, each a pass over memory and often a temporary; here the statistics take two passes
-(the mean, then the squared deviations from it: no catastrophic E[x^2] - E[x]^2), the
-normalisation one pass (out = (x - mean) * scale + shift, ReLU optionally fused), and the
-backward two (the sums, then dx = a*g + b*(x - mean) + k). Every formula subtracts the mean
-from x first, as PyTorch's does, so a large mean costs no precision. Sums are kept in
+backward, each a pass over memory and often a temporary; here the statistics take one pass (the
+sums of the deviations from a value of the channel and of their squares: no catastrophic
+E[x^2] - E[x]^2), the normalisation one (out = (x - mean) * scale + shift, ReLU optionally
+fused), and the backward two (the sums, then dx = a*g + b*(x - mean) + k; with a fused ReLU its
+mask is recomputed from x, so its output is never read). The passes are bound by memory
+bandwidth at these sizes: fewer passes is what makes them faster. The other formulas subtract
+the mean from x first, as PyTorch's do, so a large mean costs no precision. Sums are kept in
 double precision. Threads take whole channels and each channel is summed in a fixed order, so
 results are bit-identical for any thread count. The callers (cnn/nn/functional/normalization.py)
 compute the per-channel coefficients; shapes are checked here.
@@ -21,7 +23,7 @@ cdef Py_ssize_t MIN_PARALLEL_ELEMENTS = 1 << 15
 # Sums run in this many independent partial sums (lanes), added in a fixed order at the end:
 # one running sum would make every addition wait for the previous one (about 4 cycles each),
 # and the fixed order keeps the result the same on every run.
-DEF LANES = 8
+DEF LANES = 8  # CNN_NORM_LANES of norm_rows.h
 
 
 cdef inline double _total(const double* partial) noexcept nogil:
@@ -29,64 +31,41 @@ cdef inline double _total(const double* partial) noexcept nogil:
         ((partial[4] + partial[5]) + (partial[6] + partial[7]))
 
 
-cdef inline void _add_row(double* partial, const floating* row, Py_ssize_t n,
-                          double centre) noexcept nogil:
-    """partial[lane] += the values row[i] - centre of its lane (i % LANES)."""
-    cdef Py_ssize_t i, j
-    for i in range(0, n - n % LANES, LANES):
-        for j in range(LANES):
-            partial[j] += <double> row[i + j] - centre
-    for i in range(n - n % LANES, n):
-        partial[i % LANES] += <double> row[i] - centre
+cdef extern from "norm_rows.h" nogil:
+    void cnn_norm_add_moments_f32(const float* row, Py_ssize_t n, double centre,
+                                  double* sums, double* squares)
+    void cnn_norm_add_moments_f64(const double* row, Py_ssize_t n, double centre,
+                                  double* sums, double* squares)
+    void cnn_norm_add_gradient_row_f32(const float* grad, const float* row, Py_ssize_t n,
+                                       double centre, int masked, float m, float a, float b,
+                                       double* sums, double* products)
+    void cnn_norm_add_gradient_row_f64(const double* grad, const double* row, Py_ssize_t n,
+                                       double centre, int masked, double m, double a, double b,
+                                       double* sums, double* products)
 
 
-cdef inline void _add_squares(double* partial, const floating* row, Py_ssize_t n,
+cdef inline void _add_moments(double* sums, double* squares, const floating* row, Py_ssize_t n,
                               double centre) noexcept nogil:
-    """partial[lane] += (row[i] - centre)**2 for the values of its lane."""
-    cdef Py_ssize_t i, j
-    cdef double d
-    for i in range(0, n - n % LANES, LANES):
-        for j in range(LANES):
-            d = <double> row[i + j] - centre
-            partial[j] += d * d
-    for i in range(n - n % LANES, n):
-        d = <double> row[i] - centre
-        partial[i % LANES] += d * d
+    """sums[lane] += row[i] - centre and squares[lane] += (row[i] - centre)**2 for the values
+    of each lane (i % LANES), in one pass (norm_rows.h)."""
+    if floating is float:
+        cnn_norm_add_moments_f32(row, n, centre, sums, squares)
+    else:
+        cnn_norm_add_moments_f64(row, n, centre, sums, squares)
 
 
-cdef inline void _add_products(double* partial, const floating* grad, const floating* row,
-                               Py_ssize_t n, double centre) noexcept nogil:
-    """partial[lane] += grad[i] * (row[i] - centre) for the values of its lane."""
-    cdef Py_ssize_t i, j
-    for i in range(0, n - n % LANES, LANES):
-        for j in range(LANES):
-            partial[j] += <double> grad[i + j] * (<double> row[i + j] - centre)
-    for i in range(n - n % LANES, n):
-        partial[i % LANES] += <double> grad[i] * (<double> row[i] - centre)
-
-
-cdef inline void _add_masked_row(double* partial, const floating* grad, const floating* out,
-                                 Py_ssize_t n) noexcept nogil:
-    """_add_row of the gradient through a ReLU (centre 0)."""
-    cdef Py_ssize_t i, j
-    for i in range(0, n - n % LANES, LANES):
-        for j in range(LANES):
-            partial[j] += <double> _relu_grad(grad[i + j], out[i + j])
-    for i in range(n - n % LANES, n):
-        partial[i % LANES] += <double> _relu_grad(grad[i], out[i])
-
-
-cdef inline void _add_masked_products(double* partial, const floating* grad,
-                                      const floating* out, const floating* row, Py_ssize_t n,
-                                      double centre) noexcept nogil:
-    """_add_products of the gradient through a ReLU."""
-    cdef Py_ssize_t i, j
-    for i in range(0, n - n % LANES, LANES):
-        for j in range(LANES):
-            partial[j] += <double> _relu_grad(grad[i + j], out[i + j]) * \
-                (<double> row[i + j] - centre)
-    for i in range(n - n % LANES, n):
-        partial[i % LANES] += <double> _relu_grad(grad[i], out[i]) * (<double> row[i] - centre)
+cdef inline void _add_gradient_row(double* sums, double* products, const floating* grad,
+                                   const floating* row, Py_ssize_t n, double centre,
+                                   bint masked, floating m, floating a,
+                                   floating b) noexcept nogil:
+    """sums[lane] += g[i] and products[lane] += g[i] * (row[i] - centre) for the values of
+    each lane, in one pass; g is grad, or with `masked` grad through the ReLU that followed
+    normalize(row; m, a, b): zero where that output (recomputed, the same bits) is <= 0, so
+    the output itself need not be kept or read (norm_rows.h)."""
+    if floating is float:
+        cnn_norm_add_gradient_row_f32(grad, row, n, centre, masked, m, a, b, sums, products)
+    else:
+        cnn_norm_add_gradient_row_f64(grad, row, n, centre, masked, m, a, b, sums, products)
 
 
 cdef int _check(Py_ssize_t channels, Py_ssize_t length, str name) except -1:
@@ -104,42 +83,50 @@ cdef int _same_shape(Py_ssize_t* expected, Py_ssize_t* shape, str name) except -
 
 cdef void _channel_statistics(const floating[:, :, ::1] x, Py_ssize_t c, double* mean,
                               double* var) noexcept nogil:
-    """Channel c's mean, then its biased variance (the partial sums are locals of this call:
-    private to the thread that runs it)."""
+    """Channel c's mean and biased variance, in one pass (the partial sums are locals of this
+    call: private to the thread that runs it). The sums are of the deviations from the
+    channel's first value K (0 if that is not finite): mean = K + sum / n and var = squares / n
+    - (sum / n)**2. Being a value of the channel, K lies within its spread, so the variance
+    loses nothing to cancellation (the trouble with E[x^2] - E[x]^2 is a mean far from 0)."""
     cdef Py_ssize_t N = x.shape[0], S = x.shape[2], n, j
-    cdef double partial[LANES]
+    cdef double sums[LANES]
+    cdef double squares[LANES]
+    cdef double centre = <double> x[0, c, 0], count = <double> (N * S), shift, variance
+    if not (centre - centre == 0):  # an infinity or a NaN
+        centre = 0
     for j in range(LANES):
-        partial[j] = 0
+        sums[j] = 0
+        squares[j] = 0
     for n in range(N):
-        _add_row(partial, &x[n, c, 0], S, 0)
-    mean[0] = _total(partial) / (N * S)
-    for j in range(LANES):
-        partial[j] = 0
-    for n in range(N):
-        _add_squares(partial, &x[n, c, 0], S, mean[0])
-    var[0] = _total(partial) / (N * S)
+        _add_moments(sums, squares, &x[n, c, 0], S, centre)
+    shift = _total(sums) / count
+    mean[0] = centre + shift
+    variance = _total(squares) / count - shift * shift
+    # Rounding can leave a zero variance a hair below zero; a NaN (an infinity in the
+    # channel) stays NaN.
+    var[0] = 0.0 if variance < 0 else variance
 
 
 cdef void _channel_sums(const floating[:, :, ::1] grad, const floating[:, :, ::1] x,
-                        const floating* relu_out, Py_ssize_t c, double mean, double* sum_grad,
+                        Py_ssize_t c, double mean, const double* relu_scale,
+                        const double* relu_shift, double* sum_grad,
                         double* sum_grad_x) noexcept nogil:
     """Channel c's sum of grad and of grad * (x - mean) (locals of this call, as above); of the
-    gradient through a ReLU whose output is relu_out (N, C, S) unless that is NULL."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2], n, j
+    gradient through the ReLU after normalize(x; mean, relu_scale[c], relu_shift[c]) unless
+    relu_scale is NULL."""
+    cdef Py_ssize_t N = x.shape[0], n, j
     cdef double sums[LANES]
     cdef double products[LANES]
-    cdef const floating* out
+    cdef bint masked = relu_scale != NULL
+    cdef floating m = <floating> mean
+    cdef floating a = <floating> relu_scale[c] if masked else 0
+    cdef floating b = <floating> relu_shift[c] if masked else 0
     for j in range(LANES):
         sums[j] = 0
         products[j] = 0
     for n in range(N):
-        if relu_out == NULL:
-            _add_row(sums, &grad[n, c, 0], S, 0)
-            _add_products(products, &grad[n, c, 0], &x[n, c, 0], S, mean)
-        else:
-            out = relu_out + (n * C + c) * S
-            _add_masked_row(sums, &grad[n, c, 0], out, S)
-            _add_masked_products(products, &grad[n, c, 0], out, &x[n, c, 0], S, mean)
+        _add_gradient_row(sums, products, &grad[n, c, 0], &x[n, c, 0], x.shape[2], mean,
+                          masked, m, a, b)
     sum_grad[0] = _total(sums)
     sum_grad_x[0] = _total(products)
 
@@ -188,33 +175,47 @@ def normalize(const floating[:, :, ::1] x,   # IN  (N, C, S)
                         out[n, c, s] = _affine(x[n, c, s], m, a, b)
 
 
+cdef int _check_relu(relu_scale, relu_shift, Py_ssize_t channels) except -1:
+    """relu_scale and relu_shift come together, one value per channel each."""
+    if (relu_scale is None) != (relu_shift is None):
+        raise ValueError("relu_shift: expected it with relu_scale (the ReLU's normalisation), "
+                         f"got {'only relu_scale' if relu_shift is None else 'no relu_scale'}")
+    if relu_scale is not None:
+        _check(channels, relu_scale.shape[0], "relu_scale")
+        _check(channels, relu_shift.shape[0], "relu_shift")
+    return 0
+
+
 def gradient_sums(const floating[:, :, ::1] grad,      # IN  (N, C, S)
                   const floating[:, :, ::1] x,         # IN  (N, C, S)
                   const double[::1] mean,              # IN  (C,)
                   double[::1] sum_grad,                # OUT (C,) sum of grad
                   double[::1] sum_grad_x,              # OUT (C,) sum of grad * (x - mean)
                   int num_threads,
-                  const floating[:, :, ::1] relu_out=None):  # IN  (N, C, S) or None
-    """The two per-channel sums every batch-norm gradient is made of; with `relu_out`, of the
-    gradient through the ReLU that followed the normalisation (zero where relu_out <= 0)."""
+                  const double[::1] relu_scale=None,   # IN  (C,) or None
+                  const double[::1] relu_shift=None):  # IN  (C,) or None
+    """The two per-channel sums every batch-norm gradient is made of; with `relu_scale` and
+    `relu_shift`, of the gradient through the ReLU that followed normalize(x, mean,
+    relu_scale, relu_shift, relu=True): zero where that output is <= 0. The output is
+    recomputed, by normalize's own rule, rather than read: one array less to stream."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2], c
-    cdef const floating* out = NULL
+    cdef const double* scale = NULL
+    cdef const double* shift = NULL
     _same_shape(x.shape, grad.shape, "grad")
-    if relu_out is not None:
-        _same_shape(x.shape, relu_out.shape, "relu_out")
-        if N * C * S:
-            out = &relu_out[0, 0, 0]
     for name, values in (("mean", mean), ("sum_grad", sum_grad), ("sum_grad_x", sum_grad_x)):
         _check(C, values.shape[0], name)
+    _check_relu(relu_scale, relu_shift, C)
     if N * S == 0:
         sum_grad[:] = 0
         sum_grad_x[:] = 0
         return
+    if relu_scale is not None and C > 0:
+        scale, shift = &relu_scale[0], &relu_shift[0]
     with nogil:
         for c in prange(C, schedule="dynamic", num_threads=num_threads,
                         use_threads_if=num_threads > 1 and C > 1
                         and N * C * S >= MIN_PARALLEL_ELEMENTS):
-            _channel_sums(grad, x, out, c, mean[c], &sum_grad[c], &sum_grad_x[c])
+            _channel_sums(grad, x, c, mean[c], scale, shift, &sum_grad[c], &sum_grad_x[c])
 
 
 def input_gradient(const floating[:, :, ::1] grad,  # IN  (N, C, S)
@@ -225,19 +226,20 @@ def input_gradient(const floating[:, :, ::1] grad,  # IN  (N, C, S)
                    const double[::1] k,             # IN  (C,)
                    floating[:, :, ::1] out,         # OUT (N, C, S)
                    int num_threads,
-                   const floating[:, :, ::1] relu_out=None):  # IN  (N, C, S) or None
+                   const double[::1] relu_scale=None,   # IN  (C,) or None
+                   const double[::1] relu_shift=None):  # IN  (C,) or None
     """out = a[c] * grad + b[c] * (x - mean[c]) + k[c] per channel: batch norm's input
     gradient, whose coefficients the caller makes from the sums (b = k = 0 in evaluation
-    mode); with `relu_out`, grad is taken through the ReLU that followed (as gradient_sums)."""
+    mode); with `relu_scale` and `relu_shift`, grad is taken through the ReLU that followed
+    (as gradient_sums)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2], c, n, s
-    cdef floating mc, ac, bc, kc
-    cdef bint masked = relu_out is not None
+    cdef floating mc, ac, bc, kc, sc, hc
+    cdef bint masked = relu_scale is not None
     _same_shape(x.shape, grad.shape, "grad")
     _same_shape(x.shape, out.shape, "out")
-    if masked:
-        _same_shape(x.shape, relu_out.shape, "relu_out")
     for name, values in (("mean", mean), ("a", a), ("b", b), ("k", k)):
         _check(C, values.shape[0], name)
+    _check_relu(relu_scale, relu_shift, C)
     with nogil:
         for c in prange(C, schedule="dynamic", num_threads=num_threads,
                         use_threads_if=num_threads > 1 and C > 1
@@ -245,8 +247,10 @@ def input_gradient(const floating[:, :, ::1] grad,  # IN  (N, C, S)
             mc, ac, bc, kc = <floating> mean[c], <floating> a[c], <floating> b[c], <floating> k[c]
             for n in range(N):
                 if masked:
+                    sc, hc = <floating> relu_scale[c], <floating> relu_shift[c]
                     for s in range(S):
-                        out[n, c, s] = ac * _relu_grad(grad[n, c, s], relu_out[n, c, s]) + \
+                        out[n, c, s] = ac * _relu_grad(grad[n, c, s],
+                                                       _affine(x[n, c, s], mc, sc, hc)) + \
                             bc * (x[n, c, s] - mc) + kc
                 else:
                     for s in range(S):

@@ -44,8 +44,9 @@ class BatchNorm(Function):
     (unbiased variance, as PyTorch); evaluation uses the running statistics. Keeps the input,
     the weight and the per-channel mean and 1/sqrt(var + eps) for backward (x_hat is
     recomputed there, not stored). With `relu`, a ReLU follows in the same pass (cnn.compile
-    fuses a batch norm and the ReLU that alone takes its output): the output is kept too, and
-    the gradient is taken through the ReLU inside the sums, as relu's backward would.
+    fuses a batch norm and the ReLU that alone takes its output): the gradient is taken through
+    the ReLU inside the sums, as relu's backward would, its mask recomputed from the input by the
+    forward's own map (the same bits), so that backward streams one array less.
     """
 
     @staticmethod
@@ -79,21 +80,25 @@ class BatchNorm(Function):
         inv_std, scale, shift = _coefficients(var, weight, bias, eps)
         out = np.empty_like(x3)
         _ext.backend.norm.normalize(x3, mean, scale, shift, out, relu, threads)
-        ctx.save_for_backward(x3, weight, out if relu else None)
+        ctx.save_for_backward(x3, weight)
         ctx.statistics = (mean, inv_std)
+        # The ReLU's mask is recomputed from x by the same map (the output is not kept).
+        ctx.relu_affine = (scale, shift) if relu else (None, None)
         ctx.training, ctx.shape = training, x.shape
         return out.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, grad_output):
-        x3, weight, relu_out = ctx.saved_tensors
+        x3, weight = ctx.saved_tensors
+        relu_affine = ctx.relu_affine
         mean, inv_std = ctx.statistics
         needs_x, _, _, needs_w, needs_b = ctx.needs_input_grad[:5]
         threads = kernel_threads()
         g3 = _channels_view(grad_output)
         channels = x3.shape[1]
         sum_grad, sum_grad_x = np.empty(channels), np.empty(channels)
-        _ext.backend.norm.gradient_sums(g3, x3, mean, sum_grad, sum_grad_x, threads, relu_out)
+        _ext.backend.norm.gradient_sums(g3, x3, mean, sum_grad, sum_grad_x, threads,
+                                        *relu_affine)
         dtype = x3.dtype
         grad_w = (inv_std * sum_grad_x).astype(dtype) if needs_w else None
         grad_b = sum_grad.astype(dtype) if needs_b else None
@@ -107,7 +112,8 @@ class BatchNorm(Function):
                 b = -a * inv_std * inv_std * sum_grad_x / count
                 k = -a * sum_grad / count
             grad_x = np.empty_like(x3)
-            _ext.backend.norm.input_gradient(g3, x3, mean, a, b, k, grad_x, threads, relu_out)
+            _ext.backend.norm.input_gradient(g3, x3, mean, a, b, k, grad_x, threads,
+                                             *relu_affine)
             grad_x = grad_x.reshape(ctx.shape)
         return grad_x, None, None, grad_w, grad_b, None, None, None, None, None
 
