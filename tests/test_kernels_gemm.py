@@ -69,3 +69,88 @@ def test_without_a_known_blas_numpy_computes_the_product(monkeypatch, rng):
 def test_bad_arguments_raise_naming_the_argument(call, error, words):
     with pytest.raises(error, match=words):
         call()
+
+
+@st.composite
+def image_batches(draw):
+    """(a (G, M, K) or its transpose, b (N, G, K, P), transpose_a): a convolution by columns."""
+    n, g, m, k, p = (draw(st.integers(lo, hi)) for lo, hi in
+                     ((0, 5), (1, 3), (0, 9), (0, 9), (0, 40)))
+    transpose_a = draw(st.booleans())
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    a = rng.standard_normal((g, k, m) if transpose_a else (g, m, k)).astype(dtype)
+    return a, rng.standard_normal((n, g, k, p)).astype(dtype), transpose_a
+
+
+def _tolerance(dtype):
+    return dict(rtol=1e-5, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+
+
+@given(image_batches())
+def test_image_products_are_one_product_per_image_and_group(threads, batch):
+    a, b, transpose_a = batch
+    a64 = a.astype(np.float64)
+    expected = np.matmul(a64.transpose(0, 2, 1) if transpose_a else a64, b.astype(np.float64))
+    for n in (1, 2):
+        out = np.full(expected.shape, np.nan, a.dtype)
+        assert _gemm.image_products(a, b, out, transpose_a, n)
+        np.testing.assert_allclose(out, expected, **_tolerance(a.dtype))
+
+
+@given(image_batches(), st.integers(1, 4))
+def test_summed_products_sum_each_block_of_images(threads, batch, per_block):
+    _, b, _ = batch
+    n, g, k, p = b.shape
+    a = np.random.default_rng(n * 7 + k).standard_normal((n, g, 3, p)).astype(b.dtype)
+    blocks = max(1, -(-n // per_block))
+    expected = np.zeros((blocks, g, 3, k))
+    for i in range(n):
+        expected[i // per_block] += a[i].astype(np.float64) @ b[i].astype(
+            np.float64).transpose(0, 2, 1)
+    out = np.full(expected.shape, np.nan, b.dtype)
+    assert _gemm.summed_products(a, b, out, per_block, 2)
+    np.testing.assert_allclose(out, expected, **_tolerance(b.dtype))
+
+
+def test_image_and_summed_products_are_bit_identical_at_one_and_two_threads(threads, rng):
+    # ResNet-8's 1x1 shortcut at batch 64: its forward and its weight gradient.
+    w = rng.standard_normal((1, 32, 16)).astype(np.float32)
+    x = rng.standard_normal((64, 1, 16, 256)).astype(np.float32)
+    g = rng.standard_normal((64, 1, 32, 256)).astype(np.float32)
+    results = []
+    for n in (1, 2):
+        cnn.set_num_threads(n)
+        out = np.empty((64, 1, 32, 256), np.float32)
+        _gemm.image_products(w, x, out, False, n)
+        sums = np.empty((16, 1, 32, 16), np.float32)
+        _gemm.summed_products(g, x, sums, 4, n)
+        results.append((out.tobytes(), sums.tobytes()))
+    assert results[0] == results[1]
+
+
+def test_the_image_products_leave_the_work_to_numpy_without_a_known_blas(monkeypatch):
+    monkeypatch.setattr(_blas, "gemm_address", lambda dtype: None)
+    out = np.zeros((1, 1, 2, 2))
+    assert not _gemm.image_products(np.ones((1, 2, 2)), np.ones((1, 1, 2, 2)), out, False, 1)
+    assert not _gemm.summed_products(np.ones((1, 1, 2, 2)), np.ones((1, 1, 2, 2)), out, 1, 1)
+    assert not out.any()  # untouched
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda: _gemm.image_products(np.ones((1, 2, 3)), np.ones((1, 1, 2, 4)),
+                                  np.empty((1, 1, 2, 4)), False, 1), "image_products"),
+    (lambda: _gemm.image_products(np.ones((2, 2, 3)), np.ones((1, 1, 3, 4)),
+                                  np.empty((1, 1, 2, 4)), False, 1), "image_products"),
+    (lambda: _gemm.summed_products(np.ones((2, 1, 2, 4)), np.ones((2, 1, 3, 5)),
+                                   np.empty((1, 1, 2, 3)), 2, 1), "summed_products"),
+    (lambda: _gemm.summed_products(np.ones((5, 1, 2, 4)), np.ones((5, 1, 3, 4)),
+                                   np.empty((2, 1, 2, 3)), 2, 1), "images_per_block"),
+    (lambda: _gemm.summed_products(np.ones((2, 1, 2, 4)), np.ones((2, 1, 3, 4)),
+                                   np.empty((3, 1, 2, 3)), 1, 1), "images_per_block"),
+    (lambda: _gemm.summed_products(np.ones((2, 1, 2, 4)), np.ones((2, 1, 3, 4)),
+                                   np.empty((2, 1, 2, 3)), 0, 1), "images_per_block"),
+])
+def test_the_image_products_refuse_shapes_that_do_not_fit(call, words):
+    with pytest.raises(ValueError, match=words):
+        call()

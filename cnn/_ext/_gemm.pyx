@@ -8,6 +8,10 @@ pack all of it. Their number depends on the shapes alone (an even count of at mo
 each, or one block for a product too small to share), never on the thread count, and each block
 is one call, so the results are bit-identical for any number of threads.
 
+The convolutions by columns (conv.pyx) multiply image by image instead: `image_products` is
+one call per image and group, `summed_products` sums such products over fixed blocks of images
+(their weight gradient); the calls are shared by the team the same way.
+
 Compiled once (no instruction-set variants): the arithmetic happens inside the BLAS.
 """
 from cython cimport floating
@@ -94,4 +98,103 @@ def matmul(const floating[:, ::1] a,    # IN  (M, K), or (K, M) when transpose_a
             else:
                 (<dgemm_t> gemm)(ROW_MAJOR, ta, tb, M, columns, K, 1, &a[0, 0], lda, b_block,
                                  ldb, 0, &out[0, first], N)
+    return True
+
+
+def image_products(const floating[:, :, ::1] a,     # IN  (G, M, K), or (G, K, M) transposed
+                   const floating[:, :, :, ::1] b,  # IN  (N, G, K, P)
+                   floating[:, :, :, ::1] out,      # OUT (N, G, M, P)
+                   bint transpose_a, int num_threads):
+    """out[n, g] = op(a[g]) @ b[n, g] for every image n and group g: one BLAS call each (the
+    product of a convolution by columns), the calls shared by the team, so the results do not
+    depend on the thread count.
+
+    Returns:
+        bool: False, with `out` untouched, when numpy's BLAS has no cblas_?gemm that cnn knows.
+
+    Raises:
+        ValueError: The shapes do not fit together.
+    """
+    cdef Py_ssize_t N = out.shape[0], G = out.shape[1], M = out.shape[2], P = out.shape[3]
+    cdef Py_ssize_t K = b.shape[2], item, n, g
+    cdef int ta = TRANSPOSE if transpose_a else NO_TRANSPOSE
+    cdef int64_t lda = a.shape[2]
+    cdef size_t gemm
+    if (a.shape[0] != G or (a.shape[2] if transpose_a else a.shape[1]) != M
+            or (a.shape[1] if transpose_a else a.shape[2]) != K
+            or b.shape[0] != N or b.shape[1] != G or b.shape[3] != P):
+        raise ValueError(f"image_products: a {tuple(a.shape)[:3]} (transposed: {transpose_a}) "
+                         f"and b {tuple(b.shape)[:4]} do not give out's {tuple(out.shape)[:4]}")
+    address = _blas.gemm_address(np_float32 if floating is float else np_float64)
+    if address is None:
+        return False
+    gemm = address
+    if N * G * M * P == 0:
+        return True
+    if K == 0:
+        out[:, :, :, :] = 0
+        return True
+    with nogil:
+        for item in prange(N * G, schedule="dynamic", num_threads=num_threads,
+                           use_threads_if=num_threads > 1 and N * G > 1):
+            n, g = item // G, item % G
+            if floating is float:
+                (<sgemm_t> gemm)(ROW_MAJOR, ta, NO_TRANSPOSE, M, P, K, 1, &a[g, 0, 0], lda,
+                                 &b[n, g, 0, 0], P, 0, &out[n, g, 0, 0], P)
+            else:
+                (<dgemm_t> gemm)(ROW_MAJOR, ta, NO_TRANSPOSE, M, P, K, 1, &a[g, 0, 0], lda,
+                                 &b[n, g, 0, 0], P, 0, &out[n, g, 0, 0], P)
+    return True
+
+
+def summed_products(const floating[:, :, :, ::1] a,  # IN  (N, G, M, P)
+                    const floating[:, :, :, ::1] b,  # IN  (N, G, K, P)
+                    floating[:, :, :, ::1] out,      # OUT (blocks, G, M, K)
+                    Py_ssize_t images_per_block, int num_threads):
+    """out[k, g] = the sum of a[n, g] @ b[n, g].T over the images n of block k (images
+    k * images_per_block, ...): a convolution's weight gradient by columns, block by block.
+    Each block adds its images in order (a BLAS call each, accumulating), and the caller adds
+    the blocks in order, so the results depend on the batch size only, not on the thread count.
+
+    Returns:
+        bool: False, with `out` untouched, when numpy's BLAS has no cblas_?gemm that cnn knows.
+
+    Raises:
+        ValueError: The shapes do not fit together, or the blocks do not cover the images.
+    """
+    cdef Py_ssize_t N = a.shape[0], G = a.shape[1], M = a.shape[2], P = a.shape[3]
+    cdef Py_ssize_t K = b.shape[2], blocks = out.shape[0], item, k, g, n, first, last
+    cdef size_t gemm
+    if (b.shape[0] != N or b.shape[1] != G or b.shape[3] != P or out.shape[1] != G
+            or out.shape[2] != M or out.shape[3] != K):
+        raise ValueError(f"summed_products: a {tuple(a.shape)[:4]} and b {tuple(b.shape)[:4]} "
+                         f"do not give out's {tuple(out.shape)[:4]}")
+    if images_per_block < 1 or blocks * images_per_block < N or (
+            blocks > 0 and (blocks - 1) * images_per_block >= max(N, 1)):
+        raise ValueError(f"images_per_block: {blocks} blocks of {images_per_block} images do "
+                         f"not cover {N} images")
+    address = _blas.gemm_address(np_float32 if floating is float else np_float64)
+    if address is None:
+        return False
+    gemm = address
+    if blocks * G * M * K == 0:
+        return True
+    if P == 0 or N == 0:
+        out[:, :, :, :] = 0
+        return True
+    with nogil:
+        for item in prange(blocks * G, schedule="dynamic", num_threads=num_threads,
+                           use_threads_if=num_threads > 1 and blocks * G > 1):
+            k, g = item // G, item % G
+            first, last = k * images_per_block, min(N, (k + 1) * images_per_block)
+            for n in range(first, last):
+                # The block's first image sets out[k, g]; the others add to it.
+                if floating is float:
+                    (<sgemm_t> gemm)(ROW_MAJOR, NO_TRANSPOSE, TRANSPOSE, M, K, P, 1,
+                                     &a[n, g, 0, 0], P, &b[n, g, 0, 0], P,
+                                     0 if n == first else 1, &out[k, g, 0, 0], K)
+                else:
+                    (<dgemm_t> gemm)(ROW_MAJOR, NO_TRANSPOSE, TRANSPOSE, M, K, P, 1,
+                                     &a[n, g, 0, 0], P, &b[n, g, 0, 0], P,
+                                     0 if n == first else 1, &out[k, g, 0, 0], K)
     return True

@@ -56,6 +56,8 @@ ISA = __name__.split(".")[2]
 # the rules every kernel follows).
 _pool = importlib.import_module(__name__.rsplit(".", 1)[0] + ".pool")
 _elementwise = importlib.import_module(__name__.rsplit(".", 1)[0] + ".elementwise")
+# The team-shared BLAS products: one module for every instruction set (cnn/_ext/_gemm.pyx).
+from cnn._ext import _gemm
 _norm = importlib.import_module(__name__.rsplit(".", 1)[0] + ".norm")
 
 DIRECT = "direct"
@@ -225,6 +227,13 @@ cdef class ConvPlan:
         self.algorithm = DIRECT if self.groups == 1 else COLUMNS
         if self.algorithm == DIRECT:
             self._lay_out_direct()
+            if kernel == (1, 1) and self.padding == (0, 0):
+                # A 1x1 convolution is a matrix product per image (its columns are the input,
+                # or at a stride its subsampled pixels): BLAS runs it at 2-4x the register
+                # tile's speed, whose few taps leave it storing more than computing (ResNet
+                # shortcuts). The direct tables stay: an input gradient's phases use them.
+                self.algorithm = COLUMNS
+                return
             # The fused ReLU + max-pool runs along pooled rows, vectors of windows instead of
             # vectors of channels (conv_rows.h), where the tile fills its vectors badly (at most
             # 8 output channels; pooled rows of 12 windows or more: LeNet-5's first layer has
@@ -472,7 +481,7 @@ cdef class ConvPlan:
             without `with_indices`.
         """
         oh, ow = self.output_shape[1:]
-        if self.algorithm == COLUMNS:
+        if self.groups != 1:
             raise ValueError(f"groups: the fused convolution, ReLU and max-pool needs groups = 1, "
                              f"got {self.groups}")
         if oh < 2 or ow < 2:
@@ -485,6 +494,18 @@ cdef class ConvPlan:
         shape_ = (x.shape[0], self.output_shape[0], oh // 2, ow // 2)
         pooled = np.empty(shape_, dtype=self.dtype)
         indices = np.empty(shape_, dtype=np.int64) if flag(with_indices, "with_indices") else None
+        if self.algorithm == COLUMNS:
+            # A 1x1 layer: its ReLU'd output, then max_pool2d's own kernel (the same bits as
+            # the three layers).
+            out = self._columns_forward(x, weight, bias, True, False, threads)[0]
+            planes = shape_[0] * shape_[1]
+            _pool.max_pool_forward(out.reshape(planes, oh, ow),
+                                   pooled.reshape(planes, shape_[2], shape_[3]),
+                                   (indices if indices is not None else np.empty(
+                                       shape_, dtype=np.int64)).reshape(planes, shape_[2],
+                                                                        shape_[3]),
+                                   2, 2, 2, 2, 0, 0, 1, 1, threads)
+            return pooled, indices
         if self._winograd_pays(x.shape[0]):
             # Each 2x2 output tile is one pooling window: pooled in the output transform.
             self._winograd(x, weight, bias, None, None, True, threads, pooled, indices)
@@ -581,8 +602,9 @@ cdef class ConvPlan:
         return wt, bias_padded, scratch
 
     cdef tuple _columns_forward(self, x, weight, bias, bint relu, bint keep, Py_ssize_t threads):
-        """Group g's output is w_g (F/groups, Cg*KH*KW) @ cols_g: batched matmuls that give
-        NCHW directly (the column layout is described in conv_columns.pxi)."""
+        """Group g's output is w_g (F/groups, Cg*KH*KW) @ cols_g, image by image: products
+        that give NCHW directly (the column layout is described in conv_columns.pxi), one BLAS
+        call each, shared by the team (_gemm.image_products)."""
         n = x.shape[0]
         f, oh, ow = self.output_shape
         cols = self._columns(x, threads)
@@ -590,7 +612,9 @@ cdef class ConvPlan:
         w_groups = weight.reshape(self.groups, f // self.groups, rows)
         cols_groups = cols.reshape(n, self.groups, rows, oh * ow)
         use_one_thread()
-        out = np.matmul(w_groups, cols_groups)  # (N, groups, F/groups, P)
+        out = np.empty((n, self.groups, f // self.groups, oh * ow), dtype=self.dtype)
+        if not _gemm.image_products(w_groups, cols_groups, out, False, threads):
+            np.matmul(w_groups, cols_groups, out=out)
         out = out.reshape(n, f, oh, ow)
         if bias is not None:
             out += bias.reshape(1, f, 1, 1)
@@ -608,7 +632,8 @@ cdef class ConvPlan:
         at position oy*OW + ox (zero in the padding), so `w.reshape(F, -1) @ cols` is the
         convolution (groups = 1).
         """
-        return self._columns(self._input(x), self._threads(num_threads))
+        cols = self._columns(self._input(x), self._threads(num_threads))
+        return cols.copy() if self._columns_are_the_input() else cols  # never a view of x
 
     def columns_adjoint(self, cols, num_threads=1):
         """The adjoint of :meth:`columns` (col2im): sums columns (N, C*KH*KW, OH*OW) back into
@@ -619,10 +644,17 @@ cdef class ConvPlan:
         cols = self._array(cols, "cols", (batch, c * kh * kw, pixels))
         return self._columns_adjoint(cols, self._threads(num_threads))
 
+    cdef bint _columns_are_the_input(self):
+        """Whether the columns are the input itself (1x1 kernel, stride 1, no padding)."""
+        return (self.weight_shape[2:] == (1, 1) and self.stride == (1, 1)
+                and self.padding == (0, 0))
+
     cdef object _columns(self, x, Py_ssize_t threads):
         c, kh, kw = self.input_shape[0], self.weight_shape[2], self.weight_shape[3]
         (sh, sw), (ph, pw), (dh, dw) = self.stride, self.padding, self.dilation
         oh, ow = self.output_shape[1:]
+        if self._columns_are_the_input():
+            return x.reshape(x.shape[0], c, oh * ow)
         cols = np.empty((x.shape[0], c * kh * kw, oh * ow), dtype=self.dtype)
         if self.dtype == np.float64:
             _im2col[double](x, cols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, threads)
@@ -634,6 +666,8 @@ cdef class ConvPlan:
         kh, kw = self.weight_shape[2:]
         (sh, sw), (ph, pw), (dh, dw) = self.stride, self.padding, self.dilation
         oh, ow = self.output_shape[1:]
+        if self._columns_are_the_input():
+            return cols.reshape((cols.shape[0],) + self.input_shape)
         x = np.empty((cols.shape[0],) + self.input_shape, dtype=self.dtype)
         if self.dtype == np.float64:
             _col2im[double](cols, x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, threads)
@@ -682,7 +716,7 @@ cdef class ConvPlan:
         The results equal backward's on that gradient, bit for bit (the same kernel sums them).
         """
         need_x, need_w, need_b = self._needs(needs)
-        if self.algorithm == COLUMNS:
+        if self.groups != 1:
             raise ValueError(f"groups: the fused convolution, ReLU and max-pool needs groups = 1, "
                              f"got {self.groups}")
         x = self._input(x)
@@ -695,6 +729,11 @@ cdef class ConvPlan:
         if self._winograd_pays(x.shape[0]):
             return self._winograd_backward(x, weight, grad, pooled, indices, need_x, need_w,
                                            need_b, self._threads(num_threads))
+        if self.algorithm == COLUMNS:
+            threads = self._threads(num_threads)
+            return self._columns_backward(x, weight,
+                                          self._unpooled(grad * (pooled > 0), indices, threads),
+                                          None, need_x, need_w, need_b, threads)
         return self._direct_backward(x, weight, grad, pooled, indices, need_x, need_w, need_b,
                                      self._threads(num_threads))
 
@@ -892,7 +931,9 @@ cdef class ConvPlan:
 
     cdef tuple _columns_backward(self, x, weight, grad, columns, bint need_x, bint need_w,
                                  bint need_b, Py_ssize_t threads):
-        """dW_g = sum_n dy_g[n] @ cols_g[n].T, dcols_g = w_g.T @ dy_g, dx = col2im(dcols)."""
+        """dW_g = sum_n dy_g[n] @ cols_g[n].T (in fixed blocks of images, added in order),
+        dcols_g = w_g.T @ dy_g, dx = col2im(dcols): image by image, one BLAS call each,
+        shared by the team (_gemm)."""
         n, (f, oh, ow) = x.shape[0], self.output_shape
         pixels = oh * ow
         grad_b = grad.sum(axis=(0, 2, 3)) if need_b else None
@@ -903,12 +944,18 @@ cdef class ConvPlan:
             columns = self._columns(x, threads).reshape(n, self.groups, rows, pixels)
         use_one_thread()
         if need_w:
-            grad_w = np.matmul(grad_groups, columns.transpose(0, 1, 3, 2)).sum(axis=0)
+            per_block = max(1, _round_up(n, CNN_WEIGHT_GRAD_BLOCKS) // CNN_WEIGHT_GRAD_BLOCKS)
+            partial = np.empty((max(1, _round_up(n, per_block) // per_block), self.groups,
+                                f // self.groups, rows), dtype=self.dtype)
+            if _gemm.summed_products(grad_groups, columns, partial, per_block, threads):
+                grad_w = partial.sum(axis=0)
+            else:
+                grad_w = np.matmul(grad_groups, columns.transpose(0, 1, 3, 2)).sum(axis=0)
             grad_w = grad_w.reshape(self.weight_shape)
         if need_x:
             w_groups = weight.reshape(self.groups, f // self.groups, rows)
-            dcols = np.matmul(w_groups.transpose(0, 2, 1), grad_groups)
-        if need_x:
-            grad_x = self._columns_adjoint(
-                np.ascontiguousarray(dcols.reshape(n, self.groups * rows, pixels)), threads)
+            dcols = np.empty((n, self.groups, rows, pixels), dtype=self.dtype)
+            if not _gemm.image_products(w_groups, grad_groups, dcols, True, threads):
+                np.matmul(w_groups.transpose(0, 2, 1), grad_groups, out=dcols)
+            grad_x = self._columns_adjoint(dcols.reshape(n, self.groups * rows, pixels), threads)
         return grad_x, grad_w, grad_b
