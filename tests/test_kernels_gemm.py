@@ -154,3 +154,15 @@ def test_the_image_products_leave_the_work_to_numpy_without_a_known_blas(monkeyp
 def test_the_image_products_refuse_shapes_that_do_not_fit(call, words):
     with pytest.raises(ValueError, match=words):
         call()
+
+
+@pytest.mark.parametrize("transpose_a, transpose_b", [(True, False), (False, True)])
+def test_an_outer_product_has_the_bits_of_blas(rng, transpose_a, transpose_b):
+    # k = 1 (a weight gradient at batch 1) is computed as a broadcast product: each value is
+    # one rounded multiplication, exactly what BLAS gives.
+    a = rng.standard_normal((1, 120) if transpose_a else (120, 1)).astype(np.float32)
+    b = rng.standard_normal((400, 1) if transpose_b else (1, 400)).astype(np.float32)
+    out = gemm.matmul(a, b, transpose_a, transpose_b)
+    assert out.shape == (120, 400) and out.dtype == np.float32
+    expected = (a.T if transpose_a else a) @ (b.T if transpose_b else b)
+    assert out.tobytes() == np.ascontiguousarray(expected).tobytes()
