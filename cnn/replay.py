@@ -36,6 +36,7 @@ from .autograd.function import Context, Function, _UnrecordedContext
 from .autograd.grad_mode import is_grad_enabled
 from .nn.functional import activation as _activation
 from .nn.functional import conv as _conv
+from .nn.functional.linear import Linear as _Linear  # (F.linear is the function)
 from .nn.functional import normalization as _normalization
 from .nn.module import Module, structure_version
 from .tensor import Tensor, _wrap
@@ -324,14 +325,14 @@ def _fold_batch_norms(steps, order, result_slot):
 
 
 def _fuse_relus(steps, order, result_slot, meta):
-    """Fold each ReLU that alone takes the output of a convolution, a batch norm or a sum of
-    two tensors of one shape into that op (its `relu` form, or AddReLU): one pass over the data
-    instead of two, the same arithmetic in the same order, so the same bits."""
+    """Fold each ReLU that alone takes the output of a convolution, a batch norm, a linear layer
+    or a sum of two tensors of one shape into that op (its `relu` form, or AddReLU): one pass
+    over the data and one op fewer, the same arithmetic in the same order, so the same bits."""
     def fold(first, second):
         cls, specs, kwargs, first_slot, needs = first
         if second[0] is not _activation.ReLU or kwargs.get("relu"):
             return None
-        if cls in (_conv.Conv2d, _normalization.BatchNorm):
+        if cls in (_conv.Conv2d, _normalization.BatchNorm, _Linear):
             return (cls, specs, {**kwargs, "relu": True}, second[3], needs)
         if (cls is _tensor_ops.Add and all(k >= 0 for k, _ in specs)
                 and meta[specs[0][0]] == meta[specs[1][0]] == meta[first_slot]):

@@ -1,34 +1,48 @@
 """Fully connected layers: y = x @ W.T + b."""
 import math
 
+from cnn import _ext
 from cnn._ext import gemm
 from cnn.autograd import Function
 from cnn.tensor import Tensor, from_numpy
 from cnn.threads import kernel_threads
 
 from ._inputs import array_of, float_array_of, same_dtype
+from .activation import relu_backward
 
 
 class Linear(Function):
     """x (*, in) @ weight.T (in, out) + bias; the leading dimensions are flattened for the GEMMs,
-    which share their column blocks out to the kernels' threads (cnn/_ext/gemm.py)."""
+    which share their column blocks out to the kernels' threads (cnn/_ext/gemm.py).
+
+    With `relu` (cnn.compile folds a ReLU that alone takes a Linear's output into it), ReLU's
+    kernel runs on the result in place, and backward takes the gradient through it first, as
+    relu's backward would: the same values and gradients as the two ops, without the second op.
+    """
 
     @staticmethod
-    def forward(ctx, x, weight, bias):
+    def forward(ctx, x, weight, bias, relu=False):
         rows = _rows(x)
-        out = gemm.product(rows, weight, False, True, kernel_threads())
+        threads = kernel_threads()
+        out = gemm.product(rows, weight, False, True, threads)
         if bias is not None:
             out += bias
-        ctx.save_for_backward(rows, weight)
+        if relu:
+            flat = out.reshape(-1)
+            _ext.backend.elementwise.relu(flat, flat, threads)
+        ctx.save_for_backward(rows, weight, out if relu else None)
         ctx.input_shape = x.shape
         return out.reshape(x.shape[:-1] + (weight.shape[0],))
 
     @staticmethod
     def backward(ctx, grad_output):
-        rows, weight = ctx.saved_tensors
-        needs_x, needs_w, needs_b = ctx.needs_input_grad
-        grad_rows = _rows(grad_output)
+        rows, weight, relu_out = ctx.saved_tensors
+        needs_x, needs_w, needs_b = ctx.needs_input_grad[:3]
         threads = kernel_threads()
+        if relu_out is not None:
+            grad_output = relu_backward(grad_output, relu_out.reshape(grad_output.shape),
+                                        threads)
+        grad_rows = _rows(grad_output)
         grad_x = None
         if needs_x:
             grad_x = gemm.product(grad_rows, weight, False, False, threads).reshape(
