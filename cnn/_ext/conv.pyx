@@ -130,25 +130,32 @@ class _InputGradPhase:
         self.crop = slice(self.pad - lead, self.pad - lead + positions)
 
 
+cdef extern from "conv_pack.h" nogil:
+    void cnn_pack_taps_f32(const float* weight, Py_ssize_t F, Py_ssize_t T, float* wt,
+                           Py_ssize_t P, Py_ssize_t first, Py_ssize_t last)
+    void cnn_pack_taps_f64(const double* weight, Py_ssize_t F, Py_ssize_t T, double* wt,
+                           Py_ssize_t P, Py_ssize_t first, Py_ssize_t last)
+
+
 cdef void _pack(const floating[:, ::1] weight, const floating[::1] bias, floating[:, ::1] wt,
                 floating[::1] bias_padded, int num_threads) noexcept:
     """wt[t, f] = weight[f, t] and bias_padded[f] = bias[f] (bias may be None), zeros in the
-    channels past F: one pass, where NumPy would zero the array, then copy through a
-    transposed view. The team shares the rows of wt in blocks of PACK_ROWS taps: at batch 1
-    this repacking is a fifth of a wide layer's time, and the other threads would wait."""
-    cdef Py_ssize_t F = weight.shape[0], T = weight.shape[1], P = wt.shape[1], t, f, block
+    channels past F (conv_pack.h): one pass, where NumPy would zero the array, then copy
+    through a transposed view. The team shares the rows of wt in blocks of PACK_ROWS taps."""
+    cdef Py_ssize_t F = weight.shape[0], T = weight.shape[1], P = wt.shape[1], f, block
     cdef Py_ssize_t blocks = (T + PACK_ROWS - 1) // PACK_ROWS
     cdef const floating* source = &weight[0, 0] if F > 0 and T > 0 else NULL
-    cdef floating* row
-    with nogil:
-        for block in prange(blocks, schedule="static", num_threads=num_threads,
-                            use_threads_if=num_threads > 1 and T * P >= MIN_PARALLEL_PACK):
-            for t in range(block * PACK_ROWS, min(T, (block + 1) * PACK_ROWS)):
-                row = &wt[t, 0]
-                for f in range(F):
-                    row[f] = source[f * T + t]
-                for f in range(F, P):
-                    row[f] = 0
+    cdef floating* target = &wt[0, 0] if T > 0 and P > 0 else NULL
+    if target != NULL:
+        with nogil:
+            for block in prange(blocks, schedule="static", num_threads=num_threads,
+                                use_threads_if=num_threads > 1 and T * P >= MIN_PARALLEL_PACK):
+                if floating is float:
+                    cnn_pack_taps_f32(source, F, T, target, P, block * PACK_ROWS,
+                                      min(T, (block + 1) * PACK_ROWS))
+                else:
+                    cnn_pack_taps_f64(source, F, T, target, P, block * PACK_ROWS,
+                                      min(T, (block + 1) * PACK_ROWS))
     for f in range(P):
         bias_padded[f] = bias[f] if bias is not None and f < F else 0
 
