@@ -456,11 +456,7 @@ cdef class ConvPlan:
         if bias is not None:
             bias_padded[:f] = bias
         split = threads > 1 and x.shape[0] < 2 * threads
-        if split and self._team(x.shape[0], threads, 8) == 1:
-            # Sharing an image wakes the team three times (each stage): it pays only for
-            # about 8 times the work that one parallel loop needs.
-            threads, split = 1, False
-        scratch = np.empty((1 if split else threads, self.winograd_size), dtype=self.dtype)
+        scratch = np.empty((threads, self.winograd_size), dtype=self.dtype)
         ph, pw = self.padding
         if self.dtype == np.float64:
             _winograd_weights[double](weight, u)

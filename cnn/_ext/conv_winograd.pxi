@@ -172,20 +172,21 @@ cdef void _winograd_input(const floating* padded, Py_ssize_t hp, Py_ssize_t wp,
 
 cdef void _winograd_multiply(const floating* v, const floating* u, floating* m,
                              Py_ssize_t C, Py_ssize_t f_rows, Py_ssize_t tiles_padded,
-                             Py_ssize_t first, Py_ssize_t last) noexcept nogil:
-    """m[xi, f, t] = sum_c u[xi, f, c] v[xi, c, t] for xi = first..last-1, CNN_BLOCK tiles x
-    CNN_BLOCK_LANES output channels at a time (f_rows: the channels rounded up to whole
-    groups; the spare rows of m receive zeros)."""
+                             Py_ssize_t first_group, Py_ssize_t last_group) noexcept nogil:
+    """m[xi, f, t] = sum_c u[xi, f, c] v[xi, c, t] for the 16 xi and the output channels of
+    groups first_group..last_group-1 (CNN_BLOCK_LANES channels each, f_rows: the channels
+    rounded up to whole groups; the spare rows of m receive zeros), CNN_BLOCK tiles x one
+    group at a time."""
     cdef Py_ssize_t xi, t, g, vs = _spread(C * tiles_padded)
     cdef Py_ssize_t ms = _spread(f_rows * tiles_padded)
     cdef const floating* uw
     cdef const floating* vx
     cdef floating* mx
-    for xi in range(first, last):
+    for xi in range(16):
         for t in range(0, tiles_padded // CNN_BLOCK):
             t = t * CNN_BLOCK
             vx = v + xi * vs + t
-            for g in range(f_rows // CNN_BLOCK_LANES):
+            for g in range(first_group, last_group):
                 uw = u + (xi * f_rows + g * CNN_BLOCK_LANES) * C
                 mx = m + xi * ms + g * CNN_BLOCK_LANES * tiles_padded + t
                 if floating is float:
@@ -275,50 +276,41 @@ cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                             int num_threads):
     """out = conv(x, w) + bias (then affine and ReLU) by F(2x2, 3x3), or with `pooled` (not
     None; `out` is then unused) max_pool2d(relu(that), 2) and its argmax. Threads take whole
-    images, or with `split` (a batch smaller than the team) share each image's stages: its
-    channels for the transforms, its 16 products."""
-    cdef Py_ssize_t n, i, N = x.shape[0], C = x.shape[1]
+    images, or with `split` (a batch smaller than the team) parts of each image's output
+    channels: each part transforms the whole image into its thread's own scratch, then
+    multiplies and transforms back its channels only. The input transform is repeated, but
+    nothing is exchanged between the threads (sharing V and M between the stages, with a
+    barrier each, ran slower than one thread)."""
+    cdef Py_ssize_t n, item, part, N = x.shape[0], C = x.shape[1]
     cdef bint pool = pooled is not None
     cdef Py_ssize_t f_padded = bias.shape[0]
     cdef Py_ssize_t tiles_h = (oh + 1) // 2, tiles_w = (ow + 1) // 2
-    cdef Py_ssize_t f_rows = _lane_rows(F)
+    cdef Py_ssize_t f_rows = _lane_rows(F), groups = f_rows // CNN_BLOCK_LANES
+    cdef Py_ssize_t parts = min(num_threads, groups) if split else 1
+    cdef Py_ssize_t first, last
     cdef Py_ssize_t image = C * hp * wp, v_size = 16 * _spread(C * tiles_padded)
     cdef floating* s
     cdef const floating* coefficients = NULL if affine is None else &affine[0, 0]
     if F == 0 or N == 0:
         return
     with nogil:
-        if not split:
-            for n in prange(N, schedule="dynamic", num_threads=num_threads,
-                            use_threads_if=num_threads > 1 and N > 1):
-                s = &scratch[threadid(), 0]
-                _pad_image_split(x[n], s, ph, pw, hp, wp)
-                _winograd_input(s, hp, wp, tiles_h, tiles_w, tiles_padded, s + image, C, 0, C)
-                _winograd_multiply(s + image, &u[0, 0, 0, 0], s + image + v_size, C, f_rows,
-                                   tiles_padded, 0, 16)
-                _winograd_output(s + image + v_size, f_rows, tiles_padded, &bias[0],
-                                 coefficients, f_padded, relu,
-                                 NULL if pool else &out[n, 0, 0, 0],
-                                 &pooled[n, 0, 0, 0] if pool else NULL,
-                                 &indices[n, 0, 0, 0] if pool and indices is not None
-                                 else NULL, oh, ow, tiles_h, tiles_w, 0, F)
-            return
-        s = &scratch[0, 0]
-        for n in range(N):
+        for item in prange(N * parts, schedule="dynamic", num_threads=num_threads,
+                           use_threads_if=num_threads > 1 and N * parts > 1):
+            n, part = item // parts, item % parts
+            # A part's groups of output channels; every part transforms the whole image.
+            first, last = groups * part // parts, groups * (part + 1) // parts
+            s = &scratch[threadid(), 0]
             _pad_image_split(x[n], s, ph, pw, hp, wp)
-            for i in prange(C, schedule="static", num_threads=num_threads):
-                _winograd_input(s, hp, wp, tiles_h, tiles_w, tiles_padded, s + image, C, i,
-                                i + 1)
-            for i in prange(16, schedule="dynamic", num_threads=num_threads):
-                _winograd_multiply(s + image, &u[0, 0, 0, 0], s + image + v_size, C, f_rows,
-                                   tiles_padded, i, i + 1)
-            for i in prange(F, schedule="static", num_threads=num_threads):
-                _winograd_output(s + image + v_size, f_rows, tiles_padded, &bias[0],
-                                 coefficients, f_padded, relu,
-                                 NULL if pool else &out[n, 0, 0, 0],
-                                 &pooled[n, 0, 0, 0] if pool else NULL,
-                                 &indices[n, 0, 0, 0] if pool and indices is not None
-                                 else NULL, oh, ow, tiles_h, tiles_w, i, i + 1)
+            _winograd_input(s, hp, wp, tiles_h, tiles_w, tiles_padded, s + image, C, 0, C)
+            _winograd_multiply(s + image, &u[0, 0, 0, 0], s + image + v_size, C, f_rows,
+                               tiles_padded, first, last)
+            _winograd_output(s + image + v_size, f_rows, tiles_padded, &bias[0],
+                             coefficients, f_padded, relu,
+                             NULL if pool else &out[n, 0, 0, 0],
+                             &pooled[n, 0, 0, 0] if pool else NULL,
+                             &indices[n, 0, 0, 0] if pool and indices is not None
+                             else NULL, oh, ow, tiles_h, tiles_w,
+                             min(F, first * CNN_BLOCK_LANES), min(F, last * CNN_BLOCK_LANES))
 
 
 # ***** the weight gradient *****
