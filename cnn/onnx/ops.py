@@ -107,12 +107,15 @@ def avg_pool2d(g, out, x, geometry, count_include_pad):
 # ***** layers *****
 
 @converts(Linear)
-def linear_(g, out, x, weight, bias):
+def linear_(g, out, x, weight, bias, relu=False):
     if x.ndim == 2:
         inputs = [g.value(x), g.value(weight)] + ([] if bias is None else [g.value(bias)])
-        return g.op("Gemm", inputs, transB=1)
-    product = g.op("MatMul", [g.value(x), g.op("Transpose", [g.value(weight)], perm=(1, 0))])
-    return product if bias is None else g.op("Add", [product, g.value(bias)])
+        result = g.op("Gemm", inputs, transB=1)
+    else:
+        product = g.op("MatMul", [g.value(x), g.op("Transpose", [g.value(weight)],
+                                                   perm=(1, 0))])
+        result = product if bias is None else g.op("Add", [product, g.value(bias)])
+    return g.op("Relu", [result]) if relu else result
 
 
 @converts(normalization.BatchNorm)
