@@ -49,6 +49,23 @@ def column_blocks(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k):
     return 2 * ((n + 2 * MAX_BLOCK_COLUMNS - 1) // (2 * MAX_BLOCK_COLUMNS))
 
 
+cdef size_t _gemm_of(bint double_precision):
+    """The address of numpy's cblas_dgemm (or cblas_sgemm), 0 when cnn knows none."""
+    address = _blas.gemm_address(np_float64 if double_precision else np_float32)
+    return 0 if address is None else address
+
+
+cdef inline void _call(size_t gemm, int ta, int tb, int64_t m, int64_t n, int64_t k,
+                       const floating* a, int64_t lda, const floating* b, int64_t ldb,
+                       floating beta, floating* c, int64_t ldc) noexcept nogil:
+    """c = op(a) @ op(b) + beta * c, row-major, through the BLAS function at `gemm` (the
+    cblas_?gemm of the dtype)."""
+    if floating is float:
+        (<sgemm_t> gemm)(ROW_MAJOR, ta, tb, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
+    else:
+        (<dgemm_t> gemm)(ROW_MAJOR, ta, tb, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
+
+
 def matmul(const floating[:, ::1] a,    # IN  (M, K), or (K, M) when transpose_a
            const floating[:, ::1] b,    # IN  (K, N), or (N, K) when transpose_b
            floating[:, ::1] out,        # OUT (M, N)
@@ -77,10 +94,9 @@ def matmul(const floating[:, ::1] a,    # IN  (M, K), or (K, M) when transpose_a
         raise ValueError(f"matmul: shapes {(a.shape[0], a.shape[1])} and "
                          f"{(b.shape[0], b.shape[1])} (transposed: {transpose_a}, {transpose_b}) "
                          f"do not give out's {(M, N)}")
-    address = _blas.gemm_address(np_float32 if floating is float else np_float64)
-    if address is None:
+    gemm = _gemm_of(floating is double)
+    if gemm == 0:
         return False
-    gemm = address
     if M == 0 or N == 0:
         return True
     if K == 0:
@@ -95,12 +111,8 @@ def matmul(const floating[:, ::1] a,    # IN  (M, K), or (K, M) when transpose_a
             columns = min(width, N - first)
             # Columns of op(b) are `first` rows down b, or `first` columns across b.
             b_block = &b[first, 0] if transpose_b else &b[0, first]
-            if floating is float:
-                (<sgemm_t> gemm)(ROW_MAJOR, ta, tb, M, columns, K, 1, &a[0, 0], lda, b_block,
-                                 ldb, 0, &out[0, first], N)
-            else:
-                (<dgemm_t> gemm)(ROW_MAJOR, ta, tb, M, columns, K, 1, &a[0, 0], lda, b_block,
-                                 ldb, 0, &out[0, first], N)
+            _call(gemm, ta, tb, M, columns, K, &a[0, 0], lda, b_block, ldb, 0, &out[0, first],
+                  N)
     return True
 
 
@@ -128,10 +140,9 @@ def image_products(const floating[:, :, ::1] a,     # IN  (G, M, K), or (G, K, M
             or b.shape[0] != N or b.shape[1] != G or b.shape[3] != P):
         raise ValueError(f"image_products: a {tuple(a.shape)[:3]} (transposed: {transpose_a}) "
                          f"and b {tuple(b.shape)[:4]} do not give out's {tuple(out.shape)[:4]}")
-    address = _blas.gemm_address(np_float32 if floating is float else np_float64)
-    if address is None:
+    gemm = _gemm_of(floating is double)
+    if gemm == 0:
         return False
-    gemm = address
     if N * G * M * P == 0:
         return True
     if K == 0:
@@ -141,12 +152,8 @@ def image_products(const floating[:, :, ::1] a,     # IN  (G, M, K), or (G, K, M
         for item in prange(N * G, schedule="dynamic", num_threads=num_threads,
                            use_threads_if=num_threads > 1 and N * G > 1):
             n, g = item // G, item % G
-            if floating is float:
-                (<sgemm_t> gemm)(ROW_MAJOR, ta, NO_TRANSPOSE, M, P, K, 1, &a[g, 0, 0], lda,
-                                 &b[n, g, 0, 0], P, 0, &out[n, g, 0, 0], P)
-            else:
-                (<dgemm_t> gemm)(ROW_MAJOR, ta, NO_TRANSPOSE, M, P, K, 1, &a[g, 0, 0], lda,
-                                 &b[n, g, 0, 0], P, 0, &out[n, g, 0, 0], P)
+            _call(gemm, ta, NO_TRANSPOSE, M, P, K, &a[g, 0, 0], lda, &b[n, g, 0, 0], P, 0,
+                  &out[n, g, 0, 0], P)
     return True
 
 
@@ -176,10 +183,9 @@ def summed_products(const floating[:, :, :, ::1] a,  # IN  (N, G, M, P)
             blocks > 0 and (blocks - 1) * images_per_block >= max(N, 1)):
         raise ValueError(f"images_per_block: {blocks} blocks of {images_per_block} images do "
                          f"not cover {N} images")
-    address = _blas.gemm_address(np_float32 if floating is float else np_float64)
-    if address is None:
+    gemm = _gemm_of(floating is double)
+    if gemm == 0:
         return False
-    gemm = address
     if blocks * G * M * K == 0:
         return True
     if P == 0 or N == 0:
@@ -192,12 +198,6 @@ def summed_products(const floating[:, :, :, ::1] a,  # IN  (N, G, M, P)
             first, last = k * images_per_block, min(N, (k + 1) * images_per_block)
             for n in range(first, last):
                 # The block's first image sets out[k, g]; the others add to it.
-                if floating is float:
-                    (<sgemm_t> gemm)(ROW_MAJOR, NO_TRANSPOSE, TRANSPOSE, M, K, P, 1,
-                                     &a[n, g, 0, 0], P, &b[n, g, 0, 0], P,
-                                     0 if n == first else 1, &out[k, g, 0, 0], K)
-                else:
-                    (<dgemm_t> gemm)(ROW_MAJOR, NO_TRANSPOSE, TRANSPOSE, M, K, P, 1,
-                                     &a[n, g, 0, 0], P, &b[n, g, 0, 0], P,
-                                     0 if n == first else 1, &out[k, g, 0, 0], K)
+                _call(gemm, NO_TRANSPOSE, TRANSPOSE, M, K, P, &a[n, g, 0, 0], P, &b[n, g, 0, 0],
+                      P, 0 if n == first else 1, &out[k, g, 0, 0], K)
     return True
