@@ -162,7 +162,10 @@ def test_an_outer_product_has_the_bits_of_blas(rng, transpose_a, transpose_b):
     # one rounded multiplication, exactly what BLAS gives.
     a = rng.standard_normal((1, 120) if transpose_a else (120, 1)).astype(np.float32)
     b = rng.standard_normal((400, 1) if transpose_b else (1, 400)).astype(np.float32)
+    a.flat[:3] = [0.0, -0.0, -1.0]  # zeros of both signs, and a negative factor for b's zeros
+    b.flat[:2] = [0.0, -0.0]
     out = gemm.matmul(a, b, transpose_a, transpose_b)
     assert out.shape == (120, 400) and out.dtype == np.float32
     expected = (a.T if transpose_a else a) @ (b.T if transpose_b else b)
+    assert not np.signbit(expected[expected == 0]).any()  # BLAS adds to +0
     assert out.tobytes() == np.ascontiguousarray(expected).tobytes()

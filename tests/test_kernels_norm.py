@@ -76,16 +76,32 @@ def test_gradient_sums_and_input_gradient_match_their_formulas(isa, arrays):
     np.testing.assert_allclose(out, expected, **tolerance(x, a, b))
 
 
-def test_statistics_keep_their_precision_when_the_first_value_is_far_from_the_mean():
-    # The one-pass sums are of the deviations from the channel's first value: an outlier
-    # there must cost no precision.
+def test_statistics_lose_nothing_to_a_mean_far_from_zero():
+    # A mean 1e8 times the spread: E[x^2] - E[x]^2 in double precision would lose the variance
+    # entirely (its terms are 1e16, their rounding about 1); deviations from a value of the
+    # channel keep it.
     rng = np.random.default_rng(3)
-    x = (rng.standard_normal((4, 2, 500)) + 1000.0)
-    x[0, :, 0] = [1e6, -1e6]
+    x = rng.standard_normal((4, 2, 500)) + 1e8
+    naive = (x**2).mean(axis=(0, 2)) - x.mean(axis=(0, 2)) ** 2
+    assert np.abs(naive / x.var(axis=(0, 2)) - 1).max() > 1e-3  # the trap is real
     mean, var = np.empty(2), np.empty(2)
     _ext.backend.norm.statistics(x, mean, var, 1)
-    np.testing.assert_allclose(mean, x.mean(axis=(0, 2)), rtol=1e-12)
-    np.testing.assert_allclose(var, x.var(axis=(0, 2)), rtol=1e-11)
+    np.testing.assert_allclose(mean, x.mean(axis=(0, 2)), rtol=1e-15)
+    np.testing.assert_allclose(var, x.var(axis=(0, 2)), rtol=1e-9)
+
+
+def test_statistics_with_an_outlier_first_value_stay_within_their_bound():
+    # The deviations are from the channel's first value K: the relative error of the variance
+    # is about eps * (K - mean)**2 / var, at most eps times the count.
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((4, 2, 500)) * 1e-3
+    x[0, :, 0] = [1.0, -1.0]
+    mean, var = np.empty(2), np.empty(2)
+    _ext.backend.norm.statistics(x, mean, var, 1)
+    # the mean is K + (the mean deviation): rounded at K's magnitude
+    np.testing.assert_allclose(mean, x.mean(axis=(0, 2)), rtol=0, atol=4 * np.finfo(float).eps)
+    # (K - mean)**2 / var is about 2000 here: a relative error of a few 2000 eps
+    np.testing.assert_allclose(var, x.var(axis=(0, 2)), rtol=2e4 * np.finfo(float).eps)
 
 
 @pytest.mark.parametrize("bad, expected_mean", [(np.inf, np.inf), (np.nan, np.nan)])
@@ -98,6 +114,14 @@ def test_statistics_of_a_channel_with_an_infinity_or_a_nan(bad, expected_mean, f
     assert mean[0] == 1 and var[0] == 0  # the other channel is untouched
     np.testing.assert_equal(mean[1], expected_mean)
     assert np.isnan(var[1])  # as numpy's: inf - inf
+
+
+def test_statistics_of_values_whose_squares_overflow_are_infinite(isa):
+    # as numpy's, at every instruction-set level (fused or not, the subtraction is not reached)
+    x = np.array([[[1e200, -1e200, 3e199]]])
+    mean, var = np.empty(1), np.empty(1)
+    _ext.backend.norm.statistics(x, mean, var, 1)
+    assert var[0] == np.inf and np.isfinite(mean[0])
 
 
 def _relu_masked(grad, out):
@@ -115,15 +139,17 @@ def test_a_fused_relu_masks_the_sums_as_its_output_would(isa, arrays, near_zero)
     mean = x.astype(np.float64).mean(axis=(0, 2))
     scale, shift = rng.standard_normal((2, c))
     if near_zero:
-        # x where (x - mean) * scale + shift is 0 before rounding, and its neighbours.
+        # x where (x - mean) * scale + shift is 0 before rounding, and the values next to it:
+        # where a fused multiply-add and a multiply then an add round differently.
         root = (mean - shift / scale).astype(x.dtype)[None, :, None]
-        steps = rng.integers(-2, 3, x.shape)
-        x = root.repeat(x.shape[0], 0).repeat(x.shape[2], 2)
-        for _ in range(2):
+        steps = rng.integers(-3, 4, x.shape)
+        x = np.broadcast_to(root, x.shape).copy()
+        for _ in range(3):
             x = np.where(steps > 0, np.nextafter(x, np.inf), np.where(steps < 0, np.nextafter(
                 x, -np.inf), x)).astype(x.dtype)
             steps = steps - np.sign(steps)
-        mean = x.astype(np.float64).mean(axis=(0, 2))
+        m, a, b = (v.astype(x.dtype)[None, :, None] for v in (mean, scale, shift))
+        assert np.abs((x - m) * a + b).min() < 1e-3 * np.abs(b).max()  # at the boundary
     out = np.empty_like(x)
     _ext.backend.norm.normalize(x, mean, scale, shift, out, True, 1)
     masked = _relu_masked(grad, out)

@@ -77,7 +77,7 @@ def test_bit_identical_at_one_and_two_threads(isa, threads, rng, batch):
         assert one.tobytes() == two.tobytes()
 
 
-def test_the_columns_of_a_1x1_layer_are_a_copy_of_the_input(rng):
+def test_the_columns_of_a_1x1_layer_and_their_adjoint_are_copies(rng):
     # Without stride the columns are the input itself inside the plan; the public method
     # must not hand out a view of the caller's array.
     x = rng.standard_normal((2, 3, 4, 4)).astype(np.float32)
@@ -85,6 +85,11 @@ def test_the_columns_of_a_1x1_layer_are_a_copy_of_the_input(rng):
     np.testing.assert_array_equal(cols, x.reshape(2, 3, 16))
     cols[...] = 0
     assert x.any()
+    # ... nor a view of the caller's columns from the adjoint
+    cols = rng.standard_normal((2, 3, 16)).astype(np.float32)
+    back = dc.plan(x, np.zeros((5, 3, 1, 1), np.float32)).columns_adjoint(cols)
+    np.testing.assert_array_equal(back, cols.reshape(x.shape))
+    assert not np.shares_memory(back, cols)
 
 
 def test_without_a_known_blas_numpy_multiplies(monkeypatch, rng):

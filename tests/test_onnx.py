@@ -390,3 +390,18 @@ def test_readme_onnx_runtime_snippet_runs_and_matches_cnn(tmp_path, monkeypatch)
         expected = model.eval()(cnn.tensor(namespace["images"])).numpy()
     assert namespace["logits"].shape == (8, 10)
     np.testing.assert_allclose(namespace["logits"], expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape, op_types", [((2, 3), ["Gemm", "Relu"]),
+                                             ((2, 4, 3), ["Transpose", "MatMul", "Add", "Relu"])])
+def test_a_linear_with_its_relu_folded_exports_with_a_relu(shape, op_types):
+    # Linear's relu form (cnn.compile folds the ReLU that alone takes its output) is the layer
+    # then ONNX's Relu.
+    from cnn.onnx import graph, ops
+    g = graph.Graph(13, {})
+    x = cnn.tensor(np.ones(shape, np.float32))
+    g.bind(x, "x")
+    weight, bias = np.ones((5, 3), np.float32), np.zeros(5, np.float32)
+    name = ops.linear_(g, None, x, weight, bias, relu=True)
+    assert [node.op_type for node in g.nodes] == op_types
+    assert g.nodes[-1].output[0] == name

@@ -4,12 +4,12 @@ A :class:`ConvPlan` is built once for a geometry (input channels and size, weigh
 padding, dilation, groups, dtype) in this module's instruction-set build, and checks that geometry
 once, with errors that name the argument. It owns what follows from it: the algorithm (Winograd
 for wide 3x3 layers at stride 1, direct convolution for the other groups = 1 layers and small
-calls, im2col + batched GEMMs for grouped ones), the tables the kernels read (tap offsets,
-window origins, the weights' segment layout, Winograd's tiles), the size of every scratch
-buffer, the weight repacking, and the sub-plan of the dense input gradient. Its methods
-take the arrays of one call (any batch size), check them against the plan in a few integer
-comparisons, allocate the outputs and scratch, and run the kernels; nothing is shared between
-calls, so one plan serves several threads at once.
+calls, im2col + a BLAS product per image for grouped and 1x1 ones), the tables the kernels
+read (tap offsets, window origins, the weights' segment layout, Winograd's tiles), the size of
+every scratch buffer, the weight repacking, and the sub-plan of the dense input gradient. Its
+methods take the arrays of one call (any batch size), check them against the plan in a few
+integer comparisons, allocate the outputs and scratch, and run the kernels; nothing is shared
+between calls, so one plan serves several threads at once.
 
 Layers ask for plans through ``cnn._ext.conv_plan`` (a cache keyed by geometry and instruction
 set); the kernels themselves (conv_direct.pxi, conv_winograd.pxi, conv_columns.pxi) are private
@@ -185,8 +185,9 @@ cdef class ConvPlan:
         algorithm (str): "winograd" (3x3 layers at stride 1 and dilation 1 with at least
             WINOGRAD_MIN_CHANNELS input channels and more than 8 output channels: calls with
             at least WINOGRAD_MIN_OUTPUTS output pixels run by Winograd, smaller ones by the
-            direct kernels), "direct" (the other layers with groups = 1) or "columns" (im2col
-            + batched GEMMs, for groups > 1).
+            direct kernels), "columns" (im2col + a BLAS product per image, the calls shared
+            by the team: layers with groups > 1, and 1x1 layers without padding, whose columns
+            are the input or its subsampled pixels) or "direct" (the other layers).
 
     Raises:
         TypeError: An argument of the wrong type, or an unsupported dtype.
@@ -394,7 +395,8 @@ cdef class ConvPlan:
             bias: (F,) or None.
             relu: apply ReLU (pointwise.h's rule) to the result, in the same pass.
             keep_columns: also return the im2col columns, which backward reuses (the columns
-                algorithm only; None otherwise).
+                algorithm only; None otherwise). For a 1x1 layer without stride or padding they
+                are `x` itself, reshaped (a view).
             num_threads: the OpenMP team's size.
             affine: None, or (mean, scale, shift), float64 arrays of one value per output
                 channel: (out - mean) * scale + shift before the ReLU, a batch norm in
@@ -446,8 +448,8 @@ cdef class ConvPlan:
     cdef _winograd(self, x, weight, bias, coefficients, out, bint relu, Py_ssize_t threads,
                    pooled=None, indices=None):
         """out = the forward by conv_winograd.pxi (checked arrays), or with `pooled` and
-        `indices` (then `out` is None) its ReLU and 2x2 max-pool. A batch smaller than twice
-        the team shares each image's stages among the threads when the work pays for it."""
+        `indices` (then `out` is None) its ReLU and 2x2 max-pool. Threads take whole images,
+        or share each image's output channels when whole images would leave a thread idle."""
         c = self.input_shape[0]
         f, oh, ow = self.output_shape
         u = np.empty((16, _lane_rows(f) // CNN_BLOCK_LANES, c, CNN_BLOCK_LANES),
@@ -455,7 +457,10 @@ cdef class ConvPlan:
         bias_padded = np.zeros(self.f_padded, dtype=self.dtype)
         if bias is not None:
             bias_padded[:f] = bias
-        split = threads > 1 and x.shape[0] < 2 * threads
+        # Whole images go to the threads, unless that would leave one idle or the last ones
+        # alone (3 images on 2 threads): then each image's output channels are shared, each
+        # thread transforming the image itself.
+        split = threads > 1 and x.shape[0] % threads != 0 and x.shape[0] < 2 * threads
         scratch = np.empty((threads, self.winograd_size), dtype=self.dtype)
         ph, pw = self.padding
         if self.dtype == np.float64:
@@ -645,7 +650,8 @@ cdef class ConvPlan:
         pixels = self.output_shape[1] * self.output_shape[2]
         batch = cols.shape[0] if isinstance(cols, np.ndarray) and cols.ndim == 3 else -1
         cols = self._array(cols, "cols", (batch, c * kh * kw, pixels))
-        return self._columns_adjoint(cols, self._threads(num_threads))
+        x = self._columns_adjoint(cols, self._threads(num_threads))
+        return x.copy() if self._columns_are_the_input() else x  # never a view of cols
 
     cdef bint _columns_are_the_input(self):
         """Whether the columns are the input itself (1x1 kernel, stride 1, no padding)."""

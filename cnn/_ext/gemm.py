@@ -44,9 +44,12 @@ def product(a, b, transpose_a, transpose_b, num_threads):
                         transpose_b, num_threads):
             return out
     if k == 1:
-        # An outer product (a weight gradient at batch 1): each value is one rounded product,
-        # as BLAS computes it, but OpenBLAS's sgemm took 54 us for 120 x 400 of them.
-        return np.multiply((a.T if transpose_a else a), (b.T if transpose_b else b))
+        # An outer product (a weight gradient at batch 1): each value is one rounded product
+        # added to zero, as BLAS computes it (adding 0 turns a -0 product into BLAS's +0), but
+        # OpenBLAS's sgemm took 54 us for 120 x 400 of them.
+        out = np.multiply((a.T if transpose_a else a), (b.T if transpose_b else b))
+        out += 0
+        return out
     # One call either way (the blocks depend on the shapes, never on the thread count): numpy's
     # own is the shortest path to it.
     return (a.T if transpose_a else a) @ (b.T if transpose_b else b)

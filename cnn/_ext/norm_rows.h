@@ -27,11 +27,32 @@
 /* The integer type as wide as T, for a vector comparison's lanes (all ones or all zeros). */
 #define CNN_NORM_MASK_T(T) __typeof__(_Generic((T)0, float: (int)0, double: (long long)0))
 
-/* pointwise.h's affine map (x - m) * a + b for a vector x, with its rounding: one fused
- * multiply-add where the build level has FMA (the vector form contracts to one, as the scalar
- * __builtin_fma is one; tests/test_kernels_norm.py checks that the masks agree), a multiply
- * and an add where it has none. */
-#define CNN_NORM_AFFINE(X, M, A, B) (((X) - (M)) * (A) + (B))
+/* pointwise.h's affine map cnn_affine(x, m, a, b) = (x - m) * a + b of every lane of X into Y,
+ * with its rounding: where the build level has FMA, the fused multiply-add instruction of the
+ * vector's width, as the scalar map's __builtin_fma is one (a vector expression would be fused
+ * only if the compiler chose to contract it, and a ReLU mask's zeros would then depend on the
+ * flags); without FMA, a multiply and an add, as the scalar map. The vectors are
+ * CNN_PART_BYTES(double, CNN_NORM_LANES) / 8 lanes of T: 8 floats or doubles on AVX-512, 4 on
+ * AVX2. */
+#if defined(__FMA__)
+#include <immintrin.h>
+#if defined(__AVX512F__)
+#define CNN_NORM_FMA_f32(X, A, B)                                                              \
+    ((__typeof__(X))_mm256_fmadd_ps((__m256)(X), (__m256)(A), (__m256)(B)))
+#define CNN_NORM_FMA_f64(X, A, B)                                                              \
+    ((__typeof__(X))_mm512_fmadd_pd((__m512d)(X), (__m512d)(A), (__m512d)(B)))
+#else
+#define CNN_NORM_FMA_f32(X, A, B)                                                              \
+    ((__typeof__(X))_mm_fmadd_ps((__m128)(X), (__m128)(A), (__m128)(B)))
+#define CNN_NORM_FMA_f64(X, A, B)                                                              \
+    ((__typeof__(X))_mm256_fmadd_pd((__m256d)(X), (__m256d)(A), (__m256d)(B)))
+#endif
+/* the scalars M, A, B broadcast to X's type by adding them to a zero vector */
+#define CNN_NORM_AFFINE(SUFFIX, Y, X, M, A, B)                                                \
+    ((Y) = CNN_NORM_FMA_##SUFFIX((X) - (M), (__typeof__(X)){0} + (A), (__typeof__(X)){0} + (B)))
+#else
+#define CNN_NORM_AFFINE(SUFFIX, Y, X, M, A, B) ((Y) = ((X) - (M)) * (A) + (B))
+#endif
 
 /* sums[l] += d and squares[l] += d * d for the values d = row[i] - centre of lane l: one pass
  * for both of the statistics' sums (the caller's centre is a value of the channel, so that the
@@ -81,7 +102,7 @@ CNN_DEFINE_NORM_ADD_MOMENTS(f64, double)
         typedef T R __attribute__((vector_size(P * sizeof(T))));                               \
         typedef CNN_NORM_MASK_T(T) I __attribute__((vector_size(P * sizeof(T))));              \
         D s[PARTS], p[PARTS], g;                                                               \
-        R r, gr;                                                                               \
+        R r, gr, y;                                                                            \
         ptrdiff_t i, k, whole = n - n % CNN_NORM_LANES;                                        \
         double tail;                                                                           \
         memcpy(s, sums, sizeof s);                                                             \
@@ -90,8 +111,10 @@ CNN_DEFINE_NORM_ADD_MOMENTS(f64, double)
             for (k = 0; k < PARTS; k++) {                                                      \
                 memcpy(&gr, grad + i + k * P, sizeof gr);                                      \
                 memcpy(&r, row + i + k * P, sizeof r);                                         \
-                if (masked) /* cnn_relu_grad(gr, cnn_affine(r, m, a, b)), lane by lane */      \
-                    gr = (R)((I)gr & (I)~(CNN_NORM_AFFINE(r, m, a, b) <= 0));                  \
+                if (masked) { /* cnn_relu_grad(gr, cnn_affine(r, m, a, b)), lane by lane */    \
+                    CNN_NORM_AFFINE(SUFFIX, y, r, m, a, b);                                    \
+                    gr = (R)((I)gr & (I)~(y <= 0));                                            \
+                }                                                                              \
                 g = __builtin_convertvector(gr, D);                                            \
                 s[k] += g;                                                                     \
                 p[k] += g * (__builtin_convertvector(r, D) - centre);                          \

@@ -17,9 +17,9 @@ from .normalization import evaluation_affine
 
 class Conv2d(Function):
     """Convolution of (N, C, H, W) by weights (F, C/groups, KH, KW), run by the layer's plan:
-    direct kernels for groups = 1, im2col + batched GEMMs for grouped ones (whose columns are
-    kept for the weight gradient). The input gradient is skipped when the input needs none (the
-    first layer).
+    direct or Winograd kernels for groups = 1, im2col + a BLAS product per image for grouped
+    and 1x1 layers (whose columns are kept for the weight gradient). The input gradient is
+    skipped when the input needs none (the first layer).
 
     cnn.compile folds the ops that alone take a convolution's output into its kernels' last
     step, with the same arithmetic: with `relu`, a ReLU (backward takes the gradient through it
@@ -52,12 +52,14 @@ class Conv2d(Function):
 
 class ConvReLUMaxPool2d(Function):
     """max_pool2d(relu(conv2d(x, w, b)), 2) as one op, with the values and gradients of the
-    three: the fused kernel computes each 2x2 window's four conv outputs in one register tile,
-    so the same rules hold (ReLU keeps NaN, the first maximum in row-major order wins, a NaN
-    wins). Keeps the input, the weights, the pooled output and the argmax indices; backward
-    sends the pooled gradient to each window's argmax where the pooled value is positive (ReLU's
-    mask), then through the convolution, in the same kernel as Conv2d's backward (so the fused
-    and separate layers agree bit for bit) and without the convolution-sized gradient."""
+    three: the fused kernel computes each 2x2 window's four conv outputs in one register tile
+    (a 1x1 layer: its output, then max_pool2d's kernel), so the same rules hold (ReLU keeps
+    NaN, the first maximum in row-major order wins, a NaN wins). Keeps the input, the weights,
+    the pooled output and the argmax indices; backward sends the pooled gradient to each
+    window's argmax where the pooled value is positive (ReLU's mask), then through the
+    convolution, in the same kernel as Conv2d's backward (so the fused and separate layers
+    agree bit for bit where the values are finite: a NaN pooled value stops its gradient here,
+    where relu's backward passes it) and without the convolution-sized gradient."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, plan):
