@@ -276,11 +276,11 @@ cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                             int num_threads):
     """out = conv(x, w) + bias (then affine and ReLU) by F(2x2, 3x3), or with `pooled` (not
     None; `out` is then unused) max_pool2d(relu(that), 2) and its argmax. Threads take whole
-    images, or with `split` (a batch smaller than the team) parts of each image's output
-    channels: each part transforms the whole image into its thread's own scratch, then
-    multiplies and transforms back its channels only. The input transform is repeated, but
-    nothing is exchanged between the threads (sharing V and M between the stages, with a
-    barrier each, ran slower than one thread)."""
+    images, or with `split` (a batch that whole images would share out unevenly, such as 1)
+    parts of each image's output channels: each part transforms the whole image into its
+    thread's own scratch, then multiplies and transforms back its channels only. The input
+    transform is repeated, but nothing is exchanged between the threads (sharing V and M
+    between the stages, with a barrier each, ran slower than one thread)."""
     cdef Py_ssize_t n, item, part, N = x.shape[0], C = x.shape[1]
     cdef bint pool = pooled is not None
     cdef Py_ssize_t f_padded = bias.shape[0]
