@@ -56,7 +56,7 @@
 
 /* sums[l] += d and squares[l] += d * d for the values d = row[i] - centre of lane l: one pass
  * for both of the statistics' sums (the caller's centre is a value of the channel, so that the
- * squares of the deviations from it lose nothing to cancellation; see norm.pyx). */
+ * variance made of them loses little to cancellation: see norm.pyx). */
 #define CNN_DEFINE_NORM_ADD_MOMENTS(SUFFIX, T)                                                 \
     static inline void cnn_norm_add_moments_##SUFFIX(const T *row, ptrdiff_t n, double centre, \
                                                      double *sums, double *squares)            \
