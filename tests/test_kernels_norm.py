@@ -220,3 +220,20 @@ def test_bit_identical_at_one_and_two_threads(isa, threads, rng, dtype):
 def test_the_kernels_refuse_arrays_that_do_not_fit(call, words):
     with pytest.raises(ValueError, match=words):
         call()
+
+
+def test_the_kernels_take_read_only_coefficients(isa, rng):
+    # The per-channel inputs are const: read-only arrays work (once a loop over a tuple of them
+    # made Cython pick a writable type for some builds, depending on its hash seed).
+    x = rng.standard_normal((2, 3, 5))
+    grad = rng.standard_normal(x.shape)
+    mean, a, b, k = (np.ascontiguousarray(v) for v in rng.standard_normal((4, 3)))
+    for array in (mean, a, b, k):
+        array.flags.writeable = False
+    out, sums = np.empty_like(x), (np.empty(3), np.empty(3))
+    _ext.backend.norm.normalize(x, mean, a, b, out, True, 1)
+    _ext.backend.norm.gradient_sums(grad, x, mean, *sums, 1, a, b)
+    _ext.backend.norm.input_gradient(grad, x, mean, a, b, k, out, 1, a, b)
+    np.testing.assert_allclose(sums[0], _relu_masked(grad, (x - mean[:, None]) * a[:, None]
+                                                     + b[:, None]).sum(axis=(0, 2)),
+                               rtol=1e-12)

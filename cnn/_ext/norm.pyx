@@ -168,8 +168,9 @@ def normalize(const floating[:, :, ::1] x,   # IN  (N, C, S)
     relu."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2], c, n, s
     cdef floating m, a, b
-    for name, values in (("mean", mean), ("scale", scale), ("shift", shift)):
-        _check(C, values.shape[0], name)
+    _check(C, mean.shape[0], "mean")
+    _check(C, scale.shape[0], "scale")
+    _check(C, shift.shape[0], "shift")
     _same_shape(x.shape, out.shape, "out")
     with nogil:
         for c in prange(C, schedule="dynamic", num_threads=num_threads,
@@ -212,8 +213,12 @@ def gradient_sums(const floating[:, :, ::1] grad,      # IN  (N, C, S)
     cdef const double* scale = NULL
     cdef const double* shift = NULL
     _same_shape(x.shape, grad.shape, "grad")
-    for name, values in (("mean", mean), ("sum_grad", sum_grad), ("sum_grad_x", sum_grad_x)):
-        _check(C, values.shape[0], name)
+    # One call per array, not a loop over a tuple of them: Cython would infer one memoryview
+    # type for the loop's variable, const or not depending on its hash seed, and the generated
+    # C (and a read-only `mean`'s fate) would change from build to build.
+    _check(C, mean.shape[0], "mean")
+    _check(C, sum_grad.shape[0], "sum_grad")
+    _check(C, sum_grad_x.shape[0], "sum_grad_x")
     _check_relu(relu_scale, relu_shift, C)
     if N * S == 0:
         sum_grad[:] = 0
@@ -247,8 +252,10 @@ def input_gradient(const floating[:, :, ::1] grad,  # IN  (N, C, S)
     cdef bint masked = relu_scale is not None
     _same_shape(x.shape, grad.shape, "grad")
     _same_shape(x.shape, out.shape, "out")
-    for name, values in (("mean", mean), ("a", a), ("b", b), ("k", k)):
-        _check(C, values.shape[0], name)
+    _check(C, mean.shape[0], "mean")
+    _check(C, a.shape[0], "a")
+    _check(C, b.shape[0], "b")
+    _check(C, k.shape[0], "k")
     _check_relu(relu_scale, relu_shift, C)
     with nogil:
         for c in prange(C, schedule="dynamic", num_threads=num_threads,
