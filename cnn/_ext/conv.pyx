@@ -88,6 +88,14 @@ cdef inline Py_ssize_t _round_up(Py_ssize_t n, Py_ssize_t multiple) noexcept:
     return (n + multiple - 1) // multiple * multiple
 
 
+cdef tuple _weight_grad_blocks(Py_ssize_t n):
+    """(images per block, blocks): the fixed blocks a weight gradient sums n images in, each
+    into its own slot, added in block order. About CNN_WEIGHT_GRAD_BLOCKS of them, decided by
+    the batch size alone, never by the thread count (bit-identical results)."""
+    per_block = max(1, _round_up(n, CNN_WEIGHT_GRAD_BLOCKS) // CNN_WEIGHT_GRAD_BLOCKS)
+    return per_block, max(1, _round_up(n, per_block) // per_block)
+
+
 cdef inline Py_ssize_t _padded_channels(Py_ssize_t f) noexcept:
     """Output channels rounded up to whole register tiles: the narrow tile for layers that fit
     in it, else a multiple of CNN_BLOCK. The kernels infer the tile width from this."""
@@ -756,9 +764,9 @@ cdef class ConvPlan:
         n, c, f = x.shape[0], self.input_shape[0], self.output_shape[0]
         grad_x = grad_w = grad_b = None
         if need_w:
-            per_block = max(1, _round_up(n, CNN_WEIGHT_GRAD_BLOCKS) // CNN_WEIGHT_GRAD_BLOCKS)
-            partial = np.zeros((max(1, _round_up(n, per_block) // per_block), 16,
-                                _lane_rows(f), _vector_channels(c)), dtype=self.dtype)
+            per_block, blocks = _weight_grad_blocks(n)
+            partial = np.zeros((blocks, 16, _lane_rows(f), _vector_channels(c)),
+                               dtype=self.dtype)
             scratch = np.empty((threads, _weight_grad_room(c, f, self.winograd_hp,
                                                            self.winograd_wp, self.tiles_padded,
                                                            per_block)), dtype=self.dtype)
@@ -801,8 +809,7 @@ cdef class ConvPlan:
         scratch = np.empty((threads, 2 * (self.image_size + CNN_SEGMENT) + pixels * self.f_padded
                             + f + (f + 1) * pixels), dtype=self.dtype)
         integers = np.empty((threads, pixels + f + f * pixels + f + pixels), dtype=np.intp)
-        images_per_block = max(1, _round_up(n, CNN_WEIGHT_GRAD_BLOCKS) // CNN_WEIGHT_GRAD_BLOCKS)
-        blocks = max(1, _round_up(n, images_per_block) // images_per_block)
+        images_per_block, blocks = _weight_grad_blocks(n)
         partial = np.zeros((blocks, f + 1, segment_values) if by_channel else
                            (blocks, self.tap_rows + 1, self.f_padded), dtype=self.dtype)
         # Without images or output channels there is nothing to sum: the gradients are zeros.
@@ -953,9 +960,8 @@ cdef class ConvPlan:
             columns = self._columns(x, threads).reshape(n, self.groups, rows, pixels)
         use_one_thread()
         if need_w:
-            per_block = max(1, _round_up(n, CNN_WEIGHT_GRAD_BLOCKS) // CNN_WEIGHT_GRAD_BLOCKS)
-            partial = np.empty((max(1, _round_up(n, per_block) // per_block), self.groups,
-                                f // self.groups, rows), dtype=self.dtype)
+            per_block, blocks = _weight_grad_blocks(n)
+            partial = np.empty((blocks, self.groups, f // self.groups, rows), dtype=self.dtype)
             if _gemm.summed_products(grad_groups, columns, partial, per_block, threads):
                 grad_w = partial.sum(axis=0)
             else:

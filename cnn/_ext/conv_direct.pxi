@@ -169,14 +169,20 @@ cdef void _pad_image(const floating[:, :, ::1] x, floating* padded, Py_ssize_t p
 
 
 cdef void _pad_images(const floating[:, :, :, ::1] x, floating[:, ::1] scratch, Py_ssize_t ph,
-                      Py_ssize_t pw, int num_threads) noexcept:
+                      Py_ssize_t pw, int num_threads, Py_ssize_t hp=0,
+                      Py_ssize_t wp=0) noexcept:
     """Every image of x into its own row of scratch, padded (the team's split of a small
-    batch: the threads then read the images they share)."""
+    batch: the threads then read the images they share); with hp and wp, padded to (hp, wp)
+    and split into even and odd columns (_pad_image_split), as the pooled row kernels read
+    them."""
     cdef Py_ssize_t n, N = x.shape[0]
     with nogil:
         for n in prange(N, schedule="static", num_threads=num_threads,
                         use_threads_if=num_threads > 1 and N > 1):
-            _pad_image(x[n], &scratch[n, 0], ph, pw)
+            if wp:
+                _pad_image_split(x[n], &scratch[n, 0], ph, pw, hp, wp)
+            else:
+                _pad_image(x[n], &scratch[n, 0], ph, pw)
 
 
 cdef inline floating _relu(floating value, bint relu) noexcept nogil:
@@ -401,8 +407,8 @@ cdef void _conv_relu_pool_rows(const floating[:, :, :, ::1] x,  # IN  (N, C, H, 
     cdef floating* s
     if F == 0 or N == 0 or PH == 0 or PW == 0:
         return
-    with nogil:
-        if parts == 1:
+    if parts == 1:
+        with nogil:
             for n in prange(N, schedule="dynamic", num_threads=num_threads,
                             use_threads_if=num_threads > 1 and N > 1):
                 s = &scratch[threadid(), 0]
@@ -411,10 +417,9 @@ cdef void _conv_relu_pool_rows(const floating[:, :, :, ::1] x,  # IN  (N, C, H, 
                                  &pooled[n, 0, 0, 0],
                                  &indices[n, 0, 0, 0] if keep_indices else NULL, F, PH, PW,
                                  conv_w, 0, units)
-            return
-        for n in prange(N, schedule="static", num_threads=num_threads,
-                        use_threads_if=N > 1):
-            _pad_image_split(x[n], &scratch[n, 0], ph, pw, hp, wp)
+        return
+    _pad_images(x, scratch, ph, pw, num_threads, hp, wp)
+    with nogil:
         for item in prange(N * parts, schedule="dynamic", num_threads=num_threads):
             n = item // parts
             _pool_rows_image(&scratch[n, 0], C, hp, wp, KH, KW, &weight[0, 0], &bias[0],
@@ -463,18 +468,17 @@ cdef void _conv_rows_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
         return
     if affine is not None:
         coefficients = &affine[0, 0]
-    with nogil:
-        if parts == 1:
+    if parts == 1:
+        with nogil:
             for n in prange(N, schedule="dynamic", num_threads=num_threads,
                             use_threads_if=num_threads > 1 and N > 1):
                 s = &scratch[threadid(), 0]
                 _pad_image(x[n], s, ph, pw)
                 _rows_image(s, C, hp, wp, KH, KW, &weight[0, 0], &bias[0], coefficients,
                             f_padded, relu, &out[n, 0, 0, 0], F, OH, OW, 0, units)
-            return
-        for n in prange(N, schedule="static", num_threads=num_threads,
-                        use_threads_if=N > 1):
-            _pad_image(x[n], &scratch[n, 0], ph, pw)
+        return
+    _pad_images(x, scratch, ph, pw, num_threads)
+    with nogil:
         for item in prange(N * parts, schedule="dynamic", num_threads=num_threads):
             n = item // parts
             _rows_image(&scratch[n, 0], C, hp, wp, KH, KW, &weight[0, 0], &bias[0],
