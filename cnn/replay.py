@@ -109,6 +109,10 @@ class CompiledModule(Module):
         """The wrapped module's forward: a replay where a program for this signature is valid,
         else an eager run (which captures one, the first time)."""
         model = self._orig_mod
+        if _function.is_tracing():
+            # An enclosing trace (an ONNX export, the capture of a compiled model around this
+            # one) records the ops themselves: run them eagerly, in its sight.
+            return model(*args, **kwargs)
         if kwargs or not args or not all(type(a) is Tensor for a in args):
             return self._eager("keyword or non-Tensor arguments", args, kwargs)
         leaves = self._leaves()

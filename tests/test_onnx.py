@@ -405,3 +405,16 @@ def test_a_linear_with_its_relu_folded_exports_with_a_relu(shape, op_types):
     name = ops.linear_(g, None, x, weight, bias, relu=True)
     assert [node.op_type for node in g.nodes] == op_types
     assert g.nodes[-1].output[0] == name
+
+
+def test_a_compiled_model_exports_as_the_model_it_compiles():
+    # cnn.compile's wrapper (and a compiled part of a model) runs its ops eagerly inside the
+    # export's trace, so the graph is the plain model's (named by the wrapper's state-dict keys).
+    cnn.manual_seed(0)
+    model = cnn.compile(lenet5())
+    proto = assert_runs_like_cnn(model, (1, 28, 28))
+    assert {init.name for init in proto.graph.initializer} >= {"_orig_mod.0.weight"}
+    cnn.manual_seed(0)
+    partly = nn.Sequential(cnn.compile(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())),
+                           nn.Flatten(), nn.Linear(4 * 30 * 30, 10))
+    assert_runs_like_cnn(partly, (3, 32, 32))

@@ -241,3 +241,19 @@ def test_a_forward_that_makes_arrays_from_its_inputs_runs_eagerly():
         assert compiled(x, target).item() == model(x, target).item()
     with pytest.raises(RuntimeError, match="an array made in forward"):
         cnn.compile(model, fullgraph=True)(x, target)
+
+
+def test_a_compiled_part_of_a_compiled_model_is_captured_by_the_outer_one(rng):
+    # The inner module runs eagerly inside the outer capture (traces do not nest), so the
+    # outer program holds its ops and replays them.
+    def build():
+        return nn.Sequential(cnn.compile(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())),
+                             nn.Flatten(), nn.Linear(4 * 6 * 6, 5))
+    eager, inner = twins(build)
+    outer = cnn.compile(inner)
+    for _ in range(3):
+        x = cnn.tensor(rng.standard_normal((2, 3, 8, 8)).astype(np.float32))
+        np.testing.assert_array_equal(outer(x).numpy(), eager(x).numpy())
+    (program,) = outer._programs.values()
+    assert program.refused is None
+    assert [step[0].__name__ for step in program.steps] == ["Conv2d", "Reshape", "Linear"]

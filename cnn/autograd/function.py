@@ -297,6 +297,12 @@ def tracing(tracer):
                 _tracer = None
 
 
+def is_tracing():
+    """Whether this thread is inside a :func:`tracing` block (an ONNX export or a
+    ``cnn.compile`` capture is recording its ops)."""
+    return _tracer is not None and threading.get_ident() in _tracers
+
+
 # ***** hooks *****
 
 # Set once any gradient hook is registered; until then the engine does not look for hooks.
