@@ -243,6 +243,11 @@ class _Program:
                      reversed(_engine._topological_order([result._node]))]
         steps, order = _fold_batch_norms(recorder.steps, order, result_slot)
         self.steps, self.backward_order = _fuse_relus(steps, order, result_slot, self.meta)
+        # Without gradients each step is its Function's forward on the values of its slots:
+        # looked up once here, since a batch-1 forward's ops take only microseconds each.
+        self.forwards = [(cls.forward, cls, (None,) * len(specs), specs, kwargs, slot)
+                         for cls, specs, kwargs, slot, _ in self.steps]
+        self.unset = [None] * (len(self.meta) - self.n_inputs - len(leaves))
 
     @classmethod
     def refusal(cls, reason, version, result):
@@ -254,23 +259,23 @@ class _Program:
         """The forward's result for new inputs (of the captured signature)."""
         if self.grad:
             return _Replayed.apply(*inputs, *leaves, self)
-        values = [t._data for t in inputs] + [t._data for t in leaves]
-        values += [None] * (len(self.meta) - len(values))
-        _run_steps(self.steps, values, None)
+        values = [t._data for t in inputs] + [t._data for t in leaves] + self.unset
+        for forward, cls, unrecorded, specs, kwargs, slot in self.forwards:
+            values[slot] = forward(_UnrecordedContext(cls, unrecorded),
+                                   *[values[i] if i >= 0 else constant for i, constant in specs],
+                                   **kwargs)
         return _wrap(values[self.result_slot])
 
 
 def _run_steps(steps, values, contexts):
     """Run each step's forward, filling `values` by slot; keep each step's ctx in `contexts`
-    (None: nothing is kept for backward)."""
+    (None where nothing is kept for backward)."""
     for cls, specs, kwargs, slot, needs in steps:
-        if contexts is not None and needs is not None:
+        if needs is not None:
             step_ctx = _StepContext(cls, needs)
-            contexts.append(step_ctx)
         else:
             step_ctx = _UnrecordedContext(cls, (None,) * len(specs))
-            if contexts is not None:
-                contexts.append(None)
+        contexts.append(step_ctx if needs is not None else None)
         values[slot] = cls.forward(step_ctx, *[values[i] if i >= 0 else constant
                                                for i, constant in specs], **kwargs)
 

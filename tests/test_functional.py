@@ -281,6 +281,23 @@ def test_batch_norm_updates_running_statistics_like_torch():
     np.testing.assert_allclose(var, t_var.numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_batch_norm_in_evaluation_takes_strided_and_read_only_statistics():
+    # Every per-channel array as a strided, read-only view: the same result as contiguous
+    # copies, and the formula's.
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    stats = rng.random((4, 6)).astype(np.float32) + 0.5
+    views = [row[::2] for row in stats]
+    for view in views:
+        view.flags.writeable = False
+    got = F.batch_norm(cnn.tensor(x), *views, training=False, eps=1e-3).numpy()
+    copies = [np.ascontiguousarray(view) for view in views]
+    assert got.tobytes() == F.batch_norm(cnn.tensor(x), *copies, eps=1e-3).numpy().tobytes()
+    mean, var, weight, bias = (v.reshape(1, 3, 1).astype(np.float64) for v in copies)
+    np.testing.assert_allclose(got, (x - mean) / np.sqrt(var + 1e-3) * weight + bias,
+                               rtol=1e-5, atol=1e-6)
+
+
 def test_dropout():
     cnn.manual_seed(0)
     x = cnn.tensor(np.ones((1000,), np.float32), requires_grad=True)

@@ -183,7 +183,8 @@ def test_rows_of_few_tap_layers_give_the_tiles_bits(isa, threads, dtype, batch, 
     b = rng.standard_normal(f).astype(dtype)
     coefficients = None
     if affine:
-        coefficients = (rng.standard_normal(f), rng.random(f) + 0.5, rng.standard_normal(f))
+        coefficients = np.stack([rng.standard_normal(f), rng.random(f) + 0.5,
+                                 rng.standard_normal(f)])
     narrow_width = 15 - 1 + kernel  # 15 output columns: the tile
     for n in (1, 2):
         cnn.set_num_threads(n)

@@ -216,6 +216,13 @@ def test_bit_identical_at_one_and_two_threads(isa, threads, rng, dtype):
                                               np.zeros(3), np.ones(3), np.ones(3), np.ones(3),
                                               np.empty((2, 3, 4)), 1, np.ones(3), np.ones(2)),
      "relu_shift"),
+    (lambda: _ext.backend.norm.evaluation_coefficients(np.zeros(3), np.ones(2), None, None,
+                                                       1e-5, np.empty((4, 3))), "running_var"),
+    (lambda: _ext.backend.norm.evaluation_coefficients(np.zeros(3), np.ones(3), np.ones(3),
+                                                       np.ones(4), 1e-5, np.empty((4, 3))),
+     "bias"),
+    (lambda: _ext.backend.norm.evaluation_coefficients(np.zeros(3), np.ones(3), None, None,
+                                                       1e-5, np.empty((3, 3))), "4 rows"),
 ])
 def test_the_kernels_refuse_arrays_that_do_not_fit(call, words):
     with pytest.raises(ValueError, match=words):
@@ -237,3 +244,22 @@ def test_the_kernels_take_read_only_coefficients(isa, rng):
     np.testing.assert_allclose(sums[0], _relu_masked(grad, (x - mean[:, None]) * a[:, None]
                                                      + b[:, None]).sum(axis=(0, 2)),
                                rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("with_weight, with_bias", [(True, True), (False, False), (False, True)])
+def test_evaluation_coefficients_are_numpys_formula_bit_for_bit(isa, rng, dtype, with_weight,
+                                                                with_bias):
+    # The running statistics in double precision: mean, 1 / sqrt(var + eps) times the weight,
+    # the bias, and 1 / sqrt(var + eps) itself, each rounded once as NumPy rounds it.
+    c = 37
+    mean, weight, bias = (rng.standard_normal(c).astype(dtype) for _ in range(3))
+    var = (rng.random(c) * 3).astype(dtype)
+    var[0] = 0  # eps alone
+    out = np.empty((4, c))
+    _ext.backend.norm.evaluation_coefficients(mean, var, weight if with_weight else None,
+                                              bias if with_bias else None, 1e-5, out)
+    inv_std = 1 / np.sqrt(var.astype(np.float64) + 1e-5)
+    expected = [mean.astype(np.float64), inv_std * weight if with_weight else inv_std,
+                bias.astype(np.float64) if with_bias else np.zeros(c), inv_std]
+    assert out.tobytes() == np.stack(expected).tobytes()

@@ -93,7 +93,7 @@ def test_batch_norm_epilogue_gives_the_bits_of_the_separate_kernel(isa, rng):
     b = rng.standard_normal(20).astype(np.float32)
     mean, scale, shift = (rng.standard_normal(20) for _ in range(3))
     plan = dc.plan(x, w, padding=1)
-    fused = plan.forward(x, w, b, relu=True, affine=(mean, scale, shift))[0]
+    fused = plan.forward(x, w, b, relu=True, affine=np.stack([mean, scale, shift]))[0]
     out = plan.forward(x, w, b)[0]
     planes = out.reshape(3, 20, -1)
     _ext.backend.norm.normalize(planes, mean, scale, shift, planes, True, 1)

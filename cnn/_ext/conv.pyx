@@ -406,9 +406,9 @@ cdef class ConvPlan:
                 algorithm only; None otherwise). For a 1x1 layer without stride or padding they
                 are `x` itself, reshaped (a view).
             num_threads: the OpenMP team's size.
-            affine: None, or (mean, scale, shift), float64 arrays of one value per output
-                channel: (out - mean) * scale + shift before the ReLU, a batch norm in
-                evaluation mode by norm.normalize's rule (the same bits as that kernel).
+            affine: None, or a (3, F) float64 array, rows (mean, scale, shift): (out - mean)
+                * scale + shift before the ReLU, a batch norm in evaluation mode by
+                norm.normalize's rule (the same bits as that kernel).
 
         Returns:
             (out (N, F, OH, OW), columns or None)
@@ -419,15 +419,13 @@ cdef class ConvPlan:
         relu = flag(relu, "relu")
         threads = self._team(x.shape[0], self._threads(num_threads))
         if affine is not None:
-            affine = tuple([self._array(np.asarray(values), name, self.weight_shape[:1],
-                                        np.float64)
-                            for name, values in zip(("mean", "scale", "shift"), affine)])
+            affine = self._array(affine, "affine", (3,) + self.weight_shape[:1], np.float64)
         if self.algorithm == COLUMNS:
             out, columns = self._columns_forward(x, weight, bias, relu and affine is None,
                                                  flag(keep_columns, "keep_columns"), threads)
             if affine is not None:
                 planes = out.reshape(out.shape[0], out.shape[1], -1)
-                _norm.normalize(planes, *affine, planes, relu, threads)
+                _norm.normalize(planes, affine[0], affine[1], affine[2], planes, relu, threads)
             return out, columns
         out = np.empty((x.shape[0],) + self.output_shape, dtype=self.dtype)
         coefficients = None

@@ -12,7 +12,7 @@ from cnn.threads import kernel_threads
 
 from ._inputs import array_of, float_array_of, same_dtype
 from .activation import relu_backward
-from .normalization import evaluation_affine
+from .normalization import evaluation_coefficients
 
 
 class Conv2d(Function):
@@ -29,7 +29,7 @@ class Conv2d(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, plan, *batch_norm, relu=False):
-        affine = evaluation_affine(*batch_norm) if batch_norm else None
+        affine = evaluation_coefficients(*batch_norm)[:3] if batch_norm else None
         out, columns = plan.forward(x, weight, bias, relu, keep_columns=ctx.needs_input_grad[1],
                                     num_threads=kernel_threads(), affine=affine)
         ctx.save_for_backward(x, weight, columns, out if relu else None)

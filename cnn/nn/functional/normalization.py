@@ -30,11 +30,15 @@ def _coefficients(var, weight, bias, eps):
     return inv_std, scale, shift
 
 
-def evaluation_affine(running_mean, running_var, weight, bias, eps):
-    """(mean, scale, shift) of a batch norm in evaluation mode, as BatchNorm computes them:
-    what a convolution's epilogue applies in its place (cnn.compile folds the two)."""
-    _, scale, shift = _coefficients(running_var.astype(np.float64), weight, bias, eps)
-    return running_mean.astype(np.float64), scale, shift
+def evaluation_coefficients(running_mean, running_var, weight, bias, eps):
+    """A batch norm's map in evaluation mode: float64 rows (mean, scale, shift, 1 / std), one
+    value per channel (norm.evaluation_coefficients). BatchNorm applies the first three, and a
+    convolution's epilogue applies them in its place (cnn.compile folds the two)."""
+    coefficients = np.empty((4, running_mean.shape[0]))
+    _ext.backend.norm.evaluation_coefficients(
+        *[None if a is None else np.ascontiguousarray(a)
+          for a in (running_mean, running_var, weight, bias)], eps, coefficients)
+    return coefficients
 
 
 class BatchNorm(Function):
@@ -74,10 +78,11 @@ class BatchNorm(Function):
                 running_mean += (momentum * mean).astype(x.dtype)
                 running_var *= 1 - momentum
                 running_var += (momentum * var * (count / max(count - 1, 1))).astype(x.dtype)
+        if training:
+            inv_std, scale, shift = _coefficients(var, weight, bias, eps)
         else:
-            mean = running_mean.astype(np.float64)
-            var = running_var.astype(np.float64)
-        inv_std, scale, shift = _coefficients(var, weight, bias, eps)
+            mean, scale, shift, inv_std = evaluation_coefficients(running_mean, running_var,
+                                                                  weight, bias, eps)
         out = np.empty_like(x3)
         _ext.backend.norm.normalize(x3, mean, scale, shift, out, relu, threads)
         ctx.save_for_backward(x3, weight)
