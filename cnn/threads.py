@@ -70,7 +70,9 @@ def max_threads() -> tuple[int, str]:
     return max(1, bound), reason
 
 
-_num_threads = _default_num_threads()
+# The kernels' thread count: always 1 in a build without OpenMP (read on every kernel call, so
+# kept ready rather than recomputed).
+_num_threads = _default_num_threads() if openmp_enabled() else 1
 # A core counts as taken when other processes use at least this much of it: below, a thread
 # there still gets most of its core; the margin also keeps the team from flapping on the
 # estimate's noise (about 0.1 core).
@@ -88,13 +90,13 @@ if _contention is not None and hasattr(os, "register_at_fork"):
 
 def get_num_threads() -> int:
     """The number of threads the kernels use (1 when built without OpenMP)."""
-    return _num_threads if openmp_enabled() else 1
+    return _num_threads
 
 
 def kernel_threads() -> int:
     """The threads the next kernel call gets: ``get_num_threads()``, less one for each core of
     this process's that other processes keep busy (at least one; see cnn/_contention.py)."""
-    n = get_num_threads()
+    n = _num_threads
     if n == 1 or _contention is None:
         return n
     taken = int(_contention.busy_cores() + 1.0 - TAKEN_CORE)
@@ -126,10 +128,10 @@ def set_num_threads(n: int) -> None:
     bound, reason = max_threads()
     if n > bound:
         raise ValueError(f"n: expected at most {bound} threads ({reason}), got {n}")
-    _num_threads = n
-    if _num_threads > 1 and not openmp_enabled():
+    _num_threads = n if openmp_enabled() else 1
+    if n > 1 and _num_threads == 1:
         warnings.warn(
-            f"cnn.set_num_threads({_num_threads}): this build of cnn has no OpenMP (its "
+            f"cnn.set_num_threads({n}): this build of cnn has no OpenMP (its "
             "compiler had none, or CNN_NO_OPENMP was set), so the kernels run on one thread. "
             "Rebuild with a compiler that supports OpenMP (README, 'The build') for more.",
             RuntimeWarning, stacklevel=2)

@@ -29,6 +29,19 @@ def test_relu_backward_passes_the_gradient_where_the_output_is_not_at_most_zero(
     np.testing.assert_array_equal(grad_input, np.where(out <= 0, 0, grad))
 
 
+@given(hnp.arrays(st.sampled_from([np.float32, np.float64]),
+                  st.tuples(st.integers(0, 300), st.integers(0, 130)), elements=VALUES),
+       st.booleans(), st.booleans(), st.integers(0, 2**31))
+def test_bias_relu_is_numpys_sum_then_maximum_with_zero(isa, out, with_bias, relu, seed):
+    bias = (np.random.default_rng(seed).standard_normal(out.shape[1]).astype(out.dtype)
+            if with_bias else None)
+    expected = out + bias if with_bias else out.copy()
+    if relu:
+        expected = np.maximum(expected, 0)  # NaN kept, -0 -> +0 as relu's rule
+    _ext.backend.elementwise.bias_relu(out, bias, relu, cnn.get_num_threads())
+    assert out.tobytes() == (expected + 0 if relu else expected).tobytes()
+
+
 def test_bit_identical_at_one_and_two_threads(isa, threads, rng):
     x = rng.standard_normal(200_001).astype(np.float32)
     results = []
@@ -36,7 +49,9 @@ def test_bit_identical_at_one_and_two_threads(isa, threads, rng):
         out, grad_input = np.empty_like(x), np.empty_like(x)
         _ext.backend.elementwise.relu(x, out, n)
         _ext.backend.elementwise.relu_backward(x, out, grad_input, n)
-        results.append(out.tobytes() + grad_input.tobytes())
+        rows = x.reshape(-1, 3).copy()
+        _ext.backend.elementwise.bias_relu(rows, x[:3], True, n)
+        results.append(out.tobytes() + grad_input.tobytes() + rows.tobytes())
     assert results[0] == results[1]
 
 
@@ -46,6 +61,7 @@ def test_bit_identical_at_one_and_two_threads(isa, threads, rng):
      "out"),
     (lambda: _ext.backend.elementwise.relu_backward(np.ones(3), np.ones(3), np.empty(2), 1),
      "grad_input"),
+    (lambda: _ext.backend.elementwise.bias_relu(np.ones((2, 3)), np.ones(2), True, 1), "bias"),
 ])
 def test_the_kernels_refuse_arrays_that_do_not_fit(call, words):
     with pytest.raises(ValueError, match=words):

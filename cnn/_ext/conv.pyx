@@ -211,6 +211,10 @@ cdef class ConvPlan:
     cdef Py_ssize_t f_padded, hp, wp, image_size, n_taps, tap_rows, n_pixels
     cdef bint scatter_input_grad, weight_grad_by_channel, pool_rows, conv_rows
     cdef object taps, origins, segment_places, segment_offsets
+    # The tables as typed views: a batch-1 call spends microseconds, of which acquiring a view
+    # of each array the kernels take is a good part.
+    cdef const Py_ssize_t[::1] tap_view, origin_view
+    cdef bint double_precision
     cdef tuple segment_shape
     cdef list _input_grad_phases
     cdef Py_ssize_t tiles_padded, winograd_hp, winograd_wp, winograd_size
@@ -227,6 +231,7 @@ cdef class ConvPlan:
             self.dtype = None
         if self.dtype not in FLOAT_DTYPES:
             raise TypeError(f"dtype: expected float32 or float64, got {dtype!r}")
+        self.double_precision = self.dtype == np.float64
         c = input_shape[0]
         f = weight_shape[0]
         if f % self.groups:
@@ -296,11 +301,13 @@ cdef class ConvPlan:
         self.taps = _read_only(((ci * self.hp + ii * dh) * self.wp + ji * dw)
                                .astype(np.intp).ravel())
         self.n_taps = self.taps.size
+        self.tap_view = self.taps
         lanes = CNN_WIDE_PIXELS if self.f_padded == CNN_NARROW_BLOCK else CNN_BLOCK_LANES
         # The weight gradient's tiles take whole groups of taps (rows past n_taps hold junk).
         self.tap_rows = _round_up(self.n_taps, lanes)
         oy, ox = np.meshgrid(np.arange(oh), np.arange(ow), indexing="ij")
         self.origins = _read_only((oy * sh * self.wp + ox * sw).astype(np.intp).ravel())
+        self.origin_view = self.origins
         # With many input channels the input gradient is a dense convolution (_dense_input_grad);
         # the kernels' scatter is for few-channel layers. Few output channels sum their weight
         # gradient channel by channel over the non-zero gradient values; the others run the
@@ -350,7 +357,7 @@ cdef class ConvPlan:
         dtype = self.dtype if dtype is None else dtype
         if not isinstance(value, np.ndarray):
             raise TypeError(f"{name}: expected a NumPy array, got {type(value).__name__}")
-        if value.dtype != dtype:
+        if value.dtype is not dtype and value.dtype != dtype:
             raise TypeError(f"{name}: expected dtype {np.dtype(dtype)} (the plan's), got "
                             f"{value.dtype}")
         if value.shape != expected:
@@ -375,6 +382,8 @@ cdef class ConvPlan:
         return tuple([flag(value, "needs") for value in needs])
 
     cdef Py_ssize_t _threads(self, num_threads) except -1:
+        if type(num_threads) is int and 1 <= num_threads <= 1024:  # the layers' calls
+            return num_threads
         return integer(num_threads, "num_threads", 1)
 
     cdef Py_ssize_t _team(self, Py_ssize_t batch, Py_ssize_t threads, Py_ssize_t scale=1):
@@ -443,12 +452,12 @@ cdef class ConvPlan:
             return out, None
         wt, bias_padded, scratch = self._direct_operands(weight, bias, threads, x.shape[0],
                                                          parts)
-        if self.dtype == np.float64:
-            _conv_forward[double](x, wt, bias_padded, self.taps, self.origins, coefficients,
-                                  out, scratch, ph, pw, relu, parts, threads)
+        if self.double_precision:
+            _conv_forward[double](x, wt, bias_padded, self.tap_view, self.origin_view,
+                                  coefficients, out, scratch, ph, pw, relu, parts, threads)
         else:
-            _conv_forward[float](x, wt, bias_padded, self.taps, self.origins, coefficients,
-                                 out, scratch, ph, pw, relu, parts, threads)
+            _conv_forward[float](x, wt, bias_padded, self.tap_view, self.origin_view,
+                                 coefficients, out, scratch, ph, pw, relu, parts, threads)
         return out, None
 
     cdef _winograd(self, x, weight, bias, coefficients, out, bint relu, Py_ssize_t threads,
@@ -469,7 +478,7 @@ cdef class ConvPlan:
         split = threads > 1 and x.shape[0] % threads != 0 and x.shape[0] < 2 * threads
         scratch = np.empty((threads, self.winograd_size), dtype=self.dtype)
         ph, pw = self.padding
-        if self.dtype == np.float64:
+        if self.double_precision:
             _winograd_weights[double](weight, u)
             _winograd_forward[double](x, u, bias_padded, coefficients, out, pooled, indices,
                                       scratch, f, oh, ow, ph, pw, self.winograd_hp,
@@ -531,12 +540,14 @@ cdef class ConvPlan:
         wt, bias_padded, scratch = self._direct_operands(weight, bias, threads, x.shape[0],
                                                          parts)
         ph, pw = self.padding
-        if self.dtype == np.float64:
-            _conv_relu_pool_forward[double](x, wt, bias_padded, self.taps, pooled, indices,
-                                            self.origins, scratch, ow, ph, pw, parts, threads)
+        if self.double_precision:
+            _conv_relu_pool_forward[double](x, wt, bias_padded, self.tap_view, pooled, indices,
+                                            self.origin_view, scratch, ow, ph, pw, parts,
+                                            threads)
         else:
-            _conv_relu_pool_forward[float](x, wt, bias_padded, self.taps, pooled, indices,
-                                           self.origins, scratch, ow, ph, pw, parts, threads)
+            _conv_relu_pool_forward[float](x, wt, bias_padded, self.tap_view, pooled, indices,
+                                           self.origin_view, scratch, ow, ph, pw, parts,
+                                           threads)
         return pooled, indices
 
     cdef tuple _row_operands(self, x, weight, bias, Py_ssize_t image, Py_ssize_t slack,
@@ -562,7 +573,7 @@ cdef class ConvPlan:
         weight, bias, scratch = self._row_operands(
             x, weight, bias, c * self.hp * self.wp,
             self.wp + _row_slack(kw, self.dtype.itemsize), parts, threads)
-        if self.dtype == np.float64:
+        if self.double_precision:
             _conv_rows_forward[double](x, weight, bias, coefficients, out, scratch, kh, kw, ph,
                                        pw, relu, parts, threads)
         else:
@@ -580,7 +591,7 @@ cdef class ConvPlan:
         weight, bias, scratch = self._row_operands(
             x, weight, bias, c * self.hp * wp, _row_slack(kw, self.dtype.itemsize), parts,
             threads)
-        if self.dtype == np.float64:
+        if self.double_precision:
             _conv_relu_pool_rows[double](x, weight, bias, pooled, indices, scratch, kh, kw,
                                          self.output_shape[2], ph, pw, self.hp, wp, parts,
                                          threads)
@@ -608,7 +619,7 @@ cdef class ConvPlan:
         f = self.weight_shape[0]
         wt = np.empty((self.n_taps, self.f_padded), dtype=self.dtype)
         bias_padded = np.empty(self.f_padded, dtype=self.dtype)
-        if self.dtype == np.float64:
+        if self.double_precision:
             _pack[double](weight.reshape(f, self.n_taps), bias, wt, bias_padded, threads)
         else:
             _pack[float](weight.reshape(f, self.n_taps), bias, wt, bias_padded, threads)
@@ -671,7 +682,7 @@ cdef class ConvPlan:
         if self._columns_are_the_input():
             return x.reshape(x.shape[0], c, oh * ow)
         cols = np.empty((x.shape[0], c * kh * kw, oh * ow), dtype=self.dtype)
-        if self.dtype == np.float64:
+        if self.double_precision:
             _im2col[double](x, cols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, threads)
         else:
             _im2col[float](x, cols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, threads)
@@ -684,7 +695,7 @@ cdef class ConvPlan:
         if self._columns_are_the_input():
             return cols.reshape((cols.shape[0],) + self.input_shape)
         x = np.empty((cols.shape[0],) + self.input_shape, dtype=self.dtype)
-        if self.dtype == np.float64:
+        if self.double_precision:
             _col2im[double](cols, x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, threads)
         else:
             _col2im[float](cols, x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, threads)
@@ -770,7 +781,7 @@ cdef class ConvPlan:
                                                            per_block)), dtype=self.dtype)
             ph, pw = self.padding
             grad_w = np.empty(self.weight_shape, dtype=self.dtype)
-            if self.dtype == np.float64:
+            if self.double_precision:
                 _winograd_weight_grad[double](x, grad, partial, scratch, per_block, ph, pw,
                                               self.winograd_hp, self.winograd_wp,
                                               self.tiles_padded, threads)
@@ -909,7 +920,7 @@ cdef class ConvPlan:
         wt, bias_padded, scratch = self._direct_operands(weight, None, threads, x.shape[0],
                                                          parts)
         ph, pw = self.padding
-        if self.dtype == np.float64:
+        if self.double_precision:
             _conv_forward[double](x, wt, bias_padded, self.taps, origins, None, out, scratch, ph,
                                   pw, False, parts, threads, placements)
         else:

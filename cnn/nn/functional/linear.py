@@ -16,8 +16,9 @@ class Linear(Function):
     which share their column blocks out to the kernels' threads (cnn/_ext/gemm.py).
 
     With `relu` (cnn.compile folds a ReLU that alone takes a Linear's output into it), ReLU's
-    kernel runs on the result in place, and backward takes the gradient through it first, as
-    relu's backward would: the same values and gradients as the two ops, without the second op.
+    rule runs in the bias's pass over the result (elementwise.bias_relu), and backward takes
+    the gradient through it first, as relu's backward would: the same values and gradients as
+    the two ops, without the second op.
     """
 
     @staticmethod
@@ -25,11 +26,10 @@ class Linear(Function):
         rows = _rows(x)
         threads = kernel_threads()
         out = gemm.product(rows, weight, False, True, threads)
-        if bias is not None:
-            out += bias
         if relu:
-            flat = out.reshape(-1)
-            _ext.backend.elementwise.relu(flat, flat, threads)
+            _ext.backend.elementwise.bias_relu(out, bias, relu, threads)
+        elif bias is not None:
+            out += bias
         ctx.save_for_backward(rows, weight, out if relu else None)
         ctx.input_shape = x.shape
         return out.reshape(x.shape[:-1] + (weight.shape[0],))
