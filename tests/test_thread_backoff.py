@@ -146,7 +146,9 @@ def test_a_busy_process_on_our_cores_is_seen():
     contention.busy_cores()
     time.sleep(0.6)
     before = contention.busy_cores()
-    if before > len(os.sched_getaffinity(0)) - 1:
+    # The hog needs a core of its own: with others' load (which varies) on the rest, the
+    # estimate could not tell its core from their changes.
+    if before > len(os.sched_getaffinity(0)) - 1.5:
         pytest.skip(f"other processes already keep {before:.1f} cores busy: no room to tell")
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
