@@ -34,6 +34,22 @@ def test_import_keeps_freed_memory_for_the_next_step():
 
 
 @pytest.mark.skipif(not GLIBC, reason="the malloc thresholds are glibc's")
+def test_an_array_above_the_largest_mmap_threshold_is_reused_without_page_faults():
+    # 64 MiB is above glibc's largest mmap threshold: it must come from the heap, so that the
+    # second array reuses the first one's pages (a fresh mapping would fault at least once
+    # per 2 MiB).
+    code = ("import resource, numpy as np, cnn\n"
+            "np.ones(16 << 20, np.float32); before = resource.getrusage(0).ru_minflt\n"
+            "np.ones(16 << 20, np.float32); print(resource.getrusage(0).ru_minflt - before)")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+    env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_PARENT), env.get("PYTHONPATH", "")])
+    faults = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, check=True).stdout
+    assert int(faults) < 16
+
+
+@pytest.mark.skipif(not GLIBC, reason="the malloc thresholds are glibc's")
 @pytest.mark.parametrize("setting", [{"MALLOC_TRIM_THRESHOLD_": "131072"},
                                      {"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=131072"}])
 def test_a_user_who_tuned_malloc_keeps_their_settings(setting):
