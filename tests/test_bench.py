@@ -77,3 +77,30 @@ def test_skipped_peers_are_said_so():
         assert f"{name}: not measured, left out with --skip" in text
     row = next(line for line in text.splitlines() if line.startswith("LeNet-5 latency b1"))
     assert row.split().count("skip") == 3 and " n/a " in row
+
+
+def test_slow_contenders_get_an_untimed_call_before_each_measurement():
+    # bench/benchlib.alternate: a measurement of at most SETTLE_BELOW calls follows an untimed
+    # call (what the contender before left behind is absorbed there); a fast contender's
+    # measurements are many calls and get none.
+    sys.path.insert(0, str(BENCH.parent))
+    try:
+        import benchlib
+    finally:
+        sys.path.remove(str(BENCH.parent))
+    calls = {"slow": 0, "fast": 0}
+
+    def slow():
+        calls["slow"] += 1
+        deadline = benchlib.clock() + 0.003
+        while benchlib.clock() < deadline:
+            pass
+
+    def fast():
+        calls["fast"] += 1
+
+    samples = benchlib.alternate({"slow": slow, "fast": fast}, repeats=3, min_time=0.003)
+    assert samples["slow"].number <= benchlib.SETTLE_BELOW < samples["fast"].number
+    # 3 warm-up calls, then per repeat one untimed call and the measurement's calls.
+    assert calls["slow"] == 3 + 3 * (1 + samples["slow"].number)
+    assert calls["fast"] == 3 + 3 * samples["fast"].number
