@@ -17,15 +17,21 @@ PACKAGE_PARENT = Path(cnn.__file__).resolve().parents[1]
 GLIBC = platform.libc_ver()[0] == "glibc"
 
 
-def _malloc_state(env_extra):
-    """cnn._malloc.state() in a fresh interpreter whose environment adds env_extra."""
+def _fresh_malloc_run(code, env_extra=None):
+    """What `code` prints in a fresh interpreter with no malloc settings of the user's (plus
+    env_extra)."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
-    env.update(env_extra)
+    env.update(env_extra or {})
     env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_PARENT), env.get("PYTHONPATH", "")])
-    out = subprocess.run([sys.executable, "-c", "import cnn; print(cnn._malloc.state())"],
-                         env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
     return out.stdout.strip()
+
+
+def _malloc_state(env_extra):
+    """cnn._malloc.state() in a fresh interpreter whose environment adds env_extra."""
+    return _fresh_malloc_run("import cnn; print(cnn._malloc.state())", env_extra)
 
 
 @pytest.mark.skipif(not GLIBC, reason="the malloc thresholds are glibc's")
@@ -41,12 +47,7 @@ def test_an_array_above_the_largest_mmap_threshold_is_reused_without_page_faults
     code = ("import resource, numpy as np, cnn\n"
             "np.ones(16 << 20, np.float32); before = resource.getrusage(0).ru_minflt\n"
             "np.ones(16 << 20, np.float32); print(resource.getrusage(0).ru_minflt - before)")
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
-    env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_PARENT), env.get("PYTHONPATH", "")])
-    faults = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                            text=True, check=True).stdout
-    assert int(faults) < 16
+    assert int(_fresh_malloc_run(code)) < 16
 
 
 @pytest.mark.skipif(not GLIBC, reason="the malloc thresholds are glibc's")
