@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import child_python
 import cnn
 from cnn.cli import main
 from cnn.cli.lenet import lenet5
@@ -98,8 +99,7 @@ def test_bad_arguments(argv, complaint, capsys):
 
 def test_library_imports_neither_tqdm_nor_matplotlib():
     code = "import sys, cnn; print(sorted({'tqdm', 'matplotlib'} & set(sys.modules)))"
-    result = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True,
-                            text=True, timeout=60)
+    result = child_python.run(code, env=ENV)
     assert result.stdout.strip() == "[]", result.stderr
 
 
@@ -135,8 +135,7 @@ def test_train_reports_each_epoch_and_writes_a_checkpoint(trained):
 def test_train_without_tqdm_trains_without_a_bar(tmp_path):
     code = ("import sys; sys.modules['tqdm'] = None; from cnn.cli import main; sys.exit(main("
             "['train', '--epochs', '1', '--limit-train', '64', '--limit-test', '64']))")
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=ENV,
-                            capture_output=True, text=True, timeout=60)
+    result = child_python.run(code, cwd=tmp_path, env=ENV)
     assert result.returncode == 0, result.stderr
     assert "no progress bar: tqdm is not installed" in result.stderr
     assert "epoch 1/1" in result.stdout and (tmp_path / "lenet_mnist.npz").exists()
@@ -287,8 +286,7 @@ def test_classify_without_matplotlib_says_how_to_install_it(trained, tmp_path):
     # A None entry in sys.modules makes every import of matplotlib fail, as if absent.
     code = ("import sys; sys.modules['matplotlib'] = None; from cnn.cli import main; "
             f"sys.exit(main(['classify', '--model', {str(checkpoint)!r}]))")
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=ENV,
-                            capture_output=True, text=True, timeout=60)
+    result = child_python.run(code, cwd=tmp_path, env=ENV)
     assert_clean_failure(result)
     assert "pip install .[plot]" in result.stderr
     assert not (tmp_path / "classify_results.png").exists()

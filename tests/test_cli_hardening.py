@@ -14,6 +14,7 @@ import zipfile
 import numpy as np
 import pytest
 
+import child_python
 import cnn
 import cnn._memory
 from cnn.cli import main
@@ -46,8 +47,7 @@ def test_absurd_thread_counts_are_refused_with_the_bound(capsys):
 def test_omp_num_threads_sets_the_default_within_the_bound():
     code = "import cnn; print(cnn.get_num_threads())"
     for value, expected in (("1", "1"), ("100000", str(cnn.threads.max_threads()[0]))):
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                env=dict(ENV, OMP_NUM_THREADS=value))
+        result = child_python.run(code, env=dict(ENV, OMP_NUM_THREADS=value))
         assert result.stdout.strip() == (expected if cnn.openmp_enabled() else "1"), result.stderr
 
 
@@ -188,8 +188,7 @@ def test_save_onto_a_symlink_writes_through_to_its_target(tmp_path):
 
 def test_temporaries_of_killed_writers_are_removed(tmp_path):
     path = tmp_path / "model.npz"
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True).stdout.strip()
+    dead = child_python.run("import os; print(os.getpid())").stdout.strip()
     stale = tmp_path / f".model.npz.{dead}.abcd1234.tmp"
     live = tmp_path / f".model.npz.{os.getpid()}.abcd1234.tmp"  # a writer still running
     other = tmp_path / f".other.npz.{dead}.abcd1234.tmp"

@@ -16,6 +16,7 @@ import textwrap
 
 import pytest
 
+import child_python
 import cnn
 
 WORKER = os.path.join(os.path.dirname(__file__), "fuzz_worker.py")
@@ -73,8 +74,8 @@ def test_fuzz(family, tmp_path):
 
 def run_child(code):
     """Run `code` in a child interpreter; (returncode, stdout, stderr)."""
-    process = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                             text=True, timeout=TIMEOUT, env=child_environment())
+    process = child_python.run(textwrap.dedent(code), timeout=TIMEOUT,
+                               env=child_environment())
     return process.returncode, process.stdout, process.stderr
 
 

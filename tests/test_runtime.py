@@ -1,13 +1,11 @@
 """What cnn sets up in the process: malloc policy, BLAS thread control, show_config."""
 import os
 import platform
-import subprocess
-import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+import child_python
 import cnn
 from cnn import _blas
 
@@ -24,8 +22,7 @@ def _fresh_malloc_run(code, env_extra=None):
            if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
     env.update(env_extra or {})
     env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_PARENT), env.get("PYTHONPATH", "")])
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True)
+    out = child_python.run(code, env=env, check=True)
     return out.stdout.strip()
 
 
@@ -77,7 +74,6 @@ def test_the_first_matrix_product_of_an_op_leaves_blas_on_one_thread():
             "assert _blas._get_threads() == 2; "
             "cnn.nn.functional.linear(cnn.ones(4, 3), cnn.ones(5, 3)); "
             "assert _blas._get_threads() == 1, _blas._get_threads(); print(_blas.info())")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120)
+    result = child_python.run(code)
     assert result.returncode == 0, result.stderr
     assert "set to 1 by cnn" in result.stdout

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+import child_python
 import cnn
 from cnn import _contention
 
@@ -86,16 +87,14 @@ def test_the_library_resets_the_estimate_in_a_forked_child():
             "    os._exit(0 if cnn.threads._contention._start is None else 3)\n"
             "_, status = os.waitpid(pid, 0)\n"
             "raise SystemExit(os.waitstatus_to_exitcode(status))\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60)
+    done = child_python.run(code)
     assert done.returncode == 0, done.stderr
 
 
 def test_pinned_threads_turn_the_backoff_off():
     code = "import cnn; print(cnn.show_config(mode='dicts')['thread_backoff'])"
     env = dict(os.environ, OMP_PROC_BIND="true")
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          timeout=60, check=True)
+    done = child_python.run(code, env=env, check=True)
     assert done.stdout.startswith("off (OMP_PROC_BIND or OMP_PLACES pins the threads)")
 
 
@@ -168,6 +167,5 @@ def test_show_config_says_whether_the_backoff_is_on(capsys):
     assert "busy machine:    on: one thread less per core other processes keep busy" in out
     code = "import cnn; print(cnn.show_config(mode='dicts')['thread_backoff'])"
     env = dict(os.environ, CNN_THREAD_BACKOFF="0")
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          timeout=60, check=True)
+    done = child_python.run(code, env=env, check=True)
     assert done.stdout.startswith("off (CNN_THREAD_BACKOFF=0)")

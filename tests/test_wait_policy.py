@@ -6,13 +6,12 @@ interpreter; libgomp's own report (``omp_display_env``) shows what it really too
 """
 import ast
 import os
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
 import pytest
 
+import child_python
 import cnn
 from cnn import _ext
 
@@ -38,8 +37,7 @@ def report(preload=False, **env):
     code = REPORT.format(libgomp=LIBGOMP)
     if preload:  # another library loads the same runtime before cnn
         code = f"import ctypes; ctypes.CDLL({LIBGOMP!r})\n" + code
-    done = subprocess.run([sys.executable, "-c", code], env=dict(ENV, **env),
-                          capture_output=True, text=True, timeout=60, check=True)
+    done = child_python.run(code, env=dict(ENV, **env), check=True)
     policy, variable = done.stdout.splitlines()[:2]
     return ast.literal_eval(policy), ast.literal_eval(variable), done.stderr
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import child_python
 import cnn
 from cnn.utils.data import (DataLoader, Dataset, IterableDataset, TensorDataset,
                             get_worker_info)
@@ -308,8 +309,7 @@ def wait_gone(pids, seconds=10):
 
 
 def test_the_workers_end_with_the_program(tmp_path):
-    result = subprocess.run([sys.executable, "-c", SCRIPT, "exit"], env=ENV, cwd=tmp_path,
-                            capture_output=True, text=True, timeout=60)
+    result = child_python.run(SCRIPT, "exit", env=ENV, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert wait_gone([int(pid) for pid in result.stdout.split()])
     assert "Traceback" not in result.stderr
