@@ -8,8 +8,8 @@ Measured on LeNet-5 at batch 64 (2 cores): about 1,000 page faults per step, 5.4
 against 2.9 ms with the settings below, which keep freed memory in the heap for the next step.
 numpy has no allocator of its own for arrays this size, so the setting has to be malloc's.
 
-Arrays above glibc's largest mmap threshold (32 MiB: a batch-1000 activation of a CIFAR-sized
-net holds 65 MB) would still be mapped and unmapped on every call, so `tune()` also turns off
+Arrays above glibc's largest mmap threshold (32 MiB: a batch-1000 activation of ResNet-8
+holds 65 MB) would still be mapped and unmapped on every call, so `tune()` also turns off
 malloc's use of mmap (M_MMAP_MAX = 0: large blocks come from the heap, which glibc still maps
 when the heap cannot grow). Fresh pages cost more than zeroing on a virtual machine whose host
 reclaims free memory: this one (its balloon driver reports free pages back to the host) made a
@@ -17,9 +17,10 @@ ResNet-8 inference at batch 1000 take 255-440 ms instead of 172-190 ms when its 
 second or more apart, at about 4,800 page faults per call, most of them on 2 MiB pages.
 
 `tune()` sets the mmap threshold to 32 MiB (glibc's maximum on 64-bit), the trim threshold to
-128 MiB and the largest number of mmapped blocks to 0. It changes the process's malloc, so it stays out of the way of anyone who tuned
-malloc already: with any of glibc's MALLOC_* variables or a glibc.malloc tunable in the
-environment, it does nothing (so `MALLOC_TRIM_THRESHOLD_=131072` restores glibc's behaviour).
+128 MiB and the largest number of mmapped blocks to 0. It changes the process's malloc, so it
+stays out of the way of anyone who tuned malloc already: with any of glibc's MALLOC_* variables
+or a glibc.malloc tunable in the environment, it does nothing (so
+`MALLOC_TRIM_THRESHOLD_=131072` restores glibc's behaviour).
 On other C libraries (musl, macOS, Windows) it does nothing either.
 """
 import ctypes

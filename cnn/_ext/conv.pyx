@@ -382,7 +382,8 @@ cdef class ConvPlan:
         return tuple([flag(value, "needs") for value in needs])
 
     cdef Py_ssize_t _threads(self, num_threads) except -1:
-        if type(num_threads) is int and 1 <= num_threads <= 1024:  # the layers' calls
+        # The layers pass an int (at most cnn.threads.MAX_THREADS): no Python check needed.
+        if type(num_threads) is int and 1 <= num_threads <= 1024:
             return num_threads
         return integer(num_threads, "num_threads", 1)
 
@@ -921,11 +922,11 @@ cdef class ConvPlan:
                                                          parts)
         ph, pw = self.padding
         if self.double_precision:
-            _conv_forward[double](x, wt, bias_padded, self.taps, origins, None, out, scratch, ph,
-                                  pw, False, parts, threads, placements)
+            _conv_forward[double](x, wt, bias_padded, self.tap_view, origins, None, out, scratch,
+                                  ph, pw, False, parts, threads, placements)
         else:
-            _conv_forward[float](x, wt, bias_padded, self.taps, origins, None, out, scratch, ph,
-                                 pw, False, parts, threads, placements)
+            _conv_forward[float](x, wt, bias_padded, self.tap_view, origins, None, out, scratch,
+                                 ph, pw, False, parts, threads, placements)
 
     cdef _lay_out_input_grad_phases(self):
         c, h, w = self.input_shape
