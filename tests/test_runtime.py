@@ -37,13 +37,16 @@ def test_import_keeps_freed_memory_for_the_next_step():
 
 
 @pytest.mark.skipif(not GLIBC, reason="the malloc thresholds are glibc's")
-def test_an_array_above_the_largest_mmap_threshold_is_reused_without_page_faults():
-    # 64 MiB is above glibc's largest mmap threshold: it must come from the heap, so that the
-    # second array reuses the first one's pages (a fresh mapping would fault at least once
-    # per 2 MiB).
+def test_arrays_above_the_largest_mmap_threshold_are_reused_without_page_faults():
+    # Four 64 MiB arrays (above glibc's largest mmap threshold) must come from the heap, and
+    # the 256 MiB they free at its top must stay there (below the trim threshold): the next
+    # four reuse their pages (a fresh mapping or a trimmed heap faults at least once per
+    # 2 MiB).
     code = ("import resource, numpy as np, cnn\n"
-            "np.ones(16 << 20, np.float32); before = resource.getrusage(0).ru_minflt\n"
-            "np.ones(16 << 20, np.float32); print(resource.getrusage(0).ru_minflt - before)")
+            "arrays = [np.ones(16 << 20, np.float32) for _ in range(4)]; del arrays\n"
+            "before = resource.getrusage(0).ru_minflt\n"
+            "arrays = [np.ones(16 << 20, np.float32) for _ in range(4)]\n"
+            "print(resource.getrusage(0).ru_minflt - before)")
     assert int(_fresh_malloc_run(code)) < 16
 
 
