@@ -53,6 +53,35 @@ def test_fused_module_is_bit_identical_to_the_three_layers():
     assert fused[0] is conv and fused.parameters().__next__() is conv.weight
 
 
+@pytest.mark.parametrize("channels, kernel, size", [
+    ((1, 4), 3, 12),    # the direct kernels (ReLU's mask in the pooled rows and channel lists)
+    ((16, 16), 3, 32),  # Winograd
+    ((4, 8), 1, 12),    # 1x1: by columns
+])
+def test_fused_gradients_equal_the_three_layers_with_nan_and_inf(channels, kernel, size):
+    # ReLU's backward passes the gradient of a NaN output and gives 0 where the output is
+    # <= 0, even for an inf or NaN gradient: the fused backward follows the same rule.
+    cnn.manual_seed(1)
+    conv = nn.Conv2d(*channels, kernel, padding=kernel // 2)
+    fused = nn.ConvReLUMaxPool2d(conv, nn.ReLU(), nn.MaxPool2d(2))
+    x = images(1, channels[0], size)
+    x._data[0, 0, 2, 3] = np.nan
+    x.requires_grad = True
+    grad = np.ones((1, channels[1], size // 2, size // 2), np.float32)
+    grad[0, :, 0, 0], grad[0, :, 1, 2] = np.inf, np.nan
+    results = []
+    for model in (fused, lambda t: F.max_pool2d(F.relu(conv(t)), 2)):
+        x.grad = None
+        conv.zero_grad()
+        out = model(x)
+        out.backward(grad)
+        results.append([out._data.copy(), x.grad._data.copy()]
+                       + [p.grad._data.copy() for p in conv.parameters()])
+    assert np.isnan(results[1][0]).any() and (results[1][0] <= 0).any()
+    for got, expected in zip(*results):
+        assert got.tobytes() == expected.tobytes()
+
+
 def test_sequential_fuses_without_touching_its_children_or_keys():
     model = nn.Sequential(*conv_relu_pool(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
     keys = list(model.state_dict())

@@ -119,7 +119,9 @@ def test_pooled_backward_equals_the_dense_backward_bit_for_bit(isa, problem, wit
     g = np.random.default_rng(5).standard_normal(pooled.shape).astype(x.dtype)
     if with_nan and g.size:
         g.flat[0] = np.nan
-    dense = max_pool2d_backward(g * (pooled > 0), indices, conv.shape)
+    # ReLU's mask by relu_backward's rule: 0 where the output is <= 0, even for a NaN g.
+    dense = max_pool2d_backward(np.where(pooled <= 0, 0, g).astype(g.dtype), indices,
+                                conv.shape)
     fused = dc.conv2d_relu_max_pool2d_backward(x, w, g, pooled, indices, s, p, d)
     for got, expected in zip(fused, dc.conv2d_backward(x, w, dense, s, p, d)):
         np.testing.assert_array_equal(got, expected)

@@ -59,7 +59,8 @@ def test_the_fused_relu_pool_gives_the_bits_of_the_separate_kernels(isa, rng, ba
     np.testing.assert_array_equal(pooled, expected)
     np.testing.assert_array_equal(indices, expected_indices)
     g = rng.standard_normal(pooled.shape).astype(np.float32)
-    dense = max_pool2d_backward(g * (pooled > 0), indices, conv.shape)
+    dense = max_pool2d_backward(np.where(pooled <= 0, 0, g).astype(g.dtype), indices,
+                                conv.shape)
     fused = dc.conv2d_relu_max_pool2d_backward(x, w, g, pooled, indices, stride)
     for got, want in zip(fused, dc.conv2d_backward(x, w, dense, stride)):
         np.testing.assert_array_equal(got, want)

@@ -168,6 +168,12 @@ cdef void _pack(const floating[:, ::1] weight, const floating[::1] bias, floatin
         bias_padded[f] = bias[f] if bias is not None and f < F else 0
 
 
+def _relu_masked(grad, pooled):
+    """The pooled gradient through ReLU's mask: 0 where the pooled value is <= 0 (even for an
+    inf or NaN gradient), else the gradient (a NaN pooled value passes it), as relu_backward."""
+    return np.where(pooled <= 0, 0, grad).astype(grad.dtype, copy=False)
+
+
 def _read_only(array):
     array.flags.writeable = False
     return array
@@ -738,7 +744,8 @@ cdef class ConvPlan:
         """Gradients of max_pool2d(relu(conv2d(x, weight, bias)), 2) given d(loss)/d(pooled).
 
         `pooled` and `indices` are what forward_relu_pool returned. Each pooled gradient goes,
-        where the pooled value is positive (ReLU's mask), to its window's argmax pixel, and
+        unless the pooled value is <= 0 (ReLU's mask, by relu_backward's rule: a NaN passes, a
+        masked gradient is 0 even when it is inf or NaN), to its window's argmax pixel, and
         from there through the convolution, without building the convolution-sized gradient.
         The results equal backward's on that gradient, bit for bit (the same kernel sums them).
         """
@@ -759,7 +766,8 @@ cdef class ConvPlan:
         if self.algorithm == COLUMNS:
             threads = self._threads(num_threads)
             return self._columns_backward(x, weight,
-                                          self._unpooled(grad * (pooled > 0), indices, threads),
+                                          self._unpooled(_relu_masked(grad, pooled), indices,
+                                                         threads),
                                           None, need_x, need_w, need_b, threads)
         return self._direct_backward(x, weight, grad, pooled, indices, need_x, need_w, need_b,
                                      self._threads(num_threads))
@@ -770,7 +778,7 @@ cdef class ConvPlan:
         conv-shaped gradient): the weight gradient by conv_winograd.pxi, the bias gradient as
         a sum, the input gradient by a plan of its own (_dense_input_grad)."""
         if pooled is not None:
-            grad = self._unpooled(grad * (pooled > 0), indices, threads)
+            grad = self._unpooled(_relu_masked(grad, pooled), indices, threads)
         n, c, f = x.shape[0], self.input_shape[0], self.output_shape[0]
         grad_x = grad_w = grad_b = None
         if need_w:
@@ -856,7 +864,7 @@ cdef class ConvPlan:
         grad_x = dx if scatter_x else None
         if need_x and not scatter_x:
             if pooled_form:
-                grad = self._unpooled(grad * (pooled > 0), indices, threads)
+                grad = self._unpooled(_relu_masked(grad, pooled), indices, threads)
             grad_x = self._dense_input_grad(grad, weight, threads)
         return grad_x, grad_w, grad_b
 

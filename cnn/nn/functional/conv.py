@@ -56,10 +56,10 @@ class ConvReLUMaxPool2d(Function):
     (a 1x1 layer: its output, then max_pool2d's kernel), so the same rules hold (ReLU keeps
     NaN, the first maximum in row-major order wins, a NaN wins). Keeps the input, the weights,
     the pooled output and the argmax indices; backward sends the pooled gradient to each
-    window's argmax where the pooled value is positive (ReLU's mask), then through the
-    convolution, in the same kernel as Conv2d's backward (so the fused and separate layers
-    agree bit for bit where the values are finite: a NaN pooled value stops its gradient here,
-    where relu's backward passes it) and without the convolution-sized gradient."""
+    window's argmax unless the pooled value is <= 0 (ReLU's mask, by relu's backward rule: a
+    NaN passes its gradient), then through the convolution, in the same kernel as Conv2d's
+    backward (so the fused and separate layers agree bit for bit, NaN and inf included) and
+    without the convolution-sized gradient."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, plan):
