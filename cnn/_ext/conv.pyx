@@ -168,10 +168,14 @@ cdef void _pack(const floating[:, ::1] weight, const floating[::1] bias, floatin
         bias_padded[f] = bias[f] if bias is not None and f < F else 0
 
 
-def _relu_masked(grad, pooled):
-    """The pooled gradient through ReLU's mask: 0 where the pooled value is <= 0 (even for an
-    inf or NaN gradient), else the gradient (a NaN pooled value passes it), as relu_backward."""
-    return np.where(pooled <= 0, 0, grad).astype(grad.dtype, copy=False)
+def _relu_masked(grad, pooled, threads):
+    """The pooled gradient through ReLU's mask, the pooled values being ReLU's output:
+    elementwise.relu_backward (0 where the pooled value is <= 0, even for an inf or NaN
+    gradient; a NaN pooled value passes it)."""
+    masked = np.empty_like(grad)
+    _elementwise.relu_backward(grad.reshape(-1), pooled.reshape(-1), masked.reshape(-1),
+                               threads)
+    return masked
 
 
 def _read_only(array):
@@ -216,10 +220,10 @@ cdef class ConvPlan:
     # Direct convolution's layout: channels padded to whole tiles, the padded image, the taps.
     cdef Py_ssize_t f_padded, hp, wp, image_size, n_taps, tap_rows, n_pixels
     cdef bint scatter_input_grad, weight_grad_by_channel, pool_rows, conv_rows
-    cdef object taps, origins, segment_places, segment_offsets
-    # The tables as typed views: a batch-1 call spends microseconds, of which acquiring a view
-    # of each array the kernels take is a good part.
-    cdef const Py_ssize_t[::1] tap_view, origin_view
+    cdef object segment_places, segment_offsets
+    # The tap and origin tables as typed views, acquired once: a batch-1 call spends
+    # microseconds, of which acquiring a view of each array the kernels take is a good part.
+    cdef const Py_ssize_t[::1] taps, origins
     cdef bint double_precision
     cdef tuple segment_shape
     cdef list _input_grad_phases
@@ -306,14 +310,12 @@ cdef class ConvPlan:
         ci, ii, ji = np.meshgrid(np.arange(c), np.arange(kh), np.arange(kw), indexing="ij")
         self.taps = _read_only(((ci * self.hp + ii * dh) * self.wp + ji * dw)
                                .astype(np.intp).ravel())
-        self.n_taps = self.taps.size
-        self.tap_view = self.taps
+        self.n_taps = self.taps.shape[0]
         lanes = CNN_WIDE_PIXELS if self.f_padded == CNN_NARROW_BLOCK else CNN_BLOCK_LANES
         # The weight gradient's tiles take whole groups of taps (rows past n_taps hold junk).
         self.tap_rows = _round_up(self.n_taps, lanes)
         oy, ox = np.meshgrid(np.arange(oh), np.arange(ow), indexing="ij")
         self.origins = _read_only((oy * sh * self.wp + ox * sw).astype(np.intp).ravel())
-        self.origin_view = self.origins
         # With many input channels the input gradient is a dense convolution (_dense_input_grad);
         # the kernels' scatter is for few-channel layers. Few output channels sum their weight
         # gradient channel by channel over the non-zero gradient values; the others run the
@@ -460,10 +462,10 @@ cdef class ConvPlan:
         wt, bias_padded, scratch = self._direct_operands(weight, bias, threads, x.shape[0],
                                                          parts)
         if self.double_precision:
-            _conv_forward[double](x, wt, bias_padded, self.tap_view, self.origin_view,
+            _conv_forward[double](x, wt, bias_padded, self.taps, self.origins,
                                   coefficients, out, scratch, ph, pw, relu, parts, threads)
         else:
-            _conv_forward[float](x, wt, bias_padded, self.tap_view, self.origin_view,
+            _conv_forward[float](x, wt, bias_padded, self.taps, self.origins,
                                  coefficients, out, scratch, ph, pw, relu, parts, threads)
         return out, None
 
@@ -548,12 +550,12 @@ cdef class ConvPlan:
                                                          parts)
         ph, pw = self.padding
         if self.double_precision:
-            _conv_relu_pool_forward[double](x, wt, bias_padded, self.tap_view, pooled, indices,
-                                            self.origin_view, scratch, ow, ph, pw, parts,
+            _conv_relu_pool_forward[double](x, wt, bias_padded, self.taps, pooled, indices,
+                                            self.origins, scratch, ow, ph, pw, parts,
                                             threads)
         else:
-            _conv_relu_pool_forward[float](x, wt, bias_padded, self.tap_view, pooled, indices,
-                                           self.origin_view, scratch, ow, ph, pw, parts,
+            _conv_relu_pool_forward[float](x, wt, bias_padded, self.taps, pooled, indices,
+                                           self.origins, scratch, ow, ph, pw, parts,
                                            threads)
         return pooled, indices
 
@@ -765,10 +767,9 @@ cdef class ConvPlan:
                                            need_b, self._threads(num_threads))
         if self.algorithm == COLUMNS:
             threads = self._threads(num_threads)
-            return self._columns_backward(x, weight,
-                                          self._unpooled(_relu_masked(grad, pooled), indices,
-                                                         threads),
-                                          None, need_x, need_w, need_b, threads)
+            unpooled = self._unpooled(_relu_masked(grad, pooled, threads), indices, threads)
+            return self._columns_backward(x, weight, unpooled, None, need_x, need_w, need_b,
+                                          threads)
         return self._direct_backward(x, weight, grad, pooled, indices, need_x, need_w, need_b,
                                      self._threads(num_threads))
 
@@ -778,7 +779,7 @@ cdef class ConvPlan:
         conv-shaped gradient): the weight gradient by conv_winograd.pxi, the bias gradient as
         a sum, the input gradient by a plan of its own (_dense_input_grad)."""
         if pooled is not None:
-            grad = self._unpooled(_relu_masked(grad, pooled), indices, threads)
+            grad = self._unpooled(_relu_masked(grad, pooled, threads), indices, threads)
         n, c, f = x.shape[0], self.input_shape[0], self.output_shape[0]
         grad_x = grad_w = grad_b = None
         if need_w:
@@ -864,7 +865,7 @@ cdef class ConvPlan:
         grad_x = dx if scatter_x else None
         if need_x and not scatter_x:
             if pooled_form:
-                grad = self._unpooled(_relu_masked(grad, pooled), indices, threads)
+                grad = self._unpooled(_relu_masked(grad, pooled, threads), indices, threads)
             grad_x = self._dense_input_grad(grad, weight, threads)
         return grad_x, grad_w, grad_b
 
@@ -930,10 +931,10 @@ cdef class ConvPlan:
                                                          parts)
         ph, pw = self.padding
         if self.double_precision:
-            _conv_forward[double](x, wt, bias_padded, self.tap_view, origins, None, out, scratch,
+            _conv_forward[double](x, wt, bias_padded, self.taps, origins, None, out, scratch,
                                   ph, pw, False, parts, threads, placements)
         else:
-            _conv_forward[float](x, wt, bias_padded, self.tap_view, origins, None, out, scratch,
+            _conv_forward[float](x, wt, bias_padded, self.taps, origins, None, out, scratch,
                                  ph, pw, False, parts, threads, placements)
 
     cdef _lay_out_input_grad_phases(self):
@@ -956,7 +957,8 @@ cdef class ConvPlan:
                     out_w = (<ConvPlan> plan).output_shape[2]
                     grid = np.arange((<ConvPlan> plan).n_pixels).reshape(-1, out_w)
                     origins = _read_only(np.ascontiguousarray(
-                        (<ConvPlan> plan).origins[grid[rows.crop, cols.crop]].reshape(-1)))
+                        np.asarray((<ConvPlan> plan).origins)[grid[rows.crop, cols.crop]]
+                        .reshape(-1)))
                     y = ry + sh * np.arange(rows.crop.stop - rows.crop.start)
                     x = rx + sw * np.arange(cols.crop.stop - cols.crop.start)
                     places = _read_only((y[:, None] * w + x[None, :]).reshape(-1).astype(np.intp))

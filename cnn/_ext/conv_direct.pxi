@@ -502,9 +502,9 @@ cdef void _pixel_rows_pooled(const floating[:, :, ::1] grad, const floating[:, :
                              const int64_t[:, :, ::1] indices, floating* rows,
                              Py_ssize_t n_pixels, Py_ssize_t f_padded) noexcept nogil:
     """rows (n_pixels, f_padded): the gradient of the convolution under ReLU and max-pool,
-    from the pooled gradient: each pooled gradient through ReLU's mask (0 where the pooled
-    value is <= 0, else the gradient: relu_backward's rule), added at its window's argmax
-    pixel (the arithmetic of relu and max_pool2d's backward)."""
+    from the pooled gradient: each pooled gradient through ReLU's mask (pointwise.h's rule,
+    with the pooled value as ReLU's output), added at its window's argmax pixel (the
+    arithmetic of relu and max_pool2d's backward)."""
     cdef Py_ssize_t F = grad.shape[0], ph = grad.shape[1], pw = grad.shape[2]
     cdef Py_ssize_t f, y, xx, index
     memset(rows, 0, n_pixels * f_padded * sizeof(floating))
@@ -514,7 +514,7 @@ cdef void _pixel_rows_pooled(const floating[:, :, ::1] grad, const floating[:, :
                 index = indices[f, y, xx]
                 # Indices come from the fused forward; the range test keeps a forged one harmless.
                 if 0 <= index < n_pixels:
-                    rows[index * f_padded + f] += 0 if pooled[f, y, xx] <= 0 else grad[f, y, xx]
+                    rows[index * f_padded + f] += _relu_grad(grad[f, y, xx], pooled[f, y, xx])
 
 
 cdef inline Py_ssize_t _compact(floating* rows, Py_ssize_t n_pixels, Py_ssize_t f_padded,
@@ -591,10 +591,10 @@ cdef void _channel_lists_pooled(const floating[:, :, ::1] grad,
                                 Py_ssize_t* lower_places) noexcept nogil:
     """_channel_lists_dense of the convolution's gradient under ReLU and a 2x2 max-pool, from
     the pooled gradient: a channel has one value per window (through ReLU's mask, at the
-    window's argmax). Within a row of windows, those whose argmax is in the upper pixel row go to the
-    list at once and the others wait in lower_* (room for one row of windows) until the row
-    ends: so the list follows the dense form's pixel order, and both forms sum the same values
-    in the same order."""
+    window's argmax). Within a row of windows, those whose argmax is in the upper pixel row go
+    to the list at once and the others wait in lower_* (room for one row of windows) until the
+    row ends: so the list follows the dense form's pixel order, and both forms sum the same
+    values in the same order."""
     cdef Py_ssize_t F = grad.shape[0], ph = grad.shape[1], pw = grad.shape[2]
     cdef Py_ssize_t f, py, px, k, q, index, safe, base, count, lower, row_start
     cdef bint keep, upper
@@ -614,7 +614,7 @@ cdef void _channel_lists_pooled(const floating[:, :, ::1] grad,
                 # A forged index, out of the plane or out of its window's two rows, counts as
                 # no value (the dense form would place it; only real indices keep the forms equal).
                 safe = index if 0 <= index < n_pixels else 0
-                v = 0 if best[q] <= 0 else g[q]  # ReLU's mask, relu_backward's rule
+                v = _relu_grad(g[q], best[q])  # through ReLU's mask
                 keep = (v != 0) & (index == safe) & (index >= row_start)
                 upper = index < row_start + conv_w
                 values[base + count] = v
