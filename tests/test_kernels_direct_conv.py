@@ -206,6 +206,36 @@ def test_rows_of_few_tap_layers_give_the_tiles_bits(isa, threads, dtype, batch, 
     np.testing.assert_allclose(wide, expected, **tolerance(dtype))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("channels", [6, 20])  # the 8-channel tile; two 16-channel blocks
+@pytest.mark.parametrize("relu", [False, True])
+def test_the_tiles_batch_norm_epilogue_gives_the_bits_of_the_separate_kernels(
+        isa, threads, dtype, batch, channels, relu):
+    # A stride-2 layer runs the register tile, whose epilogue applies a folded batch norm and
+    # the ReLU to a block of channels at once: the same bits as norm.normalize after the plain
+    # convolution, with NaN, inf and values the affine map sends to zero (signed) included.
+    rng = np.random.default_rng(channels + batch)
+    x = rng.standard_normal((batch, 5, 11, 9)).astype(dtype)
+    x[0, 1, 3, 4], x[-1, 0, 5, 5] = np.nan, np.inf
+    w = rng.standard_normal((channels, 5, 3, 3)).astype(dtype)
+    b = rng.standard_normal(channels).astype(dtype)
+    mean, scale, shift = rng.standard_normal(channels), rng.random(channels) + 0.5, \
+        rng.standard_normal(channels)
+    scale[1], shift[1] = 0.0, -0.0  # every value of channel 1 becomes a signed zero
+    plan = dc.plan(x, w, stride=2, padding=1)
+    assert plan.algorithm == "direct"
+    out = plan.forward(x, w, b)[0]
+    planes = out.reshape(batch, channels, -1)
+    cnn._ext.backend.norm.normalize(planes, mean, scale, shift, planes, relu, 1)
+    for n in (1, 2):
+        fused = plan.forward(x, w, b, relu=relu, affine=np.stack([mean, scale, shift]),
+                             num_threads=n)[0]
+        assert fused.tobytes() == out.tobytes()
+    zeros = out[:, 1][out[:, 1] == 0]  # -0 without ReLU, which makes them +0
+    assert np.isnan(out).any() and zeros.size and np.signbit(zeros).any() != relu
+
+
 def test_sequential_fuses_and_matches_the_layers_bit_for_bit():
     cnn.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2, 2),

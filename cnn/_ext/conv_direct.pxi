@@ -47,6 +47,14 @@ cdef extern from "conv_tile.h" nogil:
                             const Py_ssize_t* taps, Py_ssize_t n_taps, const double* wt,
                             Py_ssize_t w_stride, const double* init, Py_ssize_t init_stride,
                             double* out, Py_ssize_t out_stride)
+    void cnn_tile_epilogue16_f32(float* tile, Py_ssize_t lanes, const float* mean,
+                                 const float* scale, const float* shift, int relu)
+    void cnn_tile_epilogue8_f32(float* tile, Py_ssize_t lanes, const float* mean,
+                                const float* scale, const float* shift, int relu)
+    void cnn_tile_epilogue16_f64(double* tile, Py_ssize_t lanes, const double* mean,
+                                 const double* scale, const double* shift, int relu)
+    void cnn_tile_epilogue8_f64(double* tile, Py_ssize_t lanes, const double* mean,
+                                const double* scale, const double* shift, int relu)
     void cnn_relu_max16_f32(const float* tile, float* best, int* which)
     void cnn_relu_max8_f32(const float* tile, float* best, int* which)
     void cnn_relu_max16_f64(const double* tile, double* best, long long* which)
@@ -137,6 +145,32 @@ cdef inline void _tile(const floating* image, const Py_ssize_t* lanes, const Py_
                                 out, out_stride)
 
 
+cdef inline void _epilogue(floating* tile, Py_ssize_t lanes, const floating* affine,
+                           Py_ssize_t fb, Py_ssize_t f_padded, bint relu,
+                           Py_ssize_t block) noexcept nogil:
+    """A batch norm's affine map (affine: NULL, or the mean, scale and shift rows of f_padded
+    values) and ReLU on a tile's first `lanes` lanes, whose channels start at fb."""
+    cdef const floating* mean = NULL
+    cdef const floating* scale = NULL
+    cdef const floating* shift = NULL
+    if affine == NULL and not relu:
+        return
+    if affine != NULL:
+        mean = &affine[fb]
+        scale = &affine[f_padded + fb]
+        shift = &affine[2 * f_padded + fb]
+    if floating is float:
+        if block == CNN_NARROW_BLOCK:
+            cnn_tile_epilogue8_f32(tile, lanes, mean, scale, shift, relu)
+        else:
+            cnn_tile_epilogue16_f32(tile, lanes, mean, scale, shift, relu)
+    else:
+        if block == CNN_NARROW_BLOCK:
+            cnn_tile_epilogue8_f64(tile, lanes, mean, scale, shift, relu)
+        else:
+            cnn_tile_epilogue16_f64(tile, lanes, mean, scale, shift, relu)
+
+
 cdef inline void _relu_max(const floating* tile, floating* best, long long* which,
                            Py_ssize_t block) noexcept nogil:
     """best[f], which[f]: ReLU'd maximum over the tile's lanes and the lane holding it."""
@@ -185,11 +219,6 @@ cdef void _pad_images(const floating[:, :, :, ::1] x, floating[:, ::1] scratch, 
                 _pad_image(x[n], &scratch[n, 0], ph, pw)
 
 
-cdef inline floating _relu(floating value, bint relu) noexcept nogil:
-    """ReLU's rule (pointwise.h) when relu, else value."""
-    return _relu_value(value) if relu else value
-
-
 cdef void _forward_image(const floating* padded, const Py_ssize_t* origins,
                          const Py_ssize_t* taps, Py_ssize_t n_taps, const floating* wt,
                          Py_ssize_t f_padded, const floating* bias, const floating* affine,
@@ -207,7 +236,6 @@ cdef void _forward_image(const floating* padded, const Py_ssize_t* origins,
     cdef Py_ssize_t per_block = (n_pixels + L - 1) // L
     cdef Py_ssize_t lanes[CNN_MAX_LANES]
     cdef floating tile[CNN_MAX_LANES * CNN_BLOCK]
-    cdef floating value
     for t in range(first, last):
         k, i = t // per_block, t % per_block
         fb = k * block
@@ -218,14 +246,11 @@ cdef void _forward_image(const floating* padded, const Py_ssize_t* origins,
             lanes[q] = origins[p0 + (q if q < n_pix else 0)]
         _tile(padded, lanes, taps, n_taps, wt + fb, f_padded, bias + fb, 0, tile,
               CNN_BLOCK, block)
+        _epilogue(tile, n_pix, affine, fb, f_padded, relu, block)
         for f in range(min(block, F - fb)):
             for q in range(n_pix):
-                value = tile[q * CNN_BLOCK + f]
-                if affine != NULL:
-                    value = _affine(value, affine[fb + f], affine[f_padded + fb + f],
-                                    affine[2 * f_padded + fb + f])
                 out[(fb + f) * plane + (p0 + q if placements == NULL else placements[p0 + q])] = (
-                    _relu(value, relu))
+                    tile[q * CNN_BLOCK + f])
 
 
 cdef void _forward_pool_image(const floating* padded, const Py_ssize_t* origins,

@@ -184,7 +184,7 @@ CNN_DEFINE_CONV_POOL_ROW(cnn_conv_pool_row4_f64, double, int64_t, 4)
                                                            affine[f_padded + f],               \
                                                            affine[2 * f_padded + f]);          \
                     if (relu)                                                                  \
-                        value = (V)((M)value & ((value > zero) | (value != value)));           \
+                        CNN_RELU_VECTOR(V, M, value);                                          \
                     for (l = 0; l < L; l++)                                                    \
                         if (l < n)                                                             \
                             row[l] = value[l];                                                 \

@@ -51,6 +51,15 @@ static inline double cnn_affine_f64(double x, double m, double a, double b)
 }
 #endif
 
+/* ReLU's rule on a vector VALUE of type V (masks of type M, integers as wide as its elements),
+ * in place: compares give all-ones/all-zeros lanes, so a bitwise and keeps v or makes +0, with
+ * no branch (gcc turned the scalar rule's select into branches). */
+#define CNN_RELU_VECTOR(V, M, VALUE)                                                           \
+    do {                                                                                       \
+        M keep_relu_ = ((VALUE) > (V){0}) | ((VALUE) != (VALUE));                              \
+        (VALUE) = (V)((M)(VALUE) & keep_relu_);                                                \
+    } while (0)
+
 /* One position q (0, 1, ...) of a ReLU + max-pool window, for a vector of windows (or of
  * channels) at once: VALUE (a vector of type V, masks of type M) through ReLU, then into BEST
  * (and q into WHICH, the position holding it) when it is the first or is strictly greater or
@@ -59,12 +68,11 @@ static inline double cnn_affine_f64(double x, double m, double a, double b)
 #define CNN_RELU_MAX_STEP(V, M, VALUE, BEST, WHICH, Q)                                         \
     do {                                                                                       \
         V relu_value_ = (VALUE);                                                               \
-        M keep_ = (relu_value_ > (V){0}) | (relu_value_ != relu_value_);                       \
-        relu_value_ = (V)((M)relu_value_ & keep_);                                             \
+        CNN_RELU_VECTOR(V, M, relu_value_);                                                    \
         if ((Q) == 0) {                                                                        \
             (BEST) = relu_value_;                                                              \
         } else {                                                                               \
-            keep_ = (relu_value_ > (BEST)) | (relu_value_ != relu_value_);                     \
+            M keep_ = (relu_value_ > (BEST)) | (relu_value_ != relu_value_);                   \
             (BEST) = (V)(((M)relu_value_ & keep_) | ((M)(BEST) & ~keep_));                     \
             (WHICH) = (((M){0} + (Q)) & keep_) | ((WHICH) & ~keep_);                           \
         }                                                                                      \
