@@ -55,6 +55,10 @@ cdef extern from "conv_tile.h" nogil:
                                  const double* scale, const double* shift, int relu)
     void cnn_tile_epilogue8_f64(double* tile, Py_ssize_t lanes, const double* mean,
                                 const double* scale, const double* shift, int relu)
+    void cnn_tile_store_f32(const float* tile, Py_ssize_t lanes, Py_ssize_t channels,
+                            float* out, Py_ssize_t plane)
+    void cnn_tile_store_f64(const double* tile, Py_ssize_t lanes, Py_ssize_t channels,
+                            double* out, Py_ssize_t plane)
     void cnn_relu_max16_f32(const float* tile, float* best, int* which)
     void cnn_relu_max8_f32(const float* tile, float* best, int* which)
     void cnn_relu_max16_f64(const double* tile, double* best, long long* which)
@@ -247,10 +251,14 @@ cdef void _forward_image(const floating* padded, const Py_ssize_t* origins,
         _tile(padded, lanes, taps, n_taps, wt + fb, f_padded, bias + fb, 0, tile,
               CNN_BLOCK, block)
         _epilogue(tile, n_pix, affine, fb, f_padded, relu, block)
-        for f in range(min(block, F - fb)):
-            for q in range(n_pix):
-                out[(fb + f) * plane + (p0 + q if placements == NULL else placements[p0 + q])] = (
-                    tile[q * CNN_BLOCK + f])
+        if placements != NULL:
+            for f in range(min(block, F - fb)):
+                for q in range(n_pix):
+                    out[(fb + f) * plane + placements[p0 + q]] = tile[q * CNN_BLOCK + f]
+        elif floating is float:
+            cnn_tile_store_f32(tile, n_pix, min(block, F - fb), out + fb * plane + p0, plane)
+        else:
+            cnn_tile_store_f64(tile, n_pix, min(block, F - fb), out + fb * plane + p0, plane)
 
 
 cdef void _forward_pool_image(const floating* padded, const Py_ssize_t* origins,
