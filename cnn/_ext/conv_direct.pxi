@@ -215,12 +215,22 @@ cdef void _pad_images(const floating[:, :, :, ::1] x, floating[:, ::1] scratch, 
     them."""
     cdef Py_ssize_t n, N = x.shape[0]
     with nogil:
-        for n in prange(N, schedule="static", num_threads=num_threads,
-                        use_threads_if=num_threads > 1 and N > 1):
-            if wp:
-                _pad_image_split(x[n], &scratch[n, 0], ph, pw, hp, wp)
-            else:
-                _pad_image(x[n], &scratch[n, 0], ph, pw)
+        if _serial(num_threads, N):
+            for n in range(N):
+                _pad_image_into(x, n, scratch, ph, pw, hp, wp)
+        else:
+            for n in prange(N, schedule="static", num_threads=num_threads):
+                _pad_image_into(x, n, scratch, ph, pw, hp, wp)
+
+
+cdef inline void _pad_image_into(const floating[:, :, :, ::1] x, Py_ssize_t n,
+                                 floating[:, ::1] scratch, Py_ssize_t ph, Py_ssize_t pw,
+                                 Py_ssize_t hp, Py_ssize_t wp) noexcept nogil:
+    """Image n of x into row n of scratch, as _pad_images lays it out."""
+    if wp:
+        _pad_image_split(x[n], &scratch[n, 0], ph, pw, hp, wp)
+    else:
+        _pad_image(x[n], &scratch[n, 0], ph, pw)
 
 
 cdef void _forward_image(const floating* padded, const Py_ssize_t* origins,
@@ -306,6 +316,27 @@ cdef void _forward_pool_image(const floating* padded, const Py_ssize_t* origins,
                         window[w * CNN_PIXELS + which[f]])
 
 
+cdef inline bint _serial(int num_threads, Py_ssize_t items) noexcept nogil:
+    """Whether a loop over `items` runs on the calling thread alone, outside any parallel
+    region: entering one, even with one thread, cost about 0.8 us (two futex calls among
+    them), a good part of a batch-1 layer's time."""
+    return num_threads == 1 or items <= 1
+
+
+cdef inline void _pad_forward_image(const floating[:, :, :, ::1] x, Py_ssize_t n,
+                                    floating* padded, const floating[:, ::1] wt,
+                                    const floating[::1] bias, const Py_ssize_t[::1] taps,
+                                    const Py_ssize_t[::1] origins,
+                                    const floating* coefficients, floating[:, :, :, ::1] out,
+                                    Py_ssize_t ph, Py_ssize_t pw, const Py_ssize_t* places,
+                                    bint relu, Py_ssize_t tiles) noexcept nogil:
+    """Image n of _conv_forward (parts = 1): padded into `padded`, then all its tiles."""
+    _pad_image(x[n], padded, ph, pw)
+    _forward_image(padded, &origins[0], &taps[0], taps.shape[0], &wt[0, 0], wt.shape[1],
+                   &bias[0], coefficients, &out[n, 0, 0, 0], out.shape[1], origins.shape[0],
+                   places, out.shape[2] * out.shape[3], relu, 0, tiles)
+
+
 cdef void _conv_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                         const floating[:, ::1] wt,      # IN  (C*KH*KW, F_padded), repacked weight
                         const floating[::1] bias,       # IN  (F_padded,), zeros where no bias
@@ -328,7 +359,6 @@ cdef void _conv_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
     cdef const Py_ssize_t* places = NULL
     cdef Py_ssize_t L = _lanes(_block(wt.shape[1]))
     cdef Py_ssize_t tiles = wt.shape[1] // _block(wt.shape[1]) * ((n_pixels + L - 1) // L)
-    cdef floating* padded
     cdef const floating* coefficients = NULL if affine is None else &affine[0, 0]
     if F == 0 or N == 0:
         return
@@ -336,13 +366,14 @@ cdef void _conv_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
         places = &placements[0]
     if parts == 1:
         with nogil:
-            for n in prange(N, schedule="dynamic", num_threads=num_threads,
-                            use_threads_if=num_threads > 1 and N > 1):
-                padded = &scratch[threadid(), 0]
-                _pad_image(x[n], padded, ph, pw)
-                _forward_image(padded, &origins[0], &taps[0], taps.shape[0], &wt[0, 0],
-                               wt.shape[1], &bias[0], coefficients, &out[n, 0, 0, 0], F,
-                               n_pixels, places, plane, relu, 0, tiles)
+            if _serial(num_threads, N):
+                for n in range(N):
+                    _pad_forward_image(x, n, &scratch[0, 0], wt, bias, taps, origins,
+                                       coefficients, out, ph, pw, places, relu, tiles)
+            else:
+                for n in prange(N, schedule="dynamic", num_threads=num_threads):
+                    _pad_forward_image(x, n, &scratch[threadid(), 0], wt, bias, taps, origins,
+                                       coefficients, out, ph, pw, places, relu, tiles)
         return
     _pad_images(x, scratch, ph, pw, num_threads)
     with nogil:
@@ -352,6 +383,22 @@ cdef void _conv_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                            wt.shape[1], &bias[0], coefficients, &out[n, 0, 0, 0], F, n_pixels,
                            places, plane, relu, tiles * (item % parts) // parts,
                            tiles * (item % parts + 1) // parts)
+
+
+cdef inline void _pad_forward_pool_image(const floating[:, :, :, ::1] x, Py_ssize_t n,
+                                         floating* padded, const floating[:, ::1] wt,
+                                         const floating[::1] bias, const Py_ssize_t[::1] taps,
+                                         const Py_ssize_t[::1] origins,
+                                         floating[:, :, :, ::1] pooled,
+                                         int64_t[:, :, :, ::1] indices, Py_ssize_t conv_w,
+                                         Py_ssize_t ph, Py_ssize_t pw,
+                                         Py_ssize_t tiles) noexcept nogil:
+    """Image n of _conv_relu_pool_forward (parts = 1): padded into `padded`, then all its
+    tiles."""
+    _pad_image(x[n], padded, ph, pw)
+    _forward_pool_image(padded, &origins[0], &taps[0], taps.shape[0], &wt[0, 0], wt.shape[1],
+                        &bias[0], pooled[n],
+                        &indices[n, 0, 0, 0] if indices is not None else NULL, conv_w, 0, tiles)
 
 
 cdef void _conv_relu_pool_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
@@ -372,19 +419,18 @@ cdef void _conv_relu_pool_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, 
     cdef Py_ssize_t per_tile = _lanes(block) // CNN_PIXELS
     cdef Py_ssize_t tiles = wt.shape[1] // block * (
         (pooled.shape[2] * pooled.shape[3] + per_tile - 1) // per_tile)
-    cdef floating* padded
     if pooled.shape[1] == 0 or N == 0:
         return
     if parts == 1:
         with nogil:
-            for n in prange(N, schedule="dynamic", num_threads=num_threads,
-                            use_threads_if=num_threads > 1 and N > 1):
-                padded = &scratch[threadid(), 0]
-                _pad_image(x[n], padded, ph, pw)
-                _forward_pool_image(padded, &origins[0], &taps[0], taps.shape[0], &wt[0, 0],
-                                    wt.shape[1], &bias[0], pooled[n],
-                                    &indices[n, 0, 0, 0] if keep_indices else NULL, conv_w, 0,
-                                    tiles)
+            if _serial(num_threads, N):
+                for n in range(N):
+                    _pad_forward_pool_image(x, n, &scratch[0, 0], wt, bias, taps, origins,
+                                            pooled, indices, conv_w, ph, pw, tiles)
+            else:
+                for n in prange(N, schedule="dynamic", num_threads=num_threads):
+                    _pad_forward_pool_image(x, n, &scratch[threadid(), 0], wt, bias, taps,
+                                            origins, pooled, indices, conv_w, ph, pw, tiles)
         return
     _pad_images(x, scratch, ph, pw, num_threads)
     with nogil:
@@ -419,6 +465,21 @@ cdef void _pool_rows_image(const floating* padded, Py_ssize_t C, Py_ssize_t rows
                                     u % PH, PW, conv_w, pooled, PH * PW, indices)
 
 
+cdef inline void _pad_pool_rows_image(const floating[:, :, :, ::1] x, Py_ssize_t n,
+                                      floating* padded, const floating[:, ::1] weight,
+                                      const floating[::1] bias, floating[:, :, :, ::1] pooled,
+                                      int64_t[:, :, :, ::1] indices, Py_ssize_t KH,
+                                      Py_ssize_t KW, Py_ssize_t conv_w, Py_ssize_t ph,
+                                      Py_ssize_t pw, Py_ssize_t hp, Py_ssize_t wp,
+                                      Py_ssize_t units) noexcept nogil:
+    """Image n of _conv_relu_pool_rows (parts = 1): padded and split into `padded`, then all
+    its units."""
+    _pad_image_split(x[n], padded, ph, pw, hp, wp)
+    _pool_rows_image(padded, x.shape[1], hp, wp, KH, KW, &weight[0, 0], &bias[0],
+                     &pooled[n, 0, 0, 0], &indices[n, 0, 0, 0] if indices is not None else NULL,
+                     pooled.shape[1], pooled.shape[2], pooled.shape[3], conv_w, 0, units)
+
+
 cdef void _conv_relu_pool_rows(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                                const floating[:, ::1] weight,  # IN  (F, C*KH*KW), as given
                                const floating[::1] bias,       # IN  (F,), zeros where no bias
@@ -437,19 +498,18 @@ cdef void _conv_relu_pool_rows(const floating[:, :, :, ::1] x,  # IN  (N, C, H, 
     cdef Py_ssize_t n, item, N = x.shape[0], C = x.shape[1]
     cdef Py_ssize_t F = pooled.shape[1], PH = pooled.shape[2], PW = pooled.shape[3]
     cdef Py_ssize_t units = cnn_row_groups(F) * PH
-    cdef floating* s
     if F == 0 or N == 0 or PH == 0 or PW == 0:
         return
     if parts == 1:
         with nogil:
-            for n in prange(N, schedule="dynamic", num_threads=num_threads,
-                            use_threads_if=num_threads > 1 and N > 1):
-                s = &scratch[threadid(), 0]
-                _pad_image_split(x[n], s, ph, pw, hp, wp)
-                _pool_rows_image(s, C, hp, wp, KH, KW, &weight[0, 0], &bias[0],
-                                 &pooled[n, 0, 0, 0],
-                                 &indices[n, 0, 0, 0] if keep_indices else NULL, F, PH, PW,
-                                 conv_w, 0, units)
+            if _serial(num_threads, N):
+                for n in range(N):
+                    _pad_pool_rows_image(x, n, &scratch[0, 0], weight, bias, pooled, indices,
+                                         KH, KW, conv_w, ph, pw, hp, wp, units)
+            else:
+                for n in prange(N, schedule="dynamic", num_threads=num_threads):
+                    _pad_pool_rows_image(x, n, &scratch[threadid(), 0], weight, bias, pooled,
+                                         indices, KH, KW, conv_w, ph, pw, hp, wp, units)
         return
     _pad_images(x, scratch, ph, pw, num_threads, hp, wp)
     with nogil:
@@ -479,6 +539,19 @@ cdef void _rows_image(const floating* padded, Py_ssize_t C, Py_ssize_t hp, Py_ss
                                     y + 1 < OH, OW, affine, f_padded, relu, out, OH * OW)
 
 
+cdef inline void _pad_rows_image(const floating[:, :, :, ::1] x, Py_ssize_t n,
+                                 floating* padded, const floating[:, ::1] weight,
+                                 const floating[::1] bias, const floating* coefficients,
+                                 Py_ssize_t f_padded, bint relu, floating[:, :, :, ::1] out,
+                                 Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t ph, Py_ssize_t pw,
+                                 Py_ssize_t units) noexcept nogil:
+    """Image n of _conv_rows_forward (parts = 1): padded into `padded`, then all its units."""
+    _pad_image(x[n], padded, ph, pw)
+    _rows_image(padded, x.shape[1], x.shape[2] + 2 * ph, x.shape[3] + 2 * pw, KH, KW,
+                &weight[0, 0], &bias[0], coefficients, f_padded, relu, &out[n, 0, 0, 0],
+                out.shape[1], out.shape[2], out.shape[3], 0, units)
+
+
 cdef void _conv_rows_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                              const floating[:, ::1] weight,  # IN  (F, C*KH*KW), as given
                              const floating[::1] bias,       # IN  (F,), zeros where no bias
@@ -496,19 +569,20 @@ cdef void _conv_rows_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
     cdef Py_ssize_t units = cnn_row_groups(F) * ((OH + 1) // 2)
     cdef Py_ssize_t f_padded = 0 if affine is None else affine.shape[1]
     cdef const floating* coefficients = NULL
-    cdef floating* s
     if F == 0 or N == 0 or OH == 0 or OW == 0:
         return
     if affine is not None:
         coefficients = &affine[0, 0]
     if parts == 1:
         with nogil:
-            for n in prange(N, schedule="dynamic", num_threads=num_threads,
-                            use_threads_if=num_threads > 1 and N > 1):
-                s = &scratch[threadid(), 0]
-                _pad_image(x[n], s, ph, pw)
-                _rows_image(s, C, hp, wp, KH, KW, &weight[0, 0], &bias[0], coefficients,
-                            f_padded, relu, &out[n, 0, 0, 0], F, OH, OW, 0, units)
+            if _serial(num_threads, N):
+                for n in range(N):
+                    _pad_rows_image(x, n, &scratch[0, 0], weight, bias, coefficients, f_padded,
+                                    relu, out, KH, KW, ph, pw, units)
+            else:
+                for n in prange(N, schedule="dynamic", num_threads=num_threads):
+                    _pad_rows_image(x, n, &scratch[threadid(), 0], weight, bias, coefficients,
+                                    f_padded, relu, out, KH, KW, ph, pw, units)
         return
     _pad_images(x, scratch, ph, pw, num_threads)
     with nogil:

@@ -27,20 +27,29 @@ cdef enum _Op:
 
 cdef void _run(_Op op, const floating* a, const floating* b, floating* out, Py_ssize_t n,
                int num_threads) noexcept nogil:
-    """Apply `op` to elements [0, n), in chunks the OpenMP team shares."""
-    cdef Py_ssize_t chunk, i, end
-    for chunk in prange((n + CHUNK - 1) // CHUNK, schedule="static", num_threads=num_threads,
-                        use_threads_if=num_threads > 1 and n > CHUNK):
-        end = min(n, (chunk + 1) * CHUNK)
-        if op == RELU:
-            for i in range(chunk * CHUNK, end):
-                out[i] = _relu_value(a[i])
-        elif op == ADD_RELU:
-            for i in range(chunk * CHUNK, end):
-                out[i] = _relu_value(a[i] + b[i])
-        else:
-            for i in range(chunk * CHUNK, end):
-                out[i] = _relu_grad(a[i], b[i])
+    """Apply `op` to elements [0, n), in chunks the OpenMP team shares (without entering a
+    parallel region for one chunk: that alone cost about 0.8 us a call)."""
+    cdef Py_ssize_t chunk
+    if num_threads > 1 and n > CHUNK:
+        for chunk in prange((n + CHUNK - 1) // CHUNK, schedule="static",
+                            num_threads=num_threads):
+            _run_chunk(op, a, b, out, chunk * CHUNK, min(n, (chunk + 1) * CHUNK))
+    else:
+        _run_chunk(op, a, b, out, 0, n)
+
+
+cdef void _run_chunk(_Op op, const floating* a, const floating* b, floating* out,
+                     Py_ssize_t start, Py_ssize_t end) noexcept nogil:
+    cdef Py_ssize_t i
+    if op == RELU:
+        for i in range(start, end):
+            out[i] = _relu_value(a[i])
+    elif op == ADD_RELU:
+        for i in range(start, end):
+            out[i] = _relu_value(a[i] + b[i])
+    else:
+        for i in range(start, end):
+            out[i] = _relu_grad(a[i], b[i])
 
 
 def relu(const floating[::1] x,   # IN  (n,)
@@ -76,20 +85,35 @@ def bias_relu(floating[:, ::1] out,        # IN/OUT (M, N)
     """out[m] = out[m] + bias, then relu's rule when `relu`: a linear layer's epilogue in one
     pass and one call (NumPy's `out += bias` and the ReLU took two of each, a few
     microseconds that a batch-1 forward paid per layer). The same bits as the two steps."""
-    cdef Py_ssize_t M = out.shape[0], N = out.shape[1], m, n
+    cdef Py_ssize_t M = out.shape[0], N = out.shape[1], m
+    cdef floating* rows
+    cdef const floating* b = NULL
     if bias is not None:
         _same_length(N, bias.shape[0], "bias")
     if M * N == 0:
         return
+    if bias is not None:
+        b = &bias[0]
+    rows = &out[0, 0]
     with nogil:
-        for m in prange(M, schedule="static", num_threads=num_threads,
-                        use_threads_if=num_threads > 1 and M * N > CHUNK):
-            if bias is not None:
-                for n in range(N):
-                    out[m, n] = out[m, n] + bias[n]
-            if relu:
-                for n in range(N):
-                    out[m, n] = _relu_value(out[m, n])
+        if num_threads > 1 and M * N > CHUNK:
+            for m in prange(M, schedule="static", num_threads=num_threads):
+                _bias_relu_row(rows + m * N, b, N, relu)
+        else:  # no parallel region (see _run)
+            for m in range(M):
+                _bias_relu_row(rows + m * N, b, N, relu)
+
+
+cdef void _bias_relu_row(floating* row, const floating* bias, Py_ssize_t n,
+                         bint relu) noexcept nogil:
+    """One row of bias_relu."""
+    cdef Py_ssize_t i
+    if bias != NULL:
+        for i in range(n):
+            row[i] = row[i] + bias[i]
+    if relu:
+        for i in range(n):
+            row[i] = _relu_value(row[i])
 
 
 def relu_backward(const floating[::1] grad,   # IN  (n,) gradient of relu's output

@@ -27,6 +27,12 @@ cdef Py_ssize_t MIN_PARALLEL_ELEMENTS = 1 << 15
 DEF LANES = 8  # CNN_NORM_LANES of norm_rows.h
 
 
+cdef inline bint _shared(int num_threads, Py_ssize_t N, Py_ssize_t C, Py_ssize_t S) noexcept nogil:
+    """Whether the team shares the channels; otherwise the calling thread runs them, outside
+    any parallel region (entering one, even with one thread, cost about 0.8 us)."""
+    return num_threads > 1 and C > 1 and N * C * S >= MIN_PARALLEL_ELEMENTS
+
+
 cdef inline double _total(const double* partial) noexcept nogil:
     return ((partial[0] + partial[1]) + (partial[2] + partial[3])) + \
         ((partial[4] + partial[5]) + (partial[6] + partial[7]))
@@ -152,10 +158,12 @@ def statistics(const floating[:, :, ::1] x,   # IN  (N, C, S)
     if N * S == 0:
         raise ValueError("x: expected at least one value per channel")
     with nogil:
-        for c in prange(C, schedule="dynamic", num_threads=num_threads,
-                        use_threads_if=num_threads > 1 and C > 1
-                        and N * C * S >= MIN_PARALLEL_ELEMENTS):
-            _channel_statistics(x, c, &mean[c], &var[c])
+        if _shared(num_threads, N, C, S):
+            for c in prange(C, schedule="dynamic", num_threads=num_threads):
+                _channel_statistics(x, c, &mean[c], &var[c])
+        else:
+            for c in range(C):
+                _channel_statistics(x, c, &mean[c], &var[c])
 
 
 def evaluation_coefficients(const floating[::1] running_mean,  # IN  (C,)
@@ -196,24 +204,33 @@ def normalize(const floating[:, :, ::1] x,   # IN  (N, C, S)
               bint relu, int num_threads):
     """out = (x - mean[c]) * scale[c] + shift[c] per channel, then max(., 0) (NaN kept) when
     relu."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2], c, n, s
-    cdef floating m, a, b
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2], c
     _check(C, mean.shape[0], "mean")
     _check(C, scale.shape[0], "scale")
     _check(C, shift.shape[0], "shift")
     _same_shape(x.shape, out.shape, "out")
     with nogil:
-        for c in prange(C, schedule="dynamic", num_threads=num_threads,
-                        use_threads_if=num_threads > 1 and C > 1
-                        and N * C * S >= MIN_PARALLEL_ELEMENTS):
-            m, a, b = <floating> mean[c], <floating> scale[c], <floating> shift[c]
-            for n in range(N):
-                if relu:
-                    for s in range(S):
-                        out[n, c, s] = _relu_value(_affine(x[n, c, s], m, a, b))
-                else:
-                    for s in range(S):
-                        out[n, c, s] = _affine(x[n, c, s], m, a, b)
+        if _shared(num_threads, N, C, S):
+            for c in prange(C, schedule="dynamic", num_threads=num_threads):
+                _normalize_channel(x, c, mean[c], scale[c], shift[c], out, relu)
+        else:
+            for c in range(C):
+                _normalize_channel(x, c, mean[c], scale[c], shift[c], out, relu)
+
+
+cdef void _normalize_channel(const floating[:, :, ::1] x, Py_ssize_t c, double mean,
+                             double scale, double shift, floating[:, :, ::1] out,
+                             bint relu) noexcept nogil:
+    """Channel c of normalize, the coefficients rounded to the data's type."""
+    cdef floating m = <floating> mean, a = <floating> scale, b = <floating> shift
+    cdef Py_ssize_t n, s
+    for n in range(x.shape[0]):
+        if relu:
+            for s in range(x.shape[2]):
+                out[n, c, s] = _relu_value(_affine(x[n, c, s], m, a, b))
+        else:
+            for s in range(x.shape[2]):
+                out[n, c, s] = _affine(x[n, c, s], m, a, b)
 
 
 cdef int _check_relu(relu_scale, relu_shift, Py_ssize_t channels) except -1:
@@ -257,10 +274,12 @@ def gradient_sums(const floating[:, :, ::1] grad,      # IN  (N, C, S)
     if relu_scale is not None and C > 0:
         scale, shift = &relu_scale[0], &relu_shift[0]
     with nogil:
-        for c in prange(C, schedule="dynamic", num_threads=num_threads,
-                        use_threads_if=num_threads > 1 and C > 1
-                        and N * C * S >= MIN_PARALLEL_ELEMENTS):
-            _channel_sums(grad, x, c, mean[c], scale, shift, &sum_grad[c], &sum_grad_x[c])
+        if _shared(num_threads, N, C, S):
+            for c in prange(C, schedule="dynamic", num_threads=num_threads):
+                _channel_sums(grad, x, c, mean[c], scale, shift, &sum_grad[c], &sum_grad_x[c])
+        else:
+            for c in range(C):
+                _channel_sums(grad, x, c, mean[c], scale, shift, &sum_grad[c], &sum_grad_x[c])
 
 
 def input_gradient(const floating[:, :, ::1] grad,  # IN  (N, C, S)
@@ -277,9 +296,9 @@ def input_gradient(const floating[:, :, ::1] grad,  # IN  (N, C, S)
     gradient, whose coefficients the caller makes from the sums (b = k = 0 in evaluation
     mode); with `relu_scale` and `relu_shift`, grad is taken through the ReLU that followed
     (as gradient_sums)."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2], c, n, s
-    cdef floating mc, ac, bc, kc, sc, hc
-    cdef bint masked = relu_scale is not None
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2], c
+    cdef const double* scale = NULL
+    cdef const double* shift = NULL
     _same_shape(x.shape, grad.shape, "grad")
     _same_shape(x.shape, out.shape, "out")
     _check(C, mean.shape[0], "mean")
@@ -287,18 +306,34 @@ def input_gradient(const floating[:, :, ::1] grad,  # IN  (N, C, S)
     _check(C, b.shape[0], "b")
     _check(C, k.shape[0], "k")
     _check_relu(relu_scale, relu_shift, C)
+    if relu_scale is not None and C > 0:
+        scale, shift = &relu_scale[0], &relu_shift[0]
     with nogil:
-        for c in prange(C, schedule="dynamic", num_threads=num_threads,
-                        use_threads_if=num_threads > 1 and C > 1
-                        and N * C * S >= MIN_PARALLEL_ELEMENTS):
-            mc, ac, bc, kc = <floating> mean[c], <floating> a[c], <floating> b[c], <floating> k[c]
-            for n in range(N):
-                if masked:
-                    sc, hc = <floating> relu_scale[c], <floating> relu_shift[c]
-                    for s in range(S):
-                        out[n, c, s] = ac * _relu_grad(grad[n, c, s],
-                                                       _affine(x[n, c, s], mc, sc, hc)) + \
-                            bc * (x[n, c, s] - mc) + kc
-                else:
-                    for s in range(S):
-                        out[n, c, s] = ac * grad[n, c, s] + bc * (x[n, c, s] - mc) + kc
+        if _shared(num_threads, N, C, S):
+            for c in prange(C, schedule="dynamic", num_threads=num_threads):
+                _input_gradient_channel(grad, x, c, mean[c], a[c], b[c], k[c], scale, shift, out)
+        else:
+            for c in range(C):
+                _input_gradient_channel(grad, x, c, mean[c], a[c], b[c], k[c], scale, shift, out)
+
+
+cdef void _input_gradient_channel(const floating[:, :, ::1] grad,
+                                  const floating[:, :, ::1] x, Py_ssize_t c, double mean,
+                                  double a, double b, double k, const double* relu_scale,
+                                  const double* relu_shift,
+                                  floating[:, :, ::1] out) noexcept nogil:
+    """Channel c of input_gradient (relu_scale and relu_shift: NULL, or every channel's), the
+    coefficients rounded to the data's type."""
+    cdef floating mc = <floating> mean, ac = <floating> a, bc = <floating> b, kc = <floating> k
+    cdef floating sc, hc
+    cdef Py_ssize_t n, s
+    for n in range(x.shape[0]):
+        if relu_scale != NULL:
+            sc, hc = <floating> relu_scale[c], <floating> relu_shift[c]
+            for s in range(x.shape[2]):
+                out[n, c, s] = ac * _relu_grad(grad[n, c, s],
+                                               _affine(x[n, c, s], mc, sc, hc)) + \
+                    bc * (x[n, c, s] - mc) + kc
+        else:
+            for s in range(x.shape[2]):
+                out[n, c, s] = ac * grad[n, c, s] + bc * (x[n, c, s] - mc) + kc

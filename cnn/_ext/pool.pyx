@@ -2,7 +2,9 @@
 
 Every function works on a stack of independent planes: the entry points in cnn/_ext/pooling.py
 view an (N, C, H, W) array as (N*C, H, W). Threads take whole planes (prange over planes), so no two
-threads write one element and results are bit-identical for any thread count.
+threads write one element and results are bit-identical for any thread count. Work too small to
+share runs serially, outside any parallel region: entering one, even with one thread, cost about
+0.8 us (two futex calls among them), a good part of a batch-1 layer's time.
 
 Max-pool follows PyTorch's CPU kernel exactly: padding counts as minus infinity (padded positions
 are never candidates), the first maximum in row-major window order wins, and a NaN wins over any
@@ -202,11 +204,15 @@ def max_pool_forward(const floating[:, :, ::1] x,     # IN  (P, H, W)
         _window_bounds(oh, x.shape[1], kh, sh, ph, dh, bounds, bounds + oh)
         _window_bounds(ow, x.shape[2], kw, sw, pw, dw, bounds + 2 * oh, bounds + 2 * oh + ow)
         with nogil:
-            for p in prange(planes, schedule="dynamic", chunksize=_chunk(planes, num_threads),
-                            num_threads=num_threads,
-                            use_threads_if=parallel):
-                _max_pool_plane(x[p], out[p], indices[p], bounds, bounds + oh, bounds + 2 * oh,
-                                bounds + 2 * oh + ow, dh, dw)
+            if parallel:
+                for p in prange(planes, schedule="dynamic",
+                                chunksize=_chunk(planes, num_threads), num_threads=num_threads):
+                    _max_pool_plane(x[p], out[p], indices[p], bounds, bounds + oh,
+                                    bounds + 2 * oh, bounds + 2 * oh + ow, dh, dw)
+            else:
+                for p in range(planes):
+                    _max_pool_plane(x[p], out[p], indices[p], bounds, bounds + oh,
+                                    bounds + 2 * oh, bounds + 2 * oh + ow, dh, dw)
     finally:
         free(bounds)
 
@@ -225,10 +231,13 @@ def max_pool_backward(const floating[:, ::1] grad_out,   # IN  (P, OH*OW)
                          f"{(grad_out.shape[0], grad_out.shape[1])} and {planes} planes, got "
                          f"{(indices.shape[0], indices.shape[1])}")
     with nogil:
-        for p in prange(planes, schedule="dynamic", chunksize=_chunk(planes, num_threads),
-                            num_threads=num_threads,
-                        use_threads_if=parallel):
-            _max_pool_backward_plane(grad_out[p], indices[p], grad_in[p])
+        if parallel:
+            for p in prange(planes, schedule="dynamic", chunksize=_chunk(planes, num_threads),
+                            num_threads=num_threads):
+                _max_pool_backward_plane(grad_out[p], indices[p], grad_in[p])
+        else:
+            for p in range(planes):
+                _max_pool_backward_plane(grad_out[p], indices[p], grad_in[p])
 
 
 def avg_pool_forward(const floating[:, :, ::1] x,     # IN  (P, H, W)
@@ -241,10 +250,13 @@ def avg_pool_forward(const floating[:, :, ::1] x,     # IN  (P, H, W)
                           and planes * out.shape[1] * out.shape[2] >= MIN_PARALLEL_WORK)
     _check(kh, kw, sh, sw, ph, pw, 1, 1, planes, out.shape[0])
     with nogil:
-        for p in prange(planes, schedule="dynamic", chunksize=_chunk(planes, num_threads),
-                            num_threads=num_threads,
-                        use_threads_if=parallel):
-            _avg_pool_plane(x[p], out[p], kh, kw, sh, sw, ph, pw, count_include_pad)
+        if parallel:
+            for p in prange(planes, schedule="dynamic", chunksize=_chunk(planes, num_threads),
+                            num_threads=num_threads):
+                _avg_pool_plane(x[p], out[p], kh, kw, sh, sw, ph, pw, count_include_pad)
+        else:
+            for p in range(planes):
+                _avg_pool_plane(x[p], out[p], kh, kw, sh, sw, ph, pw, count_include_pad)
 
 
 def avg_pool_backward(const floating[:, :, ::1] grad_out,   # IN  (P, OH, OW)
@@ -257,8 +269,12 @@ def avg_pool_backward(const floating[:, :, ::1] grad_out,   # IN  (P, OH, OW)
                           and planes * grad_in.shape[1] * grad_in.shape[2] >= MIN_PARALLEL_WORK)
     _check(kh, kw, sh, sw, ph, pw, 1, 1, planes, grad_out.shape[0])
     with nogil:
-        for p in prange(planes, schedule="dynamic", chunksize=_chunk(planes, num_threads),
-                            num_threads=num_threads,
-                        use_threads_if=parallel):
-            _avg_pool_backward_plane(grad_out[p], grad_in[p], kh, kw, sh, sw, ph, pw,
-                                     count_include_pad)
+        if parallel:
+            for p in prange(planes, schedule="dynamic", chunksize=_chunk(planes, num_threads),
+                            num_threads=num_threads):
+                _avg_pool_backward_plane(grad_out[p], grad_in[p], kh, kw, sh, sw, ph, pw,
+                                         count_include_pad)
+        else:
+            for p in range(planes):
+                _avg_pool_backward_plane(grad_out[p], grad_in[p], kh, kw, sh, sw, ph, pw,
+                                         count_include_pad)
