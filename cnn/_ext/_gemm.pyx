@@ -42,6 +42,12 @@ MAX_BLOCK_COLUMNS = 64
 MIN_SHARED_WORK = 1 << 20
 
 
+cdef inline bint _serial(int num_threads, Py_ssize_t items) noexcept nogil:
+    """Whether `items` BLAS calls run on the calling thread, outside any parallel region:
+    entering one, even with one thread, cost about 0.8 us, more than a small product."""
+    return num_threads == 1 or items <= 1
+
+
 def column_blocks(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k):
     """How many column blocks an (m, k) @ (k, n) product is split into."""
     if m * n * k < MIN_SHARED_WORK or n < 2:
@@ -82,11 +88,10 @@ def matmul(const floating[:, ::1] a,    # IN  (M, K), or (K, M) when transpose_a
     """
     cdef Py_ssize_t M = out.shape[0], N = out.shape[1]
     cdef Py_ssize_t K = a.shape[0] if transpose_a else a.shape[1]
-    cdef Py_ssize_t blocks, width, block, first, columns
+    cdef Py_ssize_t blocks, width, block
     cdef int ta = TRANSPOSE if transpose_a else NO_TRANSPOSE
     cdef int tb = TRANSPOSE if transpose_b else NO_TRANSPOSE
     cdef int64_t lda = a.shape[1], ldb = b.shape[1]
-    cdef const floating* b_block
     cdef size_t gemm
     if ((a.shape[1] if transpose_a else a.shape[0]) != M
             or (b.shape[0] if transpose_b else b.shape[1]) != N
@@ -105,15 +110,25 @@ def matmul(const floating[:, ::1] a,    # IN  (M, K), or (K, M) when transpose_a
     blocks = column_blocks(M, N, K)
     width = (N + blocks - 1) // blocks
     with nogil:
-        for block in prange(blocks, schedule="dynamic", num_threads=num_threads,
-                            use_threads_if=num_threads > 1 and blocks > 1):
-            first = block * width
-            columns = min(width, N - first)
-            # Columns of op(b) are `first` rows down b, or `first` columns across b.
-            b_block = &b[first, 0] if transpose_b else &b[0, first]
-            _call(gemm, ta, tb, M, columns, K, &a[0, 0], lda, b_block, ldb, 0, &out[0, first],
-                  N)
+        if _serial(num_threads, blocks):
+            for block in range(blocks):
+                _column_block(gemm, ta, tb, a, lda, b, ldb, out, block * width, width, K)
+        else:
+            for block in prange(blocks, schedule="dynamic", num_threads=num_threads):
+                _column_block(gemm, ta, tb, a, lda, b, ldb, out, block * width, width, K)
     return True
+
+
+cdef inline void _column_block(size_t gemm, int ta, int tb, const floating[:, ::1] a,
+                               int64_t lda, const floating[:, ::1] b, int64_t ldb,
+                               floating[:, ::1] out, Py_ssize_t first, Py_ssize_t width,
+                               Py_ssize_t K) noexcept nogil:
+    """matmul's columns first, ... (at most `width`): op(a) @ those columns of op(b)."""
+    cdef Py_ssize_t N = out.shape[1]
+    # Columns of op(b) are `first` rows down b, or `first` columns across b.
+    cdef const floating* b_block = &b[first, 0] if tb == TRANSPOSE else &b[0, first]
+    _call(gemm, ta, tb, out.shape[0], min(width, N - first), K, &a[0, 0], lda, b_block, ldb, 0,
+          &out[0, first], N)
 
 
 def image_products(const floating[:, :, ::1] a,     # IN  (G, M, K), or (G, K, M) transposed
@@ -131,7 +146,7 @@ def image_products(const floating[:, :, ::1] a,     # IN  (G, M, K), or (G, K, M
         ValueError: The shapes do not fit together.
     """
     cdef Py_ssize_t N = out.shape[0], G = out.shape[1], M = out.shape[2], P = out.shape[3]
-    cdef Py_ssize_t K = b.shape[2], item, n, g
+    cdef Py_ssize_t K = b.shape[2], item
     cdef int ta = TRANSPOSE if transpose_a else NO_TRANSPOSE
     cdef int64_t lda = a.shape[2]
     cdef size_t gemm
@@ -149,12 +164,22 @@ def image_products(const floating[:, :, ::1] a,     # IN  (G, M, K), or (G, K, M
         out[:, :, :, :] = 0
         return True
     with nogil:
-        for item in prange(N * G, schedule="dynamic", num_threads=num_threads,
-                           use_threads_if=num_threads > 1 and N * G > 1):
-            n, g = item // G, item % G
-            _call(gemm, ta, NO_TRANSPOSE, M, P, K, &a[g, 0, 0], lda, &b[n, g, 0, 0], P, 0,
-                  &out[n, g, 0, 0], P)
+        if _serial(num_threads, N * G):
+            for item in range(N * G):
+                _image_product(gemm, ta, a, lda, b, out, item // G, item % G)
+        else:
+            for item in prange(N * G, schedule="dynamic", num_threads=num_threads):
+                _image_product(gemm, ta, a, lda, b, out, item // G, item % G)
     return True
+
+
+cdef inline void _image_product(size_t gemm, int ta, const floating[:, :, ::1] a, int64_t lda,
+                                const floating[:, :, :, ::1] b, floating[:, :, :, ::1] out,
+                                Py_ssize_t n, Py_ssize_t g) noexcept nogil:
+    """out[n, g] = op(a[g]) @ b[n, g] (image_products)."""
+    cdef Py_ssize_t P = out.shape[3]
+    _call(gemm, ta, NO_TRANSPOSE, out.shape[2], P, b.shape[2], &a[g, 0, 0], lda,
+          &b[n, g, 0, 0], P, 0, &out[n, g, 0, 0], P)
 
 
 def summed_products(const floating[:, :, :, ::1] a,  # IN  (N, G, M, P)
@@ -173,7 +198,7 @@ def summed_products(const floating[:, :, :, ::1] a,  # IN  (N, G, M, P)
         ValueError: The shapes do not fit together, or the blocks do not cover the images.
     """
     cdef Py_ssize_t N = a.shape[0], G = a.shape[1], M = a.shape[2], P = a.shape[3]
-    cdef Py_ssize_t K = b.shape[2], blocks = out.shape[0], item, k, g, n, first, last
+    cdef Py_ssize_t K = b.shape[2], blocks = out.shape[0], item
     cdef size_t gemm
     if (b.shape[0] != N or b.shape[1] != G or b.shape[3] != P or out.shape[1] != G
             or out.shape[2] != M or out.shape[3] != K):
@@ -192,12 +217,24 @@ def summed_products(const floating[:, :, :, ::1] a,  # IN  (N, G, M, P)
         out[:, :, :, :] = 0
         return True
     with nogil:
-        for item in prange(blocks * G, schedule="dynamic", num_threads=num_threads,
-                           use_threads_if=num_threads > 1 and blocks * G > 1):
-            k, g = item // G, item % G
-            first, last = k * images_per_block, min(N, (k + 1) * images_per_block)
-            for n in range(first, last):
-                # The block's first image sets out[k, g]; the others add to it.
-                _call(gemm, NO_TRANSPOSE, TRANSPOSE, M, K, P, &a[n, g, 0, 0], P, &b[n, g, 0, 0],
-                      P, 0 if n == first else 1, &out[k, g, 0, 0], K)
+        if _serial(num_threads, blocks * G):
+            for item in range(blocks * G):
+                _summed_block(gemm, a, b, out, item // G, item % G, images_per_block)
+        else:
+            for item in prange(blocks * G, schedule="dynamic", num_threads=num_threads):
+                _summed_block(gemm, a, b, out, item // G, item % G, images_per_block)
     return True
+
+
+cdef inline void _summed_block(size_t gemm, const floating[:, :, :, ::1] a,
+                               const floating[:, :, :, ::1] b, floating[:, :, :, ::1] out,
+                               Py_ssize_t k, Py_ssize_t g,
+                               Py_ssize_t images_per_block) noexcept nogil:
+    """out[k, g] of summed_products: its images' products, added in order."""
+    cdef Py_ssize_t P = a.shape[3], K = b.shape[2], n
+    cdef Py_ssize_t first = k * images_per_block
+    cdef Py_ssize_t last = min(a.shape[0], (k + 1) * images_per_block)
+    for n in range(first, last):
+        # The block's first image sets out[k, g]; the others add to it.
+        _call(gemm, NO_TRANSPOSE, TRANSPOSE, a.shape[2], K, P, &a[n, g, 0, 0], P,
+              &b[n, g, 0, 0], P, 0 if n == first else 1, &out[k, g, 0, 0], K)

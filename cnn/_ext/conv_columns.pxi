@@ -106,8 +106,12 @@ cdef void _im2col(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
     cdef bint parallel = (num_threads > 1 and N > 1 and
                           cols.shape[0] * cols.shape[1] * cols.shape[2] >= MIN_PARALLEL_COLUMNS)
     with nogil:
-        for n in prange(N, schedule="dynamic", num_threads=num_threads, use_threads_if=parallel):
-            _im2col_image(x[n], cols[n], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+        if parallel:
+            for n in prange(N, schedule="dynamic", num_threads=num_threads):
+                _im2col_image(x[n], cols[n], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+        else:  # no parallel region (see _serial)
+            for n in range(N):
+                _im2col_image(x[n], cols[n], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
 
 
 cdef void _col2im(const floating[:, :, ::1] cols,  # IN  (N, C*KH*KW, OH*OW)
@@ -120,5 +124,9 @@ cdef void _col2im(const floating[:, :, ::1] cols,  # IN  (N, C*KH*KW, OH*OW)
     cdef bint parallel = (num_threads > 1 and N > 1 and
                           cols.shape[0] * cols.shape[1] * cols.shape[2] >= MIN_PARALLEL_COLUMNS)
     with nogil:
-        for n in prange(N, schedule="dynamic", num_threads=num_threads, use_threads_if=parallel):
-            _col2im_image(cols[n], x[n], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+        if parallel:
+            for n in prange(N, schedule="dynamic", num_threads=num_threads):
+                _col2im_image(cols[n], x[n], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+        else:  # no parallel region (see _serial)
+            for n in range(N):
+                _col2im_image(cols[n], x[n], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)

@@ -904,10 +904,16 @@ cdef void _conv_backward(const floating[:, :, :, ::1] x,          # IN  (N, C, H
     if N == 0:
         return
     with nogil:
-        for b in prange(blocks, schedule="dynamic", num_threads=num_threads,
-                        use_threads_if=num_threads > 1 and blocks > 1):
-            _backward_block(&a, x, grad, pooled, indices, dx, b * images_per_block,
-                            min((b + 1) * images_per_block, N), &taps[0], &origins[0],
-                            &segments[0, 0, 0], &segment_offsets[0], &weight[0, 0],
-                            &partial[b, 0, 0],
-                            &scratch[threadid(), 0], &active[threadid(), 0])
+        if _serial(num_threads, blocks):
+            for b in range(blocks):
+                _backward_block(&a, x, grad, pooled, indices, dx, b * images_per_block,
+                                min((b + 1) * images_per_block, N), &taps[0], &origins[0],
+                                &segments[0, 0, 0], &segment_offsets[0], &weight[0, 0],
+                                &partial[b, 0, 0], &scratch[0, 0], &active[0, 0])
+        else:
+            for b in prange(blocks, schedule="dynamic", num_threads=num_threads):
+                _backward_block(&a, x, grad, pooled, indices, dx, b * images_per_block,
+                                min((b + 1) * images_per_block, N), &taps[0], &origins[0],
+                                &segments[0, 0, 0], &segment_offsets[0], &weight[0, 0],
+                                &partial[b, 0, 0], &scratch[threadid(), 0],
+                                &active[threadid(), 0])

@@ -281,36 +281,50 @@ cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
     thread's own scratch, then multiplies and transforms back its channels only. The input
     transform is repeated, but nothing is exchanged between the threads (sharing V and M
     between the stages, with a barrier each, ran slower than one thread)."""
-    cdef Py_ssize_t n, item, part, N = x.shape[0], C = x.shape[1]
-    cdef bint pool = pooled is not None
-    cdef Py_ssize_t f_padded = bias.shape[0]
-    cdef Py_ssize_t tiles_h = (oh + 1) // 2, tiles_w = (ow + 1) // 2
-    cdef Py_ssize_t f_rows = _lane_rows(F), groups = f_rows // CNN_BLOCK_LANES
+    cdef Py_ssize_t item, N = x.shape[0]
+    cdef Py_ssize_t groups = _lane_rows(F) // CNN_BLOCK_LANES
     cdef Py_ssize_t parts = min(num_threads, groups) if split else 1
-    cdef Py_ssize_t first, last
-    cdef Py_ssize_t image = C * hp * wp, v_size = 16 * _spread(C * tiles_padded)
-    cdef floating* s
     cdef const floating* coefficients = NULL if affine is None else &affine[0, 0]
     if F == 0 or N == 0:
         return
     with nogil:
-        for item in prange(N * parts, schedule="dynamic", num_threads=num_threads,
-                           use_threads_if=num_threads > 1 and N * parts > 1):
-            n, part = item // parts, item % parts
-            # A part's groups of output channels; every part transforms the whole image.
-            first, last = groups * part // parts, groups * (part + 1) // parts
-            s = &scratch[threadid(), 0]
-            _pad_image_split(x[n], s, ph, pw, hp, wp)
-            _winograd_input(s, hp, wp, tiles_h, tiles_w, tiles_padded, s + image, C, 0, C)
-            _winograd_multiply(s + image, &u[0, 0, 0, 0], s + image + v_size, C, f_rows,
-                               tiles_padded, first, last)
-            _winograd_output(s + image + v_size, f_rows, tiles_padded, &bias[0],
-                             coefficients, f_padded, relu,
-                             NULL if pool else &out[n, 0, 0, 0],
-                             &pooled[n, 0, 0, 0] if pool else NULL,
-                             &indices[n, 0, 0, 0] if pool and indices is not None
-                             else NULL, oh, ow, tiles_h, tiles_w,
-                             min(F, first * CNN_BLOCK_LANES), min(F, last * CNN_BLOCK_LANES))
+        if _serial(num_threads, N * parts):
+            for item in range(N * parts):
+                _winograd_item(x, u, bias, coefficients, out, pooled, indices,
+                               &scratch[0, 0], item // parts, item % parts, parts, F, oh, ow,
+                               ph, pw, hp, wp, tiles_padded, relu)
+        else:
+            for item in prange(N * parts, schedule="dynamic", num_threads=num_threads):
+                _winograd_item(x, u, bias, coefficients, out, pooled, indices,
+                               &scratch[threadid(), 0], item // parts, item % parts, parts, F,
+                               oh, ow, ph, pw, hp, wp, tiles_padded, relu)
+
+
+cdef void _winograd_item(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] u,
+                         const floating[::1] bias, const floating* coefficients,
+                         floating[:, :, :, ::1] out, floating[:, :, :, ::1] pooled,
+                         int64_t[:, :, :, ::1] indices, floating* s, Py_ssize_t n,
+                         Py_ssize_t part, Py_ssize_t parts, Py_ssize_t F, Py_ssize_t oh,
+                         Py_ssize_t ow, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t hp,
+                         Py_ssize_t wp, Py_ssize_t tiles_padded, bint relu) noexcept nogil:
+    """Part `part` of image n of _winograd_forward, in the scratch `s`."""
+    cdef Py_ssize_t C = x.shape[1], f_padded = bias.shape[0]
+    cdef Py_ssize_t tiles_h = (oh + 1) // 2, tiles_w = (ow + 1) // 2
+    cdef Py_ssize_t f_rows = _lane_rows(F), groups = f_rows // CNN_BLOCK_LANES
+    cdef Py_ssize_t image = C * hp * wp, v_size = 16 * _spread(C * tiles_padded)
+    cdef bint pool = pooled is not None
+    # A part's groups of output channels; every part transforms the whole image.
+    cdef Py_ssize_t first = groups * part // parts, last = groups * (part + 1) // parts
+    _pad_image_split(x[n], s, ph, pw, hp, wp)
+    _winograd_input(s, hp, wp, tiles_h, tiles_w, tiles_padded, s + image, C, 0, C)
+    _winograd_multiply(s + image, &u[0, 0, 0, 0], s + image + v_size, C, f_rows,
+                       tiles_padded, first, last)
+    _winograd_output(s + image + v_size, f_rows, tiles_padded, &bias[0], coefficients,
+                     f_padded, relu, NULL if pool else &out[n, 0, 0, 0],
+                     &pooled[n, 0, 0, 0] if pool else NULL,
+                     &indices[n, 0, 0, 0] if pool and indices is not None else NULL, oh, ow,
+                     tiles_h, tiles_w, min(F, first * CNN_BLOCK_LANES),
+                     min(F, last * CNN_BLOCK_LANES))
 
 
 # ***** the weight gradient *****
@@ -434,11 +448,16 @@ cdef void _winograd_weight_grad(const floating[:, :, :, ::1] x,     # IN  (N, C,
     groups of lanes, input channels to whole vectors: _weight_grad_block)."""
     cdef Py_ssize_t b, blocks = partial.shape[0], N = x.shape[0]
     with nogil:
-        for b in prange(blocks, schedule="dynamic", num_threads=num_threads,
-                        use_threads_if=num_threads > 1 and blocks > 1):
-            _weight_grad_block(x, grad, &scratch[threadid(), 0], &partial[b, 0, 0, 0],
-                               b * images_per_block, min(N, (b + 1) * images_per_block), ph,
-                               pw, hp, wp, tiles_padded)
+        if _serial(num_threads, blocks):
+            for b in range(blocks):
+                _weight_grad_block(x, grad, &scratch[0, 0], &partial[b, 0, 0, 0],
+                                   b * images_per_block, min(N, (b + 1) * images_per_block),
+                                   ph, pw, hp, wp, tiles_padded)
+        else:
+            for b in prange(blocks, schedule="dynamic", num_threads=num_threads):
+                _weight_grad_block(x, grad, &scratch[threadid(), 0], &partial[b, 0, 0, 0],
+                                   b * images_per_block, min(N, (b + 1) * images_per_block),
+                                   ph, pw, hp, wp, tiles_padded)
 
 
 cdef void _winograd_weight_adjoint(const floating[:, :, ::1] du,    # IN  (16, F, C)
