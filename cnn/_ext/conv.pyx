@@ -73,10 +73,12 @@ WINOGRAD_MIN_CHANNELS = 16
 # of 8x8 layers, for example, runs the direct kernels.
 WINOGRAD_MIN_OUTPUTS = 512
 # A call with fewer multiply-adds than this runs on one thread: sharing it costs more than the
-# second thread brings (chosen under passive waiting, where every wake-up is a system call;
-# with libgomp's spinning default, 2^19 and 2^20 measured no better on LeNet-5 and the CIFAR
-# net, and 2^19 worse on the CIFAR net).
-MIN_PARALLEL_MACS = 1 << 22
+# second thread brings. 2^22 was chosen under passive waiting, where every wake-up is a system
+# call; since single-threaded calls enter no parallel region (each region cost about 0.8 us),
+# 2^21 measured better, alternating in one process on 2 threads: ResNet-8's batch-1 forward
+# 440-475 -> 395-422 us (its 2.4M-multiply-add layers shared), a LeNet-5 batch-10 step
+# 666 -> 640 us (its second layer shared), the others unchanged.
+MIN_PARALLEL_MACS = 1 << 21
 # The weight repacking (_pack) shares blocks of this many taps among the team when the packed
 # weights hold at least MIN_PARALLEL_PACK values.
 DEF PACK_ROWS = 64
