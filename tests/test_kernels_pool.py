@@ -119,6 +119,24 @@ def test_avg_pool_matches_the_reference(isa, case, count_include_pad):
                                rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kernel, stride, padding", [(3, 2, 1), (9, 9, 0)])
+def test_avg_pool_sums_each_plane_alone_whatever_its_neighbours(isa, threads, dtype, kernel,
+                                                                 stride, padding):
+    # The kernel sums groups of planes side by side: each plane's means must be the bits of
+    # that plane pooled alone (its values added in window order), wherever it falls in a
+    # group (13 channels: groups straddle the images) and at any thread count.
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((3, 13, 9, 9)) * 1e4).astype(dtype)
+    alone = np.concatenate([avg_pool2d(np.ascontiguousarray(x[b:b + 1, c:c + 1]), kernel,
+                                       stride, padding)
+                            for b in range(3) for c in range(13)])
+    for n in (1, 2):
+        cnn.set_num_threads(n)
+        pooled = avg_pool2d(x, kernel, stride, padding)
+        assert pooled.tobytes() == alone.reshape(pooled.shape).tobytes()
+
+
 @given(pool_cases(dilation=False), st.booleans())
 def test_avg_pool_backward_is_the_adjoint(isa, case, count_include_pad):
     x, k, s, p, _, ceil_mode = case

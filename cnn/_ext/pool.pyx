@@ -27,6 +27,8 @@ from libc.stdlib cimport free, malloc
 
 # Below this many output elements a thread team costs more than it saves.
 cdef Py_ssize_t MIN_PARALLEL_WORK = 1 << 14
+# Average-pooling sums this many planes side by side (see _avg_pool_planes).
+DEF PLANE_GROUP = 8
 
 
 cdef inline Py_ssize_t _chunk(Py_ssize_t planes, int num_threads) noexcept nogil:
@@ -132,28 +134,37 @@ cdef inline Py_ssize_t _avg_window(Py_ssize_t o, Py_ssize_t k, Py_ssize_t s, Py_
     return padded
 
 
-cdef void _avg_pool_plane(const floating[:, ::1] x, floating[:, ::1] out,
-                          Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
-                          Py_ssize_t ph, Py_ssize_t pw, bint count_include_pad) noexcept nogil:
-    cdef Py_ssize_t H = x.shape[0], W = x.shape[1]
+cdef void _avg_pool_planes(const floating[:, :, ::1] x, floating[:, :, ::1] out,
+                           Py_ssize_t first, Py_ssize_t count, Py_ssize_t kh, Py_ssize_t kw,
+                           Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
+                           bint count_include_pad) noexcept nogil:
+    """Planes first, ..., first + count - 1 (count <= PLANE_GROUP): their windows are the same,
+    so their sums run side by side, independent chains of additions (one plane's chain waits
+    about 4 cycles for each addition: a global 8x8 pool ran at 6 GB/s). Each plane's values
+    are added in the same order as alone, so the grouping does not change the bits."""
+    cdef Py_ssize_t H = x.shape[1], W = x.shape[2], g
     cdef Py_ssize_t oy, ox, y, xx, y_begin, y_end, x_begin, x_end, padded_h, padded_w, divisor
-    cdef floating total
-    for oy in range(out.shape[0]):
+    cdef floating total[PLANE_GROUP]
+    for oy in range(out.shape[1]):
         padded_h = _avg_window(oy, kh, sh, ph, H, &y_begin, &y_end)
-        for ox in range(out.shape[1]):
+        for ox in range(out.shape[2]):
             padded_w = _avg_window(ox, kw, sw, pw, W, &x_begin, &x_end)
             if y_begin >= y_end or x_begin >= x_end:
-                out[oy, ox] = 0
+                for g in range(count):
+                    out[first + g, oy, ox] = 0
                 continue
             if count_include_pad:
                 divisor = padded_h * padded_w
             else:
                 divisor = (y_end - y_begin) * (x_end - x_begin)
-            total = 0
+            for g in range(PLANE_GROUP):
+                total[g] = 0
             for y in range(y_begin, y_end):
                 for xx in range(x_begin, x_end):
-                    total = total + x[y, xx]
-            out[oy, ox] = total / divisor
+                    for g in range(count):
+                        total[g] = total[g] + x[first + g, y, xx]
+            for g in range(count):
+                out[first + g, oy, ox] = total[g] / divisor
 
 
 cdef void _avg_pool_backward_plane(const floating[:, ::1] grad_out, floating[:, ::1] grad_in,
@@ -245,18 +256,23 @@ def avg_pool_forward(const floating[:, :, ::1] x,     # IN  (P, H, W)
                      Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
                      Py_ssize_t ph, Py_ssize_t pw, bint count_include_pad, int num_threads):
     """Window means of every plane (zero padding)."""
-    cdef Py_ssize_t p, planes = x.shape[0]
-    cdef bint parallel = (num_threads > 1 and planes > 1
+    cdef Py_ssize_t group, planes = x.shape[0]
+    cdef Py_ssize_t groups = (planes + PLANE_GROUP - 1) // PLANE_GROUP
+    cdef bint parallel = (num_threads > 1 and groups > 1
                           and planes * out.shape[1] * out.shape[2] >= MIN_PARALLEL_WORK)
     _check(kh, kw, sh, sw, ph, pw, 1, 1, planes, out.shape[0])
     with nogil:
         if parallel:
-            for p in prange(planes, schedule="dynamic", chunksize=_chunk(planes, num_threads),
-                            num_threads=num_threads):
-                _avg_pool_plane(x[p], out[p], kh, kw, sh, sw, ph, pw, count_include_pad)
+            for group in prange(groups, schedule="dynamic",
+                                chunksize=_chunk(groups, num_threads), num_threads=num_threads):
+                _avg_pool_planes(x, out, group * PLANE_GROUP,
+                                 min(PLANE_GROUP, planes - group * PLANE_GROUP), kh, kw, sh, sw,
+                                 ph, pw, count_include_pad)
         else:
-            for p in range(planes):
-                _avg_pool_plane(x[p], out[p], kh, kw, sh, sw, ph, pw, count_include_pad)
+            for group in range(groups):
+                _avg_pool_planes(x, out, group * PLANE_GROUP,
+                                 min(PLANE_GROUP, planes - group * PLANE_GROUP), kh, kw, sh, sw,
+                                 ph, pw, count_include_pad)
 
 
 def avg_pool_backward(const floating[:, :, ::1] grad_out,   # IN  (P, OH, OW)
