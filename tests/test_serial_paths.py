@@ -88,13 +88,15 @@ def _compiler():
                     or not cnn.show_config(mode="dicts")["openmp"],
                     reason="counts the regions of libgomp on Linux")
 @pytest.mark.skipif(_compiler() is None, reason="needs a C compiler to build the shim")
+@pytest.mark.skipif(cnn.threads.max_threads()[0] < 2, reason="needs two threads")
 def test_one_thread_and_batch_one_enter_no_parallel_region(tmp_path):
     source = tmp_path / "shim.c"
     source.write_text(SHIM)
     shim = tmp_path / "libshim.so"
     subprocess.run([_compiler(), "-shared", "-fPIC", "-O1", str(source), "-o", str(shim),
                     "-ldl"], check=True, capture_output=True)
-    env = dict(os.environ, LD_PRELOAD=str(shim),
+    preloaded = os.environ.get("LD_PRELOAD")
+    env = dict(os.environ, LD_PRELOAD=f"{shim} {preloaded}" if preloaded else str(shim),
                PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(cnn.__file__)),
                                            os.environ.get("PYTHONPATH", "")]))
     out = child_python.run(CHILD, str(shim), env=env, check=True).stdout.split("\n")

@@ -45,7 +45,7 @@ MIN_SHARED_WORK = 1 << 20
 cdef inline bint _serial(int num_threads, Py_ssize_t items) noexcept nogil:
     """Whether `items` BLAS calls run on the calling thread, outside any parallel region:
     entering one, even with one thread, cost about 0.8 us, more than a small product."""
-    return num_threads == 1 or items <= 1
+    return num_threads <= 1 or items <= 1
 
 
 def column_blocks(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k):
