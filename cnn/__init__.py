@@ -23,6 +23,8 @@ from . import _startup
 
 if _startup.launched_as_module():  # `python -m cnn`: see cnn/_startup.py
     _startup.quiet_interrupts()
+    if _startup.runs_the_command_line():
+        _startup.hold_interrupts()  # released by cnn/__main__.py
 
 import numpy as _np
 

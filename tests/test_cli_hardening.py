@@ -216,6 +216,29 @@ def start(args, cwd):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+HELD_INTERRUPT = """
+import os, signal, sys
+sys.argv, sys.orig_argv = ["-m"], [sys.executable, "-m", "cnn"]  # as python -m cnn imports
+import cnn
+os.kill(os.getpid(), signal.SIGINT)
+print("held")
+try:
+    cnn._startup.release_interrupts()
+    print("not delivered")
+except KeyboardInterrupt:
+    print("delivered")
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="POSIX signal masks")
+def test_ctrl_c_while_python_m_cnn_imports_the_package_waits_for_the_command_line():
+    # NumPy's import turns an interrupt into an ImportError that reads like a broken install,
+    # so `python -m cnn` holds SIGINT while the package imports; cnn/__main__.py releases it
+    # where the command line catches it.
+    out = child_python.run(HELD_INTERRUPT, env=ENV, check=True).stdout.split()
+    assert out == ["held", "delivered"]
+
+
 @needs_mnist
 @pytest.mark.parametrize("delay", [0.05, 0.2, 0.4, 0.8])
 def test_ctrl_c_during_start_up_is_a_clean_stop(delay, tmp_path):
