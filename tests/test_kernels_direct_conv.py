@@ -237,6 +237,55 @@ def test_the_tiles_batch_norm_epilogue_gives_the_bits_of_the_separate_kernels(
     assert np.isnan(out).any() and zeros.size and np.signbit(zeros).any() != relu
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("relu, affine", [(True, True), (True, False), (False, True)])
+@pytest.mark.parametrize("batch, c, f, size, kernel, stride, algorithm", [
+    (3, 16, 20, 36, 3, 2, "direct"),    # the register tile
+    (1, 32, 32, 8, 3, 1, "direct"),     # a Winograd plan's small call: the tile
+    (2, 16, 24, 33, 3, 1, "winograd"),
+    (2, 3, 16, 18, 3, 1, "rows"),       # few taps, wide rows: conv_rows.h
+    (2, 8, 12, 9, 1, 2, "columns"),     # a strided 1x1 layer
+])
+def test_a_residual_in_the_epilogue_gives_add_relus_bits(isa, threads, dtype, relu, affine,
+                                                         batch, c, f, size, kernel, stride,
+                                                         algorithm):
+    # cnn.compile folds a residual connection (AddReLU) into the convolution that makes its
+    # first operand: the sum after the batch norm, then ReLU, as the separate ops compute
+    # them, NaN and inf included, on every algorithm and thread count.
+    rng = np.random.default_rng(batch * 100 + c)
+    x = rng.standard_normal((batch, c, size, size)).astype(dtype)
+    x[0, 0, 1, 1] = np.nan
+    w = rng.standard_normal((f, c, kernel, kernel)).astype(dtype)
+    b = rng.standard_normal(f).astype(dtype)
+    coefficients = np.stack([rng.standard_normal(f), rng.random(f) + 0.5,
+                             rng.standard_normal(f)]) if affine else None
+    plan = dc.plan(x, w, stride=stride, padding=kernel // 2)
+    residual = rng.standard_normal((batch,) + plan.output_shape).astype(dtype)
+    residual[-1, 1, 0, :2] = [np.inf, -np.inf]
+    out = plan.forward(x, w, b, affine=coefficients)[0]
+    expected = np.empty_like(out)
+    if relu:
+        cnn._ext.backend.elementwise.add_relu(out.reshape(-1), residual.reshape(-1),
+                                              expected.reshape(-1), 1)
+    else:
+        np.add(out, residual, out=expected)
+    for n in (1, 2):
+        fused = plan.forward(x, w, b, relu=relu, affine=coefficients, residual=residual,
+                             num_threads=n)[0]
+        assert fused.tobytes() == expected.tobytes()
+    used = {"rows": "direct"}.get(algorithm, algorithm)
+    assert plan.algorithm == used or (algorithm == "direct" and plan.algorithm == "winograd")
+
+
+def test_a_residual_of_another_shape_is_refused():
+    x = np.zeros((2, 3, 8, 8), np.float32)
+    w = np.zeros((4, 3, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="residual"):
+        dc.plan(x, w).forward(x, w, residual=np.zeros((2, 4, 6, 5), np.float32))
+    with pytest.raises(TypeError, match="residual"):
+        dc.plan(x, w).forward(x, w, residual=np.zeros((2, 4, 6, 6), np.float64))
+
+
 def test_sequential_fuses_and_matches_the_layers_bit_for_bit():
     cnn.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2, 2),

@@ -420,8 +420,9 @@ cdef class ConvPlan:
     # ***** forward *****
 
     def forward(self, x, weight, bias=None, relu=False, keep_columns=False, num_threads=1,
-                affine=None):
-        """conv2d(x, weight) + bias, then a batch norm's affine map and ReLU when asked.
+                affine=None, residual=None):
+        """conv2d(x, weight) + bias, then a batch norm's affine map, a residual and ReLU when
+        asked.
 
         Args:
             x: (N, C, H, W) array of the plan's dtype.
@@ -435,6 +436,9 @@ cdef class ConvPlan:
             affine: None, or a (3, F) float64 array, rows (mean, scale, shift): (out - mean)
                 * scale + shift before the ReLU, a batch norm in evaluation mode by
                 norm.normalize's rule (the same bits as that kernel).
+            residual: None, or an array shaped as the result: added (the convolution's value
+                first, as AddReLU adds) after the affine map and before the ReLU, a residual
+                connection's sum with the same bits as elementwise.add_relu.
 
         Returns:
             (out (N, F, OH, OW), columns or None)
@@ -446,12 +450,17 @@ cdef class ConvPlan:
         threads = self._team(x.shape[0], self._threads(num_threads))
         if affine is not None:
             affine = self._array(affine, "affine", (3,) + self.weight_shape[:1], np.float64)
+        if residual is not None:
+            residual = self._array(residual, "residual", (x.shape[0],) + self.output_shape)
         if self.algorithm == COLUMNS:
-            out, columns = self._columns_forward(x, weight, bias, relu and affine is None,
-                                                 flag(keep_columns, "keep_columns"), threads)
+            out, columns = self._columns_forward(
+                x, weight, bias, relu and affine is None and residual is None,
+                flag(keep_columns, "keep_columns"), threads)
             if affine is not None:
                 planes = out.reshape(out.shape[0], out.shape[1], -1)
-                _norm.normalize(planes, affine[0], affine[1], affine[2], planes, relu, threads)
+                _norm.normalize(planes, affine[0], affine[1], affine[2], planes,
+                                relu and residual is None, threads)
+            self._add_residual(out, residual, relu, threads)
             return out, columns
         out = np.empty((x.shape[0],) + self.output_shape, dtype=self.dtype)
         coefficients = None
@@ -461,26 +470,43 @@ cdef class ConvPlan:
             coefficients[:, :self.weight_shape[0]] = affine
         ph, pw = self.padding
         if self._winograd_pays(x.shape[0]):
-            self._winograd(x, weight, bias, coefficients, out, relu, threads)
+            self._winograd(x, weight, bias, coefficients, out, relu, threads, None, None,
+                           residual)
             return out, None
         parts = self._parts(x.shape[0], threads, self.n_pixels)
         if self.conv_rows:
-            self._conv_rows(x, weight, bias, coefficients, out, relu, parts, threads)
+            self._conv_rows(x, weight, bias, coefficients, out, relu and residual is None,
+                            parts, threads)
+            self._add_residual(out, residual, relu, threads)
             return out, None
         wt, bias_padded, scratch = self._direct_operands(weight, bias, threads, x.shape[0],
                                                          parts)
         if self.double_precision:
             _conv_forward[double](x, wt, bias_padded, self.taps, self.origins,
-                                  coefficients, out, scratch, ph, pw, relu, parts, threads)
+                                  coefficients, out, scratch, ph, pw, relu, parts, threads,
+                                  None, residual)
         else:
             _conv_forward[float](x, wt, bias_padded, self.taps, self.origins,
-                                 coefficients, out, scratch, ph, pw, relu, parts, threads)
+                                 coefficients, out, scratch, ph, pw, relu, parts, threads,
+                                 None, residual)
         return out, None
 
+    cdef _add_residual(self, out, residual, bint relu, Py_ssize_t threads):
+        """out += residual, then ReLU when relu (AddReLU's pass, for the algorithms whose
+        kernels do not add it themselves); nothing without a residual."""
+        if residual is None:
+            return
+        if relu:
+            _elementwise.add_relu(out.reshape(-1), residual.reshape(-1), out.reshape(-1),
+                                  threads)
+        else:
+            np.add(out, residual, out=out)
+
     cdef _winograd(self, x, weight, bias, coefficients, out, bint relu, Py_ssize_t threads,
-                   pooled=None, indices=None):
-        """out = the forward by conv_winograd.pxi (checked arrays), or with `pooled` and
-        `indices` (then `out` is None) its ReLU and 2x2 max-pool. Threads take whole images,
+                   pooled=None, indices=None, residual=None):
+        """out = the forward by conv_winograd.pxi (checked arrays; a residual added as
+        forward says), or with `pooled` and `indices` (then `out` is None) its ReLU and 2x2
+        max-pool. Threads take whole images,
         or share each image's output channels when whole images would leave a thread idle."""
         c = self.input_shape[0]
         f, oh, ow = self.output_shape
@@ -500,12 +526,13 @@ cdef class ConvPlan:
             _winograd_forward[double](x, u, bias_padded, coefficients, out, pooled, indices,
                                       scratch, f, oh, ow, ph, pw, self.winograd_hp,
                                       self.winograd_wp, self.tiles_padded, relu, split,
-                                      threads)
+                                      threads, residual)
         else:
             _winograd_weights[float](weight, u)
             _winograd_forward[float](x, u, bias_padded, coefficients, out, pooled, indices,
                                      scratch, f, oh, ow, ph, pw, self.winograd_hp,
-                                     self.winograd_wp, self.tiles_padded, relu, split, threads)
+                                     self.winograd_wp, self.tiles_padded, relu, split, threads,
+                                     residual)
 
     def forward_relu_pool(self, x, weight, bias=None, num_threads=1, with_indices=True):
         """max_pool2d(relu(conv2d(x, weight) + bias), 2) in one pass, without storing the

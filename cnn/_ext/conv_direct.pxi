@@ -236,16 +236,17 @@ cdef inline void _pad_image_into(const floating[:, :, :, ::1] x, Py_ssize_t n,
 cdef void _forward_image(const floating* padded, const Py_ssize_t* origins,
                          const Py_ssize_t* taps, Py_ssize_t n_taps, const floating* wt,
                          Py_ssize_t f_padded, const floating* bias, const floating* affine,
-                         floating* out, Py_ssize_t F, Py_ssize_t n_pixels,
-                         const Py_ssize_t* placements, Py_ssize_t plane, bint relu,
-                         Py_ssize_t first, Py_ssize_t last) noexcept nogil:
+                         const floating* residual, floating* out, Py_ssize_t F,
+                         Py_ssize_t n_pixels, const Py_ssize_t* placements, Py_ssize_t plane,
+                         bint relu, Py_ssize_t first, Py_ssize_t last) noexcept nogil:
     """One image's output channels, a tile of L pixels at a time: its tiles first..last-1,
     counted block of channels by block. Pixel p of channel f goes to out[f * plane + p], or
     with `placements` (not NULL) to out[f * plane + placements[p]] (an input gradient's phase
     written straight into its strided places).
     Tiles run on across the ends of output rows (each lane is any pixel's window origin), so
     only a block's last tile is partial. `affine` (NULL, or 3 rows of f_padded: mean, scale,
-    shift) applies a batch norm in evaluation mode to each value before the ReLU."""
+    shift) applies a batch norm in evaluation mode to each value, then `residual` (NULL, or
+    an image laid out as out; not with placements) is added, before the ReLU."""
     cdef Py_ssize_t k, fb, i, t, p0, q, f, n_pix, block = _block(f_padded), L = _lanes(block)
     cdef Py_ssize_t per_block = (n_pixels + L - 1) // L
     cdef Py_ssize_t lanes[CNN_MAX_LANES]
@@ -260,15 +261,19 @@ cdef void _forward_image(const floating* padded, const Py_ssize_t* origins,
             lanes[q] = origins[p0 + (q if q < n_pix else 0)]
         _tile(padded, lanes, taps, n_taps, wt + fb, f_padded, bias + fb, 0, tile,
               CNN_BLOCK, block)
-        _epilogue(tile, n_pix, affine, fb, f_padded, relu, block)
+        _epilogue(tile, n_pix, affine, fb, f_padded, relu and residual == NULL, block)
         if placements != NULL:
             for f in range(min(block, F - fb)):
                 for q in range(n_pix):
                     out[(fb + f) * plane + placements[p0 + q]] = tile[q * CNN_BLOCK + f]
-        elif floating is float:
+            continue
+        if floating is float:
             cnn_tile_store_f32(tile, n_pix, min(block, F - fb), out + fb * plane + p0, plane)
         else:
             cnn_tile_store_f64(tile, n_pix, min(block, F - fb), out + fb * plane + p0, plane)
+        if residual != NULL:
+            for f in range(fb, min(fb + block, F)):
+                _add_residual(out + f * plane + p0, residual + f * plane + p0, n_pix, relu)
 
 
 cdef void _forward_pool_image(const floating* padded, const Py_ssize_t* origins,
@@ -327,14 +332,26 @@ cdef inline void _pad_forward_image(const floating[:, :, :, ::1] x, Py_ssize_t n
                                     floating* padded, const floating[:, ::1] wt,
                                     const floating[::1] bias, const Py_ssize_t[::1] taps,
                                     const Py_ssize_t[::1] origins,
-                                    const floating* coefficients, floating[:, :, :, ::1] out,
-                                    Py_ssize_t ph, Py_ssize_t pw, const Py_ssize_t* places,
-                                    bint relu, Py_ssize_t tiles) noexcept nogil:
+                                    const floating* coefficients,
+                                    const floating[:, :, :, ::1] residual,
+                                    floating[:, :, :, ::1] out, Py_ssize_t ph, Py_ssize_t pw,
+                                    const Py_ssize_t* places, bint relu,
+                                    Py_ssize_t tiles) noexcept nogil:
     """Image n of _conv_forward (parts = 1): padded into `padded`, then all its tiles."""
     _pad_image(x[n], padded, ph, pw)
     _forward_image(padded, &origins[0], &taps[0], taps.shape[0], &wt[0, 0], wt.shape[1],
-                   &bias[0], coefficients, &out[n, 0, 0, 0], out.shape[1], origins.shape[0],
-                   places, out.shape[2] * out.shape[3], relu, 0, tiles)
+                   &bias[0], coefficients, _image_of(residual, n), &out[n, 0, 0, 0],
+                   out.shape[1], origins.shape[0], places, out.shape[2] * out.shape[3], relu,
+                   0, tiles)
+
+
+cdef inline const floating* _image_of(const floating[:, :, :, ::1] images,
+                                      Py_ssize_t n) noexcept nogil:
+    """Image n of `images`, or NULL when there are none (None)."""
+    cdef const floating* image = NULL
+    if images is not None:
+        image = &images[n, 0, 0, 0]
+    return image
 
 
 cdef void _conv_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
@@ -347,9 +364,10 @@ cdef void _conv_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                         floating[:, ::1] scratch,       # (threads or N, C*(H+2PH)*(W+2PW))
                         Py_ssize_t ph, Py_ssize_t pw, bint relu, Py_ssize_t parts,
                         int num_threads,
-                        const Py_ssize_t[::1] placements=None):  # IN (len(origins),) or None
+                        const Py_ssize_t[::1] placements=None,  # IN (len(origins),) or None
+                        const floating[:, :, :, ::1] residual=None):  # IN like out, or None
     """out = conv(x, w) + bias, then a batch norm's affine map (`affine`: mean, scale, shift by
-    channel) and max(., 0) when asked. With `placements`, out is a larger plane (an input
+    channel), a residual (added, as AddReLU adds) and max(., 0) when asked. With `placements`, out is a larger plane (an input
     gradient, N, F, H, W) and output pixel p goes to its place placements[p] in it. With
     `parts` > 1 (a batch smaller than the team: see ConvPlan), every image is padded into its
     own row of scratch first and each image's tiles are cut into `parts` ranges the threads
@@ -369,20 +387,22 @@ cdef void _conv_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
             if _serial(num_threads, N):
                 for n in range(N):
                     _pad_forward_image(x, n, &scratch[0, 0], wt, bias, taps, origins,
-                                       coefficients, out, ph, pw, places, relu, tiles)
+                                       coefficients, residual, out, ph, pw, places, relu,
+                                       tiles)
             else:
                 for n in prange(N, schedule="dynamic", num_threads=num_threads):
                     _pad_forward_image(x, n, &scratch[threadid(), 0], wt, bias, taps, origins,
-                                       coefficients, out, ph, pw, places, relu, tiles)
+                                       coefficients, residual, out, ph, pw, places, relu,
+                                       tiles)
         return
     _pad_images(x, scratch, ph, pw, num_threads)
     with nogil:
         for item in prange(N * parts, schedule="dynamic", num_threads=num_threads):
             n = item // parts
             _forward_image(&scratch[n, 0], &origins[0], &taps[0], taps.shape[0], &wt[0, 0],
-                           wt.shape[1], &bias[0], coefficients, &out[n, 0, 0, 0], F, n_pixels,
-                           places, plane, relu, tiles * (item % parts) // parts,
-                           tiles * (item % parts + 1) // parts)
+                           wt.shape[1], &bias[0], coefficients, _image_of(residual, n),
+                           &out[n, 0, 0, 0], F, n_pixels, places, plane, relu,
+                           tiles * (item % parts) // parts, tiles * (item % parts + 1) // parts)
 
 
 cdef inline void _pad_forward_pool_image(const floating[:, :, :, ::1] x, Py_ssize_t n,

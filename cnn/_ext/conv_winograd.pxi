@@ -105,9 +105,11 @@ cdef extern from "winograd.h" nogil:
     void cnn_winograd_output_row_f64(const double* a, Py_ssize_t ms, Py_ssize_t n,
                                      double* const* rows)
     void cnn_winograd_store_row_f32(const float* even, const float* odd, Py_ssize_t n,
-                                    float bias, const float* affine, int relu, float* out)
+                                    float bias, const float* affine, const float* residual,
+                                    int relu, float* out)
     void cnn_winograd_store_row_f64(const double* even, const double* odd, Py_ssize_t n,
-                                    double bias, const double* affine, int relu, double* out)
+                                    double bias, const double* affine, const double* residual,
+                                    int relu, double* out)
     void cnn_winograd_pool_row_f32(float* const* rows, Py_ssize_t n, float bias,
                                    Py_ssize_t first, Py_ssize_t tiles_w, Py_ssize_t ow,
                                    float* pooled, int64_t* indices)
@@ -197,14 +199,14 @@ cdef void _winograd_multiply(const floating* v, const floating* u, floating* m,
 
 cdef void _winograd_output(const floating* m, Py_ssize_t f_rows, Py_ssize_t tiles_padded,
                            const floating* bias, const floating* affine,
-                           Py_ssize_t f_padded, bint relu, floating* out, floating* pooled,
-                           int64_t* indices, Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t tiles_h,
-                           Py_ssize_t tiles_w, Py_ssize_t first,
-                           Py_ssize_t last) noexcept nogil:
+                           Py_ssize_t f_padded, const floating* residual, bint relu,
+                           floating* out, floating* pooled, int64_t* indices, Py_ssize_t oh,
+                           Py_ssize_t ow, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
+                           Py_ssize_t first, Py_ssize_t last) noexcept nogil:
     """For the channels first..last-1: out[f] (oh, ow) = A^T m[:, f, t] A + bias[f] over the
     tiles, then batch norm's affine map (`affine`: NULL or 3 rows of f_padded: mean, scale,
-    shift) and ReLU as in the direct kernel (a last tile's row or column past the output is
-    dropped); or, when `pooled` is not NULL, ReLU and the 2x2 max-pool of each tile (a tile is
+    shift), the residual (NULL, or an image laid out as out) and ReLU as in the direct kernel
+    (a last tile's row or column past the output is dropped); or, when `pooled` is not NULL, ReLU and the 2x2 max-pool of each tile (a tile is
     a pooling window) into pooled[f] and indices[f] (oh // 2, ow // 2), and no `out`."""
     cdef Py_ssize_t f, ty, t0, n, y, r, ms = _spread(f_rows * tiles_padded)
     # Pooling an even-sized output, the tiles are the windows in the same order: a channel's
@@ -218,6 +220,7 @@ cdef void _winograd_output(const floating* m, Py_ssize_t f_rows, Py_ssize_t tile
     cdef floating* rows[4]
     cdef floating coefficients[3]
     cdef const floating* channel_affine = NULL
+    cdef const floating* residual_row = NULL
     for r in range(4):
         rows[r] = results[r]
     for f in range(first, last):
@@ -250,15 +253,17 @@ cdef void _winograd_output(const floating* m, Py_ssize_t f_rows, Py_ssize_t tile
                     y = 2 * ty + r
                     if y >= oh:
                         break
+                    if residual != NULL:
+                        residual_row = residual + (f * oh + y) * ow + 2 * t0
                     if floating is float:
                         cnn_winograd_store_row_f32(results[2 * r], results[2 * r + 1],
                                                    min(ow - 2 * t0, 2 * n), bias[f],
-                                                   channel_affine, relu,
+                                                   channel_affine, residual_row, relu,
                                                    out + (f * oh + y) * ow + 2 * t0)
                     else:
                         cnn_winograd_store_row_f64(results[2 * r], results[2 * r + 1],
                                                    min(ow - 2 * t0, 2 * n), bias[f],
-                                                   channel_affine, relu,
+                                                   channel_affine, residual_row, relu,
                                                    out + (f * oh + y) * ow + 2 * t0)
 
 
@@ -273,8 +278,9 @@ cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                             Py_ssize_t F, Py_ssize_t oh, Py_ssize_t ow,
                             Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t hp, Py_ssize_t wp,
                             Py_ssize_t tiles_padded, bint relu, bint split,
-                            int num_threads):
-    """out = conv(x, w) + bias (then affine and ReLU) by F(2x2, 3x3), or with `pooled` (not
+                            int num_threads,
+                            const floating[:, :, :, ::1] residual=None):  # IN like out, or None
+    """out = conv(x, w) + bias (then affine, the residual and ReLU) by F(2x2, 3x3), or with `pooled` (not
     None; `out` is then unused) max_pool2d(relu(that), 2) and its argmax. Threads take whole
     images, or with `split` (a batch that whole images would share out unevenly, such as 1)
     parts of each image's output channels: each part transforms the whole image into its
@@ -290,18 +296,19 @@ cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
     with nogil:
         if _serial(num_threads, N * parts):
             for item in range(N * parts):
-                _winograd_item(x, u, bias, coefficients, out, pooled, indices,
+                _winograd_item(x, u, bias, coefficients, residual, out, pooled, indices,
                                &scratch[0, 0], item // parts, item % parts, parts, F, oh, ow,
                                ph, pw, hp, wp, tiles_padded, relu)
         else:
             for item in prange(N * parts, schedule="dynamic", num_threads=num_threads):
-                _winograd_item(x, u, bias, coefficients, out, pooled, indices,
+                _winograd_item(x, u, bias, coefficients, residual, out, pooled, indices,
                                &scratch[threadid(), 0], item // parts, item % parts, parts, F,
                                oh, ow, ph, pw, hp, wp, tiles_padded, relu)
 
 
 cdef void _winograd_item(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] u,
                          const floating[::1] bias, const floating* coefficients,
+                         const floating[:, :, :, ::1] residual,
                          floating[:, :, :, ::1] out, floating[:, :, :, ::1] pooled,
                          int64_t[:, :, :, ::1] indices, floating* s, Py_ssize_t n,
                          Py_ssize_t part, Py_ssize_t parts, Py_ssize_t F, Py_ssize_t oh,
@@ -320,7 +327,8 @@ cdef void _winograd_item(const floating[:, :, :, ::1] x, const floating[:, :, :,
     _winograd_multiply(s + image, &u[0, 0, 0, 0], s + image + v_size, C, f_rows,
                        tiles_padded, first, last)
     _winograd_output(s + image + v_size, f_rows, tiles_padded, &bias[0], coefficients,
-                     f_padded, relu, NULL if pool else &out[n, 0, 0, 0],
+                     f_padded, _image_of(residual, n), relu,
+                     NULL if pool else &out[n, 0, 0, 0],
                      &pooled[n, 0, 0, 0] if pool else NULL,
                      &indices[n, 0, 0, 0] if pool and indices is not None else NULL, oh, ow,
                      tiles_h, tiles_w, min(F, first * CNN_BLOCK_LANES),

@@ -4,6 +4,7 @@
  * - ReLU (elementwise.pyx, norm.pyx, the convolution's epilogue): x where x > 0 or x is NaN,
  *   else +0 (-0.0 becomes +0.0); its gradient: 0 where the output is <= 0, else the gradient (a
  *   NaN output passes its gradient, as torch's threshold_backward).
+ * - A residual sum and its ReLU (elementwise.add_relu's arithmetic, in a convolution's epilogue).
  * - Batch norm's affine map (norm.pyx, and the convolution's epilogue for a batch norm in
  *   evaluation mode): (x - mean) * scale + shift, as one fused multiply-add where the build
  *   level has FMA (an explicit one: left to the compiler, contraction could differ between two
@@ -17,6 +18,7 @@
 #ifndef CNN_POINTWISE_H
 #define CNN_POINTWISE_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -50,6 +52,23 @@ static inline double cnn_affine_f64(double x, double m, double a, double b)
     return (x - m) * a + b;
 }
 #endif
+
+/* A residual connection's sum in a convolution's epilogue, in place: out[i] + residual[i] (the
+ * convolution's value first, as Add's operands), then ReLU when relu: AddReLU's arithmetic. */
+#define CNN_DEFINE_ADD_RESIDUAL(SUFFIX, T)                                                     \
+    static inline void cnn_add_residual_##SUFFIX(T *restrict out, const T *restrict residual,  \
+                                                 ptrdiff_t n, int relu)                        \
+    {                                                                                          \
+        ptrdiff_t i;                                                                           \
+        for (i = 0; i < n; i++)                                                                \
+            out[i] = out[i] + residual[i];                                                     \
+        if (relu)                                                                              \
+            for (i = 0; i < n; i++)                                                            \
+                out[i] = cnn_relu_##SUFFIX(out[i]);                                            \
+    }
+
+CNN_DEFINE_ADD_RESIDUAL(f32, float)
+CNN_DEFINE_ADD_RESIDUAL(f64, double)
 
 /* ReLU's rule on a vector VALUE of type V (masks of type M, integers as wide as its elements),
  * in place: compares give all-ones/all-zeros lanes, so a bitwise and keeps v or makes +0, with

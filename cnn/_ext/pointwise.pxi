@@ -8,6 +8,17 @@ cdef extern from "pointwise.h" nogil:
     double cnn_relu_grad_f64(double grad, double out)
     float cnn_affine_f32(float x, float m, float a, float b)
     double cnn_affine_f64(double x, double m, double a, double b)
+    void cnn_add_residual_f32(float* out, const float* residual, Py_ssize_t n, int relu)
+    void cnn_add_residual_f64(double* out, const double* residual, Py_ssize_t n, int relu)
+
+
+cdef inline void _add_residual(floating* out, const floating* residual, Py_ssize_t n,
+                               bint relu) noexcept nogil:
+    """out = out + residual, then ReLU's rule when relu (a fused residual connection)."""
+    if floating is float:
+        cnn_add_residual_f32(out, residual, n, relu)
+    else:
+        cnn_add_residual_f64(out, residual, n, relu)
 
 
 cdef inline floating _affine(floating x, floating m, floating a, floating b) noexcept nogil:
