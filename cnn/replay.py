@@ -17,10 +17,11 @@ re-run. So a capture is refused, and that signature always runs eagerly, when th
 something other than one Tensor, passes an op a Tensor that did not come from an input, a parameter
 or an earlier op (``detach()``, a constant made in ``forward``) or a NumPy array other than a
 buffer's or a parameter's (a loss's targets, index arrays: they may depend on the inputs, and a
-replay would keep the first call's), or runs while a module has forward hooks. A replay is used
-only while the signature matches (the inputs' shapes, dtypes and requires_grad, grad mode, the
-parameters' requires_grad) and no module has changed since the capture (any attribute, child,
-parameter, buffer or hook, train/eval included: ``cnn.nn.module.structure_version``). Python that
+replay would keep the first call's), modifies a tensor in place (``out += identity``: under
+``no_grad`` no op is recorded to repeat), or runs while a module has forward hooks. A replay is used only while the signature matches (the inputs' shapes, dtypes and
+requires_grad, grad mode, the parameters' requires_grad) and no module has changed since the
+capture (any attribute, child, parameter, buffer or hook, train/eval included:
+``cnn.nn.module.structure_version``). Python that
 branches on tensor values (``if x.sum() > 0``) cannot be seen by the capture: compile such models
 only if the branch is fixed.
 """
@@ -196,6 +197,13 @@ class _Recorder:
         self.kept.append(out)
         self.steps.append((cls, tuple(specs), kwargs, slot, needs))
         self.nodes.append(node)
+
+    def inplace(self, tensor, name):
+        """An in-place operation: without autograd there is no op to replay (with autograd,
+        its op takes a tensor no recorded op made), so no replay."""
+        if threading.get_ident() == self.thread and self.refused is None:
+            self.refused = (f"the forward modifies a tensor in place ({name}), which a "
+                            f"replay would not repeat")
 
 
 def _capture(model, args, leaves):

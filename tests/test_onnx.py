@@ -204,6 +204,23 @@ def test_indexing_and_several_outputs():
         np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
+
+def test_an_in_place_operation_is_refused_not_left_out(tmp_path):
+    # Traced without autograd, `out += x` is no op: the graph would lack the sum.
+    class AddsInPlace(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            out = self.fc(x)
+            out += x
+            return out
+
+    with pytest.raises(ValueError, match=r"in place \(add_\)"):
+        cnn.onnx.export(AddsInPlace(), (cnn.randn(2, 4),), str(tmp_path / "model.onnx"))
+
+
 def test_several_inputs_and_an_output_that_is_an_input():
     class Pair(nn.Module):
         def forward(self, a, b):

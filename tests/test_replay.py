@@ -175,8 +175,23 @@ class MakesAConstant(nn.Module):
         return self.fc(x) + cnn.ones(4)
 
 
+class AddsInPlace(nn.Module):
+    """torchvision's BasicBlock writes its residual sum in place: out += identity."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        out = self.fc(x)
+        out += x
+        out[0] = 1.0
+        return out.relu_()
+
+
 @pytest.mark.parametrize("module, words", [(ReturnsTwo, "tuple"),
-                                           (MakesAConstant, "constant")])
+                                           (MakesAConstant, "constant"),
+                                           (AddsInPlace, "in place")])
 def test_what_cannot_be_replayed_runs_eagerly(module, words, rng):
     cnn.manual_seed(0)
     model = module()
@@ -192,6 +207,20 @@ def test_what_cannot_be_replayed_runs_eagerly(module, words, rng):
     assert words in program.refused
     with pytest.raises(RuntimeError, match="fullgraph"):
         cnn.compile(model, fullgraph=True)(x)
+
+
+def test_in_place_operations_without_autograd_are_not_dropped(rng):
+    # Under no_grad an in-place operation records no op: a replay of the others alone gave
+    # other numbers than eager (the sum and the ReLU missing), so such a forward runs eagerly.
+    cnn.manual_seed(0)
+    model = AddsInPlace()
+    compiled = cnn.compile(model)
+    x = cnn.tensor(rng.standard_normal((3, 4)).astype(np.float32))
+    with cnn.no_grad():
+        for _ in range(3):
+            assert compiled(x).numpy().tobytes() == model(x).numpy().tobytes()
+    (program,) = compiled._programs.values()
+    assert "in place (add_)" in program.refused
 
 
 def test_hooks_run_because_a_hooked_model_is_not_replayed(rng):

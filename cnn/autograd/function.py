@@ -266,7 +266,10 @@ def tracing(tracer):
 
     ``function`` is the Function subclass that ran, ``args`` and ``kwargs`` what its ``apply``
     was given (Tensors and plain arguments, as passed), ``out`` the Tensor it returned. This is
-    how ``cnn.onnx`` records a forward pass and ``cnn.compile`` captures one. Each thread has
+    how ``cnn.onnx`` records a forward pass and ``cnn.compile`` captures one. An in-place
+    operation that runs outside autograd (no graph: ``no_grad``, or nothing requires grad) is
+    no op; the tracer hears of it through its ``inplace(tensor, name)`` method
+    (:func:`note_inplace`). Each thread has
     its own trace: traces in several threads at once each see their own thread's ops only.
 
     Args:
@@ -295,6 +298,25 @@ def tracing(tracer):
             del _tracers[me]
             if not _tracers:
                 _tracer = None
+
+
+def note_inplace(tensor, name):
+    """Tell this thread's tracer that `tensor`'s memory is overwritten by the in-place
+    operation `name`: outside autograd no op is recorded, and a trace that kept only the ops
+    it saw would replay or export the computation without that write (with autograd, the op
+    it sees takes the tensor as it was, which no op of the trace made). A tracer takes it
+    in its ``inplace(tensor, name)`` method (refusing the trace, or raising); a tracer without
+    one cannot be right, so this raises RuntimeError."""
+    if _tracer is None:
+        return
+    tracer = _tracers.get(threading.get_ident())
+    if tracer is None:
+        return
+    handler = getattr(tracer, "inplace", None)
+    if handler is None:
+        raise RuntimeError(f"tracing: {name} modified a tensor in place outside autograd, "
+                           f"which this trace cannot record")
+    handler(tensor, name)
 
 
 def is_tracing():

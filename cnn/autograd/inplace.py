@@ -59,6 +59,7 @@ def apply_inplace(op, target, *args, name="in-place operation", **kwargs):
         ctx = _UnrecordedContext(op, (None,) * (1 + len(args)))
         _store(array, np.asarray(op.forward(ctx, array, *arrays, **kwargs)), name)
     _modified(target, array)
+    function.note_inplace(target, name)
     return target
 
 
@@ -79,6 +80,7 @@ def assign(target, index, value):
     _check_writeable(array, "__setitem__")
     array[index] = value._data if isinstance(value, Tensor) else value
     _modified(target, array)
+    function.note_inplace(target, "__setitem__")
     return target
 
 
@@ -96,11 +98,14 @@ def write_inplace(target, values, name):
         return _recorded(Copy, target, array, (values,), {}, name)
     _store(array, values, name)
     _modified(target, array)
+    function.note_inplace(target, name)
     return target
 
 
 def _recorded(op, target, array, args, kwargs, name):
     _check_recordable(target)
+    # A tracer would see the op take the tensor as it was, which no op of its trace made.
+    function.note_inplace(target, name)
     # The tensor as it was: its node and the values the op reads (a copy unless the op's
     # backward reads none of them, since they are about to be overwritten).
     old = function._new_tensor(function.Tensor)

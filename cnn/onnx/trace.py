@@ -67,6 +67,13 @@ class Trace:
         if threading.get_ident() == self._thread:
             self.calls.append(Call(function, args, kwargs, out))
 
+    def inplace(self, tensor, name):
+        """An in-place operation (no op in the graph would hold it): refused."""
+        if threading.get_ident() == self._thread:
+            raise ValueError(f"model: its forward modifies a tensor in place ({name}), which "
+                             f"the exported graph would leave out; write it out of place "
+                             f"(x = x + y, not x += y)")
+
     def produced(self):
         """set: The ids of the inputs' and the ops' result Tensors and of their arrays."""
         tensors = list(self.inputs) + [call.out for call in self.calls]
