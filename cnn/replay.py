@@ -250,7 +250,8 @@ class _Program:
             order = [step_of[id(node)] for node in
                      reversed(_engine._topological_order([result._node]))]
         steps, order = _fold_batch_norms(recorder.steps, order, result_slot)
-        self.steps, self.backward_order = _fuse_relus(steps, order, result_slot, self.meta)
+        steps, order = _fuse_relus(steps, order, result_slot, self.meta)
+        self.steps, self.backward_order = _fold_residuals(steps, order, result_slot)
         # Without gradients each step is its Function's forward on the values of its slots:
         # looked up once here, since a batch-1 forward's ops take only microseconds each.
         self.forwards = [(cls.forward, cls, (None,) * len(specs), specs, kwargs, slot)
@@ -295,10 +296,12 @@ def _uses(steps, result_slot):
     return uses
 
 
-def _fold(steps, order, result_slot, fold):
-    """Fold each step into the one step that made its only input, where `fold(first, second)`
-    gives the fused step (or None: not foldable): the fused step runs where the first ran, in
-    forward and backward alike; the second is dropped.
+def _fold(steps, order, result_slot, fold, at_second=False):
+    """Fold each step into the one step that made its first input, used nowhere else, where
+    `fold(first, second)` gives the fused step (or None: not foldable): the fused step runs
+    where the first ran, in forward and backward alike, and the second is dropped; or, with
+    `at_second`, where the second ran (its other inputs may come later than the first), and
+    the first is dropped.
 
     Returns:
         (steps, order): the steps, and the backward order by their new indices.
@@ -310,12 +313,12 @@ def _fold(steps, order, result_slot, fold):
     for j, step in enumerate(steps):
         source = step[1][0][0] if step[1] else -1
         i = producer.get(source)
-        if i is None or uses[source] != 1:
+        if i is None or uses[source] != 1 or i in dropped:
             continue
         fused = fold(steps[i], step)
         if fused is not None:
-            steps[i] = fused
-            dropped.add(j)
+            steps[j if at_second else i] = fused
+            dropped.add(i if at_second else j)
     index = {}
     for old in range(len(steps)):
         if old not in dropped:
@@ -356,6 +359,22 @@ def _fuse_relus(steps, order, result_slot, meta):
             return (_activation.AddReLU, specs, kwargs, second[3], needs)
         return None
     return _fold(steps, order, result_slot, fold)
+
+
+def _fold_residuals(steps, order, result_slot):
+    """Fold each AddReLU (a residual connection's sum and ReLU) whose first operand only a
+    convolution makes, in a forward pass without gradients, into that convolution's last step
+    (Conv2dAddReLU: after its folded batch norm, the same arithmetic). The fused step runs
+    where the AddReLU ran, since the other operand (the shortcut) is often made after the
+    convolution; the convolution's own inputs are there already."""
+    def fold(first, second):
+        cls, specs, kwargs, _, needs = first
+        add, add_specs, add_kwargs, slot, add_needs = second
+        if (cls is not _conv.Conv2d or add is not _activation.AddReLU or kwargs
+                or add_kwargs or needs is not None or add_needs is not None):
+            return None
+        return (_conv.Conv2dAddReLU, specs[:4] + add_specs[1:] + specs[4:], {}, slot, None)
+    return _fold(steps, order, result_slot, fold, at_second=True)
 
 
 class _StepContext(Context):

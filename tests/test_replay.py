@@ -103,7 +103,7 @@ def test_relus_fold_into_the_ops_before_them(build, with_relu, new, rng):
                          if step[2].get("relu")}
 
 
-def test_batch_norms_fold_into_convolutions_without_gradients(rng):
+def test_batch_norms_and_residual_sums_fold_into_convolutions_without_gradients(rng):
     """The bit-identical inference of test_inference_and_input_gradients_equal_eager runs with
     these folds in place."""
     model = cnn.compile(resnet().eval())
@@ -111,9 +111,12 @@ def test_batch_norms_fold_into_convolutions_without_gradients(rng):
         model(cnn.tensor(rng.standard_normal((2, 3, 16, 16)).astype(np.float32)))
     (program,) = model._programs.values()
     names = [step[0].__name__ for step in program.steps]
-    assert "BatchNorm" not in names and "ReLU" not in names
+    assert "BatchNorm" not in names and "ReLU" not in names and "AddReLU" not in names
     assert sum(1 for step in program.steps if step[0].__name__ == "Conv2d"
                and len(step[1]) == 9 and step[2].get("relu")) == 2
+    # The residual sum and its ReLU, in the block's second convolution (its batch norm too).
+    assert [len(step[1]) for step in program.steps
+            if step[0].__name__ == "Conv2dAddReLU"] == [10]
 
 
 def test_replays_skip_the_modules(monkeypatch, rng):
@@ -133,8 +136,10 @@ def test_inference_and_input_gradients_equal_eager(rng):
     compiled = cnn.compile(model)
     for module in (eager, compiled):
         module.eval()
-    for _ in range(3):
-        x = rng.standard_normal((4, 3, 16, 16)).astype(np.float32)
+    # Batch 9: the residual block's second convolution runs by Winograd (with the sum and
+    # ReLU folded into it), at 1 and 4 by the direct tile.
+    for batch in (4, 1, 9):
+        x = rng.standard_normal((batch, 3, 16, 16)).astype(np.float32)
         with cnn.no_grad():
             assert compiled(cnn.tensor(x)).numpy().tobytes() == \
                 eager(cnn.tensor(x)).numpy().tobytes()

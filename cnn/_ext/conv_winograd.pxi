@@ -105,11 +105,9 @@ cdef extern from "winograd.h" nogil:
     void cnn_winograd_output_row_f64(const double* a, Py_ssize_t ms, Py_ssize_t n,
                                      double* const* rows)
     void cnn_winograd_store_row_f32(const float* even, const float* odd, Py_ssize_t n,
-                                    float bias, const float* affine, const float* residual,
-                                    int relu, float* out)
+                                    float bias, const float* affine, int relu, float* out)
     void cnn_winograd_store_row_f64(const double* even, const double* odd, Py_ssize_t n,
-                                    double bias, const double* affine, const double* residual,
-                                    int relu, double* out)
+                                    double bias, const double* affine, int relu, double* out)
     void cnn_winograd_pool_row_f32(float* const* rows, Py_ssize_t n, float bias,
                                    Py_ssize_t first, Py_ssize_t tiles_w, Py_ssize_t ow,
                                    float* pooled, int64_t* indices)
@@ -199,14 +197,14 @@ cdef void _winograd_multiply(const floating* v, const floating* u, floating* m,
 
 cdef void _winograd_output(const floating* m, Py_ssize_t f_rows, Py_ssize_t tiles_padded,
                            const floating* bias, const floating* affine,
-                           Py_ssize_t f_padded, const floating* residual, bint relu,
-                           floating* out, floating* pooled, int64_t* indices, Py_ssize_t oh,
-                           Py_ssize_t ow, Py_ssize_t tiles_h, Py_ssize_t tiles_w,
-                           Py_ssize_t first, Py_ssize_t last) noexcept nogil:
+                           Py_ssize_t f_padded, bint relu, floating* out, floating* pooled,
+                           int64_t* indices, Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t tiles_h,
+                           Py_ssize_t tiles_w, Py_ssize_t first,
+                           Py_ssize_t last) noexcept nogil:
     """For the channels first..last-1: out[f] (oh, ow) = A^T m[:, f, t] A + bias[f] over the
     tiles, then batch norm's affine map (`affine`: NULL or 3 rows of f_padded: mean, scale,
-    shift), the residual (NULL, or an image laid out as out) and ReLU as in the direct kernel
-    (a last tile's row or column past the output is dropped); or, when `pooled` is not NULL, ReLU and the 2x2 max-pool of each tile (a tile is
+    shift) and ReLU as in the direct kernel (a last tile's row or column past the output is
+    dropped); or, when `pooled` is not NULL, ReLU and the 2x2 max-pool of each tile (a tile is
     a pooling window) into pooled[f] and indices[f] (oh // 2, ow // 2), and no `out`."""
     cdef Py_ssize_t f, ty, t0, n, y, r, ms = _spread(f_rows * tiles_padded)
     # Pooling an even-sized output, the tiles are the windows in the same order: a channel's
@@ -220,7 +218,6 @@ cdef void _winograd_output(const floating* m, Py_ssize_t f_rows, Py_ssize_t tile
     cdef floating* rows[4]
     cdef floating coefficients[3]
     cdef const floating* channel_affine = NULL
-    cdef const floating* residual_row = NULL
     for r in range(4):
         rows[r] = results[r]
     for f in range(first, last):
@@ -253,17 +250,15 @@ cdef void _winograd_output(const floating* m, Py_ssize_t f_rows, Py_ssize_t tile
                     y = 2 * ty + r
                     if y >= oh:
                         break
-                    if residual != NULL:
-                        residual_row = residual + (f * oh + y) * ow + 2 * t0
                     if floating is float:
                         cnn_winograd_store_row_f32(results[2 * r], results[2 * r + 1],
                                                    min(ow - 2 * t0, 2 * n), bias[f],
-                                                   channel_affine, residual_row, relu,
+                                                   channel_affine, relu,
                                                    out + (f * oh + y) * ow + 2 * t0)
                     else:
                         cnn_winograd_store_row_f64(results[2 * r], results[2 * r + 1],
                                                    min(ow - 2 * t0, 2 * n), bias[f],
-                                                   channel_affine, residual_row, relu,
+                                                   channel_affine, relu,
                                                    out + (f * oh + y) * ow + 2 * t0)
 
 
@@ -287,52 +282,43 @@ cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
     thread's own scratch, then multiplies and transforms back its channels only. The input
     transform is repeated, but nothing is exchanged between the threads (sharing V and M
     between the stages, with a barrier each, ran slower than one thread)."""
-    cdef Py_ssize_t item, N = x.shape[0]
-    cdef Py_ssize_t groups = _lane_rows(F) // CNN_BLOCK_LANES
+    cdef Py_ssize_t n, item, part, N = x.shape[0], C = x.shape[1]
+    cdef bint pool = pooled is not None
+    cdef Py_ssize_t f_padded = bias.shape[0]
+    cdef Py_ssize_t tiles_h = (oh + 1) // 2, tiles_w = (ow + 1) // 2
+    cdef Py_ssize_t f_rows = _lane_rows(F), groups = f_rows // CNN_BLOCK_LANES
     cdef Py_ssize_t parts = min(num_threads, groups) if split else 1
+    cdef Py_ssize_t first, last, f0, f1
+    cdef Py_ssize_t image = C * hp * wp, v_size = 16 * _spread(C * tiles_padded)
+    cdef floating* s
     cdef const floating* coefficients = NULL if affine is None else &affine[0, 0]
     if F == 0 or N == 0:
         return
+    # One loop, a parallel region even for one thread (unlike the other kernels' serial
+    # paths: about 0.8 us a call, but with a serial twin of this body gcc compiled the
+    # transforms and products out of line, and a batch-1000 layer ran 6-10% slower).
     with nogil:
-        if _serial(num_threads, N * parts):
-            for item in range(N * parts):
-                _winograd_item(x, u, bias, coefficients, residual, out, pooled, indices,
-                               &scratch[0, 0], item // parts, item % parts, parts, F, oh, ow,
-                               ph, pw, hp, wp, tiles_padded, relu)
-        else:
-            for item in prange(N * parts, schedule="dynamic", num_threads=num_threads):
-                _winograd_item(x, u, bias, coefficients, residual, out, pooled, indices,
-                               &scratch[threadid(), 0], item // parts, item % parts, parts, F,
-                               oh, ow, ph, pw, hp, wp, tiles_padded, relu)
-
-
-cdef void _winograd_item(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] u,
-                         const floating[::1] bias, const floating* coefficients,
-                         const floating[:, :, :, ::1] residual,
-                         floating[:, :, :, ::1] out, floating[:, :, :, ::1] pooled,
-                         int64_t[:, :, :, ::1] indices, floating* s, Py_ssize_t n,
-                         Py_ssize_t part, Py_ssize_t parts, Py_ssize_t F, Py_ssize_t oh,
-                         Py_ssize_t ow, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t hp,
-                         Py_ssize_t wp, Py_ssize_t tiles_padded, bint relu) noexcept nogil:
-    """Part `part` of image n of _winograd_forward, in the scratch `s`."""
-    cdef Py_ssize_t C = x.shape[1], f_padded = bias.shape[0]
-    cdef Py_ssize_t tiles_h = (oh + 1) // 2, tiles_w = (ow + 1) // 2
-    cdef Py_ssize_t f_rows = _lane_rows(F), groups = f_rows // CNN_BLOCK_LANES
-    cdef Py_ssize_t image = C * hp * wp, v_size = 16 * _spread(C * tiles_padded)
-    cdef bint pool = pooled is not None
-    # A part's groups of output channels; every part transforms the whole image.
-    cdef Py_ssize_t first = groups * part // parts, last = groups * (part + 1) // parts
-    _pad_image_split(x[n], s, ph, pw, hp, wp)
-    _winograd_input(s, hp, wp, tiles_h, tiles_w, tiles_padded, s + image, C, 0, C)
-    _winograd_multiply(s + image, &u[0, 0, 0, 0], s + image + v_size, C, f_rows,
-                       tiles_padded, first, last)
-    _winograd_output(s + image + v_size, f_rows, tiles_padded, &bias[0], coefficients,
-                     f_padded, _image_of(residual, n), relu,
-                     NULL if pool else &out[n, 0, 0, 0],
-                     &pooled[n, 0, 0, 0] if pool else NULL,
-                     &indices[n, 0, 0, 0] if pool and indices is not None else NULL, oh, ow,
-                     tiles_h, tiles_w, min(F, first * CNN_BLOCK_LANES),
-                     min(F, last * CNN_BLOCK_LANES))
+        for item in prange(N * parts, schedule="dynamic", num_threads=num_threads,
+                           use_threads_if=num_threads > 1 and N * parts > 1):
+            n, part = item // parts, item % parts
+            # A part's groups of output channels; every part transforms the whole image.
+            first, last = groups * part // parts, groups * (part + 1) // parts
+            s = &scratch[threadid(), 0]
+            _pad_image_split(x[n], s, ph, pw, hp, wp)
+            _winograd_input(s, hp, wp, tiles_h, tiles_w, tiles_padded, s + image, C, 0, C)
+            _winograd_multiply(s + image, &u[0, 0, 0, 0], s + image + v_size, C, f_rows,
+                               tiles_padded, first, last)
+            _winograd_output(s + image + v_size, f_rows, tiles_padded, &bias[0],
+                             coefficients, f_padded, relu and residual is None,
+                             NULL if pool else &out[n, 0, 0, 0],
+                             &pooled[n, 0, 0, 0] if pool else NULL,
+                             &indices[n, 0, 0, 0] if pool and indices is not None
+                             else NULL, oh, ow, tiles_h, tiles_w,
+                             min(F, first * CNN_BLOCK_LANES), min(F, last * CNN_BLOCK_LANES))
+            if residual is not None:  # the part's channels, while they are in cache
+                f0, f1 = min(F, first * CNN_BLOCK_LANES), min(F, last * CNN_BLOCK_LANES)
+                _add_residual(&out[n, f0, 0, 0], _image_of(residual, n) + f0 * oh * ow,
+                              (f1 - f0) * oh * ow, relu)
 
 
 # ***** the weight gradient *****

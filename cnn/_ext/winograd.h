@@ -158,15 +158,13 @@ CNN_DEFINE_WINOGRAD_PRODUCT(f32, float)
 CNN_DEFINE_WINOGRAD_PRODUCT(f64, double)
 
 /* One output row of n values from the output transform's even and odd columns: interleaved,
- * plus the bias, then batch norm's affine map (`affine`: NULL, or its mean, scale and shift),
- * a residual row (`residual`: NULL, or the row to add) and ReLU when asked, by pointwise.h's
- * rules. Separate simple loops over the row, which gcc vectorizes (the interleave with
- * permutes). */
+ * plus the bias, then batch norm's affine map (`affine`: NULL, or its mean, scale and shift)
+ * and ReLU when asked, by pointwise.h's rules. Separate simple loops over the row, which gcc
+ * vectorizes (the interleave with permutes). */
 #define CNN_DEFINE_WINOGRAD_STORE(SUFFIX, T)                                                   \
     static inline void cnn_winograd_store_row_##SUFFIX(const T *restrict even,                 \
                                                        const T *restrict odd, ptrdiff_t n,     \
-                                                       T bias, const T *affine,                \
-                                                       const T *restrict residual, int relu,   \
+                                                       T bias, const T *affine, int relu,      \
                                                        T *restrict out)                        \
     {                                                                                          \
         ptrdiff_t i;                                                                           \
@@ -180,10 +178,6 @@ CNN_DEFINE_WINOGRAD_PRODUCT(f64, double)
             T m = affine[0], a = affine[1], b = affine[2];                                     \
             for (i = 0; i < n; i++)                                                            \
                 out[i] = cnn_affine_##SUFFIX(out[i], m, a, b);                                 \
-        }                                                                                      \
-        if (residual) {                                                                        \
-            cnn_add_residual_##SUFFIX(out, residual, n, relu);                                 \
-            return;                                                                            \
         }                                                                                      \
         if (relu)                                                                              \
             for (i = 0; i < n; i++)                                                            \

@@ -50,6 +50,24 @@ class Conv2d(Function):
                                  threads) + (None,)
 
 
+class Conv2dAddReLU(Function):
+    """relu(conv2d(x, w, b) + residual) in one op, forward only: cnn.compile folds a residual
+    connection's AddReLU whose first operand only a convolution takes into that convolution's
+    last step (after the batch norm it may have folded: `batch_norm` as Conv2d's), for forward
+    passes without gradients. The same bits as the two ops (ConvPlan.forward's residual)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, plan, residual, *batch_norm):
+        affine = evaluation_coefficients(*batch_norm)[:3] if batch_norm else None
+        return plan.forward(x, weight, bias, True, num_threads=kernel_threads(),
+                            affine=affine, residual=residual)[0]
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        raise RuntimeError("Conv2dAddReLU: no backward (cnn.compile folds a residual sum into "
+                           "a convolution only in forward passes without gradients)")
+
+
 class ConvReLUMaxPool2d(Function):
     """max_pool2d(relu(conv2d(x, w, b)), 2) as one op, with the values and gradients of the
     three: the fused kernel computes each 2x2 window's four conv outputs in one register tile
