@@ -18,6 +18,8 @@ from cnn.cli.lenet import lenet5
 from cnn.cli.models import BasicBlock
 from cnn.onnx import UnsupportedOperatorError
 
+from test_replay import AddsInPlace
+
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
@@ -207,16 +209,6 @@ def test_indexing_and_several_outputs():
 
 def test_an_in_place_operation_is_refused_not_left_out(tmp_path):
     # Traced without autograd, `out += x` is no op: the graph would lack the sum.
-    class AddsInPlace(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.fc = nn.Linear(4, 4)
-
-        def forward(self, x):
-            out = self.fc(x)
-            out += x
-            return out
-
     with pytest.raises(ValueError, match=r"in place \(add_\)"):
         cnn.onnx.export(AddsInPlace(), (cnn.randn(2, 4),), str(tmp_path / "model.onnx"))
 
