@@ -18,12 +18,12 @@ something other than one Tensor, passes an op a Tensor that did not come from an
 or an earlier op (``detach()``, a constant made in ``forward``) or a NumPy array other than a
 buffer's or a parameter's (a loss's targets, index arrays: they may depend on the inputs, and a
 replay would keep the first call's), modifies a tensor in place (``out += identity``: under
-``no_grad`` no op is recorded to repeat), or runs while a module has forward hooks. A replay is used only while the signature matches (the inputs' shapes, dtypes and
-requires_grad, grad mode, the parameters' requires_grad) and no module has changed since the
-capture (any attribute, child, parameter, buffer or hook, train/eval included:
-``cnn.nn.module.structure_version``). Python that
-branches on tensor values (``if x.sum() > 0``) cannot be seen by the capture: compile such models
-only if the branch is fixed.
+``no_grad`` no op is recorded to repeat), or runs while a module has forward hooks. A replay is
+used only while the signature matches (the inputs' shapes, dtypes and requires_grad, grad mode,
+the parameters' requires_grad) and no module has changed since the capture (any attribute,
+child, parameter, buffer or hook, train/eval included: ``cnn.nn.module.structure_version``).
+Python that branches on tensor values (``if x.sum() > 0``) cannot be seen by the capture:
+compile such models only if the branch is fixed.
 """
 import collections
 import threading

@@ -52,9 +52,10 @@ class Conv2d(Function):
 
 class Conv2dAddReLU(Function):
     """relu(conv2d(x, w, b) + residual) in one op, forward only: cnn.compile folds a residual
-    connection's AddReLU whose first operand only a convolution takes into that convolution's
-    last step (after the batch norm it may have folded: `batch_norm` as Conv2d's), for forward
-    passes without gradients. The same bits as the two ops (ConvPlan.forward's residual)."""
+    connection's AddReLU whose first operand a convolution makes (for it alone) into that
+    convolution's last step (after the batch norm it may have folded: `batch_norm` as
+    Conv2d's), for forward passes without gradients. The same bits as the two ops
+    (ConvPlan.forward's residual)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, plan, residual, *batch_norm):
