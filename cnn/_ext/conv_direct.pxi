@@ -367,8 +367,9 @@ cdef void _conv_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                         const Py_ssize_t[::1] placements=None,  # IN (len(origins),) or None
                         const floating[:, :, :, ::1] residual=None):  # IN like out, or None
     """out = conv(x, w) + bias, then a batch norm's affine map (`affine`: mean, scale, shift by
-    channel), a residual (added, as AddReLU adds) and max(., 0) when asked. With `placements`, out is a larger plane (an input
-    gradient, N, F, H, W) and output pixel p goes to its place placements[p] in it. With
+    channel), a residual (added, as AddReLU adds) and max(., 0) when asked. With
+    `placements`, out is a larger plane (an input gradient, N, F, H, W) and output pixel p
+    goes to its place placements[p] in it (and no residual is given). With
     `parts` > 1 (a batch smaller than the team: see ConvPlan), every image is padded into its
     own row of scratch first and each image's tiles are cut into `parts` ranges the threads
     share; either way each value is one tile's, so the bits do not depend on the split."""

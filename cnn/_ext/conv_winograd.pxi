@@ -275,8 +275,9 @@ cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                             Py_ssize_t tiles_padded, bint relu, bint split,
                             int num_threads,
                             const floating[:, :, :, ::1] residual=None):  # IN like out, or None
-    """out = conv(x, w) + bias (then affine, the residual and ReLU) by F(2x2, 3x3), or with `pooled` (not
-    None; `out` is then unused) max_pool2d(relu(that), 2) and its argmax. Threads take whole
+    """out = conv(x, w) + bias (then affine, the residual and ReLU) by F(2x2, 3x3), or with
+    `pooled` (not None; `out` is then unused) max_pool2d(relu(that), 2) and its argmax.
+    Threads take whole
     images, or with `split` (a batch that whole images would share out unevenly, such as 1)
     parts of each image's output channels: each part transforms the whole image into its
     thread's own scratch, then multiplies and transforms back its channels only. The input
