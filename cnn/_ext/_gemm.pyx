@@ -18,6 +18,8 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
 
+from cnn._ext._openmp cimport serial as _serial
+
 from cnn import _blas
 
 from numpy import float32 as np_float32, float64 as np_float64
@@ -40,12 +42,6 @@ MAX_BLOCK_COLUMNS = 64
 # saves. At 2^20, LeNet-5's first fully connected layer (3M at batch 64) is shared: its step ran
 # 1.68 -> 1.61 ms on 2 threads (2^22 left it to one thread; 2^18 measured no better).
 MIN_SHARED_WORK = 1 << 20
-
-
-cdef inline bint _serial(int num_threads, Py_ssize_t items) noexcept nogil:
-    """Whether `items` BLAS calls run on the calling thread, outside any parallel region:
-    entering one, even with one thread, cost about 0.8 us, more than a small product."""
-    return num_threads <= 1 or items <= 1
 
 
 def column_blocks(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k):

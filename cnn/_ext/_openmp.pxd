@@ -1,5 +1,6 @@
 # OpenMP calls through a shim that also compiles without OpenMP: Cython guards its own prange
 # pragmas with #ifdef _OPENMP, but direct omp_* calls are not guarded, so they go through here.
+# Also the kernels' one rule for leaving OpenMP out of a loop (serial).
 cdef extern from *:
     """
     #ifdef _OPENMP
@@ -14,3 +15,10 @@ cdef extern from *:
     bint CNN_OPENMP_ENABLED
     int omp_get_max_threads() noexcept nogil
     int omp_get_thread_limit() noexcept nogil
+
+
+cdef inline bint serial(int num_threads, Py_ssize_t items) noexcept nogil:
+    """Whether a loop over `items` runs on the calling thread alone, outside any parallel
+    region: entering one, even with one thread, cost about 0.8 us (two futex calls among
+    them), a good part of a batch-1 layer's time."""
+    return num_threads <= 1 or items <= 1

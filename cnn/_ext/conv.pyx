@@ -27,6 +27,7 @@ from cython.parallel cimport prange, threadid
 from libc.stdint cimport int64_t
 from libc.string cimport memset
 
+from cnn._ext._openmp cimport serial as _serial
 from cnn._blas import use_one_thread
 from cnn._ext.geometry import conv_geometry
 from cnn._validation import FLOAT_DTYPES, flag, integer, shape
@@ -460,7 +461,7 @@ cdef class ConvPlan:
                 planes = out.reshape(out.shape[0], out.shape[1], -1)
                 _norm.normalize(planes, affine[0], affine[1], affine[2], planes,
                                 relu and residual is None, threads)
-            self._add_residual(out, residual, relu, threads)
+            self._residual_pass(out, residual, relu, threads)
             return out, columns
         out = np.empty((x.shape[0],) + self.output_shape, dtype=self.dtype)
         coefficients = None
@@ -477,7 +478,7 @@ cdef class ConvPlan:
         if self.conv_rows:
             self._conv_rows(x, weight, bias, coefficients, out, relu and residual is None,
                             parts, threads)
-            self._add_residual(out, residual, relu, threads)
+            self._residual_pass(out, residual, relu, threads)
             return out, None
         wt, bias_padded, scratch = self._direct_operands(weight, bias, threads, x.shape[0],
                                                          parts)
@@ -491,7 +492,7 @@ cdef class ConvPlan:
                                  None, residual)
         return out, None
 
-    cdef _add_residual(self, out, residual, bint relu, Py_ssize_t threads):
+    cdef _residual_pass(self, out, residual, bint relu, Py_ssize_t threads):
         """out += residual, then ReLU when relu (AddReLU's pass, for the algorithms whose
         kernels do not add it themselves); nothing without a residual."""
         if residual is None:

@@ -109,7 +109,7 @@ cdef void _im2col(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
         if parallel:
             for n in prange(N, schedule="dynamic", num_threads=num_threads):
                 _im2col_image(x[n], cols[n], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
-        else:  # no parallel region (see _serial)
+        else:  # no parallel region (see _openmp.serial)
             for n in range(N):
                 _im2col_image(x[n], cols[n], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
 
@@ -127,6 +127,6 @@ cdef void _col2im(const floating[:, :, ::1] cols,  # IN  (N, C*KH*KW, OH*OW)
         if parallel:
             for n in prange(N, schedule="dynamic", num_threads=num_threads):
                 _col2im_image(cols[n], x[n], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
-        else:  # no parallel region (see _serial)
+        else:  # no parallel region (see _openmp.serial)
             for n in range(N):
                 _col2im_image(cols[n], x[n], kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)

@@ -321,13 +321,6 @@ cdef void _forward_pool_image(const floating* padded, const Py_ssize_t* origins,
                         window[w * CNN_PIXELS + which[f]])
 
 
-cdef inline bint _serial(int num_threads, Py_ssize_t items) noexcept nogil:
-    """Whether a loop over `items` runs on the calling thread alone, outside any parallel
-    region: entering one, even with one thread, cost about 0.8 us (two futex calls among
-    them), a good part of a batch-1 layer's time."""
-    return num_threads <= 1 or items <= 1
-
-
 cdef inline void _pad_forward_image(const floating[:, :, :, ::1] x, Py_ssize_t n,
                                     floating* padded, const floating[:, ::1] wt,
                                     const floating[::1] bias, const Py_ssize_t[::1] taps,
