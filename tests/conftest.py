@@ -24,6 +24,15 @@ def threads():
 
 
 @pytest.fixture
+def small_layers_shared(monkeypatch):
+    """Let the convolution kernels share even the smallest layers among the threads
+    (MIN_PARALLEL_MACS = 1 in every level's conv module), so that tests at 2 threads reach the
+    paths that cut a batch smaller than the team (batch 1) on small shapes."""
+    for isa in _ext.available_isas():
+        monkeypatch.setattr(_ext._load(isa).conv, "MIN_PARALLEL_MACS", 1)
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(12345)
 

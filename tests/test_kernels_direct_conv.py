@@ -147,8 +147,9 @@ def test_fused_relu_pool_equals_the_separate_kernels(isa, problem):
     ((2, 5), 3, 1, 9),  # rows of 4 windows: the register tile, the same bits
     ((3, 32), 3, 1, 32),  # the CIFAR net's first layer: few taps, a row of 16 windows
     ((2, 13), 3, 0, 35)])  # channel groups of unequal sizes
-def test_pooling_along_rows_gives_the_separate_kernels_bits(isa, threads, dtype, batch,
-                                                            channels, kernel, padding, size):
+def test_pooling_along_rows_gives_the_separate_kernels_bits(isa, threads, small_layers_shared,
+                                                            dtype, batch, channels, kernel,
+                                                            padding, size):
     # Stride-1 layers with at most 8 output channels and rows of at least 12 windows, or with
     # at most 64 taps and rows of at least 16, take conv_rows.h's kernel: the same values and
     # argmax indices, bit for bit, for any thread count; NaNs included.
@@ -172,8 +173,8 @@ def test_pooling_along_rows_gives_the_separate_kernels_bits(isa, threads, dtype,
 @pytest.mark.parametrize("channels, kernel", [((3, 16), 3), ((3, 32), 3), ((1, 6), 5),
                                               ((2, 5), 3), ((7, 9), 3)])
 @pytest.mark.parametrize("relu, affine", [(False, False), (True, False), (True, True)])
-def test_rows_of_few_tap_layers_give_the_tiles_bits(isa, threads, dtype, batch, channels,
-                                                    kernel, relu, affine):
+def test_rows_of_few_tap_layers_give_the_tiles_bits(isa, threads, small_layers_shared, dtype,
+                                                    batch, channels, kernel, relu, affine):
     # Stride-1 layers with at most 64 taps and output rows of 16 or more take conv_rows.h's
     # unpooled kernel; narrower rows take the register tile. Without padding, the narrow
     # layer's output is the left part of the wide one's: the same values, bit for bit.
@@ -211,11 +212,10 @@ def test_rows_of_few_tap_layers_give_the_tiles_bits(isa, threads, dtype, batch, 
 @pytest.mark.parametrize("channels", [6, 20])  # the 8-channel tile; two 16-channel blocks
 @pytest.mark.parametrize("relu", [False, True])
 def test_the_tiles_batch_norm_epilogue_gives_the_bits_of_the_separate_kernels(
-        isa, threads, dtype, batch, channels, relu):
+        isa, threads, small_layers_shared, dtype, batch, channels, relu):
     # A stride-2 layer runs the register tile, whose epilogue applies a folded batch norm and
     # the ReLU to a block of channels at once: the same bits as norm.normalize after the plain
     # convolution, with NaN, inf and values the affine map sends to zero (signed) included.
-    # (Batch 3 is enough work, more than 2^21 multiply-adds, for the team to share.)
     rng = np.random.default_rng(channels + batch)
     x = rng.standard_normal((batch, 16, 64, 63)).astype(dtype)
     x[0, 1, 3, 4], x[-1, 0, 5, 5] = np.nan, np.inf
@@ -246,9 +246,9 @@ def test_the_tiles_batch_norm_epilogue_gives_the_bits_of_the_separate_kernels(
     (2, 3, 16, 18, 3, 1, "rows"),       # few taps, wide rows: conv_rows.h
     (2, 8, 12, 9, 1, 2, "columns"),     # a strided 1x1 layer
 ])
-def test_a_residual_in_the_epilogue_gives_add_relus_bits(isa, threads, dtype, relu, affine,
-                                                         batch, c, f, size, kernel, stride,
-                                                         algorithm):
+def test_a_residual_in_the_epilogue_gives_add_relus_bits(isa, threads, small_layers_shared,
+                                                         dtype, relu, affine, batch, c, f,
+                                                         size, kernel, stride, algorithm):
     # cnn.compile folds a residual connection (AddReLU) into the convolution that makes its
     # first operand: the sum after the batch norm, then ReLU, as the separate ops compute
     # them, NaN and inf included, on every algorithm and thread count.
@@ -316,8 +316,9 @@ def test_fused_op_gradcheck():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("batch", [13, 1])  # at batch 1, 2 threads split each image's tiles
-def test_bit_identical_at_one_and_two_threads(isa, threads, rng, dtype, batch):
+@pytest.mark.parametrize("batch", [13, 1, 3])  # below 4, 2 threads split the images' tiles
+def test_bit_identical_at_one_and_two_threads(isa, threads, small_layers_shared, rng, dtype,
+                                              batch):
     x = rng.standard_normal((batch, 6, 14, 14)).astype(dtype)
     w = rng.standard_normal((16, 6, 5, 5)).astype(dtype)
     b = rng.standard_normal(16).astype(dtype)
@@ -334,8 +335,10 @@ def test_bit_identical_at_one_and_two_threads(isa, threads, rng, dtype, batch):
 
 @pytest.mark.parametrize("stride, kernel", [(2, 3), (3, 2), (2, 5)])  # (3, 2): some phases
 @pytest.mark.parametrize("batch", [13, 1])                           # get no tap; (2, 5): 3x3
-def test_strided_input_gradient_is_bit_identical_at_one_and_two_threads(isa, threads, rng,
-                                                                        stride, kernel, batch):
+def test_strided_input_gradient_is_bit_identical_at_one_and_two_threads(isa, threads,
+                                                                        small_layers_shared,
+                                                                        rng, stride, kernel,
+                                                                        batch):
     # 16 input channels: the input gradient is the dense one, a convolution per phase written
     # straight into its strided places (or, for a phase Winograd serves, copied there).
     x = rng.standard_normal((batch, 16, 15, 15)).astype(np.float32)

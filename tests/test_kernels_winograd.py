@@ -105,7 +105,8 @@ def test_batch_norm_epilogue_gives_the_bits_of_the_separate_kernel(isa, rng):
     (5, 24),
     (1, 64),  # batch 1 with work enough for 2 threads to share each image's channels
 ])
-def test_bit_identical_at_one_and_two_threads(isa, threads, rng, dtype, batch, channels):
+def test_bit_identical_at_one_and_two_threads(isa, threads, small_layers_shared, rng, dtype,
+                                              batch, channels):
     x = rng.standard_normal((batch, channels, 32, 31)).astype(dtype)
     w = rng.standard_normal((channels, channels, 3, 3)).astype(dtype)
     b = rng.standard_normal(channels).astype(dtype)

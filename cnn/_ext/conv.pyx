@@ -75,11 +75,13 @@ WINOGRAD_MIN_CHANNELS = 16
 WINOGRAD_MIN_OUTPUTS = 512
 # A call with fewer multiply-adds than this runs on one thread: sharing it costs more than the
 # second thread brings. 2^22 was chosen under passive waiting, where every wake-up is a system
-# call; since single-threaded calls enter no parallel region (each region cost about 0.8 us),
-# 2^21 measured better, alternating in one process on 2 threads: ResNet-8's batch-1 forward
-# 440-475 -> 395-422 us (its 2.4M-multiply-add layers shared), a LeNet-5 batch-10 step
-# 666 -> 640 us (its second layer shared), the others unchanged.
-MIN_PARALLEL_MACS = 1 << 21
+# call; single-threaded calls entering no parallel region (each region cost about 0.8 us) made
+# 2^21 better; since a batch smaller than the team is cut into one static share per thread,
+# each padding its image and packing its weights into memory of its own (_share_of_image),
+# 2^18 measured better, alternating in one process on 2 threads: ResNet-8's batch-1 forward
+# 344 -> 322 us (its stem and strided layers shared), a LeNet-5 batch-10 step 641 -> 599 us;
+# LeNet-5's batch-1 layers (at most 240k) stay on one thread, where sharing them ran slower.
+MIN_PARALLEL_MACS = 1 << 18
 # The weight repacking (_pack) shares blocks of this many taps among the team when the packed
 # weights hold at least MIN_PARALLEL_PACK values.
 DEF PACK_ROWS = 64
@@ -160,11 +162,12 @@ cdef void _pack(const floating[:, ::1] weight, const floating[::1] bias, floatin
                 floating[::1] bias_padded, int num_threads) noexcept:
     """wt[t, f] = weight[f, t] and bias_padded[f] = bias[f] (bias may be None), zeros in the
     channels past F (conv_pack.h): one pass, where NumPy would zero the array, then copy
-    through a transposed view. The team shares the rows of wt in blocks of PACK_ROWS taps."""
-    cdef Py_ssize_t F = weight.shape[0], T = weight.shape[1], P = wt.shape[1], f, block
+    through a transposed view. The team shares the rows of wt in blocks of PACK_ROWS taps.
+    With wt None, the bias only (the kernels pack the weights themselves: _share_of_image)."""
+    cdef Py_ssize_t F = weight.shape[0], T = weight.shape[1], P = bias_padded.shape[0], f, block
     cdef Py_ssize_t blocks = (T + PACK_ROWS - 1) // PACK_ROWS
     cdef const floating* source = &weight[0, 0] if F > 0 and T > 0 else NULL
-    cdef floating* target = &wt[0, 0] if T > 0 and P > 0 else NULL
+    cdef floating* target = &wt[0, 0] if wt is not None and T > 0 and P > 0 else NULL
     if target != NULL:
         with nogil:
             if num_threads > 1 and T * P >= MIN_PARALLEL_PACK:
@@ -474,20 +477,19 @@ cdef class ConvPlan:
             self._winograd(x, weight, bias, coefficients, out, relu, threads, None, None,
                            residual)
             return out, None
-        parts = self._parts(x.shape[0], threads, self.n_pixels)
+        parts = self._parts(x.shape[0], threads)
         if self.conv_rows:
             self._conv_rows(x, weight, bias, coefficients, out, relu and residual is None,
                             parts, threads)
             self._residual_pass(out, residual, relu, threads)
             return out, None
-        wt, bias_padded, scratch = self._direct_operands(weight, bias, threads, x.shape[0],
-                                                         parts)
+        rows, wt, bias_padded, scratch = self._direct_operands(weight, bias, threads, parts)
         if self.double_precision:
-            _conv_forward[double](x, wt, bias_padded, self.taps, self.origins,
+            _conv_forward[double](x, rows, wt, bias_padded, self.taps, self.origins,
                                   coefficients, out, scratch, ph, pw, relu, parts, threads,
                                   None, residual)
         else:
-            _conv_forward[float](x, wt, bias_padded, self.taps, self.origins,
+            _conv_forward[float](x, rows, wt, bias_padded, self.taps, self.origins,
                                  coefficients, out, scratch, ph, pw, relu, parts, threads,
                                  None, residual)
         return out, None
@@ -578,33 +580,30 @@ cdef class ConvPlan:
             # Each 2x2 output tile is one pooling window: pooled in the output transform.
             self._winograd(x, weight, bias, None, None, True, threads, pooled, indices)
             return pooled, indices
-        parts = self._parts(x.shape[0], threads, shape_[2] * shape_[3])
+        parts = self._parts(x.shape[0], threads)
         if self.pool_rows:
             self._pool_rows(x, weight, bias, pooled, indices, parts, threads)
             return pooled, indices
-        wt, bias_padded, scratch = self._direct_operands(weight, bias, threads, x.shape[0],
-                                                         parts)
+        rows, wt, bias_padded, scratch = self._direct_operands(weight, bias, threads, parts)
         ph, pw = self.padding
         if self.double_precision:
-            _conv_relu_pool_forward[double](x, wt, bias_padded, self.taps, pooled, indices,
-                                            self.origins, scratch, ow, ph, pw, parts,
+            _conv_relu_pool_forward[double](x, rows, wt, bias_padded, self.taps, pooled,
+                                            indices, self.origins, scratch, ow, ph, pw, parts,
                                             threads)
         else:
-            _conv_relu_pool_forward[float](x, wt, bias_padded, self.taps, pooled, indices,
-                                           self.origins, scratch, ow, ph, pw, parts,
+            _conv_relu_pool_forward[float](x, rows, wt, bias_padded, self.taps, pooled,
+                                           indices, self.origins, scratch, ow, ph, pw, parts,
                                            threads)
         return pooled, indices
 
-    cdef tuple _row_operands(self, x, weight, bias, Py_ssize_t image, Py_ssize_t slack,
-                             Py_ssize_t parts, Py_ssize_t threads):
+    cdef tuple _row_operands(self, weight, bias, Py_ssize_t image, Py_ssize_t slack,
+                             Py_ssize_t threads):
         """What the row kernels (conv_rows.h) read besides the input: the layer's weights as
         (F, taps), the bias (zeros without one), and the scratch: a padded image of `image`
-        values per thread (or per image when the images are split, parts > 1), then `slack`
-        zeros that a last row's loads may read into lanes never stored (zeros: no junk such
-        as NaNs)."""
+        values per thread, then `slack` zeros that a last row's loads may read into lanes
+        never stored (zeros: no junk such as NaNs)."""
         f = self.weight_shape[0]
-        scratch = np.empty((x.shape[0] if parts > 1 else threads, image + slack),
-                           dtype=self.dtype)
+        scratch = np.empty((threads, image + slack), dtype=self.dtype)
         scratch[:, image:] = 0
         bias = np.zeros(f, dtype=self.dtype) if bias is None else bias
         return weight.reshape(f, self.n_taps), bias, scratch
@@ -616,8 +615,8 @@ cdef class ConvPlan:
         c, kh, kw = self.weight_shape[1:]
         ph, pw = self.padding
         weight, bias, scratch = self._row_operands(
-            x, weight, bias, c * self.hp * self.wp,
-            self.wp + _row_slack(kw, self.dtype.itemsize), parts, threads)
+            weight, bias, c * self.hp * self.wp, self.wp + _row_slack(kw, self.dtype.itemsize),
+            threads)
         if self.double_precision:
             _conv_rows_forward[double](x, weight, bias, coefficients, out, scratch, kh, kw, ph,
                                        pw, relu, parts, threads)
@@ -634,8 +633,7 @@ cdef class ConvPlan:
         ph, pw = self.padding
         wp = self.wp + self.wp % 2
         weight, bias, scratch = self._row_operands(
-            x, weight, bias, c * self.hp * wp, _row_slack(kw, self.dtype.itemsize), parts,
-            threads)
+            weight, bias, c * self.hp * wp, _row_slack(kw, self.dtype.itemsize), threads)
         if self.double_precision:
             _conv_relu_pool_rows[double](x, weight, bias, pooled, indices, scratch, kh, kw,
                                          self.output_shape[2], ph, pw, self.hp, wp, parts,
@@ -645,31 +643,34 @@ cdef class ConvPlan:
                                         self.output_shape[2], ph, pw, self.hp, wp, parts,
                                         threads)
 
-    cdef Py_ssize_t _parts(self, Py_ssize_t batch, Py_ssize_t threads, Py_ssize_t outputs):
-        """Into how many ranges of tiles the forward cuts each image: 1 (threads take whole
-        images) unless the batch is too small to keep the team busy (batch 1 at inference),
-        then about 4 ranges per thread, each at least a few tiles. Depends on the batch and
-        the thread count only; any split gives the same bits."""
+    cdef Py_ssize_t _parts(self, Py_ssize_t batch, Py_ssize_t threads):
+        """Into how many ranges the forward cuts each image: 1 (threads take whole images)
+        unless the batch is too small to keep the team busy (batch 1 at inference), then one
+        per thread, so that the threads' static shares of the batch's ranges
+        (_share_of_image) are even. Depends on the batch and the thread count only; any cut
+        gives the same bits."""
         if threads == 1 or batch == 0 or batch >= 2 * threads:
             return 1
-        tiles = self.f_padded // CNN_BLOCK + 1  # at least the blocks of channels
-        return max(1, min((4 * threads + batch - 1) // batch,
-                          tiles * max(1, outputs // (8 * CNN_MAX_LANES))))
+        return threads
 
-    cdef tuple _direct_operands(self, weight, bias, Py_ssize_t threads, Py_ssize_t batch,
-                                Py_ssize_t parts):
-        """The weights repacked so that a tile's output channels are one vector
-        (wt[tap, f], zero-padded channels), the bias padded alike, and the padded images: one
-        per thread, or every image of the batch when the forward splits images (parts > 1)."""
+    cdef tuple _direct_operands(self, weight, bias, Py_ssize_t threads, Py_ssize_t parts):
+        """The weights as (F, taps), the bias padded to whole tiles, the weights repacked
+        so that a tile's output channels are one vector (wt[tap, f], zero-padded channels),
+        and the padded images, one per thread. A split batch (parts > 1) gets room for a
+        copy of wt per thread instead, which each thread packs for itself (_share_of_image
+        says why)."""
         f = self.weight_shape[0]
-        wt = np.empty((self.n_taps, self.f_padded), dtype=self.dtype)
+        rows = weight.reshape(f, self.n_taps)
+        wt = np.empty((self.n_taps * (threads if parts > 1 else 1), self.f_padded),
+                      dtype=self.dtype)
         bias_padded = np.empty(self.f_padded, dtype=self.dtype)
+        packed = None if parts > 1 else wt
         if self.double_precision:
-            _pack[double](weight.reshape(f, self.n_taps), bias, wt, bias_padded, threads)
+            _pack[double](rows, bias, packed, bias_padded, threads)
         else:
-            _pack[float](weight.reshape(f, self.n_taps), bias, wt, bias_padded, threads)
-        scratch = np.empty((batch if parts > 1 else threads, self.image_size), dtype=self.dtype)
-        return wt, bias_padded, scratch
+            _pack[float](rows, bias, packed, bias_padded, threads)
+        scratch = np.empty((threads, self.image_size), dtype=self.dtype)
+        return rows, wt, bias_padded, scratch
 
     cdef tuple _columns_forward(self, x, weight, bias, bint relu, bint keep, Py_ssize_t threads):
         """Group g's output is w_g (F/groups, Cg*KH*KW) @ cols_g, image by image: products
@@ -962,16 +963,15 @@ cdef class ConvPlan:
         `origins`, each written to out[n, f] at its place `placements[p]` (checked arrays of
         this plan's; out is the larger input gradient a phase belongs to)."""
         threads = self._team(x.shape[0], threads)
-        parts = self._parts(x.shape[0], threads, origins.shape[0])
-        wt, bias_padded, scratch = self._direct_operands(weight, None, threads, x.shape[0],
-                                                         parts)
+        parts = self._parts(x.shape[0], threads)
+        rows, wt, bias_padded, scratch = self._direct_operands(weight, None, threads, parts)
         ph, pw = self.padding
         if self.double_precision:
-            _conv_forward[double](x, wt, bias_padded, self.taps, origins, None, out, scratch,
-                                  ph, pw, False, parts, threads, placements)
+            _conv_forward[double](x, rows, wt, bias_padded, self.taps, origins, None, out,
+                                  scratch, ph, pw, False, parts, threads, placements)
         else:
-            _conv_forward[float](x, wt, bias_padded, self.taps, origins, None, out, scratch,
-                                 ph, pw, False, parts, threads, placements)
+            _conv_forward[float](x, rows, wt, bias_padded, self.taps, origins, None, out,
+                                 scratch, ph, pw, False, parts, threads, placements)
 
     cdef _lay_out_input_grad_phases(self):
         c, h, w = self.input_shape

@@ -24,7 +24,9 @@
 # Threads take whole images (forward) or fixed blocks of images (backward: each block sums into
 # its own slot of `partial`, and the plan adds the slots in block order), so results are
 # bit-identical for any thread count. Scheduling is dynamic: when another process holds a core,
-# the other thread takes the remaining images instead of waiting for a slowed one.
+# the other thread takes the remaining images instead of waiting for a slowed one. A batch
+# smaller than the team (batch 1) is cut into one static share per thread instead, each with
+# its own copy of the padded image and the packed weights (_share_of_image says why).
 #
 # Every function here trusts its arguments: only ConvPlan calls them, after checking the arrays
 # against the geometry it was built for.
@@ -93,30 +95,29 @@ cdef extern from "conv_rows.h" nogil:
     enum:
         CNN_REGISTER_BYTES
     Py_ssize_t cnn_row_groups(Py_ssize_t channels)
-    void cnn_conv_rows_group_f32(const float* padded, Py_ssize_t C, Py_ssize_t rows,
+    void cnn_conv_pool_units_f32(const float* padded, Py_ssize_t C, Py_ssize_t rows,
                                  Py_ssize_t span, Py_ssize_t KH, Py_ssize_t KW,
                                  const float* weight, const float* bias, Py_ssize_t F,
-                                 Py_ssize_t g, Py_ssize_t y, int pair, Py_ssize_t out_w,
-                                 const float* affine, Py_ssize_t f_padded, int relu, float* out,
-                                 Py_ssize_t plane)
-    void cnn_conv_rows_group_f64(const double* padded, Py_ssize_t C, Py_ssize_t rows,
+                                 Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t conv_w, float* pooled,
+                                 int64_t* indices, Py_ssize_t first, Py_ssize_t last)
+    void cnn_conv_pool_units_f64(const double* padded, Py_ssize_t C, Py_ssize_t rows,
                                  Py_ssize_t span, Py_ssize_t KH, Py_ssize_t KW,
                                  const double* weight, const double* bias, Py_ssize_t F,
-                                 Py_ssize_t g, Py_ssize_t y, int pair, Py_ssize_t out_w,
+                                 Py_ssize_t PH, Py_ssize_t PW, Py_ssize_t conv_w,
+                                 double* pooled, int64_t* indices, Py_ssize_t first,
+                                 Py_ssize_t last)
+    void cnn_conv_rows_units_f32(const float* padded, Py_ssize_t C, Py_ssize_t rows,
+                                 Py_ssize_t span, Py_ssize_t KH, Py_ssize_t KW,
+                                 const float* weight, const float* bias, const float* affine,
+                                 Py_ssize_t f_padded, int relu, float* out, Py_ssize_t F,
+                                 Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t first,
+                                 Py_ssize_t last)
+    void cnn_conv_rows_units_f64(const double* padded, Py_ssize_t C, Py_ssize_t rows,
+                                 Py_ssize_t span, Py_ssize_t KH, Py_ssize_t KW,
+                                 const double* weight, const double* bias,
                                  const double* affine, Py_ssize_t f_padded, int relu,
-                                 double* out, Py_ssize_t plane)
-    void cnn_conv_pool_group_f32(const float* padded, Py_ssize_t C, Py_ssize_t rows,
-                                 Py_ssize_t span, Py_ssize_t KH, Py_ssize_t KW,
-                                 const float* weight, const float* bias, Py_ssize_t F,
-                                 Py_ssize_t g, Py_ssize_t py, Py_ssize_t pooled_w,
-                                 Py_ssize_t conv_w, float* pooled, Py_ssize_t plane,
-                                 int64_t* indices)
-    void cnn_conv_pool_group_f64(const double* padded, Py_ssize_t C, Py_ssize_t rows,
-                                 Py_ssize_t span, Py_ssize_t KH, Py_ssize_t KW,
-                                 const double* weight, const double* bias, Py_ssize_t F,
-                                 Py_ssize_t g, Py_ssize_t py, Py_ssize_t pooled_w,
-                                 Py_ssize_t conv_w, double* pooled, Py_ssize_t plane,
-                                 int64_t* indices)
+                                 double* out, Py_ssize_t F, Py_ssize_t OH, Py_ssize_t OW,
+                                 Py_ssize_t first, Py_ssize_t last)
 
 
 cdef inline Py_ssize_t _block(Py_ssize_t f_padded) noexcept nogil:
@@ -206,31 +207,25 @@ cdef void _pad_image(const floating[:, :, ::1] x, floating* padded, Py_ssize_t p
                 padded[(c * hp + y + ph) * wp + xx + pw] = x[c, y, xx]
 
 
-cdef void _pad_images(const floating[:, :, :, ::1] x, floating[:, ::1] scratch, Py_ssize_t ph,
-                      Py_ssize_t pw, int num_threads, Py_ssize_t hp=0,
-                      Py_ssize_t wp=0) noexcept:
-    """Every image of x into its own row of scratch, padded (the team's split of a small
-    batch: the threads then read the images they share); with hp and wp, padded to (hp, wp)
-    and split into even and odd columns (_pad_image_split), as the pooled row kernels read
-    them."""
-    cdef Py_ssize_t n, N = x.shape[0]
-    with nogil:
-        if _serial(num_threads, N):
-            for n in range(N):
-                _pad_image_into(x, n, scratch, ph, pw, hp, wp)
-        else:
-            for n in prange(N, schedule="static", num_threads=num_threads):
-                _pad_image_into(x, n, scratch, ph, pw, hp, wp)
-
-
-cdef inline void _pad_image_into(const floating[:, :, :, ::1] x, Py_ssize_t n,
-                                 floating[:, ::1] scratch, Py_ssize_t ph, Py_ssize_t pw,
-                                 Py_ssize_t hp, Py_ssize_t wp) noexcept nogil:
-    """Image n of x into row n of scratch, as _pad_images lays it out."""
-    if wp:
-        _pad_image_split(x[n], &scratch[n, 0], ph, pw, hp, wp)
-    else:
-        _pad_image(x[n], &scratch[n, 0], ph, pw)
+cdef inline bint _share_of_image(Py_ssize_t t, Py_ssize_t threads, Py_ssize_t N, Py_ssize_t n,
+                                 Py_ssize_t parts, Py_ssize_t work, Py_ssize_t* first,
+                                 Py_ssize_t* last) noexcept nogil:
+    """A batch smaller than the team (parts > 1: see ConvPlan) is cut into N * parts items,
+    each image's `work` units in `parts` ranges, and share t of `threads` is a run of them:
+    whether that share holds any of image n's units, and which (first..last-1, the union of
+    its consecutive ranges, so each value is still one unit's and the bits do not depend on
+    the cut). Each share pads its images into its own scratch row: when one thread padded
+    an image that the others read, its rows were in their caches at the next call, and
+    writing them again (invalidations across cores) took longer than a batch-1 layer's
+    arithmetic (a 74 KB image: 14 us, the layer 29 us)."""
+    cdef Py_ssize_t items = N * parts
+    cdef Py_ssize_t begin = max(items * t // threads, n * parts) - n * parts
+    cdef Py_ssize_t end = min(items * (t + 1) // threads, (n + 1) * parts) - n * parts
+    if begin >= end:
+        return False
+    first[0] = work * begin // parts
+    last[0] = work * end // parts
+    return True
 
 
 cdef void _forward_image(const floating* padded, const Py_ssize_t* origins,
@@ -348,13 +343,15 @@ cdef inline const floating* _image_of(const floating[:, :, :, ::1] images,
 
 
 cdef void _conv_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
-                        const floating[:, ::1] wt,      # IN  (C*KH*KW, F_padded), repacked weight
+                        const floating[:, ::1] rows,    # IN  (F, C*KH*KW), the weight
+                        floating[:, ::1] wt,            # IN  (C*KH*KW, F_padded), rows repacked;
+                                                        #     parts > 1: room for one per thread
                         const floating[::1] bias,       # IN  (F_padded,), zeros where no bias
                         const Py_ssize_t[::1] taps,     # IN  (C*KH*KW,) tap offsets, padded image
                         const Py_ssize_t[::1] origins,  # IN  (OH*OW,) window origins
                         const floating[:, ::1] affine,  # IN  (3, F_padded) or None
                         floating[:, :, :, ::1] out,     # OUT (N, F, OH, OW)
-                        floating[:, ::1] scratch,       # (threads or N, C*(H+2PH)*(W+2PW))
+                        floating[:, ::1] scratch,       # (threads, C*(H+2PH)*(W+2PW))
                         Py_ssize_t ph, Py_ssize_t pw, bint relu, Py_ssize_t parts,
                         int num_threads,
                         const Py_ssize_t[::1] placements=None,  # IN (len(origins),) or None
@@ -363,10 +360,13 @@ cdef void _conv_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
     channel), a residual (added, as AddReLU adds) and max(., 0) when asked. With
     `placements`, out is a larger plane (an input gradient, N, F, H, W) and output pixel p
     goes to its place placements[p] in it (and no residual is given). With
-    `parts` > 1 (a batch smaller than the team: see ConvPlan), every image is padded into its
-    own row of scratch first and each image's tiles are cut into `parts` ranges the threads
-    share; either way each value is one tile's, so the bits do not depend on the split."""
-    cdef Py_ssize_t n, item, N = x.shape[0], F = out.shape[1], n_pixels = origins.shape[0]
+    `parts` > 1 (a batch smaller than the team: see ConvPlan), each image's tiles are cut
+    into `parts` ranges that the threads share (_share_of_image); either way each value is
+    one tile's, so the bits do not depend on the split."""
+    cdef Py_ssize_t n, t, first, last, N = x.shape[0], F = out.shape[1]
+    cdef Py_ssize_t n_pixels = origins.shape[0], n_taps = taps.shape[0]
+    cdef floating* share_wt
+    cdef bint packed
     cdef Py_ssize_t plane = out.shape[2] * out.shape[3]
     cdef const Py_ssize_t* places = NULL
     cdef Py_ssize_t L = _lanes(_block(wt.shape[1]))
@@ -389,14 +389,22 @@ cdef void _conv_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                                        coefficients, residual, out, ph, pw, places, relu,
                                        tiles)
         return
-    _pad_images(x, scratch, ph, pw, num_threads)
     with nogil:
-        for item in prange(N * parts, schedule="dynamic", num_threads=num_threads):
-            n = item // parts
-            _forward_image(&scratch[n, 0], &origins[0], &taps[0], taps.shape[0], &wt[0, 0],
-                           wt.shape[1], &bias[0], coefficients, _image_of(residual, n),
-                           &out[n, 0, 0, 0], F, n_pixels, places, plane, relu,
-                           tiles * (item % parts) // parts, tiles * (item % parts + 1) // parts)
+        for t in prange(num_threads, schedule="static", num_threads=num_threads):
+            share_wt = &wt[t * n_taps, 0]
+            packed = False
+            for n in range(N):
+                first, last = 0, 0
+                if _share_of_image(t, num_threads, N, n, parts, tiles, &first, &last):
+                    if not packed:
+                        _pack_taps(&rows[0, 0], rows.shape[0], n_taps, share_wt, wt.shape[1],
+                                   0, n_taps)
+                        packed = True
+                    _pad_image(x[n], &scratch[t, 0], ph, pw)
+                    _forward_image(&scratch[t, 0], &origins[0], &taps[0], n_taps, share_wt,
+                                   wt.shape[1], &bias[0], coefficients,
+                                   _image_of(residual, n), &out[n, 0, 0, 0], F, n_pixels,
+                                   places, plane, relu, first, last)
 
 
 cdef inline void _pad_forward_pool_image(const floating[:, :, :, ::1] x, Py_ssize_t n,
@@ -416,20 +424,24 @@ cdef inline void _pad_forward_pool_image(const floating[:, :, :, ::1] x, Py_ssiz
 
 
 cdef void _conv_relu_pool_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
-                                  const floating[:, ::1] wt,      # IN  (C*KH*KW, F_padded)
+                                  const floating[:, ::1] rows,    # IN  (F, C*KH*KW)
+                                  floating[:, ::1] wt,            # IN  as _conv_forward's
                                   const floating[::1] bias,       # IN  (F_padded,)
                                   const Py_ssize_t[::1] taps,     # IN  (C*KH*KW,)
                                   floating[:, :, :, ::1] pooled,  # OUT (N, F, OH // 2, OW // 2)
                                   int64_t[:, :, :, ::1] indices,  # OUT (N, F, OH // 2, OW // 2)
                                   const Py_ssize_t[::1] origins,  # IN  (OH*OW,) window origins
-                                  floating[:, ::1] scratch,       # (threads or N, C*Hp*Wp)
+                                  floating[:, ::1] scratch,       # (threads, C*Hp*Wp)
                                   Py_ssize_t conv_w, Py_ssize_t ph, Py_ssize_t pw,
                                   Py_ssize_t parts, int num_threads):
     """max_pool2d(relu(conv(x, w) + bias), 2) and (unless `indices` is None) the argmax index
     y*OW + x of every maximum in its conv-output plane, without storing the convolution's
     output (`parts` as in _conv_forward)."""
     cdef bint keep_indices = indices is not None
-    cdef Py_ssize_t n, item, N = x.shape[0], block = _block(wt.shape[1])
+    cdef Py_ssize_t n, t, first, last, N = x.shape[0], block = _block(wt.shape[1])
+    cdef Py_ssize_t n_taps = taps.shape[0]
+    cdef floating* share_wt
+    cdef bint packed
     cdef Py_ssize_t per_tile = _lanes(block) // CNN_PIXELS
     cdef Py_ssize_t tiles = wt.shape[1] // block * (
         (pooled.shape[2] * pooled.shape[3] + per_tile - 1) // per_tile)
@@ -446,15 +458,22 @@ cdef void _conv_relu_pool_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, 
                     _pad_forward_pool_image(x, n, &scratch[threadid(), 0], wt, bias, taps,
                                             origins, pooled, indices, conv_w, ph, pw, tiles)
         return
-    _pad_images(x, scratch, ph, pw, num_threads)
     with nogil:
-        for item in prange(N * parts, schedule="dynamic", num_threads=num_threads):
-            n = item // parts
-            _forward_pool_image(&scratch[n, 0], &origins[0], &taps[0], taps.shape[0],
-                                &wt[0, 0], wt.shape[1], &bias[0], pooled[n],
-                                &indices[n, 0, 0, 0] if keep_indices else NULL, conv_w,
-                                tiles * (item % parts) // parts,
-                                tiles * (item % parts + 1) // parts)
+        for t in prange(num_threads, schedule="static", num_threads=num_threads):
+            share_wt = &wt[t * n_taps, 0]
+            packed = False
+            for n in range(N):
+                first, last = 0, 0
+                if _share_of_image(t, num_threads, N, n, parts, tiles, &first, &last):
+                    if not packed:
+                        _pack_taps(&rows[0, 0], rows.shape[0], n_taps, share_wt, wt.shape[1],
+                                   0, n_taps)
+                        packed = True
+                    _pad_image(x[n], &scratch[t, 0], ph, pw)
+                    _forward_pool_image(&scratch[t, 0], &origins[0], &taps[0], n_taps,
+                                        share_wt, wt.shape[1], &bias[0], pooled[n],
+                                        &indices[n, 0, 0, 0] if keep_indices else NULL,
+                                        conv_w, first, last)
 
 
 cdef inline Py_ssize_t _row_slack(Py_ssize_t kw, Py_ssize_t itemsize) noexcept nogil:
@@ -469,14 +488,12 @@ cdef void _pool_rows_image(const floating* padded, Py_ssize_t C, Py_ssize_t rows
                            Py_ssize_t conv_w, Py_ssize_t first, Py_ssize_t last) noexcept nogil:
     """One image's pooled rows, units first..last-1: unit u is pooled row u % PH of the u // PH-th
     group of output channels (conv_rows.h)."""
-    cdef Py_ssize_t u
-    for u in range(first, last):
-        if floating is float:
-            cnn_conv_pool_group_f32(padded, C, rows, span, KH, KW, weight, bias, F, u // PH,
-                                    u % PH, PW, conv_w, pooled, PH * PW, indices)
-        else:
-            cnn_conv_pool_group_f64(padded, C, rows, span, KH, KW, weight, bias, F, u // PH,
-                                    u % PH, PW, conv_w, pooled, PH * PW, indices)
+    if floating is float:
+        cnn_conv_pool_units_f32(padded, C, rows, span, KH, KW, weight, bias, F, PH, PW, conv_w,
+                                pooled, indices, first, last)
+    else:
+        cnn_conv_pool_units_f64(padded, C, rows, span, KH, KW, weight, bias, F, PH, PW, conv_w,
+                                pooled, indices, first, last)
 
 
 cdef inline void _pad_pool_rows_image(const floating[:, :, :, ::1] x, Py_ssize_t n,
@@ -499,7 +516,7 @@ cdef void _conv_relu_pool_rows(const floating[:, :, :, ::1] x,  # IN  (N, C, H, 
                                const floating[::1] bias,       # IN  (F,), zeros where no bias
                                floating[:, :, :, ::1] pooled,  # OUT (N, F, OH // 2, OW // 2)
                                int64_t[:, :, :, ::1] indices,  # OUT like pooled, or None
-                               floating[:, ::1] scratch,       # (threads or N, see ConvPlan)
+                               floating[:, ::1] scratch,       # (threads, see ConvPlan)
                                Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t conv_w, Py_ssize_t ph,
                                Py_ssize_t pw, Py_ssize_t hp, Py_ssize_t wp, Py_ssize_t parts,
                                int num_threads):
@@ -509,7 +526,7 @@ cdef void _conv_relu_pool_rows(const floating[:, :, :, ::1] x,  # IN  (N, C, H, 
     or with `parts` > 1 (a batch smaller than the team) share each image's units (pooled rows
     of channel groups) in `parts` ranges."""
     cdef bint keep_indices = indices is not None
-    cdef Py_ssize_t n, item, N = x.shape[0], C = x.shape[1]
+    cdef Py_ssize_t n, t, first, last, N = x.shape[0], C = x.shape[1]
     cdef Py_ssize_t F = pooled.shape[1], PH = pooled.shape[2], PW = pooled.shape[3]
     cdef Py_ssize_t units = cnn_row_groups(F) * PH
     if F == 0 or N == 0 or PH == 0 or PW == 0:
@@ -525,14 +542,16 @@ cdef void _conv_relu_pool_rows(const floating[:, :, :, ::1] x,  # IN  (N, C, H, 
                     _pad_pool_rows_image(x, n, &scratch[threadid(), 0], weight, bias, pooled,
                                          indices, KH, KW, conv_w, ph, pw, hp, wp, units)
         return
-    _pad_images(x, scratch, ph, pw, num_threads, hp, wp)
     with nogil:
-        for item in prange(N * parts, schedule="dynamic", num_threads=num_threads):
-            n = item // parts
-            _pool_rows_image(&scratch[n, 0], C, hp, wp, KH, KW, &weight[0, 0], &bias[0],
-                             &pooled[n, 0, 0, 0], &indices[n, 0, 0, 0] if keep_indices else NULL,
-                             F, PH, PW, conv_w, units * (item % parts) // parts,
-                             units * (item % parts + 1) // parts)
+        for t in prange(num_threads, schedule="static", num_threads=num_threads):
+            for n in range(N):
+                first, last = 0, 0
+                if _share_of_image(t, num_threads, N, n, parts, units, &first, &last):
+                    _pad_image_split(x[n], &scratch[t, 0], ph, pw, hp, wp)
+                    _pool_rows_image(&scratch[t, 0], C, hp, wp, KH, KW, &weight[0, 0],
+                                     &bias[0], &pooled[n, 0, 0, 0],
+                                     &indices[n, 0, 0, 0] if keep_indices else NULL, F, PH,
+                                     PW, conv_w, first, last)
 
 
 cdef void _rows_image(const floating* padded, Py_ssize_t C, Py_ssize_t hp, Py_ssize_t wp,
@@ -542,15 +561,12 @@ cdef void _rows_image(const floating* padded, Py_ssize_t C, Py_ssize_t hp, Py_ss
                       Py_ssize_t first, Py_ssize_t last) noexcept nogil:
     """One image's output, units first..last-1: unit u is the pair of rows 2 (u % pairs), + 1
     of the u // pairs-th group of output channels (conv_rows.h)."""
-    cdef Py_ssize_t u, y, pairs = (OH + 1) // 2
-    for u in range(first, last):
-        y = 2 * (u % pairs)
-        if floating is float:
-            cnn_conv_rows_group_f32(padded, C, hp, wp, KH, KW, weight, bias, F, u // pairs, y,
-                                    y + 1 < OH, OW, affine, f_padded, relu, out, OH * OW)
-        else:
-            cnn_conv_rows_group_f64(padded, C, hp, wp, KH, KW, weight, bias, F, u // pairs, y,
-                                    y + 1 < OH, OW, affine, f_padded, relu, out, OH * OW)
+    if floating is float:
+        cnn_conv_rows_units_f32(padded, C, hp, wp, KH, KW, weight, bias, affine, f_padded, relu,
+                                out, F, OH, OW, first, last)
+    else:
+        cnn_conv_rows_units_f64(padded, C, hp, wp, KH, KW, weight, bias, affine, f_padded, relu,
+                                out, F, OH, OW, first, last)
 
 
 cdef inline void _pad_rows_image(const floating[:, :, :, ::1] x, Py_ssize_t n,
@@ -571,13 +587,13 @@ cdef void _conv_rows_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                              const floating[::1] bias,       # IN  (F,), zeros where no bias
                              const floating[:, ::1] affine,  # IN  (3, F_padded) or None
                              floating[:, :, :, ::1] out,     # OUT (N, F, OH, OW)
-                             floating[:, ::1] scratch,       # (threads or N, see ConvPlan)
+                             floating[:, ::1] scratch,       # (threads, see ConvPlan)
                              Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t ph, Py_ssize_t pw,
                              bint relu, Py_ssize_t parts, int num_threads):
     """_conv_forward's results for a stride-1 layer with few taps and wide rows, by pairs of
     output rows (conv_rows.h): the same values, bit for bit. Threads take whole images, or
     with `parts` > 1 share each image's units in `parts` ranges."""
-    cdef Py_ssize_t n, item, N = x.shape[0], C = x.shape[1]
+    cdef Py_ssize_t n, t, first, last, N = x.shape[0], C = x.shape[1]
     cdef Py_ssize_t hp = x.shape[2] + 2 * ph, wp = x.shape[3] + 2 * pw
     cdef Py_ssize_t F = out.shape[1], OH = out.shape[2], OW = out.shape[3]
     cdef Py_ssize_t units = cnn_row_groups(F) * ((OH + 1) // 2)
@@ -598,13 +614,15 @@ cdef void _conv_rows_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                     _pad_rows_image(x, n, &scratch[threadid(), 0], weight, bias, coefficients,
                                     f_padded, relu, out, KH, KW, ph, pw, units)
         return
-    _pad_images(x, scratch, ph, pw, num_threads)
     with nogil:
-        for item in prange(N * parts, schedule="dynamic", num_threads=num_threads):
-            n = item // parts
-            _rows_image(&scratch[n, 0], C, hp, wp, KH, KW, &weight[0, 0], &bias[0],
-                        coefficients, f_padded, relu, &out[n, 0, 0, 0], F, OH, OW,
-                        units * (item % parts) // parts, units * (item % parts + 1) // parts)
+        for t in prange(num_threads, schedule="static", num_threads=num_threads):
+            for n in range(N):
+                first, last = 0, 0
+                if _share_of_image(t, num_threads, N, n, parts, units, &first, &last):
+                    _pad_image(x[n], &scratch[t, 0], ph, pw)
+                    _rows_image(&scratch[t, 0], C, hp, wp, KH, KW, &weight[0, 0], &bias[0],
+                                coefficients, f_padded, relu, &out[n, 0, 0, 0], F, OH, OW,
+                                first, last)
 
 
 cdef void _pixel_rows_dense(const floating[:, :, ::1] grad, floating* rows,

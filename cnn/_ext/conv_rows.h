@@ -254,4 +254,47 @@ CNN_DEFINE_CONV_POOL_GROUP(f64, double)
 CNN_DEFINE_CONV_ROWS_GROUP(f32, float)
 CNN_DEFINE_CONV_ROWS_GROUP(f64, double)
 
+/* Units first..last-1 of one image (unit u: pooled row u % PH of group u / PH; or the pair of
+ * output rows 2 (u % pairs), + 1 of group u / pairs), in a function of its own that is never
+ * inlined: inlined into the function gcc outlines for an OpenMP parallel region, the row
+ * kernels kept their loaded vectors on the stack instead of in registers, and a batch-1 layer
+ * shared by two threads ran no faster than on one (the CIFAR net's first layer: 26 us either
+ * way). The serial loops call the same functions. */
+#if defined(_MSC_VER)
+#define CNN_NOINLINE __declspec(noinline)
+#else
+#define CNN_NOINLINE __attribute__((noinline))
+#endif
+
+#define CNN_DEFINE_CONV_ROW_UNITS(SUFFIX, T)                                                   \
+    CNN_NOINLINE static void cnn_conv_pool_units_##SUFFIX(                                     \
+        const T *padded, ptrdiff_t C, ptrdiff_t rows, ptrdiff_t span, ptrdiff_t KH,            \
+        ptrdiff_t KW, const T *weight, const T *bias, ptrdiff_t F, ptrdiff_t PH, ptrdiff_t PW, \
+        ptrdiff_t conv_w, T *pooled, int64_t *indices, ptrdiff_t first, ptrdiff_t last)        \
+    {                                                                                          \
+        ptrdiff_t u;                                                                           \
+        for (u = first; u < last; u++)                                                         \
+            cnn_conv_pool_group_##SUFFIX(padded, C, rows, span, KH, KW, weight, bias, F,       \
+                                         u / PH, u % PH, PW, conv_w, pooled, PH * PW,          \
+                                         indices);                                             \
+    }                                                                                          \
+                                                                                               \
+    CNN_NOINLINE static void cnn_conv_rows_units_##SUFFIX(                                     \
+        const T *padded, ptrdiff_t C, ptrdiff_t rows, ptrdiff_t span, ptrdiff_t KH,            \
+        ptrdiff_t KW, const T *weight, const T *bias, const T *affine, ptrdiff_t f_padded,     \
+        int relu, T *out, ptrdiff_t F, ptrdiff_t OH, ptrdiff_t OW, ptrdiff_t first,            \
+        ptrdiff_t last)                                                                        \
+    {                                                                                          \
+        ptrdiff_t u, y, pairs = (OH + 1) / 2;                                                  \
+        for (u = first; u < last; u++) {                                                       \
+            y = 2 * (u % pairs);                                                               \
+            cnn_conv_rows_group_##SUFFIX(padded, C, rows, span, KH, KW, weight, bias, F,       \
+                                         u / pairs, y, y + 1 < OH, OW, affine, f_padded, relu, \
+                                         out, OH * OW);                                        \
+        }                                                                                      \
+    }
+
+CNN_DEFINE_CONV_ROW_UNITS(f32, float)
+CNN_DEFINE_CONV_ROW_UNITS(f64, double)
+
 #endif
