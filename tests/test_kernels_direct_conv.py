@@ -177,13 +177,15 @@ def test_rows_of_few_tap_layers_give_the_tiles_bits(isa, threads, small_layers_s
                                                     batch, channels, kernel, relu, affine):
     # Stride-1 layers with at most 64 taps and output rows of 16 or more take conv_rows.h's
     # unpooled kernel; narrower rows take the register tile. Without padding, the narrow
-    # layer's output is the left part of the wide one's: the same values, bit for bit.
+    # layer's output is the left part of the wide one's: the same values, bit for bit, signed
+    # zeros included (a channel whose weights and bias are -0.0 sums to -0.0).
     (c, f) = channels
     rng = np.random.default_rng(c * f)
-    x = rng.standard_normal((batch, c, 9, 22)).astype(dtype)
+    x = np.abs(rng.standard_normal((batch, c, 9, 22))).astype(dtype)  # x * -0.0 is -0.0
     x[0, 0, 2, 3] = np.nan
     w = rng.standard_normal((f, c, kernel, kernel)).astype(dtype)
     b = rng.standard_normal(f).astype(dtype)
+    w[-1], b[-1] = -0.0, -0.0
     coefficients = None
     if affine:
         coefficients = np.stack([rng.standard_normal(f), rng.random(f) + 0.5,

@@ -65,12 +65,13 @@
         for (l = 0; l < L; l++)                                                                \
             columns[l] = 2 * l;                                                                \
         for (m0 = 0; m0 < pooled_w; m0 += L) {                                                 \
-            V acc[4][G], best, zero = {0};                                                     \
+            V acc[4][G], best;                                                                 \
             M which;                                                                           \
             ptrdiff_t n = pooled_w - m0 < L ? pooled_w - m0 : L;                               \
             for (q = 0; q < 4; q++)                                                            \
                 for (k = 0; k < G; k++)                                                        \
-                    acc[q][k] = zero + b[k];                                                   \
+                    for (l = 0; l < L; l++) /* a broadcast: zero + b would make -0.0 +0.0 */   \
+                        acc[q][k][l] = b[k];                                                   \
             for (c = 0; c < C; c++)                                                            \
                 for (i = 0; i < KH; i++) {                                                     \
                     /* the window's two conv rows read padded rows 2 py + i and one below */   \
@@ -82,13 +83,13 @@
                         /* element m + j/2; odd outputs 2m + 1 + j the other way round */      \
                         ptrdiff_t left = (j & 1) ? half + (j >> 1) : (j >> 1);                 \
                         ptrdiff_t right = (j & 1) ? (j + 1) >> 1 : half + (j >> 1);            \
-                        V a0, d0, a1, d1, w;                                                   \
+                        V a0, d0, a1, d1;                                                      \
                         memcpy(&a0, upper + left, sizeof(V));                                  \
                         memcpy(&d0, upper + right, sizeof(V));                                 \
                         memcpy(&a1, lower + left, sizeof(V));                                  \
                         memcpy(&d1, lower + right, sizeof(V));                                 \
-                        for (k = 0; k < G; k++) {                                              \
-                            w = zero + taps_ci[(k < last ? k : last) * taps + j];              \
+                        for (k = 0; k < G; k++) { /* vector x scalar, as the tile's */         \
+                            T w = taps_ci[(k < last ? k : last) * taps + j];                   \
                             acc[0][k] += a0 * w;                                               \
                             acc[1][k] += d0 * w;                                               \
                             acc[2][k] += a1 * w;                                               \
@@ -150,22 +151,23 @@ CNN_DEFINE_CONV_POOL_ROW(cnn_conv_pool_row4_f64, double, int64_t, 4)
         for (k = 0; k < G; k++) /* a short group repeats its last channel: never stored */     \
             b[k] = bias[f0 + (k < last ? k : last)];                                           \
         for (x0 = 0; x0 < out_w; x0 += L) {                                                    \
-            V acc[2][G], zero = {0};                                                           \
+            V acc[2][G];                                                                       \
             ptrdiff_t n = out_w - x0 < L ? out_w - x0 : L;                                     \
             for (r = 0; r < 2; r++)                                                            \
                 for (k = 0; k < G; k++)                                                        \
-                    acc[r][k] = zero + b[k];                                                   \
+                    for (l = 0; l < L; l++) /* a broadcast: zero + b would make -0.0 +0.0 */   \
+                        acc[r][k][l] = b[k];                                                   \
             for (c = 0; c < C; c++)                                                            \
                 for (i = 0; i < KH; i++) {                                                     \
                     const T *upper = padded + (c * rows + y + i) * span + x0;                  \
                     const T *lower = upper + span;                                             \
                     const T *taps_ci = weight + f0 * taps + (c * KH + i) * KW;                 \
                     for (j = 0; j < KW; j++) {                                                 \
-                        V a0, a1, w;                                                           \
+                        V a0, a1;                                                              \
                         memcpy(&a0, upper + j, sizeof(V));                                     \
                         memcpy(&a1, lower + j, sizeof(V));                                     \
-                        for (k = 0; k < G; k++) {                                              \
-                            w = zero + taps_ci[(k < last ? k : last) * taps + j];              \
+                        for (k = 0; k < G; k++) { /* vector x scalar, as the tile's */         \
+                            T w = taps_ci[(k < last ? k : last) * taps + j];                   \
                             acc[0][k] += a0 * w;                                               \
                             acc[1][k] += a1 * w;                                               \
                         }                                                                      \
