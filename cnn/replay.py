@@ -26,6 +26,7 @@ Python that branches on tensor values (``if x.sum() > 0``) cannot be seen by the
 compile such models only if the branch is fixed.
 """
 import collections
+import operator
 import threading
 
 import numpy as np
@@ -117,9 +118,11 @@ class CompiledModule(Module):
         if kwargs or not args or not all(type(a) is Tensor for a in args):
             return self._eager("keyword or non-Tensor arguments", args, kwargs)
         leaves = self._leaves()
-        signature = (is_grad_enabled(),
-                     tuple([(a._data.shape, a._data.dtype, a._requires_grad) for a in args]),
-                     tuple([p._requires_grad for p in leaves]))
+        inputs = tuple([(a._data.shape, a._data.dtype, a._requires_grad) for a in args])
+        # Without gradients no op records anything, whatever the parameters' requires_grad:
+        # one program serves them all.
+        signature = ((True, inputs, tuple(map(_REQUIRES_GRAD, leaves))) if is_grad_enabled()
+                     else inputs)
         program = self._programs.get(signature)
         if program is not None and program.version == structure_version():
             if program.refused is None:
@@ -147,6 +150,10 @@ class CompiledModule(Module):
             raise RuntimeError(f"cnn.compile(fullgraph=True): the forward cannot be replayed: "
                                f"{reason}")
         return self._orig_mod(*args, **kwargs)
+
+
+# The parameters' part of a signature, read in one C loop (a ResNet has dozens).
+_REQUIRES_GRAD = operator.attrgetter("_requires_grad")
 
 
 # ***** capture *****
@@ -252,10 +259,21 @@ class _Program:
         steps, order = _fold_batch_norms(recorder.steps, order, result_slot)
         steps, order = _fuse_relus(steps, order, result_slot, self.meta)
         self.steps, self.backward_order = _fold_residuals(steps, order, result_slot)
-        # Without gradients each step is its Function's forward on the values of its slots:
-        # looked up once here, since a batch-1 forward's ops take only microseconds each.
-        self.forwards = [(cls.forward, cls, (None,) * len(specs), specs, kwargs, slot)
-                         for cls, specs, kwargs, slot, _ in self.steps]
+        # Without gradients each step is its Function's forward on the values of its slots,
+        # the values fixed at capture (plans, flags, buffers) in slots of their own after the
+        # others: looked up once here, and each step's arguments gathered by one C call
+        # (operator.itemgetter), since a batch-1 forward's ops take only microseconds each.
+        self.constants = []
+        self.forwards = []
+        for cls, specs, kwargs, slot, _ in self.steps:
+            sources = []
+            for source, constant in specs:
+                if source < 0:
+                    source = len(self.meta) + len(self.constants)
+                    self.constants.append(constant)
+                sources.append(source)
+            self.forwards.append((cls.forward, cls, (None,) * len(specs), _gatherer(sources),
+                                  kwargs or None, slot))
         self.unset = [None] * (len(self.meta) - self.n_inputs - len(leaves))
 
     @classmethod
@@ -268,12 +286,24 @@ class _Program:
         """The forward's result for new inputs (of the captured signature)."""
         if self.grad:
             return _Replayed.apply(*inputs, *leaves, self)
-        values = [t._data for t in inputs] + [t._data for t in leaves] + self.unset
-        for forward, cls, unrecorded, specs, kwargs, slot in self.forwards:
-            values[slot] = forward(_UnrecordedContext(cls, unrecorded),
-                                   *[values[i] if i >= 0 else constant for i, constant in specs],
-                                   **kwargs)
+        values = ([t._data for t in inputs] + [t._data for t in leaves] + self.unset
+                  + self.constants)
+        for forward, cls, unrecorded, gather, kwargs, slot in self.forwards:
+            if kwargs is None:
+                values[slot] = forward(_UnrecordedContext(cls, unrecorded), *gather(values))
+            else:
+                values[slot] = forward(_UnrecordedContext(cls, unrecorded), *gather(values),
+                                       **kwargs)
         return _wrap(values[self.result_slot])
+
+
+def _gatherer(indices):
+    """A function of a list giving the tuple of its items at `indices`, in that order."""
+    if not indices:
+        return lambda values: ()
+    if len(indices) == 1:
+        return lambda values, index=indices[0]: (values[index],)
+    return operator.itemgetter(*indices)
 
 
 def _run_steps(steps, values, contexts):
