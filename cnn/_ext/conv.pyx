@@ -145,17 +145,24 @@ class _InputGradPhase:
 
 cdef extern from "conv_pack.h" nogil:
     void cnn_pack_taps_f32(const float* weight, Py_ssize_t F, Py_ssize_t T, float* wt,
-                           Py_ssize_t P, Py_ssize_t first, Py_ssize_t last)
+                           Py_ssize_t P, Py_ssize_t f_first, Py_ssize_t f_last,
+                           Py_ssize_t first, Py_ssize_t last)
     void cnn_pack_taps_f64(const double* weight, Py_ssize_t F, Py_ssize_t T, double* wt,
-                           Py_ssize_t P, Py_ssize_t first, Py_ssize_t last)
+                           Py_ssize_t P, Py_ssize_t f_first, Py_ssize_t f_last,
+                           Py_ssize_t first, Py_ssize_t last)
 
 
 cdef inline void _pack_taps(const floating* weight, Py_ssize_t F, Py_ssize_t T, floating* wt,
-                            Py_ssize_t P, Py_ssize_t first, Py_ssize_t last) noexcept nogil:
+                            Py_ssize_t P, Py_ssize_t first, Py_ssize_t last,
+                            Py_ssize_t f_first=0, Py_ssize_t f_last=-1) noexcept nogil:
+    """Taps first..last-1 of wt, channels f_first..f_last-1 (all P by default; f_first a
+    multiple of 8), from weight (F, T)."""
+    if f_last < 0:
+        f_last = P
     if floating is float:
-        cnn_pack_taps_f32(weight, F, T, wt, P, first, last)
+        cnn_pack_taps_f32(weight, F, T, wt, P, f_first, f_last, first, last)
     else:
-        cnn_pack_taps_f64(weight, F, T, wt, P, first, last)
+        cnn_pack_taps_f64(weight, F, T, wt, P, f_first, f_last, first, last)
 
 
 cdef void _pack(const floating[:, ::1] weight, const floating[::1] bias, floating[:, ::1] wt,

@@ -17,18 +17,21 @@
 
 #include "conv_tile.h" /* CNN_REGISTER_BYTES */
 
-/* Taps first..last-1 of wt (T x P) from weight (F x T), value by value. */
+/* Channels f_first..f_last-1 of taps first..last-1 of wt (T x P) from weight (F x T), value
+ * by value (zeros from F on). */
 #define CNN_DEFINE_PACK_LOOP(SUFFIX, T_)                                                       \
     static inline void cnn_pack_loop_##SUFFIX(const T_ *weight, ptrdiff_t F, ptrdiff_t T,      \
                                               T_ *wt, ptrdiff_t P, ptrdiff_t f_first,          \
-                                              ptrdiff_t first, ptrdiff_t last)                 \
+                                              ptrdiff_t f_last, ptrdiff_t first,               \
+                                              ptrdiff_t last)                                  \
     {                                                                                          \
-        ptrdiff_t t, f;                                                                        \
+        ptrdiff_t t, f, f_weights = F < f_last ? F : f_last;                                   \
+        (void)P;                                                                               \
         for (t = first; t < last; t++) {                                                       \
             T_ *row = wt + t * P;                                                              \
-            for (f = f_first; f < F; f++)                                                      \
+            for (f = f_first; f < f_weights; f++)                                              \
                 row[f] = weight[f * T + t];                                                    \
-            for (f = F > f_first ? F : f_first; f < P; f++)                                    \
+            for (f = f_weights > f_first ? f_weights : f_first; f < f_last; f++)               \
                 row[f] = 0;                                                                    \
         }                                                                                      \
     }
@@ -61,14 +64,16 @@ static inline void cnn_pack_transpose8(cnn_pack_v8 r[8])
 }
 #endif
 
-/* Taps first..last-1 of wt (T x P) from weight (F x T). */
+/* Channels f_first..f_last-1 (f_first a multiple of 8) of taps first..last-1 of wt (T x P)
+ * from weight (F x T). */
 static inline void cnn_pack_taps_f32(const float *weight, ptrdiff_t F, ptrdiff_t T, float *wt,
-                                     ptrdiff_t P, ptrdiff_t first, ptrdiff_t last)
+                                     ptrdiff_t P, ptrdiff_t f_first, ptrdiff_t f_last,
+                                     ptrdiff_t first, ptrdiff_t last)
 {
 #if CNN_REGISTER_BYTES >= 32
-    ptrdiff_t t0, f0, i;
+    ptrdiff_t t0, f0, i, f_weights = F < f_last ? F : f_last;
     for (t0 = first; t0 + 8 <= last; t0 += 8) {
-        for (f0 = 0; f0 + 8 <= F; f0 += 8) {
+        for (f0 = f_first; f0 + 8 <= f_weights; f0 += 8) {
             cnn_pack_v8 r[8];
             for (i = 0; i < 8; i++)
                 memcpy(&r[i], weight + (f0 + i) * T + t0, sizeof r[i]);
@@ -77,17 +82,18 @@ static inline void cnn_pack_taps_f32(const float *weight, ptrdiff_t F, ptrdiff_t
                 memcpy(wt + (t0 + i) * P + f0, &r[i], sizeof r[i]);
         }
         /* the channels past the last whole block, and the zeros */
-        cnn_pack_loop_f32(weight, F, T, wt, P, f0, t0, t0 + 8);
+        cnn_pack_loop_f32(weight, F, T, wt, P, f0, f_last, t0, t0 + 8);
     }
     first = t0;
 #endif
-    cnn_pack_loop_f32(weight, F, T, wt, P, 0, first, last);
+    cnn_pack_loop_f32(weight, F, T, wt, P, f_first, f_last, first, last);
 }
 
 static inline void cnn_pack_taps_f64(const double *weight, ptrdiff_t F, ptrdiff_t T,
-                                     double *wt, ptrdiff_t P, ptrdiff_t first, ptrdiff_t last)
+                                     double *wt, ptrdiff_t P, ptrdiff_t f_first,
+                                     ptrdiff_t f_last, ptrdiff_t first, ptrdiff_t last)
 {
-    cnn_pack_loop_f64(weight, F, T, wt, P, 0, first, last);
+    cnn_pack_loop_f64(weight, F, T, wt, P, f_first, f_last, first, last);
 }
 
 #endif
