@@ -224,7 +224,8 @@ cdef class ConvPlan:
             at least WINOGRAD_MIN_OUTPUTS output pixels run by Winograd, smaller ones by the
             direct kernels), "columns" (im2col + a BLAS product per image, the calls shared
             by the team: layers with groups > 1, and 1x1 layers without padding, whose columns
-            are the input or its subsampled pixels) or "direct" (the other layers).
+            are the input or its subsampled pixels; a strided one's forward runs the direct
+            kernels) or "direct" (the other layers).
 
     Raises:
         TypeError: An argument of the wrong type, or an unsupported dtype.
@@ -239,6 +240,9 @@ cdef class ConvPlan:
     # Direct convolution's layout: channels padded to whole tiles, the padded image, the taps.
     cdef Py_ssize_t f_padded, hp, wp, image_size, n_taps, tap_rows, n_pixels
     cdef bint scatter_input_grad, weight_grad_by_channel, pool_rows, conv_rows
+    # A strided 1x1 layer (columns algorithm) whose forward runs the direct tile when it keeps
+    # no columns.
+    cdef bint _direct_pointwise
     cdef object segment_places, segment_offsets
     # The tap and origin tables as typed views, acquired once: a batch-1 call spends
     # microseconds, of which acquiring a view of each array the kernels take is a good part.
@@ -281,8 +285,14 @@ cdef class ConvPlan:
                 # A 1x1 convolution is a matrix product per image (its columns are the input,
                 # or at a stride its subsampled pixels): BLAS runs it at 2-4x the register
                 # tile's speed, whose few taps leave it storing more than computing (ResNet
-                # shortcuts). The direct tables stay: an input gradient's phases use them.
+                # shortcuts). The direct tables stay: an input gradient's phases use them,
+                # and so does a strided layer's forward (its columns, when backward needs
+                # them, are still made): there the subsampling copy, the product's call and a
+                # separate pass for a folded batch norm cost more than the tile reading the
+                # input where it is (ResNet-8's shortcuts at batch 1000: 7.9 -> 6.3 ms and
+                # 4.2 -> 3.2 ms).
                 self.algorithm = COLUMNS
+                self._direct_pointwise = self.stride != (1, 1)
                 return
             # The fused ReLU + max-pool runs along pooled rows, vectors of windows instead of
             # vectors of channels (conv_rows.h), where the tile fills its vectors badly (at most
@@ -463,16 +473,21 @@ cdef class ConvPlan:
             affine = self._array(affine, "affine", (3,) + self.weight_shape[:1], np.float64)
         if residual is not None:
             residual = self._array(residual, "residual", (x.shape[0],) + self.output_shape)
-        if self.algorithm == COLUMNS:
+        keep_columns = flag(keep_columns, "keep_columns")
+        if self.algorithm == COLUMNS and not self._direct_pointwise:
             out, columns = self._columns_forward(
-                x, weight, bias, relu and affine is None and residual is None,
-                flag(keep_columns, "keep_columns"), threads)
+                x, weight, bias, relu and affine is None and residual is None, keep_columns,
+                threads)
             if affine is not None:
                 planes = out.reshape(out.shape[0], out.shape[1], -1)
                 _norm.normalize(planes, affine[0], affine[1], affine[2], planes,
                                 relu and residual is None, threads)
             self._residual_pass(out, residual, relu, threads)
             return out, columns
+        columns = None
+        if self._direct_pointwise and keep_columns:  # for backward, laid out as by columns
+            columns = self._columns(x, threads).reshape(x.shape[0], 1, self.n_taps,
+                                                        self.n_pixels)
         out = np.empty((x.shape[0],) + self.output_shape, dtype=self.dtype)
         coefficients = None
         if affine is not None:
@@ -499,7 +514,7 @@ cdef class ConvPlan:
             _conv_forward[float](x, rows, wt, bias_padded, self.taps, self.origins,
                                  coefficients, out, scratch, ph, pw, relu, parts, threads,
                                  None, residual)
-        return out, None
+        return out, columns
 
     cdef _residual_pass(self, out, residual, bint relu, Py_ssize_t threads):
         """out += residual, then ReLU when relu (AddReLU's pass, for the algorithms whose
@@ -571,7 +586,7 @@ cdef class ConvPlan:
         shape_ = (x.shape[0], self.output_shape[0], oh // 2, ow // 2)
         pooled = np.empty(shape_, dtype=self.dtype)
         indices = np.empty(shape_, dtype=np.int64) if flag(with_indices, "with_indices") else None
-        if self.algorithm == COLUMNS:
+        if self.algorithm == COLUMNS and not self._direct_pointwise:
             # A 1x1 layer: its ReLU'd output, then max_pool2d's own kernel (the same bits as
             # the three layers).
             out = self._columns_forward(x, weight, bias, True, False, threads)[0]

@@ -207,6 +207,18 @@ cdef void _pad_image(const floating[:, :, ::1] x, floating* padded, Py_ssize_t p
                 padded[(c * hp + y + ph) * wp + xx + pw] = x[c, y, xx]
 
 
+cdef inline const floating* _tile_input(const floating[:, :, :, ::1] x, Py_ssize_t n,
+                                       floating* padded, Py_ssize_t ph,
+                                       Py_ssize_t pw) noexcept nogil:
+    """Image n of x as the register tile reads it: padded into `padded`, or without padding
+    the image itself (the tile reads no value past it; copying it cost ResNet-8's strided 1x1
+    shortcut, which reads a quarter of its input, more than its arithmetic)."""
+    if ph == 0 and pw == 0:
+        return &x[n, 0, 0, 0]
+    _pad_image(x[n], padded, ph, pw)
+    return padded
+
+
 cdef inline bint _share_of_image(Py_ssize_t t, Py_ssize_t threads, Py_ssize_t N, Py_ssize_t n,
                                  Py_ssize_t parts, Py_ssize_t work, Py_ssize_t* first,
                                  Py_ssize_t* last) noexcept nogil:
@@ -351,12 +363,12 @@ cdef inline void _pad_forward_image(const floating[:, :, :, ::1] x, Py_ssize_t n
                                     floating[:, :, :, ::1] out, Py_ssize_t ph, Py_ssize_t pw,
                                     const Py_ssize_t* places, bint relu,
                                     Py_ssize_t tiles) noexcept nogil:
-    """Image n of _conv_forward (parts = 1): padded into `padded`, then all its tiles."""
-    _pad_image(x[n], padded, ph, pw)
-    _forward_image(padded, &origins[0], &taps[0], taps.shape[0], &wt[0, 0], wt.shape[1],
-                   &bias[0], coefficients, _image_of(residual, n), &out[n, 0, 0, 0],
-                   out.shape[1], origins.shape[0], places, out.shape[2] * out.shape[3], relu,
-                   0, tiles)
+    """Image n of _conv_forward (parts = 1): padded into `padded` (_tile_input), then all its
+    tiles."""
+    _forward_image(_tile_input(x, n, padded, ph, pw), &origins[0], &taps[0], taps.shape[0],
+                   &wt[0, 0], wt.shape[1], &bias[0], coefficients, _image_of(residual, n),
+                   &out[n, 0, 0, 0], out.shape[1], origins.shape[0], places,
+                   out.shape[2] * out.shape[3], relu, 0, tiles)
 
 
 cdef inline const floating* _image_of(const floating[:, :, :, ::1] images,
@@ -425,11 +437,10 @@ cdef void _conv_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                 if _share_of_image(t, num_threads, N, n, parts, tiles, &first, &last):
                     _pack_share(&rows[0, 0], rows.shape[0], n_taps, share_wt, wt.shape[1],
                                 block, per_block, first, last, &packed_first, &packed_last)
-                    _pad_image(x[n], &scratch[t, 0], ph, pw)
-                    _forward_image(&scratch[t, 0], &origins[0], &taps[0], n_taps, share_wt,
-                                   wt.shape[1], &bias[0], coefficients,
-                                   _image_of(residual, n), &out[n, 0, 0, 0], F, n_pixels,
-                                   places, plane, relu, first, last)
+                    _forward_image(_tile_input(x, n, &scratch[t, 0], ph, pw), &origins[0],
+                                   &taps[0], n_taps, share_wt, wt.shape[1], &bias[0],
+                                   coefficients, _image_of(residual, n), &out[n, 0, 0, 0], F,
+                                   n_pixels, places, plane, relu, first, last)
 
 
 cdef inline void _pad_forward_pool_image(const floating[:, :, :, ::1] x, Py_ssize_t n,
@@ -440,11 +451,10 @@ cdef inline void _pad_forward_pool_image(const floating[:, :, :, ::1] x, Py_ssiz
                                          int64_t[:, :, :, ::1] indices, Py_ssize_t conv_w,
                                          Py_ssize_t ph, Py_ssize_t pw,
                                          Py_ssize_t tiles) noexcept nogil:
-    """Image n of _conv_relu_pool_forward (parts = 1): padded into `padded`, then all its
-    tiles."""
-    _pad_image(x[n], padded, ph, pw)
-    _forward_pool_image(padded, &origins[0], &taps[0], taps.shape[0], &wt[0, 0], wt.shape[1],
-                        &bias[0], pooled[n],
+    """Image n of _conv_relu_pool_forward (parts = 1): padded into `padded` (_tile_input),
+    then all its tiles."""
+    _forward_pool_image(_tile_input(x, n, padded, ph, pw), &origins[0], &taps[0],
+                        taps.shape[0], &wt[0, 0], wt.shape[1], &bias[0], pooled[n],
                         &indices[n, 0, 0, 0] if indices is not None else NULL, conv_w, 0, tiles)
 
 
@@ -492,8 +502,8 @@ cdef void _conv_relu_pool_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, 
                 if _share_of_image(t, num_threads, N, n, parts, tiles, &first, &last):
                     _pack_share(&rows[0, 0], rows.shape[0], n_taps, share_wt, wt.shape[1],
                                 block, per_block, first, last, &packed_first, &packed_last)
-                    _pad_image(x[n], &scratch[t, 0], ph, pw)
-                    _forward_pool_image(&scratch[t, 0], &origins[0], &taps[0], n_taps,
+                    _forward_pool_image(_tile_input(x, n, &scratch[t, 0], ph, pw),
+                                        &origins[0], &taps[0], n_taps,
                                         share_wt, wt.shape[1], &bias[0], pooled[n],
                                         &indices[n, 0, 0, 0] if keep_indices else NULL,
                                         conv_w, first, last)
