@@ -176,6 +176,12 @@ class _UnrecordedContext(Context):
     def save_for_backward(self, *arrays):
         pass
 
+    @property
+    def needs_input_grad(self):
+        """tuple: All False (nothing is recorded), made without looking at the inputs: a
+        batch-1 layer reads it at every call."""
+        return (False,) * len(self._inputs)
+
 
 class Function:
     """Base class of differentiable operations.
