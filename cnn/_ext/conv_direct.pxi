@@ -382,8 +382,9 @@ cdef inline const floating* _image_of(const floating[:, :, :, ::1] images,
 
 cdef void _conv_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                         const floating[:, ::1] rows,    # IN  (F, C*KH*KW), the weight
-                        floating[:, ::1] wt,            # IN  (C*KH*KW, F_padded), rows repacked;
-                                                        #     parts > 1: room for one per thread
+                        floating[:, ::1] wt,            # IN  (C*KH*KW, F_padded), rows repacked,
+                                                        # or (parts > 1) room for each thread
+                                                        # to pack its own copy
                         const floating[::1] bias,       # IN  (F_padded,), zeros where no bias
                         const Py_ssize_t[::1] taps,     # IN  (C*KH*KW,) tap offsets, padded image
                         const Py_ssize_t[::1] origins,  # IN  (OH*OW,) window origins
@@ -403,13 +404,12 @@ cdef void _conv_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
     one tile's, so the bits do not depend on the split."""
     cdef Py_ssize_t n, t, first, last, N = x.shape[0], F = out.shape[1]
     cdef Py_ssize_t n_pixels = origins.shape[0], n_taps = taps.shape[0]
-    cdef Py_ssize_t block = _block(wt.shape[1]), per_block, packed_first, packed_last
+    cdef Py_ssize_t block = _block(wt.shape[1]), packed_first, packed_last
     cdef floating* share_wt
     cdef Py_ssize_t plane = out.shape[2] * out.shape[3]
     cdef const Py_ssize_t* places = NULL
-    cdef Py_ssize_t L = _lanes(_block(wt.shape[1]))
-    cdef Py_ssize_t tiles = wt.shape[1] // _block(wt.shape[1]) * ((n_pixels + L - 1) // L)
-    per_block = (n_pixels + L - 1) // L
+    cdef Py_ssize_t L = _lanes(block), per_block = (n_pixels + L - 1) // L
+    cdef Py_ssize_t tiles = wt.shape[1] // block * per_block
     cdef const floating* coefficients = NULL if affine is None else &affine[0, 0]
     if F == 0 or N == 0:
         return
@@ -460,7 +460,7 @@ cdef inline void _pad_forward_pool_image(const floating[:, :, :, ::1] x, Py_ssiz
 
 cdef void _conv_relu_pool_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                                   const floating[:, ::1] rows,    # IN  (F, C*KH*KW)
-                                  floating[:, ::1] wt,            # IN  as _conv_forward's
+                                  floating[:, ::1] wt,            # as _conv_forward's
                                   const floating[::1] bias,       # IN  (F_padded,)
                                   const Py_ssize_t[::1] taps,     # IN  (C*KH*KW,)
                                   floating[:, :, :, ::1] pooled,  # OUT (N, F, OH // 2, OW // 2)
@@ -474,12 +474,11 @@ cdef void _conv_relu_pool_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, 
     output (`parts` as in _conv_forward)."""
     cdef bint keep_indices = indices is not None
     cdef Py_ssize_t n, t, first, last, N = x.shape[0], block = _block(wt.shape[1])
-    cdef Py_ssize_t n_taps = taps.shape[0], per_block, packed_first, packed_last
+    cdef Py_ssize_t n_taps = taps.shape[0], packed_first, packed_last
     cdef floating* share_wt
     cdef Py_ssize_t per_tile = _lanes(block) // CNN_PIXELS
-    cdef Py_ssize_t tiles = wt.shape[1] // block * (
-        (pooled.shape[2] * pooled.shape[3] + per_tile - 1) // per_tile)
-    per_block = (pooled.shape[2] * pooled.shape[3] + per_tile - 1) // per_tile
+    cdef Py_ssize_t per_block = (pooled.shape[2] * pooled.shape[3] + per_tile - 1) // per_tile
+    cdef Py_ssize_t tiles = wt.shape[1] // block * per_block
     if pooled.shape[1] == 0 or N == 0:
         return
     if parts == 1:
