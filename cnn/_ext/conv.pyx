@@ -240,8 +240,8 @@ cdef class ConvPlan:
     # Direct convolution's layout: channels padded to whole tiles, the padded image, the taps.
     cdef Py_ssize_t f_padded, hp, wp, image_size, n_taps, tap_rows, n_pixels
     cdef bint scatter_input_grad, weight_grad_by_channel, pool_rows, conv_rows
-    # A strided 1x1 layer (columns algorithm) whose forward runs the direct tile when it keeps
-    # no columns.
+    # A strided 1x1 layer (columns algorithm) whose forward runs the direct tile (making its
+    # columns only for backward).
     cdef bint _direct_pointwise
     cdef object segment_places, segment_offsets
     # The tap and origin tables as typed views, acquired once: a batch-1 call spends
