@@ -26,7 +26,6 @@
                                               ptrdiff_t last)                                  \
     {                                                                                          \
         ptrdiff_t t, f, f_weights = F < f_last ? F : f_last;                                   \
-        (void)P;                                                                               \
         for (t = first; t < last; t++) {                                                       \
             T_ *row = wt + t * P;                                                              \
             for (f = f_first; f < f_weights; f++)                                              \

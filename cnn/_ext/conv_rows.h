@@ -59,9 +59,10 @@
         const ptrdiff_t taps = C * KH * KW;                                                    \
         const ptrdiff_t half = span / 2;                                                       \
         ptrdiff_t m0, c, i, j, k, q, l, last = count - 1;                                      \
-        T b[G];                                                                                \
+        const V one = (V){0} + 1;                                                              \
+        V b[G]; /* the bias in every lane, exactly (one x bias: zero + bias makes -0.0 +0.0) */ \
         for (k = 0; k < G; k++) /* a short group repeats its last channel: never stored */     \
-            b[k] = bias[f0 + (k < last ? k : last)];                                           \
+            b[k] = one * bias[f0 + (k < last ? k : last)];                                     \
         for (l = 0; l < L; l++)                                                                \
             columns[l] = 2 * l;                                                                \
         for (m0 = 0; m0 < pooled_w; m0 += L) {                                                 \
@@ -70,8 +71,7 @@
             ptrdiff_t n = pooled_w - m0 < L ? pooled_w - m0 : L;                               \
             for (q = 0; q < 4; q++)                                                            \
                 for (k = 0; k < G; k++)                                                        \
-                    for (l = 0; l < L; l++) /* a broadcast: zero + b would make -0.0 +0.0 */   \
-                        acc[q][k][l] = b[k];                                                   \
+                    acc[q][k] = b[k];                                                        \
             for (c = 0; c < C; c++)                                                            \
                 for (i = 0; i < KH; i++) {                                                     \
                     /* the window's two conv rows read padded rows 2 py + i and one below */   \
@@ -147,16 +147,16 @@ CNN_DEFINE_CONV_POOL_ROW(cnn_conv_pool_row4_f64, double, int64_t, 4)
         enum { L = CNN_REGISTER_BYTES / sizeof(T), G = GROUP };                                \
         const ptrdiff_t taps = C * KH * KW;                                                    \
         ptrdiff_t x0, c, i, j, k, r, l, last = count - 1;                                      \
-        T b[G];                                                                                \
+        const V one = (V){0} + 1;                                                              \
+        V b[G]; /* the bias in every lane, exactly (one x bias: zero + bias makes -0.0 +0.0) */ \
         for (k = 0; k < G; k++) /* a short group repeats its last channel: never stored */     \
-            b[k] = bias[f0 + (k < last ? k : last)];                                           \
+            b[k] = one * bias[f0 + (k < last ? k : last)];                                     \
         for (x0 = 0; x0 < out_w; x0 += L) {                                                    \
             V acc[2][G];                                                                       \
             ptrdiff_t n = out_w - x0 < L ? out_w - x0 : L;                                     \
             for (r = 0; r < 2; r++)                                                            \
                 for (k = 0; k < G; k++)                                                        \
-                    for (l = 0; l < L; l++) /* a broadcast: zero + b would make -0.0 +0.0 */   \
-                        acc[r][k][l] = b[k];                                                   \
+                    acc[r][k] = b[k];                                                        \
             for (c = 0; c < C; c++)                                                            \
                 for (i = 0; i < KH; i++) {                                                     \
                     const T *upper = padded + (c * rows + y + i) * span + x0;                  \
