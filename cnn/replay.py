@@ -20,10 +20,11 @@ buffer's or a parameter's (a loss's targets, index arrays: they may depend on th
 replay would keep the first call's), modifies a tensor in place (``out += identity``: under
 ``no_grad`` no op is recorded to repeat), or runs while a module has forward hooks. A replay is
 used only while the signature matches (the inputs' shapes, dtypes and requires_grad, grad mode,
-the parameters' requires_grad) and no module has changed since the capture (any attribute,
-child, parameter, buffer or hook, train/eval included: ``cnn.nn.module.structure_version``).
-Python that branches on tensor values (``if x.sum() > 0``) cannot be seen by the capture:
-compile such models only if the branch is fixed.
+and with grad enabled the parameters' requires_grad) and no module has changed since the
+capture (any attribute, child, parameter, buffer or hook, train/eval included:
+``cnn.nn.module.structure_version``). Python that branches on tensor values
+(``if x.sum() > 0``) cannot be seen by the capture: compile such models only if the branch is
+fixed.
 """
 import collections
 import operator
