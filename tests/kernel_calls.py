@@ -4,6 +4,8 @@ Convolutions go through the plan of their geometry (``cnn._ext.conv_plan``), poo
 kernels' entry points (``cnn._ext.pooling``) with a geometry from ``cnn._ext.geometry``: exactly
 the calls the functional layer makes, with the thread count of ``cnn.get_num_threads()``.
 """
+import numpy as np
+
 import cnn
 from cnn import _ext
 from cnn._ext import geometry, pooling
@@ -71,3 +73,19 @@ def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padd
     shape = geometry.pool_geometry(input_shape, kernel_size, stride, padding, 1, ceil_mode)
     return pooling.avg_pool_backward(grad_output, input_shape, shape, count_include_pad,
                                      cnn.get_num_threads())
+
+
+def random_batch_norm(rng, channels, dtype):
+    """A batch norm in evaluation mode with random statistics and affine parameters: a plan's
+    `batch_norm` argument (running_mean, running_var, weight, bias, eps)."""
+    mean, weight, bias = (rng.standard_normal(channels).astype(dtype) for _ in range(3))
+    var = (rng.random(channels) + 0.5).astype(dtype)
+    return mean, var, weight, bias, 1e-5
+
+
+def batch_norm_rows(batch_norm):
+    """The rows (mean, scale, shift) of a batch norm's map in evaluation mode, float64, as the
+    batch norm's own kernels compute them (norm.evaluation_coefficients)."""
+    out = np.empty((4, batch_norm[0].shape[0]))
+    _ext.backend.norm.evaluation_coefficients(*batch_norm, out)
+    return out[:3]

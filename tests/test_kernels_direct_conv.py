@@ -186,23 +186,20 @@ def test_rows_of_few_tap_layers_give_the_tiles_bits(isa, threads, small_layers_s
     w = rng.standard_normal((f, c, kernel, kernel)).astype(dtype)
     b = rng.standard_normal(f).astype(dtype)
     w[-1], b[-1] = -0.0, -0.0
-    coefficients = None
-    if affine:
-        coefficients = np.stack([rng.standard_normal(f), rng.random(f) + 0.5,
-                                 rng.standard_normal(f)])
+    batch_norm = dc.random_batch_norm(rng, f, dtype) if affine else None
     narrow_width = 15 - 1 + kernel  # 15 output columns: the tile
     for n in (1, 2):
         cnn.set_num_threads(n)
         wide = dc.plan(x, w, 1, 0, 1).forward(x, w, b, relu=relu, num_threads=n,
-                                              affine=coefficients)[0]
+                                              batch_norm=batch_norm)[0]
         narrow_x = np.ascontiguousarray(x[..., :narrow_width])
         narrow = dc.plan(narrow_x, w, 1, 0, 1).forward(narrow_x, w, b, relu=relu,
-                                                       num_threads=n, affine=coefficients)[0]
+                                                       num_threads=n, batch_norm=batch_norm)[0]
         assert wide.shape[3] >= 16 and narrow.shape[3] == 15
         assert np.ascontiguousarray(wide[..., :15]).tobytes() == narrow.tobytes()
     expected = conv_reference(x, w, b, (1, 1), (0, 0), (1, 1))
     if affine:
-        mean, scale, shift = (v.reshape(1, -1, 1, 1) for v in coefficients)
+        mean, scale, shift = (v.reshape(1, -1, 1, 1) for v in dc.batch_norm_rows(batch_norm))
         expected = (expected - mean) * scale + shift
     if relu:
         expected = np.where(np.isnan(expected), expected, np.maximum(expected, 0))
@@ -223,17 +220,16 @@ def test_the_tiles_batch_norm_epilogue_gives_the_bits_of_the_separate_kernels(
     x[0, 1, 3, 4], x[-1, 0, 5, 5] = np.nan, np.inf
     w = rng.standard_normal((channels, 16, 3, 3)).astype(dtype)
     b = rng.standard_normal(channels).astype(dtype)
-    mean, scale, shift = rng.standard_normal(channels), rng.random(channels) + 0.5, \
-        rng.standard_normal(channels)
-    scale[1], shift[1] = 0.0, -0.0  # every value of channel 1 becomes a signed zero
+    batch_norm = dc.random_batch_norm(rng, channels, dtype)
+    _, _, weight, bias, _ = batch_norm
+    weight[1], bias[1] = 0.0, -0.0  # every value of channel 1 becomes a signed zero
     plan = dc.plan(x, w, stride=2, padding=1)
     assert plan.algorithm == "direct"
     out = plan.forward(x, w, b)[0]
     planes = out.reshape(batch, channels, -1)
-    cnn._ext.backend.norm.normalize(planes, mean, scale, shift, planes, relu, 1)
+    cnn._ext.backend.norm.normalize(planes, *dc.batch_norm_rows(batch_norm), planes, relu, 1)
     for n in (1, 2):
-        fused = plan.forward(x, w, b, relu=relu, affine=np.stack([mean, scale, shift]),
-                             num_threads=n)[0]
+        fused = plan.forward(x, w, b, relu=relu, batch_norm=batch_norm, num_threads=n)[0]
         assert fused.tobytes() == out.tobytes()
     zeros = out[:, 1][out[:, 1] == 0]  # -0 without ReLU, which makes them +0
     assert np.isnan(out).any() and zeros.size and np.signbit(zeros).any() != relu
@@ -246,7 +242,8 @@ def test_the_tiles_batch_norm_epilogue_gives_the_bits_of_the_separate_kernels(
     (1, 32, 32, 8, 3, 1, "direct"),     # a Winograd plan's small call: the tile
     (2, 16, 24, 33, 3, 1, "winograd"),
     (2, 3, 16, 18, 3, 1, "rows"),       # few taps, wide rows: conv_rows.h
-    (2, 8, 12, 9, 1, 2, "columns"),     # a strided 1x1 layer
+    (2, 8, 12, 9, 1, 2, "columns"),     # a strided 1x1 layer: the tile
+    (2, 8, 12, 9, 1, 1, "columns"),     # a 1x1 layer: BLAS, then the batch norm's kernel
 ])
 def test_a_residual_in_the_epilogue_gives_add_relus_bits(isa, threads, small_layers_shared,
                                                          dtype, relu, affine, batch, c, f,
@@ -259,12 +256,15 @@ def test_a_residual_in_the_epilogue_gives_add_relus_bits(isa, threads, small_lay
     x[0, 0, 1, 1] = np.nan
     w = rng.standard_normal((f, c, kernel, kernel)).astype(dtype)
     b = rng.standard_normal(f).astype(dtype)
-    coefficients = np.stack([rng.standard_normal(f), rng.random(f) + 0.5,
-                             rng.standard_normal(f)]) if affine else None
+    batch_norm = dc.random_batch_norm(rng, f, dtype) if affine else None
     plan = dc.plan(x, w, stride=stride, padding=kernel // 2)
     residual = rng.standard_normal((batch,) + plan.output_shape).astype(dtype)
     residual[-1, 1, 0, :2] = [np.inf, -np.inf]
-    out = plan.forward(x, w, b, affine=coefficients)[0]
+    out = plan.forward(x, w, b)[0]
+    if affine:  # the batch norm's own kernel, after the plain convolution
+        planes = out.reshape(batch, f, -1)
+        cnn._ext.backend.norm.normalize(planes, *dc.batch_norm_rows(batch_norm), planes, False,
+                                        1)
     expected = np.empty_like(out)
     if relu:
         cnn._ext.backend.elementwise.add_relu(out.reshape(-1), residual.reshape(-1),
@@ -272,7 +272,7 @@ def test_a_residual_in_the_epilogue_gives_add_relus_bits(isa, threads, small_lay
     else:
         np.add(out, residual, out=expected)
     for n in (1, 2):
-        fused = plan.forward(x, w, b, relu=relu, affine=coefficients, residual=residual,
+        fused = plan.forward(x, w, b, relu=relu, batch_norm=batch_norm, residual=residual,
                              num_threads=n)[0]
         assert fused.tobytes() == expected.tobytes()
     used = {"rows": "direct"}.get(algorithm, algorithm)
@@ -286,6 +286,26 @@ def test_a_residual_of_another_shape_is_refused():
         dc.plan(x, w).forward(x, w, residual=np.zeros((2, 4, 6, 5), np.float32))
     with pytest.raises(TypeError, match="residual"):
         dc.plan(x, w).forward(x, w, residual=np.zeros((2, 4, 6, 6), np.float64))
+
+
+@pytest.mark.parametrize("batch_norm, error, match", [
+    ((np.zeros(4, np.float32),) * 2, ValueError, "batch_norm"),
+    ([np.zeros(4, np.float32)] * 4 + [1e-5], ValueError, "batch_norm"),
+    ((np.zeros(3, np.float32), np.ones(4, np.float32), None, None, 1e-5), ValueError,
+     "running_mean"),
+    ((np.zeros(4, np.float32), np.ones(4), None, None, 1e-5), TypeError, "running_var"),
+    ((np.zeros(4, np.float32), np.ones(4, np.float32), [1.0] * 4, None, 1e-5), TypeError,
+     "batch_norm weight"),
+    ((np.zeros(4, np.float32), np.ones(4, np.float32), None, np.ones(5, np.float32), 1e-5),
+     ValueError, "batch_norm bias"),
+    ((np.zeros(4, np.float32), np.ones(4, np.float32), None, None, "1e-5"), TypeError, "eps"),
+])
+@pytest.mark.parametrize("kernel", [1, 3])  # the columns algorithm's path, the tile's
+def test_a_malformed_batch_norm_is_refused(batch_norm, error, match, kernel):
+    x = np.zeros((2, 3, 8, 8), np.float32)
+    w = np.zeros((4, 3, kernel, kernel), np.float32)
+    with pytest.raises(error, match=match):
+        dc.plan(x, w).forward(x, w, batch_norm=batch_norm)
 
 
 def test_sequential_fuses_and_matches_the_layers_bit_for_bit():

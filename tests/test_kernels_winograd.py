@@ -91,12 +91,12 @@ def test_batch_norm_epilogue_gives_the_bits_of_the_separate_kernel(isa, rng):
     x = rng.standard_normal((3, 16, 9, 7)).astype(np.float32)
     w = rng.standard_normal((20, 16, 3, 3)).astype(np.float32)
     b = rng.standard_normal(20).astype(np.float32)
-    mean, scale, shift = (rng.standard_normal(20) for _ in range(3))
+    batch_norm = dc.random_batch_norm(rng, 20, np.float32)
     plan = dc.plan(x, w, padding=1)
-    fused = plan.forward(x, w, b, relu=True, affine=np.stack([mean, scale, shift]))[0]
+    fused = plan.forward(x, w, b, relu=True, batch_norm=batch_norm)[0]
     out = plan.forward(x, w, b)[0]
     planes = out.reshape(3, 20, -1)
-    _ext.backend.norm.normalize(planes, mean, scale, shift, planes, True, 1)
+    _ext.backend.norm.normalize(planes, *dc.batch_norm_rows(batch_norm), planes, True, 1)
     assert fused.tobytes() == out.tobytes()
 
 

@@ -12,7 +12,6 @@ from cnn.threads import kernel_threads
 
 from ._inputs import array_of, float_array_of, same_dtype
 from .activation import relu_backward
-from .normalization import evaluation_coefficients
 
 
 class Conv2d(Function):
@@ -29,9 +28,8 @@ class Conv2d(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, plan, *batch_norm, relu=False):
-        affine = evaluation_coefficients(*batch_norm)[:3] if batch_norm else None
         out, columns = plan.forward(x, weight, bias, relu, keep_columns=ctx.needs_input_grad[1],
-                                    num_threads=kernel_threads(), affine=affine)
+                                    num_threads=kernel_threads(), batch_norm=batch_norm or None)
         ctx.save_for_backward(x, weight, columns, out if relu else None)
         ctx.plan = plan
         ctx.folded = bool(batch_norm)
@@ -59,9 +57,8 @@ class Conv2dAddReLU(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, plan, residual, *batch_norm):
-        affine = evaluation_coefficients(*batch_norm)[:3] if batch_norm else None
         return plan.forward(x, weight, bias, True, num_threads=kernel_threads(),
-                            affine=affine, residual=residual)[0]
+                            batch_norm=batch_norm or None, residual=residual)[0]
 
     @staticmethod
     def backward(ctx, grad_output):
