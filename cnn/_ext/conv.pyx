@@ -110,6 +110,15 @@ cdef void _batch_norm_rows(const floating[::1] running_mean, const floating[::1]
         out[2, c] = <double> bias[c] if bias is not None else 0.0
 
 
+cdef inline bint _flag(value, str name) except -1:
+    """cnn._validation.flag for the per-call flags, without a Python call for True and False."""
+    if value is True:
+        return True
+    if value is False:
+        return False
+    return flag(value, name)
+
+
 cdef inline Py_ssize_t _round_up(Py_ssize_t n, Py_ssize_t multiple) noexcept:
     """n rounded up to a multiple of `multiple` (n >= 0; C division: cdivision is on)."""
     return (n + multiple - 1) // multiple * multiple
@@ -257,6 +266,8 @@ cdef class ConvPlan:
 
     cdef readonly tuple input_shape, weight_shape, output_shape, stride, padding, dilation
     cdef readonly Py_ssize_t groups
+    # The multiply-adds of one image's forward: the cost that sizes a call's team (_team).
+    cdef Py_ssize_t macs_per_image
     cdef readonly object dtype
     cdef readonly str isa, algorithm
     # Direct convolution's layout: channels padded to whole tiles, the padded image, the taps.
@@ -299,6 +310,7 @@ cdef class ConvPlan:
             input_shape, weight_shape[2:], stride, padding, dilation)
         self.input_shape, self.weight_shape = input_shape, weight_shape
         self.output_shape = (f,) + out
+        self.macs_per_image = f * (c // self.groups) * math.prod(kernel) * math.prod(out)
         self.isa = ISA
         self.algorithm = DIRECT if self.groups == 1 else COLUMNS
         if self.algorithm == DIRECT:
@@ -449,10 +461,7 @@ cdef class ConvPlan:
     cdef Py_ssize_t _team(self, Py_ssize_t batch, Py_ssize_t threads, Py_ssize_t scale=1):
         """The threads a forward call of `batch` images gets: one for tiny work (below `scale`
         times MIN_PARALLEL_MACS)."""
-        c, (f, oh, ow) = self.input_shape[0], self.output_shape
-        kh, kw = self.weight_shape[2:]
-        macs = batch * f * (c // self.groups) * kh * kw * oh * ow
-        return threads if macs >= scale * MIN_PARALLEL_MACS else 1
+        return threads if batch * self.macs_per_image >= scale * MIN_PARALLEL_MACS else 1
 
     cdef bint _winograd_pays(self, Py_ssize_t batch):
         """Whether a call of `batch` images runs by Winograd (a Winograd plan, enough outputs);
@@ -491,11 +500,11 @@ cdef class ConvPlan:
         x = self._input(x)
         weight = self._array(weight, "weight", self.weight_shape)
         bias = self._bias(bias)
-        relu = flag(relu, "relu")
+        relu = _flag(relu, "relu")
         threads = self._team(x.shape[0], self._threads(num_threads))
         if residual is not None:
             residual = self._array(residual, "residual", (x.shape[0],) + self.output_shape)
-        keep_columns = flag(keep_columns, "keep_columns")
+        keep_columns = _flag(keep_columns, "keep_columns")
         if self.algorithm == COLUMNS and not self._direct_pointwise:
             out, columns = self._columns_forward(
                 x, weight, bias, relu and batch_norm is None and residual is None, keep_columns,
@@ -639,7 +648,7 @@ cdef class ConvPlan:
         threads = self._team(x.shape[0], self._threads(num_threads))
         shape_ = (x.shape[0], self.output_shape[0], oh // 2, ow // 2)
         pooled = np.empty(shape_, dtype=self.dtype)
-        indices = np.empty(shape_, dtype=np.int64) if flag(with_indices, "with_indices") else None
+        indices = np.empty(shape_, dtype=np.int64) if _flag(with_indices, "with_indices") else None
         if self.algorithm == COLUMNS and not self._direct_pointwise:
             # A 1x1 layer: its ReLU'd output, then max_pool2d's own kernel (the same bits as
             # the three layers).
