@@ -26,6 +26,22 @@
 #include "conv_tile.h" /* CNN_REGISTER_BYTES */
 #include "pointwise.h" /* CNN_RELU_MAX_STEP, and the unpooled rows' epilogue */
 
+/* The first n lanes of vector VALUE (of L lanes) to DEST: a whole vector as one store; a
+ * row's last, partial vector lane by lane, over all L lanes with a test (not up to n: gcc
+ * turns a plain copy loop into a call of memmove, which cost more than the copy). Lane by
+ * lane, whole vectors too had been 16 compares and scalar stores: a third of ResNet-8's
+ * first layer. */
+#define CNN_ROW_STORE(DEST, VALUE, n, L)                                                       \
+    do {                                                                                       \
+        if ((n) == (L)) {                                                                      \
+            memcpy((DEST), &(VALUE), sizeof(VALUE));                                           \
+        } else {                                                                               \
+            for (ptrdiff_t lane_ = 0; lane_ < (L); lane_++)                                    \
+                if (lane_ < (n))                                                               \
+                    (DEST)[lane_] = (VALUE)[lane_];                                            \
+        }                                                                                      \
+    } while (0)
+
 /* The most output channels summed together: four window positions each, in registers (16
  * accumulators and the loads fit AVX-512's 32 registers, 12 the 16 of the other levels).
  * A layer's channels are shared out in as few groups as that allows, of sizes as equal as
@@ -102,11 +118,7 @@
                 which = (M){0};                                                                \
                 for (q = 0; q < 4; q++)                                                        \
                     CNN_RELU_MAX_STEP(V, M, acc[q][k], best, which, (I)q);                     \
-                /* Over all L lanes with a test, not up to n: gcc turns a plain copy loop */   \
-                /* into a call of memmove, which cost more than the copy here. */              \
-                for (l = 0; l < L; l++)                                                        \
-                    if (l < n)                                                                 \
-                        out[l] = best[l];                                                      \
+                CNN_ROW_STORE(out, best, n, L);                                                \
                 if (indices != NULL) {                                                         \
                     /* The argmax's place, a vector at a time: row 2 py + q / 2, column */     \
                     /* 2 m + q % 2 for window position q (as 64-bit indices: I64). */          \
@@ -114,9 +126,7 @@
                     I64 place = __builtin_convertvector(which >> 1, I64) + 2 * py;             \
                     place = place * conv_w + columns + 2 * m0 +                                \
                             __builtin_convertvector(which & 1, I64);                           \
-                    for (l = 0; l < L; l++)                                                    \
-                        if (l < n)                                                             \
-                            where[l] = place[l];                                               \
+                    CNN_ROW_STORE(where, place, n, L);                                         \
                 }                                                                              \
             }                                                                                  \
         }                                                                                      \
@@ -187,9 +197,7 @@ CNN_DEFINE_CONV_POOL_ROW(cnn_conv_pool_row4_f64, double, int64_t, 4)
                                                            affine[2 * f_padded + f]);          \
                     if (relu)                                                                  \
                         CNN_RELU_VECTOR(V, M, value);                                          \
-                    for (l = 0; l < L; l++)                                                    \
-                        if (l < n)                                                             \
-                            row[l] = value[l];                                                 \
+                    CNN_ROW_STORE(row, value, n, L);                                           \
                 }                                                                              \
         }                                                                                      \
     }
