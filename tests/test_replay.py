@@ -149,6 +149,47 @@ def test_inference_and_input_gradients_equal_eager(rng):
         assert inputs[0].grad.numpy().tobytes() == inputs[1].grad.numpy().tobytes()
 
 
+def with_trained_batch_norms(model, rng):
+    """`model` with random running statistics and affine parameters in its batch norms (a
+    fresh one's mean 0 and variance 1 would hide a fold that drops them)."""
+    state = model.state_dict()
+    for key, value in state.items():
+        if key.rsplit(".", 1)[-1] in ("running_mean", "weight", "bias") and value.ndim == 1:
+            state[key] = rng.standard_normal(value.shape).astype(value.dtype)
+        elif key.endswith("running_var"):
+            state[key] = (rng.random(value.shape) + 0.5).astype(value.dtype)
+    model.load_state_dict(state)
+    return model
+
+
+class NormWithoutAffine(nn.Module):
+    """A convolution whose batch norm has no weight and bias (affine=False)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 20, 3, padding=1)
+        self.bn = nn.BatchNorm2d(20, affine=False)
+
+    def forward(self, x):
+        return F.relu(self.bn(self.conv(x)))
+
+
+@pytest.mark.parametrize("build", [resnet, NormWithoutAffine])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_folded_batch_norms_use_the_trained_statistics_bit_for_bit(build, dtype, rng):
+    eager, model = twins(build)
+    for module in (eager, model):
+        with_trained_batch_norms(module.to(dtype).eval(), np.random.default_rng(5))
+    compiled = cnn.compile(model)
+    for batch in (1, 4, 9):
+        x = cnn.tensor(rng.standard_normal((batch, 3, 16, 16)).astype(dtype))
+        with cnn.no_grad():
+            expected = eager(x).numpy()
+            assert compiled(x).numpy().tobytes() == expected.tobytes()
+    (program, *_) = compiled._programs.values()
+    assert "BatchNorm" not in [step[0].__name__ for step in program.steps]
+
+
 def test_a_change_to_the_model_is_captured_again(rng):
     model = lenet()
     compiled = cnn.compile(model)
