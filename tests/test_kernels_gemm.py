@@ -52,6 +52,21 @@ def test_bit_identical_at_one_and_two_threads(threads, rng, transpose_a, transpo
     assert results[0] == results[1]
 
 
+@pytest.mark.parametrize("m, k, n", [(1, 400, 120), (1, 84, 10), (3, 5, 7), (10, 120, 84)])
+@pytest.mark.parametrize("transpose_a, transpose_b", [(False, True), (True, False),
+                                                      (False, False), (True, True)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_an_unshared_product_has_the_bits_of_numpys_matmul(rng, m, k, n, transpose_a,
+                                                           transpose_b, dtype):
+    # A product too small to share is one BLAS call through np.dot, the shortest path to it:
+    # the bits of `a @ b` (batch-1 linear layers, the vector cases included).
+    a = rng.standard_normal((k, m) if transpose_a else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if transpose_b else (k, n)).astype(dtype)
+    assert _gemm.column_blocks(m, n, k) == 1
+    expected = (a.T if transpose_a else a) @ (b.T if transpose_b else b)
+    assert gemm.matmul(a, b, transpose_a, transpose_b).tobytes() == expected.tobytes()
+
+
 def test_without_a_known_blas_numpy_computes_the_product(monkeypatch, rng):
     a, b = rng.standard_normal((5, 3)), rng.standard_normal((4, 3))
     monkeypatch.setattr(_blas, "gemm_address", lambda dtype: None)
