@@ -299,6 +299,9 @@ def test_a_residual_of_another_shape_is_refused():
     ((np.zeros(4, np.float32), np.ones(4, np.float32), None, np.ones(5, np.float32), 1e-5),
      ValueError, "batch_norm bias"),
     ((np.zeros(4, np.float32), np.ones(4, np.float32), None, None, "1e-5"), TypeError, "eps"),
+    ((np.zeros(4, np.float32), np.ones(4, np.float32), None, None, float("nan")), ValueError,
+     "eps"),
+    ((np.zeros(4, np.float32), np.ones(4, np.float32), None, None, -1e-5), ValueError, "eps"),
 ])
 @pytest.mark.parametrize("kernel", [1, 3])  # the columns algorithm's path, the tile's
 def test_a_malformed_batch_norm_is_refused(batch_norm, error, match, kernel):

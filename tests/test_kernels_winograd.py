@@ -87,16 +87,21 @@ def test_fused_relu_pool_equals_the_separate_kernels(isa, problem):
     assert np.array_equal(indices, expected_indices)
 
 
-def test_batch_norm_epilogue_gives_the_bits_of_the_separate_kernel(isa, rng):
-    x = rng.standard_normal((3, 16, 9, 7)).astype(np.float32)
-    w = rng.standard_normal((20, 16, 3, 3)).astype(np.float32)
-    b = rng.standard_normal(20).astype(np.float32)
-    batch_norm = dc.random_batch_norm(rng, 20, np.float32)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("relu", [True, False])
+def test_batch_norm_epilogue_gives_the_bits_of_the_separate_kernel(isa, rng, dtype, relu):
+    # 3 images of 17 x 15 outputs: enough for Winograd (WINOGRAD_MIN_OUTPUTS), with an odd
+    # row width (the output rows' last, unpaired value).
+    x = rng.standard_normal((3, 16, 17, 15)).astype(dtype)
+    w = rng.standard_normal((20, 16, 3, 3)).astype(dtype)
+    b = rng.standard_normal(20).astype(dtype)
+    batch_norm = dc.random_batch_norm(rng, 20, dtype)
     plan = dc.plan(x, w, padding=1)
-    fused = plan.forward(x, w, b, relu=True, batch_norm=batch_norm)[0]
+    assert plan.algorithm == "winograd" and 3 * 17 * 15 >= _ext.backend.conv.WINOGRAD_MIN_OUTPUTS
+    fused = plan.forward(x, w, b, relu=relu, batch_norm=batch_norm)[0]
     out = plan.forward(x, w, b)[0]
     planes = out.reshape(3, 20, -1)
-    _ext.backend.norm.normalize(planes, *dc.batch_norm_rows(batch_norm), planes, True, 1)
+    _ext.backend.norm.normalize(planes, *dc.batch_norm_rows(batch_norm), planes, relu, 1)
     assert fused.tobytes() == out.tobytes()
 
 

@@ -19,6 +19,7 @@ functions beside it.
 """
 import importlib
 import math
+import sys
 
 import numpy as np
 
@@ -310,7 +311,9 @@ cdef class ConvPlan:
             input_shape, weight_shape[2:], stride, padding, dilation)
         self.input_shape, self.weight_shape = input_shape, weight_shape
         self.output_shape = (f,) + out
-        self.macs_per_image = f * (c // self.groups) * math.prod(kernel) * math.prod(out)
+        # (At most sys.maxsize: only a thread count depends on it.)
+        self.macs_per_image = min(sys.maxsize, f * (c // self.groups) * math.prod(kernel)
+                                  * math.prod(out))
         self.isa = ISA
         self.algorithm = DIRECT if self.groups == 1 else COLUMNS
         if self.algorithm == DIRECT:
@@ -461,7 +464,11 @@ cdef class ConvPlan:
     cdef Py_ssize_t _team(self, Py_ssize_t batch, Py_ssize_t threads, Py_ssize_t scale=1):
         """The threads a forward call of `batch` images gets: one for tiny work (below `scale`
         times MIN_PARALLEL_MACS)."""
-        return threads if batch * self.macs_per_image >= scale * MIN_PARALLEL_MACS else 1
+        if batch <= 0:
+            return 1
+        # batch * macs_per_image >= scale * MIN_PARALLEL_MACS, without overflowing.
+        return threads if self.macs_per_image >= (scale * MIN_PARALLEL_MACS + batch - 1) // batch \
+            else 1
 
     cdef bint _winograd_pays(self, Py_ssize_t batch):
         """Whether a call of `batch` images runs by Winograd (a Winograd plan, enough outputs);
@@ -563,8 +570,8 @@ cdef class ConvPlan:
             weight = self._array(weight, "batch_norm weight", channels)
         if bias is not None:
             bias = self._array(bias, "batch_norm bias", channels)
-        if type(eps) is not float:
-            eps = real_number(eps, "eps")
+        if not (type(eps) is float and 0.0 <= eps < math.inf):  # as counted_batch_norm's
+            eps = real_number(eps, "eps", minimum=0)
         if not padded:
             out = np.zeros((3, channels[0]))
             if self.double_precision:

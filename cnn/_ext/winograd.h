@@ -162,8 +162,9 @@ CNN_DEFINE_WINOGRAD_PRODUCT(f64, double)
  * asked, by pointwise.h's rules, then interleaved into the row: one pass, each value computed
  * in registers and stored once. (Three passes over the row, the interleave's stores re-read
  * at once by the affine map's vector loads, stalled on store forwarding: a fifth of a
- * 16-channel layer's time.) The three variants are separate loops, so that gcc vectorizes
- * each (the interleave with permutes). */
+ * 16-channel layer's time.) The four variants are separate loops, so that gcc vectorizes
+ * each (the interleave with permutes). CNN_WINOGRAD_STORE_PAIRS is the loop, over the
+ * function's own i, n, even, odd, bias and out. */
 #define CNN_WINOGRAD_STORE_PAIRS(T, EXPR) /* EXPR: a value v, done */                       \
     do {                                                                                       \
         for (i = 0; i < n / 2; i++) {                                                          \
@@ -201,6 +202,7 @@ CNN_DEFINE_WINOGRAD_PRODUCT(f64, double)
 
 CNN_DEFINE_WINOGRAD_STORE(f32, float)
 CNN_DEFINE_WINOGRAD_STORE(f64, double)
+#undef CNN_WINOGRAD_STORE_PAIRS
 
 /* ReLU and the 2x2 max-pool of n output tiles (each tile is one pooling window): rows[q][i] is
  * value q (row-major in the window) of tile first + i, before the bias. pooled[i] is the ReLU'd
