@@ -512,15 +512,20 @@ cdef class ConvPlan:
         if residual is not None:
             residual = self._array(residual, "residual", (x.shape[0],) + self.output_shape)
         keep_columns = _flag(keep_columns, "keep_columns")
-        if self.algorithm == COLUMNS and not self._direct_pointwise:
+        by_blas = self.algorithm == COLUMNS and not self._direct_pointwise
+        # A batch norm's map: float64 rows for the columns algorithm's separate pass, the
+        # epilogues' padded rows of the dtype for the others; checked before any kernel runs.
+        coefficients = None
+        if batch_norm is not None:
+            coefficients = self._batch_norm_map(batch_norm, not by_blas)
+        if by_blas:
             out, columns = self._columns_forward(
                 x, weight, bias, relu and batch_norm is None and residual is None, keep_columns,
                 threads)
-            if batch_norm is not None:
-                affine = self._batch_norm_map(batch_norm, False)
+            if coefficients is not None:
                 planes = out.reshape(out.shape[0], out.shape[1], -1)
-                _norm.normalize(planes, affine[0], affine[1], affine[2], planes,
-                                relu and residual is None, threads)
+                _norm.normalize(planes, coefficients[0], coefficients[1], coefficients[2],
+                                planes, relu and residual is None, threads)
             self._residual_pass(out, residual, relu, threads)
             return out, columns
         columns = None
@@ -528,9 +533,6 @@ cdef class ConvPlan:
             columns = self._columns(x, threads).reshape(x.shape[0], 1, self.n_taps,
                                                         self.n_pixels)
         out = np.empty((x.shape[0],) + self.output_shape, dtype=self.dtype)
-        coefficients = None
-        if batch_norm is not None:
-            coefficients = self._batch_norm_map(batch_norm, True)
         ph, pw = self.padding
         if self._winograd_pays(x.shape[0]):
             self._winograd(x, weight, bias, coefficients, out, relu, threads, None, None,
