@@ -165,7 +165,7 @@ CNN_DEFINE_WINOGRAD_PRODUCT(f64, double)
  * 16-channel layer's time.) The four variants are separate loops, so that gcc vectorizes
  * each (the interleave with permutes). CNN_WINOGRAD_STORE_PAIRS is the loop, over the
  * function's own i, n, even, odd, bias and out. */
-#define CNN_WINOGRAD_STORE_PAIRS(T, EXPR) /* EXPR: a value v, done */                       \
+#define CNN_WINOGRAD_STORE_PAIRS(T, EXPR) /* EXPR: the value stored, made from v */          \
     do {                                                                                       \
         for (i = 0; i < n / 2; i++) {                                                          \
             T v = even[i] + bias;                                                              \
