@@ -26,7 +26,6 @@ import numpy as np
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.stdint cimport int64_t
-from libc.math cimport sqrt
 from libc.string cimport memset
 
 from cnn._ext._openmp cimport serial as _serial
@@ -47,6 +46,7 @@ cdef extern from "conv_layout.h":
         CNN_WEIGHT_GRAD_BLOCKS
 
 include "pointwise.pxi"
+include "norm_coefficients.pxi"
 include "conv_direct.pxi"
 include "conv_columns.pxi"
 include "conv_winograd.pxi"
@@ -88,27 +88,6 @@ MIN_PARALLEL_MACS = 1 << 18
 # weights hold at least MIN_PARALLEL_PACK values.
 DEF PACK_ROWS = 64
 cdef Py_ssize_t MIN_PARALLEL_PACK = 1 << 15
-
-
-ctypedef fused coefficient:
-    float
-    double
-
-
-cdef void _batch_norm_rows(const floating[::1] running_mean, const floating[::1] running_var,
-                           const floating[::1] weight, const floating[::1] bias, double eps,
-                           coefficient[:, ::1] out) noexcept:
-    """out[:, :C] = a batch norm's rows (mean, scale, shift) in evaluation mode:
-    norm.evaluation_coefficients's formula in double precision, then stored in out's type
-    (rounded as norm.normalize rounds them). Checked arrays of C channels; out has >= C
-    columns."""
-    cdef Py_ssize_t c
-    cdef double inv_std
-    for c in range(running_mean.shape[0]):
-        inv_std = 1.0 / sqrt(<double> running_var[c] + eps)
-        out[0, c] = <double> running_mean[c]
-        out[1, c] = inv_std * weight[c] if weight is not None else inv_std
-        out[2, c] = <double> bias[c] if bias is not None else 0.0
 
 
 cdef inline bint _flag(value, str name) except -1:
@@ -577,15 +556,15 @@ cdef class ConvPlan:
         if not padded:
             out = np.zeros((3, channels[0]))
             if self.double_precision:
-                _batch_norm_rows[double, double](mean, var, weight, bias, eps, out)
+                _evaluation_rows[double, double](mean, var, weight, bias, eps, out)
             else:
-                _batch_norm_rows[float, double](mean, var, weight, bias, eps, out)
+                _evaluation_rows[float, double](mean, var, weight, bias, eps, out)
             return out
         out = np.zeros((3, self.f_padded), dtype=self.dtype)
         if self.double_precision:
-            _batch_norm_rows[double, double](mean, var, weight, bias, eps, out)
+            _evaluation_rows[double, double](mean, var, weight, bias, eps, out)
         else:
-            _batch_norm_rows[float, float](mean, var, weight, bias, eps, out)
+            _evaluation_rows[float, float](mean, var, weight, bias, eps, out)
         return out
 
     cdef _residual_pass(self, out, residual, bint relu, Py_ssize_t threads):

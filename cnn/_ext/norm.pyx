@@ -15,9 +15,10 @@ compute the per-channel coefficients; shapes are checked here.
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport INFINITY, sqrt
+from libc.math cimport INFINITY
 
 include "pointwise.pxi"
+include "norm_coefficients.pxi"
 
 # Below this many elements a thread team costs more than it saves.
 cdef Py_ssize_t MIN_PARALLEL_ELEMENTS = 1 << 15
@@ -177,8 +178,7 @@ def evaluation_coefficients(const floating[::1] running_mean,  # IN  (C,)
     eps)), out[2] = the shift, bias (0 without), out[3] = 1 / sqrt(var + eps).
     normalize(x, *out[:3]) is the batch norm. One call where NumPy took six operations (about
     6 us), a cost every batch-1 inference paid per layer."""
-    cdef Py_ssize_t C = running_mean.shape[0], c
-    cdef double inv_std
+    cdef Py_ssize_t C = running_mean.shape[0]
     _check(C, running_var.shape[0], "running_var")
     if weight is not None:
         _check(C, weight.shape[0], "weight")
@@ -188,12 +188,7 @@ def evaluation_coefficients(const floating[::1] running_mean,  # IN  (C,)
         raise ValueError(f"out: expected 4 rows (mean, scale, shift, 1 / std), got "
                          f"{out.shape[0]}")
     _check(C, out.shape[1], "out")
-    for c in range(C):
-        inv_std = 1.0 / sqrt(<double> running_var[c] + eps)
-        out[0, c] = running_mean[c]
-        out[1, c] = inv_std * weight[c] if weight is not None else inv_std
-        out[2, c] = bias[c] if bias is not None else 0.0
-        out[3, c] = inv_std
+    _evaluation_rows(running_mean, running_var, weight, bias, eps, out)
 
 
 def normalize(const floating[:, :, ::1] x,   # IN  (N, C, S)
