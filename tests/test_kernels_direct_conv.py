@@ -379,6 +379,49 @@ def test_strided_input_gradient_is_bit_identical_at_one_and_two_threads(isa, thr
                                **tolerance(x.dtype))
 
 
+@pytest.mark.parametrize("batch", [1, 3])  # batch 1: 2 threads split each image's tiles
+@pytest.mark.parametrize("f", [32, 50, 64])  # whole pairs of 16-channel blocks; a partial pair
+def test_wide_layers_agree_with_the_reference_on_every_direct_path(isa, threads,
+                                                                   small_layers_shared, batch,
+                                                                   f):
+    # float32 layers whose padded channels are whole pairs of 16-channel blocks run AVX-512's
+    # paired tile (two blocks' sub-tiles at once): the plain forward, its epilogue (batch norm,
+    # residual, ReLU), the fused ReLU + max-pool, and the input gradient's phases (32 input
+    # channels: each phase is a forward of 32 outputs written into strided places); the same
+    # values as the NumPy reference, the same bits at 1 and 2 threads.
+    rng = np.random.default_rng(f + batch)
+    x = rng.standard_normal((batch, 32, 10, 11)).astype(np.float32)
+    w = rng.standard_normal((f, 32, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(f).astype(np.float32)
+    batch_norm = dc.random_batch_norm(rng, f, np.float32)
+    plan = dc.plan(x, w, stride=2, padding=1)
+    assert plan.algorithm == "direct"
+    residual = rng.standard_normal((batch,) + plan.output_shape).astype(np.float32)
+    g = _output_gradient(x, w, (2, 2), (1, 1), (1, 1), 3)
+    expected = conv_reference(x, w, b, (2, 2), (1, 1), (1, 1))
+    mean, scale, shift = (v.reshape(1, -1, 1, 1) for v in dc.batch_norm_rows(batch_norm))
+    results = []
+    for n in (1, 2):
+        cnn.set_num_threads(n)
+        out = plan.forward(x, w, b, num_threads=n)[0]
+        fused = plan.forward(x, w, b, relu=True, batch_norm=batch_norm, residual=residual,
+                             num_threads=n)[0]
+        pooled, indices = plan.forward_relu_pool(x, w, b, num_threads=n)
+        dx = dc.conv2d_backward(x, w, g, 2, 1, needs=(True, False, False))[0]
+        results.append((out, fused, pooled, indices, dx))
+    out, fused, pooled, indices, dx = results[0]
+    np.testing.assert_allclose(out, expected, **tolerance(np.float32))
+    np.testing.assert_allclose(fused, np.maximum((expected - mean) * scale + shift + residual,
+                                                 0), rtol=1e-4, atol=1e-3)
+    expected_pooled, expected_indices = max_pool2d(np.maximum(out, 0), 2)
+    assert pooled.tobytes() == expected_pooled.tobytes()
+    assert indices.tobytes() == expected_indices.tobytes()
+    np.testing.assert_allclose(dx, _input_gradient_reference(x, w, g, (2, 2), (1, 1), (1, 1)),
+                               **tolerance(np.float32))
+    for one, two in zip(*results):
+        assert one.tobytes() == two.tobytes()
+
+
 @pytest.mark.parametrize("shape", [(0, 2, 6, 6), (3, 2, 6, 6)])
 def test_no_images_or_no_output_channels_give_zero_gradients(isa, shape):
     x = np.ones(shape, np.float32)

@@ -126,18 +126,21 @@ def test_bit_identical_at_one_and_two_threads(isa, threads, small_layers_shared,
 
 
 def test_an_image_gives_the_same_bits_alone_and_in_a_batch(isa, threads, rng):
-    # 24x24 outputs: Winograd at batch 1 too (WINOGRAD_MIN_OUTPUTS).
-    x = rng.standard_normal((6, 16, 24, 24)).astype(np.float32)
-    w = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    # 24x24 outputs and 64 input channels: Winograd at batch 1 too (WINOGRAD_MIN_OUTPUTS,
+    # WINOGRAD_MIN_CHANNELS_ALONE).
+    x = rng.standard_normal((6, 64, 24, 24)).astype(np.float32)
+    w = rng.standard_normal((16, 64, 3, 3)).astype(np.float32)
     cnn.set_num_threads(2)
     batch = dc.conv2d_forward(x, w, padding=1)
     alone = dc.conv2d_forward(x[2:3], w, padding=1)
     assert alone.tobytes() == batch[2:3].tobytes()
 
 
-def test_small_calls_run_the_direct_kernels(isa, rng):
-    # 8x8 outputs at batch 1: 64 pixels, below WINOGRAD_MIN_OUTPUTS; at batch 8, 512.
-    x = rng.standard_normal((8, 16, 8, 8)).astype(np.float32)
+@pytest.mark.parametrize("size", [
+    8,    # 8x8 outputs at batch 1: 64 pixels, below WINOGRAD_MIN_OUTPUTS; at batch 8, 512
+    24])  # a single image of 16 input channels, below WINOGRAD_MIN_CHANNELS_ALONE
+def test_small_calls_run_the_direct_kernels(isa, rng, size):
+    x = rng.standard_normal((8, 16, size, size)).astype(np.float32)
     w = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
     direct = _ext.backend.conv.ConvPlan(x.shape[1:], w.shape, 1, 1)
     assert direct.algorithm == "winograd"

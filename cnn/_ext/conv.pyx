@@ -41,6 +41,8 @@ cdef extern from "conv_layout.h":
         CNN_WIDE_PIXELS
         CNN_BLOCK_LANES
         CNN_MAX_LANES
+        CNN_PAIR_BLOCK
+        CNN_PAIR_TILES
         CNN_SEGMENT
         CNN_SEGMENT_GROUP
         CNN_WEIGHT_GRAD_BLOCKS
@@ -75,6 +77,14 @@ WINOGRAD_MIN_CHANNELS = 16
 # (16 x F x C values, every call) costs more than the multiply-adds it saves: batch-1 inference
 # of 8x8 layers, for example, runs the direct kernels.
 WINOGRAD_MIN_OUTPUTS = 512
+# ... and a single image (batch-1 inference) runs by Winograd only with at least this many
+# input channels: its transformed input and products (16 (C + F) values a 2x2 tile: 1 MB for
+# VGG's 32 -> 32 layer at 32x32) leave the core's cache, and on 2 threads each thread
+# transforms the whole image for its half of the channels. Measured on an AVX-512 Xeon,
+# Winograd against the direct kernels at 1 and 2 threads: 16 -> 16 at 32x32 47/47 against
+# 46/37 us, 32 -> 32 at 32x32 186/158 against 143/86, 32 -> 32 at 16x16 42/30 against 40/32,
+# 64 -> 64 at 16x16 133/87 against 156/97.
+WINOGRAD_MIN_CHANNELS_ALONE = 64
 # A call with fewer multiply-adds than this runs on one thread: sharing it costs more than the
 # second thread brings. 2^22 was chosen under passive waiting, where every wake-up is a system
 # call; single-threaded calls entering no parallel region (each region cost about 0.8 us) made
@@ -232,7 +242,8 @@ cdef class ConvPlan:
         isa (str): the instruction-set build the plan runs in.
         algorithm (str): "winograd" (3x3 layers at stride 1 and dilation 1 with at least
             WINOGRAD_MIN_CHANNELS input channels and more than 8 output channels: calls with
-            at least WINOGRAD_MIN_OUTPUTS output pixels run by Winograd, smaller ones by the
+            at least WINOGRAD_MIN_OUTPUTS output pixels (and single images with at least
+            WINOGRAD_MIN_CHANNELS_ALONE input channels) run by Winograd, the others by the
             direct kernels), "columns" (im2col + a BLAS product per image, the calls shared
             by the team: layers with groups > 1, and 1x1 layers without padding, whose columns
             are the input or its subsampled pixels; a strided one's forward runs the direct
@@ -453,7 +464,8 @@ cdef class ConvPlan:
         """Whether a call of `batch` images runs by Winograd (a Winograd plan, enough outputs);
         the bits of its results depend on this choice, never on the thread count."""
         return (self.algorithm == WINOGRAD
-                and batch * self.output_shape[1] * self.output_shape[2] >= WINOGRAD_MIN_OUTPUTS)
+                and batch * self.output_shape[1] * self.output_shape[2] >= WINOGRAD_MIN_OUTPUTS
+                and (batch > 1 or self.input_shape[0] >= WINOGRAD_MIN_CHANNELS_ALONE))
 
     # ***** forward *****
 

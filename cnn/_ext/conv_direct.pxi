@@ -49,6 +49,11 @@ cdef extern from "conv_tile.h" nogil:
                             const Py_ssize_t* taps, Py_ssize_t n_taps, const double* wt,
                             Py_ssize_t w_stride, const double* init, Py_ssize_t init_stride,
                             double* out, Py_ssize_t out_stride)
+    # The paired tile: two blocks' sub-tiles, one after the other (CNN_PAIR_TILES builds only).
+    void cnn_conv_tile32_f32(const float* image, const Py_ssize_t* lanes, const Py_ssize_t* taps,
+                             Py_ssize_t n_taps, const float* wt, Py_ssize_t w_stride,
+                             const float* init, Py_ssize_t init_stride, float* out,
+                             Py_ssize_t out_stride)
     void cnn_tile_epilogue16_f32(float* tile, Py_ssize_t lanes, const float* mean,
                                  const float* scale, const float* shift, int relu)
     void cnn_tile_epilogue8_f32(float* tile, Py_ssize_t lanes, const float* mean,
@@ -125,6 +130,20 @@ cdef inline Py_ssize_t _block(Py_ssize_t f_padded) noexcept nogil:
     return CNN_NARROW_BLOCK if f_padded == CNN_NARROW_BLOCK else CNN_BLOCK
 
 
+cdef inline Py_ssize_t _forward_block(Py_ssize_t f_padded, bint single) noexcept nogil:
+    """Channels per tile of the forward: the paired tile's where the build has it and the
+    layer's padded channels are whole pairs (float32, `single`), else _block's."""
+    if CNN_PAIR_TILES and single and f_padded % CNN_PAIR_BLOCK == 0:
+        return CNN_PAIR_BLOCK
+    return _block(f_padded)
+
+
+cdef inline Py_ssize_t _sub_block(Py_ssize_t block) noexcept nogil:
+    """Channels per sub-tile of a tile of `block` channels: the paired tile is two blocks'
+    tiles, one after the other (conv_tile.h's CNN_BLOCK_ROWS); the others are one."""
+    return CNN_BLOCK if block == CNN_PAIR_BLOCK else block
+
+
 cdef inline Py_ssize_t _lanes(Py_ssize_t block) noexcept nogil:
     """Lanes (pixels, or taps for the weight gradient) per tile of `block` channels."""
     return CNN_WIDE_PIXELS if block == CNN_NARROW_BLOCK else CNN_BLOCK_LANES
@@ -138,6 +157,9 @@ cdef inline void _tile(const floating* image, const Py_ssize_t* lanes, const Py_
         if block == CNN_NARROW_BLOCK:
             cnn_conv_tile8_f32(image, lanes, taps, n_taps, wt, w_stride, init, init_stride,
                                out, out_stride)
+        elif block == CNN_PAIR_BLOCK:
+            cnn_conv_tile32_f32(image, lanes, taps, n_taps, wt, w_stride, init, init_stride,
+                                out, out_stride)
         else:
             cnn_conv_tile16_f32(image, lanes, taps, n_taps, wt, w_stride, init, init_stride,
                                 out, out_stride)
@@ -273,17 +295,19 @@ cdef void _forward_image(const floating* padded, const Py_ssize_t* origins,
                          Py_ssize_t n_pixels, const Py_ssize_t* placements, Py_ssize_t plane,
                          bint relu, Py_ssize_t first, Py_ssize_t last) noexcept nogil:
     """One image's output channels, a tile of L pixels at a time: its tiles first..last-1,
-    counted block of channels by block. Pixel p of channel f goes to out[f * plane + p], or
-    with `placements` (not NULL) to out[f * plane + placements[p]] (an input gradient's phase
-    written straight into its strided places).
+    counted block of channels by block (_forward_block). Pixel p of channel f goes to
+    out[f * plane + p], or with `placements` (not NULL) to out[f * plane + placements[p]] (an
+    input gradient's phase written straight into its strided places).
     Tiles run on across the ends of output rows (each lane is any pixel's window origin), so
     only a block's last tile is partial. `affine` (NULL, or 3 rows of f_padded: mean, scale,
     shift) applies a batch norm in evaluation mode to each value, then `residual` (NULL, or
     an image laid out as out; not with placements) is added, before the ReLU."""
-    cdef Py_ssize_t k, fb, i, t, p0, q, f, n_pix, block = _block(f_padded), L = _lanes(block)
-    cdef Py_ssize_t per_block = (n_pixels + L - 1) // L
+    cdef Py_ssize_t k, fb, i, t, p0, q, f, n_pix, s, fs
+    cdef Py_ssize_t block = _forward_block(f_padded, floating is float), L = _lanes(block)
+    cdef Py_ssize_t sub = _sub_block(block), per_block = (n_pixels + L - 1) // L
     cdef Py_ssize_t lanes[CNN_MAX_LANES]
-    cdef floating tile[CNN_MAX_LANES * CNN_BLOCK]
+    cdef floating tile[CNN_MAX_LANES * CNN_PAIR_BLOCK]
+    cdef floating* part
     for t in range(first, last):
         k, i = t // per_block, t % per_block
         fb = k * block
@@ -294,19 +318,24 @@ cdef void _forward_image(const floating* padded, const Py_ssize_t* origins,
             lanes[q] = origins[p0 + (q if q < n_pix else 0)]
         _tile(padded, lanes, taps, n_taps, wt + fb, f_padded, bias + fb, 0, tile,
               CNN_BLOCK, block)
-        _epilogue(tile, n_pix, affine, fb, f_padded, relu and residual == NULL, block)
-        if placements != NULL:
-            for f in range(min(block, F - fb)):
-                for q in range(n_pix):
-                    out[(fb + f) * plane + placements[p0 + q]] = tile[q * CNN_BLOCK + f]
-            continue
-        if floating is float:
-            cnn_tile_store_f32(tile, n_pix, min(block, F - fb), out + fb * plane + p0, plane)
-        else:
-            cnn_tile_store_f64(tile, n_pix, min(block, F - fb), out + fb * plane + p0, plane)
-        if residual != NULL:
-            for f in range(fb, min(fb + block, F)):
-                _add_residual(out + f * plane + p0, residual + f * plane + p0, n_pix, relu)
+        for s in range(block // sub):  # each sub-tile: `sub` channels from fs
+            fs = fb + s * sub
+            if fs >= F:
+                break
+            part = tile + s * L * CNN_BLOCK
+            _epilogue(part, n_pix, affine, fs, f_padded, relu and residual == NULL, sub)
+            if placements != NULL:
+                for f in range(min(sub, F - fs)):
+                    for q in range(n_pix):
+                        out[(fs + f) * plane + placements[p0 + q]] = part[q * CNN_BLOCK + f]
+                continue
+            if floating is float:
+                cnn_tile_store_f32(part, n_pix, min(sub, F - fs), out + fs * plane + p0, plane)
+            else:
+                cnn_tile_store_f64(part, n_pix, min(sub, F - fs), out + fs * plane + p0, plane)
+            if residual != NULL:
+                for f in range(fs, min(fs + sub, F)):
+                    _add_residual(out + f * plane + p0, residual + f * plane + p0, n_pix, relu)
 
 
 cdef void _forward_pool_image(const floating* padded, const Py_ssize_t* origins,
@@ -316,18 +345,19 @@ cdef void _forward_pool_image(const floating* padded, const Py_ssize_t* origins,
                               Py_ssize_t conv_w, Py_ssize_t first,
                               Py_ssize_t last) noexcept nogil:
     """Conv + bias + ReLU + 2x2/2 max-pool, the image's tiles first..last-1 (counted block of
-    channels by block): every CNN_PIXELS lanes of a tile are one pooling window, in row-major
+    channels by block, _forward_block): every CNN_PIXELS lanes of a tile are one pooling window, in row-major
     order, so the first maximum (or a NaN) wins exactly as in max_pool2d. A tile of 8 lanes
     holds two windows, running on across the ends of pooled rows (a last window that would be
     alone repeats: computed, not stored)."""
     cdef Py_ssize_t F = pooled.shape[0], pw_out = pooled.shape[2]
     cdef Py_ssize_t n_windows = pooled.shape[1] * pw_out
-    cdef Py_ssize_t k, fb, i, t, w0, q, f, w, y0, x0, window_count, block = _block(f_padded)
+    cdef Py_ssize_t k, fb, i, t, w0, q, f, w, y0, x0, window_count, s, fs
+    cdef Py_ssize_t block = _forward_block(f_padded, floating is float), sub = _sub_block(block)
     cdef Py_ssize_t per_tile = _lanes(block) // CNN_PIXELS
     cdef Py_ssize_t per_block = (n_windows + per_tile - 1) // per_tile
     cdef Py_ssize_t lanes[CNN_MAX_LANES]
     cdef Py_ssize_t window[CNN_MAX_LANES]
-    cdef floating tile[CNN_MAX_LANES * CNN_BLOCK]
+    cdef floating tile[CNN_MAX_LANES * CNN_PAIR_BLOCK]
     cdef floating best[CNN_BLOCK]
     cdef long long which[CNN_BLOCK]
     cdef floating* pooled_flat = &pooled[0, 0, 0]  # the caller skips empty planes
@@ -345,13 +375,16 @@ cdef void _forward_pool_image(const floating* padded, const Py_ssize_t* origins,
                 lanes[w * CNN_PIXELS + q] = origins[window[w * CNN_PIXELS + q]]
         _tile(padded, lanes, taps, n_taps, wt + fb, f_padded, bias + fb, 0, tile,
               CNN_BLOCK, block)
-        for w in range(window_count):
-            _relu_max(tile + w * CNN_PIXELS * CNN_BLOCK, best, which, block)
-            for f in range(min(block, F - fb)):
-                pooled_flat[(fb + f) * n_windows + w0 + w] = best[f]
-                if indices_flat != NULL:
-                    indices_flat[(fb + f) * n_windows + w0 + w] = (
-                        window[w * CNN_PIXELS + which[f]])
+        for s in range(block // sub):  # each sub-tile: `sub` channels from fs
+            fs = fb + s * sub
+            for w in range(window_count):
+                _relu_max(tile + (s * _lanes(block) + w * CNN_PIXELS) * CNN_BLOCK, best, which,
+                          sub)
+                for f in range(min(sub, F - fs)):
+                    pooled_flat[(fs + f) * n_windows + w0 + w] = best[f]
+                    if indices_flat != NULL:
+                        indices_flat[(fs + f) * n_windows + w0 + w] = (
+                            window[w * CNN_PIXELS + which[f]])
 
 
 cdef inline void _pad_forward_image(const floating[:, :, :, ::1] x, Py_ssize_t n,
@@ -404,7 +437,8 @@ cdef void _conv_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
     one tile's, so the bits do not depend on the split."""
     cdef Py_ssize_t n, t, first, last, N = x.shape[0], F = out.shape[1]
     cdef Py_ssize_t n_pixels = origins.shape[0], n_taps = taps.shape[0]
-    cdef Py_ssize_t block = _block(wt.shape[1]), packed_first, packed_last
+    cdef Py_ssize_t block = _forward_block(wt.shape[1], floating is float)
+    cdef Py_ssize_t packed_first, packed_last
     cdef floating* share_wt
     cdef Py_ssize_t plane = out.shape[2] * out.shape[3]
     cdef const Py_ssize_t* places = NULL
@@ -473,7 +507,8 @@ cdef void _conv_relu_pool_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, 
     y*OW + x of every maximum in its conv-output plane, without storing the convolution's
     output (`parts` as in _conv_forward)."""
     cdef bint keep_indices = indices is not None
-    cdef Py_ssize_t n, t, first, last, N = x.shape[0], block = _block(wt.shape[1])
+    cdef Py_ssize_t n, t, first, last, N = x.shape[0]
+    cdef Py_ssize_t block = _forward_block(wt.shape[1], floating is float)
     cdef Py_ssize_t n_taps = taps.shape[0], packed_first, packed_last
     cdef floating* share_wt
     cdef Py_ssize_t per_tile = _lanes(block) // CNN_PIXELS

@@ -54,8 +54,9 @@ typedef long long cnn_mask8_f64 __attribute__((vector_size(8 * sizeof(long long)
 /* CHANNELS x LANES accumulators; the loops have constant bounds, so they unroll into
  * registers. Layers with at most 8 channels take twice the lanes (CNN_WIDE_PIXELS): each
  * accumulator's multiply-add waits for the previous one (about 4 cycles), so 4 accumulators
- * of one 256-bit register keep a core's two vector units half busy, and 8 keep both busy. */
-#define CNN_DEFINE_CONV_TILE(NAME, T, CHANNELS, LANES)                                         \
+ * of one 256-bit register keep a core's two vector units half busy, and 8 keep both busy.
+ * OUT_AT(q, k, PART) is where part k (PART values) of lane q's sums go, relative to out. */
+#define CNN_DEFINE_CONV_TILE(NAME, T, CHANNELS, LANES, OUT_AT)                                 \
     static inline void NAME(const T *in, const ptrdiff_t *lanes, const ptrdiff_t *taps,        \
                             ptrdiff_t n_taps, const T *wt, ptrdiff_t w_stride, const T *init,  \
                             ptrdiff_t init_stride, T *out, ptrdiff_t out_stride)               \
@@ -83,13 +84,25 @@ typedef long long cnn_mask8_f64 __attribute__((vector_size(8 * sizeof(long long)
         }                                                                                      \
         for (q = 0; q < (LANES); q++)                                                          \
             for (k = 0; k < PARTS; k++)                                                        \
-                memcpy(out + q * out_stride + k * PART, &acc[q][k], sizeof(part_t));           \
+                memcpy(out + OUT_AT(q, k, PART), &acc[q][k], sizeof(part_t));                   \
     }
 
-CNN_DEFINE_CONV_TILE(cnn_conv_tile16_f32, float, CNN_BLOCK, CNN_BLOCK_LANES)
-CNN_DEFINE_CONV_TILE(cnn_conv_tile16_f64, double, CNN_BLOCK, CNN_BLOCK_LANES)
-CNN_DEFINE_CONV_TILE(cnn_conv_tile8_f32, float, CNN_NARROW_BLOCK, CNN_WIDE_PIXELS)
-CNN_DEFINE_CONV_TILE(cnn_conv_tile8_f64, double, CNN_NARROW_BLOCK, CNN_WIDE_PIXELS)
+/* Lane q's channels in a row of their own, out_stride apart. */
+#define CNN_LANE_ROWS(q, k, PART) ((q) * out_stride + (k) * (PART))
+/* Channels c..c+PART-1 (c = k * PART) of lane q in the sub-tile of channel block c / CNN_BLOCK:
+ * each sub-tile laid out as a single block's tile (lanes out_stride apart), one after another,
+ * so that the epilogue and the store run on each as on a single block's tile. */
+#define CNN_BLOCK_ROWS(q, k, PART)                                                             \
+    ((k) * (PART) / CNN_BLOCK * CNN_BLOCK_LANES * out_stride + (q) * out_stride                \
+     + (k) * (PART) % CNN_BLOCK)
+
+CNN_DEFINE_CONV_TILE(cnn_conv_tile16_f32, float, CNN_BLOCK, CNN_BLOCK_LANES, CNN_LANE_ROWS)
+CNN_DEFINE_CONV_TILE(cnn_conv_tile16_f64, double, CNN_BLOCK, CNN_BLOCK_LANES, CNN_LANE_ROWS)
+CNN_DEFINE_CONV_TILE(cnn_conv_tile8_f32, float, CNN_NARROW_BLOCK, CNN_WIDE_PIXELS, CNN_LANE_ROWS)
+CNN_DEFINE_CONV_TILE(cnn_conv_tile8_f64, double, CNN_NARROW_BLOCK, CNN_WIDE_PIXELS,
+                     CNN_LANE_ROWS)
+/* The paired tile (conv_layout.h's CNN_PAIR_BLOCK; called only where CNN_PAIR_TILES). */
+CNN_DEFINE_CONV_TILE(cnn_conv_tile32_f32, float, CNN_PAIR_BLOCK, CNN_BLOCK_LANES, CNN_BLOCK_ROWS)
 
 /* The forward tile's epilogue, in place: a batch norm's affine map (unless mean is NULL; mean,
  * scale and shift hold the block's channels) and then ReLU (when relu) on each of the first
