@@ -128,6 +128,8 @@ cdef extern from "winograd.h" nogil:
                                   Py_ssize_t v_stride, float* m, Py_ssize_t m_stride)
     void cnn_winograd_product_f64(const double* u, const double* v, Py_ssize_t n_c,
                                   Py_ssize_t v_stride, double* m, Py_ssize_t m_stride)
+    void cnn_winograd_product_pair_f32(const float* u, const float* v, Py_ssize_t n_c,
+                                       Py_ssize_t v_stride, float* m, Py_ssize_t m_stride)
 
 # Tiles per call of the output transform: its four rows of results live on the stack.
 DEF OUTPUT_CHUNK = 64
@@ -170,29 +172,47 @@ cdef void _winograd_input(const floating* padded, Py_ssize_t hp, Py_ssize_t wp,
                                            tiles_w, v + c * tiles_padded + ty * tiles_w, vs)
 
 
+cdef inline Py_ssize_t _product_width(Py_ssize_t done, Py_ssize_t size,
+                                      bint single) noexcept nogil:
+    """Values per vector of the next product along a row of `size` (a multiple of CNN_BLOCK)
+    from `done`: the paired product's two blocks where the build has it (float32, `single`)
+    and two are left, else one block. Either gives each value the same bits."""
+    if CNN_PAIR_TILES and single and done + CNN_PAIR_BLOCK <= size:
+        return CNN_PAIR_BLOCK
+    return CNN_BLOCK
+
+
+cdef inline void _product(const floating* u, const floating* v, Py_ssize_t n_c,
+                          Py_ssize_t v_stride, floating* m, Py_ssize_t m_stride,
+                          Py_ssize_t width) noexcept nogil:
+    """winograd.h's product of `width` (a _product_width) values per vector."""
+    if floating is float:
+        if width == CNN_PAIR_BLOCK:
+            cnn_winograd_product_pair_f32(u, v, n_c, v_stride, m, m_stride)
+        else:
+            cnn_winograd_product_f32(u, v, n_c, v_stride, m, m_stride)
+    else:
+        cnn_winograd_product_f64(u, v, n_c, v_stride, m, m_stride)
+
+
 cdef void _winograd_multiply(const floating* v, const floating* u, floating* m,
                              Py_ssize_t C, Py_ssize_t f_rows, Py_ssize_t tiles_padded,
                              Py_ssize_t first_group, Py_ssize_t last_group) noexcept nogil:
     """m[xi, f, t] = sum_c u[xi, f, c] v[xi, c, t] for the 16 xi and the output channels of
     groups first_group..last_group-1 (CNN_BLOCK_LANES channels each, f_rows: the channels
-    rounded up to whole groups; the spare rows of m receive zeros), CNN_BLOCK tiles x one
-    group at a time."""
-    cdef Py_ssize_t xi, t, g, vs = _spread(C * tiles_padded)
+    rounded up to whole groups; the spare rows of m receive zeros), a vector of tiles (or
+    two: _product_width) x one group at a time."""
+    cdef Py_ssize_t xi, t, g, width, vs = _spread(C * tiles_padded)
     cdef Py_ssize_t ms = _spread(f_rows * tiles_padded)
-    cdef const floating* uw
-    cdef const floating* vx
-    cdef floating* mx
     for xi in range(16):
-        for t in range(0, tiles_padded // CNN_BLOCK):
-            t = t * CNN_BLOCK
-            vx = v + xi * vs + t
+        t = 0
+        while t < tiles_padded:
+            width = _product_width(t, tiles_padded, floating is float)
             for g in range(first_group, last_group):
-                uw = u + (xi * f_rows + g * CNN_BLOCK_LANES) * C
-                mx = m + xi * ms + g * CNN_BLOCK_LANES * tiles_padded + t
-                if floating is float:
-                    cnn_winograd_product_f32(uw, vx, C, tiles_padded, mx, tiles_padded)
-                else:
-                    cnn_winograd_product_f64(uw, vx, C, tiles_padded, mx, tiles_padded)
+                _product(u + (xi * f_rows + g * CNN_BLOCK_LANES) * C, v + xi * vs + t, C,
+                         tiles_padded, m + xi * ms + g * CNN_BLOCK_LANES * tiles_padded + t,
+                         tiles_padded, width)
+            t += width
 
 
 cdef void _winograd_output(const floating* m, Py_ssize_t f_rows, Py_ssize_t tiles_padded,
@@ -376,7 +396,7 @@ cdef void _weight_grad_block(const floating[:, :, :, ::1] x,
     cdef Py_ssize_t gh = 2 * tiles_h, gw = 2 * tiles_w, n_tiles = tiles_h * tiles_w
     cdef Py_ssize_t count = last - first, depth = count * tiles_padded
     cdef Py_ssize_t vts = _spread(depth * c_padded), dms = _spread(depth * f_rows)
-    cdef Py_ssize_t k, xi, g, cb, t, ty, tx
+    cdef Py_ssize_t k, xi, g, cb, c, t, ty, tx, width
     cdef floating* image = s
     cdef floating* gradient = s + hp * wp * c_padded
     cdef floating* vt = gradient + gh * gw * f_rows
@@ -419,17 +439,12 @@ cdef void _weight_grad_block(const floating[:, :, :, ::1] x,
                         dmt + g * depth * L + (k * tiles_padded + t) * L, dms)
     for xi in range(16):
         for g in range(groups):
-            for cb in range(c_padded // CNN_BLOCK):
-                if floating is float:
-                    cnn_winograd_product_f32(dmt + xi * dms + g * depth * L,
-                                             vt + xi * vts + cb * CNN_BLOCK, depth, c_padded,
-                                             partial + (xi * f_rows + g * L) * c_padded
-                                             + cb * CNN_BLOCK, c_padded)
-                else:
-                    cnn_winograd_product_f64(dmt + xi * dms + g * depth * L,
-                                             vt + xi * vts + cb * CNN_BLOCK, depth, c_padded,
-                                             partial + (xi * f_rows + g * L) * c_padded
-                                             + cb * CNN_BLOCK, c_padded)
+            c = 0
+            while c < c_padded:  # a vector of input channels (or two: _product_width)
+                width = _product_width(c, c_padded, floating is float)
+                _product(dmt + xi * dms + g * depth * L, vt + xi * vts + c, depth, c_padded,
+                         partial + (xi * f_rows + g * L) * c_padded + c, c_padded, width)
+                c += width
 
 
 cdef void _winograd_weight_grad(const floating[:, :, :, ::1] x,     # IN  (N, C, H, W)

@@ -19,7 +19,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "conv_layout.h" /* CNN_BLOCK, CNN_BLOCK_LANES */
+#include "conv_layout.h" /* CNN_BLOCK, CNN_BLOCK_LANES, CNN_PAIR_BLOCK */
 #include "conv_tile.h"   /* CNN_REGISTER_BYTES, CNN_PART_BYTES */
 #include "pointwise.h"  /* the ReLU and affine rules */
 
@@ -124,17 +124,18 @@ CNN_DEFINE_WINOGRAD(f32, float)
 CNN_DEFINE_WINOGRAD(f64, double)
 
 /* The products: m[q * m_stride + k] = sum_c u[c * CNN_BLOCK_LANES + q] * v[c * v_stride + k]
- * for CNN_BLOCK_LANES output channels q and CNN_BLOCK tiles k. The weights of a group of
+ * for CNN_BLOCK_LANES output channels q and TILES tiles k. The weights of a group of
  * channels are interleaved by input channel, so the lanes' multipliers are consecutive words
  * (one base register: the loop keeps every accumulator and pointer in registers); the tiles
- * are one vector (as many registers as it fills, as in conv_tile.h). */
-#define CNN_DEFINE_WINOGRAD_PRODUCT(SUFFIX, T)                                                 \
-    static inline void cnn_winograd_product_##SUFFIX(const T *u, const T *v, ptrdiff_t n_c,    \
-                                                     ptrdiff_t v_stride, T *m,                 \
-                                                     ptrdiff_t m_stride)                       \
+ * are one vector (as many registers as it fills, as in conv_tile.h), or for the paired product
+ * (TILES = CNN_PAIR_BLOCK, where CNN_PAIR_TILES) two, so that each broadcast weight feeds two
+ * multiply-adds (conv_layout.h says why that pays). */
+#define CNN_DEFINE_WINOGRAD_PRODUCT(NAME, T, TILES)                                            \
+    static inline void NAME(const T *u, const T *v, ptrdiff_t n_c, ptrdiff_t v_stride, T *m,   \
+                            ptrdiff_t m_stride)                                                \
     {                                                                                          \
-        typedef T part_t __attribute__((vector_size(CNN_PART_BYTES(T, CNN_BLOCK))));           \
-        enum { PART = CNN_PART_BYTES(T, CNN_BLOCK) / sizeof(T), PARTS = CNN_BLOCK / PART };    \
+        typedef T part_t __attribute__((vector_size(CNN_PART_BYTES(T, TILES))));               \
+        enum { PART = CNN_PART_BYTES(T, TILES) / sizeof(T), PARTS = (TILES) / PART };          \
         part_t acc[CNN_BLOCK_LANES][PARTS], w[PARTS];                                          \
         ptrdiff_t c, q, k;                                                                     \
         for (q = 0; q < CNN_BLOCK_LANES; q++)                                                  \
@@ -154,8 +155,9 @@ CNN_DEFINE_WINOGRAD(f64, double)
                 memcpy(m + q * m_stride + k * PART, &acc[q][k], sizeof(part_t));               \
     }
 
-CNN_DEFINE_WINOGRAD_PRODUCT(f32, float)
-CNN_DEFINE_WINOGRAD_PRODUCT(f64, double)
+CNN_DEFINE_WINOGRAD_PRODUCT(cnn_winograd_product_f32, float, CNN_BLOCK)
+CNN_DEFINE_WINOGRAD_PRODUCT(cnn_winograd_product_f64, double, CNN_BLOCK)
+CNN_DEFINE_WINOGRAD_PRODUCT(cnn_winograd_product_pair_f32, float, CNN_PAIR_BLOCK)
 
 /* One output row of n values from the output transform's even and odd columns: plus the bias,
  * then batch norm's affine map (`affine`: NULL, or its mean, scale and shift) and ReLU when
