@@ -422,6 +422,31 @@ def test_wide_layers_agree_with_the_reference_on_every_direct_path(isa, threads,
         assert one.tobytes() == two.tobytes()
 
 
+@pytest.mark.parametrize("threads_used", [1, 2])
+def test_kept_packings_follow_every_change_of_the_weights(isa, threads, small_layers_shared,
+                                                          threads_used):
+    # A plan keeps each layer's packed weights between calls and uses them again only while
+    # the array's values are unchanged: a change in place (the first value, the last one) is
+    # seen, and two layers sharing one plan (one geometry) each get their own weights.
+    rng = np.random.default_rng(threads_used)
+    x = rng.standard_normal((1, 32, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((64, 32, 3, 3)).astype(np.float32)
+    other = rng.standard_normal((64, 32, 3, 3)).astype(np.float32)
+    plan = dc.plan(x, w, 1, 1)
+
+    def check(weight):
+        out = plan.forward(x, weight, num_threads=threads_used)[0]
+        expected = conv_reference(x, weight, None, (1, 1), (1, 1), (1, 1))
+        np.testing.assert_allclose(out, expected, **tolerance(np.float32))
+
+    for where in [(0, 0, 0, 0), (63, 31, 2, 2)]:
+        check(w)  # packed, and kept
+        check(other)
+        w[where] += 100.0
+        check(w)
+        check(other)
+
+
 @pytest.mark.parametrize("shape", [(0, 2, 6, 6), (3, 2, 6, 6)])
 def test_no_images_or_no_output_channels_give_zero_gradients(isa, shape):
     x = np.ones(shape, np.float32)

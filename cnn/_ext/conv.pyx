@@ -8,8 +8,9 @@ calls, im2col + a BLAS product per image for grouped and 1x1 ones), the tables t
 read (tap offsets, window origins, the weights' segment layout, Winograd's tiles), the size of
 every scratch buffer, the weight repacking, and the sub-plan of the dense input gradient. Its
 methods take the arrays of one call (any batch size), check them against the plan in a few
-integer comparisons, allocate the outputs and scratch, and run the kernels; nothing is shared
-between calls, so one plan serves several threads at once.
+integer comparisons, allocate the outputs and scratch, and run the kernels. Only the packed
+weights are kept between calls (_packed_weights), in entries never changed once made, so one
+plan serves several threads at once.
 
 Layers ask for plans through ``cnn._ext.conv_plan`` (a cache keyed by geometry and instruction
 set); the kernels themselves (conv_direct.pxi, conv_winograd.pxi, conv_columns.pxi) are private
@@ -20,13 +21,15 @@ functions beside it.
 import importlib
 import math
 import sys
+import weakref
 
 import numpy as np
 
+from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBuffer_Release, PyObject_GetBuffer
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.stdint cimport int64_t
-from libc.string cimport memset
+from libc.string cimport memcmp, memset
 
 from cnn._ext._openmp cimport serial as _serial
 from cnn._blas import use_one_thread
@@ -89,8 +92,7 @@ WINOGRAD_MIN_CHANNELS_ALONE = 64
 # second thread brings. 2^22 was chosen under passive waiting, where every wake-up is a system
 # call; single-threaded calls entering no parallel region (each region cost about 0.8 us) made
 # 2^21 better; since a batch smaller than the team is cut into one static share per thread,
-# each padding its image and packing its weights into memory of its own (_share_of_image),
-# 2^18 measured better, alternating in one process on 2 threads: ResNet-8's batch-1 forward
+# each padding its image into memory of its own (_share_of_image), 2^18 measured better, alternating in one process on 2 threads: ResNet-8's batch-1 forward
 # 344 -> 322 us (its stem and strided layers shared), a LeNet-5 batch-10 step 641 -> 599 us;
 # LeNet-5's batch-1 layers (at most 240k) stay on one thread, where sharing them ran slower.
 MIN_PARALLEL_MACS = 1 << 18
@@ -98,6 +100,11 @@ MIN_PARALLEL_MACS = 1 << 18
 # weights hold at least MIN_PARALLEL_PACK values.
 DEF PACK_ROWS = 64
 cdef Py_ssize_t MIN_PARALLEL_PACK = 1 << 15
+# The packed weights a plan keeps between calls (_packed_weights): one array per layer of its
+# geometry, the oldest dropped past this many (ResNet-20 has 7 layers of one geometry).
+PACKINGS_KEPT = 8
+# Bytes from which the team shares a comparison of weights (_same_bits).
+cdef Py_ssize_t MIN_PARALLEL_COMPARE = 1 << 16
 
 
 cdef inline bint _flag(value, str name) except -1:
@@ -174,38 +181,69 @@ cdef extern from "conv_pack.h" nogil:
 
 
 cdef inline void _pack_taps(const floating* weight, Py_ssize_t F, Py_ssize_t T, floating* wt,
-                            Py_ssize_t P, Py_ssize_t first, Py_ssize_t last,
-                            Py_ssize_t f_first=0, Py_ssize_t f_last=-1) noexcept nogil:
-    """Taps first..last-1 of wt, channels f_first..f_last-1 (all P by default; f_first a
-    multiple of 8), from weight (F, T)."""
-    if f_last < 0:
-        f_last = P
+                            Py_ssize_t P, Py_ssize_t first, Py_ssize_t last) noexcept nogil:
+    """Taps first..last-1 of wt (T, P) from weight (F, T)."""
     if floating is float:
-        cnn_pack_taps_f32(weight, F, T, wt, P, f_first, f_last, first, last)
+        cnn_pack_taps_f32(weight, F, T, wt, P, 0, P, first, last)
     else:
-        cnn_pack_taps_f64(weight, F, T, wt, P, f_first, f_last, first, last)
+        cnn_pack_taps_f64(weight, F, T, wt, P, 0, P, first, last)
 
 
-cdef void _pack(const floating[:, ::1] weight, const floating[::1] bias, floating[:, ::1] wt,
-                floating[::1] bias_padded, int num_threads) noexcept:
-    """wt[t, f] = weight[f, t] and bias_padded[f] = bias[f] (bias may be None), zeros in the
-    channels past F (conv_pack.h): one pass, where NumPy would zero the array, then copy
-    through a transposed view. The team shares the rows of wt in blocks of PACK_ROWS taps.
-    With wt None, the bias only (the kernels pack the weights themselves: _share_of_image)."""
-    cdef Py_ssize_t F = weight.shape[0], T = weight.shape[1], P = bias_padded.shape[0], f, block
+cdef void _pack(const floating[:, ::1] weight, floating[:, ::1] wt, int num_threads) noexcept:
+    """wt[t, f] = weight[f, t], zeros in the channels past F (conv_pack.h): one pass, where NumPy
+    would zero the array, then copy through a transposed view. The team shares the rows of wt
+    in blocks of PACK_ROWS taps."""
+    cdef Py_ssize_t F = weight.shape[0], T = weight.shape[1], P = wt.shape[1], block
     cdef Py_ssize_t blocks = (T + PACK_ROWS - 1) // PACK_ROWS
-    cdef const floating* source = &weight[0, 0] if F > 0 and T > 0 else NULL
-    cdef floating* target = &wt[0, 0] if wt is not None and T > 0 and P > 0 else NULL
-    if target != NULL:
-        with nogil:
-            if num_threads > 1 and T * P >= MIN_PARALLEL_PACK:
-                for block in prange(blocks, schedule="static", num_threads=num_threads):
-                    _pack_taps(source, F, T, target, P, block * PACK_ROWS,
-                               min(T, (block + 1) * PACK_ROWS))
-            else:  # without a parallel region, which alone costs about 0.8 us
-                _pack_taps(source, F, T, target, P, 0, T)
-    for f in range(P):
-        bias_padded[f] = bias[f] if bias is not None and f < F else 0
+    if T == 0 or P == 0:
+        return
+    cdef const floating* source = &weight[0, 0] if F > 0 else NULL
+    with nogil:
+        if num_threads > 1 and T * P >= MIN_PARALLEL_PACK:
+            for block in prange(blocks, schedule="static", num_threads=num_threads):
+                _pack_taps(source, F, T, &wt[0, 0], P, block * PACK_ROWS,
+                           min(T, (block + 1) * PACK_ROWS))
+        else:  # without a parallel region, which alone costs about 0.8 us
+            _pack_taps(source, F, T, &wt[0, 0], P, 0, T)
+
+
+cdef void _pad_bias(const floating[::1] bias, floating[::1] bias_padded) noexcept:
+    """bias_padded[f] = bias[f] (bias may be None), zeros past its end."""
+    cdef Py_ssize_t f, F = 0 if bias is None else bias.shape[0]
+    for f in range(bias_padded.shape[0]):
+        bias_padded[f] = bias[f] if f < F else 0
+
+
+cdef bint _same_bits(a, b, int num_threads) except -1:
+    """Whether C-contiguous arrays a and b hold the same bytes (read through the buffer
+    protocol: NumPy's own comparison cost a batch-1 layer more than packing its weights). The
+    team compares a part each: one thread alone took longer than the team's packing of
+    VGG's 128 -> 128 weights."""
+    cdef Py_buffer x, y
+    cdef Py_ssize_t part, parts, size, begin, end
+    cdef int differing = 0
+    PyObject_GetBuffer(a, &x, PyBUF_C_CONTIGUOUS)
+    try:
+        PyObject_GetBuffer(b, &y, PyBUF_C_CONTIGUOUS)
+        try:
+            if x.len != y.len:
+                return False
+            size = x.len
+            parts = num_threads if num_threads > 1 and size >= MIN_PARALLEL_COMPARE else 1
+            with nogil:
+                if parts == 1:  # without a parallel region (about 0.8 us)
+                    differing = memcmp(x.buf, y.buf, size) != 0
+                else:
+                    for part in prange(parts, schedule="static", num_threads=num_threads):
+                        begin, end = size * part // parts, size * (part + 1) // parts
+                        if memcmp(<char*> x.buf + begin, <char*> y.buf + begin,
+                                  end - begin) != 0:
+                            differing += 1
+        finally:
+            PyBuffer_Release(&y)
+    finally:
+        PyBuffer_Release(&x)
+    return differing == 0
 
 
 def _relu_masked(grad, pooled, threads):
@@ -274,10 +312,13 @@ cdef class ConvPlan:
     cdef bint double_precision
     cdef tuple segment_shape
     cdef list _input_grad_phases
+    # id(weight) -> (weak reference to it, a copy of its values, their packing): _packed_weights
+    cdef dict _packings
     cdef Py_ssize_t tiles_padded, winograd_hp, winograd_wp, winograd_size
 
     def __init__(self, input_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1,
                  dtype=np.float32):
+        self._packings = {}
         dims = tuple(input_shape)
         input_shape = shape(dims[max(len(dims) - 3, 0):], "input_shape", 3)
         weight_shape = shape(weight_shape, "weight_shape", 4)
@@ -470,7 +511,7 @@ cdef class ConvPlan:
     # ***** forward *****
 
     def forward(self, x, weight, bias=None, relu=False, keep_columns=False, num_threads=1,
-                batch_norm=None, residual=None):
+                batch_norm=None, residual=None, keep_packing=True):
         """conv2d(x, weight) + bias, then a batch norm in evaluation mode, a residual and ReLU
         when asked.
 
@@ -491,6 +532,10 @@ cdef class ConvPlan:
             residual: None, or an array shaped as the result: added (the convolution's value
                 first, as AddReLU adds) after the affine map and before the ReLU, a residual
                 connection's sum with the same bits as elementwise.add_relu.
+            keep_packing: keep the weights as the direct kernels packed them for the next call
+                with this array, which uses them while its values are unchanged
+                (_packed_weights): for inference; false where the weights change at every call
+                (a training step's) or are made for one call, whose copy would only cost.
 
         Returns:
             (out (N, F, OH, OW), columns or None)
@@ -499,6 +544,7 @@ cdef class ConvPlan:
         weight = self._array(weight, "weight", self.weight_shape)
         bias = self._bias(bias)
         relu = _flag(relu, "relu")
+        keep_packing = _flag(keep_packing, "keep_packing")
         threads = self._team(x.shape[0], self._threads(num_threads))
         if residual is not None:
             residual = self._array(residual, "residual", (x.shape[0],) + self.output_shape)
@@ -535,15 +581,13 @@ cdef class ConvPlan:
                             parts, threads)
             self._residual_pass(out, residual, relu, threads)
             return out, None
-        rows, wt, bias_padded, scratch = self._direct_operands(weight, bias, threads, parts)
+        wt, bias_padded, scratch = self._direct_operands(weight, bias, threads, keep_packing)
         if self.double_precision:
-            _conv_forward[double](x, rows, wt, bias_padded, self.taps, self.origins,
-                                  coefficients, out, scratch, ph, pw, relu, parts, threads,
-                                  None, residual)
+            _conv_forward[double](x, wt, bias_padded, self.taps, self.origins, coefficients,
+                                  out, scratch, ph, pw, relu, parts, threads, None, residual)
         else:
-            _conv_forward[float](x, rows, wt, bias_padded, self.taps, self.origins,
-                                 coefficients, out, scratch, ph, pw, relu, parts, threads,
-                                 None, residual)
+            _conv_forward[float](x, wt, bias_padded, self.taps, self.origins, coefficients,
+                                 out, scratch, ph, pw, relu, parts, threads, None, residual)
         return out, columns
 
     cdef object _batch_norm_map(self, batch_norm, bint padded):
@@ -622,13 +666,15 @@ cdef class ConvPlan:
                                      self.winograd_wp, self.tiles_padded, relu, split, threads,
                                      residual)
 
-    def forward_relu_pool(self, x, weight, bias=None, num_threads=1, with_indices=True):
+    def forward_relu_pool(self, x, weight, bias=None, num_threads=1, with_indices=True,
+                          keep_packing=True):
         """max_pool2d(relu(conv2d(x, weight) + bias), 2) in one pass, without storing the
         convolution's output (groups = 1; Winograd pools each 2x2 output tile, its window).
 
         Args:
             with_indices: also return the argmax positions (what backward_relu_pool needs);
                 without them (inference) the kernels write nothing but the pooled values.
+            keep_packing: as forward's.
 
         Returns:
             (pooled, indices), both (N, F, OH // 2, OW // 2); indices (int64) are the argmax
@@ -669,14 +715,15 @@ cdef class ConvPlan:
         if self.pool_rows:
             self._pool_rows(x, weight, bias, pooled, indices, parts, threads)
             return pooled, indices
-        rows, wt, bias_padded, scratch = self._direct_operands(weight, bias, threads, parts)
+        wt, bias_padded, scratch = self._direct_operands(weight, bias, threads,
+                                                         _flag(keep_packing, "keep_packing"))
         ph, pw = self.padding
         if self.double_precision:
-            _conv_relu_pool_forward[double](x, rows, wt, bias_padded, self.taps, pooled,
+            _conv_relu_pool_forward[double](x, wt, bias_padded, self.taps, pooled,
                                             indices, self.origins, scratch, ow, ph, pw, parts,
                                             threads)
         else:
-            _conv_relu_pool_forward[float](x, rows, wt, bias_padded, self.taps, pooled,
+            _conv_relu_pool_forward[float](x, wt, bias_padded, self.taps, pooled,
                                            indices, self.origins, scratch, ow, ph, pw, parts,
                                            threads)
         return pooled, indices
@@ -738,24 +785,49 @@ cdef class ConvPlan:
             return 1
         return threads
 
-    cdef tuple _direct_operands(self, weight, bias, Py_ssize_t threads, Py_ssize_t parts):
-        """The weights as (F, taps), the bias padded to whole tiles, the weights repacked
-        so that a tile's output channels are one vector (wt[tap, f], zero-padded channels),
-        and the padded images, one per thread. A split batch (parts > 1) gets room for a
-        copy of wt per thread instead, which each thread packs for itself (_share_of_image
-        says why)."""
-        f = self.weight_shape[0]
-        rows = weight.reshape(f, self.n_taps)
-        wt = np.empty((self.n_taps * (threads if parts > 1 else 1), self.f_padded),
-                      dtype=self.dtype)
+    cdef tuple _direct_operands(self, weight, bias, Py_ssize_t threads, bint keep_packing):
+        """The weights repacked so that a tile's output channels are one vector (wt[tap, f],
+        zero-padded channels: _packed_weights), the bias padded to whole tiles, and the
+        padded images, one per thread."""
         bias_padded = np.empty(self.f_padded, dtype=self.dtype)
-        packed = None if parts > 1 else wt
         if self.double_precision:
-            _pack[double](rows, bias, packed, bias_padded, threads)
+            _pad_bias[double](bias, bias_padded)
         else:
-            _pack[float](rows, bias, packed, bias_padded, threads)
-        scratch = np.empty((threads, self.image_size), dtype=self.dtype)
-        return rows, wt, bias_padded, scratch
+            _pad_bias[float](bias, bias_padded)
+        return (self._packed_weights(weight, threads, keep_packing), bias_padded,
+                np.empty((threads, self.image_size), dtype=self.dtype))
+
+    cdef object _packed_weights(self, weight, Py_ssize_t threads, bint keep):
+        """wt (taps, F_padded), `weight` repacked for the register tile (conv_pack.h).
+
+        Packing transposes every weight, which cost a batch-1 layer up to a fifth of its time,
+        so a packing is kept (with `keep`) for the next call with the same array, and used
+        again while that array's values are still, bit for bit, those it was made from:
+        compared with a copy taken then (_same_bits, a fraction of the packing's cost; one
+        thread, AVX-512 Xeon: ResNet-8's 64 -> 64 layer 50 -> 42 us, VGG's 64 -> 128 layer
+        92 -> 72 us). Only the values count: an in-place change anywhere, by an optimizer or
+        through NumPy, is seen. Training steps, whose weights change at each step, keep
+        nothing (`keep` false: the copy would only cost). The array is found
+        by id and a weak reference (a new array at a freed one's address is not it). Entries
+        are tuples never changed once made, so threads sharing the plan (each call reads the
+        entry it found) never see one half-written."""
+        key = id(weight)
+        entry = self._packings.get(key)
+        if entry is not None and entry[0]() is weight and _same_bits(weight, entry[1], threads):
+            return entry[2]
+        wt = np.empty((self.n_taps, self.f_padded), dtype=self.dtype)
+        rows = weight.reshape(self.weight_shape[0], self.n_taps)
+        if self.double_precision:
+            _pack[double](rows, wt, threads)
+        else:
+            _pack[float](rows, wt, threads)
+        if keep:
+            if entry is None and len(self._packings) >= PACKINGS_KEPT:
+                del self._packings[next(iter(self._packings))]  # the oldest
+            self._packings[key] = (weakref.ref(weight), weight.copy(), wt)
+        elif entry is not None:  # stale (the weights changed, or a new array): let it go
+            del self._packings[key]
+        return wt
 
     cdef tuple _columns_forward(self, x, weight, bias, bint relu, bint keep, Py_ssize_t threads):
         """Group g's output is w_g (F/groups, Cg*KH*KW) @ cols_g, image by image: products
@@ -1015,8 +1087,8 @@ cdef class ConvPlan:
         c, h, w = self.input_shape
         if self.stride == (1, 1):
             _, _, rows, cols, plan = self._input_grad_phases[0][:5]
-            out = plan.forward(grad, self._phase_weight(weight, rows, cols),
-                               num_threads=threads)[0]
+            out = plan.forward(grad, self._phase_weight(weight, rows, cols), num_threads=threads,
+                               keep_packing=False)[0]
             out = out[:, :, rows.crop, cols.crop]
             return out if out.flags.c_contiguous else np.ascontiguousarray(out)
         # Each phase writes its pixels straight into their strided places; only pixels that no
@@ -1030,7 +1102,7 @@ cdef class ConvPlan:
             if (<ConvPlan> plan)._winograd_pays(n):
                 # A 3x3 phase that Winograd serves (5x5 kernels at stride 2, for example):
                 # computed whole, then copied into its strided places.
-                out = plan.forward(grad, sub, num_threads=threads)[0]
+                out = plan.forward(grad, sub, num_threads=threads, keep_packing=False)[0]
                 dx[:, :, ry::self.stride[0], rx::self.stride[1]] = out[:, :, rows.crop,
                                                                        cols.crop]
             else:
@@ -1049,14 +1121,14 @@ cdef class ConvPlan:
         this plan's; out is the larger input gradient a phase belongs to)."""
         threads = self._team(x.shape[0], threads)
         parts = self._parts(x.shape[0], threads)
-        rows, wt, bias_padded, scratch = self._direct_operands(weight, None, threads, parts)
+        wt, bias_padded, scratch = self._direct_operands(weight, None, threads, False)
         ph, pw = self.padding
         if self.double_precision:
-            _conv_forward[double](x, rows, wt, bias_padded, self.taps, origins, None, out,
-                                  scratch, ph, pw, False, parts, threads, placements)
+            _conv_forward[double](x, wt, bias_padded, self.taps, origins, None, out, scratch,
+                                  ph, pw, False, parts, threads, placements)
         else:
-            _conv_forward[float](x, rows, wt, bias_padded, self.taps, origins, None, out,
-                                 scratch, ph, pw, False, parts, threads, placements)
+            _conv_forward[float](x, wt, bias_padded, self.taps, origins, None, out, scratch,
+                                 ph, pw, False, parts, threads, placements)
 
     cdef _lay_out_input_grad_phases(self):
         c, h, w = self.input_shape

@@ -262,32 +262,6 @@ cdef inline bint _share_of_image(Py_ssize_t t, Py_ssize_t threads, Py_ssize_t N,
     return True
 
 
-cdef inline void _pack_share(const floating* weight, Py_ssize_t F, Py_ssize_t T,
-                            floating* wt, Py_ssize_t P, Py_ssize_t block, Py_ssize_t per_block,
-                            Py_ssize_t first, Py_ssize_t last, Py_ssize_t* packed_first,
-                            Py_ssize_t* packed_last) noexcept nogil:
-    """Pack into a share's own wt the blocks of output channels that its tiles first..last-1
-    compute (per_block tiles a block), those it has not packed yet (channels
-    packed_first..packed_last-1, which then grow to cover them): each thread of a batch-1
-    layer packs only its own channels (VGG's 128 -> 128 layer: 590 KB each, where all of
-    them took a thread about 15 us)."""
-    cdef Py_ssize_t lo, hi
-    if first >= last:
-        return
-    lo = first // per_block * block
-    hi = min(P, ((last - 1) // per_block + 1) * block)
-    if packed_last[0] <= packed_first[0]:
-        _pack_taps(weight, F, T, wt, P, 0, T, lo, hi)
-        packed_first[0], packed_last[0] = lo, hi
-        return
-    if lo < packed_first[0]:
-        _pack_taps(weight, F, T, wt, P, 0, T, lo, packed_first[0])
-        packed_first[0] = lo
-    if hi > packed_last[0]:
-        _pack_taps(weight, F, T, wt, P, 0, T, packed_last[0], hi)
-        packed_last[0] = hi
-
-
 cdef void _forward_image(const floating* padded, const Py_ssize_t* origins,
                          const Py_ssize_t* taps, Py_ssize_t n_taps, const floating* wt,
                          Py_ssize_t f_padded, const floating* bias, const floating* affine,
@@ -414,10 +388,8 @@ cdef inline const floating* _image_of(const floating[:, :, :, ::1] images,
 
 
 cdef void _conv_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
-                        const floating[:, ::1] rows,    # IN  (F, C*KH*KW), the weight
-                        floating[:, ::1] wt,            # IN  (C*KH*KW, F_padded), rows repacked,
-                                                        # or (parts > 1) room for each thread
-                                                        # to pack its own copy
+                        const floating[:, ::1] wt,      # IN  (C*KH*KW, F_padded), the weight
+                                                        # repacked
                         const floating[::1] bias,       # IN  (F_padded,), zeros where no bias
                         const Py_ssize_t[::1] taps,     # IN  (C*KH*KW,) tap offsets, padded image
                         const Py_ssize_t[::1] origins,  # IN  (OH*OW,) window origins
@@ -438,8 +410,6 @@ cdef void _conv_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
     cdef Py_ssize_t n, t, first, last, N = x.shape[0], F = out.shape[1]
     cdef Py_ssize_t n_pixels = origins.shape[0], n_taps = taps.shape[0]
     cdef Py_ssize_t block = _forward_block(wt.shape[1], floating is float)
-    cdef Py_ssize_t packed_first, packed_last
-    cdef floating* share_wt
     cdef Py_ssize_t plane = out.shape[2] * out.shape[3]
     cdef const Py_ssize_t* places = NULL
     cdef Py_ssize_t L = _lanes(block), per_block = (n_pixels + L - 1) // L
@@ -464,15 +434,11 @@ cdef void _conv_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
         return
     with nogil:
         for t in prange(num_threads, schedule="static", num_threads=num_threads):
-            share_wt = &wt[t * n_taps, 0]
-            packed_first, packed_last = 0, 0
             for n in range(N):
                 first, last = 0, 0
                 if _share_of_image(t, num_threads, N, n, parts, tiles, &first, &last):
-                    _pack_share(&rows[0, 0], rows.shape[0], n_taps, share_wt, wt.shape[1],
-                                block, per_block, first, last, &packed_first, &packed_last)
                     _forward_image(_tile_input(x, n, &scratch[t, 0], ph, pw), &origins[0],
-                                   &taps[0], n_taps, share_wt, wt.shape[1], &bias[0],
+                                   &taps[0], n_taps, &wt[0, 0], wt.shape[1], &bias[0],
                                    coefficients, _image_of(residual, n), &out[n, 0, 0, 0], F,
                                    n_pixels, places, plane, relu, first, last)
 
@@ -493,8 +459,7 @@ cdef inline void _pad_forward_pool_image(const floating[:, :, :, ::1] x, Py_ssiz
 
 
 cdef void _conv_relu_pool_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
-                                  const floating[:, ::1] rows,    # IN  (F, C*KH*KW)
-                                  floating[:, ::1] wt,            # as _conv_forward's
+                                  const floating[:, ::1] wt,      # as _conv_forward's
                                   const floating[::1] bias,       # IN  (F_padded,)
                                   const Py_ssize_t[::1] taps,     # IN  (C*KH*KW,)
                                   floating[:, :, :, ::1] pooled,  # OUT (N, F, OH // 2, OW // 2)
@@ -509,8 +474,7 @@ cdef void _conv_relu_pool_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, 
     cdef bint keep_indices = indices is not None
     cdef Py_ssize_t n, t, first, last, N = x.shape[0]
     cdef Py_ssize_t block = _forward_block(wt.shape[1], floating is float)
-    cdef Py_ssize_t n_taps = taps.shape[0], packed_first, packed_last
-    cdef floating* share_wt
+    cdef Py_ssize_t n_taps = taps.shape[0]
     cdef Py_ssize_t per_tile = _lanes(block) // CNN_PIXELS
     cdef Py_ssize_t per_block = (pooled.shape[2] * pooled.shape[3] + per_tile - 1) // per_tile
     cdef Py_ssize_t tiles = wt.shape[1] // block * per_block
@@ -529,16 +493,12 @@ cdef void _conv_relu_pool_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, 
         return
     with nogil:
         for t in prange(num_threads, schedule="static", num_threads=num_threads):
-            share_wt = &wt[t * n_taps, 0]
-            packed_first, packed_last = 0, 0
             for n in range(N):
                 first, last = 0, 0
                 if _share_of_image(t, num_threads, N, n, parts, tiles, &first, &last):
-                    _pack_share(&rows[0, 0], rows.shape[0], n_taps, share_wt, wt.shape[1],
-                                block, per_block, first, last, &packed_first, &packed_last)
                     _forward_pool_image(_tile_input(x, n, &scratch[t, 0], ph, pw),
                                         &origins[0], &taps[0], n_taps,
-                                        share_wt, wt.shape[1], &bias[0], pooled[n],
+                                        &wt[0, 0], wt.shape[1], &bias[0], pooled[n],
                                         &indices[n, 0, 0, 0] if keep_indices else NULL,
                                         conv_w, first, last)
 

@@ -1,7 +1,7 @@
 /* The weights repacked for the register tile (conv_tile.h): wt[t, f] = weight[f, t], a row of
  * P channels (F of them, then zeros up to whole tiles) per tap t, from the layer's own (F, T)
- * layout. Used by conv.pyx for every direct forward and input-gradient phase, at every call
- * (the weights may have changed since the last one).
+ * layout. Used by conv.pyx for the direct forward and the input gradient's phases, whenever a
+ * layer's weights are not those of the packing it kept (ConvPlan._packed_weights).
  *
  * A transpose, in 8 x 8 blocks held in vector registers where the build level has 256-bit ones
  * (float32): each block is 8 loads of 8 consecutive taps and 8 stores of 8 consecutive channels,

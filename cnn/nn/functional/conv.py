@@ -28,8 +28,10 @@ class Conv2d(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, plan, *batch_norm, relu=False):
+        # Weights that will get a gradient change at the next step: no packing kept for them.
         out, columns = plan.forward(x, weight, bias, relu, keep_columns=ctx.needs_input_grad[1],
-                                    num_threads=kernel_threads(), batch_norm=batch_norm or None)
+                                    num_threads=kernel_threads(), batch_norm=batch_norm or None,
+                                    keep_packing=not ctx.needs_input_grad[1])
         ctx.save_for_backward(x, weight, columns, out if relu else None)
         ctx.plan = plan
         ctx.folded = bool(batch_norm)
@@ -81,7 +83,8 @@ class ConvReLUMaxPool2d(Function):
     def forward(ctx, x, weight, bias, plan):
         # Without gradients (inference) the kernels skip the argmax indices.
         pooled, indices = plan.forward_relu_pool(x, weight, bias, kernel_threads(),
-                                                 with_indices=any(ctx.needs_input_grad[:3]))
+                                                 with_indices=any(ctx.needs_input_grad[:3]),
+                                                 keep_packing=not ctx.needs_input_grad[1])
         ctx.save_for_backward(x, weight, pooled, indices)
         ctx.plan = plan
         return pooled
