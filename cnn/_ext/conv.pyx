@@ -92,9 +92,11 @@ WINOGRAD_MIN_CHANNELS_ALONE = 64
 # second thread brings. 2^22 was chosen under passive waiting, where every wake-up is a system
 # call; single-threaded calls entering no parallel region (each region cost about 0.8 us) made
 # 2^21 better; since a batch smaller than the team is cut into one static share per thread,
-# each padding its image into memory of its own (_share_of_image), 2^18 measured better, alternating in one process on 2 threads: ResNet-8's batch-1 forward
-# 344 -> 322 us (its stem and strided layers shared), a LeNet-5 batch-10 step 641 -> 599 us;
-# LeNet-5's batch-1 layers (at most 240k) stay on one thread, where sharing them ran slower.
+# each padding its image into memory of its own (_share_of_image), 2^18 measured better,
+# alternating in one process on 2 threads: ResNet-8's batch-1 forward 344 -> 322 us (its stem
+# and strided layers shared), a LeNet-5 batch-10 step 641 -> 599 us; LeNet-5's batch-1 layers
+# (at most 240k) stay on one thread, where sharing them ran slower. On the Xeon, 2^20, 2^21
+# and 2^22 all ran ResNet-8's, VGG's and the CIFAR net's batch-1 forwards 3-16% slower.
 MIN_PARALLEL_MACS = 1 << 18
 # The weight repacking (_pack) shares blocks of this many taps among the team when the packed
 # weights hold at least MIN_PARALLEL_PACK values.
@@ -173,20 +175,18 @@ class _InputGradPhase:
 
 cdef extern from "conv_pack.h" nogil:
     void cnn_pack_taps_f32(const float* weight, Py_ssize_t F, Py_ssize_t T, float* wt,
-                           Py_ssize_t P, Py_ssize_t f_first, Py_ssize_t f_last,
-                           Py_ssize_t first, Py_ssize_t last)
+                           Py_ssize_t P, Py_ssize_t first, Py_ssize_t last)
     void cnn_pack_taps_f64(const double* weight, Py_ssize_t F, Py_ssize_t T, double* wt,
-                           Py_ssize_t P, Py_ssize_t f_first, Py_ssize_t f_last,
-                           Py_ssize_t first, Py_ssize_t last)
+                           Py_ssize_t P, Py_ssize_t first, Py_ssize_t last)
 
 
 cdef inline void _pack_taps(const floating* weight, Py_ssize_t F, Py_ssize_t T, floating* wt,
                             Py_ssize_t P, Py_ssize_t first, Py_ssize_t last) noexcept nogil:
     """Taps first..last-1 of wt (T, P) from weight (F, T)."""
     if floating is float:
-        cnn_pack_taps_f32(weight, F, T, wt, P, 0, P, first, last)
+        cnn_pack_taps_f32(weight, F, T, wt, P, first, last)
     else:
-        cnn_pack_taps_f64(weight, F, T, wt, P, 0, P, first, last)
+        cnn_pack_taps_f64(weight, F, T, wt, P, first, last)
 
 
 cdef void _pack(const floating[:, ::1] weight, floating[:, ::1] wt, int num_threads) noexcept:

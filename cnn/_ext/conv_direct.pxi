@@ -319,10 +319,10 @@ cdef void _forward_pool_image(const floating* padded, const Py_ssize_t* origins,
                               Py_ssize_t conv_w, Py_ssize_t first,
                               Py_ssize_t last) noexcept nogil:
     """Conv + bias + ReLU + 2x2/2 max-pool, the image's tiles first..last-1 (counted block of
-    channels by block, _forward_block): every CNN_PIXELS lanes of a tile are one pooling window, in row-major
-    order, so the first maximum (or a NaN) wins exactly as in max_pool2d. A tile of 8 lanes
-    holds two windows, running on across the ends of pooled rows (a last window that would be
-    alone repeats: computed, not stored)."""
+    channels by block, _forward_block): every CNN_PIXELS lanes of a tile are one pooling
+    window, in row-major order, so the first maximum (or a NaN) wins exactly as in
+    max_pool2d. A tile of 8 lanes holds two windows, running on across the ends of pooled rows
+    (a last window that would be alone repeats: computed, not stored)."""
     cdef Py_ssize_t F = pooled.shape[0], pw_out = pooled.shape[2]
     cdef Py_ssize_t n_windows = pooled.shape[1] * pw_out
     cdef Py_ssize_t k, fb, i, t, w0, q, f, w, y0, x0, window_count, s, fs

@@ -63,16 +63,14 @@ static inline void cnn_pack_transpose8(cnn_pack_v8 r[8])
 }
 #endif
 
-/* Channels f_first..f_last-1 (f_first a multiple of 8) of taps first..last-1 of wt (T x P)
- * from weight (F x T). */
+/* Taps first..last-1 of wt (T x P) from weight (F x T). */
 static inline void cnn_pack_taps_f32(const float *weight, ptrdiff_t F, ptrdiff_t T, float *wt,
-                                     ptrdiff_t P, ptrdiff_t f_first, ptrdiff_t f_last,
-                                     ptrdiff_t first, ptrdiff_t last)
+                                     ptrdiff_t P, ptrdiff_t first, ptrdiff_t last)
 {
 #if CNN_REGISTER_BYTES >= 32
-    ptrdiff_t t0, f0, i, f_weights = F < f_last ? F : f_last;
+    ptrdiff_t t0, f0, i, f_weights = F < P ? F : P;
     for (t0 = first; t0 + 8 <= last; t0 += 8) {
-        for (f0 = f_first; f0 + 8 <= f_weights; f0 += 8) {
+        for (f0 = 0; f0 + 8 <= f_weights; f0 += 8) {
             cnn_pack_v8 r[8];
             for (i = 0; i < 8; i++)
                 memcpy(&r[i], weight + (f0 + i) * T + t0, sizeof r[i]);
@@ -81,18 +79,17 @@ static inline void cnn_pack_taps_f32(const float *weight, ptrdiff_t F, ptrdiff_t
                 memcpy(wt + (t0 + i) * P + f0, &r[i], sizeof r[i]);
         }
         /* the channels past the last whole block, and the zeros */
-        cnn_pack_loop_f32(weight, F, T, wt, P, f0, f_last, t0, t0 + 8);
+        cnn_pack_loop_f32(weight, F, T, wt, P, f0, P, t0, t0 + 8);
     }
     first = t0;
 #endif
-    cnn_pack_loop_f32(weight, F, T, wt, P, f_first, f_last, first, last);
+    cnn_pack_loop_f32(weight, F, T, wt, P, 0, P, first, last);
 }
 
 static inline void cnn_pack_taps_f64(const double *weight, ptrdiff_t F, ptrdiff_t T,
-                                     double *wt, ptrdiff_t P, ptrdiff_t f_first,
-                                     ptrdiff_t f_last, ptrdiff_t first, ptrdiff_t last)
+                                     double *wt, ptrdiff_t P, ptrdiff_t first, ptrdiff_t last)
 {
-    cnn_pack_loop_f64(weight, F, T, wt, P, f_first, f_last, first, last);
+    cnn_pack_loop_f64(weight, F, T, wt, P, 0, P, first, last);
 }
 
 #endif
