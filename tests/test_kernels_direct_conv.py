@@ -483,6 +483,10 @@ def _x():
         _x(), np.zeros((3, 2, 3, 3), np.float32), np.zeros((1, 3, 2, 2), np.float32),
         np.zeros((1, 3, 2, 1), np.float32), np.zeros((1, 3, 2, 2), np.int64)), ValueError,
      "pooled"),
+    (lambda: dc.plan(_x(), np.zeros((3, 2, 3, 3), np.float32)).forward(
+        _x(), np.zeros((3, 2, 3, 3), np.float32), keep_packing="yes"), TypeError, "keep_packing"),
+    (lambda: dc.plan(_x(), np.zeros((3, 2, 3, 3), np.float32)).forward_relu_pool(
+        _x(), np.zeros((3, 2, 3, 3), np.float32), keep_packing=2), TypeError, "keep_packing"),
 ])
 def test_bad_arguments_raise_naming_the_argument(call, error, words):
     with pytest.raises(error, match=words):

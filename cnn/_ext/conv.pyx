@@ -691,6 +691,7 @@ cdef class ConvPlan:
         x = self._input(x)
         weight = self._array(weight, "weight", self.weight_shape)
         bias = self._bias(bias)
+        keep_packing = _flag(keep_packing, "keep_packing")
         threads = self._team(x.shape[0], self._threads(num_threads))
         shape_ = (x.shape[0], self.output_shape[0], oh // 2, ow // 2)
         pooled = np.empty(shape_, dtype=self.dtype)
@@ -715,8 +716,7 @@ cdef class ConvPlan:
         if self.pool_rows:
             self._pool_rows(x, weight, bias, pooled, indices, parts, threads)
             return pooled, indices
-        wt, bias_padded, scratch = self._direct_operands(weight, bias, threads,
-                                                         _flag(keep_packing, "keep_packing"))
+        wt, bias_padded, scratch = self._direct_operands(weight, bias, threads, keep_packing)
         ph, pw = self.padding
         if self.double_precision:
             _conv_relu_pool_forward[double](x, wt, bias_padded, self.taps, pooled,
@@ -807,10 +807,10 @@ cdef class ConvPlan:
         thread, AVX-512 Xeon: ResNet-8's 64 -> 64 layer 50 -> 42 us, VGG's 64 -> 128 layer
         92 -> 72 us). Only the values count: an in-place change anywhere, by an optimizer or
         through NumPy, is seen. Training steps, whose weights change at each step, keep
-        nothing (`keep` false: the copy would only cost). The array is found
-        by id and a weak reference (a new array at a freed one's address is not it). Entries
-        are tuples never changed once made, so threads sharing the plan (each call reads the
-        entry it found) never see one half-written."""
+        nothing (`keep` false: the copy would only cost). The array is found by id and a weak
+        reference (a new array at a freed one's address is not it). Entries are tuples never
+        changed once made, so threads sharing the plan (each call reads the entry it found)
+        never see one half-written."""
         key = id(weight)
         entry = self._packings.get(key)
         if entry is not None and entry[0]() is weight and _same_bits(weight, entry[1], threads):
@@ -821,12 +821,14 @@ cdef class ConvPlan:
             _pack[double](rows, wt, threads)
         else:
             _pack[float](rows, wt, threads)
+        # pop, not del: another thread may have changed the dict while the comparison and the
+        # packing ran without the GIL.
         if keep:
             if entry is None and len(self._packings) >= PACKINGS_KEPT:
-                del self._packings[next(iter(self._packings))]  # the oldest
+                self._packings.pop(next(iter(self._packings), None), None)  # the oldest
             self._packings[key] = (weakref.ref(weight), weight.copy(), wt)
         elif entry is not None:  # stale (the weights changed, or a new array): let it go
-            del self._packings[key]
+            self._packings.pop(key, None)
         return wt
 
     cdef tuple _columns_forward(self, x, weight, bias, bint relu, bint keep, Py_ssize_t threads):
