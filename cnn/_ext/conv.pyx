@@ -644,9 +644,7 @@ cdef class ConvPlan:
         f, oh, ow = self.output_shape
         u = np.empty((16, _lane_rows(f) // CNN_BLOCK_LANES, c, CNN_BLOCK_LANES),
                      dtype=self.dtype)
-        bias_padded = np.zeros(self.f_padded, dtype=self.dtype)
-        if bias is not None:
-            bias_padded[:f] = bias
+        bias_padded = self._padded_bias(bias)
         # Whole images go to the threads, unless that would leave one idle or the last ones
         # alone (3 images on 2 threads): then each image's output channels are shared, each
         # thread transforming the image itself.
@@ -789,13 +787,18 @@ cdef class ConvPlan:
         """The weights repacked so that a tile's output channels are one vector (wt[tap, f],
         zero-padded channels: _packed_weights), the bias padded to whole tiles, and the
         padded images, one per thread."""
-        bias_padded = np.empty(self.f_padded, dtype=self.dtype)
-        if self.double_precision:
-            _pad_bias[double](bias, bias_padded)
-        else:
-            _pad_bias[float](bias, bias_padded)
-        return (self._packed_weights(weight, threads, keep_packing), bias_padded,
+        return (self._packed_weights(weight, threads, keep_packing), self._padded_bias(bias),
                 np.empty((threads, self.image_size), dtype=self.dtype))
+
+    cdef object _padded_bias(self, bias):
+        """The bias (or zeros without one) padded with zeros to whole tiles: what the direct
+        and Winograd kernels start each sum from."""
+        padded = np.empty(self.f_padded, dtype=self.dtype)
+        if self.double_precision:
+            _pad_bias[double](bias, padded)
+        else:
+            _pad_bias[float](bias, padded)
+        return padded
 
     cdef object _packed_weights(self, weight, Py_ssize_t threads, bint keep):
         """wt (taps, F_padded), `weight` repacked for the register tile (conv_pack.h).

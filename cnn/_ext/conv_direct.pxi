@@ -293,9 +293,7 @@ cdef void _forward_image(const floating* padded, const Py_ssize_t* origins,
         _tile(padded, lanes, taps, n_taps, wt + fb, f_padded, bias + fb, 0, tile,
               CNN_BLOCK, block)
         for s in range(block // sub):  # each sub-tile: `sub` channels from fs
-            fs = fb + s * sub
-            if fs >= F:
-                break
+            fs = fb + s * sub  # below F: a pair's padding is less than one block
             part = tile + s * L * CNN_BLOCK
             _epilogue(part, n_pix, affine, fs, f_padded, relu and residual == NULL, sub)
             if placements != NULL:
@@ -327,7 +325,7 @@ cdef void _forward_pool_image(const floating* padded, const Py_ssize_t* origins,
     cdef Py_ssize_t n_windows = pooled.shape[1] * pw_out
     cdef Py_ssize_t k, fb, i, t, w0, q, f, w, y0, x0, window_count, s, fs
     cdef Py_ssize_t block = _forward_block(f_padded, floating is float), sub = _sub_block(block)
-    cdef Py_ssize_t per_tile = _lanes(block) // CNN_PIXELS
+    cdef Py_ssize_t L = _lanes(block), per_tile = L // CNN_PIXELS
     cdef Py_ssize_t per_block = (n_windows + per_tile - 1) // per_tile
     cdef Py_ssize_t lanes[CNN_MAX_LANES]
     cdef Py_ssize_t window[CNN_MAX_LANES]
@@ -352,8 +350,7 @@ cdef void _forward_pool_image(const floating* padded, const Py_ssize_t* origins,
         for s in range(block // sub):  # each sub-tile: `sub` channels from fs
             fs = fb + s * sub
             for w in range(window_count):
-                _relu_max(tile + (s * _lanes(block) + w * CNN_PIXELS) * CNN_BLOCK, best, which,
-                          sub)
+                _relu_max(tile + (s * L + w * CNN_PIXELS) * CNN_BLOCK, best, which, sub)
                 for f in range(min(sub, F - fs)):
                     pooled_flat[(fs + f) * n_windows + w0 + w] = best[f]
                     if indices_flat != NULL:
