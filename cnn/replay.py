@@ -7,10 +7,11 @@ module runs its first forward for an input signature eagerly while recording eve
 (``cnn.autograd.function.tracing``): which Function ran, where each argument came from (an input,
 a parameter, an earlier op's result, or a value fixed at capture), and, with grad enabled, the
 order in which the engine would run the backward. Later calls with the same signature replay
-that program: the same Functions' ``forward`` on the same arrays in the same order, and, for
-training, one graph node whose backward calls each op's ``backward`` in the engine's order,
-accumulating into the parameters' ``.grad`` exactly as the engine does. The numbers are the
-same as eager, bit for bit (tested).
+that program: the same Functions' ``forward`` (without gradients, their ``inference`` form
+where they have one) on the same arrays in the same order, and, for training, one graph node
+whose backward calls each op's ``backward`` in the engine's order, accumulating into the
+parameters' ``.grad`` exactly as the engine does. The numbers are the same as eager, bit for
+bit (tested).
 
 What is replayed is what the Functions compute; Python that runs in ``forward`` between them is not
 re-run. So a capture is refused, and that signature always runs eagerly, when the forward returns
@@ -43,6 +44,7 @@ from .nn.functional.linear import Linear as _Linear  # (F.linear is the function
 from .nn.functional import normalization as _normalization
 from .nn.module import Module, structure_version
 from .tensor import Tensor, _wrap
+from .threads import kernel_threads
 
 __all__ = ["compile", "CompiledModule"]
 
@@ -260,10 +262,11 @@ class _Program:
         steps, order = _fold_batch_norms(recorder.steps, order, result_slot)
         steps, order = _fuse_relus(steps, order, result_slot, self.meta)
         self.steps, self.backward_order = _fold_residuals(steps, order, result_slot)
-        # Without gradients each step is its Function's forward on the values of its slots,
-        # the values fixed at capture (plans, flags, buffers) in slots of their own after the
-        # others: looked up once here, and each step's arguments gathered by one C call
-        # (operator.itemgetter), since a batch-1 forward's ops take only microseconds each.
+        # Without gradients each step is its Function's inference form (or forward, through
+        # _without_ctx) on the values of its slots, the values fixed at capture (plans, flags,
+        # buffers) in slots of their own after the others: looked up once here, and each
+        # step's arguments gathered by one C call (operator.itemgetter), since a batch-1
+        # forward's ops take only microseconds each.
         self.constants = []
         self.forwards = []
         for cls, specs, kwargs, slot, _ in self.steps:
@@ -273,8 +276,8 @@ class _Program:
                     source = len(self.meta) + len(self.constants)
                     self.constants.append(constant)
                 sources.append(source)
-            self.forwards.append((cls.forward, cls, (None,) * len(specs), _gatherer(sources),
-                                  kwargs or None, slot))
+            run = getattr(cls, "inference", None) or _without_ctx(cls, len(specs))
+            self.forwards.append((run, _gatherer(sources), kwargs or None, slot))
         self.unset = [None] * (len(self.meta) - self.n_inputs - len(leaves))
 
     @classmethod
@@ -289,13 +292,23 @@ class _Program:
             return _Replayed.apply(*inputs, *leaves, self)
         values = ([t._data for t in inputs] + [t._data for t in leaves] + self.unset
                   + self.constants)
-        for forward, cls, unrecorded, gather, kwargs, slot in self.forwards:
+        threads = kernel_threads()  # once per forward, not per op as eager reads it
+        for run, gather, kwargs, slot in self.forwards:
             if kwargs is None:
-                values[slot] = forward(_UnrecordedContext(cls, unrecorded), *gather(values))
+                values[slot] = run(threads, *gather(values))
             else:
-                values[slot] = forward(_UnrecordedContext(cls, unrecorded), *gather(values),
-                                       **kwargs)
+                values[slot] = run(threads, *gather(values), **kwargs)
         return _wrap(values[self.result_slot])
+
+
+def _without_ctx(cls, n_args):
+    """The inference form of a Function that defines none: its forward with a ctx that
+    records nothing (the kernels read their thread count themselves)."""
+    unrecorded = (None,) * n_args
+
+    def run(threads, *args, **kwargs):
+        return cls.forward(_UnrecordedContext(cls, unrecorded), *args, **kwargs)
+    return run
 
 
 def _gatherer(indices):

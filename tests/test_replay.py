@@ -149,6 +149,29 @@ def test_inference_and_input_gradients_equal_eager(rng):
         assert inputs[0].grad.numpy().tobytes() == inputs[1].grad.numpy().tobytes()
 
 
+@pytest.mark.parametrize("build, shape", [(lenet, (1, 28, 28)), (vgg_like, (3, 16, 16)),
+                                          (resnet, (3, 16, 16))])
+def test_inference_forms_replay_eager_bit_for_bit(build, shape, rng):
+    """Without gradients a replay runs each op's inference form where it has one (no ctx, the
+    thread count read once), else its forward: eager's bits either way."""
+    eager, model = twins(build)
+    eager.eval()
+    compiled = cnn.compile(model.eval())
+    for batch in (1, 3):
+        x = rng.standard_normal((batch,) + shape).astype(np.float32)
+        with cnn.no_grad():
+            for _ in range(2):  # the capture, then a replay
+                assert compiled(cnn.tensor(x)).numpy().tobytes() == \
+                    eager(cnn.tensor(x)).numpy().tobytes()
+    program = next(iter(compiled._programs.values()))
+    forms = {step[0].__name__: run for step, (run, *_) in zip(program.steps, program.forwards)}
+    assert forms["Linear"] is F.linear.__globals__["Linear"].inference
+    if build is resnet:
+        assert forms["AvgPool2d"].__qualname__.startswith("_without_ctx")
+    else:
+        assert "ConvReLUMaxPool2d" in forms
+
+
 def with_trained_batch_norms(model, rng):
     """`model` with random running statistics and affine parameters in its batch norms (a
     fresh one's mean 0 and variance 1 would hide a fold that drops them)."""

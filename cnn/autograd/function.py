@@ -194,6 +194,11 @@ class Function:
       forward argument, or a single gradient when there is one argument. Each gradient must
       have its input's shape; return None where ``ctx.needs_input_grad`` is False.
 
+    A subclass may also define ``inference(threads, *args, **kwargs)``: forward without
+    gradients and without a ctx, the kernels' thread count given, with forward's result bit for
+    bit. ``cnn.compile`` replays a forward pass without gradients through it where it exists:
+    a batch-1 layer's ctx and per-op thread lookup cost a good part of its microseconds.
+
     Call the op with ``MyFunction.apply(*args, **kwargs)``, never ``forward`` directly.
     """
 

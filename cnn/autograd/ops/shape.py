@@ -12,6 +12,10 @@ class Reshape(Function):
     @staticmethod
     def forward(ctx, x, shape):
         ctx.shape = x.shape
+        return Reshape.inference(1, x, shape)
+
+    @staticmethod
+    def inference(threads, x, shape):
         try:
             return x.reshape(shape)
         except ValueError:

@@ -38,6 +38,10 @@ class Conv2d(Function):
         return out
 
     @staticmethod
+    def inference(threads, x, weight, bias, plan, *batch_norm, relu=False):
+        return plan.forward(x, weight, bias, relu, False, threads, batch_norm or None)[0]
+
+    @staticmethod
     def backward(ctx, grad_output):
         if ctx.folded:
             raise RuntimeError("Conv2d: a folded batch norm has no backward here (cnn.compile "
@@ -59,8 +63,13 @@ class Conv2dAddReLU(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, plan, residual, *batch_norm):
-        return plan.forward(x, weight, bias, True, num_threads=kernel_threads(),
-                            batch_norm=batch_norm or None, residual=residual)[0]
+        return Conv2dAddReLU.inference(kernel_threads(), x, weight, bias, plan, residual,
+                                       *batch_norm)
+
+    @staticmethod
+    def inference(threads, x, weight, bias, plan, residual, *batch_norm):
+        return plan.forward(x, weight, bias, True, False, threads, batch_norm or None,
+                            residual)[0]
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -88,6 +97,10 @@ class ConvReLUMaxPool2d(Function):
         ctx.save_for_backward(x, weight, pooled, indices)
         ctx.plan = plan
         return pooled
+
+    @staticmethod
+    def inference(threads, x, weight, bias, plan):
+        return plan.forward_relu_pool(x, weight, bias, threads, False)[0]
 
     @staticmethod
     def backward(ctx, grad_output):

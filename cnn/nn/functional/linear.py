@@ -24,14 +24,14 @@ class Linear(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, relu=False):
         rows = _rows(x)
-        threads = kernel_threads()
-        out = gemm.product(rows, weight, False, True, threads)
-        if relu:
-            _ext.backend.elementwise.bias_relu(out, bias, relu, threads)
-        elif bias is not None:
-            out += bias
+        out = _affine(rows, weight, bias, relu, kernel_threads())
         ctx.save_for_backward(rows, weight, out if relu else None)
         ctx.input_shape = x.shape
+        return out if x.ndim == 2 else out.reshape(x.shape[:-1] + (weight.shape[0],))
+
+    @staticmethod
+    def inference(threads, x, weight, bias, relu=False):
+        out = _affine(_rows(x), weight, bias, relu, threads)
         return out if x.ndim == 2 else out.reshape(x.shape[:-1] + (weight.shape[0],))
 
     @staticmethod
@@ -50,6 +50,16 @@ class Linear(Function):
         grad_w = gemm.product(grad_rows, rows, True, False, threads) if needs_w else None
         grad_b = grad_rows.sum(axis=0) if needs_b else None
         return grad_x, grad_w, grad_b
+
+
+def _affine(rows, weight, bias, relu, threads):
+    """rows @ weight.T + bias, then ReLU's rule with `relu`: forward's value."""
+    out = gemm.product(rows, weight, False, True, threads)
+    if relu:
+        _ext.backend.elementwise.bias_relu(out, bias, relu, threads)
+    elif bias is not None:
+        out += bias
+    return out
 
 
 def _rows(array):
