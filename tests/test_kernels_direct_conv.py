@@ -1,4 +1,6 @@
 """Direct convolution kernels (forward, fused ReLU + pool, gradients) against NumPy references."""
+import threading
+
 import numpy as np
 import pytest
 from hypothesis import assume, given
@@ -445,6 +447,52 @@ def test_kept_packings_follow_every_change_of_the_weights(isa, threads, small_la
         w[where] += 100.0
         check(w)
         check(other)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layer", [(1, 28, 6, 5, 2),    # the rows of pooled windows
+                                   (3, 18, 8, 3, 1),    # the pairs of output rows
+                                   (6, 14, 16, 5, 0)])  # the register tile
+def test_scratch_kept_between_calls_never_leaks_into_a_result(isa, layer, dtype):
+    # A plan keeps each Python thread's scratch (padded images, padded bias) for its next
+    # call: a call after another on NaN inputs, at another batch size and thread count, and
+    # calls from two threads at once give the bits of the first call.
+    c, size, f, k, padding = layer
+    rng = np.random.default_rng(size)
+    x = rng.standard_normal((1, c, size, size)).astype(dtype)
+    nan = np.full((3, c, size, size), np.nan, dtype)
+    w = rng.standard_normal((f, c, k, k)).astype(dtype)
+    b = rng.standard_normal(f).astype(dtype)
+    plan = dc.plan(x, w, 1, padding)
+
+    def results(images, weight, bias, threads):
+        return (plan.forward(images, weight, bias, num_threads=threads)[0],
+                plan.forward(images, weight, bias, relu=True, num_threads=threads)[0],
+                plan.forward_relu_pool(images, weight, bias, num_threads=threads)[0])
+
+    first = results(x, w, b, 2)
+    np.testing.assert_allclose(first[0], conv_reference(x, w, b, (1, 1), (padding,) * 2,
+                                                        (1, 1)), **tolerance(dtype))
+    for n in (1, 2):
+        assert np.isnan(results(nan, w, None, n)[0]).all()
+        again = results(x, w, b, 2 if n == 1 else 1)
+        for one, two in zip(first, again):
+            assert one.tobytes() == two.tobytes()
+    failures = []
+
+    def hammer(images, expected):
+        for _ in range(30):
+            if any(one.tobytes() != two.tobytes()
+                   for one, two in zip(results(images, w, b, 1), expected)):
+                failures.append(images.shape)
+    other = rng.standard_normal((1, c, size, size)).astype(dtype)
+    workers = [threading.Thread(target=hammer, args=(images, results(images, w, b, 1)))
+               for images in (x, other)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert not failures
 
 
 @pytest.mark.parametrize("shape", [(0, 2, 6, 6), (3, 2, 6, 6)])

@@ -8,9 +8,9 @@ calls, im2col + a BLAS product per image for grouped and 1x1 ones), the tables t
 read (tap offsets, window origins, the weights' segment layout, Winograd's tiles), the size of
 every scratch buffer, the weight repacking, and the sub-plan of the dense input gradient. Its
 methods take the arrays of one call (any batch size), check them against the plan in a few
-integer comparisons, allocate the outputs and scratch, and run the kernels. Only the packed
-weights are kept between calls (_packed_weights), in entries never changed once made, so one
-plan serves several threads at once.
+integer comparisons, allocate the outputs, and run the kernels. Kept between calls are the packed
+weights (_packed_weights), in entries never changed once made, and each Python thread's own
+scratch for the direct kernels (_scratch), so one plan serves several threads at once.
 
 Layers ask for plans through ``cnn._ext.conv_plan`` (a cache keyed by geometry and instruction
 set); the kernels themselves (conv_direct.pxi, conv_winograd.pxi, conv_columns.pxi) are private
@@ -21,6 +21,7 @@ functions beside it.
 import importlib
 import math
 import sys
+import threading
 import weakref
 
 import numpy as np
@@ -246,6 +247,17 @@ cdef bint _same_bits(a, b, int num_threads) except -1:
     return differing == 0
 
 
+cdef object _rows_view(floating[:, ::1] array):
+    """A C-contiguous 2-D array as a typed memoryview object: passed to a kernel again, it is
+    not checked and acquired again as an array is (about 0.1 us each)."""
+    return array
+
+
+cdef object _vector_view(floating[::1] array):
+    """A C-contiguous 1-D array as a typed memoryview object (as _rows_view)."""
+    return array
+
+
 def _relu_masked(grad, pooled, threads):
     """The pooled gradient through ReLU's mask, the pooled values being ReLU's output:
     elementwise.relu_backward (0 where the pooled value is <= 0, even for an inf or NaN
@@ -314,11 +326,13 @@ cdef class ConvPlan:
     cdef list _input_grad_phases
     # id(weight) -> (weak reference to it, a copy of its values, their packing): _packed_weights
     cdef dict _packings
+    cdef object _workspaces
     cdef Py_ssize_t tiles_padded, winograd_hp, winograd_wp, winograd_size
 
     def __init__(self, input_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1,
                  dtype=np.float32):
         self._packings = {}
+        self._workspaces = threading.local()
         dims = tuple(input_shape)
         input_shape = shape(dims[max(len(dims) - 3, 0):], "input_shape", 3)
         weight_shape = shape(weight_shape, "weight_shape", 4)
@@ -731,12 +745,37 @@ cdef class ConvPlan:
         """What the row kernels (conv_rows.h) read besides the input: the layer's weights as
         (F, taps), the bias (zeros without one), and the scratch: a padded image of `image`
         values per thread, then `slack` zeros that a last row's loads may read into lanes
-        never stored (zeros: no junk such as NaNs)."""
+        never stored (zeros: no junk such as NaNs; the kernels never write them)."""
         f = self.weight_shape[0]
-        scratch = np.empty((threads, image + slack), dtype=self.dtype)
-        scratch[:, image:] = 0
+        scratch = self._scratch(0, threads, image, slack)
         bias = np.zeros(f, dtype=self.dtype) if bias is None else bias
         return weight.reshape(f, self.n_taps), bias, scratch
+
+    cdef object _scratch(self, int kind, Py_ssize_t threads, Py_ssize_t size,
+                         Py_ssize_t zeros=0):
+        """A scratch (threads, size + zeros) of the calling Python thread's, whose last
+        `zeros` values of each row are zero, as a typed memoryview: made once and reused by
+        that thread's later calls of this kind (0: the row kernels', 1: the tile's padded
+        images, 2: the tile's padded bias, one row, as a vector). A batch-1 layer's
+        allocations, the zeroing and the kernels' buffer checks cost a good part of its
+        microseconds; the kernels read nothing they have not written in a call but the zeros,
+        so a reused scratch gives the same bits. Per Python thread, since threads may share a
+        plan."""
+        kept = getattr(self._workspaces, "scratch", None)
+        if kept is None:
+            kept = self._workspaces.scratch = [(0, None), (0, None), (0, None)]
+        made_for, view = kept[kind]
+        if made_for != threads:
+            array = np.empty((threads, size + zeros), dtype=self.dtype)
+            array[:, size:] = 0
+            if kind == 2:
+                view = (_vector_view[double](array[0]) if self.double_precision
+                        else _vector_view[float](array[0]))
+            else:
+                view = (_rows_view[double](array) if self.double_precision
+                        else _rows_view[float](array))
+            kept[kind] = (threads, view)
+        return view
 
     cdef _conv_rows(self, x, weight, bias, coefficients, out, bint relu, Py_ssize_t parts,
                     Py_ssize_t threads):
@@ -788,12 +827,12 @@ cdef class ConvPlan:
         zero-padded channels: _packed_weights), the bias padded to whole tiles, and the
         padded images, one per thread."""
         return (self._packed_weights(weight, threads, keep_packing), self._padded_bias(bias),
-                np.empty((threads, self.image_size), dtype=self.dtype))
+                self._scratch(1, threads, self.image_size))
 
     cdef object _padded_bias(self, bias):
         """The bias (or zeros without one) padded with zeros to whole tiles: what the direct
-        and Winograd kernels start each sum from."""
-        padded = np.empty(self.f_padded, dtype=self.dtype)
+        and Winograd kernels start each sum from (in the calling thread's scratch)."""
+        padded = self._scratch(2, 1, self.f_padded)
         if self.double_precision:
             _pad_bias[double](bias, padded)
         else:
@@ -801,7 +840,8 @@ cdef class ConvPlan:
         return padded
 
     cdef object _packed_weights(self, weight, Py_ssize_t threads, bint keep):
-        """wt (taps, F_padded), `weight` repacked for the register tile (conv_pack.h).
+        """wt (taps, F_padded), `weight` repacked for the register tile (conv_pack.h), as a
+        typed memoryview (_rows_view).
 
         Packing transposes every weight, which cost a batch-1 layer up to a fifth of its time,
         so a packing is kept (with `keep`) for the next call with the same array, and used
@@ -822,8 +862,10 @@ cdef class ConvPlan:
         rows = weight.reshape(self.weight_shape[0], self.n_taps)
         if self.double_precision:
             _pack[double](rows, wt, threads)
+            wt = _rows_view[double](wt)  # a kept packing's view: no check per call
         else:
             _pack[float](rows, wt, threads)
+            wt = _rows_view[float](wt)
         # pop, not del: another thread may have changed the dict while the comparison and the
         # packing ran without the GIL.
         if keep:
