@@ -1025,8 +1025,10 @@ cdef class ConvPlan:
         grad_x = grad_w = grad_b = None
         if need_w:
             per_block, blocks = _weight_grad_blocks(n)
-            partial = np.zeros((blocks, 16, _lane_rows(f), _vector_channels(c)),
-                               dtype=self.dtype)
+            # Each block's product stores every value of its partial sums (zeros needed only
+            # without images, when no block runs): no pass to zero megabytes first.
+            partial = (np.empty if n > 0 else np.zeros)(
+                (blocks, 16, _lane_rows(f), _vector_channels(c)), dtype=self.dtype)
             scratch = np.empty((threads, _weight_grad_room(c, f, self.winograd_hp,
                                                            self.winograd_wp, self.tiles_padded,
                                                            per_block)), dtype=self.dtype)
@@ -1036,12 +1038,12 @@ cdef class ConvPlan:
                 _winograd_weight_grad[double](x, grad, partial, scratch, per_block, ph, pw,
                                               self.winograd_hp, self.winograd_wp,
                                               self.tiles_padded, threads)
-                _winograd_weight_adjoint[double](partial.sum(axis=0)[:, :f, :c].copy(), grad_w)
+                _winograd_weight_adjoint[double](partial, grad_w, threads)
             else:
                 _winograd_weight_grad[float](x, grad, partial, scratch, per_block, ph, pw,
                                              self.winograd_hp, self.winograd_wp,
                                              self.tiles_padded, threads)
-                _winograd_weight_adjoint[float](partial.sum(axis=0)[:, :f, :c].copy(), grad_w)
+                _winograd_weight_adjoint[float](partial, grad_w, threads)
         if need_b:
             grad_b = grad.sum(axis=(0, 2, 3))
         if need_x:
