@@ -184,20 +184,30 @@ def test_a_fused_relu_passes_the_gradient_of_a_nan_output():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_bit_identical_at_one_and_two_threads(isa, threads, rng, dtype):
-    x = rng.standard_normal((8, 16, 300)).astype(dtype)
+@pytest.mark.parametrize("channels, size", [(16, 300), (7, 700), (1, 5000)])
+def test_bit_identical_at_one_and_two_threads(isa, threads, rng, dtype, channels, size):
+    # Enough values for the team to share the channels: an even split, an odd one, and one
+    # channel (one range, whatever the thread count).
+    x = rng.standard_normal((8, channels, size)).astype(dtype)
     grad = rng.standard_normal(x.shape).astype(dtype)
+    norm = _ext.backend.norm
     results = []
     for n in (1, 2):
         cnn.set_num_threads(n)
-        mean, var = np.empty(16), np.empty(16)
-        _ext.backend.norm.statistics(x, mean, var, n)
-        sums = np.empty(16), np.empty(16)
-        _ext.backend.norm.gradient_sums(grad, x, mean, *sums, n)
-        masked = np.empty(16), np.empty(16)
-        _ext.backend.norm.gradient_sums(grad, x, mean, *masked, n, np.ones(16), -mean)
-        results.append([a.tobytes() for a in (mean, var, *sums, *masked)])
+        mean, var = np.empty(channels), np.empty(channels)
+        norm.statistics(x, mean, var, n)
+        sums = np.empty(channels), np.empty(channels)
+        norm.gradient_sums(grad, x, mean, *sums, n)
+        masked = np.empty(channels), np.empty(channels)
+        norm.gradient_sums(grad, x, mean, *masked, n, np.ones(channels), -mean)
+        out, dx = np.empty_like(x), np.empty_like(x)
+        norm.normalize(x, mean, 1 / np.sqrt(var + 1e-5), np.zeros(channels), out, True, n)
+        norm.input_gradient(grad, x, mean, *sums, mean, dx, n, np.ones(channels), -mean)
+        results.append([a.tobytes() for a in (mean, var, *sums, *masked, out, dx)])
     assert results[0] == results[1]
+    np.testing.assert_allclose(mean, x.astype(np.float64).mean(axis=(0, 2)), rtol=1e-6,
+                               atol=1e-6)
+    np.testing.assert_allclose(var, x.astype(np.float64).var(axis=(0, 2)), rtol=1e-5)
 
 
 @pytest.mark.parametrize("call, words", [

@@ -9,10 +9,13 @@ fused), and the backward two (the sums, then dx = a*g + b*(x - mean) + k; with a
 mask is recomputed from x, so its output is never read). The passes are bound by memory
 bandwidth at these sizes: fewer passes is what makes them faster. The other formulas subtract
 the mean from x first, as PyTorch's do, so a large mean costs no precision. Sums are kept in
-double precision. Threads take whole channels and each channel is summed in a fixed order, so
-results are bit-identical for any thread count. The callers (cnn/nn/functional/normalization.py)
+double precision. Threads take even ranges of whole channels, which they read image by image
+(contiguous memory), and each channel is summed in a fixed order, so results are bit-identical
+for any thread count. The callers (cnn/nn/functional/normalization.py)
 compute the per-channel coefficients; shapes are checked here.
 """
+import numpy as np
+
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport INFINITY
@@ -89,63 +92,94 @@ cdef int _same_shape(Py_ssize_t* expected, Py_ssize_t* shape, str name) except -
     return 0
 
 
-cdef void _channel_statistics(const floating[:, :, ::1] x, Py_ssize_t c, double* mean,
-                              double* var) noexcept nogil:
-    """Channel c's mean and biased variance, in one pass (the partial sums are locals of this
-    call: private to the thread that runs it). The sums are of the deviations from the
-    channel's first value K (0 if that is not finite): mean = K + sum / n and var = squares / n
-    - (sum / n)**2. The subtraction cancels (K - mean)**2 / var digits at most: a mean far from
-    0 costs nothing (the trouble with E[x^2] - E[x]^2), and since K is a value of the channel
-    the loss is about log10 of that ratio, at most log10(n) digits (a first value at the far
-    end of a channel of 2000: about 3 of double precision's 16)."""
-    cdef Py_ssize_t N = x.shape[0], S = x.shape[2], n, j
-    cdef double sums[LANES]
-    cdef double squares[LANES]
-    cdef double centre = <double> x[0, c, 0], count = <double> (N * S), shift, variance
-    cdef double squares_mean
-    if not (centre - centre == 0):  # an infinity or a NaN
-        centre = 0
-    for j in range(LANES):
-        sums[j] = 0
-        squares[j] = 0
+cdef void _statistics_range(const floating[:, :, ::1] x, Py_ssize_t c0, Py_ssize_t c1,
+                            double* work, double* mean, double* var) noexcept nogil:
+    """The mean and biased variance of channels c0..c1-1, in one pass: image by image, each
+    image's rows of these channels one after another (contiguous memory, which the hardware
+    prefetches; a channel's rows alone, strided by a whole image, ran at a third of the speed
+    once they had left the cache). `work` holds each channel's LANES partial sums and
+    squares, private to the caller's range; each channel's values are added in the same
+    order however the channels are split, so the bits do not depend on the thread count.
+    The sums are of the deviations from the channel's first value K (0 if that is not
+    finite): mean = K + sum / n and var = squares / n - (sum / n)**2. The subtraction cancels
+    (K - mean)**2 / var digits at most: a mean far from 0 costs nothing (the trouble with
+    E[x^2] - E[x]^2), and since K is a value of the channel the loss is about log10 of that
+    ratio, at most log10(n) digits (a first value at the far end of a channel of 2000: about
+    3 of double precision's 16)."""
+    cdef Py_ssize_t N = x.shape[0], S = x.shape[2], n, c, j
+    cdef double* sums
+    cdef double centre, shift, variance, squares_mean
+    cdef double count = <double> (N * S)
+    for c in range(c0, c1):
+        sums = work + 2 * LANES * c
+        for j in range(2 * LANES):
+            sums[j] = 0
     for n in range(N):
-        _add_moments(sums, squares, &x[n, c, 0], S, centre)
-    shift = _total(sums) / count
-    mean[0] = centre + shift
-    squares_mean = _total(squares) / count
-    if squares_mean == INFINITY and shift - shift == 0:
-        # Finite values whose squares overflow: infinite, whether or not the compiler fuses
-        # the subtraction below (unfused, shift * shift overflows too, and inf - inf is NaN).
-        var[0] = squares_mean
-        return
-    variance = squares_mean - shift * shift
-    # Rounding can leave a zero variance a hair below zero; a NaN (an infinity in the
-    # channel) stays NaN.
-    var[0] = 0.0 if variance < 0 else variance
+        for c in range(c0, c1):
+            centre = <double> x[0, c, 0]
+            if not (centre - centre == 0):  # an infinity or a NaN
+                centre = 0
+            sums = work + 2 * LANES * c
+            _add_moments(sums, sums + LANES, &x[n, c, 0], S, centre)
+    for c in range(c0, c1):
+        centre = <double> x[0, c, 0]
+        if not (centre - centre == 0):
+            centre = 0
+        sums = work + 2 * LANES * c
+        shift = _total(sums) / count
+        mean[c] = centre + shift
+        squares_mean = _total(sums + LANES) / count
+        if squares_mean == INFINITY and shift - shift == 0:
+            # Finite values whose squares overflow: infinite, whether or not the compiler
+            # fuses the subtraction below (unfused, shift * shift overflows too, and inf - inf
+            # is NaN).
+            var[c] = squares_mean
+            continue
+        variance = squares_mean - shift * shift
+        # Rounding can leave a zero variance a hair below zero; a NaN (an infinity in the
+        # channel) stays NaN.
+        var[c] = 0.0 if variance < 0 else variance
 
 
-cdef void _channel_sums(const floating[:, :, ::1] grad, const floating[:, :, ::1] x,
-                        Py_ssize_t c, double mean, const double* relu_scale,
-                        const double* relu_shift, double* sum_grad,
-                        double* sum_grad_x) noexcept nogil:
-    """Channel c's sum of grad and of grad * (x - mean) (locals of this call, as above); of the
-    gradient through the ReLU after normalize(x; mean, relu_scale[c], relu_shift[c]) unless
-    relu_scale is NULL."""
-    cdef Py_ssize_t N = x.shape[0], n, j
-    cdef double sums[LANES]
-    cdef double products[LANES]
+cdef inline Py_ssize_t _range_start(Py_ssize_t part, Py_ssize_t parts,
+                                    Py_ssize_t C) noexcept nogil:
+    """The first channel of part `part` of `parts` even ranges of C channels."""
+    return C * part // parts
+
+
+cdef inline Py_ssize_t _parts(int num_threads, Py_ssize_t N, Py_ssize_t C,
+                              Py_ssize_t S) noexcept nogil:
+    """Into how many channel ranges a pass is cut: one per thread when the team shares it
+    (_shared), at most one per channel; else one, run by the calling thread."""
+    return min(num_threads, C) if _shared(num_threads, N, C, S) else 1
+
+
+cdef void _sums_range(const floating[:, :, ::1] grad, const floating[:, :, ::1] x,
+                      Py_ssize_t c0, Py_ssize_t c1, const double* mean,
+                      const double* relu_scale, const double* relu_shift, double* work,
+                      double* sum_grad, double* sum_grad_x) noexcept nogil:
+    """Channels c0..c1-1's sums of grad and of grad * (x - mean), image by image (as
+    _statistics_range: `work` holds the lanes); of the gradient through the ReLU after
+    normalize(x; mean, relu_scale[c], relu_shift[c]) unless relu_scale is NULL."""
+    cdef Py_ssize_t N = x.shape[0], n, c, j
+    cdef double* sums
     cdef bint masked = relu_scale != NULL
-    cdef floating m = <floating> mean
-    cdef floating a = <floating> relu_scale[c] if masked else 0
-    cdef floating b = <floating> relu_shift[c] if masked else 0
-    for j in range(LANES):
-        sums[j] = 0
-        products[j] = 0
+    cdef floating a, b
+    for c in range(c0, c1):
+        sums = work + 2 * LANES * c
+        for j in range(2 * LANES):
+            sums[j] = 0
     for n in range(N):
-        _add_gradient_row(sums, products, &grad[n, c, 0], &x[n, c, 0], x.shape[2], mean,
-                          masked, m, a, b)
-    sum_grad[0] = _total(sums)
-    sum_grad_x[0] = _total(products)
+        for c in range(c0, c1):
+            a = <floating> relu_scale[c] if masked else 0
+            b = <floating> relu_shift[c] if masked else 0
+            sums = work + 2 * LANES * c
+            _add_gradient_row(sums, sums + LANES, &grad[n, c, 0], &x[n, c, 0], x.shape[2],
+                              mean[c], masked, <floating> mean[c], a, b)
+    for c in range(c0, c1):
+        sums = work + 2 * LANES * c
+        sum_grad[c] = _total(sums)
+        sum_grad_x[c] = _total(sums + LANES)
 
 
 def statistics(const floating[:, :, ::1] x,   # IN  (N, C, S)
@@ -153,18 +187,23 @@ def statistics(const floating[:, :, ::1] x,   # IN  (N, C, S)
                double[::1] var,                # OUT (C,) biased variance
                int num_threads):
     """Each channel's mean and biased variance over its N*S values (N*S > 0)."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2], c
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2]
     _check(C, mean.shape[0], "mean")
     _check(C, var.shape[0], "var")
     if N * S == 0:
         raise ValueError("x: expected at least one value per channel")
+    cdef Py_ssize_t parts = _parts(num_threads, N, C, S), part
+    work_array = np.empty(max(C, 1) * 2 * LANES)
+    cdef double[::1] work = work_array
+    if C == 0:
+        return
     with nogil:
-        if _shared(num_threads, N, C, S):
-            for c in prange(C, schedule="dynamic", num_threads=num_threads):
-                _channel_statistics(x, c, &mean[c], &var[c])
+        if parts > 1:
+            for part in prange(parts, schedule="static", num_threads=num_threads):
+                _statistics_range(x, _range_start(part, parts, C),
+                                  _range_start(part + 1, parts, C), &work[0], &mean[0], &var[0])
         else:
-            for c in range(C):
-                _channel_statistics(x, c, &mean[c], &var[c])
+            _statistics_range(x, 0, C, &work[0], &mean[0], &var[0])
 
 
 def evaluation_coefficients(const floating[::1] running_mean,  # IN  (C,)
@@ -199,33 +238,40 @@ def normalize(const floating[:, :, ::1] x,   # IN  (N, C, S)
               bint relu, int num_threads):
     """out = (x - mean[c]) * scale[c] + shift[c] per channel, then max(., 0) (NaN kept) when
     relu."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2], c
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2]
     _check(C, mean.shape[0], "mean")
     _check(C, scale.shape[0], "scale")
     _check(C, shift.shape[0], "shift")
     _same_shape(x.shape, out.shape, "out")
+    cdef Py_ssize_t parts = _parts(num_threads, N, C, S), part
+    if N * C * S == 0:
+        return
     with nogil:
-        if _shared(num_threads, N, C, S):
-            for c in prange(C, schedule="dynamic", num_threads=num_threads):
-                _normalize_channel(x, c, mean[c], scale[c], shift[c], out, relu)
+        if parts > 1:
+            for part in prange(parts, schedule="static", num_threads=num_threads):
+                _normalize_range(x, _range_start(part, parts, C),
+                                 _range_start(part + 1, parts, C), &mean[0], &scale[0],
+                                 &shift[0], out, relu)
         else:
-            for c in range(C):
-                _normalize_channel(x, c, mean[c], scale[c], shift[c], out, relu)
+            _normalize_range(x, 0, C, &mean[0], &scale[0], &shift[0], out, relu)
 
 
-cdef void _normalize_channel(const floating[:, :, ::1] x, Py_ssize_t c, double mean,
-                             double scale, double shift, floating[:, :, ::1] out,
-                             bint relu) noexcept nogil:
-    """Channel c of normalize, the coefficients rounded to the data's type."""
-    cdef floating m = <floating> mean, a = <floating> scale, b = <floating> shift
-    cdef Py_ssize_t n, s
+cdef void _normalize_range(const floating[:, :, ::1] x, Py_ssize_t c0, Py_ssize_t c1,
+                           const double* mean, const double* scale, const double* shift,
+                           floating[:, :, ::1] out, bint relu) noexcept nogil:
+    """Channels c0..c1-1 of normalize, image by image (as _statistics_range reads them), the
+    coefficients rounded to the data's type."""
+    cdef floating m, a, b
+    cdef Py_ssize_t n, c, s
     for n in range(x.shape[0]):
-        if relu:
-            for s in range(x.shape[2]):
-                out[n, c, s] = _relu_value(_affine(x[n, c, s], m, a, b))
-        else:
-            for s in range(x.shape[2]):
-                out[n, c, s] = _affine(x[n, c, s], m, a, b)
+        for c in range(c0, c1):
+            m, a, b = <floating> mean[c], <floating> scale[c], <floating> shift[c]
+            if relu:
+                for s in range(x.shape[2]):
+                    out[n, c, s] = _relu_value(_affine(x[n, c, s], m, a, b))
+            else:
+                for s in range(x.shape[2]):
+                    out[n, c, s] = _affine(x[n, c, s], m, a, b)
 
 
 cdef int _check_relu(relu_scale, relu_shift, Py_ssize_t channels) except -1:
@@ -251,7 +297,7 @@ def gradient_sums(const floating[:, :, ::1] grad,      # IN  (N, C, S)
     `relu_shift`, of the gradient through the ReLU that followed normalize(x, mean,
     relu_scale, relu_shift, relu=True): zero where that output is <= 0. The output is
     recomputed, by normalize's own rule, rather than read: one array less to stream."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2], c
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2]
     cdef const double* scale = NULL
     cdef const double* shift = NULL
     _same_shape(x.shape, grad.shape, "grad")
@@ -268,13 +314,20 @@ def gradient_sums(const floating[:, :, ::1] grad,      # IN  (N, C, S)
         return
     if relu_scale is not None and C > 0:
         scale, shift = &relu_scale[0], &relu_shift[0]
+    cdef Py_ssize_t parts = _parts(num_threads, N, C, S), part
+    if C == 0:
+        return
+    work_array = np.empty(C * 2 * LANES)
+    cdef double[::1] work = work_array
     with nogil:
-        if _shared(num_threads, N, C, S):
-            for c in prange(C, schedule="dynamic", num_threads=num_threads):
-                _channel_sums(grad, x, c, mean[c], scale, shift, &sum_grad[c], &sum_grad_x[c])
+        if parts > 1:
+            for part in prange(parts, schedule="static", num_threads=num_threads):
+                _sums_range(grad, x, _range_start(part, parts, C),
+                            _range_start(part + 1, parts, C), &mean[0], scale, shift, &work[0],
+                            &sum_grad[0], &sum_grad_x[0])
         else:
-            for c in range(C):
-                _channel_sums(grad, x, c, mean[c], scale, shift, &sum_grad[c], &sum_grad_x[c])
+            _sums_range(grad, x, 0, C, &mean[0], scale, shift, &work[0], &sum_grad[0],
+                        &sum_grad_x[0])
 
 
 def input_gradient(const floating[:, :, ::1] grad,  # IN  (N, C, S)
@@ -291,7 +344,7 @@ def input_gradient(const floating[:, :, ::1] grad,  # IN  (N, C, S)
     gradient, whose coefficients the caller makes from the sums (b = k = 0 in evaluation
     mode); with `relu_scale` and `relu_shift`, grad is taken through the ReLU that followed
     (as gradient_sums)."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2], c
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2]
     cdef const double* scale = NULL
     cdef const double* shift = NULL
     _same_shape(x.shape, grad.shape, "grad")
@@ -303,32 +356,40 @@ def input_gradient(const floating[:, :, ::1] grad,  # IN  (N, C, S)
     _check_relu(relu_scale, relu_shift, C)
     if relu_scale is not None and C > 0:
         scale, shift = &relu_scale[0], &relu_shift[0]
+    cdef Py_ssize_t parts = _parts(num_threads, N, C, S), part
+    if N * C * S == 0:
+        return
     with nogil:
-        if _shared(num_threads, N, C, S):
-            for c in prange(C, schedule="dynamic", num_threads=num_threads):
-                _input_gradient_channel(grad, x, c, mean[c], a[c], b[c], k[c], scale, shift, out)
+        if parts > 1:
+            for part in prange(parts, schedule="static", num_threads=num_threads):
+                _input_gradient_range(grad, x, _range_start(part, parts, C),
+                                      _range_start(part + 1, parts, C), &mean[0], &a[0], &b[0],
+                                      &k[0], scale, shift, out)
         else:
-            for c in range(C):
-                _input_gradient_channel(grad, x, c, mean[c], a[c], b[c], k[c], scale, shift, out)
+            _input_gradient_range(grad, x, 0, C, &mean[0], &a[0], &b[0], &k[0], scale, shift,
+                                  out)
 
 
-cdef void _input_gradient_channel(const floating[:, :, ::1] grad,
-                                  const floating[:, :, ::1] x, Py_ssize_t c, double mean,
-                                  double a, double b, double k, const double* relu_scale,
-                                  const double* relu_shift,
-                                  floating[:, :, ::1] out) noexcept nogil:
-    """Channel c of input_gradient (relu_scale and relu_shift: NULL, or every channel's), the
-    coefficients rounded to the data's type."""
-    cdef floating mc = <floating> mean, ac = <floating> a, bc = <floating> b, kc = <floating> k
-    cdef floating sc, hc
-    cdef Py_ssize_t n, s
+cdef void _input_gradient_range(const floating[:, :, ::1] grad,
+                                const floating[:, :, ::1] x, Py_ssize_t c0, Py_ssize_t c1,
+                                const double* mean, const double* a, const double* b,
+                                const double* k, const double* relu_scale,
+                                const double* relu_shift,
+                                floating[:, :, ::1] out) noexcept nogil:
+    """Channels c0..c1-1 of input_gradient, image by image (relu_scale and relu_shift: NULL,
+    or every channel's), the coefficients rounded to the data's type."""
+    cdef floating mc, ac, bc, kc, sc, hc
+    cdef Py_ssize_t n, c, s
     for n in range(x.shape[0]):
-        if relu_scale != NULL:
-            sc, hc = <floating> relu_scale[c], <floating> relu_shift[c]
-            for s in range(x.shape[2]):
-                out[n, c, s] = ac * _relu_grad(grad[n, c, s],
-                                               _affine(x[n, c, s], mc, sc, hc)) + \
-                    bc * (x[n, c, s] - mc) + kc
-        else:
-            for s in range(x.shape[2]):
-                out[n, c, s] = ac * grad[n, c, s] + bc * (x[n, c, s] - mc) + kc
+        for c in range(c0, c1):
+            mc, ac = <floating> mean[c], <floating> a[c]
+            bc, kc = <floating> b[c], <floating> k[c]
+            if relu_scale != NULL:
+                sc, hc = <floating> relu_scale[c], <floating> relu_shift[c]
+                for s in range(x.shape[2]):
+                    out[n, c, s] = ac * _relu_grad(grad[n, c, s],
+                                                   _affine(x[n, c, s], mc, sc, hc)) + \
+                        bc * (x[n, c, s] - mc) + kc
+            else:
+                for s in range(x.shape[2]):
+                    out[n, c, s] = ac * grad[n, c, s] + bc * (x[n, c, s] - mc) + kc
