@@ -666,13 +666,13 @@ cdef class ConvPlan:
         scratch = np.empty((threads, self.winograd_size), dtype=self.dtype)
         ph, pw = self.padding
         if self.double_precision:
-            _winograd_weights[double](weight, u)
+            _winograd_weights[double](weight, u, threads)
             _winograd_forward[double](x, u, bias_padded, coefficients, out, pooled, indices,
                                       scratch, f, oh, ow, ph, pw, self.winograd_hp,
                                       self.winograd_wp, self.tiles_padded, relu, split,
                                       threads, residual)
         else:
-            _winograd_weights[float](weight, u)
+            _winograd_weights[float](weight, u, threads)
             _winograd_forward[float](x, u, bias_padded, coefficients, out, pooled, indices,
                                      scratch, f, oh, ow, ph, pw, self.winograd_hp,
                                      self.winograd_wp, self.tiles_padded, relu, split, threads,
