@@ -467,11 +467,12 @@ class _Replayed(Function):
                     continue
                 result = _engine._checked_gradient(result, *meta[source], step_ctx)
                 if source >= n_sources:  # an earlier step's result: as the engine's grads
-                    grads[source] = grads[source] + result if source in grads else result
+                    grads[source] = (_engine._sum(grads[source], result) if source in grads
+                                     else result)
                 elif source >= n_inputs:  # a parameter: accumulated at once, as the engine does
                     _engine._accumulate(leaves[source - n_inputs], result)
                 elif input_grads[source] is None:
                     input_grads[source] = result
                 else:
-                    input_grads[source] = input_grads[source] + result
+                    input_grads[source] = _engine._sum(input_grads[source], result)
         return (*input_grads, *([None] * len(leaves)), None)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+import cnn
 from cnn.autograd import Function, GradcheckError, enable_grad, gradcheck, is_grad_enabled, no_grad
 from cnn.tensor import Tensor, tensor
 
@@ -489,3 +490,34 @@ def test_values_and_gradients_match_pytorch(dtype, forward_tol, grad_tol):
     for mine, reference in zip(ours, theirs):
         assert mine.grad.dtype == np.dtype(dtype)
         np.testing.assert_allclose(mine.grad._data, reference.grad.numpy(), **grad_tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [10, 1 << 17])  # NumPy's sum, the kernels' team's
+def test_gradients_of_a_tensor_used_twice_are_summed_bit_for_bit(dtype, size):
+    # A residual block's input feeds the convolution and the shortcut: its gradient is the
+    # sum of the two, the same bits whoever adds them, eager or replayed (cnn.compile).
+    rng = np.random.default_rng(size)
+    x_values = rng.standard_normal(size).astype(dtype)
+    a, b = rng.standard_normal(size).astype(dtype), rng.standard_normal(size).astype(dtype)
+    x = cnn.tensor(x_values, requires_grad=True)
+    ((x * cnn.tensor(a)).sum() + (x * cnn.tensor(b)).sum()).backward()
+    assert x.grad.numpy().tobytes() == (a + b).tobytes()
+    model = cnn.compile(_TwoUses(a, b))
+    x2 = cnn.tensor(x_values, requires_grad=True)
+    for _ in range(2):  # the capture, then a replay
+        x2.grad = None
+        model(x2).backward()
+        assert x2.grad.numpy().tobytes() == (a + b).tobytes()
+
+
+class _TwoUses(cnn.nn.Module):
+    """x * a + x * b, summed: x's gradient is a + b, from two ops."""
+
+    def __init__(self, a, b):
+        super().__init__()
+        self.register_buffer("a", cnn.tensor(a))
+        self.register_buffer("b", cnn.tensor(b))
+
+    def forward(self, x):
+        return (x * self.a).sum() + (x * self.b).sum()

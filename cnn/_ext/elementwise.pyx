@@ -1,4 +1,4 @@
-"""Element-wise activations over flat arrays: one pass each, on the kernels' threads.
+"""Element-wise activations (and a sum) over flat arrays: one pass each, on the kernels' threads.
 
 NumPy runs ``np.maximum(x, 0)`` and ``grad * (out > 0)`` on one core, in two passes for the
 gradient (a mask, then the product). Here each is one pass, split into fixed chunks that the
@@ -21,6 +21,7 @@ cdef int _same_length(Py_ssize_t n, Py_ssize_t length, str name) except -1:
 
 cdef enum _Op:
     RELU            # out = relu(a)
+    ADD             # out = a + b
     ADD_RELU        # out = relu(a + b)
     RELU_BACKWARD   # out = the gradient a through a ReLU whose output is b
 
@@ -44,6 +45,9 @@ cdef void _run_chunk(_Op op, const floating* a, const floating* b, floating* out
     if op == RELU:
         for i in range(start, end):
             out[i] = _relu_value(a[i])
+    elif op == ADD:
+        for i in range(start, end):
+            out[i] = a[i] + b[i]
     elif op == ADD_RELU:
         for i in range(start, end):
             out[i] = _relu_value(a[i] + b[i])
@@ -63,6 +67,20 @@ def relu(const floating[::1] x,   # IN  (n,)
     if n:
         with nogil:
             _run(RELU, &x[0], NULL, &out[0], n, num_threads)
+
+
+def add(const floating[::1] a,   # IN  (n,)
+        const floating[::1] b,   # IN  (n,)
+        floating[::1] out,       # OUT (n,), may be a's or b's memory
+        int num_threads):
+    """out = a + b (NumPy's + on one core: a gradient's sum where two ops took one tensor, the
+    same bits)."""
+    cdef Py_ssize_t n = a.shape[0]
+    _same_length(n, b.shape[0], "b")
+    _same_length(n, out.shape[0], "out")
+    if n:
+        with nogil:
+            _run(ADD, &a[0], &b[0], &out[0], n, num_threads)
 
 
 def add_relu(const floating[::1] a,   # IN  (n,)

@@ -14,6 +14,10 @@ import weakref
 
 import numpy as np
 
+from cnn import _ext
+from cnn._validation import FLOAT_DTYPES
+from cnn.threads import kernel_threads
+
 from . import function
 from .function import Context
 
@@ -140,7 +144,7 @@ def _execute(roots, root_grads, retain_graph, targets, captured):
         if node is None:
             _deliver(root, grad, targets, captured)
         elif node in grads:
-            grads[node] = grads[node] + grad
+            grads[node] = _sum(grads[node], grad)
         else:
             grads[node] = grad
             nodes.append(node)
@@ -180,7 +184,7 @@ def _execute(roots, root_grads, retain_graph, targets, captured):
                 grad = _checked_gradient(grad, array.shape, array.dtype, node)
                 if input_ in grads:
                     # Out of place: the stored gradient may be a view some op still holds.
-                    grads[input_] = grads[input_] + grad
+                    grads[input_] = _sum(grads[input_], grad)
                 else:
                     grads[input_] = grad
             else:
@@ -303,6 +307,24 @@ def _root_gradient(tensor, gradient):
         raise ValueError(f"backward: gradient has shape {grad.shape}, expected the "
                          f"tensor's shape {data.shape}")
     return grad.astype(data.dtype, copy=False)
+
+
+# Gradients of at least this many values are summed by the kernels' team (elementwise.add);
+# smaller ones by NumPy, whose call costs less.
+_SHARED_SUM = 1 << 16
+
+
+def _sum(a, b):
+    """a + b for two gradients of one input (the same shape and dtype, checked), out of place
+    (the stored one may be a view some op still holds): large float arrays on the kernels'
+    threads (NumPy adds on one core), with the same bits as NumPy's +."""
+    if (a.size >= _SHARED_SUM and a.dtype in FLOAT_DTYPES and a.flags.c_contiguous
+            and b.flags.c_contiguous):
+        out = np.empty_like(a)
+        _ext.backend.elementwise.add(a.reshape(-1), b.reshape(-1), out.reshape(-1),
+                                     kernel_threads())
+        return out
+    return a + b
 
 
 def _checked_gradient(grad, shape, dtype, node):
