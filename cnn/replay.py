@@ -113,13 +113,18 @@ class CompiledModule(Module):
     def forward(self, *args, **kwargs):
         """The wrapped module's forward: a replay where a program for this signature is valid,
         else an eager run (which captures one, the first time)."""
-        model = self._orig_mod
+        # (Read from the children's dict: Module.__getattr__ took half a microsecond, a tenth
+        # of a batch-1 LeNet-5 forward's Python.)
+        model = self._modules["_orig_mod"]
         if _function.is_tracing():
             # An enclosing trace (an ONNX export, the capture of a compiled model around this
             # one) records the ops themselves: run them eagerly, in its sight.
             return model(*args, **kwargs)
-        if kwargs or not args or not all(type(a) is Tensor for a in args):
+        if kwargs or not args:
             return self._eager("keyword or non-Tensor arguments", args, kwargs)
+        for a in args:
+            if type(a) is not Tensor:
+                return self._eager("keyword or non-Tensor arguments", args, kwargs)
         leaves = self._leaves()
         inputs = tuple([(a._data.shape, a._data.dtype, a._requires_grad) for a in args])
         # Without gradients no op records anything, whatever the parameters' requires_grad:
@@ -144,7 +149,7 @@ class CompiledModule(Module):
         """The model's parameters, listed again only after a module changed."""
         version = structure_version()
         if self._listed_version != version:
-            object.__setattr__(self, "_listed", tuple(self._orig_mod.parameters()))
+            object.__setattr__(self, "_listed", tuple(self._modules["_orig_mod"].parameters()))
             object.__setattr__(self, "_listed_version", version)
         return self._listed
 
@@ -152,7 +157,7 @@ class CompiledModule(Module):
         if self._fullgraph:
             raise RuntimeError(f"cnn.compile(fullgraph=True): the forward cannot be replayed: "
                                f"{reason}")
-        return self._orig_mod(*args, **kwargs)
+        return self._modules["_orig_mod"](*args, **kwargs)
 
 
 # The parameters' part of a signature, read in one C loop (a ResNet has dozens).
@@ -278,7 +283,9 @@ class _Program:
                 sources.append(source)
             run = getattr(cls, "inference", None) or _without_ctx(cls, len(specs))
             self.forwards.append((run, _gatherer(sources), kwargs or None, slot))
-        self.unset = [None] * (len(self.meta) - self.n_inputs - len(leaves))
+        # The slots the steps fill, then the constants' (a replay copies it, never changes it).
+        self.unset_constants = ([None] * (len(self.meta) - self.n_inputs - len(leaves))
+                                + self.constants)
 
     @classmethod
     def refusal(cls, reason, version, result):
@@ -290,8 +297,7 @@ class _Program:
         """The forward's result for new inputs (of the captured signature)."""
         if self.grad:
             return _Replayed.apply(*inputs, *leaves, self)
-        values = ([t._data for t in inputs] + [t._data for t in leaves] + self.unset
-                  + self.constants)
+        values = [t._data for t in inputs] + [t._data for t in leaves] + self.unset_constants
         threads = kernel_threads()  # once per forward, not per op as eager reads it
         for run, gather, kwargs, slot in self.forwards:
             if kwargs is None:
