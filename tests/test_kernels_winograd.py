@@ -126,23 +126,30 @@ def test_bit_identical_at_one_and_two_threads(isa, threads, small_layers_shared,
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_many_channels_and_blocks(isa, threads, small_layers_shared, rng, dtype):
+@pytest.mark.parametrize("n, c, f, size", [
     # 96 input channels and 24 outputs (a group and a half of lanes): the team shares the
     # weights' transform group by group, and the blocks' partial weight gradients are added
-    # 64 input channels at a time, then the last 32; 20 images: 10 blocks of 2. The
-    # reference's values, the same bits at 1 and 2 threads.
-    x = rng.standard_normal((20, 96, 9, 10)).astype(dtype)
-    w = rng.standard_normal((24, 96, 3, 3)).astype(dtype)
-    g = rng.standard_normal((20, 24, 9, 10)).astype(dtype)
+    # 64 input channels at a time, then the last 32; 20 images: 10 blocks of 2.
+    (20, 96, 24, (9, 10)),
+    # 40 images of 20 x 20: blocks of 3 images, each transformed 2 images at a time
+    # (_weight_grad_chunk), the second chunk's products added to the first's; the last block
+    # has one image.
+    (40, 16, 16, (20, 20)),
+])
+def test_many_channels_and_blocks(isa, threads, small_layers_shared, rng, dtype, n, c, f, size):
+    # The reference's values, the same bits at 1 and 2 threads.
+    x = rng.standard_normal((n, c) + size).astype(dtype)
+    w = rng.standard_normal((f, c, 3, 3)).astype(dtype)
+    g = rng.standard_normal((n, f) + size).astype(dtype)
     assert dc.plan(x, w, padding=1).algorithm == "winograd"
     results = []
-    for n in (1, 2):
-        cnn.set_num_threads(n)
+    for team in (1, 2):
+        cnn.set_num_threads(team)
         results.append((dc.conv2d_forward(x, w, padding=1),
                         dc.conv2d_backward(x, w, g, padding=1, needs=(False, True, False))[1]))
     out, grad_w = results[0]
     cols = im2col_numpy(x.astype(np.float64), (3, 3), (1, 1), (1, 1), (1, 1))
-    expected = np.einsum("nfp,nkp->fk", g.reshape(20, 24, -1), cols).reshape(w.shape)
+    expected = np.einsum("nfp,nkp->fk", g.reshape(n, f, -1), cols).reshape(w.shape)
     np.testing.assert_allclose(out, conv_reference(x, w, None, (1, 1), (1, 1), (1, 1)),
                                **tolerance(dtype))
     np.testing.assert_allclose(grad_w, expected, **tolerance(dtype))

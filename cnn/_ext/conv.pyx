@@ -1029,9 +1029,9 @@ cdef class ConvPlan:
             # without images, when no block runs): no pass to zero megabytes first.
             partial = (np.empty if n > 0 else np.zeros)(
                 (blocks, 16, _lane_rows(f), _vector_channels(c)), dtype=self.dtype)
-            scratch = np.empty((threads, _weight_grad_room(c, f, self.winograd_hp,
-                                                           self.winograd_wp, self.tiles_padded,
-                                                           per_block)), dtype=self.dtype)
+            scratch = np.empty((threads, _weight_grad_room(
+                c, f, self.winograd_hp, self.winograd_wp, self.tiles_padded,
+                _weight_grad_chunk(c, f, self.tiles_padded, per_block))), dtype=self.dtype)
             ph, pw = self.padding
             grad_w = np.empty(self.weight_shape, dtype=self.dtype)
             if self.double_precision:

@@ -53,12 +53,31 @@ cdef inline Py_ssize_t _forward_room(Py_ssize_t C, Py_ssize_t F, Py_ssize_t hp, 
                                                                       * tiles_padded)
 
 
+# The weight gradient transforms a block's images this many values of V and dM at a time
+# (or one image, if that alone is more), then adds their products to the block's sums: V and
+# dM of a whole block of 4 images at 32 x 32 (2-4 MB) left the core's cache between the
+# transforms and the products (ResNet-8's 16 -> 16 layer at batch 64: 2.8 -> 1.7 ms). Not
+# where the sums are larger than an image's V and dM (wide layers of small images: 128 ->
+# 128 at 8 x 8 ran 3.2 -> 4.1 ms reading and writing its 1 MB of sums once per chunk).
+DEF WEIGHT_GRAD_CHUNK_VALUES = 1 << 17
+
+
+cdef inline Py_ssize_t _weight_grad_chunk(Py_ssize_t C, Py_ssize_t F, Py_ssize_t tiles_padded,
+                                          Py_ssize_t images_per_block) noexcept nogil:
+    """How many images of a block the weight gradient transforms at a time (decided by the
+    shapes alone: the sums' order, hence their bits, never depends on the thread count)."""
+    cdef Py_ssize_t per_image = 16 * tiles_padded * (_vector_channels(C) + _lane_rows(F))
+    if 16 * _lane_rows(F) * _vector_channels(C) > per_image:
+        return images_per_block
+    return max(1, min(images_per_block, WEIGHT_GRAD_CHUNK_VALUES // per_image))
+
+
 cdef inline Py_ssize_t _weight_grad_room(Py_ssize_t C, Py_ssize_t F, Py_ssize_t hp,
                                          Py_ssize_t wp, Py_ssize_t tiles_padded,
                                          Py_ssize_t images) noexcept nogil:
-    """Values of one thread's weight-gradient scratch (_weight_grad_block, for blocks of up to
-    `images` images): the image (hp, wp) and the gradient (hp - 2, wp - 2) pixel-major, then
-    the block's V and dM."""
+    """Values of one thread's weight-gradient scratch (_weight_grad_block, transforming
+    `images` images at a time: _weight_grad_chunk): the image (hp, wp) and the gradient
+    (hp - 2, wp - 2) pixel-major, then the chunk's V and dM."""
     cdef Py_ssize_t depth = images * tiles_padded
     return (hp * wp * _vector_channels(C) + (hp - 2) * (wp - 2) * _lane_rows(F)
             + 16 * (_spread(depth * _vector_channels(C)) + _spread(depth * _lane_rows(F))))
@@ -142,11 +161,13 @@ cdef extern from "winograd.h" nogil:
     void cnn_winograd_gradient_channels_f64(const double* patch, Py_ssize_t pixel,
                                             Py_ssize_t row, double* o, Py_ssize_t os)
     void cnn_winograd_product_f32(const float* u, const float* v, Py_ssize_t n_c,
-                                  Py_ssize_t v_stride, float* m, Py_ssize_t m_stride)
+                                  Py_ssize_t v_stride, float* m, Py_ssize_t m_stride, int add)
     void cnn_winograd_product_f64(const double* u, const double* v, Py_ssize_t n_c,
-                                  Py_ssize_t v_stride, double* m, Py_ssize_t m_stride)
+                                  Py_ssize_t v_stride, double* m, Py_ssize_t m_stride,
+                                  int add)
     void cnn_winograd_product_pair_f32(const float* u, const float* v, Py_ssize_t n_c,
-                                       Py_ssize_t v_stride, float* m, Py_ssize_t m_stride)
+                                       Py_ssize_t v_stride, float* m, Py_ssize_t m_stride,
+                                       int add)
 
 # Tiles per call of the output transform: its four rows of results live on the stack.
 DEF OUTPUT_CHUNK = 64
@@ -201,15 +222,16 @@ cdef inline Py_ssize_t _product_width(Py_ssize_t done, Py_ssize_t size,
 
 cdef inline void _product(const floating* u, const floating* v, Py_ssize_t n_c,
                           Py_ssize_t v_stride, floating* m, Py_ssize_t m_stride,
-                          Py_ssize_t width) noexcept nogil:
-    """winograd.h's product of `width` (a _product_width) values per vector."""
+                          Py_ssize_t width, bint add=False) noexcept nogil:
+    """winograd.h's product of `width` (a _product_width) values per vector (added to m's
+    values with `add`)."""
     if floating is float:
         if width == CNN_PAIR_BLOCK:
-            cnn_winograd_product_pair_f32(u, v, n_c, v_stride, m, m_stride)
+            cnn_winograd_product_pair_f32(u, v, n_c, v_stride, m, m_stride, add)
         else:
-            cnn_winograd_product_f32(u, v, n_c, v_stride, m, m_stride)
+            cnn_winograd_product_f32(u, v, n_c, v_stride, m, m_stride, add)
     else:
-        cnn_winograd_product_f64(u, v, n_c, v_stride, m, m_stride)
+        cnn_winograd_product_f64(u, v, n_c, v_stride, m, m_stride, add)
 
 
 cdef void _winograd_multiply(const floating* v, const floating* u, floating* m,
@@ -395,40 +417,63 @@ cdef void _pixel_major(const floating[:, :, ::1] x, floating* out, Py_ssize_t ph
 cdef void _weight_grad_block(const floating[:, :, :, ::1] x,
                              const floating[:, :, :, ::1] grad, floating* s,
                              floating* partial, Py_ssize_t first, Py_ssize_t last,
-                             Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t hp, Py_ssize_t wp,
-                             Py_ssize_t tiles_padded) noexcept nogil:
-    """partial[xi, f, c] (16, f_rows, c_padded) = dU over the images first..last-1.
+                             Py_ssize_t chunk, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t hp,
+                             Py_ssize_t wp, Py_ssize_t tiles_padded) noexcept nogil:
+    """partial[xi, f, c] (16, f_rows, c_padded) = dU over the images first..last-1, `chunk`
+    images at a time (_weight_grad_chunk), each chunk's products added to the earlier ones'.
 
-    The block's arrays run their reduction axis over every tile of every image of the block,
+    A chunk's arrays run their reduction axis over every tile of every image of the chunk,
     channels innermost: vt[xi, (k, t), c] (c_padded channels) and dmt[xi, group, (k, t), q]
     (output channel group * lanes + q), transformed a vector of channels at a time from the
     images laid out pixel-major, so that the forward's register tile (winograd.h's product)
-    computes dU 8 x 16 at a time and stores it once. Tiles past the last (up to tiles_padded)
-    stay zero. s: this thread's scratch, _weight_grad_room values (its layout is this
-    function's)."""
+    computes dU 8 x 16 at a time and stores it once per chunk. Tiles past the last (up to
+    tiles_padded) stay zero. s: this thread's scratch, _weight_grad_room values for `chunk`
+    images (its layout is this function's)."""
     cdef Py_ssize_t C = x.shape[1], F = grad.shape[1], oh = grad.shape[2], ow = grad.shape[3]
     cdef Py_ssize_t L = CNN_BLOCK_LANES, f_rows = _lane_rows(F), groups = f_rows // L
     cdef Py_ssize_t c_padded = _vector_channels(C)
     cdef Py_ssize_t tiles_h = (oh + 1) // 2, tiles_w = (ow + 1) // 2
-    cdef Py_ssize_t gh = 2 * tiles_h, gw = 2 * tiles_w, n_tiles = tiles_h * tiles_w
-    cdef Py_ssize_t count = last - first, depth = count * tiles_padded
+    cdef Py_ssize_t n_tiles = tiles_h * tiles_w
+    cdef Py_ssize_t depth = chunk * tiles_padded
     cdef Py_ssize_t vts = _spread(depth * c_padded), dms = _spread(depth * f_rows)
-    cdef Py_ssize_t k, xi, g, cb, c, t, ty, tx, width
-    cdef floating* image = s
-    cdef floating* gradient = s + hp * wp * c_padded
-    cdef floating* vt = gradient + gh * gw * f_rows
+    cdef Py_ssize_t start, count, k, xi, g
+    cdef floating* vt = s + hp * wp * c_padded + (2 * tiles_h) * (2 * tiles_w) * f_rows
     cdef floating* dmt = vt + 16 * vts
-    cdef const floating* patch
     if n_tiles < tiles_padded:
         # Only the tiles past the last are read without being written: zero them alone (the
-        # whole arrays are megabytes per block, the padding a few rows).
+        # whole arrays are megabytes, the padding a few rows).
         for xi in range(16):
-            for k in range(count):
+            for k in range(chunk):
                 memset(vt + xi * vts + (k * tiles_padded + n_tiles) * c_padded, 0,
                        (tiles_padded - n_tiles) * c_padded * sizeof(floating))
                 for g in range(groups):
                     memset(dmt + xi * dms + g * depth * L + (k * tiles_padded + n_tiles) * L, 0,
                            (tiles_padded - n_tiles) * L * sizeof(floating))
+    start = first
+    while start < last:
+        count = min(chunk, last - start)
+        _transform_chunk(x, grad, s, vt, dmt, start, count, depth, vts, dms, ph, pw, hp, wp,
+                         tiles_padded)
+        _add_chunk_products(vt, dmt, partial, count * tiles_padded, depth, vts, dms, c_padded,
+                            f_rows, start > first)
+        start += count
+
+
+cdef void _transform_chunk(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] grad,
+                           floating* s, floating* vt, floating* dmt, Py_ssize_t first,
+                           Py_ssize_t count, Py_ssize_t depth, Py_ssize_t vts, Py_ssize_t dms,
+                           Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t hp, Py_ssize_t wp,
+                           Py_ssize_t tiles_padded) noexcept nogil:
+    """V and dM of images first..first+count-1 (_weight_grad_block's layout)."""
+    cdef Py_ssize_t C = x.shape[1], F = grad.shape[1], oh = grad.shape[2], ow = grad.shape[3]
+    cdef Py_ssize_t L = CNN_BLOCK_LANES, f_rows = _lane_rows(F), groups = f_rows // L
+    cdef Py_ssize_t c_padded = _vector_channels(C)
+    cdef Py_ssize_t tiles_h = (oh + 1) // 2, tiles_w = (ow + 1) // 2
+    cdef Py_ssize_t gh = 2 * tiles_h, gw = 2 * tiles_w, n_tiles = tiles_h * tiles_w
+    cdef Py_ssize_t k, g, cb, t, ty, tx
+    cdef floating* image = s
+    cdef floating* gradient = s + hp * wp * c_padded
+    cdef const floating* patch
     for k in range(count):
         _pixel_major(x[first + k], image, ph, pw, hp, wp, c_padded)
         _pixel_major(grad[first + k], gradient, 0, 0, gh, gw, f_rows)
@@ -454,13 +499,22 @@ cdef void _weight_grad_block(const floating[:, :, :, ::1] x,
                     cnn_winograd_gradient_channels_f64(
                         patch, f_rows, gw * f_rows,
                         dmt + g * depth * L + (k * tiles_padded + t) * L, dms)
+
+
+cdef void _add_chunk_products(const floating* vt, const floating* dmt, floating* partial,
+                              Py_ssize_t used, Py_ssize_t depth, Py_ssize_t vts,
+                              Py_ssize_t dms, Py_ssize_t c_padded, Py_ssize_t f_rows,
+                              bint add) noexcept nogil:
+    """partial[xi, f, c] (+)= the sums over the chunk's first `used` tiles (of `depth` laid
+    out) of dmt x vt, for every xi, group and vector of input channels."""
+    cdef Py_ssize_t L = CNN_BLOCK_LANES, xi, g, c, width
     for xi in range(16):
-        for g in range(groups):
+        for g in range(f_rows // L):
             c = 0
             while c < c_padded:  # a vector of input channels (or two: _product_width)
                 width = _product_width(c, c_padded, floating is float)
-                _product(dmt + xi * dms + g * depth * L, vt + xi * vts + c, depth, c_padded,
-                         partial + (xi * f_rows + g * L) * c_padded + c, c_padded, width)
+                _product(dmt + xi * dms + g * depth * L, vt + xi * vts + c, used, c_padded,
+                         partial + (xi * f_rows + g * L) * c_padded + c, c_padded, width, add)
                 c += width
 
 
@@ -474,17 +528,19 @@ cdef void _winograd_weight_grad(const floating[:, :, :, ::1] x,     # IN  (N, C,
     """partial[b] = dU summed over block b's images (output channels rounded up to whole
     groups of lanes, input channels to whole vectors: _weight_grad_block)."""
     cdef Py_ssize_t b, blocks = partial.shape[0], N = x.shape[0]
+    cdef Py_ssize_t chunk = _weight_grad_chunk(x.shape[1], grad.shape[1], tiles_padded,
+                                               images_per_block)
     with nogil:
         if _serial(num_threads, blocks):
             for b in range(blocks):
                 _weight_grad_block(x, grad, &scratch[0, 0], &partial[b, 0, 0, 0],
                                    b * images_per_block, min(N, (b + 1) * images_per_block),
-                                   ph, pw, hp, wp, tiles_padded)
+                                   chunk, ph, pw, hp, wp, tiles_padded)
         else:
             for b in prange(blocks, schedule="dynamic", num_threads=num_threads):
                 _weight_grad_block(x, grad, &scratch[threadid(), 0], &partial[b, 0, 0, 0],
                                    b * images_per_block, min(N, (b + 1) * images_per_block),
-                                   ph, pw, hp, wp, tiles_padded)
+                                   chunk, ph, pw, hp, wp, tiles_padded)
 
 
 # The weight gradient's adjoint adds the blocks' partial sums this many input channels at a time.

@@ -124,7 +124,8 @@ CNN_DEFINE_WINOGRAD(f32, float)
 CNN_DEFINE_WINOGRAD(f64, double)
 
 /* The products: m[q * m_stride + k] = sum_c u[c * CNN_BLOCK_LANES + q] * v[c * v_stride + k]
- * for CNN_BLOCK_LANES output channels q and TILES tiles k. The weights of a group of
+ * for CNN_BLOCK_LANES output channels q and TILES tiles k (with `add`, m[...] + that sum: the
+ * weight gradient sums its images a few at a time). The weights of a group of
  * channels are interleaved by input channel, so the lanes' multipliers are consecutive words
  * (one base register: the loop keeps every accumulator and pointer in registers); the tiles
  * are one vector (as many registers as it fills, as in conv_tile.h), or for the paired product
@@ -132,15 +133,18 @@ CNN_DEFINE_WINOGRAD(f64, double)
  * multiply-adds (conv_layout.h says why that pays). */
 #define CNN_DEFINE_WINOGRAD_PRODUCT(NAME, T, TILES)                                            \
     static inline void NAME(const T *u, const T *v, ptrdiff_t n_c, ptrdiff_t v_stride, T *m,   \
-                            ptrdiff_t m_stride)                                                \
+                            ptrdiff_t m_stride, int add)                                       \
     {                                                                                          \
         typedef T part_t __attribute__((vector_size(CNN_PART_BYTES(T, TILES))));               \
         enum { PART = CNN_PART_BYTES(T, TILES) / sizeof(T), PARTS = (TILES) / PART };          \
         part_t acc[CNN_BLOCK_LANES][PARTS], w[PARTS];                                          \
         ptrdiff_t c, q, k;                                                                     \
         for (q = 0; q < CNN_BLOCK_LANES; q++)                                                  \
-            for (k = 0; k < PARTS; k++)                                                        \
+            for (k = 0; k < PARTS; k++) {                                                      \
                 acc[q][k] = (part_t){0};                                                       \
+                if (add)                                                                       \
+                    memcpy(&acc[q][k], m + q * m_stride + k * PART, sizeof(part_t));           \
+            }                                                                                  \
         for (c = 0; c < n_c; c++) {                                                            \
             for (k = 0; k < PARTS; k++)                                                        \
                 memcpy(&w[k], v + c * v_stride + k * PART, sizeof(part_t));                    \
