@@ -69,18 +69,25 @@ def relu(const floating[::1] x,   # IN  (n,)
             _run(RELU, &x[0], NULL, &out[0], n, num_threads)
 
 
+cdef int _binary(_Op op, const floating[::1] a, const floating[::1] b, floating[::1] out,
+                 int num_threads, str b_name="b", str out_name="out") except -1:
+    """out = op(a, b) for arrays of one length (checked here; errors name b and out so)."""
+    cdef Py_ssize_t n = a.shape[0]
+    _same_length(n, b.shape[0], b_name)
+    _same_length(n, out.shape[0], out_name)
+    if n:
+        with nogil:
+            _run(op, &a[0], &b[0], &out[0], n, num_threads)
+    return 0
+
+
 def add(const floating[::1] a,   # IN  (n,)
         const floating[::1] b,   # IN  (n,)
         floating[::1] out,       # OUT (n,), may be a's or b's memory
         int num_threads):
     """out = a + b (NumPy's + on one core: a gradient's sum where two ops took one tensor, the
     same bits)."""
-    cdef Py_ssize_t n = a.shape[0]
-    _same_length(n, b.shape[0], "b")
-    _same_length(n, out.shape[0], "out")
-    if n:
-        with nogil:
-            _run(ADD, &a[0], &b[0], &out[0], n, num_threads)
+    _binary(ADD, a, b, out, num_threads)
 
 
 def add_relu(const floating[::1] a,   # IN  (n,)
@@ -89,12 +96,7 @@ def add_relu(const floating[::1] a,   # IN  (n,)
              int num_threads):
     """out = relu(a + b) in one pass (a residual connection's sum and its ReLU), by relu's
     rule."""
-    cdef Py_ssize_t n = a.shape[0]
-    _same_length(n, b.shape[0], "b")
-    _same_length(n, out.shape[0], "out")
-    if n:
-        with nogil:
-            _run(ADD_RELU, &a[0], &b[0], &out[0], n, num_threads)
+    _binary(ADD_RELU, a, b, out, num_threads)
 
 
 def bias_relu(floating[:, ::1] out,        # IN/OUT (M, N)
@@ -140,9 +142,4 @@ def relu_backward(const floating[::1] grad,   # IN  (n,) gradient of relu's outp
                   int num_threads):
     """grad_input = 0 where out <= 0, else grad (torch's threshold_backward: a NaN output
     passes its gradient; a masked gradient is 0 even when it is inf or NaN)."""
-    cdef Py_ssize_t n = grad.shape[0]
-    _same_length(n, out.shape[0], "out")
-    _same_length(n, grad_input.shape[0], "grad_input")
-    if n:
-        with nogil:
-            _run(RELU_BACKWARD, &grad[0], &out[0], &grad_input[0], n, num_threads)
+    _binary(RELU_BACKWARD, grad, out, grad_input, num_threads, "out", "grad_input")
