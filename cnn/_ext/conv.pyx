@@ -755,17 +755,17 @@ cdef class ConvPlan:
                          Py_ssize_t zeros=0):
         """A scratch (threads, size + zeros) of the calling Python thread's, whose last
         `zeros` values of each row are zero, as a typed memoryview: made once and reused by
-        that thread's later calls of this kind (0: the row kernels', 1: the tile's padded
-        images, 2: the tile's padded bias, one row, as a vector). A batch-1 layer's
-        allocations, the zeroing and the kernels' buffer checks cost a good part of its
-        microseconds; the kernels read nothing they have not written in a call but the zeros,
-        so a reused scratch gives the same bits. Per Python thread, since threads may share a
-        plan."""
+        that thread's later calls of this kind and these sizes (0: the row kernels', whose
+        pooled and unpooled forms differ in size, 1: the tile's padded images, 2: the tile's
+        padded bias, one row, as a vector). A batch-1 layer's allocations, the zeroing and the
+        kernels' buffer checks cost a good part of its microseconds; the kernels read nothing
+        they have not written in a call but the zeros, so a reused scratch gives the same
+        bits. Per Python thread, since threads may share a plan."""
         kept = getattr(self._workspaces, "scratch", None)
         if kept is None:
-            kept = self._workspaces.scratch = [(0, None), (0, None), (0, None)]
+            kept = self._workspaces.scratch = [(None, None), (None, None), (None, None)]
         made_for, view = kept[kind]
-        if made_for != threads:
+        if made_for != (threads, size, zeros):
             array = np.empty((threads, size + zeros), dtype=self.dtype)
             array[:, size:] = 0
             if kind == 2:
@@ -774,7 +774,7 @@ cdef class ConvPlan:
             else:
                 view = (_rows_view[double](array) if self.double_precision
                         else _rows_view[float](array))
-            kept[kind] = (threads, view)
+            kept[kind] = ((threads, size, zeros), view)
         return view
 
     cdef _conv_rows(self, x, weight, bias, coefficients, out, bint relu, Py_ssize_t parts,
