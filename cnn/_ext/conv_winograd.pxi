@@ -93,7 +93,8 @@ cdef void _winograd_weights(const floating[:, :, :, ::1] weight,  # IN  (F, C, 3
     output channel, each value was a cache line of its own, and the transform took a tenth of
     a training step's Winograd forwards)."""
     cdef Py_ssize_t groups = u.shape[1], g
-    if _serial(num_threads, groups) or weight.shape[0] * weight.shape[1] < MIN_PARALLEL_PACK // 16:
+    # Shared from as many values written as the direct kernels' packing (16 per filter).
+    if _serial(num_threads, groups) or 16 * weight.shape[0] * weight.shape[1] < MIN_PARALLEL_PACK:
         for g in range(groups):
             _winograd_weight_group(weight, u, g)
     else:

@@ -19,6 +19,7 @@ import numpy as np
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport INFINITY
+from libc.string cimport memset
 
 include "pointwise.pxi"
 include "norm_coefficients.pxi"
@@ -106,25 +107,17 @@ cdef void _statistics_range(const floating[:, :, ::1] x, Py_ssize_t c0, Py_ssize
     E[x^2] - E[x]^2), and since K is a value of the channel the loss is about log10 of that
     ratio, at most log10(n) digits (a first value at the far end of a channel of 2000: about
     3 of double precision's 16)."""
-    cdef Py_ssize_t N = x.shape[0], S = x.shape[2], n, c, j
+    cdef Py_ssize_t N = x.shape[0], S = x.shape[2], n, c
     cdef double* sums
     cdef double centre, shift, variance, squares_mean
     cdef double count = <double> (N * S)
-    for c in range(c0, c1):
-        sums = work + 2 * LANES * c
-        for j in range(2 * LANES):
-            sums[j] = 0
+    _clear_lanes(work, c0, c1)
     for n in range(N):
         for c in range(c0, c1):
-            centre = <double> x[0, c, 0]
-            if not (centre - centre == 0):  # an infinity or a NaN
-                centre = 0
             sums = work + 2 * LANES * c
-            _add_moments(sums, sums + LANES, &x[n, c, 0], S, centre)
+            _add_moments(sums, sums + LANES, &x[n, c, 0], S, _centre(x, c))
     for c in range(c0, c1):
-        centre = <double> x[0, c, 0]
-        if not (centre - centre == 0):
-            centre = 0
+        centre = _centre(x, c)
         sums = work + 2 * LANES * c
         shift = _total(sums) / count
         mean[c] = centre + shift
@@ -139,6 +132,18 @@ cdef void _statistics_range(const floating[:, :, ::1] x, Py_ssize_t c0, Py_ssize
         # Rounding can leave a zero variance a hair below zero; a NaN (an infinity in the
         # channel) stays NaN.
         var[c] = 0.0 if variance < 0 else variance
+
+
+cdef inline double _centre(const floating[:, :, ::1] x, Py_ssize_t c) noexcept nogil:
+    """The value channel c's sums of deviations are taken from: its first value, or 0 when
+    that is an infinity or a NaN (_statistics_range)."""
+    cdef double centre = <double> x[0, c, 0]
+    return centre if centre - centre == 0 else 0
+
+
+cdef inline void _clear_lanes(double* work, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
+    """Zero the LANES sums and LANES squares (or products) of channels c0..c1-1 in `work`."""
+    memset(work + 2 * LANES * c0, 0, (c1 - c0) * 2 * LANES * sizeof(double))
 
 
 cdef inline Py_ssize_t _range_start(Py_ssize_t part, Py_ssize_t parts,
@@ -161,14 +166,11 @@ cdef void _sums_range(const floating[:, :, ::1] grad, const floating[:, :, ::1] 
     """Channels c0..c1-1's sums of grad and of grad * (x - mean), image by image (as
     _statistics_range: `work` holds the lanes); of the gradient through the ReLU after
     normalize(x; mean, relu_scale[c], relu_shift[c]) unless relu_scale is NULL."""
-    cdef Py_ssize_t N = x.shape[0], n, c, j
+    cdef Py_ssize_t N = x.shape[0], n, c
     cdef double* sums
     cdef bint masked = relu_scale != NULL
     cdef floating a, b
-    for c in range(c0, c1):
-        sums = work + 2 * LANES * c
-        for j in range(2 * LANES):
-            sums[j] = 0
+    _clear_lanes(work, c0, c1)
     for n in range(N):
         for c in range(c0, c1):
             a = <floating> relu_scale[c] if masked else 0
