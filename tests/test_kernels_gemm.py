@@ -44,11 +44,33 @@ def test_bit_identical_at_one_and_two_threads(threads, rng, transpose_a, transpo
     # LeNet-5's first fully connected layer at batch 256: forward, weight and input gradients.
     a = rng.standard_normal((400, 256) if transpose_a else (256, 400)).astype(np.float32)
     b = rng.standard_normal((120, 400) if transpose_b else (400, 120)).astype(np.float32)
-    assert _gemm.column_blocks(256, 120, 400) == 2  # the product is shared out
+    assert _gemm.blocks(256, 120, 400) == (1, 2)  # the product is shared out
     results = []
     for n in (1, 2):
         cnn.set_num_threads(n)
         results.append(gemm.matmul(a, b, transpose_a, transpose_b, n).tobytes())
+    assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("transpose_a, transpose_b", [(False, True), (True, False),
+                                                      (False, False), (True, True)])
+@pytest.mark.parametrize("m, n", [(1000, 10), (1025, 16), (3, 1)])
+def test_a_product_of_few_columns_is_shared_by_rows(threads, rng, m, n, transpose_a,
+                                                    transpose_b):
+    # A classifier's logits for a large batch: row blocks (the last one shorter, or rows of
+    # one), each against all of op(b), agreeing with the reference and across thread counts.
+    k = 2048 if m > 3 else 400_000
+    a = rng.standard_normal((k, m) if transpose_a else (m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if transpose_b else (k, n)).astype(np.float32)
+    row_blocks, column_blocks = _gemm.blocks(m, n, k)
+    assert row_blocks >= 2 and row_blocks % 2 == 0 and column_blocks == 1
+    results = []
+    for count in (1, 2):
+        cnn.set_num_threads(count)
+        out = gemm.matmul(a, b, transpose_a, transpose_b, count)
+        np.testing.assert_allclose(out, _reference(a, b, transpose_a, transpose_b), rtol=1e-4,
+                                   atol=1e-2)
+        results.append(out.tobytes())
     assert results[0] == results[1]
 
 
@@ -62,7 +84,7 @@ def test_an_unshared_product_has_the_bits_of_numpys_matmul(rng, m, k, n, transpo
     # the bits of `a @ b` (batch-1 linear layers, the vector cases included).
     a = rng.standard_normal((k, m) if transpose_a else (m, k)).astype(dtype)
     b = rng.standard_normal((n, k) if transpose_b else (k, n)).astype(dtype)
-    assert _gemm.column_blocks(m, n, k) == 1
+    assert _gemm.blocks(m, n, k) == (1, 1)
     expected = (a.T if transpose_a else a) @ (b.T if transpose_b else b)
     assert gemm.matmul(a, b, transpose_a, transpose_b).tobytes() == expected.tobytes()
 

@@ -4,9 +4,12 @@ Each block is one call of numpy's BLAS (its cblas_sgemm / cblas_dgemm, whose add
 cnn/_blas.py finds in the library numpy loaded), made with that BLAS on one thread: the kernels'
 OpenMP team is then the one pool at work, as everywhere else in cnn. Blocks are columns of the
 result (rows of op(b)): each call packs only its share of op(b), where row blocks would each
-pack all of it. Their number depends on the shapes alone (an even count of at most 64 columns
-each, or one block for a product too small to share), never on the thread count, and each block
-is one call, so the results are bit-identical for any number of threads.
+pack all of it. A result of a few columns (a classifier's 10 logits for a large batch) is cut
+into blocks of rows instead: column blocks would each read all of op(a), the large operand,
+and a call of 5 columns runs BLAS's kernels at their narrowest. The number of blocks depends on
+the shapes alone (an even count, or one block for a product too small to share), never on the
+thread count, and each block is one call, so the results are bit-identical for any number of
+threads.
 
 The convolutions by columns (conv.pyx) multiply image by image instead: `image_products` is
 one call per image and group, `summed_products` sums such products over fixed blocks of images
@@ -38,17 +41,27 @@ ctypedef void (*dgemm_t)(int order, int trans_a, int trans_b, int64_t m, int64_t
                          int64_t ldb, double beta, double* c, int64_t ldc) noexcept nogil
 
 MAX_BLOCK_COLUMNS = 64
+# Results of at most this many columns are cut into row blocks of at most MAX_BLOCK_ROWS rows.
+# (A 1000 x 4096 @ 4096 x 10 product read its 16 MB operand on each of two threads: 1.8 ms as
+# two column blocks against 1.0 as two row blocks.)
+MAX_ROW_SPLIT_COLUMNS = 16
+MAX_BLOCK_ROWS = 512
 # Multiply-adds below which one thread computes the product: waking the team costs more than it
 # saves. At 2^20, LeNet-5's first fully connected layer (3M at batch 64) is shared: its step ran
 # 1.68 -> 1.61 ms on 2 threads (2^22 left it to one thread; 2^18 measured no better).
 MIN_SHARED_WORK = 1 << 20
 
 
-def column_blocks(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k):
-    """How many column blocks an (m, k) @ (k, n) product is split into."""
-    if m * n * k < MIN_SHARED_WORK or n < 2:
-        return 1
-    return 2 * ((n + 2 * MAX_BLOCK_COLUMNS - 1) // (2 * MAX_BLOCK_COLUMNS))
+def blocks(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k):
+    """(row blocks, column blocks) that an (m, k) @ (k, n) product is split into: (1, 1) for
+    one call, else one of the two is an even count above 1."""
+    if m * n * k < MIN_SHARED_WORK:
+        return 1, 1
+    if n <= MAX_ROW_SPLIT_COLUMNS:
+        if m < 2:
+            return 1, 1
+        return 2 * ((m + 2 * MAX_BLOCK_ROWS - 1) // (2 * MAX_BLOCK_ROWS)), 1
+    return 1, 2 * ((n + 2 * MAX_BLOCK_COLUMNS - 1) // (2 * MAX_BLOCK_COLUMNS))
 
 
 cdef size_t _gemm_of(bint double_precision):
@@ -84,7 +97,7 @@ def matmul(const floating[:, ::1] a,    # IN  (M, K), or (K, M) when transpose_a
     """
     cdef Py_ssize_t M = out.shape[0], N = out.shape[1]
     cdef Py_ssize_t K = a.shape[0] if transpose_a else a.shape[1]
-    cdef Py_ssize_t blocks, width, block
+    cdef Py_ssize_t row_blocks, column_blocks, height, width, block, count
     cdef int ta = TRANSPOSE if transpose_a else NO_TRANSPOSE
     cdef int tb = TRANSPOSE if transpose_b else NO_TRANSPOSE
     cdef int64_t lda = a.shape[1], ldb = b.shape[1]
@@ -103,28 +116,34 @@ def matmul(const floating[:, ::1] a,    # IN  (M, K), or (K, M) when transpose_a
     if K == 0:
         out[:, :] = 0
         return True
-    blocks = column_blocks(M, N, K)
-    width = (N + blocks - 1) // blocks
+    row_blocks, column_blocks = blocks(M, N, K)
+    count = row_blocks * column_blocks
+    height, width = (M + row_blocks - 1) // row_blocks, (N + column_blocks - 1) // column_blocks
     with nogil:
-        if _serial(num_threads, blocks):
-            for block in range(blocks):
-                _column_block(gemm, ta, tb, a, lda, b, ldb, out, block * width, width, K)
+        if _serial(num_threads, count):
+            for block in range(count):
+                _block(gemm, ta, tb, a, lda, b, ldb, out, block // column_blocks * height,
+                       height, block % column_blocks * width, width, K)
         else:
-            for block in prange(blocks, schedule="dynamic", num_threads=num_threads):
-                _column_block(gemm, ta, tb, a, lda, b, ldb, out, block * width, width, K)
+            for block in prange(count, schedule="dynamic", num_threads=num_threads):
+                _block(gemm, ta, tb, a, lda, b, ldb, out, block // column_blocks * height,
+                       height, block % column_blocks * width, width, K)
     return True
 
 
-cdef inline void _column_block(size_t gemm, int ta, int tb, const floating[:, ::1] a,
-                               int64_t lda, const floating[:, ::1] b, int64_t ldb,
-                               floating[:, ::1] out, Py_ssize_t first, Py_ssize_t width,
-                               Py_ssize_t K) noexcept nogil:
-    """matmul's columns first, ... (at most `width`): op(a) @ those columns of op(b)."""
-    cdef Py_ssize_t N = out.shape[1]
-    # Columns of op(b) are `first` rows down b, or `first` columns across b.
-    cdef const floating* b_block = &b[first, 0] if tb == TRANSPOSE else &b[0, first]
-    _call(gemm, ta, tb, out.shape[0], min(width, N - first), K, &a[0, 0], lda, b_block, ldb, 0,
-          &out[0, first], N)
+cdef inline void _block(size_t gemm, int ta, int tb, const floating[:, ::1] a, int64_t lda,
+                        const floating[:, ::1] b, int64_t ldb, floating[:, ::1] out,
+                        Py_ssize_t row, Py_ssize_t height, Py_ssize_t column, Py_ssize_t width,
+                        Py_ssize_t K) noexcept nogil:
+    """matmul's rows row, ... (at most `height`) and columns column, ... (at most `width`):
+    those rows of op(a) @ those columns of op(b)."""
+    cdef Py_ssize_t M = out.shape[0], N = out.shape[1]
+    # Rows of op(a) are `row` rows down a, or `row` columns across a; columns of op(b) are
+    # `column` rows down b, or `column` columns across b.
+    cdef const floating* a_block = &a[0, row] if ta == TRANSPOSE else &a[row, 0]
+    cdef const floating* b_block = &b[column, 0] if tb == TRANSPOSE else &b[0, column]
+    _call(gemm, ta, tb, min(height, M - row), min(width, N - column), K, a_block, lda, b_block,
+          ldb, 0, &out[row, column], N)
 
 
 def image_products(const floating[:, :, ::1] a,     # IN  (G, M, K), or (G, K, M) transposed

@@ -38,7 +38,7 @@ def product(a, b, transpose_a, transpose_b, num_threads):
     n = b.shape[0] if transpose_b else b.shape[1]
     k = a.shape[0] if transpose_a else a.shape[1]
     _blas.use_one_thread()
-    if _gemm.column_blocks(m, n, k) > 1:
+    if _gemm.blocks(m, n, k) != (1, 1):
         out = np.empty((m, n), dtype=a.dtype)
         if _gemm.matmul(np.ascontiguousarray(a), np.ascontiguousarray(b), out, transpose_a,
                         transpose_b, num_threads):
