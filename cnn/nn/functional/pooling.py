@@ -40,6 +40,10 @@ class AvgPool2d(Function):
         return pooling.avg_pool(x, geometry, count_include_pad, kernel_threads())
 
     @staticmethod
+    def inference(threads, x, geometry, count_include_pad):
+        return pooling.avg_pool(x, geometry, count_include_pad, threads)
+
+    @staticmethod
     def backward(ctx, grad_output):
         return (pooling.avg_pool_backward(grad_output, *ctx.arguments, kernel_threads()),
                 None, None)
