@@ -54,14 +54,15 @@ def test_bit_identical_at_one_and_two_threads(threads, rng, transpose_a, transpo
 
 @pytest.mark.parametrize("transpose_a, transpose_b", [(False, True), (True, False),
                                                       (False, False), (True, True)])
-@pytest.mark.parametrize("m, n", [(1000, 10), (1025, 16), (3, 1)])
-def test_a_product_of_few_columns_is_shared_by_rows(threads, rng, m, n, transpose_a,
+@pytest.mark.parametrize("m, n, dtype", [(1000, 10, np.float32), (1025, 16, np.float32),
+                                         (3, 1, np.float32), (1000, 10, np.float64)])
+def test_a_product_of_few_columns_is_shared_by_rows(threads, rng, m, n, dtype, transpose_a,
                                                     transpose_b):
     # A classifier's logits for a large batch: row blocks (the last one shorter, or rows of
     # one), each against all of op(b), agreeing with the reference and across thread counts.
     k = 2048 if m > 3 else 400_000
-    a = rng.standard_normal((k, m) if transpose_a else (m, k)).astype(np.float32)
-    b = rng.standard_normal((n, k) if transpose_b else (k, n)).astype(np.float32)
+    a = rng.standard_normal((k, m) if transpose_a else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if transpose_b else (k, n)).astype(dtype)
     row_blocks, column_blocks = _gemm.blocks(m, n, k)
     assert row_blocks >= 2 and row_blocks % 2 == 0 and column_blocks == 1
     results = []
