@@ -218,3 +218,33 @@ def test_the_fused_layer_without_gradients_gives_the_values_with_them(isa, rng):
     training.sum().backward()
     assert inference.numpy().tobytes() == training.numpy().tobytes()
     assert w.grad is not None and np.isfinite(np.asarray(w.grad)).all()
+
+
+@pytest.mark.parametrize("size, batch", [(8, 9), (7, 11), (4, 33), (3, 57)])
+def test_small_images_share_the_products_with_the_same_bits(isa, threads, rng, size, batch):
+    """Images of fewer tiles than the paired product's two vectors (8x8 outputs: 16 tiles,
+    4x4: 4) go through the forward several at a time, their tiles side by side, and each
+    batch here ends with a short item; it is large enough for Winograd (at least 512 output
+    pixels). Thread counts that would leave a thread fewer than two items take one image at a
+    time: the same bits either way, the reference's values, the pooled and residual forms
+    included."""
+    assert batch * size * size >= 512
+    x = rng.standard_normal((batch, 16, size, size)).astype(np.float32)
+    w = rng.standard_normal((24, 16, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(24).astype(np.float32)
+    residual = rng.standard_normal((batch, 24, size, size)).astype(np.float32)
+    batch_norm = dc.random_batch_norm(rng, 24, np.float32)
+    plan = dc.plan(x, w, padding=1)
+    tiles = ((size + 1) // 2) ** 2
+    assert plan.winograd_images == (32 // tiles if isa == "avx512" else 1)
+    results = []
+    for count in (1, 2, 3, 4):
+        cnn.set_num_threads(count)
+        out = plan.forward(x, w, b, relu=True, num_threads=count)[0]
+        fused = plan.forward(x, w, None, True, False, count, batch_norm, residual)[0]
+        pooled, indices = plan.forward_relu_pool(x, w, b, count)
+        results.append([a.tobytes() for a in (out, fused, pooled, indices)])
+    assert all(result == results[0] for result in results)
+    expected = np.maximum(conv_reference(x, w, b, (1, 1), (1, 1), (1, 1)), 0)
+    np.testing.assert_allclose(out, expected, **tolerance(x.dtype))
+    np.testing.assert_allclose(pooled, max_pool2d(expected, 2)[0], **tolerance(x.dtype))

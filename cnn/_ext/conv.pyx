@@ -328,6 +328,8 @@ cdef class ConvPlan:
     cdef dict _packings
     cdef object _workspaces
     cdef Py_ssize_t tiles_padded, winograd_hp, winograd_wp, winograd_size
+    cdef readonly Py_ssize_t winograd_images
+    cdef Py_ssize_t winograd_tiles
 
     def __init__(self, input_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1,
                  dtype=np.float32):
@@ -404,8 +406,16 @@ cdef class ConvPlan:
         # tile, values that are computed and never stored).
         self.tiles_padded = _round_up(tiles_h * tiles_w, CNN_BLOCK)
         self.winograd_hp, self.winograd_wp = 2 * tiles_h + 2, 2 * tiles_w + 2
+        # The forward of a small image (fewer tiles than the paired product's two vectors:
+        # 8x8 outputs have 16) takes several images at a time, their tiles side by side, so
+        # that the products run paired (conv_layout.h: each broadcast weight feeds two
+        # multiply-adds); the same arithmetic for every value.
+        self.winograd_images = 1
+        if CNN_PAIR_TILES and not self.double_precision and tiles_h * tiles_w < CNN_PAIR_BLOCK:
+            self.winograd_images = CNN_PAIR_BLOCK // (tiles_h * tiles_w)
+        self.winograd_tiles = _round_up(self.winograd_images * tiles_h * tiles_w, CNN_BLOCK)
         self.winograd_size = _forward_room(c, f, self.winograd_hp, self.winograd_wp,
-                                           self.tiles_padded)
+                                           self.winograd_tiles)
 
     cdef _lay_out_direct(self):
         """The tables of the direct kernels: tap offsets inside a padded image, window origins,
@@ -663,19 +673,24 @@ cdef class ConvPlan:
         # alone (3 images on 2 threads): then each image's output channels are shared, each
         # thread transforming the image itself.
         split = threads > 1 and x.shape[0] % threads != 0 and x.shape[0] < 2 * threads
+        # Several images at a time only where that still leaves each thread two items.
+        images = self.winograd_images
+        if split or x.shape[0] < 2 * threads * images:
+            images = 1
+        tiles = self.winograd_tiles if images > 1 else self.tiles_padded
         scratch = np.empty((threads, self.winograd_size), dtype=self.dtype)
         ph, pw = self.padding
         if self.double_precision:
             _winograd_weights[double](weight, u, threads)
             _winograd_forward[double](x, u, bias_padded, coefficients, out, pooled, indices,
                                       scratch, f, oh, ow, ph, pw, self.winograd_hp,
-                                      self.winograd_wp, self.tiles_padded, relu, split,
-                                      threads, residual)
+                                      self.winograd_wp, tiles, images, relu, split, threads,
+                                      residual)
         else:
             _winograd_weights[float](weight, u, threads)
             _winograd_forward[float](x, u, bias_padded, coefficients, out, pooled, indices,
                                      scratch, f, oh, ow, ph, pw, self.winograd_hp,
-                                     self.winograd_wp, self.tiles_padded, relu, split, threads,
+                                     self.winograd_wp, tiles, images, relu, split, threads,
                                      residual)
 
     def forward_relu_pool(self, x, weight, bias=None, num_threads=1, with_indices=True,

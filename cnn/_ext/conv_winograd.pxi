@@ -332,23 +332,26 @@ cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                             floating[:, ::1] scratch,        # (threads, _forward_room)
                             Py_ssize_t F, Py_ssize_t oh, Py_ssize_t ow,
                             Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t hp, Py_ssize_t wp,
-                            Py_ssize_t tiles_padded, bint relu, bint split,
-                            int num_threads,
+                            Py_ssize_t tiles_padded, Py_ssize_t images, bint relu,
+                            bint split, int num_threads,
                             const floating[:, :, :, ::1] residual=None):  # IN like out, or None
     """out = conv(x, w) + bias (then affine, the residual and ReLU) by F(2x2, 3x3), or with
     `pooled` (not None; `out` is then unused) max_pool2d(relu(that), 2) and its argmax.
-    Threads take whole
-    images, or with `split` (a batch that whole images would share out unevenly, such as 1)
-    parts of each image's output channels: each part transforms the whole image into its
-    thread's own scratch, then multiplies and transforms back its channels only. The input
-    transform is repeated, but nothing is exchanged between the threads (sharing V and M
-    between the stages, with a barrier each, ran slower than one thread)."""
-    cdef Py_ssize_t n, item, part, N = x.shape[0], C = x.shape[1]
+    Threads take items of `images` consecutive images, their tiles side by side in V and M
+    (tiles_padded: the item's tiles rounded up to whole vectors), or with `split` (a batch
+    that whole images would share out unevenly, such as 1; then `images` is 1) parts of each
+    image's output channels: each part transforms the whole image into its thread's own
+    scratch, then multiplies and transforms back its channels only. The input transform is
+    repeated, but nothing is exchanged between the threads (sharing V and M between the
+    stages, with a barrier each, ran slower than one thread). Each value's arithmetic is the
+    same whatever the item or the part."""
+    cdef Py_ssize_t n, k, item, part, count, N = x.shape[0], C = x.shape[1]
     cdef bint pool = pooled is not None
     cdef Py_ssize_t f_padded = bias.shape[0]
-    cdef Py_ssize_t tiles_h = (oh + 1) // 2, tiles_w = (ow + 1) // 2
+    cdef Py_ssize_t tiles_h = (oh + 1) // 2, tiles_w = (ow + 1) // 2, T = tiles_h * tiles_w
     cdef Py_ssize_t f_rows = _lane_rows(F), groups = f_rows // CNN_BLOCK_LANES
     cdef Py_ssize_t parts = min(num_threads, groups) if split else 1
+    cdef Py_ssize_t items = (N + images - 1) // images
     cdef Py_ssize_t first, last, f0, f1
     cdef Py_ssize_t image = C * hp * wp, v_size = 16 * _spread(C * tiles_padded)
     cdef floating* s
@@ -359,27 +362,44 @@ cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
     # paths: about 0.8 us a call, but with a serial twin of this body gcc compiled the
     # transforms and products out of line, and a batch-1000 layer ran 6-10% slower).
     with nogil:
-        for item in prange(N * parts, schedule="dynamic", num_threads=num_threads,
-                           use_threads_if=num_threads > 1 and N * parts > 1):
-            n, part = item // parts, item % parts
+        for item in prange(items * parts, schedule="dynamic", num_threads=num_threads,
+                           use_threads_if=num_threads > 1 and items * parts > 1):
+            part = item % parts
+            n = item // parts * images  # the item's first image
+            count = min(images, N - n)
             # A part's groups of output channels; every part transforms the whole image.
             first, last = groups * part // parts, groups * (part + 1) // parts
             s = &scratch[threadid(), 0]
-            _pad_image_split(x[n], s, ph, pw, hp, wp)
-            _winograd_input(s, hp, wp, tiles_h, tiles_w, tiles_padded, s + image, C, 0, C)
+            for k in range(count):
+                _pad_image_split(x[n + k], s, ph, pw, hp, wp)
+                _winograd_input(s, hp, wp, tiles_h, tiles_w, tiles_padded, s + image + k * T,
+                                C, 0, C)
+            if count < images:  # a last, short item: zeros where its missing images' go
+                _clear_tiles(s + image, C, tiles_padded, count * T, images * T)
             _winograd_multiply(s + image, &u[0, 0, 0, 0], s + image + v_size, C, f_rows,
                                tiles_padded, first, last)
-            _winograd_output(s + image + v_size, f_rows, tiles_padded, &bias[0],
-                             coefficients, f_padded, relu and residual is None,
-                             NULL if pool else &out[n, 0, 0, 0],
-                             &pooled[n, 0, 0, 0] if pool else NULL,
-                             &indices[n, 0, 0, 0] if pool and indices is not None
-                             else NULL, oh, ow, tiles_h, tiles_w,
-                             min(F, first * CNN_BLOCK_LANES), min(F, last * CNN_BLOCK_LANES))
-            if residual is not None:  # the part's channels, while they are in cache
-                f0, f1 = min(F, first * CNN_BLOCK_LANES), min(F, last * CNN_BLOCK_LANES)
-                _add_residual(&out[n, f0, 0, 0], _image_of(residual, n) + f0 * oh * ow,
-                              (f1 - f0) * oh * ow, relu)
+            f0, f1 = min(F, first * CNN_BLOCK_LANES), min(F, last * CNN_BLOCK_LANES)
+            for k in range(count):
+                _winograd_output(s + image + v_size + k * T, f_rows, tiles_padded, &bias[0],
+                                 coefficients, f_padded, relu and residual is None,
+                                 NULL if pool else &out[n + k, 0, 0, 0],
+                                 &pooled[n + k, 0, 0, 0] if pool else NULL,
+                                 &indices[n + k, 0, 0, 0] if pool and indices is not None
+                                 else NULL, oh, ow, tiles_h, tiles_w, f0, f1)
+                if residual is not None:  # the part's channels, while they are in cache
+                    _add_residual(&out[n + k, f0, 0, 0],
+                                  _image_of(residual, n + k) + f0 * oh * ow,
+                                  (f1 - f0) * oh * ow, relu)
+
+
+cdef void _clear_tiles(floating* v, Py_ssize_t C, Py_ssize_t tiles_padded, Py_ssize_t begin,
+                       Py_ssize_t end) noexcept nogil:
+    """Zero tiles begin..end-1 of every row of V (16 x C rows of tiles_padded): lanes the
+    products compute and nothing stores, kept free of stale or uninitialised values."""
+    cdef Py_ssize_t xi, c, vs = _spread(C * tiles_padded)
+    for xi in range(16):
+        for c in range(C):
+            memset(v + xi * vs + c * tiles_padded + begin, 0, (end - begin) * sizeof(floating))
 
 
 # ***** the weight gradient *****
