@@ -374,7 +374,7 @@ cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                 _pad_image_split(x[n + k], s, ph, pw, hp, wp)
                 _winograd_input(s, hp, wp, tiles_h, tiles_w, tiles_padded, s + image + k * T,
                                 C, 0, C)
-            if count < images:  # a last, short item: zeros where its missing images' go
+            if count < images:  # a last, short item: zeros for its missing images' tiles
                 _clear_tiles(s + image, C, tiles_padded, count * T, images * T)
             _winograd_multiply(s + image, &u[0, 0, 0, 0], s + image + v_size, C, f_rows,
                                tiles_padded, first, last)
@@ -394,8 +394,9 @@ cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
 
 cdef void _clear_tiles(floating* v, Py_ssize_t C, Py_ssize_t tiles_padded, Py_ssize_t begin,
                        Py_ssize_t end) noexcept nogil:
-    """Zero tiles begin..end-1 of every row of V (16 x C rows of tiles_padded): lanes the
-    products compute and nothing stores, kept free of stale or uninitialised values."""
+    """Zero tiles begin..end-1 of every row of V (16 x C rows of tiles_padded): a short item's
+    missing images, whose lanes the products compute and nothing stores, hold zeros rather
+    than the previous item's values."""
     cdef Py_ssize_t xi, c, vs = _spread(C * tiles_padded)
     for xi in range(16):
         for c in range(C):
