@@ -112,12 +112,14 @@ cdef void _statistics_range(const floating[:, :, ::1] x, Py_ssize_t c0, Py_ssize
     cdef double centre, shift, variance, squares_mean
     cdef double count = <double> (N * S)
     _clear_lanes(work, c0, c1)
+    for c in range(c0, c1):
+        mean[c] = _centre(x, c)  # held here until the mean replaces it below
     for n in range(N):
         for c in range(c0, c1):
             sums = work + 2 * LANES * c
-            _add_moments(sums, sums + LANES, &x[n, c, 0], S, _centre(x, c))
+            _add_moments(sums, sums + LANES, &x[n, c, 0], S, mean[c])
     for c in range(c0, c1):
-        centre = _centre(x, c)
+        centre = mean[c]
         sums = work + 2 * LANES * c
         shift = _total(sums) / count
         mean[c] = centre + shift
@@ -195,10 +197,10 @@ def statistics(const floating[:, :, ::1] x,   # IN  (N, C, S)
     if N * S == 0:
         raise ValueError("x: expected at least one value per channel")
     cdef Py_ssize_t parts = _parts(num_threads, N, C, S), part
-    work_array = np.empty(max(C, 1) * 2 * LANES)
-    cdef double[::1] work = work_array
     if C == 0:
         return
+    work_array = np.empty(C * 2 * LANES)
+    cdef double[::1] work = work_array
     with nogil:
         if parts > 1:
             for part in prange(parts, schedule="static", num_threads=num_threads):
