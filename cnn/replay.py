@@ -272,30 +272,26 @@ class _Program:
         # buffers) in slots of their own after the others: looked up once here, and each
         # step's arguments gathered by one C call (operator.itemgetter), since a batch-1
         # forward's ops take only microseconds each.
+        # Each step's value is let go after the last step that reads it, as eager's Python
+        # lets an intermediate tensor go, instead of at the end of the forward: the
+        # VGG-style net's replay at batch 1000 peaked at 275 MB of arrays, now at 158
+        # (ResNet-8: 328 -> 188). last_read: slot -> the step that reads it last.
+        first_step_slot = self.n_inputs + len(leaves)
+        last_read = {}
         self.constants = []
         self.forwards = []
-        reads = []
-        for cls, specs, kwargs, slot, _ in self.steps:
+        for i, (cls, specs, kwargs, slot, _) in enumerate(self.steps):
             sources = []
             for source, constant in specs:
                 if source < 0:
                     source = len(self.meta) + len(self.constants)
                     self.constants.append(constant)
+                elif source >= first_step_slot:
+                    last_read[source] = i
                 sources.append(source)
-            reads.append(sources)
+            last_read[slot] = i  # a value no step reads is let go once made
             run = getattr(cls, "inference", None) or _without_ctx(cls, len(specs))
             self.forwards.append((run, _gatherer(sources), kwargs or None, slot))
-        # Each step's value is let go after the last step that reads it, as eager's Python
-        # lets an intermediate tensor go, instead of at the end of the forward: the
-        # VGG-style net's replay at batch 1000 peaked at 275 MB of arrays, now at 158
-        # (ResNet-8: 328 -> 188).
-        first_step_slot = self.n_inputs + len(leaves)
-        last_read = {}
-        for i, (sources, (_, _, _, slot)) in enumerate(zip(reads, self.forwards)):
-            last_read[slot] = i  # a value no step reads is let go once made
-            for source in sources:
-                if first_step_slot <= source < len(self.meta):
-                    last_read[source] = i
         released = [[] for _ in self.forwards]
         for slot, i in last_read.items():
             if slot != result_slot:
