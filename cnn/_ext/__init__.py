@@ -1,6 +1,6 @@
 """The compiled kernels, at the best instruction-set level this CPU supports.
 
-setup.py compiles every kernel module (`conv`, `pool`, `norm`, `elementwise`, `optim`) once per
+setup.py compiles every kernel module (`conv`, `pool`, `norm`, `elementwise`, `linear`, `optim`) once per
 level into
 `cnn._ext.<level>.<module>`. At import we pick the best level that was built and that the CPU
 supports; `CNN_ISA=baseline|avx2|avx512` forces one (an error if it cannot run here).
@@ -63,7 +63,7 @@ wait_policy = _policy_state(_chosen, _before, _openmp_runtimes(), _threads.openm
 del _chosen, _before
 
 LEVELS = ("avx512", "avx2", "baseline")  # best first
-KERNEL_MODULES = ("pool", "conv", "norm", "elementwise", "optim")
+KERNEL_MODULES = ("pool", "conv", "norm", "elementwise", "linear", "optim")
 
 
 def _load(isa):

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "conv_tile.h" /* CNN_REGISTER_BYTES */
+#include "registers.h" /* CNN_REGISTER_BYTES */
 
 /* Channels f_first..f_last-1 of taps first..last-1 of wt (T x P) from weight (F x T), value
  * by value (zeros from F on). */

@@ -23,7 +23,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "conv_tile.h" /* CNN_REGISTER_BYTES */
+#include "registers.h" /* CNN_REGISTER_BYTES */
 #include "pointwise.h" /* CNN_RELU_MAX_STEP, and the unpooled rows' epilogue */
 
 /* The first n lanes of vector VALUE (of L lanes) to DEST: a whole vector as one store; a

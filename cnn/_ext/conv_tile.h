@@ -28,6 +28,7 @@
 
 #include "conv_layout.h" /* CNN_BLOCK (also the row stride tiles are stored with), CNN_PIXELS */
 #include "pointwise.h"    /* CNN_RELU_MAX_STEP, the ReLU and affine rules */
+#include "registers.h"    /* CNN_REGISTER_BYTES */
 
 typedef float cnn_vec16_f32 __attribute__((vector_size(16 * sizeof(float))));
 typedef double cnn_vec16_f64 __attribute__((vector_size(16 * sizeof(double))));
@@ -38,16 +39,8 @@ typedef long long cnn_mask16_f64 __attribute__((vector_size(16 * sizeof(long lon
 typedef int cnn_mask8_f32 __attribute__((vector_size(8 * sizeof(int))));
 typedef long long cnn_mask8_f64 __attribute__((vector_size(8 * sizeof(long long))));
 
-/* The widest vector register of the build level: a block's channels are held in as many of
- * these as they fill (one 16-float block is one AVX-512 register, or two AVX2 registers). Wider
- * vector types than the registers are legal, but gcc then keeps such accumulators in memory. */
-#if defined(__AVX512F__)
-#define CNN_REGISTER_BYTES 64
-#elif defined(__AVX__)
-#define CNN_REGISTER_BYTES 32
-#else
-#define CNN_REGISTER_BYTES 16
-#endif
+/* A block's channels are held in as many of the build level's widest registers as they fill
+ * (one 16-float block is one AVX-512 register, or two AVX2 registers). */
 #define CNN_PART_BYTES(T, CHANNELS)                                                            \
     ((CHANNELS) * sizeof(T) < CNN_REGISTER_BYTES ? (CHANNELS) * sizeof(T) : CNN_REGISTER_BYTES)
 

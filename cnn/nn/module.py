@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .. import _aligned
 from .._tensor.conversion import to_arguments
 from .._validation import FLOAT_DTYPES
 from ..devices import unavailable
@@ -690,7 +691,7 @@ class Module:
             raise TypeError(f"dtype: expected numpy.float32 or numpy.float64, got {dtype}")
         for param in self.parameters():
             if param._data.dtype != dtype:
-                param._data = param._data.astype(dtype)
+                param._data = _aligned.converted(param._data, dtype)
                 param.grad = None
         for module in self.modules():
             buffers = module._buffers

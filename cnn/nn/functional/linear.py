@@ -1,6 +1,8 @@
 """Fully connected layers: y = x @ W.T + b."""
 import math
 
+import numpy as np
+
 from cnn import _ext
 from cnn._ext import gemm
 from cnn.autograd import Function
@@ -13,7 +15,9 @@ from .activation import relu_backward
 
 class Linear(Function):
     """x (*, in) @ weight.T (in, out) + bias; the leading dimensions are flattened for the GEMMs,
-    which share their column blocks out to the kernels' threads (cnn/_ext/gemm.py).
+    which share their column blocks out to the kernels' threads (cnn/_ext/gemm.py). A forward
+    of one row (batch-1 inference) is one call of cnn/_ext/linear.pyx instead: the product,
+    the bias and the ReLU in one pass over the weight.
 
     With `relu` (cnn.compile folds a ReLU that alone takes a Linear's output into it), ReLU's
     rule runs in the bias's pass over the result (elementwise.bias_relu), and backward takes
@@ -53,10 +57,19 @@ class Linear(Function):
 
 
 def _affine(rows, weight, bias, relu, threads):
-    """rows @ weight.T + bias, then ReLU's rule with `relu`: forward's value."""
+    """rows @ weight.T + bias, then ReLU's rule with `relu`: forward's value. A single row
+    (batch-1 inference) is one call of cnn's own kernel; more rows are BLAS's product, then
+    the bias and the ReLU in one pass. Either way the bits do not depend on the thread count."""
+    kernels = _ext.backend
+    if rows.shape[0] <= kernels.linear.MAX_ROWS:
+        out = np.empty((rows.shape[0], weight.shape[0]), dtype=rows.dtype)
+        kernels.linear.affine_rows(np.ascontiguousarray(rows), np.ascontiguousarray(weight),
+                                   bias if bias is None else np.ascontiguousarray(bias), out,
+                                   relu, threads)
+        return out
     out = gemm.product(rows, weight, False, True, threads)
     if relu:
-        _ext.backend.elementwise.bias_relu(out, bias, relu, threads)
+        kernels.elementwise.bias_relu(out, bias, relu, threads)
     elif bias is not None:
         out += bias
     return out

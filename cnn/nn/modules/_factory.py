@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 
+from cnn import _aligned
 from cnn._dtypes import get_default_dtype
 from cnn._validation import FLOAT_DTYPES
 from cnn.nn import init
@@ -36,9 +37,10 @@ def add_weight_and_bias(module, weight_shape, bias, dtype, outputs=None):
     a `bias` of one value per output (``outputs``, by default ``weight_shape[0]``; or None when
     `bias` is false); reset_parameters fills them."""
     dtype = parameter_dtype(dtype)
-    module.weight = Parameter(np.empty(weight_shape, dtype=dtype))
+    # Aligned: cnn/_aligned.py says what unaligned weights cost the kernels.
+    module.weight = Parameter(_aligned.empty(weight_shape, dtype))
     if bias:
-        module.bias = Parameter(np.empty(weight_shape[:1] if outputs is None else (outputs,),
-                                         dtype=dtype))
+        module.bias = Parameter(_aligned.empty(weight_shape[:1] if outputs is None else (outputs,),
+                                               dtype))
     else:
         module.register_parameter("bias", None)
