@@ -179,6 +179,21 @@ cdef extern from "conv_pack.h" nogil:
                            Py_ssize_t P, Py_ssize_t first, Py_ssize_t last)
     void cnn_pack_taps_f64(const double* weight, Py_ssize_t F, Py_ssize_t T, double* wt,
                            Py_ssize_t P, Py_ssize_t first, Py_ssize_t last)
+    void cnn_transpose_f32(const float* src, Py_ssize_t src_stride, float* dst,
+                           Py_ssize_t dst_stride, Py_ssize_t rows, Py_ssize_t cols)
+    void cnn_transpose_f64(const double* src, Py_ssize_t src_stride, double* dst,
+                           Py_ssize_t dst_stride, Py_ssize_t rows, Py_ssize_t cols)
+
+
+cdef inline void _transpose(const floating* src, Py_ssize_t src_stride, floating* dst,
+                            Py_ssize_t dst_stride, Py_ssize_t rows,
+                            Py_ssize_t cols) noexcept nogil:
+    """dst[j * dst_stride + i] = src[i * src_stride + j] for i < rows, j < cols (conv_pack.h:
+    in 8 x 8 blocks in registers)."""
+    if floating is float:
+        cnn_transpose_f32(src, src_stride, dst, dst_stride, rows, cols)
+    else:
+        cnn_transpose_f64(src, src_stride, dst, dst_stride, rows, cols)
 
 
 cdef inline void _pack_taps(const floating* weight, Py_ssize_t F, Py_ssize_t T, floating* wt,

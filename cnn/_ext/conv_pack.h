@@ -8,6 +8,7 @@
  * where the plain loop reads a value from each of F rows for every tap (VGG's 128 -> 128 layer:
  * 87 -> 32 us a call on AVX-512, more than the layer's arithmetic at batch 1). float64 (gradient
  * checks) and SSE2 take the plain loop: an 8-lane shuffle there is slower than the loop.
+ * Winograd's weight gradient lays its images out pixel-major by the same transpose.
  */
 #ifndef CNN_CONV_PACK_H
 #define CNN_CONV_PACK_H
@@ -17,26 +18,19 @@
 
 #include "registers.h" /* CNN_REGISTER_BYTES */
 
-/* Channels f_first..f_last-1 of taps first..last-1 of wt (T x P) from weight (F x T), value
- * by value (zeros from F on). */
-#define CNN_DEFINE_PACK_LOOP(SUFFIX, T_)                                                       \
-    static inline void cnn_pack_loop_##SUFFIX(const T_ *weight, ptrdiff_t F, ptrdiff_t T,      \
-                                              T_ *wt, ptrdiff_t P, ptrdiff_t f_first,          \
-                                              ptrdiff_t f_last, ptrdiff_t first,               \
-                                              ptrdiff_t last)                                  \
+/* dst[j * dst_stride + i] = src[i * src_stride + j] for i < rows, j < cols, value by value. */
+#define CNN_DEFINE_TRANSPOSE_LOOP(SUFFIX, T_)                                                  \
+    static inline void cnn_transpose_loop_##SUFFIX(const T_ *src, ptrdiff_t src_stride,        \
+                                                   T_ *dst, ptrdiff_t dst_stride,              \
+                                                   ptrdiff_t rows, ptrdiff_t cols)             \
     {                                                                                          \
-        ptrdiff_t t, f, f_weights = F < f_last ? F : f_last;                                   \
-        for (t = first; t < last; t++) {                                                       \
-            T_ *row = wt + t * P;                                                              \
-            for (f = f_first; f < f_weights; f++)                                              \
-                row[f] = weight[f * T + t];                                                    \
-            for (f = f_weights > f_first ? f_weights : f_first; f < f_last; f++)               \
-                row[f] = 0;                                                                    \
-        }                                                                                      \
+        for (ptrdiff_t j = 0; j < cols; j++)                                                   \
+            for (ptrdiff_t i = 0; i < rows; i++)                                               \
+                dst[j * dst_stride + i] = src[i * src_stride + j];                             \
     }
 
-CNN_DEFINE_PACK_LOOP(f32, float)
-CNN_DEFINE_PACK_LOOP(f64, double)
+CNN_DEFINE_TRANSPOSE_LOOP(f32, float)
+CNN_DEFINE_TRANSPOSE_LOOP(f64, double)
 
 #if CNN_REGISTER_BYTES >= 32
 typedef float cnn_pack_v8 __attribute__((vector_size(8 * sizeof(float))));
@@ -63,33 +57,55 @@ static inline void cnn_pack_transpose8(cnn_pack_v8 r[8])
 }
 #endif
 
-/* Taps first..last-1 of wt (T x P) from weight (F x T). */
-static inline void cnn_pack_taps_f32(const float *weight, ptrdiff_t F, ptrdiff_t T, float *wt,
-                                     ptrdiff_t P, ptrdiff_t first, ptrdiff_t last)
+/* dst[j * dst_stride + i] = src[i * src_stride + j] for i < rows, j < cols: 8 x 8 blocks in
+ * vector registers (8 loads of 8 consecutive values of src, 8 stores of 8 consecutive values
+ * of dst), the edges value by value. Columns outer, rows inner: a block of 8 columns of dst
+ * is written whole while it stays in L1. */
+static inline void cnn_transpose_f32(const float *src, ptrdiff_t src_stride, float *dst,
+                                     ptrdiff_t dst_stride, ptrdiff_t rows, ptrdiff_t cols)
 {
+    ptrdiff_t j0 = 0;
 #if CNN_REGISTER_BYTES >= 32
-    ptrdiff_t t0, f0, i, f_weights = F < P ? F : P;
-    for (t0 = first; t0 + 8 <= last; t0 += 8) {
-        for (f0 = 0; f0 + 8 <= f_weights; f0 += 8) {
+    for (; j0 + 8 <= cols; j0 += 8) {
+        ptrdiff_t i0 = 0, i;
+        for (; i0 + 8 <= rows; i0 += 8) {
             cnn_pack_v8 r[8];
             for (i = 0; i < 8; i++)
-                memcpy(&r[i], weight + (f0 + i) * T + t0, sizeof r[i]);
+                memcpy(&r[i], src + (i0 + i) * src_stride + j0, sizeof r[i]);
             cnn_pack_transpose8(r);
             for (i = 0; i < 8; i++)
-                memcpy(wt + (t0 + i) * P + f0, &r[i], sizeof r[i]);
+                memcpy(dst + (j0 + i) * dst_stride + i0, &r[i], sizeof r[i]);
         }
-        /* the channels past the last whole block, and the zeros */
-        cnn_pack_loop_f32(weight, F, T, wt, P, f0, P, t0, t0 + 8);
+        cnn_transpose_loop_f32(src + i0 * src_stride + j0, src_stride, dst + j0 * dst_stride + i0,
+                               dst_stride, rows - i0, 8);
     }
-    first = t0;
 #endif
-    cnn_pack_loop_f32(weight, F, T, wt, P, 0, P, first, last);
+    cnn_transpose_loop_f32(src + j0, src_stride, dst + j0 * dst_stride, dst_stride, rows,
+                           cols - j0);
 }
 
-static inline void cnn_pack_taps_f64(const double *weight, ptrdiff_t F, ptrdiff_t T,
-                                     double *wt, ptrdiff_t P, ptrdiff_t first, ptrdiff_t last)
+/* float64 (gradient checks) and SSE2 take the plain loop. */
+static inline void cnn_transpose_f64(const double *src, ptrdiff_t src_stride, double *dst,
+                                     ptrdiff_t dst_stride, ptrdiff_t rows, ptrdiff_t cols)
 {
-    cnn_pack_loop_f64(weight, F, T, wt, P, 0, P, first, last);
+    cnn_transpose_loop_f64(src, src_stride, dst, dst_stride, rows, cols);
 }
+
+/* Taps first..last-1 of wt (T x P) from weight (F x T): the transpose, then zeros in the
+ * channels from F on. */
+#define CNN_DEFINE_PACK_TAPS(SUFFIX, T_)                                                       \
+    static inline void cnn_pack_taps_##SUFFIX(const T_ *weight, ptrdiff_t F, ptrdiff_t T,      \
+                                              T_ *wt, ptrdiff_t P, ptrdiff_t first,            \
+                                              ptrdiff_t last)                                  \
+    {                                                                                          \
+        ptrdiff_t f_weights = F < P ? F : P;                                                   \
+        cnn_transpose_##SUFFIX(weight + first, T, wt + first * P, P, f_weights, last - first); \
+        for (ptrdiff_t t = first; t < last; t++)                                               \
+            for (ptrdiff_t f = f_weights; f < P; f++)                                          \
+                wt[t * P + f] = 0;                                                             \
+    }
+
+CNN_DEFINE_PACK_TAPS(f32, float)
+CNN_DEFINE_PACK_TAPS(f64, double)
 
 #endif
