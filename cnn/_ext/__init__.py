@@ -1,9 +1,9 @@
 """The compiled kernels, at the best instruction-set level this CPU supports.
 
-setup.py compiles every kernel module (`conv`, `pool`, `norm`, `elementwise`, `linear`, `optim`) once per
-level into
-`cnn._ext.<level>.<module>`. At import we pick the best level that was built and that the CPU
-supports; `CNN_ISA=baseline|avx2|avx512` forces one (an error if it cannot run here).
+setup.py compiles every kernel module (`conv`, `pool`, `norm`, `elementwise`, `linear`,
+`optim`) once per level into `cnn._ext.<level>.<module>`. At import we pick the best level
+that was built and that the CPU supports; `CNN_ISA=baseline|avx2|avx512` forces one (an error
+if it cannot run here).
 `backend` holds the chosen modules as attributes: `backend.pool.max_pool_forward(...)`.
 
 Convolutions run through plans (`conv_plan`, cnn/_ext/conv.pyx): a plan checks its geometry

@@ -24,8 +24,8 @@ cdef extern from "linear_rows.h" nogil:
                              Py_ssize_t first, Py_ssize_t last, int relu)
 
 # The most rows of input the layers give this kernel (BLAS takes more): at 2 rows BLAS was
-# already faster (3.6 against 4.4 us for 400 -> 120 on an AVX-512 Xeon; 1 row: 3.8 against
-# 3.1, with the bias and ReLU).
+# already faster (3.0 against 3.7 us for 400 -> 120, aligned weights, on an AVX-512 Xeon;
+# 1 row: 3.1 against 2.45, each with the bias and ReLU).
 MAX_ROWS = 1
 # Fewer multiply-adds than this run on one thread (a batch-1 layer of LeNet-5 or of the CIFAR
 # net's classifier: about 50k); more share the groups of output features.

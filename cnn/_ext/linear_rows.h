@@ -139,9 +139,10 @@ static inline double cnn_group_sum_f64(const double *lanes)
                             if (from + L <= end) { /* whole load; the lanes past masked */      \
                                 memcpy(&wv, from, sizeof wv);                                   \
                                 wv = (V)((B)wv & keep);                                         \
-                            } else {                                                            \
-                                for (int j = 0; j < L; j++)                                     \
-                                    wv[j] = j < tail ? from[j] : 0;                             \
+                            } else { /* the weight's last row: never past its end */        \
+                                memset(&wv, 0, sizeof wv);                                      \
+                                for (int j = 0; j < tail; j++)                                  \
+                                    wv[j] = from[j];                                            \
                             }                                                                   \
                             acc[r][c] += x_tail * wv;                                           \
                         }                                                                       \
