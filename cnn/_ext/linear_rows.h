@@ -96,7 +96,7 @@ static inline double cnn_group_sum_f64(const double *lanes)
 /* Weight rows first..last-1 against rows 0..M-1 of x (K values each), into out (M x N,
  * row-major), CNN_LINEAR_ROWS weight rows at a time (a short last group computes its last row
  * again in the missing places, and stores it once). bias may be NULL. */
-#define CNN_DEFINE_LINEAR_ROWS(SUFFIX, T, I)                                                       \
+#define CNN_DEFINE_LINEAR_ROWS(SUFFIX, T, I)                                                    \
     static void cnn_linear_rows_##SUFFIX(const T *x, const T *w, const T *bias, T *out,         \
                                          ptrdiff_t M, ptrdiff_t K, ptrdiff_t N,                 \
                                          ptrdiff_t first, ptrdiff_t last, int relu)             \
@@ -139,7 +139,7 @@ static inline double cnn_group_sum_f64(const double *lanes)
                             if (from + L <= end) { /* whole load; the lanes past masked */      \
                                 memcpy(&wv, from, sizeof wv);                                   \
                                 wv = (V)((B)wv & keep);                                         \
-                            } else { /* the weight's last row: never past its end */        \
+                            } else { /* the weight's last row: never past its end */            \
                                 memset(&wv, 0, sizeof wv);                                      \
                                 for (int j = 0; j < tail; j++)                                  \
                                     wv[j] = from[j];                                            \
