@@ -47,27 +47,24 @@ def affine_rows(x,         # IN  (M, K)
     every kernel: pointwise.h). Each value is x[m] . weight[n] in the fixed order of
     linear_rows.h, then + bias[n]: the same bits for any thread count. C-contiguous float
     arrays of one dtype (ValueError or TypeError naming the argument otherwise)."""
-    cdef Py_buffer xb, wb, bb, ob
-    take(x, &xb, 2, False, "x")
+    cdef Py_buffer views[4]  # x, weight, the bias when there is one, out
+    cdef Py_buffer* b = NULL
+    cdef int taken = 0, i
     try:
-        take(weight, &wb, 2, False, "weight")
-        try:
-            if bias is not None:
-                take(bias, &bb, 1, False, "bias")
-            try:
-                take(out, &ob, 2, True, "out")
-                try:
-                    _affine(&xb, &wb, &bb if bias is not None else NULL, &ob, relu,
-                            num_threads)
-                finally:
-                    PyBuffer_Release(&ob)
-            finally:
-                if bias is not None:
-                    PyBuffer_Release(&bb)
-        finally:
-            PyBuffer_Release(&wb)
+        take(x, &views[taken], 2, False, "x")
+        taken += 1
+        take(weight, &views[taken], 2, False, "weight")
+        taken += 1
+        if bias is not None:
+            b = &views[taken]
+            take(bias, b, 1, False, "bias")
+            taken += 1
+        take(out, &views[taken], 2, True, "out")
+        taken += 1
+        _affine(&views[0], &views[1], b, &views[taken - 1], relu, num_threads)
     finally:
-        PyBuffer_Release(&xb)
+        for i in range(taken):
+            PyBuffer_Release(&views[i])
 
 
 cdef int _affine(Py_buffer* x, Py_buffer* w, Py_buffer* b, Py_buffer* out, bint relu,
