@@ -185,10 +185,10 @@ cdef void _pad_image_split(const floating[:, :, ::1] x, floating* padded, Py_ssi
                            Py_ssize_t pw, Py_ssize_t hp, Py_ssize_t wp) noexcept nogil:
     """Image x (C, H, W) placed at (ph, pw) in a zero image (C, hp, wp) whose rows hold their
     even columns, then their odd ones (winograd.h's input layout; wp is even). Its callers
-    pass a memoryview slice from inside the team's loop, which _pixel_major no longer takes
-    (a reference counter the threads share): passed by pointer here, the same bits, the
-    VGG-style net's batch-1000 forward ran slower (175-190 against 192-199 ms, alternating),
-    so the slice stays."""
+    (and _pixel_major's) pass a memoryview slice from inside the team's loop, against
+    ARCHITECTURE's rule (a reference counter the threads share), because by pointer, with
+    the same bits, both measured slower, alternating: the VGG-style net's batch-1000 forward
+    175-190 -> 192-199 ms, its b32 training step 26.4-27.1 -> 27.3-27.7 ms (medians)."""
     cdef Py_ssize_t C = x.shape[0], H = x.shape[1], W = x.shape[2], half = wp // 2
     cdef Py_ssize_t c, y
     cdef floating* row
@@ -424,20 +424,19 @@ cdef void _clear_tiles(floating* v, Py_ssize_t C, Py_ssize_t tiles_padded, Py_ss
 # in fixed blocks (each into its own slot of `partial`, added in block order by the plan), so the
 # bits depend on the batch size only, never on the thread count.
 
-cdef void _pixel_major(const floating* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
-                       floating* out, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t hp,
-                       Py_ssize_t wp, Py_ssize_t channels) noexcept nogil:
+cdef void _pixel_major(const floating[:, :, ::1] x, floating* out, Py_ssize_t ph,
+                       Py_ssize_t pw, Py_ssize_t hp, Py_ssize_t wp,
+                       Py_ssize_t channels) noexcept nogil:
     """out (hp, wp, channels): image x (C, H, W) at (ph, pw), channels innermost, zeros
     around it and in the channels past C. Each row of the image is a transpose of its (C, W)
     values into W pixels of `channels` (conv_pack.h's, 8 x 8 blocks in registers: value by
-    value, the stores had been a twentieth of a VGG-style training step). The image comes by
-    pointer: a memoryview slice in the team's loop counts references on a shared counter."""
-    cdef Py_ssize_t y
+    value, the stores had been a twentieth of a VGG-style training step)."""
+    cdef Py_ssize_t C = x.shape[0], H = x.shape[1], W = x.shape[2], y
     memset(out, 0, hp * wp * channels * sizeof(floating))
     if C == 0 or W == 0:
         return
     for y in range(H):
-        _transpose(x + y * W, H * W, out + ((y + ph) * wp + pw) * channels, channels, C, W)
+        _transpose(&x[0, y, 0], H * W, out + ((y + ph) * wp + pw) * channels, channels, C, W)
 
 
 cdef void _weight_grad_block(const floating[:, :, :, ::1] x,
@@ -500,10 +499,9 @@ cdef void _transform_chunk(const floating[:, :, :, ::1] x, const floating[:, :, 
     cdef floating* image = s
     cdef floating* gradient = s + hp * wp * c_padded
     cdef const floating* patch
-    cdef Py_ssize_t H = x.shape[2], W = x.shape[3]
     for k in range(count):
-        _pixel_major(&x[first + k, 0, 0, 0], C, H, W, image, ph, pw, hp, wp, c_padded)
-        _pixel_major(&grad[first + k, 0, 0, 0], F, oh, ow, gradient, 0, 0, gh, gw, f_rows)
+        _pixel_major(x[first + k], image, ph, pw, hp, wp, c_padded)
+        _pixel_major(grad[first + k], gradient, 0, 0, gh, gw, f_rows)
         for t in range(n_tiles):
             ty, tx = t // tiles_w, t % tiles_w
             for cb in range(c_padded // CNN_BLOCK):
