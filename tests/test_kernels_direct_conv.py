@@ -425,24 +425,30 @@ def test_wide_layers_agree_with_the_reference_on_every_direct_path(isa, threads,
 
 
 @pytest.mark.parametrize("threads_used", [1, 2])
+@pytest.mark.parametrize("channels", [32, 64])  # direct packing; Winograd's transform
 def test_kept_packings_follow_every_change_of_the_weights(isa, threads, small_layers_shared,
-                                                          threads_used):
-    # A plan keeps each layer's packed weights between calls and uses them again only while
-    # the array's values are unchanged: a change in place (the first value, the last one) is
-    # seen, and two layers sharing one plan (one geometry) each get their own weights.
+                                                          threads_used, channels):
+    # A plan keeps each layer's weights in its kernels' layout between calls and uses them
+    # again only while the array's values are unchanged: a change in place (the first value,
+    # the last one) is seen, and two layers sharing one plan (one geometry) each get their
+    # own weights.
     rng = np.random.default_rng(threads_used)
-    x = rng.standard_normal((1, 32, 8, 8)).astype(np.float32)
-    w = rng.standard_normal((64, 32, 3, 3)).astype(np.float32)
-    other = rng.standard_normal((64, 32, 3, 3)).astype(np.float32)
+    x = rng.standard_normal((1, channels, 8, 8)).astype(np.float32)
+    if channels == 64:  # two 16x16 images: enough outputs for Winograd
+        x = rng.standard_normal((2, channels, 16, 16)).astype(np.float32)
+    w = rng.standard_normal((64, channels, 3, 3)).astype(np.float32)
+    other = rng.standard_normal((64, channels, 3, 3)).astype(np.float32)
     plan = dc.plan(x, w, 1, 1)
+    outputs = x.shape[0] * x.shape[2] * x.shape[3]
+    assert (outputs >= cnn._ext.backend.conv.WINOGRAD_MIN_OUTPUTS) == (channels == 64)
 
     def check(weight):
         out = plan.forward(x, weight, num_threads=threads_used)[0]
         expected = conv_reference(x, weight, None, (1, 1), (1, 1), (1, 1))
         np.testing.assert_allclose(out, expected, **tolerance(np.float32))
 
-    for where in [(0, 0, 0, 0), (63, 31, 2, 2)]:
-        check(w)  # packed, and kept
+    for where in [(0, 0, 0, 0), (63, channels - 1, 2, 2)]:
+        check(w)  # laid out, and kept
         check(other)
         w[where] += 100.0
         check(w)

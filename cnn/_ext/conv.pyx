@@ -9,7 +9,7 @@ read (tap offsets, window origins, the weights' segment layout, Winograd's tiles
 every scratch buffer, the weight repacking, and the sub-plan of the dense input gradient. Its
 methods take the arrays of one call (any batch size), check them against the plan in a few
 integer comparisons, allocate the outputs, and run the kernels. Kept between calls are the packed
-weights (_packed_weights), in entries never changed once made, and each Python thread's own
+weights in the kernels' layouts (_kept_weights), in entries never changed once made, and each Python thread's own
 scratch for the direct kernels (_scratch), so one plan serves several threads at once.
 
 Layers ask for plans through ``cnn._ext.conv_plan`` (a cache keyed by geometry and instruction
@@ -103,9 +103,13 @@ MIN_PARALLEL_MACS = 1 << 18
 # weights hold at least MIN_PARALLEL_PACK values.
 DEF PACK_ROWS = 64
 cdef Py_ssize_t MIN_PARALLEL_PACK = 1 << 15
-# The packed weights a plan keeps between calls (_packed_weights): one array per layer of its
-# geometry, the oldest dropped past this many (ResNet-20 has 7 layers of one geometry).
-PACKINGS_KEPT = 8
+# The weights a plan keeps in its kernels' layouts between calls (_kept_weights): one array
+# per layer of its geometry and layout, the oldest dropped past this many (ResNet-20 has 7
+# layers of one geometry, and a plan may serve both the direct and the Winograd kernels).
+PACKINGS_KEPT = 16
+# The layouts of kept weights (_lay_out_weights).
+DEF DIRECT_PACKING = 0
+DEF WINOGRAD_TRANSFORM = 1
 # Bytes from which the team shares a comparison of weights (_same_bits).
 cdef Py_ssize_t MIN_PARALLEL_COMPARE = 1 << 16
 
@@ -339,7 +343,8 @@ cdef class ConvPlan:
     cdef bint double_precision
     cdef tuple segment_shape
     cdef list _input_grad_phases
-    # id(weight) -> (weak reference to it, a copy of its values, their packing): _packed_weights
+    # (layout, id(weight)) -> (weak reference to it, a copy of its values, their layout):
+    # _kept_weights
     cdef dict _packings
     cdef object _workspaces
     cdef Py_ssize_t tiles_padded, winograd_hp, winograd_wp, winograd_size
@@ -571,10 +576,11 @@ cdef class ConvPlan:
             residual: None, or an array shaped as the result: added (the convolution's value
                 first, as AddReLU adds) after the affine map and before the ReLU, a residual
                 connection's sum with the same bits as elementwise.add_relu.
-            keep_packing: keep the weights as the direct kernels packed them for the next call
-                with this array, which uses them while its values are unchanged
-                (_packed_weights): for inference; false where the weights change at every call
-                (a training step's) or are made for one call, whose copy would only cost.
+            keep_packing: keep the weights as the kernels lay them out (the direct kernels'
+                packing, Winograd's transform) for the next call with this array, which uses
+                them while its values are unchanged (_kept_weights): for inference; false
+                where the weights change at every call (a training step's) or are made for one
+                call, whose copy would only cost.
 
         Returns:
             (out (N, F, OH, OW), columns or None)
@@ -611,8 +617,8 @@ cdef class ConvPlan:
         out = np.empty((x.shape[0],) + self.output_shape, dtype=self.dtype)
         ph, pw = self.padding
         if self._winograd_pays(x.shape[0]):
-            self._winograd(x, weight, bias, coefficients, out, relu, threads, None, None,
-                           residual)
+            self._winograd(x, weight, bias, coefficients, out, relu, threads, keep_packing,
+                           None, None, residual)
             return out, None
         parts = self._parts(x.shape[0], threads)
         if self.conv_rows:
@@ -674,15 +680,14 @@ cdef class ConvPlan:
             np.add(out, residual, out=out)
 
     cdef _winograd(self, x, weight, bias, coefficients, out, bint relu, Py_ssize_t threads,
-                   pooled=None, indices=None, residual=None):
+                   bint keep_packing, pooled=None, indices=None, residual=None):
         """out = the forward by conv_winograd.pxi (checked arrays; a residual added as
         forward says), or with `pooled` and `indices` (then `out` is None) its ReLU and 2x2
         max-pool. Threads take whole images,
         or share each image's output channels when whole images would leave a thread idle."""
         c = self.input_shape[0]
         f, oh, ow = self.output_shape
-        u = np.empty((16, _lane_rows(f) // CNN_BLOCK_LANES, c, CNN_BLOCK_LANES),
-                     dtype=self.dtype)
+        u = self._transformed_weights(weight, threads, keep_packing)
         bias_padded = self._padded_bias(bias)
         # Whole images go to the threads, unless that would leave one idle or the last ones
         # alone (3 images on 2 threads): then each image's output channels are shared, each
@@ -696,13 +701,11 @@ cdef class ConvPlan:
         scratch = np.empty((threads, self.winograd_size), dtype=self.dtype)
         ph, pw = self.padding
         if self.double_precision:
-            _winograd_weights[double](weight, u, threads)
             _winograd_forward[double](x, u, bias_padded, coefficients, out, pooled, indices,
                                       scratch, f, oh, ow, ph, pw, self.winograd_hp,
                                       self.winograd_wp, tiles, images, relu, split, threads,
                                       residual)
         else:
-            _winograd_weights[float](weight, u, threads)
             _winograd_forward[float](x, u, bias_padded, coefficients, out, pooled, indices,
                                      scratch, f, oh, ow, ph, pw, self.winograd_hp,
                                      self.winograd_wp, tiles, images, relu, split, threads,
@@ -752,7 +755,8 @@ cdef class ConvPlan:
             return pooled, indices
         if self._winograd_pays(x.shape[0]):
             # Each 2x2 output tile is one pooling window: pooled in the output transform.
-            self._winograd(x, weight, bias, None, None, True, threads, pooled, indices)
+            self._winograd(x, weight, bias, None, None, True, threads, keep_packing, pooled,
+                           indices)
             return pooled, indices
         parts = self._parts(x.shape[0], threads)
         if self.pool_rows:
@@ -871,40 +875,62 @@ cdef class ConvPlan:
 
     cdef object _packed_weights(self, weight, Py_ssize_t threads, bint keep):
         """wt (taps, F_padded), `weight` repacked for the register tile (conv_pack.h), as a
-        typed memoryview (_rows_view).
+        typed memoryview (_rows_view): packing transposes every weight, which cost a batch-1
+        layer up to a fifth of its time, so it is kept (_kept_weights)."""
+        return self._kept_weights(DIRECT_PACKING, weight, threads, keep)
 
-        Packing transposes every weight, which cost a batch-1 layer up to a fifth of its time,
-        so a packing is kept (with `keep`) for the next call with the same array, and used
-        again while that array's values are still, bit for bit, those it was made from:
-        compared with a copy taken then (_same_bits, a fraction of the packing's cost; one
-        thread, AVX-512 Xeon: ResNet-8's 64 -> 64 layer 50 -> 42 us, VGG's 64 -> 128 layer
-        92 -> 72 us). Only the values count: an in-place change anywhere, by an optimizer or
-        through NumPy, is seen. Training steps, whose weights change at each step, keep
-        nothing (`keep` false: the copy would only cost). The array is found by id and a weak
-        reference (a new array at a freed one's address is not it). Entries are tuples never
-        changed once made, so threads sharing the plan (each call reads the entry it found)
-        never see one half-written."""
-        key = id(weight)
+    cdef object _transformed_weights(self, weight, Py_ssize_t threads, bint keep):
+        """Winograd's transformed weights u (16, groups, C, lanes): _winograd_weights of
+        conv_winograd.pxi, kept (_kept_weights). Made at every call, they were 16/9 of the
+        weights written for each batch-1 inference."""
+        return self._kept_weights(WINOGRAD_TRANSFORM, weight, threads, keep)
+
+    cdef object _kept_weights(self, int kind, weight, Py_ssize_t threads, bint keep):
+        """`weight` in the layout `kind` of the kernels (_lay_out_weights), kept (with `keep`)
+        for the next call with the same array and used again while that array's values are
+        still, bit for bit, those it was made from: compared with a copy taken then
+        (_same_bits, a fraction of the packing's cost; one thread, AVX-512 Xeon: ResNet-8's
+        64 -> 64 layer 50 -> 42 us, VGG's 64 -> 128 layer 92 -> 72 us). Only the values count:
+        an in-place change anywhere, by an optimizer or through NumPy, is seen. Training
+        steps, whose weights change at each step, keep nothing (`keep` false: the copy would
+        only cost). The array is found by id and a weak reference (a new array at a freed
+        one's address is not it). Entries are tuples never changed once made, so threads
+        sharing the plan (each call reads the entry it found) never see one half-written."""
+        key = (kind, id(weight))
         entry = self._packings.get(key)
         if entry is not None and entry[0]() is weight and _same_bits(weight, entry[1], threads):
             return entry[2]
-        wt = np.empty((self.n_taps, self.f_padded), dtype=self.dtype)
-        rows = weight.reshape(self.weight_shape[0], self.n_taps)
-        if self.double_precision:
-            _pack[double](rows, wt, threads)
-            wt = _rows_view[double](wt)  # a kept packing's view: no check per call
-        else:
-            _pack[float](rows, wt, threads)
-            wt = _rows_view[float](wt)
+        laid_out = self._lay_out_weights(kind, weight, threads)
         # pop, not del: another thread may have changed the dict while the comparison and the
         # packing ran without the GIL.
         if keep:
             if entry is None and len(self._packings) >= PACKINGS_KEPT:
                 self._packings.pop(next(iter(self._packings), None), None)  # the oldest
-            self._packings[key] = (weakref.ref(weight), weight.copy(), wt)
+            self._packings[key] = (weakref.ref(weight), weight.copy(), laid_out)
         elif entry is not None:  # stale (the weights changed, or a new array): let it go
             self._packings.pop(key, None)
-        return wt
+        return laid_out
+
+    cdef object _lay_out_weights(self, int kind, weight, Py_ssize_t threads):
+        """A new array of `weight` in the layout `kind`: DIRECT_PACKING's (taps, F_padded) as a
+        typed memoryview (a kept packing's view: no check per call), or
+        WINOGRAD_TRANSFORM's u."""
+        if kind == WINOGRAD_TRANSFORM:
+            c, f = self.input_shape[0], self.weight_shape[0]
+            u = np.empty((16, _lane_rows(f) // CNN_BLOCK_LANES, c, CNN_BLOCK_LANES),
+                         dtype=self.dtype)
+            if self.double_precision:
+                _winograd_weights[double](weight, u, threads)
+            else:
+                _winograd_weights[float](weight, u, threads)
+            return u
+        wt = np.empty((self.n_taps, self.f_padded), dtype=self.dtype)
+        rows = weight.reshape(self.weight_shape[0], self.n_taps)
+        if self.double_precision:
+            _pack[double](rows, wt, threads)
+            return _rows_view[double](wt)
+        _pack[float](rows, wt, threads)
+        return _rows_view[float](wt)
 
     cdef tuple _columns_forward(self, x, weight, bias, bint relu, bint keep, Py_ssize_t threads):
         """Group g's output is w_g (F/groups, Cg*KH*KW) @ cols_g, image by image: products
