@@ -180,9 +180,9 @@ class _InputGradPhase:
 
 cdef extern from "conv_pack.h" nogil:
     void cnn_pack_taps_f32(const float* weight, Py_ssize_t F, Py_ssize_t T, float* wt,
-                           Py_ssize_t P, Py_ssize_t first, Py_ssize_t last)
+                           Py_ssize_t P, Py_ssize_t B, Py_ssize_t first, Py_ssize_t last)
     void cnn_pack_taps_f64(const double* weight, Py_ssize_t F, Py_ssize_t T, double* wt,
-                           Py_ssize_t P, Py_ssize_t first, Py_ssize_t last)
+                           Py_ssize_t P, Py_ssize_t B, Py_ssize_t first, Py_ssize_t last)
     void cnn_transpose_f32(const float* src, Py_ssize_t src_stride, float* dst,
                            Py_ssize_t dst_stride, Py_ssize_t rows, Py_ssize_t cols)
     void cnn_transpose_f64(const double* src, Py_ssize_t src_stride, double* dst,
@@ -201,30 +201,33 @@ cdef inline void _transpose(const floating* src, Py_ssize_t src_stride, floating
 
 
 cdef inline void _pack_taps(const floating* weight, Py_ssize_t F, Py_ssize_t T, floating* wt,
-                            Py_ssize_t P, Py_ssize_t first, Py_ssize_t last) noexcept nogil:
-    """Taps first..last-1 of wt (T, P) from weight (F, T)."""
+                            Py_ssize_t P, Py_ssize_t B, Py_ssize_t first,
+                            Py_ssize_t last) noexcept nogil:
+    """Taps first..last-1 of each block of B channels of wt (P channels) from weight (F, T)."""
     if floating is float:
-        cnn_pack_taps_f32(weight, F, T, wt, P, first, last)
+        cnn_pack_taps_f32(weight, F, T, wt, P, B, first, last)
     else:
-        cnn_pack_taps_f64(weight, F, T, wt, P, first, last)
+        cnn_pack_taps_f64(weight, F, T, wt, P, B, first, last)
 
 
 cdef void _pack(const floating[:, ::1] weight, floating[:, ::1] wt, int num_threads) noexcept:
-    """wt[t, f] = weight[f, t], zeros in the channels past F (conv_pack.h): one pass, where NumPy
-    would zero the array, then copy through a transposed view. The team shares the rows of wt
-    in blocks of PACK_ROWS taps."""
+    """wt (T, P) filled block by block (conv_pack.h: the forward tile's blocks of channels,
+    _forward_block, each its taps' rows of B channels): weight[f, t] in block f // B's row t,
+    zeros in the channels past F. One pass, where NumPy would zero the array, then copy
+    through a transposed view. The team shares the taps in blocks of PACK_ROWS."""
     cdef Py_ssize_t F = weight.shape[0], T = weight.shape[1], P = wt.shape[1], block
     cdef Py_ssize_t blocks = (T + PACK_ROWS - 1) // PACK_ROWS
+    cdef Py_ssize_t B = _forward_block(P, floating is float)
     if T == 0 or P == 0:
         return
     cdef const floating* source = &weight[0, 0] if F > 0 else NULL
     with nogil:
         if num_threads > 1 and T * P >= MIN_PARALLEL_PACK:
             for block in prange(blocks, schedule="static", num_threads=num_threads):
-                _pack_taps(source, F, T, &wt[0, 0], P, block * PACK_ROWS,
+                _pack_taps(source, F, T, &wt[0, 0], P, B, block * PACK_ROWS,
                            min(T, (block + 1) * PACK_ROWS))
         else:  # without a parallel region, which alone costs about 0.8 us
-            _pack_taps(source, F, T, &wt[0, 0], P, 0, T)
+            _pack_taps(source, F, T, &wt[0, 0], P, B, 0, T)
 
 
 cdef void _pad_bias(const floating[::1] bias, floating[::1] bias_padded) noexcept:
@@ -874,7 +877,8 @@ cdef class ConvPlan:
         return padded
 
     cdef object _packed_weights(self, weight, Py_ssize_t threads, bint keep):
-        """wt (taps, F_padded), `weight` repacked for the register tile (conv_pack.h), as a
+        """wt (taps, F_padded), `weight` repacked for the register tile block of channels by
+        block (_pack, conv_pack.h), as a
         typed memoryview (_rows_view): packing transposes every weight, which cost a batch-1
         layer up to a fifth of its time, so it is kept (_kept_weights)."""
         return self._kept_weights(DIRECT_PACKING, weight, threads, keep)

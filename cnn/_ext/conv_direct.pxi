@@ -10,9 +10,11 @@
 # These loops read the padded input where it is and keep partial sums in registers: the register
 # tile is in conv_tile.h (CNN_PIXELS output pixels x CNN_BLOCK output channels).
 #
-# Layouts. Inputs and outputs are C-contiguous NCHW. The plan repacks weights into `wt[tap, f]`
-# with tap = (c*KH + i)*KW + j and f zero-padded to whole tiles, and gives every tap's offset from
-# a window origin inside a padded image (`taps`).
+# Layouts. Inputs and outputs are C-contiguous NCHW. The plan repacks weights block of output
+# channels by block (_forward_block's): the block from channel fb starts at wt + fb * n_taps and
+# holds row `tap` of its channels' weights at tap * block, tap = (c*KH + i)*KW + j, channels
+# zero-padded to whole tiles; and it gives every tap's offset from a window origin inside a
+# padded image (`taps`).
 #
 # Backward. Behind a ReLU and a max-pool most of the convolution's gradient is zero, so the
 # backward pass works on the active pixels only: it lays each image's gradient out pixel-major,
@@ -290,7 +292,7 @@ cdef void _forward_image(const floating* padded, const Py_ssize_t* origins,
         for q in range(L):
             # Lanes past the last pixel repeat pixel p0: computed, never stored.
             lanes[q] = origins[p0 + (q if q < n_pix else 0)]
-        _tile(padded, lanes, taps, n_taps, wt + fb, f_padded, bias + fb, 0, tile,
+        _tile(padded, lanes, taps, n_taps, wt + fb * n_taps, block, bias + fb, 0, tile,
               CNN_BLOCK, block)
         for s in range(block // sub):  # each sub-tile: `sub` channels from fs
             fs = fb + s * sub  # below F: a pair's padding is less than one block
@@ -345,7 +347,7 @@ cdef void _forward_pool_image(const floating* padded, const Py_ssize_t* origins,
             for q in range(CNN_PIXELS):
                 window[w * CNN_PIXELS + q] = (y0 + q // 2) * conv_w + x0 + q % 2
                 lanes[w * CNN_PIXELS + q] = origins[window[w * CNN_PIXELS + q]]
-        _tile(padded, lanes, taps, n_taps, wt + fb, f_padded, bias + fb, 0, tile,
+        _tile(padded, lanes, taps, n_taps, wt + fb * n_taps, block, bias + fb, 0, tile,
               CNN_BLOCK, block)
         for s in range(block // sub):  # each sub-tile: `sub` channels from fs
             fs = fb + s * sub
@@ -386,7 +388,7 @@ cdef inline const floating* _image_of(const floating[:, :, :, ::1] images,
 
 cdef void _conv_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                         const floating[:, ::1] wt,      # IN  (C*KH*KW, F_padded), the weight
-                                                        # repacked
+                                                        # repacked (_pack: block by block)
                         const floating[::1] bias,       # IN  (F_padded,), zeros where no bias
                         const Py_ssize_t[::1] taps,     # IN  (C*KH*KW,) tap offsets, padded image
                         const Py_ssize_t[::1] origins,  # IN  (OH*OW,) window origins
