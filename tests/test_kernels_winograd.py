@@ -157,23 +157,31 @@ def test_many_channels_and_blocks(isa, threads, small_layers_shared, rng, dtype,
         assert one.tobytes() == two.tobytes()
 
 
-def test_an_image_gives_the_same_bits_alone_and_in_a_batch(isa, threads, rng):
-    # 24x24 outputs and 64 input channels: Winograd at batch 1 too (WINOGRAD_MIN_OUTPUTS,
-    # WINOGRAD_MIN_CHANNELS_ALONE).
-    x = rng.standard_normal((6, 64, 24, 24)).astype(np.float32)
-    w = rng.standard_normal((16, 64, 3, 3)).astype(np.float32)
+@pytest.mark.parametrize("c, f, size", [
+    (64, 64, 16),   # 9.4M multiply-adds, 18 a byte of transformed values
+    (32, 64, 16),   # 4.7M, 12 a byte: the CIFAR net's second layer
+    (128, 128, 8)])  # 16 tiles, but 9.4M: twice WINOGRAD_MIN_MACS_ALONE
+def test_an_image_gives_the_same_bits_alone_and_in_a_batch(isa, threads, rng, c, f, size):
+    # Layers with enough arithmetic run by Winograd at batch 1 too (WINOGRAD_MIN_MACS_ALONE,
+    # WINOGRAD_MIN_MACS_PER_BYTE_ALONE): the bits of an image alone are its bits in a batch.
+    x = rng.standard_normal((6, c, size, size)).astype(np.float32)
+    w = rng.standard_normal((f, c, 3, 3)).astype(np.float32)
     cnn.set_num_threads(2)
     batch = dc.conv2d_forward(x, w, padding=1)
     alone = dc.conv2d_forward(x[2:3], w, padding=1)
     assert alone.tobytes() == batch[2:3].tobytes()
+    np.testing.assert_allclose(alone, conv_reference(x[2:3], w, None, (1, 1), (1, 1), (1, 1)),
+                               **tolerance(np.float32))
 
 
-@pytest.mark.parametrize("size", [
-    8,    # 8x8 outputs at batch 1: 64 pixels, below WINOGRAD_MIN_OUTPUTS; at batch 8, 512
-    24])  # a single image of 16 input channels, below WINOGRAD_MIN_CHANNELS_ALONE
-def test_small_calls_run_the_direct_kernels(isa, rng, size):
-    x = rng.standard_normal((8, 16, size, size)).astype(np.float32)
-    w = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+@pytest.mark.parametrize("c, f, size", [
+    (16, 16, 8),    # 8x8 outputs: at batch 8, 512 pixels (WINOGRAD_MIN_OUTPUTS)
+    (16, 16, 24),   # a single image of 1.3M multiply-adds, below WINOGRAD_MIN_MACS_ALONE
+    (64, 128, 8),   # 4.7M, but 16 tiles: below twice WINOGRAD_MIN_MACS_ALONE
+    (32, 32, 32)])  # 9.4M, but 9 a byte of its transformed values
+def test_small_calls_run_the_direct_kernels(isa, rng, c, f, size):
+    x = rng.standard_normal((8, c, size, size)).astype(np.float32)
+    w = rng.standard_normal((f, c, 3, 3)).astype(np.float32)
     direct = _ext.backend.conv.ConvPlan(x.shape[1:], w.shape, 1, 1)
     assert direct.algorithm == "winograd"
     alone = dc.conv2d_forward(x[:1], w, padding=1)

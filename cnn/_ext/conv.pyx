@@ -77,18 +77,30 @@ WINOGRAD = "winograd"
 # multiply-adds (at 16, ResNet-8's 16 -> 16 layer at batch 64 already ran its forward in
 # 2.4 ms against the direct kernels' 3.3 ms, 1 thread).
 WINOGRAD_MIN_CHANNELS = 16
-# ... and below this many output pixels in a call (images x pixels), the weights' transform
-# (16 x F x C values, every call) costs more than the multiply-adds it saves: batch-1 inference
-# of 8x8 layers, for example, runs the direct kernels.
+# ... and a call of several images and at least this many output pixels (images x pixels)
+# runs by Winograd; with fewer, the weights' transform (16 x F x C values, at every call of a
+# training step) would cost more than the multiply-adds it saves...
 WINOGRAD_MIN_OUTPUTS = 512
-# ... and a single image (batch-1 inference) runs by Winograd only with at least this many
-# input channels: its transformed input and products (16 (C + F) values a 2x2 tile: 1 MB for
-# VGG's 32 -> 32 layer at 32x32) leave the core's cache, and on 2 threads each thread
-# transforms the whole image for its half of the channels. Measured on an AVX-512 Xeon,
-# Winograd against the direct kernels at 1 and 2 threads: 16 -> 16 at 32x32 47/47 against
-# 46/37 us, 32 -> 32 at 32x32 186/158 against 143/86, 32 -> 32 at 16x16 42/30 against 40/32,
-# 64 -> 64 at 16x16 133/87 against 156/97.
-WINOGRAD_MIN_CHANNELS_ALONE = 64
+# ... unless the call has at least WINOGRAD_MIN_MACS_ALONE multiply-adds of the direct kernels
+# (twice as many when an image has fewer than WINOGRAD_PAIRED_TILES 2x2 tiles: the AVX-512
+# products take 32 tiles at a time, and fewer run them half empty), and an image at least
+# WINOGRAD_MIN_MACS_PER_BYTE_ALONE of them per byte of its transformed input and products
+# (16 (C + F) values a tile, written and read back: where they outgrow the core's cache the
+# saving goes). That is how a single image (batch-1 inference, where the plan keeps the
+# transformed weights) runs by Winograd, whatever its size.
+# Measured on an AVX-512 Xeon, 2 threads, one image, Winograd's time over the direct kernels'
+# (unpooled / with ReLU and 2x2 max-pool fused), by multiply-adds and per byte:
+#   2.4M (16 -> 16 at 32x32, 32 -> 32 at 16x16, 64 -> 64 at 8x8): 1.03-1.12 / 0.88-1.05;
+#   4.7M: 32 -> 64 at 16x16 (12 a byte) 0.91 / 0.76, 16 -> 32 at 32x32 (6) 1.02-1.10 / 0.95,
+#   64 -> 128 at 8x8 (16 tiles) 1.10;
+#   9.4M: 64 -> 64 at 16x16 (18) 0.79 / 0.71, 128 -> 128 at 8x8 (36) 0.87 / 0.78, 32 -> 32 at
+#   32x32 (9) 0.89 / 0.83-0.95 alone, but no faster inside the VGG-style net's forward;
+#   38M: 64 -> 64 at 32x32 (18) 0.77, 128 -> 128 at 16x16 (36) 0.63, 256 -> 256 at 8x8 0.75.
+# One thread: 0.56-0.94 from 2.4M on. (Before the transform was kept, a single image needed 512
+# output pixels and 64 input channels: the CIFAR net's 32 -> 64 layer ran the direct kernels.)
+WINOGRAD_MIN_MACS_ALONE = 1 << 22
+WINOGRAD_PAIRED_TILES = 32
+WINOGRAD_MIN_MACS_PER_BYTE_ALONE = 10
 # A call with fewer multiply-adds than this runs on one thread: sharing it costs more than the
 # second thread brings. 2^22 was chosen under passive waiting, where every wake-up is a system
 # call; single-threaded calls entering no parallel region (each region cost about 0.8 us) made
@@ -314,9 +326,9 @@ cdef class ConvPlan:
         isa (str): the instruction-set build the plan runs in.
         algorithm (str): "winograd" (3x3 layers at stride 1 and dilation 1 with at least
             WINOGRAD_MIN_CHANNELS input channels and more than 8 output channels: calls with
-            at least WINOGRAD_MIN_OUTPUTS output pixels (and single images with at least
-            WINOGRAD_MIN_CHANNELS_ALONE input channels) run by Winograd, the others by the
-            direct kernels), "columns" (im2col + a BLAS product per image, the calls shared
+            at least WINOGRAD_MIN_OUTPUTS output pixels, and smaller ones of enough
+            multiply-adds (WINOGRAD_MIN_MACS_ALONE: batch-1 inference), run by Winograd, the
+            others by the direct kernels), "columns" (im2col + a BLAS product per image, the calls shared
             by the team: layers with groups > 1, and 1x1 layers without padding, whose columns
             are the input or its subsampled pixels; a strided one's forward runs the direct
             kernels) or "direct" (the other layers).
@@ -551,9 +563,18 @@ cdef class ConvPlan:
     cdef bint _winograd_pays(self, Py_ssize_t batch):
         """Whether a call of `batch` images runs by Winograd (a Winograd plan, enough outputs);
         the bits of its results depend on this choice, never on the thread count."""
-        return (self.algorithm == WINOGRAD
-                and batch * self.output_shape[1] * self.output_shape[2] >= WINOGRAD_MIN_OUTPUTS
-                and (batch > 1 or self.input_shape[0] >= WINOGRAD_MIN_CHANNELS_ALONE))
+        cdef Py_ssize_t oh, ow, tiles, macs
+        if self.algorithm != WINOGRAD or batch <= 0:
+            return False
+        oh, ow = self.output_shape[1], self.output_shape[2]
+        if batch > 1 and batch * oh * ow >= WINOGRAD_MIN_OUTPUTS:
+            return True
+        tiles = ((oh + 1) // 2) * ((ow + 1) // 2)
+        macs = WINOGRAD_MIN_MACS_ALONE * (1 if tiles >= WINOGRAD_PAIRED_TILES else 2)
+        # batch * macs_per_image >= macs, without overflowing
+        return (self.macs_per_image >= (macs + batch - 1) // batch
+                and self.macs_per_image >= WINOGRAD_MIN_MACS_PER_BYTE_ALONE * 16
+                * (self.input_shape[0] + self.output_shape[0]) * tiles * self.dtype.itemsize)
 
     # ***** forward *****
 
