@@ -290,6 +290,32 @@ def test_a_residual_of_another_shape_is_refused():
         dc.plan(x, w).forward(x, w, residual=np.zeros((2, 4, 6, 6), np.float64))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kernel", [1, 3])  # the columns algorithm's path, the tile's
+def test_a_folded_batch_norm_takes_strided_and_read_only_arrays(isa, rng, dtype, kernel):
+    # The folded batch norm's arrays are read as buffers where they are contiguous, else
+    # through a contiguous copy: the same bits either way, with or without its affine
+    # parameters, and a plan's kept coefficients never leak from one call into the next.
+    x = rng.standard_normal((2, 3, 8, 8)).astype(dtype)
+    w = rng.standard_normal((20, 3, kernel, kernel)).astype(dtype)
+    plan = dc.plan(x, w, padding=kernel // 2)
+    batch_norm = dc.random_batch_norm(rng, 20, dtype)
+    expected = plan.forward(x, w, batch_norm=batch_norm)[0]
+    strided = tuple(np.repeat(a, 2)[::2] for a in batch_norm[:4]) + (batch_norm[4],)
+    assert not strided[0].flags.c_contiguous
+    read_only = tuple(a.copy() for a in batch_norm[:4]) + (batch_norm[4],)
+    for a in read_only[:4]:
+        a.flags.writeable = False
+    for given in (strided, read_only, batch_norm):
+        assert plan.forward(x, w, batch_norm=given)[0].tobytes() == expected.tobytes()
+    plain = plan.forward(x, w, batch_norm=batch_norm[:2] + (None, None, 1e-5))[0]
+    mean, scale, _ = (r.reshape(1, -1, 1, 1) for r in dc.batch_norm_rows(
+        batch_norm[:2] + (None, None, 1e-5)))
+    unfolded = plan.forward(x, w)[0]
+    np.testing.assert_allclose(plain, (unfolded - mean) * scale, rtol=1e-4, atol=1e-4)
+    assert plan.forward(x, w, batch_norm=batch_norm)[0].tobytes() == expected.tobytes()
+
+
 @pytest.mark.parametrize("batch_norm, error, match", [
     ((np.zeros(4, np.float32),) * 2, ValueError, "batch_norm"),
     ([np.zeros(4, np.float32)] * 4 + [1e-5], ValueError, "batch_norm"),

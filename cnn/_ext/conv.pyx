@@ -32,6 +32,7 @@ from cython.parallel cimport prange, threadid
 from libc.stdint cimport int64_t
 from libc.string cimport memcmp, memset
 
+from cnn._ext._buffers cimport take
 from cnn._ext._openmp cimport serial as _serial
 from cnn._blas import use_one_thread
 from cnn._ext.geometry import conv_geometry
@@ -119,6 +120,8 @@ cdef Py_ssize_t MIN_PARALLEL_PACK = 1 << 15
 # per layer of its geometry and layout, the oldest dropped past this many (ResNet-20 has 7
 # layers of one geometry, and a plan may serve both the direct and the Winograd kernels).
 PACKINGS_KEPT = 16
+# The arrays of a folded batch norm, as its errors name them (_batch_norm_map).
+_NORM_ARRAYS = ("running_mean", "running_var", "batch_norm weight", "batch_norm bias")
 # The layouts of kept weights (_lay_out_weights).
 DEF DIRECT_PACKING = 0
 DEF WINOGRAD_TRANSFORM = 1
@@ -663,34 +666,70 @@ cdef class ConvPlan:
         """A batch norm's (running_mean, running_var, weight, bias, eps), checked, as the rows
         (mean, scale, shift) of its map: with `padded`, in the plan's dtype (rounded as
         norm.normalize rounds them) and padded with zeros to whole tiles of channels, the
-        epilogues' coefficients; else float64, norm.normalize's. One typed pass: the NumPy
-        operations it replaced cost a batch-1 layer 5 us."""
+        epilogues' coefficients, in the calling thread's scratch (_scratch); else float64,
+        norm.normalize's. One typed pass over the arrays taken as buffers: the NumPy
+        operations it replaced cost a batch-1 layer 5 us, the checks and typed memoryviews
+        that replaced them 2 us."""
+        cdef Py_buffer views[5]
+        cdef const void* at[4]
+        cdef int k, taken = 0
         if type(batch_norm) is not tuple or len(batch_norm) != 5:
             raise ValueError(f"batch_norm: expected (running_mean, running_var, weight, bias, "
                              f"eps), got {batch_norm!r}")
-        channels = self.weight_shape[:1]
-        mean = self._array(batch_norm[0], "running_mean", channels)
-        var = self._array(batch_norm[1], "running_var", channels)
-        weight, bias, eps = batch_norm[2:]
-        if weight is not None:
-            weight = self._array(weight, "batch_norm weight", channels)
-        if bias is not None:
-            bias = self._array(bias, "batch_norm bias", channels)
+        eps = batch_norm[4]
         if not (type(eps) is float and 0.0 <= eps < math.inf):  # as counted_batch_norm's
             eps = real_number(eps, "eps", minimum=0)
+        channels = self.weight_shape[0]
         if not padded:
-            out = np.zeros((3, channels[0]))
-            if self.double_precision:
-                _evaluation_rows[double, double](mean, var, weight, bias, eps, out)
-            else:
-                _evaluation_rows[float, double](mean, var, weight, bias, eps, out)
-            return out
-        out = np.zeros((3, self.f_padded), dtype=self.dtype)
-        if self.double_precision:
-            _evaluation_rows[double, double](mean, var, weight, bias, eps, out)
+            out = np.zeros((3, channels))
         else:
-            _evaluation_rows[float, float](mean, var, weight, bias, eps, out)
+            out = self._scratch(3, 3, channels, self.f_padded - channels)
+        try:
+            for k in range(4):
+                at[k] = NULL
+                if k >= 2 and batch_norm[k] is None:  # no affine weight or bias
+                    continue
+                self._take_channels(batch_norm[k], &views[taken], _NORM_ARRAYS[k])
+                at[k] = views[taken].buf
+                taken += 1
+            take(out, &views[taken], 2, True, "coefficients")
+            taken += 1
+            if not padded and not self.double_precision:
+                _evaluation_rows_at[float, double](
+                    <const float*> at[0], <const float*> at[1], <const float*> at[2],
+                    <const float*> at[3], eps, <double*> views[taken - 1].buf, channels,
+                    channels, False)
+            elif self.double_precision:
+                _evaluation_rows_at[double, double](
+                    <const double*> at[0], <const double*> at[1], <const double*> at[2],
+                    <const double*> at[3], eps, <double*> views[taken - 1].buf,
+                    views[taken - 1].shape[1], channels, False)
+            else:
+                _evaluation_rows_at[float, float](
+                    <const float*> at[0], <const float*> at[1], <const float*> at[2],
+                    <const float*> at[3], eps, <float*> views[taken - 1].buf,
+                    views[taken - 1].shape[1], channels, False)
+        finally:
+            for k in range(taken):
+                PyBuffer_Release(&views[k])
         return out
+
+    cdef int _take_channels(self, value, Py_buffer* view, str name) except -1:
+        """`value`, an array (F,) of the plan's dtype, taken as a C-contiguous buffer that the
+        caller releases: the array itself where it is one, else what _array makes of it (a
+        contiguous copy, held by the buffer) or the error it raises."""
+        if type(value) is np.ndarray:
+            try:
+                take(value, view, 1, False, name)
+            except (ValueError, TypeError):  # not contiguous, or not float
+                pass
+            else:
+                if (view.itemsize == self.dtype.itemsize
+                        and view.shape[0] == self.weight_shape[0]):
+                    return 0
+                PyBuffer_Release(view)
+        take(self._array(value, name, self.weight_shape[:1]), view, 1, False, name)
+        return 0
 
     cdef _residual_pass(self, out, residual, bint relu, Py_ssize_t threads):
         """out += residual, then ReLU when relu (AddReLU's pass, for the algorithms whose
@@ -815,13 +854,13 @@ cdef class ConvPlan:
         `zeros` values of each row are zero, as a typed memoryview: made once and reused by
         that thread's later calls of this kind and these sizes (0: the row kernels', whose
         pooled and unpooled forms differ in size, 1: the tile's padded images, 2: the tile's
-        padded bias, one row, as a vector). A batch-1 layer's allocations, the zeroing and the
+        padded bias, one row, as a vector, 3: a folded batch norm's padded coefficients). A batch-1 layer's allocations, the zeroing and the
         kernels' buffer checks cost a good part of its microseconds; the kernels read nothing
         they have not written in a call but the zeros, so a reused scratch gives the same
         bits. Per Python thread, since threads may share a plan."""
         kept = getattr(self._workspaces, "scratch", None)
         if kept is None:
-            kept = self._workspaces.scratch = [(None, None), (None, None), (None, None)]
+            kept = self._workspaces.scratch = [(None, None)] * 4
         made_for, view = kept[kind]
         if made_for != (threads, size, zeros):
             array = np.empty((threads, size + zeros), dtype=self.dtype)

@@ -17,13 +17,26 @@ cdef void _evaluation_rows(const floating[::1] running_mean, const floating[::1]
     in double precision and stored in out's type (norm.normalize rounds float64 rows to the
     data's type the same way); and out[3, c] = 1 / sqrt(var + eps) when out has a fourth
     row. Checked arrays of C channels; out has at least C columns."""
+    _evaluation_rows_at(&running_mean[0] if running_mean.shape[0] > 0 else NULL,
+                        &running_var[0] if running_var.shape[0] > 0 else NULL,
+                        &weight[0] if weight is not None and weight.shape[0] > 0 else NULL,
+                        &bias[0] if bias is not None and bias.shape[0] > 0 else NULL, eps,
+                        &out[0, 0] if out.shape[1] > 0 else NULL, out.shape[1],
+                        running_mean.shape[0], out.shape[0] > 3)
+
+
+cdef void _evaluation_rows_at(const floating* running_mean, const floating* running_var,
+                              const floating* weight, const floating* bias, double eps,
+                              coefficient* out, Py_ssize_t stride, Py_ssize_t C,
+                              bint with_inv_std) noexcept nogil:
+    """_evaluation_rows on pointers (weight and bias NULL when absent; rows `stride` apart):
+    its one formula, for callers that hold the arrays as buffers."""
     cdef Py_ssize_t c
     cdef double inv_std
-    cdef bint with_inv_std = out.shape[0] > 3
-    for c in range(running_mean.shape[0]):
+    for c in range(C):
         inv_std = 1.0 / sqrt(<double> running_var[c] + eps)
-        out[0, c] = <double> running_mean[c]
-        out[1, c] = inv_std * weight[c] if weight is not None else inv_std
-        out[2, c] = <double> bias[c] if bias is not None else 0.0
+        out[c] = <double> running_mean[c]
+        out[stride + c] = inv_std * weight[c] if weight != NULL else inv_std
+        out[2 * stride + c] = <double> bias[c] if bias != NULL else 0.0
         if with_inv_std:
-            out[3, c] = inv_std
+            out[3 * stride + c] = inv_std
