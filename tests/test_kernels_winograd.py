@@ -158,7 +158,7 @@ def test_many_channels_and_blocks(isa, threads, small_layers_shared, rng, dtype,
 
 
 @pytest.mark.parametrize("c, f, size", [
-    (64, 64, 16),   # 9.4M multiply-adds, 18 a byte of transformed values
+    (64, 64, 16),   # 9.4M multiply-adds, 18 a byte of transformed values (cut by rows)
     (32, 64, 16),   # 4.7M, 12 a byte: the CIFAR net's second layer
     (128, 128, 8)])  # 16 tiles, but 9.4M: twice WINOGRAD_MIN_MACS_ALONE
 def test_an_image_gives_the_same_bits_alone_and_in_a_batch(isa, threads, rng, c, f, size):
@@ -174,11 +174,44 @@ def test_an_image_gives_the_same_bits_alone_and_in_a_batch(isa, threads, rng, c,
                                **tolerance(np.float32))
 
 
+@pytest.mark.parametrize("shape", [(16, 16), (17, 15)])  # even, and odd with a partial tile
+def test_an_image_cut_by_rows_of_tiles_gives_the_bits_of_one_thread(isa, rng, shape):
+    # On two threads a single image of enough tiles is cut into rows of tiles, each thread
+    # computing all the output channels of its rows (the pooled, batch norm, residual and
+    # ReLU forms included): the bits of one thread and of the image in a batch.
+    c = f = 64
+    x = rng.standard_normal((2, c) + shape).astype(np.float32)
+    w = rng.standard_normal((f, c, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(f).astype(np.float32)
+    residual = rng.standard_normal((2, f) + shape).astype(np.float32)
+    batch_norm = dc.random_batch_norm(rng, f, np.float32)
+    plan = dc.plan(x, w, padding=1)
+    assert ((shape[0] + 1) // 2) // 2 * ((shape[1] + 1) // 2) >= 32  # rows of tiles
+
+    def forms(images, threads):
+        return (plan.forward(images, w, b, num_threads=threads)[0],
+                plan.forward(images, w, b, relu=True, batch_norm=batch_norm,
+                             residual=residual[:images.shape[0]], num_threads=threads)[0],
+                *plan.forward_relu_pool(images, w, b, threads))
+
+    batch = forms(x, 2)
+    for threads in (2, 1):
+        for alone, in_batch in zip(forms(x[:1], threads), batch):
+            assert alone.tobytes() == in_batch[:1].tobytes()
+    expected = conv_reference(x, w, b, (1, 1), (1, 1), (1, 1))
+    np.testing.assert_allclose(batch[0], expected, **tolerance(np.float32))
+    mean, scale, shift = (v.reshape(1, -1, 1, 1) for v in dc.batch_norm_rows(batch_norm))
+    np.testing.assert_allclose(batch[1], np.maximum((expected - mean) * scale + shift
+                                                    + residual, 0), rtol=1e-4, atol=1e-3)
+    pooled, indices = max_pool2d(np.maximum(batch[0], 0), 2)
+    assert batch[2].tobytes() == pooled.tobytes() and batch[3].tobytes() == indices.tobytes()
+
+
 @pytest.mark.parametrize("c, f, size", [
     (16, 16, 8),    # 8x8 outputs: at batch 8, 512 pixels (WINOGRAD_MIN_OUTPUTS)
     (16, 16, 24),   # a single image of 1.3M multiply-adds, below WINOGRAD_MIN_MACS_ALONE
     (64, 128, 8),   # 4.7M, but 16 tiles: below twice WINOGRAD_MIN_MACS_ALONE
-    (32, 32, 32)])  # 9.4M, but 9 a byte of its transformed values
+    (16, 32, 32)])  # 4.7M, but 6 a byte of its transformed values
 def test_small_calls_run_the_direct_kernels(isa, rng, c, f, size):
     x = rng.standard_normal((8, c, size, size)).astype(np.float32)
     w = rng.standard_normal((f, c, 3, 3)).astype(np.float32)

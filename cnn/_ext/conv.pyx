@@ -95,13 +95,22 @@ WINOGRAD_MIN_OUTPUTS = 512
 #   4.7M: 32 -> 64 at 16x16 (12 a byte) 0.91 / 0.76, 16 -> 32 at 32x32 (6) 1.02-1.10 / 0.95,
 #   64 -> 128 at 8x8 (16 tiles) 1.10;
 #   9.4M: 64 -> 64 at 16x16 (18) 0.79 / 0.71, 128 -> 128 at 8x8 (36) 0.87 / 0.78, 32 -> 32 at
-#   32x32 (9) 0.89 / 0.83-0.95 alone, but no faster inside the VGG-style net's forward;
+#   32x32 (9) 0.89 / 0.83-0.95 (with the image cut by rows of tiles, below, 0.61-0.80 pooled:
+#   the VGG-style net's batch-1 forward 358-374 -> 327-355 us, alternating);
 #   38M: 64 -> 64 at 32x32 (18) 0.77, 128 -> 128 at 16x16 (36) 0.63, 256 -> 256 at 8x8 0.75.
 # One thread: 0.56-0.94 from 2.4M on. (Before the transform was kept, a single image needed 512
 # output pixels and 64 input channels: the CIFAR net's 32 -> 64 layer ran the direct kernels.)
 WINOGRAD_MIN_MACS_ALONE = 1 << 22
 WINOGRAD_PAIRED_TILES = 32
-WINOGRAD_MIN_MACS_PER_BYTE_ALONE = 10
+# A single image on several threads is cut into rows of tiles (each thread transforming only
+# its own) where the layer has no more output than input channels and each part then holds at
+# least this many tiles, else by output channels (each thread transforming the whole image):
+# _winograd_forward. Two threads, rows against channels, medians alternating in one process:
+# 16 -> 16 at 32x32 0.90, 32 -> 32 at 32x32 pooled 0.85, 64 -> 64 at 16x16 pooled 0.95 and
+# unpooled 1.01, 32 -> 32 at 16x16 0.99; but 32 -> 64 at 16x16 1.06-1.09, 16 -> 32 at 32x32
+# 1.01.
+WINOGRAD_ROW_PART_TILES = WINOGRAD_PAIRED_TILES
+WINOGRAD_MIN_MACS_PER_BYTE_ALONE = 8
 # A call with fewer multiply-adds than this runs on one thread: sharing it costs more than the
 # second thread brings. 2^22 was chosen under passive waiting, where every wake-up is a system
 # call; single-threaded calls entering no parallel region (each region cost about 0.8 us) made

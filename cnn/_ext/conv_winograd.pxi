@@ -269,21 +269,26 @@ cdef void _winograd_multiply(const floating* v, const floating* u, floating* m,
 cdef void _winograd_output(const floating* m, Py_ssize_t f_rows, Py_ssize_t tiles_padded,
                            const floating* bias, const floating* affine,
                            Py_ssize_t f_padded, bint relu, floating* out, floating* pooled,
-                           int64_t* indices, Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t tiles_h,
-                           Py_ssize_t tiles_w, Py_ssize_t first,
+                           int64_t* indices, Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t tiles_w,
+                           Py_ssize_t ty_first, Py_ssize_t ty_last, Py_ssize_t first,
                            Py_ssize_t last) noexcept nogil:
     """For the channels first..last-1: out[f] (oh, ow) = A^T m[:, f, t] A + bias[f] over the
-    tiles, then batch norm's affine map (`affine`: NULL or 3 rows of f_padded: mean, scale,
-    shift) and ReLU as in the direct kernel (a last tile's row or column past the output is
-    dropped); or, when `pooled` is not NULL, ReLU and the 2x2 max-pool of each tile (a tile is
-    a pooling window) into pooled[f] and indices[f] (oh // 2, ow // 2), and no `out`."""
+    tiles of rows ty_first..ty_last-1 (m holds those, tile (ty, tx) at (ty - ty_first) *
+    tiles_w + tx), then batch norm's affine map (`affine`: NULL or 3 rows of f_padded: mean,
+    scale, shift) and ReLU as in the direct kernel (a last tile's row or column past the output
+    is dropped); or, when `pooled` is not NULL, ReLU and the 2x2 max-pool of each tile (a tile
+    is a pooling window) into pooled[f] and indices[f] (oh // 2, ow // 2), and no `out`."""
     cdef Py_ssize_t f, ty, t0, n, y, r, ms = _spread(f_rows * tiles_padded)
     # Pooling an even-sized output, the tiles are the windows in the same order: a channel's
     # tiles run as one row (vectors of them). Otherwise row by row, as many tiles as fit.
     cdef bint whole = pooled != NULL and oh % 2 == 0 and ow % 2 == 0
-    cdef Py_ssize_t row_count = 1 if whole else (oh // 2 if pooled != NULL else tiles_h)
-    cdef Py_ssize_t row_tiles = tiles_h * tiles_w if whole else (
+    cdef Py_ssize_t row_first = 0 if whole else ty_first
+    cdef Py_ssize_t row_last = 1 if whole else (
+        min(ty_last, oh // 2) if pooled != NULL else ty_last)
+    cdef Py_ssize_t row_tiles = (ty_last - ty_first) * tiles_w if whole else (
         ow // 2 if pooled != NULL else tiles_w)
+    # The first tile of a row of row_tiles in m, and in the image (the pooled plane's order).
+    cdef Py_ssize_t in_m, in_image
     cdef Py_ssize_t pooled_size = (oh // 2) * (ow // 2)
     cdef floating results[4][OUTPUT_CHUNK]
     cdef floating* rows[4]
@@ -297,23 +302,24 @@ cdef void _winograd_output(const floating* m, Py_ssize_t f_rows, Py_ssize_t tile
             coefficients[1] = affine[f_padded + f]
             coefficients[2] = affine[2 * f_padded + f]
             channel_affine = coefficients
-        for ty in range(row_count):
+        for ty in range(row_first, row_last):
+            in_m = ((ty - ty_first) * tiles_w) if not whole else 0
+            in_image = ty * tiles_w if not whole else ty_first * tiles_w
             for t0 in range(0, row_tiles, OUTPUT_CHUNK):
                 n = min(OUTPUT_CHUNK, row_tiles - t0)
                 if floating is float:
-                    cnn_winograd_output_row_f32(m + f * tiles_padded + ty * tiles_w + t0, ms,
-                                                n, rows)
+                    cnn_winograd_output_row_f32(m + f * tiles_padded + in_m + t0, ms, n, rows)
                 else:
-                    cnn_winograd_output_row_f64(m + f * tiles_padded + ty * tiles_w + t0, ms,
-                                                n, rows)
+                    cnn_winograd_output_row_f64(m + f * tiles_padded + in_m + t0, ms, n, rows)
                 if pooled != NULL:
-                    y = f * pooled_size + ty * (ow // 2) + t0
+                    # (whole: the tiles are the windows, tiles_w = ow // 2)
+                    y = f * pooled_size + (ty * (ow // 2) if not whole else in_image) + t0
                     if floating is float:
-                        cnn_winograd_pool_row_f32(rows, n, bias[f], ty * tiles_w + t0, tiles_w,
+                        cnn_winograd_pool_row_f32(rows, n, bias[f], in_image + t0, tiles_w,
                                                   ow, pooled + y,
                                                   NULL if indices == NULL else indices + y)
                     else:
-                        cnn_winograd_pool_row_f64(rows, n, bias[f], ty * tiles_w + t0, tiles_w,
+                        cnn_winograd_pool_row_f64(rows, n, bias[f], in_image + t0, tiles_w,
                                                   ow, pooled + y,
                                                   NULL if indices == NULL else indices + y)
                     continue
@@ -351,19 +357,25 @@ cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
     Threads take items of `images` consecutive images, their tiles side by side in V and M
     (tiles_padded: the item's tiles rounded up to whole vectors), or with `split` (a batch
     that whole images would share out unevenly, such as 1; then `images` is 1) parts of each
-    image's output channels: each part transforms the whole image into its thread's own
-    scratch, then multiplies and transforms back its channels only. The input transform is
-    repeated, but nothing is exchanged between the threads (sharing V and M between the
-    stages, with a barrier each, ran slower than one thread). Each value's arithmetic is the
-    same whatever the item or the part."""
-    cdef Py_ssize_t n, k, item, part, count, N = x.shape[0], C = x.shape[1]
+    image. Where the layer has no more output than input channels and every part then holds
+    at least WINOGRAD_ROW_PART_TILES tiles, each part is a range of rows of tiles (all output
+    channels): it transforms, multiplies and transforms back its own tiles. Otherwise the
+    image is cut by output channels: each part transforms the whole image into its thread's
+    own scratch, then multiplies and transforms back its channels only (the input transform
+    repeated, the smaller side where the output channels are more). Either way nothing is exchanged between
+    the threads (sharing V and M between the stages, with a barrier each, ran slower than
+    one thread). Each value's arithmetic is the same whatever the item or the part."""
+    cdef Py_ssize_t n, k, f, item, part, count, N = x.shape[0], C = x.shape[1]
     cdef bint pool = pooled is not None
     cdef Py_ssize_t f_padded = bias.shape[0]
     cdef Py_ssize_t tiles_h = (oh + 1) // 2, tiles_w = (ow + 1) // 2, T = tiles_h * tiles_w
     cdef Py_ssize_t f_rows = _lane_rows(F), groups = f_rows // CNN_BLOCK_LANES
-    cdef Py_ssize_t parts = min(num_threads, groups) if split else 1
+    cdef bint by_rows = (split and F <= C
+                         and tiles_h // num_threads * tiles_w >= WINOGRAD_ROW_PART_TILES)
+    cdef Py_ssize_t parts = (num_threads if by_rows else min(num_threads, groups)) if split \
+        else 1
     cdef Py_ssize_t items = (N + images - 1) // images
-    cdef Py_ssize_t first, last, f0, f1
+    cdef Py_ssize_t first, last, f0, f1, ty0, ty1, part_padded, y0, y1
     cdef Py_ssize_t image = C * hp * wp, v_size = 16 * _spread(C * tiles_padded)
     cdef floating* s
     cdef const floating* coefficients = NULL if affine is None else &affine[0, 0]
@@ -378,29 +390,42 @@ cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
             part = item % parts
             n = item // parts * images  # the item's first image
             count = min(images, N - n)
-            # A part's groups of output channels; every part transforms the whole image.
-            first, last = groups * part // parts, groups * (part + 1) // parts
+            # A part's rows of tiles (all output channels), or its groups of output channels
+            # (all tiles); its tiles rounded up to whole vectors.
+            ty0, ty1, first, last, part_padded = 0, tiles_h, 0, groups, tiles_padded
+            if by_rows:
+                ty0, ty1 = tiles_h * part // parts, tiles_h * (part + 1) // parts
+                part_padded = _round_up_tiles((ty1 - ty0) * tiles_w)
+            elif parts > 1:
+                first, last = groups * part // parts, groups * (part + 1) // parts
             s = &scratch[threadid(), 0]
             for k in range(count):
                 _pad_image_split(x[n + k], s, ph, pw, hp, wp)
-                _winograd_input(s, hp, wp, tiles_h, tiles_w, tiles_padded, s + image + k * T,
-                                C, 0, C)
+                _winograd_input(s + 2 * ty0 * wp, hp, wp, ty1 - ty0, tiles_w, part_padded,
+                                s + image + k * T, C, 0, C)
             if count < images:  # a last, short item: zeros for its missing images' tiles
                 _clear_tiles(s + image, C, tiles_padded, count * T, images * T)
             _winograd_multiply(s + image, &u[0, 0, 0, 0], s + image + v_size, C, f_rows,
-                               tiles_padded, first, last)
+                               part_padded, first, last)
             f0, f1 = min(F, first * CNN_BLOCK_LANES), min(F, last * CNN_BLOCK_LANES)
+            y0, y1 = min(oh, 2 * ty0), min(oh, 2 * ty1)  # the part's output rows
             for k in range(count):
-                _winograd_output(s + image + v_size + k * T, f_rows, tiles_padded, &bias[0],
+                _winograd_output(s + image + v_size + k * T, f_rows, part_padded, &bias[0],
                                  coefficients, f_padded, relu and residual is None,
                                  NULL if pool else &out[n + k, 0, 0, 0],
                                  &pooled[n + k, 0, 0, 0] if pool else NULL,
                                  &indices[n + k, 0, 0, 0] if pool and indices is not None
-                                 else NULL, oh, ow, tiles_h, tiles_w, f0, f1)
-                if residual is not None:  # the part's channels, while they are in cache
-                    _add_residual(&out[n + k, f0, 0, 0],
-                                  _image_of(residual, n + k) + f0 * oh * ow,
-                                  (f1 - f0) * oh * ow, relu)
+                                 else NULL, oh, ow, tiles_w, ty0, ty1, f0, f1)
+                if residual is not None:  # the part's values, while they are in cache
+                    for f in range(f0, f1):
+                        _add_residual(&out[n + k, f, y0, 0],
+                                      _image_of(residual, n + k) + (f * oh + y0) * ow,
+                                      (y1 - y0) * ow, relu)
+
+
+cdef inline Py_ssize_t _round_up_tiles(Py_ssize_t tiles) noexcept nogil:
+    """Tiles rounded up to whole vectors (CNN_BLOCK): the products' row length."""
+    return (tiles + CNN_BLOCK - 1) // CNN_BLOCK * CNN_BLOCK
 
 
 cdef void _clear_tiles(floating* v, Py_ssize_t C, Py_ssize_t tiles_padded, Py_ssize_t begin,
