@@ -484,7 +484,8 @@ def test_kept_packings_follow_every_change_of_the_weights(isa, threads, small_la
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("layer", [(1, 28, 6, 5, 2),    # the rows of pooled windows
                                    (3, 18, 8, 3, 1),    # the pairs of output rows
-                                   (6, 14, 16, 5, 0)])  # the register tile
+                                   (6, 14, 16, 5, 0),   # the register tile
+                                   (16, 48, 8, 3, 1)])  # ... its padded rows cut by thread
 def test_scratch_kept_between_calls_never_leaks_into_a_result(isa, layer, dtype):
     # A plan keeps each Python thread's scratch (padded images, padded bias) for its next
     # call: a call after another on NaN inputs, at another batch size and thread count, and
