@@ -8,9 +8,10 @@ calls, im2col + a BLAS product per image for grouped and 1x1 ones), the tables t
 read (tap offsets, window origins, the weights' segment layout, Winograd's tiles), the size of
 every scratch buffer, the weight repacking, and the sub-plan of the dense input gradient. Its
 methods take the arrays of one call (any batch size), check them against the plan in a few
-integer comparisons, allocate the outputs, and run the kernels. Kept between calls are the packed
-weights in the kernels' layouts (_kept_weights), in entries never changed once made, and each Python thread's own
-scratch for the direct kernels (_scratch), so one plan serves several threads at once.
+integer comparisons, allocate the outputs, and run the kernels. Kept between calls are the
+weights in the kernels' layouts (_kept_weights), in entries never changed once made, and each
+Python thread's own scratch for the direct kernels (_scratch), so one plan serves several
+threads at once.
 
 Layers ask for plans through ``cnn._ext.conv_plan`` (a cache keyed by geometry and instruction
 set); the kernels themselves (conv_direct.pxi, conv_winograd.pxi, conv_columns.pxi) are private
@@ -147,7 +148,7 @@ cdef inline bint _flag(value, str name) except -1:
     return flag(value, name)
 
 
-cdef inline Py_ssize_t _round_up(Py_ssize_t n, Py_ssize_t multiple) noexcept:
+cdef inline Py_ssize_t _round_up(Py_ssize_t n, Py_ssize_t multiple) noexcept nogil:
     """n rounded up to a multiple of `multiple` (n >= 0; C division: cdivision is on)."""
     return (n + multiple - 1) // multiple * multiple
 
@@ -340,10 +341,10 @@ cdef class ConvPlan:
             WINOGRAD_MIN_CHANNELS input channels and more than 8 output channels: calls with
             at least WINOGRAD_MIN_OUTPUTS output pixels, and smaller ones of enough
             multiply-adds (WINOGRAD_MIN_MACS_ALONE: batch-1 inference), run by Winograd, the
-            others by the direct kernels), "columns" (im2col + a BLAS product per image, the calls shared
-            by the team: layers with groups > 1, and 1x1 layers without padding, whose columns
-            are the input or its subsampled pixels; a strided one's forward runs the direct
-            kernels) or "direct" (the other layers).
+            others by the direct kernels), "columns" (im2col + a BLAS product per image, the
+            calls shared by the team: layers with groups > 1, and 1x1 layers without padding,
+            whose columns are the input or its subsampled pixels; a strided one's forward runs
+            the direct kernels) or "direct" (the other layers).
 
     Raises:
         TypeError: An argument of the wrong type, or an unsupported dtype.
@@ -863,8 +864,9 @@ cdef class ConvPlan:
         `zeros` values of each row are zero, as a typed memoryview: made once and reused by
         that thread's later calls of this kind and these sizes (0: the row kernels', whose
         pooled and unpooled forms differ in size, 1: the tile's padded images, 2: the tile's
-        padded bias, one row, as a vector, 3: a folded batch norm's padded coefficients). A batch-1 layer's allocations, the zeroing and the
-        kernels' buffer checks cost a good part of its microseconds; the kernels read nothing
+        padded bias, one row, as a vector, 3: a folded batch norm's padded coefficients). A
+        batch-1 layer's allocations, the zeroing and the kernels' buffer checks cost a good
+        part of its microseconds; the kernels read nothing
         they have not written in a call but the zeros, so a reused scratch gives the same
         bits. Per Python thread, since threads may share a plan."""
         kept = getattr(self._workspaces, "scratch", None)
@@ -947,9 +949,9 @@ cdef class ConvPlan:
 
     cdef object _packed_weights(self, weight, Py_ssize_t threads, bint keep):
         """wt (taps, F_padded), `weight` repacked for the register tile block of channels by
-        block (_pack, conv_pack.h), as a
-        typed memoryview (_rows_view): packing transposes every weight, which cost a batch-1
-        layer up to a fifth of its time, so it is kept (_kept_weights)."""
+        block (_pack, conv_pack.h), as a typed memoryview (_rows_view): packing transposes
+        every weight, which cost a batch-1 layer up to a fifth of its time, so it is kept
+        (_kept_weights)."""
         return self._kept_weights(DIRECT_PACKING, weight, threads, keep)
 
     cdef object _transformed_weights(self, weight, Py_ssize_t threads, bint keep):

@@ -362,9 +362,10 @@ cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
     channels): it transforms, multiplies and transforms back its own tiles. Otherwise the
     image is cut by output channels: each part transforms the whole image into its thread's
     own scratch, then multiplies and transforms back its channels only (the input transform
-    repeated, the smaller side where the output channels are more). Either way nothing is exchanged between
-    the threads (sharing V and M between the stages, with a barrier each, ran slower than
-    one thread). Each value's arithmetic is the same whatever the item or the part."""
+    repeated, the smaller side where the output channels are more). Either way nothing is
+    exchanged between the threads (sharing V and M between the stages, with a barrier each,
+    ran slower than one thread). Each value's arithmetic is the same whatever the item or the
+    part."""
     cdef Py_ssize_t n, k, f, item, part, count, N = x.shape[0], C = x.shape[1]
     cdef bint pool = pooled is not None
     cdef Py_ssize_t f_padded = bias.shape[0]
@@ -395,7 +396,7 @@ cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
             ty0, ty1, first, last, part_padded = 0, tiles_h, 0, groups, tiles_padded
             if by_rows:
                 ty0, ty1 = tiles_h * part // parts, tiles_h * (part + 1) // parts
-                part_padded = _round_up_tiles((ty1 - ty0) * tiles_w)
+                part_padded = _round_up((ty1 - ty0) * tiles_w, CNN_BLOCK)
             elif parts > 1:
                 first, last = groups * part // parts, groups * (part + 1) // parts
             s = &scratch[threadid(), 0]
@@ -421,11 +422,6 @@ cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                         _add_residual(&out[n + k, f, y0, 0],
                                       _image_of(residual, n + k) + (f * oh + y0) * ow,
                                       (y1 - y0) * ow, relu)
-
-
-cdef inline Py_ssize_t _round_up_tiles(Py_ssize_t tiles) noexcept nogil:
-    """Tiles rounded up to whole vectors (CNN_BLOCK): the products' row length."""
-    return (tiles + CNN_BLOCK - 1) // CNN_BLOCK * CNN_BLOCK
 
 
 cdef void _clear_tiles(floating* v, Py_ssize_t C, Py_ssize_t tiles_padded, Py_ssize_t begin,
