@@ -103,6 +103,7 @@ WINOGRAD_MIN_OUTPUTS = 512
 # output pixels and 64 input channels: the CIFAR net's 32 -> 64 layer ran the direct kernels.)
 WINOGRAD_MIN_MACS_ALONE = 1 << 22
 WINOGRAD_PAIRED_TILES = 32
+WINOGRAD_MIN_MACS_PER_BYTE_ALONE = 8
 # A single image on several threads is cut into rows of tiles (each thread transforming only
 # its own) where the layer has no more output than input channels and each part then holds at
 # least this many tiles, else by output channels (each thread transforming the whole image):
@@ -111,7 +112,6 @@ WINOGRAD_PAIRED_TILES = 32
 # unpooled 1.01, 32 -> 32 at 16x16 0.99; but 32 -> 64 at 16x16 1.06-1.09, 16 -> 32 at 32x32
 # 1.01.
 WINOGRAD_ROW_PART_TILES = WINOGRAD_PAIRED_TILES
-WINOGRAD_MIN_MACS_PER_BYTE_ALONE = 8
 # A call with fewer multiply-adds than this runs on one thread: sharing it costs more than the
 # second thread brings. 2^22 was chosen under passive waiting, where every wake-up is a system
 # call; single-threaded calls entering no parallel region (each region cost about 0.8 us) made
@@ -680,7 +680,8 @@ cdef class ConvPlan:
         norm.normalize's. One typed pass over the arrays taken as buffers: the NumPy
         operations it replaced cost a batch-1 layer 5 us, the checks and typed memoryviews
         that replaced them 2 us."""
-        cdef Py_buffer views[5]
+        cdef Py_buffer views[5]  # the four arrays (the affine ones when given), the rows
+        cdef Py_buffer* rows
         cdef const void* at[4]
         cdef int k, taken = 0
         if type(batch_norm) is not tuple or len(batch_norm) != 5:
@@ -702,23 +703,24 @@ cdef class ConvPlan:
                 self._take_channels(batch_norm[k], &views[taken], _NORM_ARRAYS[k])
                 at[k] = views[taken].buf
                 taken += 1
-            take(out, &views[taken], 2, True, "coefficients")
+            rows = &views[taken]
+            take(out, rows, 2, True, "coefficients")
             taken += 1
-            if not padded and not self.double_precision:
-                _evaluation_rows_at[float, double](
-                    <const float*> at[0], <const float*> at[1], <const float*> at[2],
-                    <const float*> at[3], eps, <double*> views[taken - 1].buf, channels,
-                    channels, False)
-            elif self.double_precision:
+            if self.double_precision:
                 _evaluation_rows_at[double, double](
                     <const double*> at[0], <const double*> at[1], <const double*> at[2],
-                    <const double*> at[3], eps, <double*> views[taken - 1].buf,
-                    views[taken - 1].shape[1], channels, False)
-            else:
+                    <const double*> at[3], eps, <double*> rows.buf, rows.shape[1], channels,
+                    False)
+            elif padded:
                 _evaluation_rows_at[float, float](
                     <const float*> at[0], <const float*> at[1], <const float*> at[2],
-                    <const float*> at[3], eps, <float*> views[taken - 1].buf,
-                    views[taken - 1].shape[1], channels, False)
+                    <const float*> at[3], eps, <float*> rows.buf, rows.shape[1], channels,
+                    False)
+            else:  # float64 rows of float32 arrays
+                _evaluation_rows_at[float, double](
+                    <const float*> at[0], <const float*> at[1], <const float*> at[2],
+                    <const float*> at[3], eps, <double*> rows.buf, rows.shape[1], channels,
+                    False)
         finally:
             for k in range(taken):
                 PyBuffer_Release(&views[k])
@@ -756,15 +758,14 @@ cdef class ConvPlan:
                    bint keep_packing, pooled=None, indices=None, residual=None):
         """out = the forward by conv_winograd.pxi (checked arrays; a residual added as
         forward says), or with `pooled` and `indices` (then `out` is None) its ReLU and 2x2
-        max-pool. Threads take whole images,
-        or share each image's output channels when whole images would leave a thread idle."""
+        max-pool. Threads take whole images, or share each image (by rows of tiles or by
+        output channels: _winograd_forward) when whole images would leave a thread idle."""
         c = self.input_shape[0]
         f, oh, ow = self.output_shape
         u = self._transformed_weights(weight, threads, keep_packing)
         bias_padded = self._padded_bias(bias)
         # Whole images go to the threads, unless that would leave one idle or the last ones
-        # alone (3 images on 2 threads): then each image's output channels are shared, each
-        # thread transforming the image itself.
+        # alone (3 images on 2 threads): then each image is shared (_winograd_forward).
         split = threads > 1 and x.shape[0] % threads != 0 and x.shape[0] < 2 * threads
         # Several images at a time only where that still leaves each thread two items.
         images = self.winograd_images
@@ -866,9 +867,9 @@ cdef class ConvPlan:
         pooled and unpooled forms differ in size, 1: the tile's padded images, 2: the tile's
         padded bias, one row, as a vector, 3: a folded batch norm's padded coefficients). A
         batch-1 layer's allocations, the zeroing and the kernels' buffer checks cost a good
-        part of its microseconds; the kernels read nothing
-        they have not written in a call but the zeros, so a reused scratch gives the same
-        bits. Per Python thread, since threads may share a plan."""
+        part of its microseconds; the kernels read nothing they have not written in a call
+        but the zeros, so a reused scratch gives the same bits. Per Python thread, since
+        threads may share a plan."""
         kept = getattr(self._workspaces, "scratch", None)
         if kept is None:
             kept = self._workspaces.scratch = [(None, None)] * 4
