@@ -473,12 +473,57 @@ def test_kept_packings_follow_every_change_of_the_weights(isa, threads, small_la
         expected = conv_reference(x, weight, None, (1, 1), (1, 1), (1, 1))
         np.testing.assert_allclose(out, expected, **tolerance(np.float32))
 
-    for where in [(0, 0, 0, 0), (63, channels - 1, 2, 2)]:
+    for where in [(0, 0, 0, 0), (63, channels - 1, 2, 2), (31, channels // 2, 1, 0)]:
         check(w)  # laid out, and kept
         check(other)
         w[where] += 100.0
         check(w)
         check(other)
+    # Two values of one fingerprint lane (8-byte words 64 apart) swapped, and +0.0 -> -0.0:
+    # changes of the bytes the fingerprint (read in place of a copy) must see too.
+    flat = w.reshape(-1)
+    flat[[3, 3 + 128]] = flat[[3 + 128, 3]]
+    check(w)
+    flat[5] = 0.0
+    check(w)
+    flat[5] = -0.0
+    out = plan.forward(x, w, num_threads=threads_used)[0]
+    assert out.tobytes() == plan.forward(x, w.copy(), num_threads=threads_used)[0].tobytes()
+
+
+def fingerprint_reference(data):
+    """fingerprint.h's definition in NumPy: chunks of 32768 bytes, each 64 lanes of 64-bit
+    states mixing the chunk's 8-byte words two by two, the last step padded with zeros."""
+    lanes, chunk, mixer = 64, 32768, np.uint64(0x9E3779B97F4A7C15)
+    prints = []
+    for begin in range(0, len(data), chunk):
+        part = data[begin:begin + chunk]
+        steps = np.frombuffer(part + bytes(-len(part) % (16 * lanes)), dtype="<u8")
+        state = np.uint64(len(part) * lanes) + np.arange(lanes, dtype=np.uint64)
+        for words, following in steps.reshape(-1, 2, lanes):
+            x = state ^ words
+            state = ((x << np.uint64(29)) | (x >> np.uint64(35))) * mixer + following
+        prints.append(state)
+    return np.array(prints, dtype=np.uint64).reshape(-1, lanes)
+
+
+@pytest.mark.parametrize("size", [0, 1, 8, 1023, 1024, 1025, 32768, 40000, 100000])
+def test_a_fingerprint_follows_its_definition_and_sees_any_one_changed_word(isa, size):
+    # What a plan keeps of laid-out weights in place of a copy (_kept_weights): the same
+    # states as the NumPy definition at one and two threads (chunks split among the team),
+    # and a change of any one byte anywhere, the padded tail included, changes them.
+    rng = np.random.default_rng(size)
+    data = rng.integers(0, 256, size, dtype=np.uint8)
+    conv = cnn._ext.backend.conv
+    expected = fingerprint_reference(data.tobytes())
+    for threads_used in (1, 2):
+        assert conv.fingerprint(data, threads_used).tobytes() == expected.tobytes()
+    for where in {0, size // 3, (size // 2 + 5) % size, size - 1} if size else ():
+        changed = data.copy()
+        changed[where] ^= 1 << int(rng.integers(8))
+        assert (conv.fingerprint(changed, 2) != expected).any()
+    with pytest.raises(TypeError, match="C-contiguous"):
+        conv.fingerprint(np.zeros((4, 4))[:, ::2])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -30,8 +30,8 @@ import numpy as np
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBuffer_Release, PyObject_GetBuffer
 from cython cimport floating
 from cython.parallel cimport prange, threadid
-from libc.stdint cimport int64_t
-from libc.string cimport memcmp, memcpy, memset
+from libc.stdint cimport int64_t, uint64_t
+from libc.string cimport memcpy, memset
 
 from cnn._ext._buffers cimport take
 from cnn._ext._openmp cimport serial as _serial
@@ -135,8 +135,8 @@ _NORM_ARRAYS = ("running_mean", "running_var", "batch_norm weight", "batch_norm 
 # The layouts of kept weights (_lay_out_weights).
 DEF DIRECT_PACKING = 0
 DEF WINOGRAD_TRANSFORM = 1
-# Bytes from which the team shares a comparison of weights (_same_bits).
-cdef Py_ssize_t MIN_PARALLEL_COMPARE = 1 << 16
+# Bytes from which the team shares the fingerprint of weights (_fingerprint_chunks).
+cdef Py_ssize_t MIN_PARALLEL_FINGERPRINT = 1 << 16
 
 
 cdef inline bint _flag(value, str name) except -1:
@@ -262,36 +262,72 @@ cdef void _pad_bias(const floating[::1] bias, floating[::1] bias_padded) noexcep
         bias_padded[f] = bias[f] if f < F else 0
 
 
-cdef bint _same_bits(a, b, int num_threads) except -1:
-    """Whether C-contiguous arrays a and b hold the same bytes (read through the buffer
-    protocol: NumPy's own comparison cost a batch-1 layer more than packing its weights). The
-    team compares a part each: one thread alone took longer than the team's packing of
-    VGG's 128 -> 128 weights."""
-    cdef Py_buffer x, y
-    cdef Py_ssize_t part, parts, size, begin, end
-    cdef int differing = 0
-    PyObject_GetBuffer(a, &x, PyBUF_C_CONTIGUOUS)
+cdef extern from "fingerprint.h" nogil:
+    enum:
+        CNN_FINGERPRINT_LANES
+        CNN_FINGERPRINT_CHUNK
+    Py_ssize_t cnn_fingerprint_chunks(const char* bytes, Py_ssize_t size, uint64_t* kept,
+                                      int compare, Py_ssize_t first, Py_ssize_t last)
+
+
+cdef Py_ssize_t _fingerprint_chunks(array, uint64_t[:, ::1] kept, bint compare,
+                                    int num_threads) except -1:
+    """cnn_fingerprint_chunks over every chunk of a C-contiguous array's bytes (read through
+    the buffer protocol), the team taking a range of chunks each: writes the fingerprint to
+    `kept` (compare false) or returns how many chunks differ from it (a fingerprint of another
+    number of chunks differs everywhere)."""
+    cdef Py_buffer view
+    cdef Py_ssize_t chunks, part, parts, differing = 0
+    PyObject_GetBuffer(array, &view, PyBUF_C_CONTIGUOUS)
     try:
-        PyObject_GetBuffer(b, &y, PyBUF_C_CONTIGUOUS)
-        try:
-            if x.len != y.len:
-                return False
-            size = x.len
-            parts = num_threads if num_threads > 1 and size >= MIN_PARALLEL_COMPARE else 1
-            with nogil:
-                if parts == 1:  # without a parallel region (about 0.8 us)
-                    differing = memcmp(x.buf, y.buf, size) != 0
-                else:
-                    for part in prange(parts, schedule="static", num_threads=num_threads):
-                        begin, end = size * part // parts, size * (part + 1) // parts
-                        if memcmp(<char*> x.buf + begin, <char*> y.buf + begin,
-                                  end - begin) != 0:
-                            differing += 1
-        finally:
-            PyBuffer_Release(&y)
+        chunks = (view.len + CNN_FINGERPRINT_CHUNK - 1) // CNN_FINGERPRINT_CHUNK
+        if kept.shape[0] != chunks or kept.shape[1] != CNN_FINGERPRINT_LANES:
+            if compare:
+                return max(chunks, 1)
+            raise ValueError(f"fingerprint: expected shape ({chunks}, "
+                             f"{CNN_FINGERPRINT_LANES}), got ({kept.shape[0]}, {kept.shape[1]})")
+        parts = min(num_threads, chunks) if view.len >= MIN_PARALLEL_FINGERPRINT else 1
+        with nogil:
+            if parts <= 1:  # without a parallel region (about 0.8 us)
+                differing = cnn_fingerprint_chunks(<char*> view.buf, view.len, &kept[0, 0],
+                                                   compare, 0, chunks)
+            else:
+                for part in prange(parts, schedule="static", num_threads=parts):
+                    differing += cnn_fingerprint_chunks(
+                        <char*> view.buf, view.len, &kept[0, 0], compare,
+                        chunks * part // parts, chunks * (part + 1) // parts)
     finally:
-        PyBuffer_Release(&x)
-    return differing == 0
+        PyBuffer_Release(&view)
+    return differing
+
+
+cdef object _fingerprint(array, int num_threads):
+    """The fingerprint of a C-contiguous array's bytes (fingerprint.h), (chunks, lanes)
+    uint64: kept in place of a copy, it tells a later call whether the array changed while
+    reading the array alone (_has_fingerprint)."""
+    cdef Py_ssize_t chunks = ((array.nbytes + CNN_FINGERPRINT_CHUNK - 1)
+                              // CNN_FINGERPRINT_CHUNK)
+    fingerprint = np.empty((chunks, CNN_FINGERPRINT_LANES), dtype=np.uint64)
+    if chunks:
+        _fingerprint_chunks(array, fingerprint, False, num_threads)
+    return fingerprint
+
+
+cdef bint _has_fingerprint(array, fingerprint, int num_threads) except -1:
+    """Whether a C-contiguous array's bytes have `fingerprint` (_fingerprint's)."""
+    if fingerprint.shape[0] == 0:
+        return array.nbytes == 0
+    return _fingerprint_chunks(array, fingerprint, True, num_threads) == 0
+
+
+def fingerprint(array, num_threads=1):
+    """The fingerprint (fingerprint.h) that a plan keeps of the weights it laid out, as a
+    (chunks, lanes) uint64 array, of a C-contiguous NumPy array's bytes; the tests compare it
+    with a NumPy form of its definition."""
+    if not isinstance(array, np.ndarray) or not array.flags.c_contiguous:
+        raise TypeError(f"array: expected a C-contiguous NumPy array, got "
+                        f"{type(array).__name__}")
+    return _fingerprint(array, integer(num_threads, "num_threads", minimum=1))
 
 
 cdef object _rows_view(floating[:, ::1] array):
@@ -371,8 +407,8 @@ cdef class ConvPlan:
     cdef bint double_precision
     cdef tuple segment_shape
     cdef list _input_grad_phases
-    # (layout, id(weight)) -> (weak reference to it, a copy of its values, their layout):
-    # _kept_weights
+    # (layout, id(weight)) -> (weak reference to it, the fingerprint of its bytes, their
+    # layout): _kept_weights
     cdef dict _packings
     cdef object _workspaces
     cdef Py_ssize_t tiles_padded, winograd_hp, winograd_wp, winograd_size
@@ -963,18 +999,24 @@ cdef class ConvPlan:
 
     cdef object _kept_weights(self, int kind, weight, Py_ssize_t threads, bint keep):
         """`weight` in the layout `kind` of the kernels (_lay_out_weights), kept (with `keep`)
-        for the next call with the same array and used again while that array's values are
-        still, bit for bit, those it was made from: compared with a copy taken then
-        (_same_bits, a fraction of the packing's cost; one thread, AVX-512 Xeon: ResNet-8's
+        for the next call with the same array and used again while that array's bytes are
+        still those it was made from: their fingerprint is taken then and again at each call
+        (fingerprint.h; a fraction of the packing's cost: one thread, AVX-512 Xeon, ResNet-8's
         64 -> 64 layer 50 -> 42 us, VGG's 64 -> 128 layer 92 -> 72 us). Only the values count:
-        an in-place change anywhere, by an optimizer or through NumPy, is seen. Training
-        steps, whose weights change at each step, keep nothing (`keep` false: the copy would
-        only cost). The array is found by id and a weak reference (a new array at a freed
-        one's address is not it). Entries are tuples never changed once made, so threads
-        sharing the plan (each call reads the entry it found) never see one half-written."""
+        an in-place change anywhere, by an optimizer or through NumPy, is seen (a change of
+        one 8-byte word in each of a chunk's lanes always, more only but for a 64-bit
+        coincidence). The fingerprint replaced a copy compared byte for byte, which read the
+        weights twice a call and pushed the laid-out weights out of the cache: the VGG-style
+        net's batch-1 forward 344 -> 324 us (medians of 4 alternated processes). Training
+        steps, whose weights change at each step, keep nothing (`keep` false: the
+        fingerprint would only cost). The array is found by id and a weak reference (a new
+        array at a freed one's address is not it). Entries are tuples never changed once
+        made, so threads sharing the plan (each call reads the entry it found) never see one
+        half-written."""
         key = (kind, id(weight))
         entry = self._packings.get(key)
-        if entry is not None and entry[0]() is weight and _same_bits(weight, entry[1], threads):
+        if (entry is not None and entry[0]() is weight
+                and _has_fingerprint(weight, entry[1], threads)):
             return entry[2]
         laid_out = self._lay_out_weights(kind, weight, threads)
         # pop, not del: another thread may have changed the dict while the comparison and the
@@ -982,7 +1024,7 @@ cdef class ConvPlan:
         if keep:
             if entry is None and len(self._packings) >= PACKINGS_KEPT:
                 self._packings.pop(next(iter(self._packings), None), None)  # the oldest
-            self._packings[key] = (weakref.ref(weight), weight.copy(), laid_out)
+            self._packings[key] = (weakref.ref(weight), _fingerprint(weight, threads), laid_out)
         elif entry is not None:  # stale (the weights changed, or a new array): let it go
             self._packings.pop(key, None)
         return laid_out
