@@ -1,4 +1,6 @@
 """Winograd F(2x2, 3x3) convolutions (the plans of wide 3x3 layers) against NumPy references."""
+import threading
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -205,6 +207,34 @@ def test_an_image_cut_by_rows_of_tiles_gives_the_bits_of_one_thread(isa, rng, sh
                                                     + residual, 0), rtol=1e-4, atol=1e-3)
     pooled, indices = max_pool2d(np.maximum(batch[0], 0), 2)
     assert batch[2].tobytes() == pooled.tobytes() and batch[3].tobytes() == indices.tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_layers_sharing_the_scratch_never_see_each_others_values(isa, threads, rng, dtype):
+    # Every plan of a Python thread runs its Winograd forward in one kept scratch
+    # (_winograd_scratch): a layer gives the same bits after a larger layer left NaNs there,
+    # after a call on another thread count regrew it, and in a fresh thread's new scratch.
+    small = [rng.standard_normal((1, 64, 16, 16)).astype(dtype),
+             rng.standard_normal((64, 64, 3, 3)).astype(dtype)]
+    large = np.full((2, 48, 24, 24), np.nan, dtype)
+    large_w = rng.standard_normal((32, 48, 3, 3)).astype(dtype)
+    plan, large_plan = dc.plan(*small, padding=1), dc.plan(large, large_w, padding=1)
+    assert plan.algorithm == large_plan.algorithm == "winograd"
+
+    def forms(threads_used):
+        return (plan.forward(*small, num_threads=threads_used)[0],
+                *plan.forward_relu_pool(*small, num_threads=threads_used))
+
+    results = {}
+    thread = threading.Thread(target=lambda: results.setdefault("fresh", forms(2)))
+    thread.start()
+    thread.join()
+    for threads_used in (2, 1, 2):
+        assert np.isnan(large_plan.forward(large, large_w, num_threads=threads_used)[0]).all()
+        for value, expected in zip(forms(threads_used), results["fresh"]):
+            assert value.tobytes() == expected.tobytes()
+    np.testing.assert_allclose(results["fresh"][0], conv_reference(*small, None, (1, 1), (1, 1),
+                                                                   (1, 1)), **tolerance(dtype))
 
 
 @pytest.mark.parametrize("c, f, size", [

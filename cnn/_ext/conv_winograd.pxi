@@ -346,7 +346,8 @@ cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                             floating[:, :, :, ::1] out,      # OUT (N, F, OH, OW), or
                             floating[:, :, :, ::1] pooled,   # OUT (N, F, OH/2, OW/2) and
                             int64_t[:, :, :, ::1] indices,   # OUT (N, F, OH/2, OW/2) or None
-                            floating[:, ::1] scratch,        # (threads, _forward_room)
+                            floating[::1] scratch,           # threads x room values
+                            Py_ssize_t room,                 # >= _forward_room
                             Py_ssize_t F, Py_ssize_t oh, Py_ssize_t ow,
                             Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t hp, Py_ssize_t wp,
                             Py_ssize_t tiles_padded, Py_ssize_t images, bint relu,
@@ -399,7 +400,7 @@ cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
                 part_padded = _round_up((ty1 - ty0) * tiles_w, CNN_BLOCK)
             elif parts > 1:
                 first, last = groups * part // parts, groups * (part + 1) // parts
-            s = &scratch[threadid(), 0]
+            s = &scratch[threadid() * room]
             for k in range(count):
                 _pad_image_split(x[n + k], s, ph, pw, hp, wp)
                 _winograd_input(s + 2 * ty0 * wp, hp, wp, ty1 - ty0, tiles_w, part_padded,
