@@ -182,22 +182,34 @@ DEF OUTPUT_CHUNK = 64
 
 
 cdef void _pad_image_split(const floating[:, :, ::1] x, floating* padded, Py_ssize_t ph,
-                           Py_ssize_t pw, Py_ssize_t hp, Py_ssize_t wp) noexcept nogil:
+                           Py_ssize_t pw, Py_ssize_t hp, Py_ssize_t wp,
+                           Py_ssize_t first_row=0, Py_ssize_t last_row=-1) noexcept nogil:
     """Image x (C, H, W) placed at (ph, pw) in a zero image (C, hp, wp) whose rows hold their
-    even columns, then their odd ones (winograd.h's input layout; wp is even). Its callers
-    (and _pixel_major's) pass a memoryview slice from inside the team's loop, against
-    ARCHITECTURE's rule (a reference counter the threads share), because by pointer, with
-    the same bits, both measured slower, alternating: the VGG-style net's batch-1000 forward
-    175-190 -> 192-199 ms, its b32 training step 26.4-27.1 -> 27.3-27.7 ms (medians)."""
+    even columns, then their odd ones (winograd.h's input layout; wp is even): its rows
+    first_row..last_row-1 (every row by default: last_row -1) of each channel, the others
+    left as they were. Its callers (and _pixel_major's) pass a memoryview slice from inside
+    the team's loop, against ARCHITECTURE's rule (a reference counter the threads share),
+    because by pointer, with the same bits, both measured slower, alternating: the VGG-style
+    net's batch-1000 forward 175-190 -> 192-199 ms, its b32 training step 26.4-27.1 ->
+    27.3-27.7 ms (medians)."""
     cdef Py_ssize_t C = x.shape[0], H = x.shape[1], W = x.shape[2], half = wp // 2
     cdef Py_ssize_t c, y
     cdef floating* row
     # Input column 0 lands in column pw: among the even columns when pw is even.
     cdef Py_ssize_t first = (pw % 2) * half + pw // 2
     cdef Py_ssize_t second = (1 - pw % 2) * half + (pw + 1) // 2
-    memset(padded, 0, C * hp * wp * sizeof(floating))
+    if last_row < 0:
+        last_row = hp
+    # Zeros first, then the image over them: one memset of the rows (a memset of the rows'
+    # zeros alone, a few values each, cost the CIFAR net's batch-1 forward 56 -> 61 us).
+    if first_row == 0 and last_row == hp:
+        memset(padded, 0, C * hp * wp * sizeof(floating))
+    else:
+        for c in range(C):
+            memset(padded + (c * hp + first_row) * wp, 0,
+                   (last_row - first_row) * wp * sizeof(floating))
     for c in range(C):
-        for y in range(H):
+        for y in range(max(0, first_row - ph), min(H, last_row - ph)):
             row = padded + (c * hp + y + ph) * wp
             if floating is float:
                 cnn_split_columns_f32(&x[c, y, 0], W, row + first, row + second)
@@ -401,8 +413,8 @@ cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
             elif parts > 1:
                 first, last = groups * part // parts, groups * (part + 1) // parts
             s = &scratch[threadid() * room]
-            for k in range(count):
-                _pad_image_split(x[n + k], s, ph, pw, hp, wp)
+            for k in range(count):  # the rows of the part's tiles' 4x4 patches
+                _pad_image_split(x[n + k], s, ph, pw, hp, wp, 2 * ty0, min(hp, 2 * ty1 + 2))
                 _winograd_input(s + 2 * ty0 * wp, hp, wp, ty1 - ty0, tiles_w, part_padded,
                                 s + image + k * T, C, 0, C)
             if count < images:  # a last, short item: zeros for its missing images' tiles
