@@ -390,3 +390,76 @@ def test_a_compiled_part_of_a_compiled_model_is_captured_by_the_outer_one(rng):
     (program,) = outer._programs.values()
     assert program.refused is None
     assert [step[0].__name__ for step in program.steps] == ["Conv2d", "Reshape", "Linear"]
+
+
+class TwoReads(nn.Module):
+    """Per-image steps whose first value the classifier reads too (gathered whole besides the
+    last), and a 16-channel layer that runs by Winograd at any batch of two or more."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 16, 3, padding=1)
+        self.conv2 = nn.Conv2d(16, 16, 3, padding=1)
+        self.head1, self.head2 = nn.Linear(16 * 16 * 16, 10), nn.Linear(16 * 8 * 8, 10)
+
+    def forward(self, x):
+        a = F.relu(self.conv1(x))
+        b = F.max_pool2d(F.relu(self.conv2(a)), 2)
+        return self.head1(a.flatten(1)) + self.head2(b.flatten(1))
+
+
+class AddsAParameter(nn.Module):
+    """A sum with a parameter of the batch's shape: not a per-image step, where the chunks end."""
+
+    def __init__(self, batch):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.shift = nn.Parameter(cnn.randn(batch, 8, 16, 16))
+
+    def forward(self, x):
+        return F.relu(self.conv(x) + self.shift)
+
+
+def features():
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1),
+                         nn.ReLU(), nn.MaxPool2d(2))
+
+
+@pytest.mark.parametrize("build, steps", [(resnet, 5), (vgg_like, 2), (TwoReads, 3),
+                                          (features, 2), (lambda: AddsAParameter(23), 0)])
+def test_a_large_batch_runs_its_leading_per_image_steps_in_chunks_with_eager_bits(
+        build, steps, rng, monkeypatch):
+    # Without gradients a batch's leading convolutions, pools and ReLUs run a few images at a
+    # time (cnn.replay.CHUNK_BYTES of their largest value: 5 images of these 16x16 layers
+    # here), the last chunk overlapping the one before (23 images): eager's bits, the values
+    # that later steps read gathered whole. A parameter in an image's place ends the chunks.
+    monkeypatch.setattr(cnn.replay, "CHUNK_BYTES", 5 * 16 * 16 * 16 * 4)
+    eager, model = twins(build)
+    eager.eval()
+    compiled = cnn.compile(model.eval())
+    x = rng.standard_normal((23, 3, 16, 16)).astype(np.float32)
+    with cnn.no_grad():
+        expected = eager(cnn.tensor(x)).numpy()
+        for _ in range(2):  # the capture, then a replay
+            assert compiled(cnn.tensor(x)).numpy().tobytes() == expected.tobytes()
+    chunks = next(iter(compiled._programs.values())).chunks
+    assert (chunks.steps if chunks is not None else 0) == steps
+    if chunks is not None:
+        assert chunks.images == 5 if build is TwoReads else chunks.images >= 5
+
+
+def test_no_chunks_where_a_convolution_would_choose_another_algorithm(rng, monkeypatch):
+    # One image alone runs TwoReads' 16 -> 16 layer by the direct kernels, a batch by
+    # Winograd (other bits): chunks of one image are refused, and the replay keeps eager's
+    # bits.
+    monkeypatch.setattr(cnn.replay, "CHUNK_BYTES", 16 * 16 * 16 * 4)
+    eager, model = twins(TwoReads)
+    compiled = cnn.compile(model.eval())
+    x = rng.standard_normal((8, 3, 16, 16)).astype(np.float32)
+    plan = cnn._ext.conv_plan((16, 16, 16), (16, 16, 3, 3), 1, 1, 1)
+    assert plan.runs_winograd(8) and not plan.runs_winograd(1)
+    with cnn.no_grad():
+        expected = eager.eval()(cnn.tensor(x)).numpy()
+        for _ in range(2):
+            assert compiled(cnn.tensor(x)).numpy().tobytes() == expected.tobytes()
+    assert next(iter(compiled._programs.values())).chunks is None

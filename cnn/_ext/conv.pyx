@@ -650,6 +650,13 @@ cdef class ConvPlan:
                 and self.macs_per_image >= WINOGRAD_MIN_MACS_PER_BYTE_ALONE * 16
                 * (self.input_shape[0] + self.output_shape[0]) * tiles * self.dtype.itemsize)
 
+    def runs_winograd(self, batch):
+        """Whether a forward of `batch` images runs by Winograd: the one choice of the plan
+        that depends on the batch, and with it the last bits of an image's results (never
+        on the thread count). cnn.compile runs a batch a few images at a time only where
+        this agrees."""
+        return self._winograd_pays(integer(batch, "batch", minimum=0))
+
     # ***** forward *****
 
     def forward(self, x, weight, bias=None, relu=False, keep_columns=False, num_threads=1,

@@ -200,7 +200,17 @@ class Function:
     a batch-1 layer's ctx and per-op thread lookup cost a good part of its microseconds.
 
     Call the op with ``MyFunction.apply(*args, **kwargs)``, never ``forward`` directly.
+
+    Attributes:
+        per_image (tuple): The positions of the forward's arguments that are batches of
+            images (N, C, H, W), for an op whose result for each image depends on that
+            image's values alone (the other arguments being the same for every image), with
+            the same bits whatever the batch: ``cnn.compile`` may then run a large batch's
+            leading steps of such ops a few images at a time (``cnn.replay``). Empty unless a
+            subclass names them.
     """
+
+    per_image = ()
 
     @staticmethod
     def forward(ctx, *args, **kwargs):

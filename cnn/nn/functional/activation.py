@@ -18,6 +18,8 @@ class ReLU(Function):
     """max(x, 0), one pass of cnn/_ext/elementwise.pyx each way; keeps only its output (the
     gradient passes where the output is not <= 0, as torch's threshold_backward)."""
 
+    per_image = (0,)
+
     @staticmethod
     def forward(ctx, x):
         x = _contiguous(x)
@@ -35,6 +37,8 @@ class ReLU(Function):
 class AddReLU(Function):
     """relu(a + b) in one pass, for arrays of one shape and dtype: a residual connection's sum
     and its ReLU (cnn.compile fuses them); the values and gradients of Add and ReLU."""
+
+    per_image = (0, 1)
 
     @staticmethod
     def forward(ctx, a, b):

@@ -26,6 +26,8 @@ class Conv2d(Function):
     bias, eps), a batch norm in evaluation mode, before the ReLU (for forward passes without
     gradients only)."""
 
+    per_image = (0,)  # the plan's batch-dependent choice is checked (runs_winograd)
+
     @staticmethod
     def forward(ctx, x, weight, bias, plan, *batch_norm, relu=False):
         # Weights that will get a gradient change at the next step: no packing kept for them.
@@ -61,6 +63,8 @@ class Conv2dAddReLU(Function):
     Conv2d's), for forward passes without gradients. The same bits as the two ops
     (ConvPlan.forward's residual)."""
 
+    per_image = (0, 4)
+
     @staticmethod
     def forward(ctx, x, weight, bias, plan, residual, *batch_norm):
         return Conv2dAddReLU.inference(kernel_threads(), x, weight, bias, plan, residual,
@@ -87,6 +91,8 @@ class ConvReLUMaxPool2d(Function):
     NaN passes its gradient), then through the convolution, in the same kernel as Conv2d's
     backward (so the fused and separate layers agree bit for bit, NaN and inf included) and
     without the convolution-sized gradient."""
+
+    per_image = (0,)
 
     @staticmethod
     def forward(ctx, x, weight, bias, plan):

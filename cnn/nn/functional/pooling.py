@@ -17,6 +17,8 @@ from ._inputs import float_array_of
 class MaxPool2d(Function):
     """Max-pooling; keeps only the argmax indices (and the input shape) for backward."""
 
+    per_image = (0,)
+
     @staticmethod
     def forward(ctx, x, geometry):
         values, indices = pooling.max_pool(x, geometry, kernel_threads())
@@ -33,6 +35,8 @@ class MaxPool2d(Function):
 
 class AvgPool2d(Function):
     """Average-pooling with zero padding; backward spreads each gradient over its window."""
+
+    per_image = (0,)
 
     @staticmethod
     def forward(ctx, x, geometry, count_include_pad):
