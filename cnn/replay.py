@@ -167,9 +167,10 @@ _REQUIRES_GRAD = operator.attrgetter("_requires_grad")
 # A forward without gradients runs its leading per-image steps (Function.per_image) on this
 # many bytes of their largest value at a time, where the batch holds two such chunks or more
 # (_ImageChunks): a whole batch's intermediates went through memory between steps, a chunk's
-# stay in the cache. Batch 1000, two threads, AVX-512 Xeon, alternating: ResNet-8 134-137 ->
-# 120 ms (chunks of 32 images), the VGG-style net 202 -> 197-202 (16 images); with 4 MiB
-# 120-123 and 207-208, with 8 MiB 121-127 and 211-213.
+# stay in the cache. Batch 1000, two threads, AVX-512 Xeon, alternating: ResNet-8 129-130 ->
+# 108-110 ms (32 chunks of 31-32 images), the VGG-style net 202 -> 197-202 (16 images); with
+# 4 MiB 120-123 and 207-208, with 8 MiB 121-127 and 211-213 (these three with a last chunk
+# that overlapped the one before, since replaced by chunks of sizes differing by one).
 CHUNK_BYTES = 1 << 21
 
 
@@ -348,15 +349,15 @@ def _run_forwards(forwards, values, threads):
 class _ImageChunks:
     """How a program without gradients runs its leading steps a chunk of images at a time:
     the first `steps` steps, each a per-image op (Function.per_image) on (N, C, H, W) values
-    of the input's batch N, on `images` images at a time (CHUNK_BYTES of their largest
-    value), the last chunk ending at the batch's end (overlapping the one before: every
-    chunk has one size). The values that later steps read, or the result, are gathered
-    whole (`gathered`: slot -> shape of one image). The bits are the whole batch's: each
-    image's values depend on that image alone, and every convolution plan among the steps
-    chooses its algorithm at `images` as at N (ConvPlan.runs_winograd)."""
+    of the input's batch N, on the images bounds[i]..bounds[i + 1] - 1 at a time (the fewest
+    chunks of at most CHUNK_BYTES of their largest value, of sizes differing by one at
+    most; fewer where a plan would choose another algorithm for a size). The values that later steps read, or the result, are gathered whole (`gathered`:
+    slot -> shape of one image, dtype). The bits are the whole batch's: each image's values
+    depend on that image alone, and every convolution plan among the steps chooses its
+    algorithm for each chunk's size as for N (ConvPlan.runs_winograd)."""
 
-    def __init__(self, forwards, images, gathered):
-        self.forwards, self.images, self.gathered = forwards, images, gathered
+    def __init__(self, forwards, bounds, gathered):
+        self.forwards, self.bounds, self.gathered = forwards, bounds, gathered
         self.steps = len(forwards)
 
     @classmethod
@@ -381,30 +382,35 @@ class _ImageChunks:
             chunked.add(slot)
             largest = max(largest, int(np.prod(shape[1:])) * meta[slot][1].itemsize)
             steps += 1
-        images = CHUNK_BYTES // max(largest, 1)
-        if steps == 0 or images < 1 or batch < 2 * images:
+        most = CHUNK_BYTES // max(largest, 1)
+        if steps == 0 or most < 1 or batch < 2 * most:
             return None
-        if any(plan.runs_winograd(images) != plan.runs_winograd(batch) for plan in plans):
+        for count in range(-(-batch // most), 1, -1):  # fewer, larger chunks if need be
+            bounds = [batch * i // count for i in range(count + 1)]  # sizes differing by one
+            sizes = {end - start for start, end in zip(bounds, bounds[1:])}
+            if all(plan.runs_winograd(size) == plan.runs_winograd(batch)
+                   for plan in plans for size in sizes):
+                break
+        else:
             return None
         later = {program.result_slot}
         for _, gather, _, _, _ in program.forwards[steps:]:
             later.update(gather(indices))
         gathered = {slot: (meta[slot][0][1:], meta[slot][1]) for slot in chunked - {0}
                     if slot in later}
-        return cls(program.forwards[:steps], images, gathered)
+        return cls(program.forwards[:steps], bounds, gathered)
 
     def run(self, values, threads):
         """Run the chunked steps over the whole batch, leaving in `values` the input and the
         gathered values whole."""
         x = values[0]
-        batch, images = x.shape[0], self.images
-        whole = {slot: np.empty((batch,) + shape, dtype)
+        whole = {slot: np.empty((x.shape[0],) + shape, dtype)
                  for slot, (shape, dtype) in self.gathered.items()}
-        for start in list(range(0, batch - images, images)) + [batch - images]:
-            values[0] = x[start:start + images]
+        for start, end in zip(self.bounds, self.bounds[1:]):
+            values[0] = x[start:end]
             _run_forwards(self.forwards, values, threads)
             for slot, array in whole.items():
-                array[start:start + images] = values[slot]
+                array[start:end] = values[slot]
         values[0] = x
         for slot, array in whole.items():
             values[slot] = array
