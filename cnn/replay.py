@@ -350,11 +350,12 @@ class _ImageChunks:
     """How a program without gradients runs its leading steps a chunk of images at a time:
     the first `steps` steps, each a per-image op (Function.per_image) on (N, C, H, W) values
     of the input's batch N, on the images bounds[i]..bounds[i + 1] - 1 at a time (the fewest
-    chunks of at most CHUNK_BYTES of their largest value, of sizes differing by one at
-    most; fewer where a plan would choose another algorithm for a size). The values that later steps read, or the result, are gathered whole (`gathered`:
-    slot -> shape of one image, dtype). The bits are the whole batch's: each image's values
-    depend on that image alone, and every convolution plan among the steps chooses its
-    algorithm for each chunk's size as for N (ConvPlan.runs_winograd)."""
+    chunks of at most CHUNK_BYTES of their largest value, of sizes differing by one at most;
+    fewer where a plan would choose another algorithm for a size). The values that later
+    steps read, or the result, are gathered whole (`gathered`: slot -> shape of one image,
+    dtype). The bits are the whole batch's: each image's values depend on that image alone
+    (the only choice of a convolution that depends on the batch, its algorithm, is the same
+    for each chunk's size as for N: ConvPlan.runs_winograd)."""
 
     def __init__(self, forwards, bounds, gathered):
         self.forwards, self.bounds, self.gathered = forwards, bounds, gathered
@@ -414,7 +415,6 @@ class _ImageChunks:
         values[0] = x
         for slot, array in whole.items():
             values[slot] = array
-
 
 
 def _without_ctx(cls, n_args):
