@@ -336,8 +336,8 @@ _WINOGRAD_SCRATCH = threading.local()
 
 cdef tuple _winograd_scratch(bint double_precision, Py_ssize_t threads, Py_ssize_t size):
     """(scratch, room): the calling Python thread's scratch for _winograd_forward, a vector of
-    `threads` rows of `room` >= `size` values, and that room, shared by every plan of the
-    dtype: kept and grown, never shrunk. A new array at each call put every layer's V and M
+    `threads` rows (or more) of `room` >= `size` values, and that room, shared by every plan
+    of the dtype: kept and grown, never shrunk. A new array at each call put every layer's V and M
     in memory other layers had pushed out of the cache (the writes read it back first), and
     one kept per plan left each its own: the VGG-style net's batch-1 forward 326 -> 315 us
     with one per plan, 289 shared (medians of 4 alternated processes, AVX-512 Xeon). Each
@@ -346,9 +346,11 @@ cdef tuple _winograd_scratch(bint double_precision, Py_ssize_t threads, Py_ssize
     apart."""
     key = "double" if double_precision else "float"
     kept = getattr(_WINOGRAD_SCRATCH, key, None)
-    if kept is not None and kept[2] == threads and kept[1] >= size:
+    if kept is not None and kept[2] >= threads and kept[1] >= size:
         return kept[0], kept[1]
-    room = _round_up(size if kept is None else max(size, kept[1]), 16)
+    if kept is not None:  # layers of smaller teams keep using the rows they need
+        size, threads = max(size, kept[1]), max(threads, kept[2])
+    room = _round_up(size, 16)
     array = np.empty(threads * room, dtype=np.float64 if double_precision else np.float32)
     view = _vector_view[double](array) if double_precision else _vector_view[float](array)
     setattr(_WINOGRAD_SCRATCH, key, (view, room, threads))
