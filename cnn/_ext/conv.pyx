@@ -286,6 +286,8 @@ cdef Py_ssize_t _fingerprint_chunks(array, uint64_t[:, ::1] kept, bint compare,
                 return max(chunks, 1)
             raise ValueError(f"fingerprint: expected shape ({chunks}, "
                              f"{CNN_FINGERPRINT_LANES}), got ({kept.shape[0]}, {kept.shape[1]})")
+        if chunks == 0:  # an empty array: nothing to read, and no kept[0, 0]
+            return 0
         parts = min(num_threads, chunks) if view.len >= MIN_PARALLEL_FINGERPRINT else 1
         with nogil:
             if parts <= 1:  # without a parallel region (about 0.8 us)
@@ -308,15 +310,12 @@ cdef object _fingerprint(array, int num_threads):
     cdef Py_ssize_t chunks = ((array.nbytes + CNN_FINGERPRINT_CHUNK - 1)
                               // CNN_FINGERPRINT_CHUNK)
     fingerprint = np.empty((chunks, CNN_FINGERPRINT_LANES), dtype=np.uint64)
-    if chunks:
-        _fingerprint_chunks(array, fingerprint, False, num_threads)
+    _fingerprint_chunks(array, fingerprint, False, num_threads)
     return fingerprint
 
 
 cdef bint _has_fingerprint(array, fingerprint, int num_threads) except -1:
     """Whether a C-contiguous array's bytes have `fingerprint` (_fingerprint's)."""
-    if fingerprint.shape[0] == 0:
-        return array.nbytes == 0
     return _fingerprint_chunks(array, fingerprint, True, num_threads) == 0
 
 
