@@ -336,9 +336,9 @@ _WINOGRAD_SCRATCH = threading.local()
 cdef tuple _winograd_scratch(bint double_precision, Py_ssize_t threads, Py_ssize_t size):
     """(scratch, room): the calling Python thread's scratch for _winograd_forward, a vector of
     `threads` rows (or more) of `room` >= `size` values, and that room, shared by every plan
-    of the dtype: kept and grown, never shrunk. A new array at each call put every layer's V and M
-    in memory other layers had pushed out of the cache (the writes read it back first), and
-    one kept per plan left each its own: the VGG-style net's batch-1 forward 326 -> 315 us
+    of the dtype: kept and grown, never shrunk. A new array at each call put every layer's V
+    and M in memory other layers had pushed out of the cache (the writes read it back first),
+    and one kept per plan left each its own: the VGG-style net's batch-1 forward 326 -> 315 us
     with one per plan, 289 shared (medians of 4 alternated processes, AVX-512 Xeon). Each
     team thread keeps its own row whatever the layer (a row of `size` values would put a
     smaller layer's second thread on the first one's lines), a whole number of cache lines
