@@ -406,7 +406,8 @@ cdef class ConvPlan:
             others by the direct kernels), "columns" (im2col + a BLAS product per image, the
             calls shared by the team: layers with groups > 1, and 1x1 layers without padding,
             whose columns are the input or its subsampled pixels; a strided one's forward runs
-            the direct kernels) or "direct" (the other layers).
+            the direct kernels, unless backward will take its columns) or "direct" (the other
+            layers).
 
     Raises:
         TypeError: An argument of the wrong type, or an unsupported dtype.
@@ -480,11 +481,10 @@ cdef class ConvPlan:
                 # or at a stride its subsampled pixels): BLAS runs it at 2-4x the register
                 # tile's speed, whose few taps leave it storing more than computing (ResNet
                 # shortcuts). The direct tables stay: an input gradient's phases use them,
-                # and so does a strided layer's forward (its columns, when backward needs
-                # them, are still made): there the subsampling copy, the product's call and a
-                # separate pass for a folded batch norm cost more than the tile reading the
-                # input where it is (ResNet-8's shortcuts at batch 1000: 7.9 -> 6.3 ms and
-                # 4.2 -> 3.2 ms).
+                # and so does a strided layer's forward when backward will not need its
+                # columns: there the subsampling copy, the product's call and a separate pass
+                # for a folded batch norm cost more than the tile reading the input where it
+                # is (ResNet-8's shortcuts at batch 1000: 7.9 -> 6.3 ms and 4.2 -> 3.2 ms).
                 self.algorithm = COLUMNS
                 self._direct_pointwise = self.stride != (1, 1)
                 return
@@ -700,7 +700,10 @@ cdef class ConvPlan:
         if residual is not None:
             residual = self._array(residual, "residual", (x.shape[0],) + self.output_shape)
         keep_columns = _flag(keep_columns, "keep_columns")
-        by_blas = self.algorithm == COLUMNS and not self._direct_pointwise
+        # A strided 1x1 layer whose columns backward needs makes them anyway: the product on
+        # them reads its input once, where the direct tile would read it a second time
+        # (ResNet-8's shortcuts at batch 64, columns kept: 259 -> 183 us and 197 -> 144 us).
+        by_blas = self.algorithm == COLUMNS and (not self._direct_pointwise or keep_columns)
         # A batch norm's map: float64 rows for the columns algorithm's separate pass, the
         # epilogues' padded rows of the dtype for the others; checked before any kernel runs.
         coefficients = None
@@ -716,10 +719,6 @@ cdef class ConvPlan:
                                 planes, relu and residual is None, threads)
             self._residual_pass(out, residual, relu, threads)
             return out, columns
-        columns = None
-        if self._direct_pointwise and keep_columns:  # for backward, laid out as by columns
-            columns = self._columns(x, threads).reshape(x.shape[0], 1, self.n_taps,
-                                                        self.n_pixels)
         out = np.empty((x.shape[0],) + self.output_shape, dtype=self.dtype)
         ph, pw = self.padding
         if self._winograd_pays(x.shape[0]):
@@ -739,7 +738,7 @@ cdef class ConvPlan:
         else:
             _conv_forward[float](x, wt, bias_padded, self.taps, self.origins, coefficients,
                                  out, scratch, ph, pw, relu, parts, threads, None, residual)
-        return out, columns
+        return out, None
 
     cdef object _batch_norm_map(self, batch_norm, bint padded):
         """A batch norm's (running_mean, running_var, weight, bias, eps), checked, as the rows
