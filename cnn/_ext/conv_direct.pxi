@@ -707,14 +707,16 @@ cdef void _conv_rows_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
 
 cdef void _pixel_rows_dense(const floating[:, :, ::1] grad, floating* rows,
                             Py_ssize_t f_padded) noexcept nogil:
-    """rows (OH*OW, f_padded): grad (F, OH, OW) pixel-major, zeros in the padding channels."""
-    cdef Py_ssize_t F = grad.shape[0], oh = grad.shape[1], ow = grad.shape[2], y, xx, f
-    cdef floating* row
-    for y in range(oh):
-        for xx in range(ow):
-            row = rows + (y * ow + xx) * f_padded
-            for f in range(f_padded):
-                row[f] = grad[f, y, xx] if f < F else 0
+    """rows (OH*OW, f_padded): grad (F, OH, OW) pixel-major, zeros in the padding channels.
+    A transpose in blocks of registers (conv_pack.h): value by value, reading a value from each
+    of F planes for every pixel, it took a third of a 3 -> 16 layer's weight gradient."""
+    cdef Py_ssize_t F = grad.shape[0], pixels = grad.shape[1] * grad.shape[2], p
+    if F == 0 or pixels == 0:
+        return
+    _transpose(&grad[0, 0, 0], pixels, rows, f_padded, F, pixels)
+    if F < f_padded:
+        for p in range(pixels):
+            memset(rows + p * f_padded + F, 0, (f_padded - F) * sizeof(floating))
 
 
 cdef void _pixel_rows_pooled(const floating[:, :, ::1] grad, const floating[:, :, ::1] pooled,
