@@ -56,6 +56,15 @@ cdef extern from "conv_tile.h" nogil:
                              Py_ssize_t n_taps, const float* wt, Py_ssize_t w_stride,
                              const float* init, Py_ssize_t init_stride, float* out,
                              Py_ssize_t out_stride)
+    # The weight gradient's tile, out of line (conv_tile.h says why): sums are its init and out.
+    void cnn_weight_grad_tile_f32(const float* image, const Py_ssize_t* lanes,
+                                  const Py_ssize_t* pixels, Py_ssize_t n_pixels,
+                                  const float* grad, Py_ssize_t stride, float* sums,
+                                  Py_ssize_t block)
+    void cnn_weight_grad_tile_f64(const double* image, const Py_ssize_t* lanes,
+                                  const Py_ssize_t* pixels, Py_ssize_t n_pixels,
+                                  const double* grad, Py_ssize_t stride, double* sums,
+                                  Py_ssize_t block)
     void cnn_tile_epilogue16_f32(float* tile, Py_ssize_t lanes, const float* mean,
                                  const float* scale, const float* shift, int relu)
     void cnn_tile_epilogue8_f32(float* tile, Py_ssize_t lanes, const float* mean,
@@ -955,9 +964,12 @@ cdef void _backward_block(const _Backward* a, const floating[:, :, :, ::1] x,
                 fb = k * block
                 # The tile reads its starting sums from, and writes them back to, the same
                 # rows: it accumulates this image onto the block's sums.
-                _tile(padded, lanes, active, n_active, pixel_rows + fb, a.f_padded,
-                      sums + t * a.f_padded + fb, a.f_padded, sums + t * a.f_padded + fb,
-                      a.f_padded, block)
+                if floating is float:
+                    cnn_weight_grad_tile_f32(padded, lanes, active, n_active, pixel_rows + fb,
+                                             a.f_padded, sums + t * a.f_padded + fb, block)
+                else:
+                    cnn_weight_grad_tile_f64(padded, lanes, active, n_active, pixel_rows + fb,
+                                             a.f_padded, sums + t * a.f_padded + fb, block)
 
 
 cdef inline void _gather_segments(floating* sums, const floating* image,
