@@ -66,16 +66,21 @@ def _output_gradient(x, w, s, p, d, seed):
     return np.random.default_rng(seed).standard_normal(shape).astype(x.dtype)
 
 
+def _weight_gradient_reference(x, w, g, s, p, d):
+    cols = im2col_numpy(x.astype(np.float64), w.shape[2:], s, p, d)
+    pixels = g.shape[2] * g.shape[3]
+    expected = np.einsum("nfp,nkp->fk", g.reshape(g.shape[0], g.shape[1], pixels), cols)
+    return expected.reshape(w.shape)
+
+
 @given(problems())
 def test_weight_and_bias_gradients_match_the_reference(isa, problem):
     x, w, _, s, p, d = problem
     g = _output_gradient(x, w, s, p, d, 1)
-    cols = im2col_numpy(x.astype(np.float64), w.shape[2:], s, p, d)
-    pixels = g.shape[2] * g.shape[3]
-    expected = np.einsum("nfp,nkp->fk", g.reshape(g.shape[0], g.shape[1], pixels), cols)
     grad_x, grad_w, grad_b = dc.conv2d_backward(x, w, g, s, p, d, needs=(False, True, True))
     assert grad_x is None
-    np.testing.assert_allclose(grad_w, expected.reshape(w.shape), **tolerance(x.dtype))
+    np.testing.assert_allclose(grad_w, _weight_gradient_reference(x, w, g, s, p, d),
+                               **tolerance(x.dtype))
     np.testing.assert_allclose(grad_b, g.astype(np.float64).sum(axis=(0, 2, 3)),
                                **tolerance(x.dtype))
 
@@ -414,9 +419,10 @@ def test_wide_layers_agree_with_the_reference_on_every_direct_path(isa, threads,
                                                                    f):
     # float32 layers whose padded channels are whole pairs of 16-channel blocks run AVX-512's
     # paired tile (two blocks' sub-tiles at once): the plain forward, its epilogue (batch norm,
-    # residual, ReLU), the fused ReLU + max-pool, and the input gradient's phases (32 input
-    # channels: each phase is a forward of 32 outputs written into strided places); the same
-    # values as the NumPy reference, the same bits at 1 and 2 threads.
+    # residual, ReLU), the fused ReLU + max-pool, the input gradient's phases (32 input
+    # channels: each phase is a forward of 32 outputs written into strided places) and the
+    # weight gradient (its own paired tile, in plain rows); the same values as the NumPy
+    # reference, the same bits at 1 and 2 threads.
     rng = np.random.default_rng(f + batch)
     x = rng.standard_normal((batch, 32, 10, 11)).astype(np.float32)
     w = rng.standard_normal((f, 32, 3, 3)).astype(np.float32)
@@ -436,8 +442,9 @@ def test_wide_layers_agree_with_the_reference_on_every_direct_path(isa, threads,
                              num_threads=n)[0]
         pooled, indices = plan.forward_relu_pool(x, w, b, num_threads=n)
         dx = dc.conv2d_backward(x, w, g, 2, 1, needs=(True, False, False))[0]
-        results.append((out, fused, pooled, indices, dx))
-    out, fused, pooled, indices, dx = results[0]
+        dw, db = dc.conv2d_backward(x, w, g, 2, 1, needs=(False, True, True))[1:]
+        results.append((out, fused, pooled, indices, dx, dw, db))
+    out, fused, pooled, indices, dx, dw, db = results[0]
     np.testing.assert_allclose(out, expected, **tolerance(np.float32))
     np.testing.assert_allclose(fused, np.maximum((expected - mean) * scale + shift + residual,
                                                  0), rtol=1e-4, atol=1e-3)
@@ -445,6 +452,10 @@ def test_wide_layers_agree_with_the_reference_on_every_direct_path(isa, threads,
     assert pooled.tobytes() == expected_pooled.tobytes()
     assert indices.tobytes() == expected_indices.tobytes()
     np.testing.assert_allclose(dx, _input_gradient_reference(x, w, g, (2, 2), (1, 1), (1, 1)),
+                               **tolerance(np.float32))
+    np.testing.assert_allclose(dw, _weight_gradient_reference(x, w, g, (2, 2), (1, 1), (1, 1)),
+                               **tolerance(np.float32))
+    np.testing.assert_allclose(db, g.astype(np.float64).sum(axis=(0, 2, 3)),
                                **tolerance(np.float32))
     for one, two in zip(*results):
         assert one.tobytes() == two.tobytes()

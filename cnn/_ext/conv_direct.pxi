@@ -889,7 +889,9 @@ cdef void _backward_block(const _Backward* a, const floating[:, :, :, ::1] x,
     input gradients into dx. Sums: by pixel (the register tile), rows + 1 rows of f_padded,
     the last row the bias; by channel (few channels), F + 1 rows of n_segments * CNN_SEGMENT, each
     channel's weights in segments, the last row the bias."""
-    cdef Py_ssize_t n, i, t, q, k, f, fb, n_active, block = _block(a.f_padded)
+    cdef Py_ssize_t n, i, t, q, k, f, fb, n_active
+    # The forward's blocks: paired where the build and the channels allow (conv_tile.h).
+    cdef Py_ssize_t block = _forward_block(a.f_padded, floating is float)
     cdef Py_ssize_t L = _lanes(block), S8 = a.n_segments * CNN_SEGMENT
     cdef Py_ssize_t lanes[CNN_MAX_LANES]  # a local of this call: private to the calling thread
     cdef floating* padded = scratch

@@ -97,42 +97,36 @@ CNN_DEFINE_CONV_TILE(cnn_conv_tile8_f64, double, CNN_NARROW_BLOCK, CNN_WIDE_PIXE
 /* The paired tile (conv_layout.h's CNN_PAIR_BLOCK; called only where CNN_PAIR_TILES). */
 CNN_DEFINE_CONV_TILE(cnn_conv_tile32_f32, float, CNN_PAIR_BLOCK, CNN_BLOCK_LANES, CNN_BLOCK_ROWS)
 
+/* The weight gradient's paired tile: 32 channels, in plain rows (init and out alike), since
+ * the weight gradient accumulates onto its sums where it reads them. */
+CNN_DEFINE_CONV_TILE(cnn_conv_tile32_rows_f32, float, CNN_PAIR_BLOCK, CNN_BLOCK_LANES,
+                     CNN_LANE_ROWS)
+
 /* The weight gradient's tile (conv_direct.pxi's _backward_block, which accumulates an image
  * onto its sums: they are init and out), out of line. Inlined into that long loop, gcc ran out
  * of registers and kept the lanes' pointers on the stack, loading one before every
  * multiply-add; called, the tile has the registers to itself (alone, batch 64: ResNet-8's
  * 3 -> 16 stem's weight gradient 663-702 -> 580-592 us, 16 -> 32 at stride 2 1080-1137 -> 954
  * us). The forward's calls stay inline: out of line, its loops ran up to 30% slower. */
-__attribute__((noinline)) static void cnn_weight_grad_tile_f32(const float *in,
-                                                               const ptrdiff_t *lanes,
-                                                               const ptrdiff_t *pixels,
-                                                               ptrdiff_t n_pixels,
-                                                               const float *grad,
-                                                               ptrdiff_t stride, float *sums,
-                                                               ptrdiff_t block)
-{
-    if (block == CNN_NARROW_BLOCK)
-        cnn_conv_tile8_f32(in, lanes, pixels, n_pixels, grad, stride, sums, stride, sums, stride);
-    else if (block == CNN_PAIR_BLOCK)
-        cnn_conv_tile32_f32(in, lanes, pixels, n_pixels, grad, stride, sums, stride, sums, stride);
-    else
-        cnn_conv_tile16_f32(in, lanes, pixels, n_pixels, grad, stride, sums, stride, sums, stride);
-}
+#define CNN_DEFINE_WEIGHT_GRAD_TILE(SUFFIX, T, PAIRED)                                         \
+    __attribute__((noinline)) static void cnn_weight_grad_tile_##SUFFIX(                       \
+        const T *in, const ptrdiff_t *lanes, const ptrdiff_t *pixels, ptrdiff_t n_pixels,      \
+        const T *grad, ptrdiff_t stride, T *sums, ptrdiff_t block)                             \
+    {                                                                                          \
+        if (block == CNN_NARROW_BLOCK)                                                         \
+            cnn_conv_tile8_##SUFFIX(in, lanes, pixels, n_pixels, grad, stride, sums, stride,   \
+                                    sums, stride);                                             \
+        else if (block == CNN_PAIR_BLOCK)                                                      \
+            PAIRED(in, lanes, pixels, n_pixels, grad, stride, sums, stride, sums, stride);     \
+        else                                                                                   \
+            cnn_conv_tile16_##SUFFIX(in, lanes, pixels, n_pixels, grad, stride, sums, stride,  \
+                                     sums, stride);                                            \
+    }
 
-/* float64 has no paired tile. */
-__attribute__((noinline)) static void cnn_weight_grad_tile_f64(const double *in,
-                                                               const ptrdiff_t *lanes,
-                                                               const ptrdiff_t *pixels,
-                                                               ptrdiff_t n_pixels,
-                                                               const double *grad,
-                                                               ptrdiff_t stride, double *sums,
-                                                               ptrdiff_t block)
-{
-    if (block == CNN_NARROW_BLOCK)
-        cnn_conv_tile8_f64(in, lanes, pixels, n_pixels, grad, stride, sums, stride, sums, stride);
-    else
-        cnn_conv_tile16_f64(in, lanes, pixels, n_pixels, grad, stride, sums, stride, sums, stride);
-}
+CNN_DEFINE_WEIGHT_GRAD_TILE(f32, float, cnn_conv_tile32_rows_f32)
+/* float64 has no paired tile: its blocks are never CNN_PAIR_BLOCK (conv_direct.pxi's
+ * _forward_block). */
+CNN_DEFINE_WEIGHT_GRAD_TILE(f64, double, cnn_conv_tile16_f64)
 
 /* The forward tile's epilogue, in place: a batch norm's affine map (unless mean is NULL; mean,
  * scale and shift hold the block's channels) and then ReLU (when relu) on each of the first
