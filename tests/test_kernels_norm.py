@@ -210,6 +210,79 @@ def test_bit_identical_at_one_and_two_threads(isa, threads, rng, dtype, channels
     np.testing.assert_allclose(var, x.astype(np.float64).var(axis=(0, 2)), rtol=1e-5)
 
 
+def _sums_then_input_gradient(grad, x, mean, a, inv_std, batch_statistics, threads, relu):
+    """norm.backward's definition: gradient_sums, the coefficients in NumPy (as BatchNorm's
+    backward made them before the kernel did), then input_gradient."""
+    c = x.shape[1]
+    sums = np.empty(c), np.empty(c)
+    _ext.backend.norm.gradient_sums(grad, x, mean, *sums, threads, *relu)
+    b, k = np.zeros(c), np.zeros(c)
+    count = x.shape[0] * x.shape[2]
+    if batch_statistics and count:
+        b = -a * inv_std * inv_std * sums[1] / count
+        k = -a * sums[0] / count
+    dx = np.empty_like(x)
+    _ext.backend.norm.input_gradient(grad, x, mean, a, b, k, dx, threads, *relu)
+    return sums[0], sums[1], dx
+
+
+def _backward(grad, x, mean, a, inv_std, batch_statistics, threads, relu):
+    c = x.shape[1]
+    sums = np.empty(c), np.empty(c)
+    dx = np.empty_like(x)
+    _ext.backend.norm.backward(grad, x, mean, a, inv_std, batch_statistics, *sums, dx, threads,
+                               *relu)
+    return sums[0], sums[1], dx
+
+
+@given(channel_arrays(), st.booleans(), st.booleans())
+def test_backward_gives_the_bits_of_the_sums_then_the_input_gradient(isa, arrays, relu,
+                                                                     batch_statistics):
+    x, grad, rng = arrays
+    c = x.shape[1]
+    mean = x.astype(np.float64).mean(axis=(0, 2))
+    inv_std = rng.random(c) + 0.5
+    a = inv_std * rng.standard_normal(c)
+    relu_map = (rng.random(c) + 0.5, rng.standard_normal(c)) if relu else ()
+    threads = cnn.get_num_threads()
+    expected = _sums_then_input_gradient(grad, x, mean, a, inv_std, batch_statistics, threads,
+                                         relu_map)
+    got = _backward(grad, x, mean, a, inv_std, batch_statistics, threads, relu_map)
+    for one, two in zip(got, expected):
+        assert one.tobytes() == two.tobytes()
+
+
+@pytest.mark.parametrize("dtype, shape", [(np.float32, (8, 40, 2048)),
+                                          (np.float64, (8, 13, 4096)), (np.float32, (3, 5, 7))])
+def test_backward_in_channel_groups_is_bit_identical_at_one_and_two_threads(isa, threads, rng,
+                                                                            dtype, shape):
+    # Channels of 128 KB and 512 KB of gradient and input: groups of 8 and 2 channels, so that
+    # each thread's range runs several groups (and a last, partial one); a small layer, one.
+    x = rng.standard_normal(shape).astype(dtype)
+    grad = rng.standard_normal(shape).astype(dtype)
+    c = shape[1]
+    mean = x.astype(np.float64).mean(axis=(0, 2))
+    inv_std = rng.random(c) + 0.5
+    a = inv_std * rng.standard_normal(c)
+    relu_map = (np.ones(c), -mean)
+    results = []
+    for n in (1, 2):
+        cnn.set_num_threads(n)
+        got = _backward(grad, x, mean, a, inv_std, True, n, relu_map)
+        expected = _sums_then_input_gradient(grad, x, mean, a, inv_std, True, n, relu_map)
+        assert all(one.tobytes() == two.tobytes() for one, two in zip(got, expected))
+        results.append([array.tobytes() for array in got])
+    assert results[0] == results[1]
+
+
+def test_backward_of_no_values_gives_zero_sums(isa):
+    x = np.empty((0, 3, 4), np.float32)
+    sums = np.full(3, 7.0), np.full(3, 7.0)
+    _ext.backend.norm.backward(x, x, np.zeros(3), np.ones(3), np.ones(3), True, *sums,
+                               np.empty_like(x), 2)
+    assert not sums[0].any() and not sums[1].any()
+
+
 @pytest.mark.parametrize("call, words", [
     (lambda: _ext.backend.norm.statistics(np.ones((2, 3, 4)), np.empty(2), np.empty(3), 1),
      "mean"),
@@ -229,6 +302,12 @@ def test_bit_identical_at_one_and_two_threads(isa, threads, rng, dtype, channels
                                               np.zeros(3), np.ones(3), np.ones(3), np.ones(3),
                                               np.empty((2, 3, 4)), 1, np.ones(3), np.ones(2)),
      "relu_shift"),
+    (lambda: _ext.backend.norm.backward(np.ones((2, 3, 4)), np.ones((2, 3, 4)), np.zeros(3),
+                                        np.ones(3), np.ones(2), True, np.empty(3), np.empty(3),
+                                        np.empty((2, 3, 4)), 1), "inv_std"),
+    (lambda: _ext.backend.norm.backward(np.ones((2, 3, 4)), np.ones((2, 3, 4)), np.zeros(3),
+                                        np.ones(3), np.ones(3), True, np.empty(3), np.empty(3),
+                                        np.empty((2, 3, 5)), 1), "out"),
     (lambda: _ext.backend.norm.evaluation_coefficients(np.zeros(3), np.ones(2), None, None,
                                                        1e-5, np.empty((4, 3))), "running_var"),
     (lambda: _ext.backend.norm.evaluation_coefficients(np.zeros(3), np.ones(3), np.ones(3),

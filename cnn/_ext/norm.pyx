@@ -289,6 +289,22 @@ cdef int _check_relu(relu_scale, relu_shift, Py_ssize_t channels) except -1:
     return 0
 
 
+cdef int _check_sums(const floating[:, :, ::1] grad, const floating[:, :, ::1] x,
+                     const double[::1] mean, double[::1] sum_grad, double[::1] sum_grad_x,
+                     relu_scale, relu_shift) except -1:
+    """The arrays of the gradient's sums (gradient_sums, backward), checked against x."""
+    cdef Py_ssize_t C = x.shape[1]
+    _same_shape(x.shape, grad.shape, "grad")
+    # One call per array, not a loop over a tuple of them: Cython would infer one memoryview
+    # type for the loop's variable, const or not depending on its hash seed, and the generated
+    # C (and a read-only `mean`'s fate) would change from build to build.
+    _check(C, mean.shape[0], "mean")
+    _check(C, sum_grad.shape[0], "sum_grad")
+    _check(C, sum_grad_x.shape[0], "sum_grad_x")
+    _check_relu(relu_scale, relu_shift, C)
+    return 0
+
+
 def gradient_sums(const floating[:, :, ::1] grad,      # IN  (N, C, S)
                   const floating[:, :, ::1] x,         # IN  (N, C, S)
                   const double[::1] mean,              # IN  (C,)
@@ -301,37 +317,12 @@ def gradient_sums(const floating[:, :, ::1] grad,      # IN  (N, C, S)
     `relu_shift`, of the gradient through the ReLU that followed normalize(x, mean,
     relu_scale, relu_shift, relu=True): zero where that output is <= 0. The output is
     recomputed, by normalize's own rule, rather than read: one array less to stream."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2]
-    cdef const double* scale = NULL
-    cdef const double* shift = NULL
-    _same_shape(x.shape, grad.shape, "grad")
-    # One call per array, not a loop over a tuple of them: Cython would infer one memoryview
-    # type for the loop's variable, const or not depending on its hash seed, and the generated
-    # C (and a read-only `mean`'s fate) would change from build to build.
-    _check(C, mean.shape[0], "mean")
-    _check(C, sum_grad.shape[0], "sum_grad")
-    _check(C, sum_grad_x.shape[0], "sum_grad_x")
-    _check_relu(relu_scale, relu_shift, C)
-    if N * S == 0:
-        sum_grad[:] = 0
-        sum_grad_x[:] = 0
-        return
-    if relu_scale is not None and C > 0:
-        scale, shift = &relu_scale[0], &relu_shift[0]
-    cdef Py_ssize_t parts = _parts(num_threads, N, C, S), part
-    if C == 0:
-        return
-    work_array = np.empty(C * 2 * LANES)
-    cdef double[::1] work = work_array
-    with nogil:
-        if parts > 1:
-            for part in prange(parts, schedule="static", num_threads=num_threads):
-                _sums_range(grad, x, _range_start(part, parts, C),
-                            _range_start(part + 1, parts, C), &mean[0], scale, shift, &work[0],
-                            &sum_grad[0], &sum_grad_x[0])
-        else:
-            _sums_range(grad, x, 0, C, &mean[0], scale, shift, &work[0], &sum_grad[0],
-                        &sum_grad_x[0])
+    # No input gradient: `mean` stands in for backward's coefficients, an empty array for
+    # its output (nothing reads or writes them).
+    cdef floating[:, :, ::1] unused = np.empty(
+        (0, 1, 1), np.float64 if floating is double else np.float32)
+    _sums_pass(grad, x, mean, mean, mean, False, sum_grad, sum_grad_x, unused, False,
+               num_threads, relu_scale, relu_shift)
 
 
 def input_gradient(const floating[:, :, ::1] grad,  # IN  (N, C, S)
@@ -372,6 +363,107 @@ def input_gradient(const floating[:, :, ::1] grad,  # IN  (N, C, S)
         else:
             _input_gradient_range(grad, x, 0, C, &mean[0], &a[0], &b[0], &k[0], scale, shift,
                                   out)
+
+
+# The input gradient's pass follows the sums' pass channel group by channel group, each group's
+# gradient and input (both passes read them) at most this many bytes, so that the second pass
+# reads them from the core's cache rather than from memory.
+cdef Py_ssize_t GROUP_BYTES = 1 << 20
+
+
+def backward(const floating[:, :, ::1] grad,      # IN  (N, C, S)
+             const floating[:, :, ::1] x,         # IN  (N, C, S)
+             const double[::1] mean,              # IN  (C,)
+             const double[::1] a,                 # IN  (C,) inv_std, times the weight if any
+             const double[::1] inv_std,           # IN  (C,)
+             bint batch_statistics,
+             double[::1] sum_grad,                # OUT (C,) sum of grad
+             double[::1] sum_grad_x,              # OUT (C,) sum of grad * (x - mean)
+             floating[:, :, ::1] out,             # OUT (N, C, S) the input gradient
+             int num_threads,
+             const double[::1] relu_scale=None,   # IN  (C,) or None
+             const double[::1] relu_shift=None):  # IN  (C,) or None
+    """gradient_sums, then input_gradient with its coefficients made from those sums, channel
+    group by channel group (GROUP_BYTES): out = a * grad + b * (x - mean) + k, where, with
+    `batch_statistics` (training, whose statistics depend on x), b = -a * inv_std * inv_std
+    * sum_grad_x / count and k = -a * sum_grad / count (count = N * S), else b = k = 0. The
+    same bits as the two kernels called one after the other with those coefficients made in
+    NumPy (the same operations, in the same order)."""
+    cdef Py_ssize_t C = x.shape[1]
+    _same_shape(x.shape, out.shape, "out")
+    _check(C, a.shape[0], "a")
+    _check(C, inv_std.shape[0], "inv_std")
+    _sums_pass(grad, x, mean, a, inv_std, batch_statistics, sum_grad, sum_grad_x, out, True,
+               num_threads, relu_scale, relu_shift)
+
+
+cdef int _sums_pass(const floating[:, :, ::1] grad, const floating[:, :, ::1] x,
+                    const double[::1] mean, const double[::1] a, const double[::1] inv_std,
+                    bint batch_statistics, double[::1] sum_grad, double[::1] sum_grad_x,
+                    floating[:, :, ::1] out, bint input_gradient, int num_threads,
+                    const double[::1] relu_scale, const double[::1] relu_shift) except -1:
+    """gradient_sums, and with `input_gradient` backward's input gradient into `out`: the
+    team's channel ranges, each run by _backward_range."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2], part
+    cdef const double* scale = NULL
+    cdef const double* shift = NULL
+    _check_sums(grad, x, mean, sum_grad, sum_grad_x, relu_scale, relu_shift)
+    if N * S == 0:
+        sum_grad[:] = 0
+        sum_grad_x[:] = 0
+        return 0
+    if relu_scale is not None and C > 0:
+        scale, shift = &relu_scale[0], &relu_shift[0]
+    cdef Py_ssize_t parts = _parts(num_threads, N, C, S)
+    if C == 0:
+        return 0
+    # The sums alone make one pass over a range: nothing reads the values again.
+    cdef Py_ssize_t group = (max(1, GROUP_BYTES // (2 * N * S * sizeof(floating)))
+                             if input_gradient else C)
+    work_array = np.empty(C * 2 * LANES)
+    coefficients_array = np.zeros(2 * C)  # b, then k
+    cdef double[::1] work = work_array, coefficients = coefficients_array
+    with nogil:
+        if parts > 1:
+            for part in prange(parts, schedule="static", num_threads=num_threads):
+                _backward_range(grad, x, _range_start(part, parts, C),
+                                _range_start(part + 1, parts, C), group, &mean[0], &a[0],
+                                &inv_std[0], batch_statistics, input_gradient, scale, shift,
+                                &work[0], &coefficients[0], &sum_grad[0], &sum_grad_x[0], out)
+        else:
+            _backward_range(grad, x, 0, C, group, &mean[0], &a[0], &inv_std[0],
+                            batch_statistics, input_gradient, scale, shift, &work[0],
+                            &coefficients[0], &sum_grad[0], &sum_grad_x[0], out)
+    return 0
+
+
+cdef void _backward_range(const floating[:, :, ::1] grad, const floating[:, :, ::1] x,
+                          Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t group, const double* mean,
+                          const double* a, const double* inv_std, bint batch_statistics,
+                          bint input_gradient, const double* relu_scale,
+                          const double* relu_shift, double* work, double* coefficients,
+                          double* sum_grad, double* sum_grad_x,
+                          floating[:, :, ::1] out) noexcept nogil:
+    """Channels c0..c1-1 of backward, `group` channels at a time: their sums and, with
+    `input_gradient`, their coefficients (b in coefficients[:C], k in coefficients[C:]) and
+    their input gradient."""
+    cdef Py_ssize_t C = x.shape[1], g0, g1, c
+    cdef double count = <double> (x.shape[0] * x.shape[2])
+    cdef double* b = coefficients
+    cdef double* k = coefficients + C
+    g0 = c0
+    while g0 < c1:
+        g1 = min(g0 + group, c1)
+        _sums_range(grad, x, g0, g1, mean, relu_scale, relu_shift, work, sum_grad, sum_grad_x)
+        if not input_gradient:
+            g0 = g1
+            continue
+        if batch_statistics:
+            for c in range(g0, g1):
+                b[c] = -a[c] * inv_std[c] * inv_std[c] * sum_grad_x[c] / count
+                k[c] = -a[c] * sum_grad[c] / count
+        _input_gradient_range(grad, x, g0, g1, mean, a, b, k, relu_scale, relu_shift, out)
+        g0 = g1
 
 
 cdef void _input_gradient_range(const floating[:, :, ::1] grad,

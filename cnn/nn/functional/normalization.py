@@ -102,24 +102,23 @@ class BatchNorm(Function):
         g3 = _channels_view(grad_output)
         channels = x3.shape[1]
         sum_grad, sum_grad_x = np.empty(channels), np.empty(channels)
-        _ext.backend.norm.gradient_sums(g3, x3, mean, sum_grad, sum_grad_x, threads,
-                                        *relu_affine)
+        grad_x = None
+        if needs_x:
+            # One kernel makes the sums and then, from them, the input gradient, a few channels
+            # at a time, so that its second pass over grad and x finds them in the cache. When
+            # training, the batch statistics depend on x too, and their share of the gradient
+            # is subtracted (norm.backward's b and k).
+            a = inv_std if weight is None else inv_std * weight
+            grad_x = np.empty_like(x3)
+            _ext.backend.norm.backward(g3, x3, mean, a, inv_std, ctx.training, sum_grad,
+                                       sum_grad_x, grad_x, threads, *relu_affine)
+            grad_x = grad_x.reshape(ctx.shape)
+        else:
+            _ext.backend.norm.gradient_sums(g3, x3, mean, sum_grad, sum_grad_x, threads,
+                                            *relu_affine)
         dtype = x3.dtype
         grad_w = (inv_std * sum_grad_x).astype(dtype) if needs_w else None
         grad_b = sum_grad.astype(dtype) if needs_b else None
-        grad_x = None
-        if needs_x:
-            a = inv_std if weight is None else inv_std * weight
-            b, k = np.zeros(channels), np.zeros(channels)
-            count = x3.shape[0] * x3.shape[2]
-            if ctx.training and count:
-                # The batch statistics depend on x too: subtract their share of the gradient.
-                b = -a * inv_std * inv_std * sum_grad_x / count
-                k = -a * sum_grad / count
-            grad_x = np.empty_like(x3)
-            _ext.backend.norm.input_gradient(g3, x3, mean, a, b, k, grad_x, threads,
-                                             *relu_affine)
-            grad_x = grad_x.reshape(ctx.shape)
         return grad_x, None, None, grad_w, grad_b, None, None, None, None, None
 
 
