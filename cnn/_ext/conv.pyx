@@ -270,6 +270,11 @@ cdef extern from "fingerprint.h" nogil:
                                       int compare, Py_ssize_t first, Py_ssize_t last)
 
 
+cdef inline Py_ssize_t _fingerprint_rows(Py_ssize_t nbytes) noexcept nogil:
+    """The chunks (rows of a fingerprint) of an array of `nbytes` bytes."""
+    return (nbytes + CNN_FINGERPRINT_CHUNK - 1) // CNN_FINGERPRINT_CHUNK
+
+
 cdef Py_ssize_t _fingerprint_chunks(array, uint64_t[:, ::1] kept, bint compare,
                                     int num_threads) except -1:
     """cnn_fingerprint_chunks over every chunk of a C-contiguous array's bytes (read through
@@ -280,7 +285,7 @@ cdef Py_ssize_t _fingerprint_chunks(array, uint64_t[:, ::1] kept, bint compare,
     cdef Py_ssize_t chunks, part, parts, differing = 0
     PyObject_GetBuffer(array, &view, PyBUF_C_CONTIGUOUS)
     try:
-        chunks = (view.len + CNN_FINGERPRINT_CHUNK - 1) // CNN_FINGERPRINT_CHUNK
+        chunks = _fingerprint_rows(view.len)
         if kept.shape[0] != chunks or kept.shape[1] != CNN_FINGERPRINT_LANES:
             if compare:
                 return max(chunks, 1)
@@ -307,9 +312,8 @@ cdef object _fingerprint(array, int num_threads):
     """The fingerprint of a C-contiguous array's bytes (fingerprint.h), (chunks, lanes)
     uint64: kept in place of a copy, it tells a later call whether the array changed while
     reading the array alone (_has_fingerprint)."""
-    cdef Py_ssize_t chunks = ((array.nbytes + CNN_FINGERPRINT_CHUNK - 1)
-                              // CNN_FINGERPRINT_CHUNK)
-    fingerprint = np.empty((chunks, CNN_FINGERPRINT_LANES), dtype=np.uint64)
+    fingerprint = np.empty((_fingerprint_rows(array.nbytes), CNN_FINGERPRINT_LANES),
+                           dtype=np.uint64)
     _fingerprint_chunks(array, fingerprint, False, num_threads)
     return fingerprint
 
