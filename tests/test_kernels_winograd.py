@@ -108,6 +108,30 @@ def test_batch_norm_epilogue_gives_the_bits_of_the_separate_kernel(isa, rng, dty
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("width", [
+    13,    # 7 tiles a row: the output transform takes 9 rows of tiles at a time
+    70,    # 35 tiles: one row at a time
+    150])  # 75 tiles: a row in two parts (64 tiles, then 11)
+def test_rows_of_tiles_of_any_length_reach_the_reference(isa, rng, dtype, width):
+    # 5 rows of output (3 rows of tiles, the last one half outside), each form of the plain
+    # output: bias, batch norm's map, ReLU, the residual.
+    x = rng.standard_normal((2, 16, 5, width)).astype(dtype)
+    w = rng.standard_normal((16, 16, 3, 3)).astype(dtype)
+    b = rng.standard_normal(16).astype(dtype)
+    residual = rng.standard_normal((2, 16, 5, width)).astype(dtype)
+    batch_norm = dc.random_batch_norm(rng, 16, dtype)
+    plan = dc.plan(x, w, padding=1)
+    assert plan.algorithm == "winograd"
+    out = plan.forward(x, w, b)[0]
+    expected = conv_reference(x, w, b, (1, 1), (1, 1), (1, 1))
+    np.testing.assert_allclose(out, expected, **tolerance(dtype))
+    mean, scale, shift = dc.batch_norm_rows(batch_norm)
+    expected = (expected - mean[:, None, None]) * scale[:, None, None] + shift[:, None, None]
+    fused = plan.forward(x, w, b, relu=True, batch_norm=batch_norm, residual=residual)[0]
+    np.testing.assert_allclose(fused, np.maximum(expected + residual, 0), **tolerance(dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("batch, channels", [
     (5, 24),
     (1, 64),  # batch 1 with work enough for 2 threads to share each image's channels

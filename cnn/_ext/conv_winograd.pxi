@@ -278,6 +278,28 @@ cdef void _winograd_multiply(const floating* v, const floating* u, floating* m,
             t += width
 
 
+cdef inline void _store_tile_row(const floating* results, Py_ssize_t at, Py_ssize_t n,
+                                 floating bias, const floating* affine, bint relu,
+                                 Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t ty,
+                                 floating* plane) noexcept nogil:
+    """Output rows 2 ty and 2 ty + 1 (those inside the plane, `oh` rows of `ow`) from the
+    output transform's results (4 rows of OUTPUT_CHUNK values: a tile's 4 values, the tiles
+    from `at`): n values a row, from column 0 of `plane`'s rows (winograd.h's store_row)."""
+    cdef Py_ssize_t r, y
+    for r in range(2):
+        y = 2 * ty + r
+        if y >= oh:
+            return
+        if floating is float:
+            cnn_winograd_store_row_f32(results + 2 * r * OUTPUT_CHUNK + at,
+                                       results + (2 * r + 1) * OUTPUT_CHUNK + at, n, bias,
+                                       affine, relu, plane + y * ow)
+        else:
+            cnn_winograd_store_row_f64(results + 2 * r * OUTPUT_CHUNK + at,
+                                       results + (2 * r + 1) * OUTPUT_CHUNK + at, n, bias,
+                                       affine, relu, plane + y * ow)
+
+
 cdef void _winograd_output(const floating* m, Py_ssize_t f_rows, Py_ssize_t tiles_padded,
                            const floating* bias, const floating* affine,
                            Py_ssize_t f_padded, bint relu, floating* out, floating* pooled,
@@ -290,15 +312,19 @@ cdef void _winograd_output(const floating* m, Py_ssize_t f_rows, Py_ssize_t tile
     scale, shift) and ReLU as in the direct kernel (a last tile's row or column past the output
     is dropped); or, when `pooled` is not NULL, ReLU and the 2x2 max-pool of each tile (a tile
     is a pooling window) into pooled[f] and indices[f] (oh // 2, ow // 2), and no `out`."""
-    cdef Py_ssize_t f, ty, t0, n, y, r, ms = _spread(f_rows * tiles_padded)
+    cdef Py_ssize_t f, ty, t0, n, y, r, j, count, ms = _spread(f_rows * tiles_padded)
     # Pooling an even-sized output, the tiles are the windows in the same order: a channel's
-    # tiles run as one row (vectors of them). Otherwise row by row, as many tiles as fit.
+    # tiles run as one row (vectors of them). Otherwise as many rows of tiles as fit in
+    # OUTPUT_CHUNK at a time (`stack` rows: a row of 16 tiles alone, a 32-wide output's, was one
+    # vector per call, and the call's setup of M's 16 rows cost as much as its arithmetic), or a
+    # row in parts where one is longer.
     cdef bint whole = pooled != NULL and oh % 2 == 0 and ow % 2 == 0
     cdef Py_ssize_t row_first = 0 if whole else ty_first
     cdef Py_ssize_t row_last = 1 if whole else (
         min(ty_last, oh // 2) if pooled != NULL else ty_last)
     cdef Py_ssize_t row_tiles = (ty_last - ty_first) * tiles_w if whole else (
         ow // 2 if pooled != NULL else tiles_w)
+    cdef Py_ssize_t stack = max(1, OUTPUT_CHUNK // tiles_w) if pooled == NULL else 1
     # The first tile of a row of row_tiles in m, and in the image (the pooled plane's order).
     cdef Py_ssize_t in_m, in_image
     cdef Py_ssize_t pooled_size = (oh // 2) * (ow // 2)
@@ -314,6 +340,23 @@ cdef void _winograd_output(const floating* m, Py_ssize_t f_rows, Py_ssize_t tile
             coefficients[1] = affine[f_padded + f]
             coefficients[2] = affine[2 * f_padded + f]
             channel_affine = coefficients
+        if pooled == NULL:
+            ty = ty_first
+            while ty < ty_last:
+                count = min(stack, ty_last - ty)  # rows of tiles in this call (or one in parts)
+                for t0 in range(0, tiles_w, OUTPUT_CHUNK):
+                    n = count * tiles_w if stack > 1 else min(OUTPUT_CHUNK, tiles_w - t0)
+                    in_m = (ty - ty_first) * tiles_w + t0
+                    if floating is float:
+                        cnn_winograd_output_row_f32(m + f * tiles_padded + in_m, ms, n, rows)
+                    else:
+                        cnn_winograd_output_row_f64(m + f * tiles_padded + in_m, ms, n, rows)
+                    for j in range(count):
+                        _store_tile_row(&results[0][0], j * tiles_w, min(ow - 2 * t0, 2 * n // count),
+                                        bias[f], channel_affine, relu, oh, ow, ty + j,
+                                        out + f * oh * ow + 2 * t0)
+                ty += count
+            continue
         for ty in range(row_first, row_last):
             in_m = ((ty - ty_first) * tiles_w) if not whole else 0
             in_image = ty * tiles_w if not whole else ty_first * tiles_w
@@ -323,32 +366,14 @@ cdef void _winograd_output(const floating* m, Py_ssize_t f_rows, Py_ssize_t tile
                     cnn_winograd_output_row_f32(m + f * tiles_padded + in_m + t0, ms, n, rows)
                 else:
                     cnn_winograd_output_row_f64(m + f * tiles_padded + in_m + t0, ms, n, rows)
-                if pooled != NULL:
-                    # (whole: the tiles are the windows, tiles_w = ow // 2)
-                    y = f * pooled_size + (ty * (ow // 2) if not whole else in_image) + t0
-                    if floating is float:
-                        cnn_winograd_pool_row_f32(rows, n, bias[f], in_image + t0, tiles_w,
-                                                  ow, pooled + y,
-                                                  NULL if indices == NULL else indices + y)
-                    else:
-                        cnn_winograd_pool_row_f64(rows, n, bias[f], in_image + t0, tiles_w,
-                                                  ow, pooled + y,
-                                                  NULL if indices == NULL else indices + y)
-                    continue
-                for r in range(2):
-                    y = 2 * ty + r
-                    if y >= oh:
-                        break
-                    if floating is float:
-                        cnn_winograd_store_row_f32(results[2 * r], results[2 * r + 1],
-                                                   min(ow - 2 * t0, 2 * n), bias[f],
-                                                   channel_affine, relu,
-                                                   out + (f * oh + y) * ow + 2 * t0)
-                    else:
-                        cnn_winograd_store_row_f64(results[2 * r], results[2 * r + 1],
-                                                   min(ow - 2 * t0, 2 * n), bias[f],
-                                                   channel_affine, relu,
-                                                   out + (f * oh + y) * ow + 2 * t0)
+                # (whole: the tiles are the windows, tiles_w = ow // 2)
+                y = f * pooled_size + (ty * (ow // 2) if not whole else in_image) + t0
+                if floating is float:
+                    cnn_winograd_pool_row_f32(rows, n, bias[f], in_image + t0, tiles_w, ow,
+                                              pooled + y, NULL if indices == NULL else indices + y)
+                else:
+                    cnn_winograd_pool_row_f64(rows, n, bias[f], in_image + t0, tiles_w, ow,
+                                              pooled + y, NULL if indices == NULL else indices + y)
 
 
 cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
