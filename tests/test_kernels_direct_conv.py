@@ -243,7 +243,8 @@ def test_the_tiles_batch_norm_epilogue_gives_the_bits_of_the_separate_kernels(
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("relu, affine", [(True, True), (True, False), (False, True)])
+@pytest.mark.parametrize("relu, affine", [(True, True), (True, False), (False, True),
+                                         (False, False)])
 @pytest.mark.parametrize("batch, c, f, size, kernel, stride, algorithm", [
     (3, 16, 20, 36, 3, 2, "direct"),    # the register tile
     (1, 32, 32, 8, 3, 1, "direct"),     # a Winograd plan's small call: the tile

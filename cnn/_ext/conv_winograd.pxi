@@ -149,9 +149,11 @@ cdef extern from "winograd.h" nogil:
     void cnn_winograd_output_row_f64(const double* a, Py_ssize_t ms, Py_ssize_t n,
                                      double* const* rows)
     void cnn_winograd_store_row_f32(const float* even, const float* odd, Py_ssize_t n,
-                                    float bias, const float* affine, int relu, float* out)
+                                    float bias, const float* affine, int relu,
+                                    const float* residual, float* out)
     void cnn_winograd_store_row_f64(const double* even, const double* odd, Py_ssize_t n,
-                                    double bias, const double* affine, int relu, double* out)
+                                    double bias, const double* affine, int relu,
+                                    const double* residual, double* out)
     void cnn_winograd_pool_row_f32(float* const* rows, Py_ssize_t n, float bias,
                                    Py_ssize_t first, Py_ssize_t tiles_w, Py_ssize_t ow,
                                    float* pooled, int64_t* indices)
@@ -280,37 +282,42 @@ cdef void _winograd_multiply(const floating* v, const floating* u, floating* m,
 
 cdef inline void _store_tile_row(const floating* results, Py_ssize_t at, Py_ssize_t n,
                                  floating bias, const floating* affine, bint relu,
-                                 Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t ty,
-                                 floating* plane) noexcept nogil:
+                                 const floating* residual, Py_ssize_t oh, Py_ssize_t ow,
+                                 Py_ssize_t ty, floating* plane) noexcept nogil:
     """Output rows 2 ty and 2 ty + 1 (those inside the plane, `oh` rows of `ow`) from the
     output transform's results (4 rows of OUTPUT_CHUNK values: a tile's 4 values, the tiles
-    from `at`): n values a row, from column 0 of `plane`'s rows (winograd.h's store_row)."""
+    from `at`): n values a row, from column 0 of `plane`'s rows (winograd.h's store_row; the
+    `residual` plane's rows added, unless it is NULL)."""
     cdef Py_ssize_t r, y
+    cdef const floating* added = NULL
     for r in range(2):
         y = 2 * ty + r
         if y >= oh:
             return
+        if residual != NULL:
+            added = residual + y * ow
         if floating is float:
             cnn_winograd_store_row_f32(results + 2 * r * OUTPUT_CHUNK + at,
                                        results + (2 * r + 1) * OUTPUT_CHUNK + at, n, bias,
-                                       affine, relu, plane + y * ow)
+                                       affine, relu, added, plane + y * ow)
         else:
             cnn_winograd_store_row_f64(results + 2 * r * OUTPUT_CHUNK + at,
                                        results + (2 * r + 1) * OUTPUT_CHUNK + at, n, bias,
-                                       affine, relu, plane + y * ow)
+                                       affine, relu, added, plane + y * ow)
 
 
 cdef void _winograd_output(const floating* m, Py_ssize_t f_rows, Py_ssize_t tiles_padded,
                            const floating* bias, const floating* affine,
-                           Py_ssize_t f_padded, bint relu, floating* out, floating* pooled,
-                           int64_t* indices, Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t tiles_w,
+                           Py_ssize_t f_padded, bint relu, floating* out,
+                           const floating* residual, floating* pooled, int64_t* indices,
+                           Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t tiles_w,
                            Py_ssize_t ty_first, Py_ssize_t ty_last, Py_ssize_t first,
                            Py_ssize_t last) noexcept nogil:
     """For the channels first..last-1: out[f] (oh, ow) = A^T m[:, f, t] A + bias[f] over the
     tiles of rows ty_first..ty_last-1 (m holds those, tile (ty, tx) at (ty - ty_first) *
     tiles_w + tx), then batch norm's affine map (`affine`: NULL or 3 rows of f_padded: mean,
-    scale, shift) and ReLU as in the direct kernel (a last tile's row or column past the output
-    is dropped); or, when `pooled` is not NULL, ReLU and the 2x2 max-pool of each tile (a tile
+    scale, shift), the `residual` (NULL, or an image like out's, added) and ReLU as in the
+    direct kernel (a last tile's row or column past the output is dropped); or, when `pooled` is not NULL, ReLU and the 2x2 max-pool of each tile (a tile
     is a pooling window) into pooled[f] and indices[f] (oh // 2, ow // 2), and no `out`."""
     cdef Py_ssize_t f, ty, t0, n, y, r, j, count, ms = _spread(f_rows * tiles_padded)
     # Pooling an even-sized output, the tiles are the windows in the same order: a channel's
@@ -352,9 +359,12 @@ cdef void _winograd_output(const floating* m, Py_ssize_t f_rows, Py_ssize_t tile
                     else:
                         cnn_winograd_output_row_f64(m + f * tiles_padded + in_m, ms, n, rows)
                     for j in range(count):
-                        _store_tile_row(&results[0][0], j * tiles_w, min(ow - 2 * t0, 2 * n // count),
-                                        bias[f], channel_affine, relu, oh, ow, ty + j,
-                                        out + f * oh * ow + 2 * t0)
+                        _store_tile_row(&results[0][0], j * tiles_w,
+                                        min(ow - 2 * t0, 2 * n // count), bias[f],
+                                        channel_affine, relu,
+                                        NULL if residual == NULL
+                                        else residual + f * oh * ow + 2 * t0,
+                                        oh, ow, ty + j, out + f * oh * ow + 2 * t0)
                 ty += count
             continue
         for ty in range(row_first, row_last):
@@ -404,7 +414,7 @@ cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
     exchanged between the threads (sharing V and M between the stages, with a barrier each,
     ran slower than one thread). Each value's arithmetic is the same whatever the item or the
     part."""
-    cdef Py_ssize_t n, k, f, item, part, count, N = x.shape[0], C = x.shape[1]
+    cdef Py_ssize_t n, k, item, part, count, N = x.shape[0], C = x.shape[1]
     cdef bint pool = pooled is not None
     cdef Py_ssize_t f_padded = bias.shape[0]
     cdef Py_ssize_t tiles_h = (oh + 1) // 2, tiles_w = (ow + 1) // 2, T = tiles_h * tiles_w
@@ -414,7 +424,7 @@ cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
     cdef Py_ssize_t parts = (num_threads if by_rows else min(num_threads, groups)) if split \
         else 1
     cdef Py_ssize_t items = (N + images - 1) // images
-    cdef Py_ssize_t first, last, f0, f1, ty0, ty1, part_padded, y0, y1
+    cdef Py_ssize_t first, last, f0, f1, ty0, ty1, part_padded
     cdef Py_ssize_t image = C * hp * wp, v_size = 16 * _spread(C * tiles_padded)
     cdef floating* s
     cdef const floating* coefficients = NULL if affine is None else &affine[0, 0]
@@ -447,19 +457,14 @@ cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
             _winograd_multiply(s + image, &u[0, 0, 0, 0], s + image + v_size, C, f_rows,
                                part_padded, first, last)
             f0, f1 = min(F, first * CNN_BLOCK_LANES), min(F, last * CNN_BLOCK_LANES)
-            y0, y1 = min(oh, 2 * ty0), min(oh, 2 * ty1)  # the part's output rows
             for k in range(count):
                 _winograd_output(s + image + v_size + k * T, f_rows, part_padded, &bias[0],
-                                 coefficients, f_padded, relu and residual is None,
+                                 coefficients, f_padded, relu,
                                  NULL if pool else &out[n + k, 0, 0, 0],
+                                 _image_of(residual, n + k),
                                  &pooled[n + k, 0, 0, 0] if pool else NULL,
                                  &indices[n + k, 0, 0, 0] if pool and indices is not None
                                  else NULL, oh, ow, tiles_w, ty0, ty1, f0, f1)
-                if residual is not None:  # the part's values, while they are in cache
-                    for f in range(f0, f1):
-                        _add_residual(&out[n + k, f, y0, 0],
-                                      _image_of(residual, n + k) + (f * oh + y0) * ow,
-                                      (y1 - y0) * ow, relu)
 
 
 cdef void _clear_tiles(floating* v, Py_ssize_t C, Py_ssize_t tiles_padded, Py_ssize_t begin,

@@ -164,51 +164,65 @@ CNN_DEFINE_WINOGRAD_PRODUCT(cnn_winograd_product_f64, double, CNN_BLOCK)
 CNN_DEFINE_WINOGRAD_PRODUCT(cnn_winograd_product_pair_f32, float, CNN_PAIR_BLOCK)
 
 /* One output row of n values from the output transform's even and odd columns: plus the bias,
- * then batch norm's affine map (`affine`: NULL, or its mean, scale and shift) and ReLU when
- * asked, by pointwise.h's rules, then interleaved into the row: one pass, each value computed
- * in registers and stored once. (Three passes over the row, the interleave's stores re-read
- * at once by the affine map's vector loads, stalled on store forwarding: a fifth of a
- * 16-channel layer's time.) The four variants are separate loops, so that gcc vectorizes
- * each (the interleave with permutes). CNN_WINOGRAD_STORE_PAIRS is the loop, over the
- * function's own i, n, even, odd, bias and out. */
-#define CNN_WINOGRAD_STORE_PAIRS(T, EXPR) /* EXPR: the value stored, made from v */          \
+ * then batch norm's affine map (`affine`: NULL, or its mean, scale and shift), a residual
+ * connection's row (`residual`: NULL, or the values added, AddReLU's order: the convolution's
+ * value first) and ReLU when asked, by pointwise.h's rules, then interleaved into the row: one
+ * pass, each value computed in registers and stored once. (Three passes over the row, the
+ * interleave's stores re-read at once by the affine map's vector loads, stalled on store
+ * forwarding: a fifth of a 16-channel layer's time; the residual's own pass over the output
+ * cost ResNet-8's residual layers XXX.) The variants are separate loops, so that gcc
+ * vectorizes each (the interleave with permutes). CNN_WINOGRAD_STORE_PAIRS is the loop, over
+ * the function's own i, n, even, odd, bias, residual and out: EXPR makes the value stored at
+ * out[j] from v. */
+#define CNN_WINOGRAD_STORE_PAIRS(T, EXPR) /* EXPR: the value stored at out[j], made from v */  \
     do {                                                                                       \
         for (i = 0; i < n / 2; i++) {                                                          \
+            ptrdiff_t j = 2 * i;                                                               \
             T v = even[i] + bias;                                                              \
-            out[2 * i] = (EXPR);                                                               \
+            out[j] = (EXPR);                                                                   \
+            j = 2 * i + 1;                                                                     \
             v = odd[i] + bias;                                                                 \
-            out[2 * i + 1] = (EXPR);                                                           \
+            out[j] = (EXPR);                                                                   \
         }                                                                                      \
         if (n % 2) {                                                                           \
+            ptrdiff_t j = n - 1;                                                               \
             T v = even[n / 2] + bias;                                                          \
-            out[n - 1] = (EXPR);                                                               \
+            out[j] = (EXPR);                                                                   \
         }                                                                                      \
+    } while (0)
+/* The value, then the residual's when there is one (two loops: gcc vectorizes each). */
+#define CNN_WINOGRAD_STORE_SUM(T, VALUE, SUFFIX)                                               \
+    do {                                                                                       \
+        if (residual == NULL && relu)                                                          \
+            CNN_WINOGRAD_STORE_PAIRS(T, cnn_relu_##SUFFIX(VALUE));                             \
+        else if (residual == NULL)                                                             \
+            CNN_WINOGRAD_STORE_PAIRS(T, VALUE);                                                \
+        else if (relu)                                                                         \
+            CNN_WINOGRAD_STORE_PAIRS(T, cnn_relu_##SUFFIX((VALUE) + residual[j]));             \
+        else                                                                                   \
+            CNN_WINOGRAD_STORE_PAIRS(T, (VALUE) + residual[j]);                                \
     } while (0)
 
 #define CNN_DEFINE_WINOGRAD_STORE(SUFFIX, T)                                                   \
     static inline void cnn_winograd_store_row_##SUFFIX(const T *restrict even,                 \
                                                        const T *restrict odd, ptrdiff_t n,     \
                                                        T bias, const T *affine, int relu,      \
+                                                       const T *restrict residual,             \
                                                        T *restrict out)                        \
     {                                                                                          \
         ptrdiff_t i;                                                                           \
         if (affine) {                                                                          \
             T m = affine[0], a = affine[1], b = affine[2];                                     \
-            if (relu)                                                                          \
-                CNN_WINOGRAD_STORE_PAIRS(                                                      \
-                    T, cnn_relu_##SUFFIX(cnn_affine_##SUFFIX(v, m, a, b)));                    \
-            else                                                                               \
-                CNN_WINOGRAD_STORE_PAIRS(T, cnn_affine_##SUFFIX(v, m, a, b));                  \
-        } else if (relu) {                                                                     \
-            CNN_WINOGRAD_STORE_PAIRS(T, cnn_relu_##SUFFIX(v));                                 \
+            CNN_WINOGRAD_STORE_SUM(T, cnn_affine_##SUFFIX(v, m, a, b), SUFFIX);                \
         } else {                                                                               \
-            CNN_WINOGRAD_STORE_PAIRS(T, v);                                                    \
+            CNN_WINOGRAD_STORE_SUM(T, v, SUFFIX);                                              \
         }                                                                                      \
     }
 
 CNN_DEFINE_WINOGRAD_STORE(f32, float)
 CNN_DEFINE_WINOGRAD_STORE(f64, double)
 #undef CNN_WINOGRAD_STORE_PAIRS
+#undef CNN_WINOGRAD_STORE_SUM
 
 /* ReLU and the 2x2 max-pool of n output tiles (each tile is one pooling window): rows[q][i] is
  * value q (row-major in the window) of tile first + i, before the bias. pooled[i] is the ReLU'd
