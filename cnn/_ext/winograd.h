@@ -170,7 +170,7 @@ CNN_DEFINE_WINOGRAD_PRODUCT(cnn_winograd_product_pair_f32, float, CNN_PAIR_BLOCK
  * pass, each value computed in registers and stored once. (Three passes over the row, the
  * interleave's stores re-read at once by the affine map's vector loads, stalled on store
  * forwarding: a fifth of a 16-channel layer's time; the residual's own pass over the output
- * cost ResNet-8's residual layers XXX.) The variants are separate loops, so that gcc
+ * cost a 16 -> 16 layer at 32 x 32 about 4%.) The variants are separate loops, so that gcc
  * vectorizes each (the interleave with permutes). CNN_WINOGRAD_STORE_PAIRS is the loop, over
  * the function's own i, n, even, odd, bias, residual and out: EXPR makes the value stored at
  * out[j] from v. */
