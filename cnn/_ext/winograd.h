@@ -113,6 +113,17 @@
         ptrdiff_t tx = 0;                                                                      \
         CNN_ALONG_TILES(T, CNN_INPUT_ALONG_ROW);                                               \
     }                                                                                          \
+    /* `rows` rows of n tiles, row r's split rows from even + 2 r wp, its tiles at o + r n     \
+     * (V's rows of tiles are consecutive): one call for a channel's rows, where a call per    \
+     * row of 16 tiles (a 32-wide image's) set up V's 16 destinations for one vector. */       \
+    static inline void cnn_winograd_input_rows_##SUFFIX(const T *even, ptrdiff_t half,         \
+                                                        ptrdiff_t wp, ptrdiff_t rows,          \
+                                                        ptrdiff_t n, T *o, ptrdiff_t vs)       \
+    {                                                                                          \
+        ptrdiff_t r;                                                                           \
+        for (r = 0; r < rows; r++)                                                             \
+            cnn_winograd_input_row_##SUFFIX(even + 2 * r * wp, half, wp, n, o + r * n, vs);    \
+    }                                                                                          \
     static inline void cnn_winograd_output_row_##SUFFIX(const T *a, ptrdiff_t ms, ptrdiff_t n, \
                                                         T *const *rows)                        \
     {                                                                                          \
