@@ -137,6 +137,26 @@ def test_avg_pool_sums_each_plane_alone_whatever_its_neighbours(isa, threads, dt
         assert pooled.tobytes() == alone.reshape(pooled.shape).tobytes()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [(7, 7), (4, 4), (1, 3)])  # 49 values (3 x 16 + 1), 16, 3
+def test_a_global_avg_pool_is_the_planes_mean_at_any_thread_count(isa, threads, dtype, size):
+    # A window covering the whole plane sums it in partial sums (pool.pyx's _plane_sum): the
+    # means of float64 sums within rounding, the same bits on 1 and 2 threads (2048 planes:
+    # enough values to share them) and for a plane pooled alone.
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal((64, 32) + size) * 100).astype(dtype)
+    expected = x.astype(np.float64).mean(axis=(2, 3), keepdims=True)
+    results = []
+    for n in (1, 2):
+        cnn.set_num_threads(n)
+        results.append(avg_pool2d(x, size, size, 0))
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(results[0], expected, rtol=tol, atol=tol)
+    assert results[0].tobytes() == results[1].tobytes()
+    alone = avg_pool2d(np.ascontiguousarray(x[5:6, 7:8]), size, size, 0)
+    assert alone.tobytes() == results[0][5:6, 7:8].tobytes()
+
+
 @given(pool_cases(dilation=False), st.booleans())
 def test_avg_pool_backward_is_the_adjoint(isa, case, count_include_pad):
     x, k, s, p, _, ceil_mode = case

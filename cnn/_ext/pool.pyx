@@ -29,6 +29,12 @@ from libc.stdlib cimport free, malloc
 cdef Py_ssize_t MIN_PARALLEL_WORK = 1 << 14
 # Average-pooling sums this many planes side by side (see _avg_pool_planes).
 DEF PLANE_GROUP = 8
+# A global average pool sums each plane in this many partial sums (_plane_sum).
+DEF SUM_LANES = 16
+# A global average pool shares its planes among the threads from this many input values on
+# (ResNet-8's batch-1000 forward pools chunks of 31 images, 127k values: 2.1 -> 1.1 ms shared;
+# 8 images alone 12.4 -> 9.4 us).
+cdef Py_ssize_t MIN_PARALLEL_SUM = 1 << 15
 
 
 cdef inline Py_ssize_t _chunk(Py_ssize_t planes, int num_threads) noexcept nogil:
@@ -170,6 +176,42 @@ cdef void _avg_pool_planes(const floating[:, :, ::1] x, floating[:, :, ::1] out,
                 out[first + g, oy, ox] = total[g] / divisor
 
 
+cdef floating _plane_sum(const floating* values, Py_ssize_t n) noexcept nogil:
+    """The sum of n contiguous values in one fixed order: SUM_LANES partial sums side by side
+    (lane j adds values j, j + SUM_LANES, ... in turn: gcc vectorizes the lanes), then lane
+    j + half added to lane j, halving half from SUM_LANES / 2 to 1. A global average pool
+    (ResNet-8's last 8 x 8 planes) summed each plane value by value, as _avg_pool_planes' windows
+    do: 2.2 ms of a batch-1000 forward of about 100."""
+    cdef floating lanes[SUM_LANES]
+    cdef Py_ssize_t i, j, half = SUM_LANES // 2, whole = n - n % SUM_LANES
+    for j in range(SUM_LANES):
+        lanes[j] = 0
+    for i in range(0, whole, SUM_LANES):
+        for j in range(SUM_LANES):
+            lanes[j] = lanes[j] + values[i + j]
+    for j in range(n - whole):
+        lanes[j] = lanes[j] + values[whole + j]
+    while half > 0:
+        for j in range(half):
+            lanes[j] = lanes[j] + lanes[j + half]
+        half = half // 2
+    return lanes[0]
+
+
+cdef void _global_avg_pool(const floating[:, :, ::1] x, floating[:, :, ::1] out,
+                           int num_threads) noexcept nogil:
+    """out[p, 0, 0] = the mean of plane p (a window covering the whole plane, no padding):
+    _plane_sum's order, the same for any thread count."""
+    cdef Py_ssize_t p, planes = x.shape[0], size = x.shape[1] * x.shape[2]
+    cdef const floating* first = &x[0, 0, 0]
+    if planes > 1 and num_threads > 1 and planes * size >= MIN_PARALLEL_SUM:
+        for p in prange(planes, schedule="static", num_threads=num_threads):
+            out[p, 0, 0] = _plane_sum(first + p * size, size) / size
+    else:
+        for p in range(planes):
+            out[p, 0, 0] = _plane_sum(first + p * size, size) / size
+
+
 cdef void _avg_pool_backward_plane(const floating* grad_out, Py_ssize_t oh, Py_ssize_t ow,
                                    floating* grad_in, Py_ssize_t H, Py_ssize_t W,
                                    Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
@@ -289,6 +331,11 @@ def avg_pool_forward(const floating[:, :, ::1] x,     # IN  (P, H, W)
     cdef bint parallel = (num_threads > 1 and groups > 1
                           and planes * out.shape[1] * out.shape[2] >= MIN_PARALLEL_WORK)
     _check(kh, kw, sh, sw, ph, pw, 1, 1, planes, out.shape[0])
+    if (out.shape[1] == 1 and out.shape[2] == 1 and kh == x.shape[1] and kw == x.shape[2]
+            and ph == 0 and pw == 0 and planes > 0 and kh * kw > 0):
+        with nogil:
+            _global_avg_pool(x, out, num_threads)
+        return
     with nogil:
         if parallel:
             for group in prange(groups, schedule="dynamic",
