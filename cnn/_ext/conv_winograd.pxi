@@ -332,8 +332,9 @@ cdef void _winograd_output(const floating* m, Py_ssize_t f_rows, Py_ssize_t tile
     tiles of rows ty_first..ty_last-1 (m holds those, tile (ty, tx) at (ty - ty_first) *
     tiles_w + tx), then batch norm's affine map (`affine`: NULL or 3 rows of f_padded: mean,
     scale, shift), the `residual` (NULL, or an image like out's, added) and ReLU as in the
-    direct kernel (a last tile's row or column past the output is dropped); or, when `pooled` is not NULL, ReLU and the 2x2 max-pool of each tile (a tile
-    is a pooling window) into pooled[f] and indices[f] (oh // 2, ow // 2), and no `out`."""
+    direct kernel (a last tile's row or column past the output is dropped); or, when `pooled`
+    is not NULL, ReLU and the 2x2 max-pool of each tile (a tile is a pooling window) into
+    pooled[f] and indices[f] (oh // 2, ow // 2), and no `out`."""
     cdef Py_ssize_t f, ty, t0, n, y, r, j, count, ms = _spread(f_rows * tiles_padded)
     # Pooling an even-sized output, the tiles are the windows in the same order: a channel's
     # tiles run as one row (vectors of them). Otherwise as many rows of tiles as fit in

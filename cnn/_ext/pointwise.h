@@ -13,7 +13,7 @@
  * Branch-free on purpose: written in Cython with `or` and conditional expressions these became
  * branches that gcc neither vectorized nor predicted (on random data a batch norm with its ReLU
  * ran 50x slower than without). ReLU and its gradient mask the value's bits with an all-ones or
- * all-zeros word, which gcc vectorizes, and which stays a branch-free and where a loop is not
+ * all-zeros word, which gcc vectorizes and which stays branch-free where a loop is not
  * vectorized: as a conditional expression, ReLU became a branch in the scalar loops of short
  * rows (an 8 x 8 Winograd layer's rows of 8 values: 64 -> 64 at batch 64 ran 1402 us with its
  * ReLU, 739 without).

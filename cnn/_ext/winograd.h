@@ -201,7 +201,7 @@ CNN_DEFINE_WINOGRAD_PRODUCT(cnn_winograd_product_pair_f32, float, CNN_PAIR_BLOCK
             out[j] = (EXPR);                                                                   \
         }                                                                                      \
     } while (0)
-/* The value, then the residual's when there is one (two loops: gcc vectorizes each). */
+/* The value, then the residual's when there is one (a loop each, so that gcc vectorizes each). */
 #define CNN_WINOGRAD_STORE_SUM(T, VALUE, SUFFIX)                                               \
     do {                                                                                       \
         if (residual == NULL && relu)                                                          \
