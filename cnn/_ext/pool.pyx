@@ -331,8 +331,9 @@ def avg_pool_forward(const floating[:, :, ::1] x,     # IN  (P, H, W)
     cdef bint parallel = (num_threads > 1 and groups > 1
                           and planes * out.shape[1] * out.shape[2] >= MIN_PARALLEL_WORK)
     _check(kh, kw, sh, sw, ph, pw, 1, 1, planes, out.shape[0])
+    # (_check has made sure the window is not empty.)
     if (out.shape[1] == 1 and out.shape[2] == 1 and kh == x.shape[1] and kw == x.shape[2]
-            and ph == 0 and pw == 0 and planes > 0 and kh * kw > 0):
+            and ph == 0 and pw == 0 and planes > 0):
         with nogil:
             _global_avg_pool(x, out, num_threads)
         return
