@@ -84,26 +84,27 @@ WINOGRAD_MIN_CHANNELS = 16
 # training step) would cost more than the multiply-adds it saves...
 WINOGRAD_MIN_OUTPUTS = 512
 # ... unless the call has at least WINOGRAD_MIN_MACS_ALONE multiply-adds of the direct kernels
-# (twice as many when an image has fewer than WINOGRAD_PAIRED_TILES 2x2 tiles: the AVX-512
-# products take 32 tiles at a time, and fewer run them half empty), and an image at least
-# WINOGRAD_MIN_MACS_PER_BYTE_ALONE of them per byte of its transformed input and products
-# (16 (C + F) values a tile, written and read back: where they outgrow the core's cache the
-# saving goes). That is how a single image (batch-1 inference, where the plan keeps the
-# transformed weights) runs by Winograd, whatever its size.
-# Measured on an AVX-512 Xeon, 2 threads, one image, Winograd's time over the direct kernels'
-# (unpooled / with ReLU and 2x2 max-pool fused), by multiply-adds and per byte:
-#   2.4M (16 -> 16 at 32x32, 32 -> 32 at 16x16, 64 -> 64 at 8x8): 1.03-1.12 / 0.88-1.05;
-#   4.7M: 32 -> 64 at 16x16 (12 a byte) 0.91 / 0.76, 16 -> 32 at 32x32 (6) 1.02-1.10 / 0.95,
-#   64 -> 128 at 8x8 (16 tiles) 1.10;
-#   9.4M: 64 -> 64 at 16x16 (18) 0.79 / 0.71, 128 -> 128 at 8x8 (36) 0.87 / 0.78, 32 -> 32 at
-#   32x32 (9) 0.89 / 0.83-0.95 (with the image cut by rows of tiles, below, 0.61-0.80 pooled:
-#   the VGG-style net's batch-1 forward 358-374 -> 327-355 us, alternating);
-#   38M: 64 -> 64 at 32x32 (18) 0.77, 128 -> 128 at 16x16 (36) 0.63, 256 -> 256 at 8x8 0.75.
-# One thread: 0.56-0.94 from 2.4M on. (Before the transform was kept, a single image needed 512
-# output pixels and 64 input channels: the CIFAR net's 32 -> 64 layer ran the direct kernels.)
-WINOGRAD_MIN_MACS_ALONE = 1 << 22
+# (four times as many when an image has fewer than WINOGRAD_PAIRED_TILES 2x2 tiles: the
+# AVX-512 products take 32 tiles at a time, and fewer run them half empty), and an image at
+# least WINOGRAD_MIN_MACS_PER_BYTE_ALONE of them per byte of its transformed input and products
+# (16 (C + F) values a tile, written and read back; the ratio is 9 C F / (16 (C + F)) whatever
+# the image's size: 4.5 for 16 -> 16, 6 for 16 -> 32, 9 for 32 -> 32). That is how a single
+# image (batch-1 inference, where the plan keeps the transformed weights) runs by Winograd.
+# Measured on an AVX-512 Xeon, one image with batch norm and ReLU, Winograd's time over the
+# direct kernels', best of 7 alternated runs, two threads / one (the fifteenth session, after
+# the fourteenth's faster Winograd transforms; the thresholds were 2^22, twice below 32 tiles
+# and 8 a byte until then):
+#   2.4M: 16 -> 16 at 32x32 0.85 / 0.83, 32 -> 32 at 16x16 0.79 / 0.78, 64 -> 64 at 8x8 (16
+#   tiles) 1.01 / 0.86;
+#   4.7M: 16 -> 32 at 32x32 1.05 / 0.88, 32 -> 64 at 16x16 0.83 / 0.72, 64 -> 128 at 8x8 (16
+#   tiles) 1.02 / 0.87;
+#   9.4M: 128 -> 128 at 8x8 (16 tiles) 0.80 / 0.81; earlier, 64 -> 64 at 16x16 0.79, 32 -> 32
+#   at 32x32 0.89 (cut by rows of tiles, below, 0.61-0.80 pooled); 38M: 0.63-0.77.
+# So layers of 16 tiles need 9.4M; the others 2.1M, of which only 16 -> 32 at 32x32 (in none
+# of the bench's nets) is no faster on two threads.
+WINOGRAD_MIN_MACS_ALONE = 1 << 21
 WINOGRAD_PAIRED_TILES = 32
-WINOGRAD_MIN_MACS_PER_BYTE_ALONE = 8
+WINOGRAD_MIN_MACS_PER_BYTE_ALONE = 4
 # A single image on several threads is cut into rows of tiles (each thread transforming only
 # its own) where the layer has no more output than input channels and each part then holds at
 # least this many tiles, else by output channels (each thread transforming the whole image):
@@ -649,7 +650,7 @@ cdef class ConvPlan:
         if batch > 1 and batch * oh * ow >= WINOGRAD_MIN_OUTPUTS:
             return True
         tiles = ((oh + 1) // 2) * ((ow + 1) // 2)
-        macs = WINOGRAD_MIN_MACS_ALONE * (1 if tiles >= WINOGRAD_PAIRED_TILES else 2)
+        macs = WINOGRAD_MIN_MACS_ALONE * (1 if tiles >= WINOGRAD_PAIRED_TILES else 4)
         # batch * macs_per_image >= macs, without overflowing
         return (self.macs_per_image >= (macs + batch - 1) // batch
                 and self.macs_per_image >= WINOGRAD_MIN_MACS_PER_BYTE_ALONE * 16
