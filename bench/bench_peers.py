@@ -106,13 +106,17 @@ class Context:
             self.settings["repeats"] = args.repeats
         self.wait_idle, self.retry_busy = args.wait_idle, args.retry_busy
         self.data = Data(benchlib.mnist_root(args.data))
-        self.compile = args.compile
+        self.compile = args.compile or args.freezing
+        self.freezing = args.freezing
         self._inference = (None, None)
         cnn.set_num_threads(args.threads)
 
     def compiled(self, model):
-        """cnn's model as timed: `cnn.compile(model)` with --compile, else the eager model."""
-        return self.cnn.compile(model) if self.compile else model
+        """cnn's model as timed: `cnn.compile(model)` with --compile (with its freezing option
+        with --freezing), else the eager model."""
+        if not self.compile:
+            return model
+        return self.cnn.compile(model, options={"freezing": self.freezing})
 
     def batch(self, fig):
         """The figure's batch size (capped in the tiny mode)."""
@@ -143,6 +147,7 @@ def environment(ctx):
     info["data"] = ctx.data.source
     info["mode"] = ctx.mode
     info["cnn_compiled"] = ctx.compile
+    info["cnn_frozen"] = ctx.freezing
     info["repeats"] = ctx.settings["repeats"]
     info["min_seconds_per_measurement"] = ctx.settings["min_time"]
     return info
@@ -195,6 +200,10 @@ def parse_args(argv):
                         "at most 2, 4 images, 1 repeat (checks agreement, times nothing real)")
     parser.add_argument("--compile", action="store_true", help="time cnn's models through "
                         "cnn.compile (captured once, replayed: the same numbers as eager)")
+    parser.add_argument("--freezing", action="store_true", help="as --compile, with "
+                        "options={'freezing': True}: inference takes the convolutions' weights "
+                        "for constants, laid out once, as an ONNX Runtime session does (training "
+                        "steps as --compile's)")
     parser.add_argument("--threads", type=int, default=2, help="threads for every library "
                         "(default 2, the cores of the reference machine)")
     parser.add_argument("--repeats", type=int, help="measurements per figure (default 15, "

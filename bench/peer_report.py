@@ -121,7 +121,7 @@ def report_text(result):
         f"python {env['python']}, numpy {env['numpy']} (BLAS {c['blas']})",
         f"cnn {c['cnn']} from {c['path']}: instruction set {c['isa']} (CPU can run "
         f"{', '.join(c['isa_available'])}), OpenMP {'on' if c['openmp'] else 'off'}, "
-        f"{c['threads']} kernel threads",
+        f"{c['threads']} kernel threads; models run {_how_run(env)}",
     ]
     for name, info in env["peers"].items():
         if not info["available"]:
@@ -141,3 +141,10 @@ def report_text(result):
     lines += [""] + [f"note: {n}" for n in result["notes"]]
     lines += ["", f"total benchmark time {result['seconds']:.0f} s"]
     return "\n".join(lines)
+
+
+def _how_run(env):
+    """How cnn's models ran (reports saved before the freezing option lack its key)."""
+    if env.get("cnn_frozen"):
+        return "through cnn.compile with freezing"
+    return "through cnn.compile" if env.get("cnn_compiled") else "eagerly"

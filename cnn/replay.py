@@ -34,6 +34,7 @@ import threading
 
 import numpy as np
 
+from ._validation import flag
 from .autograd import engine as _engine
 from .autograd import function as _function
 from .autograd import ops as _tensor_ops
@@ -64,8 +65,19 @@ def compile(model=None, *, fullgraph=False, dynamic=None, backend="inductor", mo
     Args:
         model (Module): The module. Without it, returns a decorator (``@cnn.compile(...)``).
         fullgraph (bool): Raise instead of running eagerly when a capture cannot be replayed.
-        dynamic, options: Accepted for PyTorch compatibility; every input shape gets its own
-            capture.
+        dynamic: Accepted for PyTorch compatibility; every input shape gets its own capture.
+        options (dict): Inductor's options, of which cnn reads one, ``"freezing"`` (default
+            False): with it, as with Inductor's freezing, a forward without gradients takes
+            the convolutions' weights for constants. Their kernel layouts (packed or
+            Winograd-transformed) are made at the first call with each weight array and
+            used again without reading the weights, where an unfrozen replay reads them at
+            every call to see whether they changed (at batch 1 a tenth of the VGG-style
+            net's forward). A weight changed in place afterwards (an optimizer step,
+            ``load_state_dict``, ``weight.data[...] = ...``) may then go unseen: compile the
+            model again to use new values (a parameter given a new array, ``p.data = a``, is
+            seen). Batch norm buffers and biases are read at every call either way; forward
+            passes with gradients ignore it. The other options are accepted for PyTorch
+            compatibility and change nothing.
         backend (str): ``"inductor"`` (the default), ``"eager"`` or ``"aot_eager"``: all mean
             the one way cnn compiles.
         mode (str): torch's modes are accepted; all mean the one way cnn compiles.
@@ -85,6 +97,10 @@ def compile(model=None, *, fullgraph=False, dynamic=None, backend="inductor", mo
                          f"{_BACKENDS}, got {backend!r}")
     if mode not in _MODES:
         raise ValueError(f"mode: expected one of {_MODES}, got {mode!r}")
+    if options is not None and not isinstance(options, dict):
+        raise TypeError(f"options: expected a dict of option names to values, or None, got "
+                        f"{type(options).__name__}")
+    freezing = flag((options or {}).get("freezing", False), "options['freezing']")
     if model is None:
         return lambda module: compile(module, fullgraph=fullgraph, dynamic=dynamic,
                                       backend=backend, mode=mode, options=options,
@@ -94,7 +110,7 @@ def compile(model=None, *, fullgraph=False, dynamic=None, backend="inductor", mo
                         f"{type(model).__name__}")
     if disable:
         return model
-    return CompiledModule(model, fullgraph=bool(fullgraph))
+    return CompiledModule(model, fullgraph=bool(fullgraph), freezing=freezing)
 
 
 class CompiledModule(Module):
@@ -104,10 +120,11 @@ class CompiledModule(Module):
         _orig_mod (Module): The compiled module (its parameters are this module's).
     """
 
-    def __init__(self, model, fullgraph=False):
+    def __init__(self, model, fullgraph=False, freezing=False):
         super().__init__()
         self._orig_mod = model
         object.__setattr__(self, "_fullgraph", fullgraph)
+        object.__setattr__(self, "_freezing", freezing)
         object.__setattr__(self, "_programs", {})
         object.__setattr__(self, "_listed_version", None)
 
@@ -139,7 +156,7 @@ class CompiledModule(Module):
             return self._eager(program.refused, args, kwargs)
         if len(self._programs) > 64:
             self._programs.clear()
-        program = _capture(model, args, leaves)
+        program = _capture(model, args, leaves, self._freezing)
         self._programs[signature] = program
         if program.refused is not None and self._fullgraph:
             raise RuntimeError(f"cnn.compile(fullgraph=True): the forward cannot be replayed: "
@@ -231,10 +248,11 @@ class _Recorder:
                             f"replay would not repeat")
 
 
-def _capture(model, args, leaves):
+def _capture(model, args, leaves, freezing=False):
     """Run `model` eagerly on `args` while recording: a _Program (refused or replayable) that
     also holds this run's result. Its version is the modules' after the run (a first forward
-    may build modules, e.g. Sequential's fused layers)."""
+    may build modules, e.g. Sequential's fused layers). With `freezing`, a program without
+    gradients runs its freezable ops frozen (compile's options)."""
     if any(m._forward_pre_hooks or m._forward_hooks for m in model.modules()):
         result = model(*args)
         return _Program.refusal("a module has forward hooks", structure_version(), result)
@@ -251,14 +269,15 @@ def _capture(model, args, leaves):
             recorder.refused = "the forward returns a Tensor that no op made"
     if recorder.refused is not None:
         return _Program.refusal(recorder.refused, version, result)
-    return _Program(recorder, args, leaves, recorder.slots[id(result)], result, version)
+    return _Program(recorder, args, leaves, recorder.slots[id(result)], result, version,
+                    freezing)
 
 
 class _Program:
     """A captured forward: its steps, the shape and dtype of every value, where the result is,
     and the backward order."""
 
-    def __init__(self, recorder, inputs, leaves, result_slot, result, version):
+    def __init__(self, recorder, inputs, leaves, result_slot, result, version, freezing=False):
         self.version = version
         self.refused = None
         self.result = result
@@ -301,6 +320,8 @@ class _Program:
                 sources.append(source)
             last_read[slot] = i  # a value no step reads is let go once made
             run = getattr(cls, "inference", None) or _without_ctx(cls, len(specs))
+            if freezing and cls.freezable and not self.grad:
+                kwargs = {**(kwargs or {}), "frozen": True}
             self.forwards.append((run, _gatherer(sources), kwargs or None, slot))
         released = [[] for _ in self.forwards]
         for slot, i in last_read.items():

@@ -104,3 +104,13 @@ def test_slow_contenders_get_an_untimed_call_before_each_measurement():
     # 3 warm-up calls, then per repeat one untimed call and the measurement's calls.
     assert calls["slow"] == 3 + 3 * (1 + samples["slow"].number)
     assert calls["fast"] == 3 + 3 * samples["fast"].number
+
+
+def test_freezing_times_the_frozen_compiled_models():
+    text = run_bench("--freezing", "--only", "resnet8-latency-b1", "--skip", "torch,jax,ort")
+    assert "models run through cnn.compile with freezing" in text
+    result = json.loads(run_bench("--freezing", "--json", "--only", "resnet8-latency-b1",
+                                  "--skip", "jax"))
+    assert result["environment"]["cnn_frozen"] and result["environment"]["cnn_compiled"]
+    if installed("ort"):  # the frozen model computes what ONNX Runtime computes
+        assert result["figures"][0]["check"]["ort"]["agrees"]

@@ -136,6 +136,15 @@ _NORM_ARRAYS = ("running_mean", "running_var", "batch_norm weight", "batch_norm 
 # The layouts of kept weights (_lay_out_weights).
 DEF DIRECT_PACKING = 0
 DEF WINOGRAD_TRANSFORM = 1
+# What a call does with the weights' layout (_kept_weights): made for it alone (a training
+# step's weights change at every call), kept and used again while the weights' bytes keep their
+# fingerprint, or kept and used again without reading the weights (frozen: cnn.compile's
+# freezing, whose caller vouches that they are unchanged; at batch 1 the fingerprint's reading
+# of every weight was a tenth of the VGG-style net's forward, and pushed the kept layouts out of
+# the cores' caches).
+DEF LAYOUT_FOR_THE_CALL = 0
+DEF LAYOUT_CHECKED = 1
+DEF LAYOUT_FROZEN = 2
 # Bytes from which the team shares the fingerprint of weights (_fingerprint_chunks).
 cdef Py_ssize_t MIN_PARALLEL_FINGERPRINT = 1 << 16
 
@@ -147,6 +156,17 @@ cdef inline bint _flag(value, str name) except -1:
     if value is False:
         return False
     return flag(value, name)
+
+
+cdef int _layout_use(keep_packing, frozen) except -1:
+    """What a forward call's keep_packing and frozen flags ask of its weights' layout:
+    LAYOUT_FOR_THE_CALL, LAYOUT_CHECKED or LAYOUT_FROZEN (_kept_weights)."""
+    if not _flag(keep_packing, "keep_packing"):
+        if _flag(frozen, "frozen"):
+            raise ValueError("frozen: a frozen call uses a kept layout, so it needs "
+                             "keep_packing=True, got keep_packing=False")
+        return LAYOUT_FOR_THE_CALL
+    return LAYOUT_FROZEN if _flag(frozen, "frozen") else LAYOUT_CHECKED
 
 
 cdef inline Py_ssize_t _round_up(Py_ssize_t n, Py_ssize_t multiple) noexcept nogil:
@@ -666,7 +686,7 @@ cdef class ConvPlan:
     # ***** forward *****
 
     def forward(self, x, weight, bias=None, relu=False, keep_columns=False, num_threads=1,
-                batch_norm=None, residual=None, keep_packing=True):
+                batch_norm=None, residual=None, keep_packing=True, frozen=False):
         """conv2d(x, weight) + bias, then a batch norm in evaluation mode, a residual and ReLU
         when asked.
 
@@ -692,6 +712,9 @@ cdef class ConvPlan:
                 them while its values are unchanged (_kept_weights): for inference; false
                 where the weights change at every call (a training step's) or are made for one
                 call, whose copy would only cost.
+            frozen: with keep_packing, use a layout kept for this very array without reading
+                its values again (cnn.compile's freezing: the caller vouches that they have
+                not changed since; a change in place may then go unseen).
 
         Returns:
             (out (N, F, OH, OW), columns or None)
@@ -700,7 +723,7 @@ cdef class ConvPlan:
         weight = self._array(weight, "weight", self.weight_shape)
         bias = self._bias(bias)
         relu = _flag(relu, "relu")
-        keep_packing = _flag(keep_packing, "keep_packing")
+        keep = _layout_use(keep_packing, frozen)
         threads = self._team(x.shape[0], self._threads(num_threads))
         if residual is not None:
             residual = self._array(residual, "residual", (x.shape[0],) + self.output_shape)
@@ -727,8 +750,8 @@ cdef class ConvPlan:
         out = np.empty((x.shape[0],) + self.output_shape, dtype=self.dtype)
         ph, pw = self.padding
         if self._winograd_pays(x.shape[0]):
-            self._winograd(x, weight, bias, coefficients, out, relu, threads, keep_packing,
-                           None, None, residual)
+            self._winograd(x, weight, bias, coefficients, out, relu, threads, keep, None,
+                           None, residual)
             return out, None
         parts = self._parts(x.shape[0], threads)
         if self.conv_rows:
@@ -736,7 +759,7 @@ cdef class ConvPlan:
                             parts, threads)
             self._residual_pass(out, residual, relu, threads)
             return out, None
-        wt, bias_padded, scratch = self._direct_operands(weight, bias, threads, keep_packing)
+        wt, bias_padded, scratch = self._direct_operands(weight, bias, threads, keep)
         if self.double_precision:
             _conv_forward[double](x, wt, bias_padded, self.taps, self.origins, coefficients,
                                   out, scratch, ph, pw, relu, parts, threads, None, residual)
@@ -828,14 +851,14 @@ cdef class ConvPlan:
             np.add(out, residual, out=out)
 
     cdef _winograd(self, x, weight, bias, coefficients, out, bint relu, Py_ssize_t threads,
-                   bint keep_packing, pooled=None, indices=None, residual=None):
+                   int keep, pooled=None, indices=None, residual=None):
         """out = the forward by conv_winograd.pxi (checked arrays; a residual added as
         forward says), or with `pooled` and `indices` (then `out` is None) its ReLU and 2x2
         max-pool. Threads take whole images, or share each image (by rows of tiles or by
         output channels: _winograd_forward) when whole images would leave a thread idle."""
         c = self.input_shape[0]
         f, oh, ow = self.output_shape
-        u = self._transformed_weights(weight, threads, keep_packing)
+        u = self._transformed_weights(weight, threads, keep)
         bias_padded = self._padded_bias(bias)
         # Whole images go to the threads, unless that would leave one idle or the last ones
         # alone (3 images on 2 threads): then each image is shared (_winograd_forward).
@@ -859,14 +882,14 @@ cdef class ConvPlan:
                                      residual)
 
     def forward_relu_pool(self, x, weight, bias=None, num_threads=1, with_indices=True,
-                          keep_packing=True):
+                          keep_packing=True, frozen=False):
         """max_pool2d(relu(conv2d(x, weight) + bias), 2) in one pass, without storing the
         convolution's output (groups = 1; Winograd pools each 2x2 output tile, its window).
 
         Args:
             with_indices: also return the argmax positions (what backward_relu_pool needs);
                 without them (inference) the kernels write nothing but the pooled values.
-            keep_packing: as forward's.
+            keep_packing, frozen: as forward's.
 
         Returns:
             (pooled, indices), both (N, F, OH // 2, OW // 2); indices (int64) are the argmax
@@ -883,7 +906,7 @@ cdef class ConvPlan:
         x = self._input(x)
         weight = self._array(weight, "weight", self.weight_shape)
         bias = self._bias(bias)
-        keep_packing = _flag(keep_packing, "keep_packing")
+        keep = _layout_use(keep_packing, frozen)
         threads = self._team(x.shape[0], self._threads(num_threads))
         shape_ = (x.shape[0], self.output_shape[0], oh // 2, ow // 2)
         pooled = np.empty(shape_, dtype=self.dtype)
@@ -902,14 +925,13 @@ cdef class ConvPlan:
             return pooled, indices
         if self._winograd_pays(x.shape[0]):
             # Each 2x2 output tile is one pooling window: pooled in the output transform.
-            self._winograd(x, weight, bias, None, None, True, threads, keep_packing, pooled,
-                           indices)
+            self._winograd(x, weight, bias, None, None, True, threads, keep, pooled, indices)
             return pooled, indices
         parts = self._parts(x.shape[0], threads)
         if self.pool_rows:
             self._pool_rows(x, weight, bias, pooled, indices, parts, threads)
             return pooled, indices
-        wt, bias_padded, scratch = self._direct_operands(weight, bias, threads, keep_packing)
+        wt, bias_padded, scratch = self._direct_operands(weight, bias, threads, keep)
         ph, pw = self.padding
         if self.double_precision:
             _conv_relu_pool_forward[double](x, wt, bias_padded, self.taps, pooled,
@@ -1004,11 +1026,11 @@ cdef class ConvPlan:
             return 1
         return threads
 
-    cdef tuple _direct_operands(self, weight, bias, Py_ssize_t threads, bint keep_packing):
+    cdef tuple _direct_operands(self, weight, bias, Py_ssize_t threads, int keep):
         """The weights repacked so that a tile's output channels are one vector (wt[tap, f],
         zero-padded channels: _packed_weights), the bias padded to whole tiles, and the
         padded images, one per thread."""
-        return (self._packed_weights(weight, threads, keep_packing), self._padded_bias(bias),
+        return (self._packed_weights(weight, threads, keep), self._padded_bias(bias),
                 self._scratch(1, threads, self.image_size))
 
     cdef object _padded_bias(self, bias):
@@ -1021,23 +1043,23 @@ cdef class ConvPlan:
             _pad_bias[float](bias, padded)
         return padded
 
-    cdef object _packed_weights(self, weight, Py_ssize_t threads, bint keep):
+    cdef object _packed_weights(self, weight, Py_ssize_t threads, int keep):
         """wt (taps, F_padded), `weight` repacked for the register tile block of channels by
         block (_pack, conv_pack.h), as a typed memoryview (_rows_view): packing transposes
         every weight, which cost a batch-1 layer up to a fifth of its time, so it is kept
         (_kept_weights)."""
         return self._kept_weights(DIRECT_PACKING, weight, threads, keep)
 
-    cdef object _transformed_weights(self, weight, Py_ssize_t threads, bint keep):
+    cdef object _transformed_weights(self, weight, Py_ssize_t threads, int keep):
         """Winograd's transformed weights u (16, groups, C, lanes): _winograd_weights of
         conv_winograd.pxi, kept (_kept_weights). Made at every call, they were 16/9 of the
         weights written for each batch-1 inference."""
         return self._kept_weights(WINOGRAD_TRANSFORM, weight, threads, keep)
 
-    cdef object _kept_weights(self, int kind, weight, Py_ssize_t threads, bint keep):
-        """`weight` in the layout `kind` of the kernels (_lay_out_weights), kept (with `keep`)
-        for the next call with the same array and used again while that array's bytes are
-        still those it was made from: their fingerprint is taken then and again at each call
+    cdef object _kept_weights(self, int kind, weight, Py_ssize_t threads, int keep):
+        """`weight` in the layout `kind` of the kernels (_lay_out_weights), kept (unless `keep`
+        is LAYOUT_FOR_THE_CALL) for the next call with the same array and used again while
+        that array's bytes are still those it was made from: their fingerprint is taken then and again at each call
         (fingerprint.h; a fraction of the packing's cost: one thread, AVX-512 Xeon, ResNet-8's
         64 -> 64 layer 50 -> 42 us, VGG's 64 -> 128 layer 92 -> 72 us). Only the values count:
         an in-place change anywhere, by an optimizer or through NumPy, is seen (a change of
@@ -1045,20 +1067,22 @@ cdef class ConvPlan:
         coincidence). The fingerprint replaced a copy compared byte for byte, which read the
         weights twice a call and pushed the laid-out weights out of the cache: the VGG-style
         net's batch-1 forward 344 -> 324 us (medians of 4 alternated processes). Training
-        steps, whose weights change at each step, keep nothing (`keep` false: the
-        fingerprint would only cost). The array is found by id and a weak reference (a new
+        steps, whose weights change at each step, keep nothing (`keep` LAYOUT_FOR_THE_CALL:
+        the fingerprint would only cost); frozen calls (LAYOUT_FROZEN) use a kept layout of
+        the array without reading it (its fingerprint is still taken when the layout is made,
+        for the checked calls). The array is found by id and a weak reference (a new
         array at a freed one's address is not it). Entries are tuples never changed once
         made, so threads sharing the plan (each call reads the entry it found) never see one
         half-written."""
         key = (kind, id(weight))
         entry = self._packings.get(key)
         if (entry is not None and entry[0]() is weight
-                and _has_fingerprint(weight, entry[1], threads)):
+                and (keep == LAYOUT_FROZEN or _has_fingerprint(weight, entry[1], threads))):
             return entry[2]
         laid_out = self._lay_out_weights(kind, weight, threads)
         # pop, not del: another thread may have changed the dict while the comparison and the
         # packing ran without the GIL.
-        if keep:
+        if keep != LAYOUT_FOR_THE_CALL:
             if entry is None and len(self._packings) >= PACKINGS_KEPT:
                 self._packings.pop(next(iter(self._packings), None), None)  # the oldest
             self._packings[key] = (weakref.ref(weight), _fingerprint(weight, threads), laid_out)
@@ -1381,7 +1405,8 @@ cdef class ConvPlan:
         this plan's; out is the larger input gradient a phase belongs to)."""
         threads = self._team(x.shape[0], threads)
         parts = self._parts(x.shape[0], threads)
-        wt, bias_padded, scratch = self._direct_operands(weight, None, threads, False)
+        wt, bias_padded, scratch = self._direct_operands(weight, None, threads,
+                                                         LAYOUT_FOR_THE_CALL)
         ph, pw = self.padding
         if self.double_precision:
             _conv_forward[double](x, wt, bias_padded, self.taps, origins, None, out, scratch,

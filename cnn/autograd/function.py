@@ -208,9 +208,14 @@ class Function:
             the same bits whatever the batch: ``cnn.compile`` may then run a large batch's
             leading steps of such ops a few images at a time (``cnn.replay``). Empty unless a
             subclass names them.
+        freezable (bool): Whether ``inference`` takes ``frozen=True``: ``cnn.compile``'s
+            freezing (``options={"freezing": True}``) then lets the op use the kernel layout it
+            keeps of its weights without reading the weights again. False unless a subclass
+            says so.
     """
 
     per_image = ()
+    freezable = False
 
     @staticmethod
     def forward(ctx, *args, **kwargs):

@@ -27,6 +27,7 @@ class Conv2d(Function):
     gradients only)."""
 
     per_image = (0,)  # the plan's batch-dependent choice is checked (runs_winograd)
+    freezable = True
 
     @staticmethod
     def forward(ctx, x, weight, bias, plan, *batch_norm, relu=False):
@@ -40,8 +41,9 @@ class Conv2d(Function):
         return out
 
     @staticmethod
-    def inference(threads, x, weight, bias, plan, *batch_norm, relu=False):
-        return plan.forward(x, weight, bias, relu, False, threads, batch_norm or None)[0]
+    def inference(threads, x, weight, bias, plan, *batch_norm, relu=False, frozen=False):
+        return plan.forward(x, weight, bias, relu, False, threads, batch_norm or None, None,
+                            True, frozen)[0]
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -64,6 +66,7 @@ class Conv2dAddReLU(Function):
     (ConvPlan.forward's residual)."""
 
     per_image = (0, 4)
+    freezable = True
 
     @staticmethod
     def forward(ctx, x, weight, bias, plan, residual, *batch_norm):
@@ -71,9 +74,9 @@ class Conv2dAddReLU(Function):
                                        *batch_norm)
 
     @staticmethod
-    def inference(threads, x, weight, bias, plan, residual, *batch_norm):
+    def inference(threads, x, weight, bias, plan, residual, *batch_norm, frozen=False):
         return plan.forward(x, weight, bias, True, False, threads, batch_norm or None,
-                            residual)[0]
+                            residual, True, frozen)[0]
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -93,6 +96,7 @@ class ConvReLUMaxPool2d(Function):
     without the convolution-sized gradient."""
 
     per_image = (0,)
+    freezable = True
 
     @staticmethod
     def forward(ctx, x, weight, bias, plan):
@@ -105,8 +109,8 @@ class ConvReLUMaxPool2d(Function):
         return pooled
 
     @staticmethod
-    def inference(threads, x, weight, bias, plan):
-        return plan.forward_relu_pool(x, weight, bias, threads, False)[0]
+    def inference(threads, x, weight, bias, plan, frozen=False):
+        return plan.forward_relu_pool(x, weight, bias, threads, False, True, frozen)[0]
 
     @staticmethod
     def backward(ctx, grad_output):
