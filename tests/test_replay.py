@@ -65,6 +65,19 @@ def train(model, batches, seed):
     return losses, [p.grad.numpy().copy() for p in model.parameters()]
 
 
+def assert_trains_like_eager(eager, model, compiled, batches):
+    """SGD steps on `compiled` (around `model`) give eager's losses, gradients and state, bit
+    for bit."""
+    eager_losses, eager_grads = train(eager, batches, 1)
+    losses, grads = train(compiled, batches, 1)
+    assert losses == eager_losses
+    for a, b in zip(grads, eager_grads):
+        assert a.tobytes() == b.tobytes()
+    for (key, value), (key_eager, value_eager) in zip(model.state_dict().items(),
+                                                      eager.state_dict().items()):
+        assert key == key_eager and value.tobytes() == value_eager.tobytes(), key
+
+
 @pytest.mark.parametrize("build, shape, dtype", [(lenet, (1, 28, 28), np.float32),
                                                  (vgg_like, (3, 16, 16), np.float32),
                                                  (resnet, (3, 16, 16), np.float32),
@@ -76,14 +89,7 @@ def test_training_steps_equal_eager_bit_for_bit(build, shape, dtype, rng):
     compiled = cnn.compile(model)
     batches = [(rng.standard_normal((6,) + shape).astype(dtype), rng.integers(0, 10, 6))
                for _ in range(4)]
-    eager_losses, eager_grads = train(eager, batches, 1)
-    losses, grads = train(compiled, batches, 1)
-    assert losses == eager_losses
-    for a, b in zip(grads, eager_grads):
-        assert a.tobytes() == b.tobytes()
-    for (key, value), (key_eager, value_eager) in zip(model.state_dict().items(),
-                                                      eager.state_dict().items()):
-        assert key == key_eager and value.tobytes() == value_eager.tobytes(), key
+    assert_trains_like_eager(eager, model, compiled, batches)
     (program,) = compiled._programs.values()
     assert program.refused is None
 
