@@ -1059,9 +1059,10 @@ cdef class ConvPlan:
     cdef object _kept_weights(self, int kind, weight, Py_ssize_t threads, int keep):
         """`weight` in the layout `kind` of the kernels (_lay_out_weights), kept (unless `keep`
         is LAYOUT_FOR_THE_CALL) for the next call with the same array and used again while
-        that array's bytes are still those it was made from: their fingerprint is taken then and again at each call
-        (fingerprint.h; a fraction of the packing's cost: one thread, AVX-512 Xeon, ResNet-8's
-        64 -> 64 layer 50 -> 42 us, VGG's 64 -> 128 layer 92 -> 72 us). Only the values count:
+        that array's bytes are still those it was made from: their fingerprint is taken then
+        and again at each call (fingerprint.h; a fraction of the packing's cost: one thread,
+        AVX-512 Xeon, ResNet-8's 64 -> 64 layer 50 -> 42 us, VGG's 64 -> 128 layer 92 -> 72
+        us). Only the values count:
         an in-place change anywhere, by an optimizer or through NumPy, is seen (a change of
         one 8-byte word in each of a chunk's lanes always, more only but for a 64-bit
         coincidence). The fingerprint replaced a copy compared byte for byte, which read the
