@@ -178,7 +178,8 @@ def test_pooling_along_rows_gives_the_separate_kernels_bits(isa, threads, small_
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("channels, kernel", [((3, 16), 3), ((3, 32), 3), ((1, 6), 5),
-                                              ((2, 5), 3), ((7, 9), 3)])
+                                              ((2, 5), 3), ((7, 9), 3), ((2, 7), 3),
+                                              ((4, 3), 3)])  # groups of 2 to 8 channels
 @pytest.mark.parametrize("relu, affine", [(False, False), (True, False), (True, True)])
 def test_rows_of_few_tap_layers_give_the_tiles_bits(isa, threads, small_layers_shared, dtype,
                                                     batch, channels, kernel, relu, affine):

@@ -53,6 +53,16 @@
 #define CNN_ROW_GROUP 3
 #endif
 
+/* The unpooled rows sum two window positions (two output rows) a channel: AVX-512 holds 8
+ * channels' (16 accumulators); with 4 the loop over a kernel row's 3 columns had 8
+ * multiply-adds a step, too few to keep both FMA units busy (ResNet-8's and the VGG-style net's
+ * first layers ran at half the core's peak). */
+#if defined(__AVX512F__)
+#define CNN_ROWS_GROUP 8
+#else
+#define CNN_ROWS_GROUP CNN_ROW_GROUP
+#endif
+
 /* Pooled row py of the output channels f0 .. f0 + count - 1 (count <= GROUP):
  * pooled[f * plane + py * pooled_w + m] = max over the window of relu(conv + bias), and when
  * indices is not NULL the argmax's position y * conv_w + x in the convolution's plane.
@@ -205,20 +215,35 @@ CNN_DEFINE_CONV_POOL_ROW(cnn_conv_pool_row4_f64, double, int64_t, 4)
 CNN_DEFINE_CONV_ROWS(cnn_conv_rows2_f32, float, int32_t, 2, f32)
 CNN_DEFINE_CONV_ROWS(cnn_conv_rows3_f32, float, int32_t, 3, f32)
 CNN_DEFINE_CONV_ROWS(cnn_conv_rows4_f32, float, int32_t, 4, f32)
+CNN_DEFINE_CONV_ROWS(cnn_conv_rows6_f32, float, int32_t, 6, f32)
+CNN_DEFINE_CONV_ROWS(cnn_conv_rows8_f32, float, int32_t, 8, f32)
 CNN_DEFINE_CONV_ROWS(cnn_conv_rows2_f64, double, int64_t, 2, f64)
 CNN_DEFINE_CONV_ROWS(cnn_conv_rows3_f64, double, int64_t, 3, f64)
 CNN_DEFINE_CONV_ROWS(cnn_conv_rows4_f64, double, int64_t, 4, f64)
+CNN_DEFINE_CONV_ROWS(cnn_conv_rows6_f64, double, int64_t, 6, f64)
+CNN_DEFINE_CONV_ROWS(cnn_conv_rows8_f64, double, int64_t, 8, f64)
 
-/* The groups of `channels` output channels: how many, and the first channel of group g (the
- * next group's first minus it is its size, at most CNN_ROW_GROUP). */
-static inline ptrdiff_t cnn_row_groups(ptrdiff_t channels)
+/* The groups of `channels` output channels of at most `most` each: how many, and the first
+ * channel of group g (the next group's first minus it is its size). */
+static inline ptrdiff_t cnn_groups_of(ptrdiff_t channels, ptrdiff_t most)
 {
-    return (channels + CNN_ROW_GROUP - 1) / CNN_ROW_GROUP;
+    return (channels + most - 1) / most;
 }
 
-static inline ptrdiff_t cnn_row_group_start(ptrdiff_t channels, ptrdiff_t g)
+static inline ptrdiff_t cnn_group_start(ptrdiff_t channels, ptrdiff_t most, ptrdiff_t g)
 {
-    return g * channels / cnn_row_groups(channels);
+    return g * channels / cnn_groups_of(channels, most);
+}
+
+/* The pooled rows' groups (CNN_ROW_GROUP) and the unpooled rows' (CNN_ROWS_GROUP). */
+static inline ptrdiff_t cnn_row_groups(ptrdiff_t channels)
+{
+    return cnn_groups_of(channels, CNN_ROW_GROUP);
+}
+
+static inline ptrdiff_t cnn_rows_groups(ptrdiff_t channels)
+{
+    return cnn_groups_of(channels, CNN_ROWS_GROUP);
 }
 
 #define CNN_DEFINE_CONV_POOL_GROUP(SUFFIX, T)                                                  \
@@ -227,7 +252,8 @@ static inline ptrdiff_t cnn_row_group_start(ptrdiff_t channels, ptrdiff_t g)
         ptrdiff_t KW, const T *weight, const T *bias, ptrdiff_t F, ptrdiff_t g, ptrdiff_t py,  \
         ptrdiff_t pooled_w, ptrdiff_t conv_w, T *pooled, ptrdiff_t plane, int64_t *indices)    \
     {                                                                                          \
-        ptrdiff_t f0 = cnn_row_group_start(F, g), count = cnn_row_group_start(F, g + 1) - f0;  \
+        ptrdiff_t f0 = cnn_group_start(F, CNN_ROW_GROUP, g);                                   \
+        ptrdiff_t count = cnn_group_start(F, CNN_ROW_GROUP, g + 1) - f0;                       \
         if (count <= 2)                                                                        \
             cnn_conv_pool_row2_##SUFFIX(padded, C, rows, span, KH, KW, weight, bias, f0,       \
                                         count, py, pooled_w, conv_w, pooled, plane, indices);  \
@@ -249,15 +275,22 @@ CNN_DEFINE_CONV_POOL_GROUP(f64, double)
         int pair, ptrdiff_t out_w, const T *affine, ptrdiff_t f_padded, int relu, T *out,      \
         ptrdiff_t plane)                                                                       \
     {                                                                                          \
-        ptrdiff_t f0 = cnn_row_group_start(F, g), count = cnn_row_group_start(F, g + 1) - f0;  \
+        ptrdiff_t f0 = cnn_group_start(F, CNN_ROWS_GROUP, g);                                  \
+        ptrdiff_t count = cnn_group_start(F, CNN_ROWS_GROUP, g + 1) - f0;                      \
         if (count <= 2)                                                                        \
             cnn_conv_rows2_##SUFFIX(padded, C, rows, span, KH, KW, weight, bias, f0, count, y, \
                                     pair, out_w, affine, f_padded, relu, out, plane);          \
         else if (count == 3)                                                                   \
             cnn_conv_rows3_##SUFFIX(padded, C, rows, span, KH, KW, weight, bias, f0, count, y, \
                                     pair, out_w, affine, f_padded, relu, out, plane);          \
-        else                                                                                   \
+        else if (count == 4)                                                                   \
             cnn_conv_rows4_##SUFFIX(padded, C, rows, span, KH, KW, weight, bias, f0, count, y, \
+                                    pair, out_w, affine, f_padded, relu, out, plane);          \
+        else if (count <= 6)                                                                   \
+            cnn_conv_rows6_##SUFFIX(padded, C, rows, span, KH, KW, weight, bias, f0, count, y, \
+                                    pair, out_w, affine, f_padded, relu, out, plane);          \
+        else                                                                                   \
+            cnn_conv_rows8_##SUFFIX(padded, C, rows, span, KH, KW, weight, bias, f0, count, y, \
                                     pair, out_w, affine, f_padded, relu, out, plane);          \
     }
 
