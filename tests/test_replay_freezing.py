@@ -30,9 +30,9 @@ def frozen_steps(compiled):
 
 
 @pytest.mark.parametrize("build", [wide_net, resnet])
-@pytest.mark.parametrize("threads", [1, 2])
-def test_a_frozen_replay_gives_eager_bits(build, threads, rng):
-    cnn.set_num_threads(threads)
+@pytest.mark.parametrize("count", [1, 2])
+def test_a_frozen_replay_gives_eager_bits(build, count, threads, rng):
+    cnn.set_num_threads(count)
     eager, model = twins(build)
     for module in (eager, model):
         with_trained_batch_norms(module.eval(), np.random.default_rng(5))
