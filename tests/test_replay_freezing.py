@@ -50,6 +50,25 @@ def test_a_frozen_replay_gives_eager_bits(build, count, threads, rng):
         assert "Conv2dAddReLU" in frozen_steps(compiled)
 
 
+def test_a_frozen_replay_in_chunks_of_images_gives_eager_bits(monkeypatch, rng):
+    # A large batch's leading steps run a few images at a time (cnn.replay._ImageChunks),
+    # frozen as the others.
+    monkeypatch.setattr(cnn.replay, "CHUNK_BYTES", 16 * 16 * 16 * 4)
+    eager, model = twins(wide_net)
+    for module in (eager, model):
+        with_trained_batch_norms(module.eval(), np.random.default_rng(5))
+    compiled = cnn.compile(model, options=FROZEN)
+    x = cnn.tensor(rng.standard_normal((16, 3, 16, 16)).astype(np.float32))
+    with cnn.no_grad():
+        expected = eager(x).numpy()
+        for _ in range(3):
+            assert compiled(x).numpy().tobytes() == expected.tobytes()
+    (program,) = compiled._programs.values()
+    assert program.chunks is not None and len(program.chunks.bounds) > 2
+    assert all(forward[2]["frozen"] for forward in program.chunks.forwards
+               if forward[0].__qualname__.startswith("Conv"))
+
+
 @pytest.mark.parametrize("batch", [1, 9])
 def test_a_frozen_replay_does_not_read_the_weights_again(batch, rng):
     # Inductor's semantics: a weight changed in place after freezing may go unseen (here it is:
