@@ -75,9 +75,10 @@ def compile(model=None, *, fullgraph=False, dynamic=None, backend="inductor", mo
             net's forward). A weight changed in place afterwards (an optimizer step,
             ``load_state_dict``, ``weight.data[...] = ...``) may then go unseen: compile the
             model again to use new values (a parameter given a new array, ``p.data = a``, is
-            seen). Batch norm buffers and biases are read at every call either way; forward
-            passes with gradients ignore it. The other options are accepted for PyTorch
-            compatibility and change nothing.
+            seen). A batch norm folded into a convolution is taken for constants too (its
+            map made once for its arrays: statistics and affine parameters); biases are
+            read at every call. Forward passes with gradients ignore the option. The other
+            options are accepted for PyTorch compatibility and change nothing.
         backend (str): ``"inductor"`` (the default), ``"eager"`` or ``"aot_eager"``: all mean
             the one way cnn compiles.
         mode (str): torch's modes are accepted; all mean the one way cnn compiles.

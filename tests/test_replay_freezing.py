@@ -96,6 +96,30 @@ def test_a_frozen_replay_does_not_read_the_weights_again(batch, rng):
         assert renewed.tobytes() == model(x).numpy().tobytes() != after.tobytes()
 
 
+@pytest.mark.parametrize("batch", [1, 9])
+def test_a_frozen_replay_takes_folded_batch_norms_for_constants(batch, rng):
+    # Their map (statistics and affine parameters) is made once for the arrays: a change in
+    # place goes unseen as a weight's does, a new array is seen.
+    model = with_trained_batch_norms(wide_net().eval(), np.random.default_rng(5))
+    frozen, checked = cnn.compile(model, options=FROZEN), cnn.compile(model)
+    x = cnn.tensor(rng.standard_normal((batch, 3, 16, 16)).astype(np.float32))
+    norm = model[6]
+    with cnn.no_grad():
+        before = model(x).numpy()
+        for _ in range(2):
+            assert frozen(x).numpy().tobytes() == before.tobytes()
+            assert checked(x).numpy().tobytes() == before.tobytes()
+        norm.running_mean[...] += 1.0  # a buffer is an array
+        norm.weight.data.mul_(2.0)
+        assert frozen(x).numpy().tobytes() == before.tobytes()
+        after = model(x).numpy()
+        assert after.tobytes() != before.tobytes()
+        assert checked(x).numpy().tobytes() == after.tobytes()
+        norm.running_var = norm.running_var * 2  # a new array
+        renewed = frozen(x).numpy()
+        assert renewed.tobytes() == model(x).numpy().tobytes() != after.tobytes()
+
+
 def test_freezing_leaves_training_steps_as_they_were(rng):
     eager, model = twins(wide_net)
     compiled = cnn.compile(model, options=FROZEN)
@@ -129,3 +153,14 @@ def test_a_plan_freezes_only_a_kept_layout(rng):
         plan.forward(x, w, frozen=1)
     with pytest.raises(ValueError, match="frozen: a frozen call"):
         plan.forward_relu_pool(x, w, keep_packing=False, frozen=True)
+    mean, var = np.zeros(16, np.float32), np.ones(16, np.float32)
+    with pytest.raises(ValueError, match="batch_norm: expected"):
+        plan.forward(x, w, batch_norm=(mean, var), frozen=True)
+    normed = plan.forward(x, w, batch_norm=(mean, var, None, None, 1e-5), frozen=True)[0]
+    mean += 1
+    assert plan.forward(x, w, batch_norm=(mean, var, None, None, 1e-5),
+                        frozen=True)[0].tobytes() == normed.tobytes()
+    assert plan.forward(x, w, batch_norm=(mean, var, None, None, 1e-3),
+                        frozen=True)[0].tobytes() != normed.tobytes()  # another eps
+    assert plan.forward(x, w, batch_norm=(mean.copy(), var, None, None, 1e-5),
+                        frozen=True)[0].tobytes() != normed.tobytes()  # another array

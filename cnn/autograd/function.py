@@ -210,8 +210,8 @@ class Function:
             subclass names them.
         freezable (bool): Whether ``inference`` takes ``frozen=True``: ``cnn.compile``'s
             freezing (``options={"freezing": True}``) then lets the op use the kernel layout it
-            keeps of its weights without reading the weights again. False unless a subclass
-            says so.
+            keeps of its weights (and a folded batch norm's map) without reading them again.
+            False unless a subclass says so.
     """
 
     per_image = ()
