@@ -110,8 +110,8 @@ cdef extern from "conv_rows.h" nogil:
     # See conv_rows.h; the f32/f64 names differ only in the type.
     enum:
         CNN_REGISTER_BYTES
-    Py_ssize_t cnn_row_groups(Py_ssize_t channels)
-    Py_ssize_t cnn_rows_groups(Py_ssize_t channels)
+    Py_ssize_t cnn_pool_row_groups(Py_ssize_t channels)
+    Py_ssize_t cnn_conv_rows_groups(Py_ssize_t channels)
     void cnn_conv_pool_units_f32(const float* padded, Py_ssize_t C, Py_ssize_t rows,
                                  Py_ssize_t span, Py_ssize_t KH, Py_ssize_t KW,
                                  const float* weight, const float* bias, Py_ssize_t F,
@@ -618,7 +618,7 @@ cdef void _conv_relu_pool_rows(const floating[:, :, :, ::1] x,  # IN  (N, C, H, 
     cdef bint keep_indices = indices is not None
     cdef Py_ssize_t n, t, first, last, N = x.shape[0], C = x.shape[1]
     cdef Py_ssize_t F = pooled.shape[1], PH = pooled.shape[2], PW = pooled.shape[3]
-    cdef Py_ssize_t units = cnn_row_groups(F) * PH
+    cdef Py_ssize_t units = cnn_pool_row_groups(F) * PH
     if F == 0 or N == 0 or PH == 0 or PW == 0:
         return
     if parts == 1:
@@ -686,7 +686,7 @@ cdef void _conv_rows_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
     cdef Py_ssize_t n, t, first, last, N = x.shape[0], C = x.shape[1]
     cdef Py_ssize_t hp = x.shape[2] + 2 * ph, wp = x.shape[3] + 2 * pw
     cdef Py_ssize_t F = out.shape[1], OH = out.shape[2], OW = out.shape[3]
-    cdef Py_ssize_t units = cnn_rows_groups(F) * ((OH + 1) // 2)
+    cdef Py_ssize_t units = cnn_conv_rows_groups(F) * ((OH + 1) // 2)
     cdef Py_ssize_t f_padded = 0 if affine is None else affine.shape[1]
     cdef const floating* coefficients = NULL
     if F == 0 or N == 0 or OH == 0 or OW == 0:

@@ -48,9 +48,9 @@
  * possible (6 channels: two groups of 3), each run by the kernel of its size, so that few
  * lanes compute channels that do not exist. */
 #if defined(__AVX512F__)
-#define CNN_ROW_GROUP 4
+#define CNN_POOL_ROW_GROUP 4
 #else
-#define CNN_ROW_GROUP 3
+#define CNN_POOL_ROW_GROUP 3
 #endif
 
 /* The unpooled rows sum two window positions (two output rows) a channel: AVX-512 holds 8
@@ -58,9 +58,9 @@
  * multiply-adds a step, too few to keep both FMA units busy (ResNet-8's and the VGG-style net's
  * first layers ran at half the core's peak). */
 #if defined(__AVX512F__)
-#define CNN_ROWS_GROUP 8
+#define CNN_CONV_ROWS_GROUP 8
 #else
-#define CNN_ROWS_GROUP CNN_ROW_GROUP
+#define CNN_CONV_ROWS_GROUP CNN_POOL_ROW_GROUP
 #endif
 
 /* Pooled row py of the output channels f0 .. f0 + count - 1 (count <= GROUP):
@@ -235,15 +235,15 @@ static inline ptrdiff_t cnn_group_start(ptrdiff_t channels, ptrdiff_t most, ptrd
     return g * channels / cnn_groups_of(channels, most);
 }
 
-/* The pooled rows' groups (CNN_ROW_GROUP) and the unpooled rows' (CNN_ROWS_GROUP). */
-static inline ptrdiff_t cnn_row_groups(ptrdiff_t channels)
+/* The pooled rows' groups (CNN_POOL_ROW_GROUP) and the unpooled rows' (CNN_CONV_ROWS_GROUP). */
+static inline ptrdiff_t cnn_pool_row_groups(ptrdiff_t channels)
 {
-    return cnn_groups_of(channels, CNN_ROW_GROUP);
+    return cnn_groups_of(channels, CNN_POOL_ROW_GROUP);
 }
 
-static inline ptrdiff_t cnn_rows_groups(ptrdiff_t channels)
+static inline ptrdiff_t cnn_conv_rows_groups(ptrdiff_t channels)
 {
-    return cnn_groups_of(channels, CNN_ROWS_GROUP);
+    return cnn_groups_of(channels, CNN_CONV_ROWS_GROUP);
 }
 
 #define CNN_DEFINE_CONV_POOL_GROUP(SUFFIX, T)                                                  \
@@ -252,8 +252,8 @@ static inline ptrdiff_t cnn_rows_groups(ptrdiff_t channels)
         ptrdiff_t KW, const T *weight, const T *bias, ptrdiff_t F, ptrdiff_t g, ptrdiff_t py,  \
         ptrdiff_t pooled_w, ptrdiff_t conv_w, T *pooled, ptrdiff_t plane, int64_t *indices)    \
     {                                                                                          \
-        ptrdiff_t f0 = cnn_group_start(F, CNN_ROW_GROUP, g);                                   \
-        ptrdiff_t count = cnn_group_start(F, CNN_ROW_GROUP, g + 1) - f0;                       \
+        ptrdiff_t f0 = cnn_group_start(F, CNN_POOL_ROW_GROUP, g);                              \
+        ptrdiff_t count = cnn_group_start(F, CNN_POOL_ROW_GROUP, g + 1) - f0;                  \
         if (count <= 2)                                                                        \
             cnn_conv_pool_row2_##SUFFIX(padded, C, rows, span, KH, KW, weight, bias, f0,       \
                                         count, py, pooled_w, conv_w, pooled, plane, indices);  \
@@ -275,8 +275,8 @@ CNN_DEFINE_CONV_POOL_GROUP(f64, double)
         int pair, ptrdiff_t out_w, const T *affine, ptrdiff_t f_padded, int relu, T *out,      \
         ptrdiff_t plane)                                                                       \
     {                                                                                          \
-        ptrdiff_t f0 = cnn_group_start(F, CNN_ROWS_GROUP, g);                                  \
-        ptrdiff_t count = cnn_group_start(F, CNN_ROWS_GROUP, g + 1) - f0;                      \
+        ptrdiff_t f0 = cnn_group_start(F, CNN_CONV_ROWS_GROUP, g);                             \
+        ptrdiff_t count = cnn_group_start(F, CNN_CONV_ROWS_GROUP, g + 1) - f0;                 \
         if (count <= 2)                                                                        \
             cnn_conv_rows2_##SUFFIX(padded, C, rows, span, KH, KW, weight, bias, f0, count, y, \
                                     pair, out_w, affine, f_padded, relu, out, plane);          \
