@@ -129,7 +129,8 @@ DEF PACK_ROWS = 64
 cdef Py_ssize_t MIN_PARALLEL_PACK = 1 << 15
 # The weights a plan keeps in its kernels' layouts between calls (_kept_weights): one array
 # per layer of its geometry and layout, the oldest dropped past this many (ResNet-20 has 7
-# layers of one geometry, and a plan may serve both the direct and the Winograd kernels).
+# layers of one geometry, and a plan may serve both the direct and the Winograd kernels); as
+# many frozen batch norm maps (_frozen_batch_norm_map). Both through _keep_bounded.
 PACKINGS_KEPT = 16
 # The arrays of a folded batch norm, as its errors name them (_batch_norm_map).
 _NORM_ARRAYS = ("running_mean", "running_var", "batch_norm weight", "batch_norm bias")
@@ -156,6 +157,15 @@ cdef inline bint _flag(value, str name) except -1:
     if value is False:
         return False
     return flag(value, name)
+
+
+cdef _keep_bounded(dict entries, key, value):
+    """entries[key] = value in one of a plan's caches, the oldest entry let go first when a new
+    key would make them more than PACKINGS_KEPT (pop, not del: another thread may have changed
+    the dict meanwhile)."""
+    if key not in entries and len(entries) >= PACKINGS_KEPT:
+        entries.pop(next(iter(entries), None), None)
+    entries[key] = value
 
 
 cdef int _layout_use(keep_packing, frozen) except -1:
@@ -844,9 +854,7 @@ cdef class ConvPlan:
         rows = self._batch_norm_map(batch_norm, True)  # checks it, or raises
         kept = np.array(rows)  # the scratch's rows are the next call's
         view = _rows_view[double](kept) if self.double_precision else _rows_view[float](kept)
-        if len(self._frozen_maps) >= PACKINGS_KEPT:
-            self._frozen_maps.pop(next(iter(self._frozen_maps), None), None)  # the oldest
-        self._frozen_maps[id(batch_norm[0])] = (batch_norm, view)
+        _keep_bounded(self._frozen_maps, id(batch_norm[0]), (batch_norm, view))
         return view
 
     cdef int _take_channels(self, value, Py_buffer* view, str name) except -1:
@@ -1111,9 +1119,8 @@ cdef class ConvPlan:
         # pop, not del: another thread may have changed the dict while the comparison and the
         # packing ran without the GIL.
         if keep != LAYOUT_FOR_THE_CALL:
-            if entry is None and len(self._packings) >= PACKINGS_KEPT:
-                self._packings.pop(next(iter(self._packings), None), None)  # the oldest
-            self._packings[key] = (weakref.ref(weight), _fingerprint(weight, threads), laid_out)
+            _keep_bounded(self._packings, key,
+                          (weakref.ref(weight), _fingerprint(weight, threads), laid_out))
         elif entry is not None:  # stale (the weights changed, or a new array): let it go
             self._packings.pop(key, None)
         return laid_out
