@@ -164,3 +164,139 @@ def test_a_plan_freezes_only_a_kept_layout(rng):
                         frozen=True)[0].tobytes() != normed.tobytes()  # another eps
     assert plan.forward(x, w, batch_norm=(mean.copy(), var, None, None, 1e-5),
                         frozen=True)[0].tobytes() != normed.tobytes()  # another array
+
+
+def prepared_steps(compiled):
+    """The names of the Functions whose steps a compiled model's programs run prepared
+    (Function.frozen: a FrozenForward of the layer's plan)."""
+    return {step[0].__name__ for program in compiled._programs.values()
+            if program.prepared is not None
+            for step, forward in zip(program.steps, program.prepared[1])
+            if type(forward[0]).__name__ == "FrozenForward"}
+
+
+@pytest.mark.parametrize("build", [wide_net, resnet])
+def test_a_small_batch_runs_its_frozen_convolutions_prepared(build, rng):
+    # Checked and laid out once (ConvPlan.frozen_forward), with eager's bits; a large batch,
+    # run in chunks of images, is not prepared.
+    eager, model = twins(build)
+    for module in (eager, model):
+        with_trained_batch_norms(module.eval(), np.random.default_rng(5))
+    compiled = cnn.compile(model, options=FROZEN)
+    x = cnn.tensor(rng.standard_normal((2, 3, 16, 16)).astype(np.float32))
+    with cnn.no_grad():
+        expected = eager(x).numpy()
+        for _ in range(3):
+            assert compiled(x).numpy().tobytes() == expected.tobytes()
+    expected_steps = ({"Conv2d", "ConvReLUMaxPool2d"} if build is wide_net
+                      else {"Conv2d", "Conv2dAddReLU"})
+    assert prepared_steps(compiled) == expected_steps
+    assert not prepared_steps(cnn.compile(model))  # without freezing
+
+
+def test_a_prepared_replay_takes_biases_for_constants_and_sees_new_arrays(rng):
+    model = wide_net().eval()
+    frozen = cnn.compile(model, options=FROZEN)
+    x = cnn.tensor(rng.standard_normal((1, 3, 16, 16)).astype(np.float32))
+    with cnn.no_grad():
+        before = model(x).numpy()
+        for _ in range(2):
+            assert frozen(x).numpy().tobytes() == before.tobytes()
+        model[0].bias.data.add_(1.0)  # in place: unseen
+        assert frozen(x).numpy().tobytes() == before.tobytes()
+        model[0].bias.data = cnn.tensor(model[0].bias.numpy() + 1.0)  # a new array: seen
+        after = frozen(x).numpy()
+        assert after.tobytes() == model(x).numpy().tobytes() != before.tobytes()
+
+
+class ScaledWeight(nn.Module):
+    """A convolution whose weight the forward computes (so not a parameter's array)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 3, padding=1)
+
+    def forward(self, x):
+        return nn.functional.conv2d(x, self.conv.weight * 0.5, self.conv.bias, padding=1)
+
+
+def test_a_weight_computed_in_forward_is_not_prepared(rng):
+    model = ScaledWeight().eval()
+    frozen = cnn.compile(model, options=FROZEN)
+    x = cnn.tensor(rng.standard_normal((1, 3, 16, 16)).astype(np.float32))
+    with cnn.no_grad():
+        for _ in range(2):
+            assert frozen(x).numpy().tobytes() == model(x).numpy().tobytes()
+        model.conv.weight.data.mul_(2.0)  # a value of the forward, not a constant
+        assert frozen(x).numpy().tobytes() == model(x).numpy().tobytes()
+    assert frozen._programs and not prepared_steps(frozen)
+
+
+# (input, weight, stride, padding, batch, pool): the kernels a frozen forward prepares for.
+FROZEN_CALLS = [
+    ((16, 8, 8), (16, 16, 3, 3), 1, 1, 1, False),    # direct (a small call)
+    ((16, 8, 8), (16, 16, 3, 3), 1, 1, 9, False),    # Winograd
+    ((3, 20, 20), (16, 3, 3, 3), 1, 1, 2, False),    # rows (conv_rows)
+    ((16, 8, 8), (32, 16, 1, 1), 2, 0, 1, False),    # a strided 1x1: direct
+    ((16, 8, 8), (16, 16, 3, 3), 1, 1, 1, True),     # direct, pooled
+    ((16, 8, 8), (16, 16, 3, 3), 1, 1, 9, True),     # Winograd, pooled
+    ((3, 32, 32), (16, 3, 3, 3), 1, 1, 1, True),     # rows (pool_rows)
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("call", FROZEN_CALLS)
+def test_a_frozen_forward_gives_the_bits_of_forward(call, dtype, rng):
+    input_shape, weight_shape, stride, padding, batch, pool = call
+    plan = _ext.conv_plan(input_shape, weight_shape, stride, padding, 1, 1, dtype)
+    f = weight_shape[0]
+    x = rng.standard_normal((batch,) + input_shape).astype(dtype)
+    w, b = rng.standard_normal(weight_shape).astype(dtype), rng.standard_normal(f).astype(dtype)
+    norm = (rng.standard_normal(f).astype(dtype), rng.random(f).astype(dtype) + 0.5,
+            rng.standard_normal(f).astype(dtype), rng.standard_normal(f).astype(dtype), 1e-5)
+    residual = rng.standard_normal((batch,) + plan.output_shape).astype(dtype)
+    if pool:
+        frozen = plan.frozen_forward(batch, w, b, pool=True)
+        images = (x,)
+        reference = lambda count, x: plan.forward_relu_pool(x, w, b, count, False)[0]  # noqa
+    else:
+        frozen = plan.frozen_forward(batch, w, b, True, norm, True)
+        images = (x, residual)
+        reference = lambda count, x: plan.forward(x, w, b, True, False, count, norm,  # noqa
+                                                  residual)[0]
+    first = frozen(1, *images)
+    for count in (1, 2):
+        assert frozen(count, *images).tobytes() == reference(count, x).tobytes()
+        strided = np.repeat(x, 2, axis=3)[..., ::2]  # not contiguous: copied
+        assert frozen(count, strided, *images[1:]).tobytes() == first.tobytes()
+    plain = plan.frozen_forward(batch, w, None)
+    assert plain(2, x).tobytes() == plan.forward(x, w, None, False, False, 2)[0].tobytes()
+    w *= 2  # the weights, bias and batch norm taken for constants
+    b += 1
+    norm[0][...] += 1
+    assert frozen(2, *images).tobytes() == first.tobytes() != reference(2, x).tobytes()
+
+
+def test_a_frozen_forward_checks_its_arguments(rng):
+    plan = _ext.conv_plan((16, 8, 8), (16, 16, 3, 3), 1, 1, 1)
+    x = rng.standard_normal((1, 16, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    frozen = plan.frozen_forward(1, w)
+    with pytest.raises(ValueError, match=r"input: expected shape \(1, 16, 8, 8\)"):
+        frozen(1, np.zeros((2, 16, 8, 8), np.float32))
+    with pytest.raises(TypeError, match="input: expected dtype float32"):
+        frozen(1, x.astype(np.float64))
+    with pytest.raises(ValueError, match="residual: this frozen forward was prepared without"):
+        frozen(1, x, np.zeros((1, 16, 8, 8), np.float32))
+    with pytest.raises(TypeError, match="residual: expected a NumPy array"):
+        plan.frozen_forward(1, w, residual=True)(1, x)
+    with pytest.raises(ValueError, match="pool: the fused ReLU and max-pool takes no"):
+        plan.frozen_forward(1, w, relu=True, pool=True)
+    with pytest.raises(ValueError, match="weight: expected shape"):
+        plan.frozen_forward(1, w[:8])
+    with pytest.raises(ValueError, match="batch: expected"):
+        plan.frozen_forward(-1, w)
+    with pytest.raises(ValueError, match="num_threads"):
+        frozen(0, x)
+    pointwise = _ext.conv_plan((16, 8, 8), (8, 16, 1, 1), 1, 0, 1)  # BLAS products
+    assert pointwise.frozen_forward(1, w[:8, :, :1, :1]) is None

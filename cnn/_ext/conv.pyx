@@ -146,6 +146,10 @@ DEF WINOGRAD_TRANSFORM = 1
 DEF LAYOUT_FOR_THE_CALL = 0
 DEF LAYOUT_CHECKED = 1
 DEF LAYOUT_FROZEN = 2
+# The kernels of a forward that are not BLAS products (ConvPlan._forward_path).
+DEF FORWARD_WINOGRAD = 0
+DEF FORWARD_ROWS = 1
+DEF FORWARD_DIRECT = 2
 # Bytes from which the team shares the fingerprint of weights (_fingerprint_chunks).
 cdef Py_ssize_t MIN_PARALLEL_FINGERPRINT = 1 << 16
 
@@ -765,25 +769,58 @@ cdef class ConvPlan:
             self._residual_pass(out, residual, relu, threads)
             return out, columns
         out = np.empty((x.shape[0],) + self.output_shape, dtype=self.dtype)
-        ph, pw = self.padding
-        if self._winograd_pays(x.shape[0]):
-            self._winograd(x, weight, bias, coefficients, out, relu, threads, keep, None,
-                           None, residual)
-            return out, None
+        path = self._forward_path(x.shape[0], False)
+        weights, bias = self._operands(path, weight, bias, threads, keep)
+        self._launch(path, x, weights, bias, coefficients, out, relu, threads, residual)
+        return out, None
+
+    cdef int _forward_path(self, Py_ssize_t batch, bint pooled):
+        """Which kernels a forward of `batch` images runs, with or without the fused ReLU and
+        max-pool, when they are not BLAS products: Winograd's (where it pays), the row
+        kernels (conv_rows, pool_rows) or the direct tile."""
+        if self._winograd_pays(batch):
+            return FORWARD_WINOGRAD
+        if self.pool_rows if pooled else self.conv_rows:
+            return FORWARD_ROWS
+        return FORWARD_DIRECT
+
+    cdef tuple _operands(self, int path, weight, bias, Py_ssize_t threads, int keep):
+        """(weights, bias) as the kernels of `path` read them: Winograd's transform or the
+        direct packing (kept as `keep` says: _kept_weights) and the bias padded to whole tiles
+        (in the calling thread's scratch: _padded_bias), or for the row kernels the weights
+        as (F, taps) and the bias (zeros without one)."""
+        if path == FORWARD_WINOGRAD:
+            return self._transformed_weights(weight, threads, keep), self._padded_bias(bias)
+        if path == FORWARD_DIRECT:
+            return self._packed_weights(weight, threads, keep), self._padded_bias(bias)
+        f = self.weight_shape[0]
+        return (weight.reshape(f, self.n_taps),
+                np.zeros(f, dtype=self.dtype) if bias is None else bias)
+
+    cdef _launch(self, int path, x, weights, bias, coefficients, out, bint relu,
+                 Py_ssize_t threads, residual):
+        """forward's kernels of `path` (_forward_path) on checked arrays and their
+        operands (_operands): out = the convolution, then the batch norm's map
+        (`coefficients`: _batch_norm_map's padded rows, or None), the residual and ReLU as
+        forward says."""
+        if path == FORWARD_WINOGRAD:
+            self._winograd(x, weights, bias, coefficients, out, relu, threads, None, None,
+                           residual)
+            return
         parts = self._parts(x.shape[0], threads)
-        if self.conv_rows:
-            self._conv_rows(x, weight, bias, coefficients, out, relu and residual is None,
+        if path == FORWARD_ROWS:
+            self._conv_rows(x, weights, bias, coefficients, out, relu and residual is None,
                             parts, threads)
             self._residual_pass(out, residual, relu, threads)
-            return out, None
-        wt, bias_padded, scratch = self._direct_operands(weight, bias, threads, keep)
+            return
+        scratch = self._scratch(1, threads, self.image_size)
+        ph, pw = self.padding
         if self.double_precision:
-            _conv_forward[double](x, wt, bias_padded, self.taps, self.origins, coefficients,
+            _conv_forward[double](x, weights, bias, self.taps, self.origins, coefficients,
                                   out, scratch, ph, pw, relu, parts, threads, None, residual)
         else:
-            _conv_forward[float](x, wt, bias_padded, self.taps, self.origins, coefficients,
+            _conv_forward[float](x, weights, bias, self.taps, self.origins, coefficients,
                                  out, scratch, ph, pw, relu, parts, threads, None, residual)
-        return out, None
 
     cdef object _batch_norm_map(self, batch_norm, bint padded):
         """A batch norm's (running_mean, running_var, weight, bias, eps), checked, as the rows
@@ -885,16 +922,14 @@ cdef class ConvPlan:
         else:
             np.add(out, residual, out=out)
 
-    cdef _winograd(self, x, weight, bias, coefficients, out, bint relu, Py_ssize_t threads,
-                   int keep, pooled=None, indices=None, residual=None):
-        """out = the forward by conv_winograd.pxi (checked arrays; a residual added as
-        forward says), or with `pooled` and `indices` (then `out` is None) its ReLU and 2x2
-        max-pool. Threads take whole images, or share each image (by rows of tiles or by
-        output channels: _winograd_forward) when whole images would leave a thread idle."""
-        c = self.input_shape[0]
+    cdef _winograd(self, x, u, bias_padded, coefficients, out, bint relu, Py_ssize_t threads,
+                   pooled=None, indices=None, residual=None):
+        """out = the forward by conv_winograd.pxi (checked arrays, the transformed weights
+        and padded bias of _operands; a residual added as forward says), or with `pooled` and
+        `indices` (then `out` is None) its ReLU and 2x2 max-pool. Threads take whole images,
+        or share each image (by rows of tiles or by output channels: _winograd_forward) when
+        whole images would leave a thread idle."""
         f, oh, ow = self.output_shape
-        u = self._transformed_weights(weight, threads, keep)
-        bias_padded = self._padded_bias(bias)
         # Whole images go to the threads, unless that would leave one idle or the last ones
         # alone (3 images on 2 threads): then each image is shared (_winograd_forward).
         split = threads > 1 and x.shape[0] % threads != 0 and x.shape[0] < 2 * threads
@@ -931,13 +966,7 @@ cdef class ConvPlan:
             positions y*OW + x in each conv-output plane, as max_pool2d returns them, or None
             without `with_indices`.
         """
-        oh, ow = self.output_shape[1:]
-        if self.groups != 1:
-            raise ValueError(f"groups: the fused convolution, ReLU and max-pool needs groups = 1, "
-                             f"got {self.groups}")
-        if oh < 2 or ow < 2:
-            raise ValueError(f"input: the convolution's output {(oh, ow)} is smaller than the "
-                             "2x2 pooling window")
+        oh, ow = self._poolable()
         x = self._input(x)
         weight = self._array(weight, "weight", self.weight_shape)
         bias = self._bias(bias)
@@ -958,36 +987,93 @@ cdef class ConvPlan:
                                                                         shape_[3]),
                                    2, 2, 2, 2, 0, 0, 1, 1, threads)
             return pooled, indices
-        if self._winograd_pays(x.shape[0]):
-            # Each 2x2 output tile is one pooling window: pooled in the output transform.
-            self._winograd(x, weight, bias, None, None, True, threads, keep, pooled, indices)
-            return pooled, indices
-        parts = self._parts(x.shape[0], threads)
-        if self.pool_rows:
-            self._pool_rows(x, weight, bias, pooled, indices, parts, threads)
-            return pooled, indices
-        wt, bias_padded, scratch = self._direct_operands(weight, bias, threads, keep)
-        ph, pw = self.padding
-        if self.double_precision:
-            _conv_relu_pool_forward[double](x, wt, bias_padded, self.taps, pooled,
-                                            indices, self.origins, scratch, ow, ph, pw, parts,
-                                            threads)
-        else:
-            _conv_relu_pool_forward[float](x, wt, bias_padded, self.taps, pooled,
-                                           indices, self.origins, scratch, ow, ph, pw, parts,
-                                           threads)
+        path = self._forward_path(x.shape[0], True)
+        weights, bias = self._operands(path, weight, bias, threads, keep)
+        self._launch_pool(path, x, weights, bias, pooled, indices, threads)
         return pooled, indices
 
-    cdef tuple _row_operands(self, weight, bias, Py_ssize_t image, Py_ssize_t slack,
-                             Py_ssize_t threads):
-        """What the row kernels (conv_rows.h) read besides the input: the layer's weights as
-        (F, taps), the bias (zeros without one), and the scratch: a padded image of `image`
-        values per thread, then `slack` zeros that a last row's loads may read into lanes
-        never stored (zeros: no junk such as NaNs; the kernels never write them)."""
-        f = self.weight_shape[0]
-        scratch = self._scratch(0, threads, image, slack)
-        bias = np.zeros(f, dtype=self.dtype) if bias is None else bias
-        return weight.reshape(f, self.n_taps), bias, scratch
+    cdef tuple _poolable(self):
+        """The convolution's output (OH, OW), after checking that the fused ReLU and 2x2
+        max-pool apply (groups = 1, an output of 2x2 or more)."""
+        oh, ow = self.output_shape[1:]
+        if self.groups != 1:
+            raise ValueError(f"groups: the fused convolution, ReLU and max-pool needs groups = 1, "
+                             f"got {self.groups}")
+        if oh < 2 or ow < 2:
+            raise ValueError(f"input: the convolution's output {(oh, ow)} is smaller than the "
+                             "2x2 pooling window")
+        return oh, ow
+
+    def frozen_forward(self, batch, weight, bias=None, relu=False, batch_norm=None,
+                       residual=False, pool=False, num_threads=1):
+        """forward (or with `pool`, forward_relu_pool without indices) of `batch` images
+        prepared once for weights taken for constants (cnn.compile's freezing): the kernels
+        chosen, the weights laid out (kept as a frozen call keeps them), the bias and a batch
+        norm's map copied. Each call of the result then checks its input and runs the
+        kernels, where forward checks and prepares all its arguments again (about 1 us of a
+        batch-1 layer's call). The same bits as forward's; a later change of the arrays given
+        here goes unseen.
+
+        Args:
+            batch: the images of each call.
+            weight, bias, relu, batch_norm: as forward's.
+            residual: whether each call takes a residual (forward's, shaped as the result).
+            pool: the fused ReLU and 2x2 max-pool (relu, batch_norm and residual unused: they
+                must be their defaults).
+            num_threads: the team that lays the weights out.
+
+        Returns:
+            FrozenForward, or None where the call runs BLAS products (the columns
+            algorithm), which have nothing to prepare.
+        """
+        batch = integer(batch, "batch", 0)
+        weight = self._array(weight, "weight", self.weight_shape)
+        bias = self._bias(bias)
+        relu = _flag(relu, "relu")
+        residual = _flag(residual, "residual")
+        threads = self._threads(num_threads)
+        if _flag(pool, "pool"):
+            self._poolable()
+            if relu or batch_norm is not None or residual:
+                raise ValueError("pool: the fused ReLU and max-pool takes no relu, batch_norm "
+                                 "or residual")
+        if self.algorithm == COLUMNS and not self._direct_pointwise:
+            if batch_norm is not None:
+                self._batch_norm_map(batch_norm, False)  # checked all the same
+            return None
+        coefficients = (None if batch_norm is None
+                        else self._frozen_batch_norm_map(batch_norm))
+        path = self._forward_path(batch, pool)
+        weights, bias = self._operands(path, weight, bias, threads, LAYOUT_FROZEN)
+        if path == FORWARD_ROWS:
+            weights, bias = np.array(weights), np.array(bias)
+        elif self.double_precision:  # _padded_bias's scratch, which the next call rewrites
+            bias = _vector_view[double](np.array(bias))
+        else:
+            bias = _vector_view[float](np.array(bias))
+        return FrozenForward(self, path, batch, weights, bias, coefficients, relu, residual,
+                             pool)
+
+    cdef _launch_pool(self, int path, x, weights, bias, pooled, indices, Py_ssize_t threads):
+        """forward_relu_pool's kernels of `path` (_forward_path) on checked arrays and their
+        operands (_operands)."""
+        if path == FORWARD_WINOGRAD:
+            # Each 2x2 output tile is one pooling window: pooled in the output transform.
+            self._winograd(x, weights, bias, None, None, True, threads, pooled, indices)
+            return
+        parts = self._parts(x.shape[0], threads)
+        if path == FORWARD_ROWS:
+            self._pool_rows(x, weights, bias, pooled, indices, parts, threads)
+            return
+        scratch = self._scratch(1, threads, self.image_size)
+        ph, pw = self.padding
+        ow = self.output_shape[2]
+        if self.double_precision:
+            _conv_relu_pool_forward[double](x, weights, bias, self.taps, pooled, indices,
+                                            self.origins, scratch, ow, ph, pw, parts, threads)
+        else:
+            _conv_relu_pool_forward[float](x, weights, bias, self.taps, pooled, indices,
+                                           self.origins, scratch, ow, ph, pw, parts, threads)
 
     cdef object _scratch(self, int kind, Py_ssize_t threads, Py_ssize_t size,
                          Py_ssize_t zeros=0):
@@ -1018,13 +1104,15 @@ cdef class ConvPlan:
 
     cdef _conv_rows(self, x, weight, bias, coefficients, out, bint relu, Py_ssize_t parts,
                     Py_ssize_t threads):
-        """forward by pairs of output rows (checked arrays; see conv_rows): each image padded;
-        the loads of its last row reach one row and a vector past it."""
+        """forward by pairs of output rows (checked arrays, the weights and bias of
+        _operands; see conv_rows): each image padded; the loads of its last row reach one row
+        and a vector past it."""
         c, kh, kw = self.weight_shape[1:]
         ph, pw = self.padding
-        weight, bias, scratch = self._row_operands(
-            weight, bias, c * self.hp * self.wp, self.wp + _row_slack(kw, self.dtype.itemsize),
-            threads)
+        # A padded image per thread, then zeros that a last row's loads may read into lanes
+        # never stored (no junk such as NaNs; the kernels never write them).
+        scratch = self._scratch(0, threads, c * self.hp * self.wp,
+                                self.wp + _row_slack(kw, self.dtype.itemsize))
         if self.double_precision:
             _conv_rows_forward[double](x, weight, bias, coefficients, out, scratch, kh, kw, ph,
                                        pw, relu, parts, threads)
@@ -1034,14 +1122,14 @@ cdef class ConvPlan:
 
     cdef _pool_rows(self, x, weight, bias, pooled, indices, Py_ssize_t parts,
                     Py_ssize_t threads):
-        """forward_relu_pool by pooled rows (checked arrays; see pool_rows): each image padded
-        to an even width, its rows split into even and odd columns; the loads of its last row
-        reach a vector past it."""
+        """forward_relu_pool by pooled rows (checked arrays, the weights and bias of
+        _operands; see pool_rows): each image padded to an even width, its rows split into
+        even and odd columns; the loads of its last row reach a vector past it."""
         c, kh, kw = self.weight_shape[1:]
         ph, pw = self.padding
         wp = self.wp + self.wp % 2
-        weight, bias, scratch = self._row_operands(
-            weight, bias, c * self.hp * wp, _row_slack(kw, self.dtype.itemsize), threads)
+        scratch = self._scratch(0, threads, c * self.hp * wp,
+                                _row_slack(kw, self.dtype.itemsize))  # as _conv_rows's
         if self.double_precision:
             _conv_relu_pool_rows[double](x, weight, bias, pooled, indices, scratch, kh, kw,
                                          self.output_shape[2], ph, pw, self.hp, wp, parts,
@@ -1060,13 +1148,6 @@ cdef class ConvPlan:
         if threads == 1 or batch == 0 or batch >= 2 * threads:
             return 1
         return threads
-
-    cdef tuple _direct_operands(self, weight, bias, Py_ssize_t threads, int keep):
-        """The weights repacked so that a tile's output channels are one vector (wt[tap, f],
-        zero-padded channels: _packed_weights), the bias padded to whole tiles, and the
-        padded images, one per thread."""
-        return (self._packed_weights(weight, threads, keep), self._padded_bias(bias),
-                self._scratch(1, threads, self.image_size))
 
     cdef object _padded_bias(self, bias):
         """The bias (or zeros without one) padded with zeros to whole tiles: what the direct
@@ -1440,8 +1521,9 @@ cdef class ConvPlan:
         this plan's; out is the larger input gradient a phase belongs to)."""
         threads = self._team(x.shape[0], threads)
         parts = self._parts(x.shape[0], threads)
-        wt, bias_padded, scratch = self._direct_operands(weight, None, threads,
-                                                         LAYOUT_FOR_THE_CALL)
+        wt, bias_padded = self._operands(FORWARD_DIRECT, weight, None, threads,
+                                         LAYOUT_FOR_THE_CALL)
+        scratch = self._scratch(1, threads, self.image_size)
         ph, pw = self.padding
         if self.double_precision:
             _conv_forward[double](x, wt, bias_padded, self.taps, origins, None, out, scratch,
@@ -1507,3 +1589,42 @@ cdef class ConvPlan:
                 np.matmul(w_groups.transpose(0, 2, 1), grad_groups, out=dcols)
             grad_x = self._columns_adjoint(dcols.reshape(n, self.groups * rows, pixels), threads)
         return grad_x, grad_w, grad_b
+
+
+cdef class FrozenForward:
+    """A convolution's forward of a fixed batch size prepared once (ConvPlan.frozen_forward)
+    for weights taken for constants; called as ``frozen(num_threads, x)``, or
+    ``frozen(num_threads, x, residual)`` when prepared for a residual: the result (N, F, OH,
+    OW), or pooled (N, F, OH // 2, OW // 2). Holds its operands (read only), so threads may
+    share it; each call runs in its own thread's scratch."""
+
+    cdef ConvPlan plan
+    cdef int path
+    cdef object weights, bias, coefficients
+    cdef tuple input_shape, output_shape
+    cdef bint relu, residual, pool
+
+    def __init__(self, ConvPlan plan, int path, Py_ssize_t batch, weights, bias, coefficients,
+                 bint relu, bint residual, bint pool):
+        self.plan, self.path = plan, path
+        self.weights, self.bias, self.coefficients = weights, bias, coefficients
+        self.relu, self.residual, self.pool = relu, residual, pool
+        self.input_shape = (batch,) + plan.input_shape
+        f, oh, ow = plan.output_shape
+        self.output_shape = (batch, f, oh // 2, ow // 2) if pool else (batch, f, oh, ow)
+
+    def __call__(self, num_threads, x, residual=None):
+        cdef ConvPlan plan = self.plan
+        x = plan._array(x, "input", self.input_shape)
+        threads = plan._team(self.input_shape[0], plan._threads(num_threads))
+        if self.residual:
+            residual = plan._array(residual, "residual", self.output_shape)
+        elif residual is not None:
+            raise ValueError("residual: this frozen forward was prepared without one")
+        out = np.empty(self.output_shape, dtype=plan.dtype)
+        if self.pool:
+            plan._launch_pool(self.path, x, self.weights, self.bias, out, None, threads)
+        else:
+            plan._launch(self.path, x, self.weights, self.bias, self.coefficients, out,
+                         self.relu, threads, residual)
+        return out

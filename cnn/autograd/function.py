@@ -211,7 +211,11 @@ class Function:
         freezable (bool): Whether ``inference`` takes ``frozen=True``: ``cnn.compile``'s
             freezing (``options={"freezing": True}``) then lets the op use the kernel layout it
             keeps of its weights (and a folded batch norm's map) without reading them again.
-            False unless a subclass says so.
+            Such an op also has ``frozen(batch, *fixed, **kwargs)``: its inference for
+            `batch` images prepared once with its arguments other than the per_image ones
+            (`fixed`, in order) taken for constants, a callable ``(threads, *images)`` of the
+            per_image arguments that gives inference's result (None where there is nothing
+            to prepare). False unless a subclass says so.
     """
 
     per_image = ()

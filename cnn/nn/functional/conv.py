@@ -46,6 +46,10 @@ class Conv2d(Function):
                             True, frozen)[0]
 
     @staticmethod
+    def frozen(batch, weight, bias, plan, *batch_norm, relu=False):
+        return plan.frozen_forward(batch, weight, bias, relu, batch_norm or None)
+
+    @staticmethod
     def backward(ctx, grad_output):
         if ctx.folded:
             raise RuntimeError("Conv2d: a folded batch norm has no backward here (cnn.compile "
@@ -77,6 +81,10 @@ class Conv2dAddReLU(Function):
     def inference(threads, x, weight, bias, plan, residual, *batch_norm, frozen=False):
         return plan.forward(x, weight, bias, True, False, threads, batch_norm or None,
                             residual, True, frozen)[0]
+
+    @staticmethod
+    def frozen(batch, weight, bias, plan, *batch_norm):
+        return plan.frozen_forward(batch, weight, bias, True, batch_norm or None, True)
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -111,6 +119,10 @@ class ConvReLUMaxPool2d(Function):
     @staticmethod
     def inference(threads, x, weight, bias, plan, frozen=False):
         return plan.forward_relu_pool(x, weight, bias, threads, False, True, frozen)[0]
+
+    @staticmethod
+    def frozen(batch, weight, bias, plan):
+        return plan.frozen_forward(batch, weight, bias, pool=True)
 
     @staticmethod
     def backward(ctx, grad_output):
