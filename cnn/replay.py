@@ -76,9 +76,13 @@ def compile(model=None, *, fullgraph=False, dynamic=None, backend="inductor", mo
             ``load_state_dict``, ``weight.data[...] = ...``) may then go unseen: compile the
             model again to use new values (a parameter given a new array, ``p.data = a``, is
             seen). A batch norm folded into a convolution is taken for constants too (its
-            map made once for its arrays: statistics and affine parameters); biases are
-            read at every call. Forward passes with gradients ignore the option. The other
-            options are accepted for PyTorch compatibility and change nothing.
+            map made once for its arrays: statistics and affine parameters). A forward run
+            whole (a small batch; a large one runs a few images at a time) also prepares
+            each convolution once for the parameters' arrays (``Function.frozen``: checked,
+            its kernels chosen, its bias copied), and prepares them again when a parameter
+            is given a new array; a larger batch reads the biases at every call. Forward
+            passes with gradients ignore the option. The other options are accepted for
+            PyTorch compatibility and change nothing.
         backend (str): ``"inductor"`` (the default), ``"eager"`` or ``"aot_eager"``: all mean
             the one way cnn compiles.
         mode (str): torch's modes are accepted; all mean the one way cnn compiles.
