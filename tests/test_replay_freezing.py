@@ -29,20 +29,31 @@ def frozen_steps(compiled):
             if forward[2] is not None and forward[2].get("frozen")}
 
 
+def frozen_twins(build):
+    """An eager model and a frozen compiled twin (the same weights and trained batch norms),
+    in evaluation mode."""
+    eager, model = twins(build)
+    for module in (eager, model):
+        with_trained_batch_norms(module.eval(), np.random.default_rng(5))
+    return eager, cnn.compile(model, options=FROZEN)
+
+
+def assert_replays_eager_bits(eager, compiled, x):
+    """The capture of x's signature and two replays give eager's bits."""
+    with cnn.no_grad():
+        expected = eager(x).numpy()
+        for _ in range(3):
+            assert compiled(x).numpy().tobytes() == expected.tobytes()
+
+
 @pytest.mark.parametrize("build", [wide_net, resnet])
 @pytest.mark.parametrize("count", [1, 2])
 def test_a_frozen_replay_gives_eager_bits(build, count, threads, rng):
     cnn.set_num_threads(count)
-    eager, model = twins(build)
-    for module in (eager, model):
-        with_trained_batch_norms(module.eval(), np.random.default_rng(5))
-    compiled = cnn.compile(model, options=FROZEN)
+    eager, compiled = frozen_twins(build)
     for batch in (1, 9):
         x = cnn.tensor(rng.standard_normal((batch, 3, 16, 16)).astype(np.float32))
-        with cnn.no_grad():
-            expected = eager(x).numpy()
-            for _ in range(3):  # the capture, then replays
-                assert compiled(x).numpy().tobytes() == expected.tobytes()
+        assert_replays_eager_bits(eager, compiled, x)
     assert frozen_steps(compiled) >= {"Conv2d"}
     if build is wide_net:
         assert "ConvReLUMaxPool2d" in frozen_steps(compiled)
@@ -54,17 +65,12 @@ def test_a_frozen_replay_in_chunks_of_images_gives_eager_bits(monkeypatch, rng):
     # A large batch's leading steps run a few images at a time (cnn.replay._ImageChunks),
     # frozen as the others.
     monkeypatch.setattr(cnn.replay, "CHUNK_BYTES", 16 * 16 * 16 * 4)
-    eager, model = twins(wide_net)
-    for module in (eager, model):
-        with_trained_batch_norms(module.eval(), np.random.default_rng(5))
-    compiled = cnn.compile(model, options=FROZEN)
-    x = cnn.tensor(rng.standard_normal((16, 3, 16, 16)).astype(np.float32))
-    with cnn.no_grad():
-        expected = eager(x).numpy()
-        for _ in range(3):
-            assert compiled(x).numpy().tobytes() == expected.tobytes()
+    eager, compiled = frozen_twins(wide_net)
+    assert_replays_eager_bits(eager, compiled,
+                              cnn.tensor(rng.standard_normal((16, 3, 16, 16)).astype(np.float32)))
     (program,) = compiled._programs.values()
     assert program.chunks is not None and len(program.chunks.bounds) > 2
+    assert not prepared_steps(compiled)  # prepared only for a batch run whole
     assert all(forward[2]["frozen"] for forward in program.chunks.forwards
                if forward[0].__qualname__.startswith("Conv"))
 
@@ -177,21 +183,17 @@ def prepared_steps(compiled):
 
 @pytest.mark.parametrize("build", [wide_net, resnet])
 def test_a_small_batch_runs_its_frozen_convolutions_prepared(build, rng):
-    # Checked and laid out once (ConvPlan.frozen_forward), with eager's bits; a large batch,
-    # run in chunks of images, is not prepared.
-    eager, model = twins(build)
-    for module in (eager, model):
-        with_trained_batch_norms(module.eval(), np.random.default_rng(5))
-    compiled = cnn.compile(model, options=FROZEN)
-    x = cnn.tensor(rng.standard_normal((2, 3, 16, 16)).astype(np.float32))
-    with cnn.no_grad():
-        expected = eager(x).numpy()
-        for _ in range(3):
-            assert compiled(x).numpy().tobytes() == expected.tobytes()
+    # Checked and laid out once (ConvPlan.frozen_forward), with eager's bits.
+    eager, compiled = frozen_twins(build)
+    assert_replays_eager_bits(eager, compiled,
+                              cnn.tensor(rng.standard_normal((2, 3, 16, 16)).astype(np.float32)))
     expected_steps = ({"Conv2d", "ConvReLUMaxPool2d"} if build is wide_net
                       else {"Conv2d", "Conv2dAddReLU"})
     assert prepared_steps(compiled) == expected_steps
-    assert not prepared_steps(cnn.compile(model))  # without freezing
+    unfrozen = cnn.compile(compiled._orig_mod)
+    assert_replays_eager_bits(eager, unfrozen,
+                              cnn.tensor(rng.standard_normal((2, 3, 16, 16)).astype(np.float32)))
+    assert not prepared_steps(unfrozen)
 
 
 def test_a_prepared_replay_takes_biases_for_constants_and_sees_new_arrays(rng):
