@@ -61,6 +61,13 @@ if IS_X86:
         "-mprefer-vector-width=512",
     ]
 
+# Modules compiled without contracting a multiply and an add into one fused multiply-add: the
+# optimizer updates (optim.pyx) run a parameter's chunks either in a loop or in a parallel
+# region, and gcc contracted the same formula differently in the two (Nesterov's update gave
+# other last bits on two threads); uncontracted, each element is computed as written, the same
+# everywhere (and as the NumPy formulas). The kernels that want a fused multiply-add write it.
+UNCONTRACTED = {"optim"}
+
 OPENMP_TEST = textwrap.dedent(
     """
     #include <omp.h>
@@ -151,7 +158,9 @@ class BuildExt(build_ext):
             if ext.isa not in supported:
                 print(f"cnn: the compiler does not support {ext.isa} flags: skipping {ext.name}")
                 continue
-            ext.extra_compile_args = optimize + ISA_FLAGS[ext.isa] + native + openmp
+            exact = (["-ffp-contract=off"] if ext.name.rsplit(".", 1)[1] in UNCONTRACTED
+                     else [])
+            ext.extra_compile_args = optimize + ISA_FLAGS[ext.isa] + native + openmp + exact
             ext.extra_link_args = [] if msvc else openmp
             kept.append(ext)
         # Largest first, so that the last compiler running is not the one with the most work.

@@ -77,6 +77,53 @@ def test_adam_update_matches_the_formula(isa, options):
          [param, np.zeros_like(param), np.zeros_like(param), np.zeros_like(param)], options)
 
 
+def _large_run(update, arrays, threads, steps=3):
+    """`update` on copies of `arrays` (a parameter and its state) for a few steps of random
+    gradients, on `threads` threads: the arrays afterwards."""
+    arrays = [a.copy() for a in arrays]
+    rng = np.random.default_rng(2)
+    for step in range(1, steps + 1):
+        update(arrays, rng.standard_normal(arrays[0].shape).astype(arrays[0].dtype), step,
+               threads)
+    return arrays
+
+
+# Large enough for the kernels to share the loop among the threads (MIN_PARALLEL_ELEMENTS).
+LARGE = 40_003
+
+
+@pytest.mark.parametrize("options", SGD_OPTIONS)
+def test_a_large_sgd_update_has_the_same_bits_on_two_threads(isa, options):
+    param = np.random.default_rng(0).standard_normal(LARGE).astype(np.float32)
+
+    def update(arrays, grad, step, threads):
+        optim.sgd_update(arrays[0], grad, arrays[1], 0.1, first_step=step == 1,
+                         num_threads=threads, **options)
+    one, two = (_large_run(update, [param, np.zeros_like(param)], n) for n in (1, 2))
+    for a, b in zip(one, two):
+        assert a.tobytes() == b.tobytes()
+    reference = _large_run(lambda arrays, grad, step, _: sgd_reference(
+        arrays[0], grad, arrays[1], 0.1, first_step=step == 1, **options),
+        [param, np.zeros_like(param)], 1)
+    np.testing.assert_allclose(one[0], reference[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("options", ADAM_OPTIONS)
+def test_a_large_adam_update_has_the_same_bits_on_two_threads(isa, options):
+    param = np.random.default_rng(0).standard_normal(LARGE).astype(np.float32)
+    state = [param] + [np.zeros_like(param) for _ in range(3)]
+
+    def update(arrays, grad, step, threads):
+        optim.adam_update(arrays[0], grad, *arrays[1:], 1e-2, 0.9, 0.999, 1e-8, step=step,
+                          num_threads=threads, **options)
+    one, two = (_large_run(update, state, n) for n in (1, 2))
+    for a, b in zip(one, two):
+        assert a.tobytes() == b.tobytes()
+    reference = _large_run(lambda arrays, grad, step, _: adam_reference(
+        arrays[0], grad, *arrays[1:], 1e-2, 0.9, 0.999, 1e-8, step=step, **options), state, 1)
+    np.testing.assert_allclose(one[0], reference[0], rtol=1e-4, atol=1e-5)
+
+
 def test_amsgrad_keeps_a_nan_as_np_maximum_does(isa):
     param, grad = np.ones(3), np.array([1.0, np.nan, 1.0])
     state = [np.zeros(3), np.zeros(3), np.array([np.nan, 0.0, 0.0])]

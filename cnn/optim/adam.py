@@ -2,6 +2,7 @@
 import numpy as np
 
 from . import updates
+from ..threads import kernel_threads
 from .optimizer import Optimizer, _check_betas, _check_flags, _check_number, _params_with_grad
 
 
@@ -70,6 +71,7 @@ class Adam(Optimizer):
         amsgrad = group["amsgrad"]
         maximize = group["maximize"]
         decoupled = group["decoupled_weight_decay"]
+        threads = kernel_threads()
         for p, param, grad in _params_with_grad(group):
             state = self.state.setdefault(p, {})
             if not state:
@@ -80,8 +82,8 @@ class Adam(Optimizer):
                     state["max_exp_avg_sq"] = np.zeros_like(param, order="C")
             step = state["step"] + 1
             updates.adam_update(param, grad, state["exp_avg"], state["exp_avg_sq"],
-                              state.get("max_exp_avg_sq"), lr, beta1, beta2, eps, weight_decay,
-                              step, amsgrad, maximize, decoupled)
+                                state.get("max_exp_avg_sq"), lr, beta1, beta2, eps, weight_decay,
+                                step, amsgrad, maximize, decoupled, threads)
             state["step"] = step  # counted once the update went through
 
 

@@ -2,6 +2,7 @@
 import numpy as np
 
 from . import updates
+from ..threads import kernel_threads
 from .._validation import real_number
 from .optimizer import Optimizer, _check_flags, _check_number, _params_with_grad
 
@@ -69,13 +70,14 @@ class SGD(Optimizer):
         weight_decay = float(group["weight_decay"])
         nesterov = group["nesterov"]
         maximize = group["maximize"]
+        threads = kernel_threads()
         for p, param, grad in _params_with_grad(group):
             buf = self.state.get(p, {}).get("momentum_buffer") if momentum != 0 else None
             first = buf is None
             if momentum != 0 and first:
                 buf = np.empty_like(param, order="C")  # the kernel fills it on this first step
             updates.sgd_update(param, grad, buf, lr, momentum, dampening, weight_decay, nesterov,
-                             maximize, first)
+                               maximize, first, threads)
             if momentum != 0 and first:
                 # Kept only once filled: an update that raised leaves no half-made state.
                 self.state.setdefault(p, {})["momentum_buffer"] = buf

@@ -39,17 +39,17 @@ def _update(kernel, param, arrays, *options):
 
 
 def sgd_update(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay, nesterov,
-               maximize, first_step):
+               maximize, first_step, num_threads=1):
     """One cnn.optim.SGD step for `param`; `momentum_buffer` is ignored without momentum."""
     buf = _state(momentum_buffer, "momentum_buffer", param) if momentum != 0 else \
         np.empty(0, param.dtype)
     _update(_ext.backend.optim.sgd_update, param, (_flat(grad, "grad", param), buf),
             float(lr), float(momentum), float(dampening), float(weight_decay), bool(nesterov),
-            bool(maximize), bool(first_step))
+            bool(maximize), bool(first_step), num_threads)
 
 
 def adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, beta2, eps,
-                weight_decay, step, amsgrad, maximize, decoupled):
+                weight_decay, step, amsgrad, maximize, decoupled, num_threads=1):
     """One cnn.optim.Adam (or AdamW, `decoupled`) step for `param`; `max_exp_avg_sq` is used
     with amsgrad only."""
     moments = (_state(exp_avg, "exp_avg", param), _state(exp_avg_sq, "exp_avg_sq", param),
@@ -57,4 +57,4 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, lr, beta1, bet
                else np.empty(0, param.dtype))
     _update(_ext.backend.optim.adam_update, param, (_flat(grad, "grad", param),) + moments,
             float(lr), float(beta1), float(beta2), float(eps), float(weight_decay),
-            float(step), bool(amsgrad), bool(maximize), bool(decoupled))
+            float(step), bool(amsgrad), bool(maximize), bool(decoupled), num_threads)
