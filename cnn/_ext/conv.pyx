@@ -1032,7 +1032,8 @@ cdef class ConvPlan:
         relu = _flag(relu, "relu")
         residual = _flag(residual, "residual")
         threads = self._threads(num_threads)
-        if _flag(pool, "pool"):
+        pool = _flag(pool, "pool")
+        if pool:
             self._poolable()
             if relu or batch_norm is not None or residual:
                 raise ValueError("pool: the fused ReLU and max-pool takes no relu, batch_norm "
