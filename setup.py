@@ -158,8 +158,10 @@ class BuildExt(build_ext):
             if ext.isa not in supported:
                 print(f"cnn: the compiler does not support {ext.isa} flags: skipping {ext.name}")
                 continue
-            exact = (["-ffp-contract=off"] if ext.name.rsplit(".", 1)[1] in UNCONTRACTED
-                     else [])
+            exact = []
+            if ext.name.rsplit(".", 1)[1] in UNCONTRACTED:
+                # (clang-cl takes a clang option through /clang:)
+                exact = ["/clang:-ffp-contract=off" if msvc else "-ffp-contract=off"]
             ext.extra_compile_args = optimize + ISA_FLAGS[ext.isa] + native + openmp + exact
             ext.extra_link_args = [] if msvc else openmp
             kept.append(ext)
