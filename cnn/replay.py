@@ -314,7 +314,7 @@ class _Program:
         last_read = {}
         self.constants = []
         self.forwards = []
-        self.sources = []
+        self.sources = []  # each step's slots, its gatherer's indices (chunks, prepared steps)
         for i, (cls, specs, kwargs, slot, _) in enumerate(self.steps):
             sources = []
             for source, constant in specs:
@@ -433,11 +433,9 @@ class _ImageChunks:
         if program.n_inputs != 1 or len(meta[0][0]) != 4:
             return None
         batch = meta[0][0][0]
-        indices = list(range(len(meta) + len(constants)))  # a step's gather gives its sources
         chunked, plans, largest, steps = {0}, [], 0, 0
-        for (function, _, _, slot, _), (_, gather, _, _, _) in zip(program.steps,
-                                                                   program.forwards):
-            shape, sources = meta[slot][0], gather(indices)
+        for (function, _, _, slot, _), sources in zip(program.steps, program.sources):
+            shape = meta[slot][0]
             if (not function.per_image or len(shape) != 4 or shape[0] != batch
                     or any((source in chunked) != (position in function.per_image)
                            for position, source in enumerate(sources))):
@@ -460,8 +458,8 @@ class _ImageChunks:
         else:
             return None
         later = {program.result_slot}
-        for _, gather, _, _, _ in program.forwards[steps:]:
-            later.update(gather(indices))
+        for sources in program.sources[steps:]:
+            later.update(sources)
         gathered = {slot: (meta[slot][0][1:], meta[slot][1]) for slot in chunked - {0}
                     if slot in later}
         return cls(program.forwards[:steps], bounds, gathered)

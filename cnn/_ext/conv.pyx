@@ -749,7 +749,7 @@ cdef class ConvPlan:
         # A strided 1x1 layer whose columns backward needs makes them anyway: the product on
         # them reads its input once, where the direct tile would read it a second time
         # (ResNet-8's shortcuts at batch 64, columns kept: 259 -> 230 us and 197 -> 144 us).
-        by_blas = self.algorithm == COLUMNS and (not self._direct_pointwise or keep_columns)
+        by_blas = self._by_products(keep_columns)
         # A batch norm's map: float64 rows for the columns algorithm's separate pass, the
         # epilogues' padded rows of the dtype for the others; checked before any kernel runs.
         coefficients = None
@@ -773,6 +773,12 @@ cdef class ConvPlan:
         weights, bias = self._operands(path, weight, bias, threads, keep)
         self._launch(path, x, weights, bias, coefficients, out, relu, threads, residual)
         return out, None
+
+    cdef bint _by_products(self, bint keep_columns):
+        """Whether a forward runs BLAS products on columns (the columns algorithm; a strided
+        1x1 layer only when its columns are kept for backward, else it runs the direct tile:
+        forward's comment) rather than the kernels of _forward_path."""
+        return self.algorithm == COLUMNS and (not self._direct_pointwise or keep_columns)
 
     cdef int _forward_path(self, Py_ssize_t batch, bint pooled):
         """Which kernels a forward of `batch` images runs, with or without the fused ReLU and
@@ -975,7 +981,7 @@ cdef class ConvPlan:
         shape_ = (x.shape[0], self.output_shape[0], oh // 2, ow // 2)
         pooled = np.empty(shape_, dtype=self.dtype)
         indices = np.empty(shape_, dtype=np.int64) if _flag(with_indices, "with_indices") else None
-        if self.algorithm == COLUMNS and not self._direct_pointwise:
+        if self._by_products(False):
             # A 1x1 layer: its ReLU'd output, then max_pool2d's own kernel (the same bits as
             # the three layers).
             out = self._columns_forward(x, weight, bias, True, False, threads)[0]
@@ -1038,7 +1044,7 @@ cdef class ConvPlan:
             if relu or batch_norm is not None or residual:
                 raise ValueError("pool: the fused ReLU and max-pool takes no relu, batch_norm "
                                  "or residual")
-        if self.algorithm == COLUMNS and not self._direct_pointwise:
+        if self._by_products(False):
             if batch_norm is not None:
                 self._batch_norm_map(batch_norm, False)  # checked all the same
             return None
