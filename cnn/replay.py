@@ -46,6 +46,7 @@ from .nn.functional.linear import Linear as _Linear  # (F.linear is the function
 from .nn.functional import normalization as _normalization
 from .nn.module import Module, structure_version
 from .tensor import Tensor, _wrap
+from ._ext._replay import run_forwards as _run_forwards
 from .threads import kernel_threads
 
 __all__ = ["compile", "CompiledModule"]
@@ -303,9 +304,9 @@ class _Program:
         self.steps, self.backward_order = _fold_residuals(steps, order, result_slot)
         # Without gradients each step is its Function's inference form (or forward, through
         # _without_ctx) on the values of its slots, the values fixed at capture (plans, flags,
-        # buffers) in slots of their own after the others: looked up once here, and each
-        # step's arguments gathered by one C call (operator.itemgetter), since a batch-1
-        # forward's ops take only microseconds each.
+        # buffers) in slots of their own after the others: looked up once here, and the
+        # steps run by a loop in C (cnn/_ext/_replay.pyx: run_forwards, which says why),
+        # since a batch-1 forward's ops take only microseconds each.
         # Each step's value is let go after the last step that reads it, as eager's Python
         # lets an intermediate tensor go, instead of at the end of the forward: the
         # VGG-style net's replay at batch 1000 peaked at 275 MB of arrays, now at 158
@@ -314,7 +315,7 @@ class _Program:
         last_read = {}
         self.constants = []
         self.forwards = []
-        self.sources = []  # each step's slots, its gatherer's indices (chunks, prepared steps)
+        self.sources = []  # each step's slots (chunks, prepared steps)
         for i, (cls, specs, kwargs, slot, _) in enumerate(self.steps):
             sources = []
             for source, constant in specs:
@@ -328,7 +329,7 @@ class _Program:
             run = getattr(cls, "inference", None) or _without_ctx(cls, len(specs))
             if freezing and cls.freezable and not self.grad:
                 kwargs = {**(kwargs or {}), "frozen": True}
-            self.forwards.append((run, _gatherer(sources), kwargs or None, slot))
+            self.forwards.append((run, tuple(sources), kwargs or None, slot))
             self.sources.append(sources)
         released = [[] for _ in self.forwards]
         for slot, i in last_read.items():
@@ -393,22 +394,9 @@ class _Program:
             if prepared is None:
                 forwards.append(forward)
             else:
-                forwards.append((prepared, _gatherer([sources[k] for k in images]), None)
+                forwards.append((prepared, tuple([sources[k] for k in images]), None)
                                 + forward[3:])
         return forwards
-
-
-def _run_forwards(forwards, values, threads):
-    """Run replay steps (_Program.forwards) on `values`, letting each value go after the last
-    step that reads it."""
-    for run, gather, kwargs, slot, released in forwards:
-        if kwargs is None:
-            values[slot] = run(threads, *gather(values))
-        else:
-            values[slot] = run(threads, *gather(values), **kwargs)
-        if released is not None:
-            for done in released:
-                values[done] = None
 
 
 class _ImageChunks:
@@ -488,15 +476,6 @@ def _without_ctx(cls, n_args):
     def run(threads, *args, **kwargs):
         return cls.forward(_UnrecordedContext(cls, unrecorded), *args, **kwargs)
     return run
-
-
-def _gatherer(indices):
-    """A function of a list giving the tuple of its items at `indices`, in that order."""
-    if not indices:
-        return lambda values: ()
-    if len(indices) == 1:
-        return lambda values, index=indices[0]: (values[index],)
-    return operator.itemgetter(*indices)
 
 
 def _run_steps(steps, values, contexts):

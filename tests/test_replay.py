@@ -146,6 +146,26 @@ def test_a_replay_lets_each_value_go_after_its_last_use(rng):
     assert peak < 3 * size
 
 
+def test_the_replay_loop_passes_each_step_its_values_and_lets_them_go():
+    """cnn/_ext/_replay.pyx's run_forwards: the thread count and each step's sources as
+    arguments (keywords when given), its result in its slot, its released slots emptied; a
+    slot outside the list raises IndexError (no crash)."""
+    from cnn._ext._replay import run_forwards
+
+    def record(threads, *args, **kwargs):
+        return (threads, args, kwargs)
+
+    values = ["a", "b", None, None]
+    run_forwards([(record, (0, 1), None, 2, (0,)),
+                  (record, (2,), {"scale": 3}, 3, None)], values, 7)
+    assert values == [None, "b", (7, ("a", "b"), {}), (7, ((7, ("a", "b"), {}),),
+                                                         {"scale": 3})]
+    for bad in ((record, (4,), None, 2, None), (record, (0,), None, 4, None),
+                (record, (0,), None, 2, (5,))):
+        with pytest.raises(IndexError):
+            run_forwards([bad], ["a", "b", None, None], 1)
+
+
 def test_replays_skip_the_modules(monkeypatch, rng):
     model = cnn.compile(lenet().eval())
     x = cnn.tensor(rng.standard_normal((2, 1, 28, 28)).astype(np.float32))
