@@ -263,6 +263,25 @@ def test_layers_sharing_the_scratch_never_see_each_others_values(isa, threads, r
                                                                    (1, 1)), **tolerance(dtype))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_scratch_rows_start_on_cache_lines(isa, rng, dtype):
+    # The products load V and M a vector of tiles at a time, at multiples of 16 values from
+    # each thread's row of the scratch (_winograd_scratch): a row starting inside a cache line
+    # split most of those loads in two (cnn/_aligned.py). Kept rows, and rows regrown for a
+    # larger layer or team, start on 64-byte boundaries, a whole number of lines apart.
+    module = _ext.backend.conv
+    key = "double" if dtype == np.float64 else "float"
+    for c, size, threads_used in ((32, 16, 1), (64, 16, 2), (48, 24, 2)):
+        x = rng.standard_normal((1, c, size, size)).astype(dtype)
+        w = rng.standard_normal((c, c, 3, 3)).astype(dtype)
+        plan = dc.plan(x, w, padding=1)
+        assert plan.runs_winograd(1)
+        plan.forward(x, w, num_threads=threads_used)
+        view, room, rows = getattr(module._WINOGRAD_SCRATCH, key)
+        assert np.asarray(view).ctypes.data % 64 == 0
+        assert room * np.dtype(dtype).itemsize % 64 == 0 and rows >= threads_used
+
+
 @pytest.mark.parametrize("c, f, size", [
     (16, 16, 8),    # 8x8 outputs: at batch 8, 512 pixels (WINOGRAD_MIN_OUTPUTS)
     (16, 16, 24),   # a single image of 1.3M multiply-adds, below WINOGRAD_MIN_MACS_ALONE

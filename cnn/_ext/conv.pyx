@@ -35,6 +35,7 @@ from libc.string cimport memcpy, memset
 
 from cnn._ext._buffers cimport take
 from cnn._ext._openmp cimport serial as _serial
+from cnn import _aligned
 from cnn._blas import use_one_thread
 from cnn._ext.geometry import conv_geometry
 from cnn._validation import FLOAT_DTYPES, flag, integer, real_number, shape
@@ -389,7 +390,7 @@ cdef tuple _winograd_scratch(bint double_precision, Py_ssize_t threads, Py_ssize
     if kept is not None:  # layers of smaller teams keep using the rows they need
         size, threads = max(size, kept[1]), max(threads, kept[2])
     room = _round_up(size, 16)
-    array = np.empty(threads * room, dtype=np.float64 if double_precision else np.float32)
+    array = _aligned.empty((threads * room,), np.float64 if double_precision else np.float32)
     view = _vector_view[double](array) if double_precision else _vector_view[float](array)
     setattr(_WINOGRAD_SCRATCH, key, (view, room, threads))
     return view, room
@@ -1098,7 +1099,7 @@ cdef class ConvPlan:
             kept = self._workspaces.scratch = [(None, None)] * 4
         made_for, view = kept[kind]
         if made_for != (threads, size, zeros):
-            array = np.empty((threads, size + zeros), dtype=self.dtype)
+            array = _aligned.empty((threads, size + zeros), self.dtype)
             array[:, size:] = 0
             if kind == 2:
                 view = (_vector_view[double](array[0]) if self.double_precision
@@ -1219,14 +1220,14 @@ cdef class ConvPlan:
         WINOGRAD_TRANSFORM's u."""
         if kind == WINOGRAD_TRANSFORM:
             c, f = self.input_shape[0], self.weight_shape[0]
-            u = np.empty((16, _lane_rows(f) // CNN_BLOCK_LANES, c, CNN_BLOCK_LANES),
-                         dtype=self.dtype)
+            u = _aligned.empty((16, _lane_rows(f) // CNN_BLOCK_LANES, c, CNN_BLOCK_LANES),
+                               self.dtype)
             if self.double_precision:
                 _winograd_weights[double](weight, u, threads)
             else:
                 _winograd_weights[float](weight, u, threads)
             return u
-        wt = np.empty((self.n_taps, self.f_padded), dtype=self.dtype)
+        wt = _aligned.empty((self.n_taps, self.f_padded), self.dtype)
         rows = weight.reshape(self.weight_shape[0], self.n_taps)
         if self.double_precision:
             _pack[double](rows, wt, threads)
