@@ -84,12 +84,11 @@ WINOGRAD_MIN_CHANNELS = 16
 # runs by Winograd; with fewer, the weights' transform (16 x F x C values, at every call of a
 # training step) would cost more than the multiply-adds it saves...
 WINOGRAD_MIN_OUTPUTS = 512
-# ... unless the call has at least WINOGRAD_MIN_MACS_ALONE multiply-adds of the direct kernels
-# (four times as many when an image has fewer than WINOGRAD_PAIRED_TILES 2x2 tiles: the
-# AVX-512 products take 32 tiles at a time, and fewer run them half empty), and an image at
-# least WINOGRAD_MIN_MACS_PER_BYTE_ALONE of them per byte of its transformed input and products
-# (16 (C + F) values a tile, written and read back; the ratio is 9 C F / (16 (C + F)) whatever
-# the image's size: 4.5 for 16 -> 16, 6 for 16 -> 32, 9 for 32 -> 32). That is how a single
+# ... unless the call has at least WINOGRAD_MIN_MACS_ALONE multiply-adds of the direct kernels,
+# and an image at least WINOGRAD_MIN_MACS_PER_BYTE_ALONE of them per byte of its transformed
+# input and products (16 (C + F) values a tile, written and read back; the ratio is
+# 9 C F / (16 (C + F)) whatever the image's size: 4.5 for 16 -> 16, 6 for 16 -> 32, 9 for
+# 32 -> 32). That is how a single
 # image (batch-1 inference, where the plan keeps the transformed weights) runs by Winograd.
 # Measured on an AVX-512 Xeon, one image with batch norm and ReLU, Winograd's time over the
 # direct kernels', best of 7 alternated runs, two threads / one (the fifteenth session, after
@@ -101,8 +100,14 @@ WINOGRAD_MIN_OUTPUTS = 512
 #   tiles) 1.02 / 0.87;
 #   9.4M: 128 -> 128 at 8x8 (16 tiles) 0.80 / 0.81; earlier, 64 -> 64 at 16x16 0.79, 32 -> 32
 #   at 32x32 0.89 (cut by rows of tiles, below, 0.61-0.80 pooled); 38M: 0.63-0.77.
-# So layers of 16 tiles need 9.4M; the others 2.1M, of which only 16 -> 32 at 32x32 (in none
-# of the bench's nets) is no faster on two threads.
+# So layers of 16 tiles needed 9.4M (four times the threshold: the AVX-512 products take 32
+# tiles at a time, and fewer run them half empty); the others 2.1M, of which only 16 -> 32 at
+# 32x32 (in none of the bench's nets) is no faster on two threads. Since the seventeenth
+# session the products' scratch and the transformed weights start on cache lines, which made
+# Winograd 5-15% faster at batch 1, and the images of 16 tiles need 2.1M too: alternating in
+# one process, the frozen batch-1 forwards (64 -> 64 at 8x8 now by Winograd in ResNet-8, 64 ->
+# 128 at 8x8 in the VGG-style net) ResNet-8 0.97-0.98x, the VGG-style net 0.96-0.97x, on one
+# thread and on two.
 WINOGRAD_MIN_MACS_ALONE = 1 << 21
 WINOGRAD_PAIRED_TILES = 32
 WINOGRAD_MIN_MACS_PER_BYTE_ALONE = 4
@@ -681,16 +686,15 @@ cdef class ConvPlan:
     cdef bint _winograd_pays(self, Py_ssize_t batch):
         """Whether a call of `batch` images runs by Winograd (a Winograd plan, enough outputs);
         the bits of its results depend on this choice, never on the thread count."""
-        cdef Py_ssize_t oh, ow, tiles, macs
+        cdef Py_ssize_t oh, ow, tiles
         if self.algorithm != WINOGRAD or batch <= 0:
             return False
         oh, ow = self.output_shape[1], self.output_shape[2]
         if batch > 1 and batch * oh * ow >= WINOGRAD_MIN_OUTPUTS:
             return True
         tiles = ((oh + 1) // 2) * ((ow + 1) // 2)
-        macs = WINOGRAD_MIN_MACS_ALONE * (1 if tiles >= WINOGRAD_PAIRED_TILES else 4)
-        # batch * macs_per_image >= macs, without overflowing
-        return (self.macs_per_image >= (macs + batch - 1) // batch
+        # batch * macs_per_image >= WINOGRAD_MIN_MACS_ALONE, without overflowing
+        return (self.macs_per_image >= (WINOGRAD_MIN_MACS_ALONE + batch - 1) // batch
                 and self.macs_per_image >= WINOGRAD_MIN_MACS_PER_BYTE_ALONE * 16
                 * (self.input_shape[0] + self.output_shape[0]) * tiles * self.dtype.itemsize)
 
