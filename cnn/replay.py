@@ -34,6 +34,7 @@ import threading
 
 import numpy as np
 
+from ._ext._replay import run_forwards as _run_forwards
 from ._validation import flag
 from .autograd import engine as _engine
 from .autograd import function as _function
@@ -46,7 +47,6 @@ from .nn.functional.linear import Linear as _Linear  # (F.linear is the function
 from .nn.functional import normalization as _normalization
 from .nn.module import Module, structure_version
 from .tensor import Tensor, _wrap
-from ._ext._replay import run_forwards as _run_forwards
 from .threads import kernel_threads
 
 __all__ = ["compile", "CompiledModule"]

@@ -88,8 +88,8 @@ WINOGRAD_MIN_OUTPUTS = 512
 # and an image at least WINOGRAD_MIN_MACS_PER_BYTE_ALONE of them per byte of its transformed
 # input and products (16 (C + F) values a tile, written and read back; the ratio is
 # 9 C F / (16 (C + F)) whatever the image's size: 4.5 for 16 -> 16, 6 for 16 -> 32, 9 for
-# 32 -> 32). That is how a single
-# image (batch-1 inference, where the plan keeps the transformed weights) runs by Winograd.
+# 32 -> 32). That is how a single image (batch-1 inference, where the plan keeps the
+# transformed weights) runs by Winograd.
 # Measured on an AVX-512 Xeon, one image with batch norm and ReLU, Winograd's time over the
 # direct kernels', best of 7 alternated runs, two threads / one (the fifteenth session, after
 # the fourteenth's faster Winograd transforms; the thresholds were 2^22, twice below 32 tiles
