@@ -315,7 +315,6 @@ class _Program:
         last_read = {}
         self.constants = []
         self.forwards = []
-        self.sources = []  # each step's slots (chunks, prepared steps)
         for i, (cls, specs, kwargs, slot, _) in enumerate(self.steps):
             sources = []
             for source, constant in specs:
@@ -330,7 +329,6 @@ class _Program:
             if freezing and cls.freezable and not self.grad:
                 kwargs = {**(kwargs or {}), "frozen": True}
             self.forwards.append((run, tuple(sources), kwargs or None, slot))
-            self.sources.append(sources)
         released = [[] for _ in self.forwards]
         for slot, i in last_read.items():
             if slot != result_slot:
@@ -380,8 +378,8 @@ class _Program:
         and laid out once, not at every call (about 1.2 us of its call)."""
         parameters = range(self.n_inputs, self.n_inputs + len(self.leaves))
         forwards = []
-        for (cls, _, kwargs, _, _), sources, forward in zip(self.steps, self.sources,
-                                                           self.forwards):
+        for (cls, _, kwargs, _, _), forward in zip(self.steps, self.forwards):
+            sources = forward[1]
             prepared = None
             images = cls.per_image
             fixed = [source for position, source in enumerate(sources)
@@ -422,7 +420,8 @@ class _ImageChunks:
             return None
         batch = meta[0][0][0]
         chunked, plans, largest, steps = {0}, [], 0, 0
-        for (function, _, _, slot, _), sources in zip(program.steps, program.sources):
+        for (function, _, _, slot, _), (_, sources, _, _, _) in zip(program.steps,
+                                                                    program.forwards):
             shape = meta[slot][0]
             if (not function.per_image or len(shape) != 4 or shape[0] != batch
                     or any((source in chunked) != (position in function.per_image)
@@ -446,7 +445,7 @@ class _ImageChunks:
         else:
             return None
         later = {program.result_slot}
-        for sources in program.sources[steps:]:
+        for _, sources, _, _, _ in program.forwards[steps:]:
             later.update(sources)
         gathered = {slot: (meta[slot][0][1:], meta[slot][1]) for slot in chunked - {0}
                     if slot in later}
