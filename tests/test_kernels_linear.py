@@ -89,6 +89,20 @@ def test_a_value_does_not_depend_on_threads_neighbours_or_addresses(isa, rng):
         assert affine_rows(moved_x, moved, bias, True, 2).tobytes() == first.tobytes()
 
 
+@pytest.mark.parametrize("k", [1, 7, 20, 63, 65, 100])
+def test_a_rows_last_values_read_whole_never_take_in_the_next_rows(isa, rng, k):
+    # A row's last (fewer than 64) values are loaded in whole registers, the lanes past the
+    # row masked: the next row's infinities and NaNs, times the zeros padding x, must not
+    # turn the row's value into NaN.
+    x, weight, bias = arrays(rng, 1, k, 9, np.float32)
+    weight[1::2] = np.inf
+    weight[2::4] = np.nan
+    out = affine_rows(x, weight, bias, False)
+    for n in range(0, 9, 4):
+        alone = affine_rows(x, np.ascontiguousarray(weight[n:n + 1]), bias[n:n + 1], False)
+        assert np.isfinite(out[0, n]) and out[0, n] == alone[0, 0]
+
+
 def test_the_bits_are_those_of_a_fixed_order_of_summation(isa):
     # Values whose sum depends on the order: 1e8 + 1 is 1e8 in float32, so the 1.0 survives
     # only when 1e8 and -1e8 cancel before it joins them. Value k goes to lane k % 16 of
