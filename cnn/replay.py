@@ -372,27 +372,28 @@ class _Program:
         return _wrap(values[self.result_slot])
 
     def _prepared_forwards(self, values):
-        """self.forwards with each freezable step whose arguments other than its images are
-        parameters or fixed values prepared for them (Function.frozen, given the arrays in
-        `values`) and taking its images alone: a forward of a batch-1 convolution checked
-        and laid out once, not at every call (about 1.2 us of its call)."""
+        """self.forwards with each freezable step whose arguments other than the ones it
+        takes at each call (its images; Function.frozen_takes) are parameters or fixed
+        values prepared for them (Function.frozen, given the arrays in `values`) and taking
+        the others alone: a forward of a batch-1 convolution checked and laid out once, not
+        at every call (about 1.2 us of its call), a batch-1 linear layer's weight taken once."""
         parameters = range(self.n_inputs, self.n_inputs + len(self.leaves))
         forwards = []
         for (cls, _, kwargs, _, _), forward in zip(self.steps, self.forwards):
             sources = forward[1]
             prepared = None
-            images = cls.per_image
+            taken = cls.per_image if cls.frozen_takes is None else cls.frozen_takes
             fixed = [source for position, source in enumerate(sources)
-                     if position not in images]
+                     if position not in taken]
             if cls.freezable and all(source in parameters or source >= len(self.meta)
                                      for source in fixed):
-                batch = self.meta[sources[images[0]]][0][0]
-                prepared = cls.frozen(batch, *[values[source] for source in fixed],
+                shape = self.meta[sources[taken[0]]][0]
+                prepared = cls.frozen(shape, *[values[source] for source in fixed],
                                       **(kwargs or {}))
             if prepared is None:
                 forwards.append(forward)
             else:
-                forwards.append((prepared, tuple([sources[k] for k in images]), None)
+                forwards.append((prepared, tuple([sources[k] for k in taken]), None)
                                 + forward[3:])
         return forwards
 

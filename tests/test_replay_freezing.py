@@ -172,13 +172,13 @@ def test_a_plan_freezes_only_a_kept_layout(rng):
                         frozen=True)[0].tobytes() != normed.tobytes()  # another array
 
 
-def prepared_steps(compiled):
+def prepared_steps(compiled, kinds=("FrozenForward",)):
     """The names of the Functions whose steps a compiled model's programs run prepared
-    (Function.frozen: a FrozenForward of the layer's plan)."""
+    (Function.frozen: by default a FrozenForward of a layer's plan)."""
     return {step[0].__name__ for program in compiled._programs.values()
             if program.prepared is not None
             for step, forward in zip(program.steps, program.prepared[1])
-            if type(forward[0]).__name__ == "FrozenForward"}
+            if type(forward[0]).__name__ in kinds}
 
 
 @pytest.mark.parametrize("build", [wide_net, resnet])
@@ -302,3 +302,72 @@ def test_a_frozen_forward_checks_its_arguments(rng):
         frozen(0, x)
     pointwise = _ext.conv_plan((16, 8, 8), (8, 16, 1, 1), 1, 0, 1)  # BLAS products
     assert pointwise.frozen_forward(1, w[:8, :, :1, :1]) is None
+
+
+class Rows(nn.Module):
+    """A classifier whose first linear layer takes (1, 5, 8): five rows of one image (BLAS's
+    product), its second one row."""
+
+    def __init__(self):
+        super().__init__()
+        self.first, self.second = nn.Linear(8, 6), nn.Linear(30, 3, bias=False)
+
+    def forward(self, x):
+        return self.second(nn.functional.relu(self.first(x)).flatten(1))
+
+
+def test_a_batch_1_linear_layer_runs_prepared(rng):
+    # LeNet-5's classifier (with its ReLUs fused) takes its weights once (FrozenAffine), with
+    # eager's bits; a layer of more rows than the row kernel's (BLAS's product) is left as
+    # it was.
+    eager, compiled = frozen_twins(lambda: nn.Sequential(
+        nn.Flatten(), nn.Linear(48, 20), nn.ReLU(), nn.Linear(20, 7)))
+    x = cnn.tensor(rng.standard_normal((1, 3, 4, 4)).astype(np.float32))
+    assert_replays_eager_bits(eager, compiled, x)
+    assert prepared_steps(compiled, ("FrozenAffine",)) == {"Linear"}
+    model = Rows().eval()
+    rows = cnn.compile(model, options=FROZEN)
+    assert_replays_eager_bits(model, rows,
+                              cnn.tensor(rng.standard_normal((1, 5, 8)).astype(np.float32)))
+    (program,) = rows._programs.values()
+    assert [(step[0].__name__, type(forward[0]).__name__)
+            for step, forward in zip(program.steps, program.prepared[1])] == [
+        ("Linear", "function"), ("Reshape", "function"), ("Linear", "FrozenAffine")]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("with_bias", [True, False])
+@pytest.mark.parametrize("relu", [True, False])
+def test_a_frozen_affine_gives_the_bits_of_affine_rows(dtype, with_bias, relu, rng):
+    kernels = _ext.backend.linear
+    x = rng.standard_normal((1, 100)).astype(dtype)
+    w = rng.standard_normal((30, 100)).astype(dtype)
+    b = rng.standard_normal(30).astype(dtype) if with_bias else None
+    expected = np.empty((1, 30), dtype)
+    kernels.affine_rows(x, w, b, expected, relu, 1)
+    frozen = kernels.FrozenAffine(w, b, relu)
+    for count in (1, 2):
+        assert frozen(count, x).tobytes() == expected.tobytes()
+    strided = np.repeat(x, 2, axis=1)[:, ::2]  # not contiguous: copied
+    assert frozen(2, strided).tobytes() == expected.tobytes()
+    assert frozen(1, x[:0]).shape == (0, 30)
+
+
+def test_a_frozen_affine_checks_its_arguments(rng):
+    kernels = _ext.backend.linear
+    w = rng.standard_normal((4, 3)).astype(np.float32)
+    frozen = kernels.FrozenAffine(w, None, False)
+    with pytest.raises(ValueError, match="x: expected 3 columns"):
+        frozen(1, np.ones((1, 4), np.float32))
+    with pytest.raises(ValueError, match="x: expected at most 1 rows"):
+        frozen(1, np.ones((kernels.MAX_ROWS + 1, 3), np.float32))
+    with pytest.raises(TypeError, match="x: expected float32"):
+        frozen(1, np.ones((1, 3)))
+    with pytest.raises(TypeError, match="x: expected a 2-D"):
+        frozen(1, np.ones(3, np.float32))
+    with pytest.raises(ValueError, match="bias: expected 4 elements"):
+        kernels.FrozenAffine(w, np.ones(3, np.float32), False)
+    with pytest.raises(TypeError, match="bias: expected float32"):
+        kernels.FrozenAffine(w, np.ones(4), False)
+    with pytest.raises(ValueError, match="weight: expected a C-contiguous"):
+        kernels.FrozenAffine(w.T, None, False)

@@ -11,6 +11,8 @@ from cpython.buffer cimport PyBuffer_Release
 from cython cimport floating
 from cython.parallel cimport prange
 
+import numpy as np
+
 from ._buffers cimport is_double, take
 from ._openmp cimport serial
 
@@ -121,3 +123,61 @@ cdef inline void _rows(const floating* x, const floating* w, const floating* bia
         cnn_linear_rows_f32(x, w, bias, out, M, K, N, first, last, relu)
     else:
         cnn_linear_rows_f64(x, w, bias, out, M, K, N, first, last, relu)
+
+
+cdef class FrozenAffine:
+    """affine_rows for a layer whose weight and bias are taken for constants (cnn.compile's
+    freezing), called as ``frozen(num_threads, x)`` with x (M, K), M <= MAX_ROWS (a copy is
+    taken of an x that is not C-contiguous): a new (M, N) result, with affine_rows's bits.
+    The weight's and bias's buffers are taken once here and held (their arrays are read at
+    each call, not copied), so that a call takes only x's and the result's, where
+    affine_rows takes and checks four buffers, after the layer's Python made the arrays
+    contiguous: about 0.5 us of a batch-1 layer's call."""
+
+    cdef Py_buffer views[2]  # the weight, the bias when there is one
+    cdef int taken
+    cdef bint relu
+    cdef object weight, bias, dtype
+
+    def __cinit__(self, weight, bias, bint relu):
+        self.taken = 0
+        take(weight, &self.views[0], 2, False, "weight")
+        self.taken = 1
+        self.dtype = np.dtype(np.float64 if is_double(&self.views[0]) else np.float32)
+        if bias is not None:
+            take(bias, &self.views[1], 1, False, "bias")
+            self.taken = 2
+            _same_dtype(&self.views[1], is_double(&self.views[0]), "bias")
+            _check("bias", self.views[0].shape[0], self.views[1].shape[0],
+                   "elements (weight's rows)")
+        self.weight, self.bias, self.relu = weight, bias, relu
+
+    def __dealloc__(self):
+        cdef int i
+        for i in range(self.taken):
+            PyBuffer_Release(&self.views[i])
+
+    def __call__(self, int num_threads, x):
+        cdef Py_buffer view, result
+        try:
+            take(x, &view, 2, False, "x")
+        except ValueError:  # not C-contiguous (or not an array)
+            x = np.ascontiguousarray(x)
+            take(x, &view, 2, False, "x")
+        try:
+            if is_double(&view) != is_double(&self.views[0]):
+                raise TypeError(f"x: expected {self.dtype} (the weight's dtype), got "
+                                f"{'float64' if is_double(&view) else 'float32'}")
+            _check("x", self.views[0].shape[1], view.shape[1], "columns (the weight's)")
+            if view.shape[0] > MAX_ROWS:
+                raise ValueError(f"x: expected at most {MAX_ROWS} rows, got {view.shape[0]}")
+            out = np.empty((view.shape[0], self.views[0].shape[0]), dtype=self.dtype)
+            take(out, &result, 2, True, "out")
+            try:
+                _affine(&view, &self.views[0], &self.views[1] if self.taken == 2 else NULL,
+                        &result, self.relu, num_threads)
+            finally:
+                PyBuffer_Release(&result)
+        finally:
+            PyBuffer_Release(&view)
+        return out

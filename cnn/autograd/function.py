@@ -211,15 +211,19 @@ class Function:
         freezable (bool): Whether ``inference`` takes ``frozen=True``: ``cnn.compile``'s
             freezing (``options={"freezing": True}``) then lets the op use the kernel layout it
             keeps of its weights (and a folded batch norm's map) without reading them again.
-            Such an op also has ``frozen(batch, *fixed, **kwargs)``: its inference for
-            `batch` images prepared once with its arguments other than the per_image ones
-            (`fixed`, in order) taken for constants, a callable ``(threads, *images)`` of the
-            per_image arguments that gives inference's result (None where there is nothing
-            to prepare). False unless a subclass says so.
+            Such an op also has ``frozen(shape, *fixed, **kwargs)``: its inference prepared
+            once, with its arguments other than the ones each call takes (``frozen_takes``,
+            in order) taken for constants (`fixed`, in order), for a first taken argument of
+            this `shape` (the others' shapes fixed by it): a callable ``(threads, *taken)``
+            that gives inference's result (None where there is nothing to prepare). False
+            unless a subclass says so.
+        frozen_takes (tuple): The positions of the arguments a frozen call takes; None (the
+            default) for the per_image ones.
     """
 
     per_image = ()
     freezable = False
+    frozen_takes = None
 
     @staticmethod
     def forward(ctx, *args, **kwargs):

@@ -46,8 +46,8 @@ class Conv2d(Function):
                             True, frozen)[0]
 
     @staticmethod
-    def frozen(batch, weight, bias, plan, *batch_norm, relu=False):
-        return plan.frozen_forward(batch, weight, bias, relu, batch_norm or None)
+    def frozen(shape, weight, bias, plan, *batch_norm, relu=False):
+        return plan.frozen_forward(shape[0], weight, bias, relu, batch_norm or None)
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -83,8 +83,8 @@ class Conv2dAddReLU(Function):
                             residual, True, frozen)[0]
 
     @staticmethod
-    def frozen(batch, weight, bias, plan, *batch_norm):
-        return plan.frozen_forward(batch, weight, bias, True, batch_norm or None, True)
+    def frozen(shape, weight, bias, plan, *batch_norm):
+        return plan.frozen_forward(shape[0], weight, bias, True, batch_norm or None, True)
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -121,8 +121,8 @@ class ConvReLUMaxPool2d(Function):
         return plan.forward_relu_pool(x, weight, bias, threads, False, True, frozen)[0]
 
     @staticmethod
-    def frozen(batch, weight, bias, plan):
-        return plan.frozen_forward(batch, weight, bias, pool=True)
+    def frozen(shape, weight, bias, plan):
+        return plan.frozen_forward(shape[0], weight, bias, pool=True)
 
     @staticmethod
     def backward(ctx, grad_output):

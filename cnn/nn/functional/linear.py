@@ -23,7 +23,13 @@ class Linear(Function):
     rule runs in the bias's pass over the result (elementwise.bias_relu), and backward takes
     the gradient through it first, as relu's backward would: the same values and gradients as
     the two ops, without the second op.
+
+    With cnn.compile's freezing, a forward of one row takes the weight and bias once
+    (linear.FrozenAffine), not at every call.
     """
+
+    freezable = True
+    frozen_takes = (0,)
 
     @staticmethod
     def forward(ctx, x, weight, bias, relu=False):
@@ -34,9 +40,18 @@ class Linear(Function):
         return out if x.ndim == 2 else out.reshape(x.shape[:-1] + (weight.shape[0],))
 
     @staticmethod
-    def inference(threads, x, weight, bias, relu=False):
+    def inference(threads, x, weight, bias, relu=False, frozen=False):
+        # (frozen: the layer keeps no layout of its weight to use.)
         out = _affine(_rows(x), weight, bias, relu, threads)
         return out if x.ndim == 2 else out.reshape(x.shape[:-1] + (weight.shape[0],))
+
+    @staticmethod
+    def frozen(shape, weight, bias, relu=False):
+        kernels = _ext.backend.linear
+        if len(shape) != 2 or shape[0] > kernels.MAX_ROWS:
+            return None  # BLAS's product, with nothing to take once
+        return kernels.FrozenAffine(np.ascontiguousarray(weight),
+                                    bias if bias is None else np.ascontiguousarray(bias), relu)
 
     @staticmethod
     def backward(ctx, grad_output):
