@@ -18,9 +18,10 @@
  * Every accumulator is indexed by constants only (loops unrolled whole, the last values
  * handled by one more iteration of the same shape with its lanes masked), so that gcc keeps
  * them in registers: with the last values in a partial register picked at run time, it kept
- * them on the stack, and a batch-1 400 -> 120 layer took 2.6 us instead of 0.9 on an AMD
- * EPYC (Zen 5). For the same reason the tree's halves are taken from registers by shuffles:
- * a 64-byte register stored and read back as two 32-byte halves stalls on store forwarding.
+ * them on the stack, and read each 64-byte sum back as two 32-byte halves, which stalls on
+ * store forwarding (the tree's halves are now taken from registers by shuffles). On an AMD
+ * EPYC (Zen 5) a batch-1 120 -> 84 layer took 1.23 us instead of 0.59, 64 -> 84 1.03 instead
+ * of 0.35; 400 -> 120 is bound by reading its 192 KB of weight from L2 (about 2 us) either way.
  *
  * At batch 1 numpy's product (BLAS gemv) took 2.3 us for a 400 -> 120 layer with 64-byte
  * aligned weights, and the bias and ReLU were a second call (0.5 us); here the whole layer is
@@ -130,9 +131,9 @@ static inline double cnn_register_sum_f64(cnn_lanes2_f64 v)
 
 #define CNN_UNROLLED _Pragma("GCC unroll 16")
 
-/* One iteration of the rows' sums: REGISTERS registers of x from XS, each with the same
- * register of every weight row (from W_AT, an expression of r, masked by MASK(c)), into the
- * rows' accumulators. */
+/* One iteration of the rows' sums: the R registers of x from XS, each with the same register
+ * of every weight row (from W_AT, an expression of r, masked by MASK(wv, c)), into the rows'
+ * accumulators. */
 #define CNN_LINEAR_STEP(XS, W_AT, MASK)                                                         \
     do {                                                                                        \
         CNN_UNROLLED for (int c = 0; c < R; c++) {                                              \
@@ -182,7 +183,7 @@ static inline double cnn_register_sum_f64(cnn_lanes2_f64 v)
                     /* a row's last values are read whole (the lanes past K masked), but    */ \
                     /* never past the weight's end: the last row's are copied               */ \
                     rests[r] = rows[r] + whole;                                                 \
-                    if (rest && rests[r] + STEP > end) {                                        \
+                    if (rest && end - rests[r] < STEP) {                                        \
                         memset(w_rest[r], 0, sizeof w_rest[r]);                                 \
                         memcpy(w_rest[r], rests[r], rest * sizeof(T));                          \
                         rests[r] = w_rest[r];                                                   \
