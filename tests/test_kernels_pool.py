@@ -157,6 +157,36 @@ def test_a_global_avg_pool_is_the_planes_mean_at_any_thread_count(isa, threads, 
     assert alone.tobytes() == results[0][5:6, 7:8].tobytes()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 64, 8, 8), (3, 5, 7, 2), (2, 600, 7, 7), (0, 4, 2, 2)])
+def test_global_avg_pool_gives_avg_pool_forwards_bits(isa, threads, dtype, shape):
+    # The buffer-taking entry (pooling.avg_pool's global windows) against the general
+    # kernel's whole-plane window, on 1 and 2 threads (2 x 600 x 49 values: shared).
+    x = (np.random.default_rng(4).standard_normal(shape) * 100).astype(dtype)
+    n, c, h, w = shape
+    general = np.empty((n * c, 1, 1), dtype)
+    pool = cnn._ext.backend.pool
+    pool.avg_pool_forward(x.reshape(n * c, h, w), general, h, w, h, w, 0, 0, True, 1)
+    for count in (1, 2):
+        out = np.full((n, c, 1, 1), np.nan, dtype)
+        pool.global_avg_pool(x, out, count)
+        assert out.tobytes() == general.tobytes()
+
+
+@pytest.mark.parametrize("x, out, error, words", [
+    (np.ones((2, 3, 4, 4)), np.empty((2, 3, 1, 1), np.float32), TypeError, "out: expected"),
+    (np.ones((2, 3, 4, 4)), np.empty((2, 4, 1, 1)), ValueError, r"out: expected shape \(2, 3"),
+    (np.ones((2, 3, 4, 4)), np.empty((2, 3, 2, 1)), ValueError, "out: expected shape"),
+    (np.ones((2, 3, 0, 4)), np.empty((2, 3, 1, 1)), ValueError, "x: expected planes"),
+    (np.ones((2, 3, 4)), np.empty((2, 3, 1, 1)), TypeError, "x: expected a 4-D"),
+    (np.ones((2, 3, 4, 4))[:, :, ::2], np.empty((2, 3, 1, 1)), ValueError, "x: expected a C"),
+    (np.ones((2, 3, 4, 4)), np.empty((2, 3, 1, 1)).view(np.int64), TypeError, "out: expected"),
+])
+def test_global_avg_pool_refuses_arrays_that_do_not_fit(x, out, error, words):
+    with pytest.raises(error, match=words):
+        cnn._ext.backend.pool.global_avg_pool(x, out, 1)
+
+
 @given(pool_cases(dilation=False), st.booleans())
 def test_avg_pool_backward_is_the_adjoint(isa, case, count_include_pad):
     x, k, s, p, _, ceil_mode = case

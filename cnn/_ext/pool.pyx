@@ -19,11 +19,14 @@ safe whatever they are given: positive window sizes, strides and dilations, non-
 and arrays whose plane counts agree. Every window is clipped to its plane, so an output of any
 size reads and writes nothing outside the arrays.
 """
+from cpython.buffer cimport PyBuffer_Release
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport INFINITY
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
+
+from ._buffers cimport is_double, take
 
 # Below this many output elements a thread team costs more than it saves.
 cdef Py_ssize_t MIN_PARALLEL_WORK = 1 << 14
@@ -198,18 +201,58 @@ cdef floating _plane_sum(const floating* values, Py_ssize_t n) noexcept nogil:
     return lanes[0]
 
 
-cdef void _global_avg_pool(const floating[:, :, ::1] x, floating[:, :, ::1] out,
-                           int num_threads) noexcept nogil:
-    """out[p, 0, 0] = the mean of plane p (a window covering the whole plane, no padding):
-    _plane_sum's order, the same for any thread count."""
-    cdef Py_ssize_t p, planes = x.shape[0], size = x.shape[1] * x.shape[2]
-    cdef const floating* first = &x[0, 0, 0]
+cdef void _global_avg_pool(const floating* first, floating* out, Py_ssize_t planes,
+                           Py_ssize_t size, int num_threads) noexcept nogil:
+    """out[p] = the mean of plane p of `planes` planes of `size` values at `first` (a window
+    covering the whole plane, no padding): _plane_sum's order, the same for any thread
+    count."""
+    cdef Py_ssize_t p
     if planes > 1 and num_threads > 1 and planes * size >= MIN_PARALLEL_SUM:
         for p in prange(planes, schedule="static", num_threads=num_threads):
-            out[p, 0, 0] = _plane_sum(first + p * size, size) / size
+            out[p] = _plane_sum(first + p * size, size) / size
     else:
         for p in range(planes):
-            out[p, 0, 0] = _plane_sum(first + p * size, size) / size
+            out[p] = _plane_sum(first + p * size, size) / size
+
+
+def global_avg_pool(x,    # IN  (N, C, H, W)
+                    out,  # OUT (N, C, 1, 1)
+                    int num_threads):
+    """out[n, c, 0, 0] = the mean of plane (n, c): avg_pool_forward's values for a window
+    covering the whole plane without padding, with C-contiguous float arrays of one dtype
+    taken as buffers (ValueError or TypeError naming the argument otherwise). A batch-1
+    network's pool (64 planes of 8 x 8) spent 1 us of its 1.2 in avg_pool_forward's typed
+    memoryviews, fused dispatch and planes' reshapes."""
+    cdef Py_buffer views[2]  # x, out
+    cdef int taken = 0, i
+    cdef Py_ssize_t planes, size
+    cdef bint f64
+    try:
+        take(x, &views[0], 4, False, "x")
+        taken = 1
+        take(out, &views[1], 4, True, "out")
+        taken = 2
+        if is_double(&views[0]) != is_double(&views[1]):
+            raise TypeError("out: expected the dtype of x")
+        shape = (views[1].shape[0], views[1].shape[1], views[1].shape[2], views[1].shape[3])
+        if shape != (views[0].shape[0], views[0].shape[1], 1, 1):
+            raise ValueError(f"out: expected shape ({views[0].shape[0]}, "
+                             f"{views[0].shape[1]}, 1, 1), got {shape}")
+        planes = views[0].shape[0] * views[0].shape[1]
+        size = views[0].shape[2] * views[0].shape[3]
+        if size == 0 and planes > 0:
+            raise ValueError("x: expected planes of at least one value")
+        f64 = is_double(&views[0])
+        with nogil:
+            if f64:
+                _global_avg_pool(<const double*>views[0].buf, <double*>views[1].buf, planes,
+                                 size, num_threads)
+            else:
+                _global_avg_pool(<const float*>views[0].buf, <float*>views[1].buf, planes,
+                                 size, num_threads)
+    finally:
+        for i in range(taken):
+            PyBuffer_Release(&views[i])
 
 
 cdef void _avg_pool_backward_plane(const floating* grad_out, Py_ssize_t oh, Py_ssize_t ow,
@@ -335,7 +378,8 @@ def avg_pool_forward(const floating[:, :, ::1] x,     # IN  (P, H, W)
     if (out.shape[1] == 1 and out.shape[2] == 1 and kh == x.shape[1] and kw == x.shape[2]
             and ph == 0 and pw == 0 and planes > 0):
         with nogil:
-            _global_avg_pool(x, out, num_threads)
+            _global_avg_pool(&x[0, 0, 0], &out[0, 0, 0], planes, x.shape[1] * x.shape[2],
+                             num_threads)
         return
     with nogil:
         if parallel:
