@@ -325,6 +325,9 @@ def test_a_batch_1_linear_layer_runs_prepared(rng):
     x = cnn.tensor(rng.standard_normal((1, 3, 4, 4)).astype(np.float32))
     assert_replays_eager_bits(eager, compiled, x)
     assert prepared_steps(compiled, ("FrozenAffine",)) == {"Linear"}
+    for model in (eager, compiled._orig_mod):  # a new array: prepared again
+        model[3].weight.data = cnn.tensor(model[3].weight.numpy() * 2)
+    assert_replays_eager_bits(eager, compiled, x)
     model = Rows().eval()
     rows = cnn.compile(model, options=FROZEN)
     assert_replays_eager_bits(model, rows,
