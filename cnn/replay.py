@@ -372,11 +372,12 @@ class _Program:
         return _wrap(values[self.result_slot])
 
     def _prepared_forwards(self, values):
-        """self.forwards with each freezable step whose arguments other than the ones it
-        takes at each call (its images; Function.frozen_takes) are parameters or fixed
-        values prepared for them (Function.frozen, given the arrays in `values`) and taking
-        the others alone: a forward of a batch-1 convolution checked and laid out once, not
-        at every call (about 1.2 us of its call), a batch-1 linear layer's weight taken once."""
+        """self.forwards with each freezable step whose arguments other than the ones a
+        frozen call takes (its images, or Function.frozen_takes) are parameters or fixed
+        values prepared for them (Function.frozen, given the arrays in `values`) and called
+        with the taken ones alone: a forward of a batch-1 convolution checked and laid out
+        once, not at every call (about 1.2 us of its call), a batch-1 linear layer's weight
+        taken once."""
         parameters = range(self.n_inputs, self.n_inputs + len(self.leaves))
         forwards = []
         for (cls, _, kwargs, _, _), forward in zip(self.steps, self.forwards):

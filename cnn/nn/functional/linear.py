@@ -49,7 +49,7 @@ class Linear(Function):
     def frozen(shape, weight, bias, relu=False):
         kernels = _ext.backend.linear
         if len(shape) != 2 or shape[0] > kernels.MAX_ROWS:
-            return None  # BLAS's product, with nothing to take once
+            return None  # more rows go to BLAS, other shapes through inference's reshapes
         return kernels.FrozenAffine(np.ascontiguousarray(weight),
                                     bias if bias is None else np.ascontiguousarray(bias), relu)
 
