@@ -106,6 +106,11 @@ cdef extern from "conv_scatter.h" nogil:
     void cnn_add_rows_f64(double* sums, const double* rows, Py_ssize_t n, Py_ssize_t width)
 
 
+cdef extern from "conv_pad.h" nogil:
+    void cnn_copy_values_f32(float* to, const float* values, Py_ssize_t n)
+    void cnn_copy_values_f64(double* to, const double* values, Py_ssize_t n)
+
+
 cdef extern from "conv_rows.h" nogil:
     # See conv_rows.h; the f32/f64 names differ only in the type.
     enum:
@@ -244,19 +249,22 @@ cdef void _pad_image(const floating[:, :, ::1] x, floating* padded, Py_ssize_t p
 cdef void _pad_image_rows(const floating[:, :, ::1] x, floating* padded, Py_ssize_t ph,
                           Py_ssize_t pw, Py_ssize_t first, Py_ssize_t last) noexcept nogil:
     """Rows first..last-1 of every channel of _pad_image's result, the other rows untouched:
-    what one thread's share of a batch-1 layer reads (_rows_of_share)."""
+    what one thread's share of a batch-1 layer reads (_rows_of_share). Each channel's rows
+    are zeroed by one memset, then the image's rows copied over them inline (conv_pad.h):
+    a memset, memcpy and memset call for each row had taken 5 of a 32 -> 64 layer's 12 us
+    at 16 x 16, stride 2, two threads (Zen 5 EPYC; 9.4 us with one memset a channel)."""
     cdef Py_ssize_t C = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef Py_ssize_t hp = H + 2 * ph, wp = W + 2 * pw, c, r
-    cdef floating* row
+    cdef Py_ssize_t inside_first = max(first, ph), inside_last = min(last, ph + H)
+    if last <= first:
+        return
     for c in range(C):
-        for r in range(first, last):
-            row = padded + (c * hp + r) * wp
-            if r < ph or r >= ph + H:
-                memset(row, 0, wp * sizeof(floating))
-                continue
-            memset(row, 0, pw * sizeof(floating))
-            memcpy(row + pw, &x[c, r - ph, 0], W * sizeof(floating))
-            memset(row + pw + W, 0, (wp - pw - W) * sizeof(floating))
+        memset(padded + (c * hp + first) * wp, 0, (last - first) * wp * sizeof(floating))
+        for r in range(inside_first, inside_last):
+            if floating is float:
+                cnn_copy_values_f32(padded + (c * hp + r) * wp + pw, &x[c, r - ph, 0], W)
+            else:
+                cnn_copy_values_f64(padded + (c * hp + r) * wp + pw, &x[c, r - ph, 0], W)
 
 
 cdef inline void _rows_of_share(const Py_ssize_t* origins, const Py_ssize_t* taps,
