@@ -129,15 +129,15 @@ cdef class FrozenAffine:
     """affine_rows for a layer whose weight and bias are taken for constants (cnn.compile's
     freezing), called as ``frozen(num_threads, x)`` with x (M, K), M <= MAX_ROWS (a copy is
     taken of an x that is not C-contiguous): a new (M, N) result, with affine_rows's bits.
-    The weight's and bias's buffers are taken once here and held (their arrays are read at
-    each call, not copied), so that a call takes only x's and the result's, where
-    affine_rows takes and checks four buffers, after the layer's Python made the arrays
-    contiguous: about 0.5 us of a batch-1 layer's call."""
+    The weight's and bias's buffers are taken once here and held (a buffer keeps its array
+    alive; the arrays are read at each call, not copied), so that a call takes only x's and
+    the result's, where affine_rows takes and checks four buffers, after the layer's Python
+    made the arrays contiguous: about 0.5 us of a batch-1 layer's call."""
 
     cdef Py_buffer views[2]  # the weight, the bias when there is one
     cdef int taken
     cdef bint relu
-    cdef object weight, bias, dtype
+    cdef object dtype
 
     def __cinit__(self, weight, bias, bint relu):
         self.taken = 0
@@ -150,7 +150,7 @@ cdef class FrozenAffine:
             _same_dtype(&self.views[1], is_double(&self.views[0]), "bias")
             _check("bias", self.views[0].shape[0], self.views[1].shape[0],
                    "elements (weight's rows)")
-        self.weight, self.bias, self.relu = weight, bias, relu
+        self.relu = relu
 
     def __dealloc__(self):
         cdef int i
