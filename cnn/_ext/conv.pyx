@@ -941,14 +941,9 @@ cdef class ConvPlan:
         or share each image (by rows of tiles or by output channels: _winograd_forward) when
         whole images would leave a thread idle."""
         f, oh, ow = self.output_shape
-        # Whole images go to the threads, unless that would leave one idle or the last ones
-        # alone (3 images on 2 threads): then each image is shared (_winograd_forward).
-        split = threads > 1 and x.shape[0] % threads != 0 and x.shape[0] < 2 * threads
-        # Several images at a time only where that still leaves each thread two items.
-        images = self.winograd_images
-        if split or x.shape[0] < 2 * threads * images:
-            images = 1
-        tiles = self.winograd_tiles if images > 1 else self.tiles_padded
+        cdef bint split
+        cdef Py_ssize_t images, tiles
+        self._winograd_layout(x.shape[0], threads, &split, &images, &tiles)
         scratch, room = _winograd_scratch(self.double_precision, threads, self.winograd_size)
         ph, pw = self.padding
         if self.double_precision:
@@ -1114,17 +1109,38 @@ cdef class ConvPlan:
             kept[kind] = ((threads, size, zeros), view)
         return view
 
+    cdef void _winograd_layout(self, Py_ssize_t batch, Py_ssize_t threads, bint* split,
+                               Py_ssize_t* images, Py_ssize_t* tiles) noexcept:
+        """How _winograd_forward shares `batch` images out to `threads`: whether each image is
+        split, the images of an item, the tiles of an item's rows of V."""
+        # Whole images go to the threads, unless that would leave one idle or the last ones
+        # alone (3 images on 2 threads): then each image is shared (_winograd_forward).
+        split[0] = threads > 1 and batch % threads != 0 and batch < 2 * threads
+        # Several images at a time only where that still leaves each thread two items.
+        images[0] = self.winograd_images
+        if split[0] or batch < 2 * threads * images[0]:
+            images[0] = 1
+        tiles[0] = self.winograd_tiles if images[0] > 1 else self.tiles_padded
+
+    cdef object _rows_scratch(self, Py_ssize_t threads, bint pooled):
+        """The row kernels' scratch: a padded image per thread (for the pooled rows, padded
+        to an even width), then zeros that a last row's loads may read into lanes never
+        stored (no junk such as NaNs; the kernels never write them): the loads of its last
+        row reach one row and a vector past it (pooled: a vector)."""
+        c, kw = self.weight_shape[1], self.weight_shape[3]
+        slack = _row_slack(kw, self.dtype.itemsize)
+        if pooled:
+            return self._scratch(0, threads, c * self.hp * (self.wp + self.wp % 2), slack)
+        return self._scratch(0, threads, c * self.hp * self.wp, self.wp + slack)
+
     cdef _conv_rows(self, x, weight, bias, coefficients, out, bint relu, Py_ssize_t parts,
                     Py_ssize_t threads):
         """forward by pairs of output rows (checked arrays, the weights and bias of
         _operands; see conv_rows): each image padded; the loads of its last row reach one row
         and a vector past it."""
-        c, kh, kw = self.weight_shape[1:]
+        kh, kw = self.weight_shape[2:]
         ph, pw = self.padding
-        # A padded image per thread, then zeros that a last row's loads may read into lanes
-        # never stored (no junk such as NaNs; the kernels never write them).
-        scratch = self._scratch(0, threads, c * self.hp * self.wp,
-                                self.wp + _row_slack(kw, self.dtype.itemsize))
+        scratch = self._rows_scratch(threads, False)
         if self.double_precision:
             _conv_rows_forward[double](x, weight, bias, coefficients, out, scratch, kh, kw, ph,
                                        pw, relu, parts, threads)
@@ -1137,11 +1153,10 @@ cdef class ConvPlan:
         """forward_relu_pool by pooled rows (checked arrays, the weights and bias of
         _operands; see pool_rows): each image padded to an even width, its rows split into
         even and odd columns; the loads of its last row reach a vector past it."""
-        c, kh, kw = self.weight_shape[1:]
+        kh, kw = self.weight_shape[2:]
         ph, pw = self.padding
         wp = self.wp + self.wp % 2
-        scratch = self._scratch(0, threads, c * self.hp * wp,
-                                _row_slack(kw, self.dtype.itemsize))  # as _conv_rows's
+        scratch = self._rows_scratch(threads, True)
         if self.double_precision:
             _conv_relu_pool_rows[double](x, weight, bias, pooled, indices, scratch, kh, kw,
                                          self.output_shape[2], ph, pw, self.hp, wp, parts,
@@ -1603,6 +1618,14 @@ cdef class ConvPlan:
         return grad_x, grad_w, grad_b
 
 
+def _described(array):
+    """An argument as an error message names it: an array's dtype, shape and layout."""
+    if not isinstance(array, np.ndarray):
+        return type(array).__name__
+    layout = "C-contiguous" if array.flags.c_contiguous else "not C-contiguous"
+    return f"{array.dtype} array of shape {array.shape} ({layout})"
+
+
 cdef class FrozenForward:
     """A convolution's forward of a fixed batch size prepared once (ConvPlan.frozen_forward)
     for weights taken for constants; called as ``frozen(num_threads, x)``, or
@@ -1640,3 +1663,121 @@ cdef class FrozenForward:
             plan._launch(self.path, x, self.weights, self.bias, self.coefficients, out,
                          self.relu, threads, residual)
         return out
+
+    def bind(self, num_threads, out, x, residual=None):
+        """This forward bound to arrays it reads and writes at every call (cnn.compile's
+        bound programs): a BoundForward, whose call ``bound(threads)`` writes into `out` what
+        ``frozen(threads, x, residual)`` would return, for the values these arrays then hold,
+        with nothing checked, laid out or allocated again; or None where it has no bound form
+        (float64, whose batch-1 layers keep the frozen call; the row kernels with a
+        residual). Each array must be C-contiguous, of the plan's dtype and of the frozen
+        call's shape (`out`: the result's, writable); `num_threads`: the largest team of
+        its calls (the scratch is sized for it)."""
+        cdef ConvPlan plan = self.plan
+        threads = plan._threads(num_threads)
+        if self.residual != (residual is not None):
+            raise ValueError("residual: expected one exactly when the frozen forward was "
+                             "prepared with one")
+        arrays = [("input", x, self.input_shape), ("out", out, self.output_shape)]
+        if residual is not None:
+            arrays.append(("residual", residual, self.output_shape))
+        for name, array, expected in arrays:
+            if (type(array) is not np.ndarray or array.dtype != plan.dtype
+                    or array.shape != expected or not array.flags.c_contiguous):
+                raise ValueError(f"{name}: expected a C-contiguous {plan.dtype} array of shape "
+                                 f"{expected}, got {_described(array)}")
+        if not out.flags.writeable:
+            raise ValueError("out: expected a writable array")
+        if plan.double_precision or (self.path == FORWARD_ROWS and residual is not None):
+            return None
+        return BoundForward(self, threads, x, out, residual)
+
+
+cdef class BoundForward:
+    """A float32 FrozenForward bound to its arrays (FrozenForward.bind): ``bound(threads)``
+    runs the kernels of the frozen call from the input (and the residual) into the result
+    array, on a team of at most the binding's `num_threads`. The operands, the scratch and
+    the arrays are typed once here (the arrays' buffers held: they cannot be resized), so a
+    call is the kernels and their parallel region alone: a batch-1 layer's frozen call spent
+    about 1 us in the checks, the allocation and the typed memoryviews around its kernels.
+    The same bits as the frozen call, which runs the same kernels with the same team."""
+
+    cdef ConvPlan plan
+    cdef int path
+    cdef bint relu, pool
+    cdef Py_ssize_t threads, batch, room, ph, pw
+    cdef const float[:, :, :, ::1] x
+    cdef const float[:, :, :, ::1] residual
+    cdef float[:, :, :, ::1] out
+    cdef const float[:, ::1] weights  # the direct and row kernels' (_operands)
+    cdef const float[:, :, :, ::1] transformed  # Winograd's (_operands)
+    cdef const float[::1] bias
+    cdef const float[:, ::1] coefficients
+    cdef float[:, ::1] scratch  # the direct and row kernels': a row per thread
+    cdef float[::1] winograd_scratch
+
+    def __init__(self, FrozenForward frozen, Py_ssize_t threads, x, out, residual):
+        cdef ConvPlan plan = frozen.plan
+        self.plan, self.path, self.threads = plan, frozen.path, threads
+        self.relu, self.pool = frozen.relu, frozen.pool
+        self.batch = x.shape[0]
+        self.ph, self.pw = plan.padding
+        self.x, self.out = x, out
+        if residual is not None:
+            self.residual = residual
+        self.bias = frozen.bias
+        if frozen.coefficients is not None:
+            self.coefficients = frozen.coefficients
+        if self.path == FORWARD_WINOGRAD:
+            self.transformed = frozen.weights
+            self.winograd_scratch, self.room = _winograd_scratch(False, threads,
+                                                                 plan.winograd_size)
+            return
+        self.weights = frozen.weights
+        if self.path == FORWARD_ROWS:
+            self.scratch = plan._rows_scratch(threads, self.pool)
+        else:
+            self.scratch = plan._scratch(1, threads, plan.image_size)
+
+    def __call__(self, Py_ssize_t threads):
+        """Run the forward on the arrays' values with `threads` threads (at most the
+        binding's)."""
+        cdef ConvPlan plan = self.plan
+        cdef bint split
+        cdef Py_ssize_t images, tiles, conv_w = plan.output_shape[2]
+        cdef Py_ssize_t team = plan._team(self.batch, max(1, min(threads, self.threads)))
+        cdef Py_ssize_t parts = plan._parts(self.batch, team)
+        if self.path == FORWARD_WINOGRAD:
+            plan._winograd_layout(self.batch, team, &split, &images, &tiles)
+            if self.pool:
+                _winograd_forward[float](self.x, self.transformed, self.bias, None, None,
+                                         self.out, None, self.winograd_scratch, self.room,
+                                         plan.output_shape[0], plan.output_shape[1], conv_w,
+                                         self.ph, self.pw, plan.winograd_hp, plan.winograd_wp,
+                                         tiles, images, True, split, team)
+            else:
+                _winograd_forward[float](self.x, self.transformed, self.bias,
+                                         self.coefficients, self.out, None, None,
+                                         self.winograd_scratch, self.room,
+                                         plan.output_shape[0], plan.output_shape[1], conv_w,
+                                         self.ph, self.pw, plan.winograd_hp, plan.winograd_wp,
+                                         tiles, images, self.relu, split, team, self.residual)
+        elif self.path == FORWARD_ROWS:
+            if self.pool:
+                _conv_relu_pool_rows[float](self.x, self.weights, self.bias, self.out, None,
+                                            self.scratch, plan.weight_shape[2],
+                                            plan.weight_shape[3], conv_w, self.ph, self.pw,
+                                            plan.hp, plan.wp + plan.wp % 2, parts, team)
+            else:
+                _conv_rows_forward[float](self.x, self.weights, self.bias, self.coefficients,
+                                          self.out, self.scratch, plan.weight_shape[2],
+                                          plan.weight_shape[3], self.ph, self.pw, self.relu,
+                                          parts, team)
+        elif self.pool:
+            _conv_relu_pool_forward[float](self.x, self.weights, self.bias, plan.taps, self.out,
+                                           None, plan.origins, self.scratch, conv_w, self.ph,
+                                           self.pw, parts, team)
+        else:
+            _conv_forward[float](self.x, self.weights, self.bias, plan.taps, plan.origins,
+                                 self.coefficients, self.out, self.scratch, self.ph, self.pw,
+                                 self.relu, parts, team, None, self.residual)

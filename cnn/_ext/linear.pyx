@@ -72,6 +72,13 @@ def affine_rows(x,         # IN  (M, K)
 cdef int _affine(Py_buffer* x, Py_buffer* w, Py_buffer* b, Py_buffer* out, bint relu,
                  int num_threads) except -1:
     """affine_rows on taken buffers: their shapes and dtypes checked, then the kernel."""
+    _check_affine(x, w, b, out)
+    _run_buffers(x, w, b, out, relu, num_threads)
+    return 0
+
+
+cdef int _check_affine(Py_buffer* x, Py_buffer* w, Py_buffer* b, Py_buffer* out) except -1:
+    """The checks of _affine: the buffers' shapes and dtypes (x's dtype for all)."""
     cdef Py_ssize_t M = x.shape[0], K = x.shape[1], N = w.shape[0]
     cdef bint f64 = is_double(x)
     _same_dtype(w, f64, "weight")
@@ -82,7 +89,14 @@ cdef int _affine(Py_buffer* x, Py_buffer* w, Py_buffer* b, Py_buffer* out, bint 
     if b != NULL:
         _same_dtype(b, f64, "bias")
         _check("bias", N, b.shape[0], "elements (weight's rows)")
-    if f64:
+    return 0
+
+
+cdef void _run_buffers(Py_buffer* x, Py_buffer* w, Py_buffer* b, Py_buffer* out, bint relu,
+                       int num_threads) noexcept:
+    """The kernel on checked buffers (_check_affine)."""
+    cdef Py_ssize_t M = x.shape[0], K = x.shape[1], N = w.shape[0]
+    if is_double(x):
         _run[double](<const double*>x.buf, <const double*>w.buf,
                      <const double*>(b.buf if b != NULL else NULL), <double*>out.buf, M, K, N,
                      relu, num_threads)
@@ -90,7 +104,6 @@ cdef int _affine(Py_buffer* x, Py_buffer* w, Py_buffer* b, Py_buffer* out, bint 
         _run[float](<const float*>x.buf, <const float*>w.buf,
                     <const float*>(b.buf if b != NULL else NULL), <float*>out.buf, M, K, N,
                     relu, num_threads)
-    return 0
 
 
 cdef int _same_dtype(Py_buffer* view, bint f64, str name) except -1:
@@ -174,10 +187,54 @@ cdef class FrozenAffine:
             out = np.empty((view.shape[0], self.views[0].shape[0]), dtype=self.dtype)
             take(out, &result, 2, True, "out")
             try:
-                _affine(&view, &self.views[0], &self.views[1] if self.taken == 2 else NULL,
-                        &result, self.relu, num_threads)
+                _affine(&view, &self.views[0], self._bias(), &result, self.relu, num_threads)
             finally:
                 PyBuffer_Release(&result)
         finally:
             PyBuffer_Release(&view)
         return out
+
+    cdef Py_buffer* _bias(self) noexcept:
+        return &self.views[1] if self.taken == 2 else NULL
+
+    def bind(self, num_threads, out, x):
+        """This layer bound to arrays it reads and writes at every call (cnn.compile's bound
+        programs): a BoundAffine, whose call ``bound(threads)`` writes into `out` what
+        ``frozen(threads, x)`` would return for the values x then holds, with nothing
+        checked or allocated again. x (M, K) and out (M, N), M <= MAX_ROWS: C-contiguous,
+        of the weight's dtype, out writable (ValueError or TypeError naming the argument
+        otherwise). `num_threads` is unused (the kernel needs no scratch): every binding's
+        form takes it."""
+        return BoundAffine(self, x, out)
+
+
+cdef class BoundAffine:
+    """A FrozenAffine bound to its arrays (FrozenAffine.bind): ``bound(threads)`` runs the
+    kernel from x into out, their buffers taken once (held: the arrays cannot be resized
+    meanwhile) and checked, where a frozen call takes and checks x's and the result's and
+    allocates the result."""
+
+    cdef FrozenAffine frozen
+    cdef Py_buffer views[2]  # x, out
+    cdef int taken
+
+    def __cinit__(self, FrozenAffine frozen, x, out):
+        self.frozen, self.taken = frozen, 0
+        take(x, &self.views[0], 2, False, "x")
+        self.taken = 1
+        take(out, &self.views[1], 2, True, "out")
+        self.taken = 2
+        if self.views[0].shape[0] > MAX_ROWS:
+            raise ValueError(f"x: expected at most {MAX_ROWS} rows, got "
+                             f"{self.views[0].shape[0]}")
+        _check_affine(&self.views[0], &frozen.views[0], frozen._bias(), &self.views[1])
+
+    def __dealloc__(self):
+        cdef int i
+        for i in range(self.taken):
+            PyBuffer_Release(&self.views[i])
+
+    def __call__(self, int threads):
+        """Run the layer on x's values with `threads` threads."""
+        _run_buffers(&self.views[0], &self.frozen.views[0], self.frozen._bias(),
+                     &self.views[1], self.frozen.relu, threads)

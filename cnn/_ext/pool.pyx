@@ -225,34 +225,73 @@ def global_avg_pool(x,    # IN  (N, C, H, W)
     memoryviews, fused dispatch and planes' reshapes."""
     cdef Py_buffer views[2]  # x, out
     cdef int taken = 0, i
-    cdef Py_ssize_t planes, size
-    cdef bint f64
     try:
-        take(x, &views[0], 4, False, "x")
-        taken = 1
+        taken = _take_global_pool(x, out, views)
+        _run_global_pool(views, num_threads)
+    finally:
+        for i in range(taken):
+            PyBuffer_Release(&views[i])
+
+
+cdef int _take_global_pool(x, out, Py_buffer* views) except -1:
+    """Take x's and out's buffers into views[0] and views[1] and check them (global_avg_pool's
+    rules); returns how many were taken (2), or raises having released any it took."""
+    take(x, &views[0], 4, False, "x")
+    try:
         take(out, &views[1], 4, True, "out")
-        taken = 2
+    except BaseException:
+        PyBuffer_Release(&views[0])
+        raise
+    try:
         if is_double(&views[0]) != is_double(&views[1]):
             raise TypeError("out: expected the dtype of x")
         shape = (views[1].shape[0], views[1].shape[1], views[1].shape[2], views[1].shape[3])
         if shape != (views[0].shape[0], views[0].shape[1], 1, 1):
             raise ValueError(f"out: expected shape ({views[0].shape[0]}, "
                              f"{views[0].shape[1]}, 1, 1), got {shape}")
-        planes = views[0].shape[0] * views[0].shape[1]
-        size = views[0].shape[2] * views[0].shape[3]
-        if size == 0 and planes > 0:
+        if views[0].shape[2] * views[0].shape[3] == 0 and views[0].shape[0] * views[0].shape[1]:
             raise ValueError("x: expected planes of at least one value")
-        f64 = is_double(&views[0])
-        with nogil:
-            if f64:
-                _global_avg_pool(<const double*>views[0].buf, <double*>views[1].buf, planes,
-                                 size, num_threads)
-            else:
-                _global_avg_pool(<const float*>views[0].buf, <float*>views[1].buf, planes,
-                                 size, num_threads)
-    finally:
-        for i in range(taken):
-            PyBuffer_Release(&views[i])
+    except BaseException:
+        PyBuffer_Release(&views[0])
+        PyBuffer_Release(&views[1])
+        raise
+    return 2
+
+
+cdef void _run_global_pool(Py_buffer* views, int num_threads) noexcept:
+    """The global pool's kernel on checked buffers (_take_global_pool)."""
+    cdef Py_ssize_t planes = views[0].shape[0] * views[0].shape[1]
+    cdef Py_ssize_t size = views[0].shape[2] * views[0].shape[3]
+    cdef bint f64 = is_double(&views[0])
+    with nogil:
+        if f64:
+            _global_avg_pool(<const double*>views[0].buf, <double*>views[1].buf, planes, size,
+                             num_threads)
+        else:
+            _global_avg_pool(<const float*>views[0].buf, <float*>views[1].buf, planes, size,
+                             num_threads)
+
+
+cdef class BoundGlobalAvgPool:
+    """global_avg_pool bound to its arrays (cnn.compile's bound programs): ``bound(threads)``
+    writes into `out` the means of x's planes as they then are, the buffers taken and checked
+    once here (held: the arrays cannot be resized meanwhile)."""
+
+    cdef Py_buffer views[2]  # x, out
+    cdef int taken
+
+    def __cinit__(self, x, out):
+        self.taken = 0
+        self.taken = _take_global_pool(x, out, self.views)
+
+    def __dealloc__(self):
+        cdef int i
+        for i in range(self.taken):
+            PyBuffer_Release(&self.views[i])
+
+    def __call__(self, int threads):
+        """Pool x's values with `threads` threads."""
+        _run_global_pool(self.views, threads)
 
 
 cdef void _avg_pool_backward_plane(const floating* grad_out, Py_ssize_t oh, Py_ssize_t ow,

@@ -44,18 +44,51 @@ def max_pool_backward(grad_output, indices, input_shape, num_threads):
     return grad_input
 
 
+def _covers_plane(geometry, shape):
+    """Whether a pool of `geometry` on (N, C, H, W) inputs of `shape` has one window covering
+    each whole plane, without padding (a classifier's global pool)."""
+    (kh, kw), _, (ph, pw), _, out = geometry
+    h, w = shape[2:]
+    return out == (1, 1) and (kh, kw) == (h, w) and ph == pw == 0 and h * w > 0
+
+
 def avg_pool(x, geometry, count_include_pad, num_threads):
     """Average-pool `x` (N, C, H, W) with zero padding; returns (N, C, OH, OW)."""
     (kh, kw), (sh, sw), (ph, pw), _, out = geometry
-    n, c, h, w = x.shape
+    n, c = x.shape[:2]
     values = np.empty((n, c) + out, dtype=x.dtype)
-    if out == (1, 1) and (kh, kw) == (h, w) and ph == pw == 0 and h * w > 0:
+    if _covers_plane(geometry, x.shape):
         # A global pool (a classifier's): its kernel takes buffers, cheaper at batch 1.
         _ext.backend.pool.global_avg_pool(np.ascontiguousarray(x), values, num_threads)
         return values
     _ext.backend.pool.avg_pool_forward(_planes(x), values.reshape(n * c, *out), kh, kw, sh, sw,
                                        ph, pw, count_include_pad, num_threads)
     return values
+
+
+class FrozenGlobalAvgPool:
+    """avg_pool for windows covering whole planes, prepared by cnn.compile's freezing
+    (frozen_avg_pool): called as ``frozen(num_threads, x)``, avg_pool's result; its bind
+    gives the form a bound program runs."""
+
+    def __call__(self, num_threads, x):
+        values = np.empty(x.shape[:2] + (1, 1), dtype=x.dtype)
+        _ext.backend.pool.global_avg_pool(np.ascontiguousarray(x), values, num_threads)
+        return values
+
+    def bind(self, num_threads, out, x):
+        """This pool bound to arrays it reads and writes at every call (cnn.compile's bound
+        programs): ``bound(threads)`` writes x's plane means into out (N, C, 1, 1), both
+        C-contiguous of one float dtype, their buffers taken once. `num_threads` is unused
+        (the kernel needs no scratch): every binding's form takes it."""
+        return _ext.backend.pool.BoundGlobalAvgPool(x, out)
+
+
+def frozen_avg_pool(shape, geometry):
+    """avg_pool prepared for inputs of `shape` (N, C, H, W) (cnn.compile's freezing): a
+    FrozenGlobalAvgPool where each window covers a whole plane, else None (the other pools
+    have nothing to prepare)."""
+    return FrozenGlobalAvgPool() if _covers_plane(geometry, shape) else None
 
 
 def avg_pool_backward(grad_output, input_shape, geometry, count_include_pad, num_threads):

@@ -219,11 +219,23 @@ class Function:
             unless a subclass says so.
         frozen_takes (tuple): The positions of the arguments a frozen call takes; None (the
             default) for the per_image ones.
+
+            A frozen call may also have ``bind(num_threads, out, *taken)``: the call bound
+            to arrays it reads (`taken`) and writes (`out`, the result's shape) at every
+            call, checked once, for teams of at most `num_threads`: a callable ``(threads)``
+            that writes the frozen call's result into `out` from the values the arrays then
+            hold (None where there is no bound form). A batch-1 program whose every step has
+            one runs them on arrays of its own with no Python between them (``cnn.replay``).
+        views_input (bool): Whether ``inference`` returns its first argument viewed in
+            another shape, as a reshape of a C-contiguous array does: a bound program gives
+            the result that argument's memory, with no step of its own. False unless a
+            subclass says so.
     """
 
     per_image = ()
     freezable = False
     frozen_takes = None
+    views_input = False
 
     @staticmethod
     def forward(ctx, *args, **kwargs):

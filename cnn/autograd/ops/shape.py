@@ -9,6 +9,8 @@ from ._broadcast import unbroadcast
 class Reshape(Function):
     """``x.reshape(shape)`` (one dim may be -1)."""
 
+    views_input = True
+
     @staticmethod
     def forward(ctx, x, shape):
         ctx.shape = x.shape

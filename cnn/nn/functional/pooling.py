@@ -37,6 +37,7 @@ class AvgPool2d(Function):
     """Average-pooling with zero padding; backward spreads each gradient over its window."""
 
     per_image = (0,)
+    freezable = True  # a global pool (a classifier's) has a bound form (cnn.compile)
 
     @staticmethod
     def forward(ctx, x, geometry, count_include_pad):
@@ -44,8 +45,12 @@ class AvgPool2d(Function):
         return pooling.avg_pool(x, geometry, count_include_pad, kernel_threads())
 
     @staticmethod
-    def inference(threads, x, geometry, count_include_pad):
+    def inference(threads, x, geometry, count_include_pad, frozen=False):
         return pooling.avg_pool(x, geometry, count_include_pad, threads)
+
+    @staticmethod
+    def frozen(shape, geometry, count_include_pad):
+        return pooling.frozen_avg_pool(shape, geometry)
 
     @staticmethod
     def backward(ctx, grad_output):
