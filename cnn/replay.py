@@ -358,25 +358,31 @@ class _Program:
         """The forward's result for new inputs (of the captured signature)."""
         if self.grad:
             return _Replayed.apply(*inputs, *leaves, self)
-        values = [t._data for t in inputs] + [t._data for t in leaves] + self.unset_constants
         threads = kernel_threads()  # once per forward, not per op as eager reads it
         forwards = self.forwards
         if self.prepares:
-            arrays = values[self.n_inputs:self.n_inputs + len(leaves)]
+            arrays = [t._data for t in leaves]  # those prepared for, or new ones to prepare
             prepared = self.prepared
             if prepared is None or not all(map(operator.is_, arrays, prepared[0])):
-                prepared = self.prepared = (arrays, self._prepared_forwards(values), {})
+                prepared = self.prepared = (
+                    arrays, self._prepared_forwards(self._values(inputs, leaves)), {})
             bound = prepared[2].get((threading.get_ident(), threads), _UNBOUND)
             if bound is _UNBOUND:
                 bound = _BoundSteps.of(self, prepared[1], threads, prepared[2])
             if bound is not None:
-                return _wrap(bound.run(values[0], threads))
+                return _wrap(bound.run(inputs[0]._data, threads))
             forwards = prepared[1]
+        values = self._values(inputs, leaves)
         if self.chunks is not None:
             self.chunks.run(values, threads)
             forwards = forwards[self.chunks.steps:]
         _run_forwards(forwards, values, threads)
         return _wrap(values[self.result_slot])
+
+    def _values(self, inputs, leaves):
+        """The list of values by slot that the steps fill: the inputs' and parameters'
+        arrays, then the slots of the steps' results, then the constants'."""
+        return [t._data for t in inputs] + [t._data for t in leaves] + self.unset_constants
 
     def _prepared_forwards(self, values):
         """self.forwards with each freezable step whose arguments other than the ones a
