@@ -1693,6 +1693,13 @@ cdef class FrozenForward:
         return BoundForward(self, threads, x, out, residual)
 
 
+cdef struct _Shares:
+    # How a bound forward's call shares its work out (ConvPlan._team, _parts,
+    # _winograd_layout).
+    Py_ssize_t team, parts, images, tiles
+    bint split
+
+
 cdef class BoundForward:
     """A float32 FrozenForward bound to its arrays (FrozenForward.bind): ``bound(threads)``
     runs the kernels of the frozen call from the input (and the residual) into the result
@@ -1705,7 +1712,8 @@ cdef class BoundForward:
     cdef ConvPlan plan
     cdef int path
     cdef bint relu, pool
-    cdef Py_ssize_t threads, batch, room, ph, pw
+    cdef Py_ssize_t threads, batch, room, ph, pw, f, oh, ow, kh, kw
+    cdef _Shares shares  # those of the binding's team (_shares)
     cdef const float[:, :, :, ::1] x
     cdef const float[:, :, :, ::1] residual
     cdef float[:, :, :, ::1] out
@@ -1722,6 +1730,9 @@ cdef class BoundForward:
         self.relu, self.pool = frozen.relu, frozen.pool
         self.batch = x.shape[0]
         self.ph, self.pw = plan.padding
+        self.f, self.oh, self.ow = plan.output_shape
+        self.kh, self.kw = plan.weight_shape[2:]
+        self.shares = self._shares(threads)
         self.x, self.out = x, out
         if residual is not None:
             self.residual = residual
@@ -1739,45 +1750,50 @@ cdef class BoundForward:
         else:
             self.scratch = plan._scratch(1, threads, plan.image_size)
 
+    cdef _Shares _shares(self, Py_ssize_t threads):
+        """How a call on `threads` threads shares its work, as the frozen call would."""
+        cdef _Shares shares
+        shares.team = self.plan._team(self.batch, threads)
+        shares.parts = self.plan._parts(self.batch, shares.team)
+        self.plan._winograd_layout(self.batch, shares.team, &shares.split, &shares.images,
+                                   &shares.tiles)
+        return shares
+
     def __call__(self, Py_ssize_t threads):
         """Run the forward on the arrays' values with `threads` threads (at most the
         binding's)."""
         cdef ConvPlan plan = self.plan
-        cdef bint split
-        cdef Py_ssize_t images, tiles, conv_w = plan.output_shape[2]
-        cdef Py_ssize_t team = plan._team(self.batch, max(1, min(threads, self.threads)))
-        cdef Py_ssize_t parts = plan._parts(self.batch, team)
+        cdef _Shares shares = (self.shares if threads >= self.threads
+                               else self._shares(max(1, threads)))
         if self.path == FORWARD_WINOGRAD:
-            plan._winograd_layout(self.batch, team, &split, &images, &tiles)
             if self.pool:
                 _winograd_forward[float](self.x, self.transformed, self.bias, None, None,
                                          self.out, None, self.winograd_scratch, self.room,
-                                         plan.output_shape[0], plan.output_shape[1], conv_w,
-                                         self.ph, self.pw, plan.winograd_hp, plan.winograd_wp,
-                                         tiles, images, True, split, team)
+                                         self.f, self.oh, self.ow, self.ph, self.pw,
+                                         plan.winograd_hp, plan.winograd_wp, shares.tiles,
+                                         shares.images, True, shares.split, shares.team)
             else:
                 _winograd_forward[float](self.x, self.transformed, self.bias,
                                          self.coefficients, self.out, None, None,
-                                         self.winograd_scratch, self.room,
-                                         plan.output_shape[0], plan.output_shape[1], conv_w,
-                                         self.ph, self.pw, plan.winograd_hp, plan.winograd_wp,
-                                         tiles, images, self.relu, split, team, self.residual)
+                                         self.winograd_scratch, self.room, self.f, self.oh,
+                                         self.ow, self.ph, self.pw, plan.winograd_hp,
+                                         plan.winograd_wp, shares.tiles, shares.images,
+                                         self.relu, shares.split, shares.team, self.residual)
         elif self.path == FORWARD_ROWS:
             if self.pool:
                 _conv_relu_pool_rows[float](self.x, self.weights, self.bias, self.out, None,
-                                            self.scratch, plan.weight_shape[2],
-                                            plan.weight_shape[3], conv_w, self.ph, self.pw,
-                                            plan.hp, plan.wp + plan.wp % 2, parts, team)
+                                            self.scratch, self.kh, self.kw, self.ow, self.ph,
+                                            self.pw, plan.hp, plan.wp + plan.wp % 2,
+                                            shares.parts, shares.team)
             else:
                 _conv_rows_forward[float](self.x, self.weights, self.bias, self.coefficients,
-                                          self.out, self.scratch, plan.weight_shape[2],
-                                          plan.weight_shape[3], self.ph, self.pw, self.relu,
-                                          parts, team)
+                                          self.out, self.scratch, self.kh, self.kw, self.ph,
+                                          self.pw, self.relu, shares.parts, shares.team)
         elif self.pool:
             _conv_relu_pool_forward[float](self.x, self.weights, self.bias, plan.taps, self.out,
-                                           None, plan.origins, self.scratch, conv_w, self.ph,
-                                           self.pw, parts, team)
+                                           None, plan.origins, self.scratch, self.ow, self.ph,
+                                           self.pw, shares.parts, shares.team)
         else:
             _conv_forward[float](self.x, self.weights, self.bias, plan.taps, plan.origins,
                                  self.coefficients, self.out, self.scratch, self.ph, self.pw,
-                                 self.relu, parts, team, None, self.residual)
+                                 self.relu, shares.parts, shares.team, None, self.residual)
