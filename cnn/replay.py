@@ -414,9 +414,9 @@ class _Program:
 
 # A bound program's arrays (_BoundSteps) take at most this many bytes; a larger one (a
 # batch-1 forward of large images) keeps the prepared steps' own allocations.
-BOUND_BYTES = 1 << 26
-# A program keeps bound steps for this many (thread, team size) pairs at most: a server's
-# threads each get their own arrays, and their idents may not be reused.
+BOUND_BYTES = 1 << 24
+# A program binds its steps for this many (thread, team size) pairs at most (a server's
+# threads each get arrays of their own); the pairs after those run the prepared steps.
 BOUND_COPIES = 8
 _UNBOUND = object()  # no bound steps made yet for a (thread, team size)
 
@@ -437,10 +437,12 @@ class _BoundSteps:
     def of(cls, program, forwards, threads, kept):
         """The bound steps of `program`'s prepared `forwards` (_Program._prepared_forwards)
         for the calling thread and `threads`, kept in `kept`; None where a step has no bound
-        form (then the prepared steps run), the program has more than one input, or its
-        arrays would take more than BOUND_BYTES."""
+        form or cannot be bound to the captured shapes (a parameter given an array of
+        another shape: the prepared steps then run as eager would), the program has more
+        than one input, its arrays would take more than BOUND_BYTES, or `kept` holds
+        BOUND_COPIES bindings already (then nothing is kept)."""
         if len(kept) >= BOUND_COPIES:
-            kept.clear()
+            return None
         bound = kept[(threading.get_ident(), threads)] = cls._bind(program, forwards, threads)
         return bound
 
@@ -462,7 +464,10 @@ class _BoundSteps:
                     or any(source not in arrays for source in sources)):
                 return None
             out = np.empty(shape, dtype)
-            step = bind(threads, out, *[arrays[source] for source in sources])
+            try:
+                step = bind(threads, out, *[arrays[source] for source in sources])
+            except (ValueError, TypeError):  # a parameter's new shape: not the captured ones
+                return None
             if step is None:
                 return None
             steps.append(step)

@@ -45,6 +45,17 @@ def test_a_batch_1_frozen_replay_runs_bound_with_eager_bits(build, kinds, count,
     assert {type(step).__name__ for step in bound.steps} == kinds
 
 
+def test_a_bound_program_reads_each_call_s_input(rng):
+    eager, compiled = frozen_twins(resnet)
+    inputs = [image(rng) for _ in range(3)]
+    with cnn.no_grad():
+        expected = [eager(x).numpy().tobytes() for x in inputs]
+        for _ in range(2):
+            for x, result in zip(inputs, expected):
+                assert compiled(x).numpy().tobytes() == result
+    assert isinstance(next(iter(kept_bindings(compiled).values())), replay._BoundSteps)
+
+
 def test_a_bound_program_copies_its_input_and_its_result(rng):
     eager, compiled = frozen_twins(wide_net)
     x = rng.standard_normal((1, 3, 16, 32)).astype(np.float32)
@@ -62,17 +73,20 @@ def test_a_bound_program_copies_its_input_and_its_result(rng):
 
 def test_each_thread_runs_bound_steps_of_its_own(rng):
     eager, compiled = frozen_twins(resnet)
-    inputs = [image(rng) for _ in range(4)]
+    inputs = [image(rng) for _ in range(8)]
     with cnn.no_grad():
         expected = [eager(x).numpy().tobytes() for x in inputs]
         compiled(inputs[0])
     wrong = []
+    together = threading.Barrier(4)
 
     def work(i):
+        together.wait()  # the four threads' calls overlap
         with cnn.no_grad():
-            for _ in range(30):
-                if compiled(inputs[i]).numpy().tobytes() != expected[i]:
-                    wrong.append(i)
+            for j in range(40):
+                k = (i + j) % len(inputs)  # each thread's input changes at every call
+                if compiled(inputs[k]).numpy().tobytes() != expected[k]:
+                    wrong.append(k)
     workers = [threading.Thread(target=work, args=(i,)) for i in range(4)]
     for worker in workers:
         worker.start()
@@ -84,17 +98,34 @@ def test_each_thread_runs_bound_steps_of_its_own(rng):
     assert all(isinstance(bound, replay._BoundSteps) for bound in kept.values())
 
 
-def test_bound_steps_are_kept_for_a_few_threads_at_most(monkeypatch, rng):
-    monkeypatch.setattr(replay, "BOUND_COPIES", 2)
+def test_bound_steps_are_kept_for_a_few_threads_at_most(monkeypatch, threads, rng):
+    # The (thread, team size) pairs after the first BOUND_COPIES run the prepared steps.
+    monkeypatch.setattr(replay, "BOUND_COPIES", 1)
     eager, compiled = frozen_twins(resnet)
     x = image(rng)
     with cnn.no_grad():
         expected = eager(x).numpy().tobytes()
+        compiled(x)  # the capture, run eagerly
         for count in (1, 2, 1, 2, 2):
             cnn.set_num_threads(count)
             assert compiled(x).numpy().tobytes() == expected
-            assert len(kept_bindings(compiled)) <= 2
-    cnn.set_num_threads(2)
+            assert list(kept_bindings(compiled)) == [(threading.get_ident(), 1)]
+
+
+def test_a_parameter_of_another_shape_is_not_bound(rng):
+    # The captured shapes no longer hold: the prepared steps run, with eager's result.
+    eager, compiled = frozen_twins(resnet)
+    x = image(rng)
+    with cnn.no_grad():
+        compiled(x)
+        for model in (eager, compiled._orig_mod):
+            model[-1].weight.data = cnn.tensor(model[-1].weight.numpy()[:5].copy())
+            model[-1].bias.data = cnn.tensor(model[-1].bias.numpy()[:5].copy())
+        expected = eager(x).numpy()
+        assert expected.shape == (1, 5)
+        for _ in range(2):
+            assert compiled(x).numpy().tobytes() == expected.tobytes()
+    assert list(kept_bindings(compiled).values()) == [None]
 
 
 def test_a_program_without_a_bound_form_runs_its_prepared_steps(monkeypatch, rng):
@@ -180,6 +211,17 @@ def test_a_frozen_forward_checks_what_it_is_bound_to(rng):
         plan.frozen_forward(1, w, residual=True).bind(1, out, x)
     with pytest.raises(ValueError, match="num_threads"):
         frozen.bind(0, out, x)
+    with pytest.raises(ValueError, match="out: expected an array that shares no memory "
+                                         "with input"):
+        frozen.bind(1, x, x)
+    residual_frozen = plan.frozen_forward(1, w, residual=True)
+    with pytest.raises(ValueError, match="shares no memory with residual"):
+        residual_frozen.bind(1, out, x, out)
+    bound_forward = _ext.backend.conv.BoundForward
+    with pytest.raises(TypeError):
+        bound_forward.__new__(bound_forward)  # made by bind, with its checks
+    with pytest.raises(ValueError, match="input: expected a C-contiguous"):
+        bound_forward(frozen, 1, out, np.zeros((1, 1, 1, 1), np.float32))
     double = _ext.conv_plan((16, 8, 8), (16, 16, 3, 3), 1, 1, 1, 1, np.float64)
     assert double.frozen_forward(1, w.astype(np.float64)).bind(
         1, out.astype(np.float64), x.astype(np.float64)) is None
@@ -218,6 +260,9 @@ def test_a_frozen_affine_checks_what_it_is_bound_to():
         frozen.bind(1, out.astype(np.float64), x)
     with pytest.raises(ValueError, match="x: expected a C-contiguous"):
         frozen.bind(1, out, np.ones((1, 6), np.float32)[:, ::2])
+    square = kernels.FrozenAffine(np.ones((3, 3), np.float32), None, False)
+    with pytest.raises(ValueError, match="out: expected an array that shares no memory with x"):
+        square.bind(1, x, x)
     out.flags.writeable = False
     with pytest.raises(ValueError, match="out: expected a C-contiguous writable"):
         frozen.bind(1, out, x)
@@ -254,6 +299,8 @@ def test_a_bound_global_pool_checks_its_arrays():
         pool.BoundGlobalAvgPool(x[..., ::2], np.ones((2, 5, 1, 1), np.float32))
     with pytest.raises(ValueError, match="x: expected planes of at least one value"):
         pool.BoundGlobalAvgPool(x[:, :, :0], np.ones((2, 5, 1, 1), np.float32))
+    with pytest.raises(ValueError, match="out: expected an array that shares no memory with x"):
+        pool.BoundGlobalAvgPool(x, x.reshape(-1)[:10].reshape(2, 5, 1, 1))
 
 
 def test_copy_into_copies_arrays_of_one_shape_and_dtype(rng):

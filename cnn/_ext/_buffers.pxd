@@ -39,3 +39,14 @@ cdef inline bint _is_float(Py_buffer* view) noexcept:
 cdef inline bint is_double(Py_buffer* view) noexcept:
     """Whether a buffer taken by `take` holds float64 (else float32)."""
     return view.itemsize == 8
+
+
+cdef inline int disjoint(Py_buffer* out, Py_buffer* other, str name) except -1:
+    """ValueError unless the result `out` and the argument `other` (named `name`) share no
+    memory: a kernel that writes its result while reading an argument would read values it
+    already wrote."""
+    cdef char* a = <char*>out.buf
+    cdef char* b = <char*>other.buf
+    if out.len and other.len and a < b + other.len and b < a + out.len:
+        raise ValueError(f"out: expected an array that shares no memory with {name}")
+    return 0

@@ -1671,26 +1671,36 @@ cdef class FrozenForward:
         with nothing checked, laid out or allocated again; or None where it has no bound form
         (float64, whose batch-1 layers keep the frozen call; the row kernels with a
         residual). Each array must be C-contiguous, of the plan's dtype and of the frozen
-        call's shape (`out`: the result's, writable); `num_threads`: the largest team of
-        its calls (the scratch is sized for it)."""
-        cdef ConvPlan plan = self.plan
-        threads = plan._threads(num_threads)
-        if self.residual != (residual is not None):
-            raise ValueError("residual: expected one exactly when the frozen forward was "
-                             "prepared with one")
-        arrays = [("input", x, self.input_shape), ("out", out, self.output_shape)]
-        if residual is not None:
-            arrays.append(("residual", residual, self.output_shape))
-        for name, array, expected in arrays:
-            if (type(array) is not np.ndarray or array.dtype != plan.dtype
-                    or array.shape != expected or not array.flags.c_contiguous):
-                raise ValueError(f"{name}: expected a C-contiguous {plan.dtype} array of shape "
-                                 f"{expected}, got {_described(array)}")
-        if not out.flags.writeable:
-            raise ValueError("out: expected a writable array")
-        if plan.double_precision or (self.path == FORWARD_ROWS and residual is not None):
+        call's shape (`out`: the result's, writable, sharing no memory with the others);
+        `num_threads`: the largest team of its calls (the scratch is sized for it)."""
+        _check_binding(self, num_threads, out, x, residual)
+        if self.plan.double_precision or (self.path == FORWARD_ROWS and residual is not None):
             return None
-        return BoundForward(self, threads, x, out, residual)
+        return BoundForward(self, num_threads, out, x, residual)
+
+
+cdef Py_ssize_t _check_binding(FrozenForward frozen, num_threads, out, x,
+                               residual) except -1:
+    """The checks of FrozenForward.bind's arguments; returns the team size."""
+    cdef ConvPlan plan = frozen.plan
+    threads = plan._threads(num_threads)
+    if frozen.residual != (residual is not None):
+        raise ValueError("residual: expected one exactly when the frozen forward was "
+                         "prepared with one")
+    arrays = [("input", x, frozen.input_shape), ("out", out, frozen.output_shape)]
+    if residual is not None:
+        arrays.append(("residual", residual, frozen.output_shape))
+    for name, array, expected in arrays:
+        if (type(array) is not np.ndarray or array.dtype != plan.dtype
+                or array.shape != expected or not array.flags.c_contiguous):
+            raise ValueError(f"{name}: expected a C-contiguous {plan.dtype} array of shape "
+                             f"{expected}, got {_described(array)}")
+    if not out.flags.writeable:
+        raise ValueError("out: expected a writable array")
+    for name, array in (("input", x), ("residual", residual)):
+        if array is not None and np.may_share_memory(out, array):
+            raise ValueError(f"out: expected an array that shares no memory with {name}")
+    return threads
 
 
 cdef struct _Shares:
@@ -1701,13 +1711,15 @@ cdef struct _Shares:
 
 
 cdef class BoundForward:
-    """A float32 FrozenForward bound to its arrays (FrozenForward.bind): ``bound(threads)``
-    runs the kernels of the frozen call from the input (and the residual) into the result
-    array, on a team of at most the binding's `num_threads`. The operands, the scratch and
-    the arrays are typed once here (the arrays' buffers held: they cannot be resized), so a
-    call is the kernels and their parallel region alone: a batch-1 layer's frozen call spent
-    about 1 us in the checks, the allocation and the typed memoryviews around its kernels.
-    The same bits as the frozen call, which runs the same kernels with the same team."""
+    """A float32 FrozenForward bound to its arrays (FrozenForward.bind, whose checks it
+    makes): ``bound(threads)`` runs the kernels of the frozen call from the input (and the
+    residual) into the result array, on a team of at most the binding's `num_threads`. The
+    operands, the scratch and the arrays are typed once here, so a call is the kernels and
+    their parallel region alone: a batch-1 layer's frozen call spent about 1 us in the
+    checks, the allocation and the typed memoryviews around its kernels. The arrays' buffers
+    are held, so NumPy refuses to resize them (unless told not to check, `refcheck=False`,
+    which frees memory the kernels then write: never do that to a bound array). The same
+    bits as the frozen call, which runs the same kernels with the same team."""
 
     cdef ConvPlan plan
     cdef int path
@@ -1724,8 +1736,12 @@ cdef class BoundForward:
     cdef float[:, ::1] scratch  # the direct and row kernels': a row per thread
     cdef float[::1] winograd_scratch
 
-    def __init__(self, FrozenForward frozen, Py_ssize_t threads, x, out, residual):
+    def __cinit__(self, FrozenForward frozen, num_threads, out, x, residual=None):
         cdef ConvPlan plan = frozen.plan
+        cdef Py_ssize_t threads = _check_binding(frozen, num_threads, out, x, residual)
+        if plan.double_precision or (frozen.path == FORWARD_ROWS and residual is not None):
+            raise ValueError("frozen: this forward has no bound form (FrozenForward.bind "
+                             "gives None)")
         self.plan, self.path, self.threads = plan, frozen.path, threads
         self.relu, self.pool = frozen.relu, frozen.pool
         self.batch = x.shape[0]

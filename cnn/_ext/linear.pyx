@@ -13,7 +13,7 @@ from cython.parallel cimport prange
 
 import numpy as np
 
-from ._buffers cimport is_double, take
+from ._buffers cimport disjoint, is_double, take
 from ._openmp cimport serial
 
 cdef extern from "linear_rows.h" nogil:
@@ -202,17 +202,18 @@ cdef class FrozenAffine:
         programs): a BoundAffine, whose call ``bound(threads)`` writes into `out` what
         ``frozen(threads, x)`` would return for the values x then holds, with nothing
         checked or allocated again. x (M, K) and out (M, N), M <= MAX_ROWS: C-contiguous,
-        of the weight's dtype, out writable (ValueError or TypeError naming the argument
-        otherwise). `num_threads` is unused (the kernel needs no scratch): every binding's
+        of the weight's dtype, out writable and sharing no memory with x (ValueError or
+        TypeError naming the argument otherwise). `num_threads` is unused (the kernel needs no scratch): every binding's
         form takes it."""
         return BoundAffine(self, x, out)
 
 
 cdef class BoundAffine:
     """A FrozenAffine bound to its arrays (FrozenAffine.bind): ``bound(threads)`` runs the
-    kernel from x into out, their buffers taken once (held: the arrays cannot be resized
-    meanwhile) and checked, where a frozen call takes and checks x's and the result's and
-    allocates the result."""
+    kernel from x into out, their buffers taken once and checked, where a frozen call takes
+    and checks x's and the result's and allocates the result. The buffers are held, so
+    NumPy refuses to resize the arrays (unless told not to check, `refcheck=False`, which
+    frees memory the kernel then writes: never do that to a bound array)."""
 
     cdef FrozenAffine frozen
     cdef Py_buffer views[2]  # x, out
@@ -228,6 +229,7 @@ cdef class BoundAffine:
             raise ValueError(f"x: expected at most {MAX_ROWS} rows, got "
                              f"{self.views[0].shape[0]}")
         _check_affine(&self.views[0], &frozen.views[0], frozen._bias(), &self.views[1])
+        disjoint(&self.views[1], &self.views[0], "x")
 
     def __dealloc__(self):
         cdef int i

@@ -26,7 +26,7 @@ from libc.math cimport INFINITY
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 
-from ._buffers cimport is_double, take
+from ._buffers cimport disjoint, is_double, take
 
 # Below this many output elements a thread team costs more than it saves.
 cdef Py_ssize_t MIN_PARALLEL_WORK = 1 << 14
@@ -275,7 +275,10 @@ cdef void _run_global_pool(Py_buffer* views, int num_threads) noexcept:
 cdef class BoundGlobalAvgPool:
     """global_avg_pool bound to its arrays (cnn.compile's bound programs): ``bound(threads)``
     writes into `out` the means of x's planes as they then are, the buffers taken and checked
-    once here (held: the arrays cannot be resized meanwhile)."""
+    once here (global_avg_pool's rules, and out sharing no memory with x). The buffers are
+    held, so NumPy refuses to resize the arrays (unless told not to check,
+    `refcheck=False`, which frees memory the kernel then writes: never do that to a bound
+    array)."""
 
     cdef Py_buffer views[2]  # x, out
     cdef int taken
@@ -283,6 +286,7 @@ cdef class BoundGlobalAvgPool:
     def __cinit__(self, x, out):
         self.taken = 0
         self.taken = _take_global_pool(x, out, self.views)
+        disjoint(&self.views[1], &self.views[0], "x")
 
     def __dealloc__(self):
         cdef int i
