@@ -50,3 +50,10 @@ cdef inline int disjoint(Py_buffer* out, Py_buffer* other, str name) except -1:
     if out.len and other.len and a < b + other.len and b < a + out.len:
         raise ValueError(f"out: expected an array that shares no memory with {name}")
     return 0
+
+
+cdef inline void release(Py_buffer* views, int taken) noexcept:
+    """Release the first `taken` buffers of `views` (those `take` filled)."""
+    cdef int i
+    for i in range(taken):
+        PyBuffer_Release(&views[i])

@@ -13,7 +13,7 @@ from cython.parallel cimport prange
 
 import numpy as np
 
-from ._buffers cimport disjoint, is_double, take
+from ._buffers cimport disjoint, is_double, release, take
 from ._openmp cimport serial
 
 cdef extern from "linear_rows.h" nogil:
@@ -51,7 +51,7 @@ def affine_rows(x,         # IN  (M, K)
     arrays of one dtype (ValueError or TypeError naming the argument otherwise)."""
     cdef Py_buffer views[4]  # x, weight, the bias when there is one, out
     cdef Py_buffer* b = NULL
-    cdef int taken = 0, i
+    cdef int taken = 0
     try:
         take(x, &views[taken], 2, False, "x")
         taken += 1
@@ -65,8 +65,7 @@ def affine_rows(x,         # IN  (M, K)
         taken += 1
         _affine(&views[0], &views[1], b, &views[taken - 1], relu, num_threads)
     finally:
-        for i in range(taken):
-            PyBuffer_Release(&views[i])
+        release(views, taken)
 
 
 cdef int _affine(Py_buffer* x, Py_buffer* w, Py_buffer* b, Py_buffer* out, bint relu,
@@ -166,9 +165,7 @@ cdef class FrozenAffine:
         self.relu = relu
 
     def __dealloc__(self):
-        cdef int i
-        for i in range(self.taken):
-            PyBuffer_Release(&self.views[i])
+        release(self.views, self.taken)
 
     def __call__(self, int num_threads, x):
         cdef Py_buffer view, result
@@ -232,9 +229,7 @@ cdef class BoundAffine:
         disjoint(&self.views[1], &self.views[0], "x")
 
     def __dealloc__(self):
-        cdef int i
-        for i in range(self.taken):
-            PyBuffer_Release(&self.views[i])
+        release(self.views, self.taken)
 
     def __call__(self, int threads):
         """Run the layer on x's values with `threads` threads."""
