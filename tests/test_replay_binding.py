@@ -284,6 +284,10 @@ def test_a_bound_global_pool_gives_the_bits_of_avg_pool(dtype, rng):
     x += 1
     bound(2)
     assert out.tobytes() == pooling.avg_pool(x, geometry, True, 1).tobytes()
+    with pytest.raises(ValueError, match=r"x: expected shape \(2, 5, 3, 4\)"):
+        frozen(1, x[:1])
+    with pytest.raises(ValueError, match=r"x: expected shape \(2, 5, 3, 4\)"):
+        frozen.bind(1, out[:, :2], np.ascontiguousarray(x[:, :2]))
     assert pooling.frozen_avg_pool(x.shape, pool_geometry(x.shape, 2)) is None  # not global
     assert pooling.frozen_avg_pool(x.shape, pool_geometry(x.shape, (3, 4), 1, 1)) is None
 

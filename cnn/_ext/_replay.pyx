@@ -6,6 +6,8 @@ with the caches full of the kernels' data: the same bytecode cost several times 
 cost in a tight loop. Here each step's arguments go straight from the list of values into
 the call's tuple, with no interpreter frame. (The list's indices come from the program
 that made the steps; they are still bounds-checked, as Python's own indexing would be.)
+A bound program (cnn/replay.py's _BoundSteps) has no values list: its steps are called with
+the thread count alone, after its input is copied in (copy_into).
 """
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_WRITABLE, PyBuffer_Release
 from cpython.buffer cimport PyObject_GetBuffer
@@ -40,7 +42,6 @@ def run_forwards(list forwards, list values, threads):
         if released is not None:
             for slot in <tuple?>released:
                 values[<Py_ssize_t>slot] = None
-
 
 
 def run_bound(list steps, threads):

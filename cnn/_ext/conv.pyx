@@ -1672,7 +1672,9 @@ cdef class FrozenForward:
         (float64, whose batch-1 layers keep the frozen call; the row kernels with a
         residual). Each array must be C-contiguous, of the plan's dtype and of the frozen
         call's shape (`out`: the result's, writable, sharing no memory with the others);
-        `num_threads`: the largest team of its calls (the scratch is sized for it)."""
+        `num_threads`: the largest team of its calls (the scratch is sized for it). The
+        bound form runs in the scratch of the thread that binds it (as the plan's other
+        calls in that thread do, one after the other): call it from that thread."""
         _check_binding(self, num_threads, out, x, residual)
         if self.plan.double_precision or (self.path == FORWARD_ROWS and residual is not None):
             return None

@@ -67,11 +67,15 @@ def avg_pool(x, geometry, count_include_pad, num_threads):
 
 
 class FrozenGlobalAvgPool:
-    """avg_pool for windows covering whole planes, prepared by cnn.compile's freezing
-    (frozen_avg_pool): called as ``frozen(num_threads, x)``, avg_pool's result; its bind
-    gives the form a bound program runs."""
+    """avg_pool for windows covering whole planes of (N, C, H, W) inputs of one shape,
+    prepared by cnn.compile's freezing (frozen_avg_pool): called as ``frozen(num_threads,
+    x)``, avg_pool's result; its bind gives the form a bound program runs."""
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)
 
     def __call__(self, num_threads, x):
+        self._check(x)
         values = np.empty(x.shape[:2] + (1, 1), dtype=x.dtype)
         _ext.backend.pool.global_avg_pool(np.ascontiguousarray(x), values, num_threads)
         return values
@@ -81,14 +85,20 @@ class FrozenGlobalAvgPool:
         programs): ``bound(threads)`` writes x's plane means into out (N, C, 1, 1), both
         C-contiguous of one float dtype, their buffers taken once. `num_threads` is unused
         (the kernel needs no scratch): every binding's form takes it."""
+        self._check(x)
         return _ext.backend.pool.BoundGlobalAvgPool(x, out)
+
+    def _check(self, x):
+        if x.shape != self.shape:
+            raise ValueError(f"x: expected shape {self.shape} (the frozen pool's), got "
+                             f"{x.shape}")
 
 
 def frozen_avg_pool(shape, geometry):
     """avg_pool prepared for inputs of `shape` (N, C, H, W) (cnn.compile's freezing): a
     FrozenGlobalAvgPool where each window covers a whole plane, else None (the other pools
     have nothing to prepare)."""
-    return FrozenGlobalAvgPool() if _covers_plane(geometry, shape) else None
+    return FrozenGlobalAvgPool(shape) if _covers_plane(geometry, shape) else None
 
 
 def avg_pool_backward(grad_output, input_shape, geometry, count_include_pad, num_threads):
