@@ -200,8 +200,8 @@ cdef class FrozenAffine:
         ``frozen(threads, x)`` would return for the values x then holds, with nothing
         checked or allocated again. x (M, K) and out (M, N), M <= MAX_ROWS: C-contiguous,
         of the weight's dtype, out writable and sharing no memory with x (ValueError or
-        TypeError naming the argument otherwise). `num_threads` is unused (the kernel needs no scratch): every binding's
-        form takes it."""
+        TypeError naming the argument otherwise). `num_threads` is unused (the kernel needs
+        no scratch): every binding's form takes it."""
         return BoundAffine(self, x, out)
 
 
