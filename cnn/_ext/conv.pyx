@@ -1676,9 +1676,14 @@ cdef class FrozenForward:
         bound form runs in the scratch of the thread that binds it (as the plan's other
         calls in that thread do, one after the other): call it from that thread."""
         _check_binding(self, num_threads, out, x, residual)
-        if self.plan.double_precision or (self.path == FORWARD_ROWS and residual is not None):
+        if not self._bindable(residual is not None):
             return None
         return BoundForward(self, num_threads, out, x, residual)
+
+    cdef bint _bindable(self, bint residual):
+        """Whether this forward has a bound form: float32, and not the row kernels with a
+        residual (added by a pass of its own, _residual_pass, not by the kernels)."""
+        return not self.plan.double_precision and not (self.path == FORWARD_ROWS and residual)
 
 
 cdef Py_ssize_t _check_binding(FrozenForward frozen, num_threads, out, x,
@@ -1741,7 +1746,7 @@ cdef class BoundForward:
     def __cinit__(self, FrozenForward frozen, num_threads, out, x, residual=None):
         cdef ConvPlan plan = frozen.plan
         cdef Py_ssize_t threads = _check_binding(frozen, num_threads, out, x, residual)
-        if plan.double_precision or (frozen.path == FORWARD_ROWS and residual is not None):
+        if not frozen._bindable(residual is not None):
             raise ValueError("frozen: this forward has no bound form (FrozenForward.bind "
                              "gives None)")
         self.plan, self.path, self.threads = plan, frozen.path, threads

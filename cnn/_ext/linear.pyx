@@ -105,6 +105,13 @@ cdef void _run_buffers(Py_buffer* x, Py_buffer* w, Py_buffer* b, Py_buffer* out,
                     relu, num_threads)
 
 
+cdef int _check_rows(Py_buffer* x) except -1:
+    """ValueError unless x has at most MAX_ROWS rows (the row kernel's; BLAS takes more)."""
+    if x.shape[0] > MAX_ROWS:
+        raise ValueError(f"x: expected at most {MAX_ROWS} rows, got {x.shape[0]}")
+    return 0
+
+
 cdef int _same_dtype(Py_buffer* view, bint f64, str name) except -1:
     if is_double(view) != f64:
         raise TypeError(f"{name}: expected {'float64' if f64 else 'float32'} (x's dtype), "
@@ -179,8 +186,7 @@ cdef class FrozenAffine:
                 raise TypeError(f"x: expected {self.dtype} (the weight's dtype), got "
                                 f"{'float64' if is_double(&view) else 'float32'}")
             _check("x", self.views[0].shape[1], view.shape[1], "columns (the weight's)")
-            if view.shape[0] > MAX_ROWS:
-                raise ValueError(f"x: expected at most {MAX_ROWS} rows, got {view.shape[0]}")
+            _check_rows(&view)
             out = np.empty((view.shape[0], self.views[0].shape[0]), dtype=self.dtype)
             take(out, &result, 2, True, "out")
             try:
@@ -222,9 +228,7 @@ cdef class BoundAffine:
         self.taken = 1
         take(out, &self.views[1], 2, True, "out")
         self.taken = 2
-        if self.views[0].shape[0] > MAX_ROWS:
-            raise ValueError(f"x: expected at most {MAX_ROWS} rows, got "
-                             f"{self.views[0].shape[0]}")
+        _check_rows(&self.views[0])
         _check_affine(&self.views[0], &frozen.views[0], frozen._bias(), &self.views[1])
         disjoint(&self.views[1], &self.views[0], "x")
 

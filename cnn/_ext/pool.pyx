@@ -19,7 +19,6 @@ safe whatever they are given: positive window sizes, strides and dilations, non-
 and arrays whose plane counts agree. Every window is clipped to its plane, so an output of any
 size reads and writes nothing outside the arrays.
 """
-from cpython.buffer cimport PyBuffer_Release
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport INFINITY
@@ -239,7 +238,7 @@ cdef int _take_global_pool(x, out, Py_buffer* views) except -1:
     try:
         take(out, &views[1], 4, True, "out")
     except BaseException:
-        PyBuffer_Release(&views[0])
+        release(views, 1)
         raise
     try:
         if is_double(&views[0]) != is_double(&views[1]):
