@@ -35,7 +35,7 @@ import threading
 import numpy as np
 
 from ._ext._replay import copy_into as _copy_into
-from ._ext._replay import run_bound as _run_bound
+from ._ext._replay import BoundSteps as _Steps
 from ._ext._replay import run_forwards as _run_forwards
 from ._validation import flag
 from .autograd import engine as _engine
@@ -432,6 +432,7 @@ class _BoundSteps:
 
     def __init__(self, steps, input, result):
         self.steps, self.input, self.result = steps, input, result
+        self.run_steps = _Steps(steps)  # all in one parallel region
 
     @classmethod
     def of(cls, program, forwards, threads, kept):
@@ -477,7 +478,7 @@ class _BoundSteps:
     def run(self, x, threads):
         """The program's result for input x (an array of the captured shape and dtype)."""
         _copy_into(self.input, x)
-        _run_bound(self.steps, threads)
+        self.run_steps(threads)
         return self.result.copy()
 
 

@@ -11,7 +11,7 @@ import cnn
 import cnn.nn as nn
 from cnn import _ext, replay
 from cnn._ext import pooling
-from cnn._ext._replay import copy_into
+from cnn._ext._replay import BoundStep, BoundSteps, copy_into
 from cnn._ext.geometry import pool_geometry
 
 from test_replay import lenet, resnet
@@ -43,6 +43,20 @@ def test_a_batch_1_frozen_replay_runs_bound_with_eager_bits(build, kinds, count,
     (key, bound), = kept_bindings(compiled).items()
     assert key == (threading.get_ident(), count)
     assert {type(step).__name__ for step in bound.steps} == kinds
+    # One image's convolutions are shared by the team; the rest is too small to share.
+    assert max(step.team for step in bound.steps) == count
+    assert all(step.team == 1 for step in bound.steps if type(step).__name__ != "BoundForward")
+    bound.run_steps(1)  # the steps' shares on fewer threads: the same bits
+    with cnn.no_grad():
+        assert bound.result.tobytes() == eager(x).numpy().tobytes()
+
+
+def test_bound_steps_take_the_kernel_modules_bound_forms():
+    with pytest.raises(TypeError, match="a kernel module's subclass defines the shares"):
+        BoundStep()
+    with pytest.raises(TypeError, match="BoundStep"):
+        BoundSteps([lambda threads: None])
+    BoundSteps([])(2)  # no steps: nothing to run
 
 
 def test_a_bound_program_reads_each_call_s_input(rng):
@@ -296,15 +310,15 @@ def test_a_bound_global_pool_checks_its_arrays():
     pool = _ext.backend.pool
     x = np.ones((2, 5, 3, 4), np.float32)
     with pytest.raises(ValueError, match=r"out: expected shape \(2, 5, 1, 1\)"):
-        pool.BoundGlobalAvgPool(x, np.ones((2, 4, 1, 1), np.float32))
+        pool.BoundGlobalAvgPool(1, x, np.ones((2, 4, 1, 1), np.float32))
     with pytest.raises(TypeError, match="out: expected the dtype of x"):
-        pool.BoundGlobalAvgPool(x, np.ones((2, 5, 1, 1)))
+        pool.BoundGlobalAvgPool(1, x, np.ones((2, 5, 1, 1)))
     with pytest.raises(ValueError, match="x: expected a C-contiguous"):
-        pool.BoundGlobalAvgPool(x[..., ::2], np.ones((2, 5, 1, 1), np.float32))
+        pool.BoundGlobalAvgPool(1, x[..., ::2], np.ones((2, 5, 1, 1), np.float32))
     with pytest.raises(ValueError, match="x: expected planes of at least one value"):
-        pool.BoundGlobalAvgPool(x[:, :, :0], np.ones((2, 5, 1, 1), np.float32))
+        pool.BoundGlobalAvgPool(1, x[:, :, :0], np.ones((2, 5, 1, 1), np.float32))
     with pytest.raises(ValueError, match="out: expected an array that shares no memory with x"):
-        pool.BoundGlobalAvgPool(x, x.reshape(-1)[:10].reshape(2, 5, 1, 1))
+        pool.BoundGlobalAvgPool(1, x, x.reshape(-1)[:10].reshape(2, 5, 1, 1))
 
 
 def test_copy_into_copies_arrays_of_one_shape_and_dtype(rng):

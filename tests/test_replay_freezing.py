@@ -243,6 +243,15 @@ FROZEN_CALLS = [
     ((16, 8, 8), (16, 16, 3, 3), 1, 1, 1, True),     # direct, pooled
     ((16, 8, 8), (16, 16, 3, 3), 1, 1, 9, True),     # Winograd, pooled
     ((3, 32, 32), (16, 3, 3, 3), 1, 1, 1, True),     # rows (pool_rows)
+    # Whole images to the threads (a batch of at least two per thread), and one image cut by
+    # Winograd's two ways (by rows of tiles, by output channels) and its split of three.
+    ((16, 8, 8), (16, 16, 3, 3), 1, 1, 5, False),    # direct
+    ((16, 8, 8), (16, 16, 3, 3), 1, 1, 5, True),     # direct, pooled
+    ((3, 20, 20), (16, 3, 3, 3), 1, 1, 5, False),    # rows (conv_rows)
+    ((3, 32, 32), (16, 3, 3, 3), 1, 1, 4, True),     # rows (pool_rows)
+    ((16, 32, 32), (16, 16, 3, 3), 1, 1, 1, False),  # Winograd by rows of tiles
+    ((64, 8, 8), (64, 64, 3, 3), 1, 1, 1, False),    # Winograd by output channels
+    ((32, 16, 16), (32, 32, 3, 3), 1, 1, 3, True),   # Winograd, pooled, 3 images split
 ]
 
 

@@ -6,14 +6,19 @@ with the caches full of the kernels' data: the same bytecode cost several times 
 cost in a tight loop. Here each step's arguments go straight from the list of values into
 the call's tuple, with no interpreter frame. (The list's indices come from the program
 that made the steps; they are still bounds-checked, as Python's own indexing would be.)
-A bound program (cnn/replay.py's _BoundSteps) has no values list: its steps are called with
-the thread count alone, after its input is copied in (copy_into).
+A bound program (cnn/replay.py's _BoundSteps) has no values list: its steps (BoundStep) run
+on arrays of their own, after its input is copied in (copy_into), all in one parallel region
+(BoundSteps).
 """
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_WRITABLE, PyBuffer_Release
 from cpython.buffer cimport PyObject_GetBuffer
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+from cython.parallel cimport parallel
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
+
+from cnn._ext._openmp cimport cnn_barrier, omp_get_num_threads, omp_get_thread_num
 
 
 def run_forwards(list forwards, list values, threads):
@@ -44,11 +49,75 @@ def run_forwards(list forwards, list values, threads):
                 values[<Py_ssize_t>slot] = None
 
 
-def run_bound(list steps, threads):
-    """Run a bound program's steps (cnn/replay.py's _BoundSteps): each is called with the
-    thread count alone, its arrays bound."""
-    for step in steps:
-        step(threads)
+cdef class BoundStep:
+    """A step of a bound program (FrozenForward.bind's BoundForward, for one): its work cut
+    into `team` shares, each run by ``share(t)`` (a C method, declared in _replay.pxd, that the
+    kernel modules' subclasses define). ``step(threads)`` runs the step alone on at most
+    `threads` threads; BoundSteps runs a program's steps together."""
+
+    def __cinit__(self, *args, **kwargs):
+        if type(self) is BoundStep:
+            raise TypeError("BoundStep: a kernel module's subclass defines the shares")
+
+    cdef void share(self, Py_ssize_t t) noexcept nogil:
+        pass  # never called: __cinit__ refuses instances of this class itself
+
+    def __call__(self, int threads):
+        """Run every share of the step on a team of at most `threads` threads."""
+        BoundSteps([self])(threads)
+
+
+cdef class BoundSteps:
+    """A bound program's steps (BoundStep, in order), run by ``steps(threads)`` in one
+    parallel region: each thread runs its shares of a step, then waits at a barrier for the
+    others before the next. At batch 1 a step's kernels take a few microseconds, and a
+    parallel region of its own cost about 1 us of them (the threads woken at its start,
+    joined at its end); a barrier costs about a fifth of that. With a team smaller than a
+    step's (a region given fewer threads than asked), each thread runs every team-th share,
+    which gives the same bits: the shares are independent."""
+
+    cdef list steps
+    cdef void** items  # the steps, for the region, which runs without the GIL
+    cdef Py_ssize_t count, team  # team: the largest step's
+
+    def __cinit__(self, list steps):
+        cdef Py_ssize_t i
+        self.steps = [<BoundStep?>step for step in steps]
+        self.count, self.team = len(self.steps), 1
+        self.items = <void**>malloc(max(1, self.count) * sizeof(void*))
+        if self.items == NULL:
+            raise MemoryError()
+        for i in range(self.count):
+            self.items[i] = <void*>self.steps[i]
+            self.team = max(self.team, (<BoundStep>self.items[i]).team)
+
+    def __dealloc__(self):
+        free(self.items)
+
+    def __call__(self, int threads):
+        """Run the steps on a team of at most `threads` threads (at least one)."""
+        cdef int size = <int>min(max(1, threads), self.team)
+        with nogil:
+            if size == 1:
+                _run_shares(self.items, self.count, 0, 1)
+            else:
+                with parallel(num_threads=size):
+                    _run_shares(self.items, self.count, omp_get_thread_num(),
+                                omp_get_num_threads())
+
+
+cdef void _run_shares(void** steps, Py_ssize_t count, Py_ssize_t thread,
+                      Py_ssize_t threads) noexcept nogil:
+    """The part of thread `thread` (of `threads` running the same) in BoundSteps: shares
+    thread, thread + threads, ... of each step, a barrier between steps."""
+    cdef Py_ssize_t i, t
+    for i in range(count):
+        if i > 0 and threads > 1:
+            cnn_barrier()
+        t = thread
+        while t < (<BoundStep>steps[i]).team:
+            (<BoundStep>steps[i]).share(t)
+            t += threads
 
 
 def copy_into(destination, source):

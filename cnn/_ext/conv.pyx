@@ -35,6 +35,7 @@ from libc.string cimport memcpy, memset
 
 from cnn._ext._buffers cimport take
 from cnn._ext._openmp cimport serial as _serial
+from cnn._ext._replay cimport BoundStep
 from cnn import _aligned
 from cnn._blas import use_one_thread
 from cnn._ext.geometry import conv_geometry
@@ -1710,113 +1711,105 @@ cdef Py_ssize_t _check_binding(FrozenForward frozen, num_threads, out, x,
     return threads
 
 
-cdef struct _Shares:
-    # How a bound forward's call shares its work out (ConvPlan._team, _parts,
-    # _winograd_layout).
-    Py_ssize_t team, parts, images, tiles
-    bint split
-
-
-cdef class BoundForward:
+cdef class BoundForward(BoundStep):
     """A float32 FrozenForward bound to its arrays (FrozenForward.bind, whose checks it
     makes): ``bound(threads)`` runs the kernels of the frozen call from the input (and the
-    residual) into the result array, on a team of at most the binding's `num_threads`. The
-    operands, the scratch and the arrays are typed once here, so a call is the kernels and
-    their parallel region alone: a batch-1 layer's frozen call spent about 1 us in the
+    residual) into the result array, on a team of at most the binding's `num_threads`; a
+    bound program runs its shares (BoundStep) with its other steps'. The operands, the
+    scratch, the arrays and how the binding's team shares the work out are fixed once here,
+    so a call is the kernels alone: a batch-1 layer's frozen call spent about 1 us in the
     checks, the allocation and the typed memoryviews around its kernels. The arrays' buffers
     are held, so NumPy refuses to resize them (unless told not to check, `refcheck=False`,
     which frees memory the kernels then write: never do that to a bound array). The same
-    bits as the frozen call, which runs the same kernels with the same team."""
+    bits as the frozen call, whose kernels share the work out the same way."""
 
-    cdef ConvPlan plan
     cdef int path
     cdef bint relu, pool
-    cdef Py_ssize_t threads, batch, room, ph, pw, f, oh, ow, kh, kw
-    cdef _Shares shares  # those of the binding's team (_shares)
+    cdef bint by_rows  # Winograd's parts: rows of tiles, not output channels
+    cdef Py_ssize_t parts  # of each image (Winograd: of each item)
+    cdef Py_ssize_t threads, room, ph, pw, f, oh, ow, kh, kw, hp, wp, images, tiles
     cdef const float[:, :, :, ::1] x
     cdef const float[:, :, :, ::1] residual
     cdef float[:, :, :, ::1] out
+    cdef int64_t[:, :, :, ::1] no_indices  # never set: None (the argmax is not kept)
     cdef const float[:, ::1] weights  # the direct and row kernels' (_operands)
     cdef const float[:, :, :, ::1] transformed  # Winograd's (_operands)
     cdef const float[::1] bias
     cdef const float[:, ::1] coefficients
+    cdef const float* affine  # the coefficients' values, or NULL
+    cdef const Py_ssize_t[::1] taps, origins  # the direct kernels' (the plan's)
     cdef float[:, ::1] scratch  # the direct and row kernels': a row per thread
     cdef float[::1] winograd_scratch
 
     def __cinit__(self, FrozenForward frozen, num_threads, out, x, residual=None):
         cdef ConvPlan plan = frozen.plan
         cdef Py_ssize_t threads = _check_binding(frozen, num_threads, out, x, residual)
+        cdef Py_ssize_t batch = x.shape[0]
+        cdef bint split
         if not frozen._bindable(residual is not None):
             raise ValueError("frozen: this forward has no bound form (FrozenForward.bind "
                              "gives None)")
-        self.plan, self.path, self.threads = plan, frozen.path, threads
+        self.path, self.threads = frozen.path, threads
         self.relu, self.pool = frozen.relu, frozen.pool
-        self.batch = x.shape[0]
         self.ph, self.pw = plan.padding
         self.f, self.oh, self.ow = plan.output_shape
         self.kh, self.kw = plan.weight_shape[2:]
-        self.shares = self._shares(threads)
         self.x, self.out = x, out
         if residual is not None:
             self.residual = residual
         self.bias = frozen.bias
+        self.affine = NULL
         if frozen.coefficients is not None:
             self.coefficients = frozen.coefficients
+            self.affine = &self.coefficients[0, 0]
+        # The team and its shares of the frozen call's kernels (_launch, _launch_pool).
+        threads = plan._team(batch, threads)
+        self.parts = plan._parts(batch, threads)
+        self.team = threads if self.parts > 1 else (1 if _serial(threads, batch) else threads)
         if self.path == FORWARD_WINOGRAD:
             self.transformed = frozen.weights
-            self.winograd_scratch, self.room = _winograd_scratch(False, threads,
+            self.winograd_scratch, self.room = _winograd_scratch(False, self.threads,
                                                                  plan.winograd_size)
-            return
-        self.weights = frozen.weights
-        if self.path == FORWARD_ROWS:
-            self.scratch = plan._rows_scratch(threads, self.pool)
+            plan._winograd_layout(batch, threads, &split, &self.images, &self.tiles)
+            self.hp, self.wp = plan.winograd_hp, plan.winograd_wp
+            self.parts = _winograd_parts(plan.input_shape[0], self.f, self.oh, self.ow, split,
+                                         threads, &self.by_rows)
+            self.team = min(threads, (batch + self.images - 1) // self.images * self.parts)
         else:
-            self.scratch = plan._scratch(1, threads, plan.image_size)
-
-    cdef _Shares _shares(self, Py_ssize_t threads):
-        """How a call on `threads` threads shares its work, as the frozen call would."""
-        cdef _Shares shares
-        shares.team = self.plan._team(self.batch, threads)
-        shares.parts = self.plan._parts(self.batch, shares.team)
-        self.plan._winograd_layout(self.batch, shares.team, &shares.split, &shares.images,
-                                   &shares.tiles)
-        return shares
-
-    def __call__(self, Py_ssize_t threads):
-        """Run the forward on the arrays' values with `threads` threads (at most the
-        binding's)."""
-        cdef ConvPlan plan = self.plan
-        cdef _Shares shares = (self.shares if threads >= self.threads
-                               else self._shares(max(1, threads)))
-        if self.path == FORWARD_WINOGRAD:
-            if self.pool:
-                _winograd_forward[float](self.x, self.transformed, self.bias, None, None,
-                                         self.out, None, self.winograd_scratch, self.room,
-                                         self.f, self.oh, self.ow, self.ph, self.pw,
-                                         plan.winograd_hp, plan.winograd_wp, shares.tiles,
-                                         shares.images, True, shares.split, shares.team)
+            self.weights = frozen.weights
+            self.taps, self.origins = plan.taps, plan.origins
+            self.hp, self.wp = plan.hp, plan.wp + plan.wp % 2  # the row kernels' split image
+            if self.path == FORWARD_ROWS:
+                self.scratch = plan._rows_scratch(self.threads, self.pool)
             else:
-                _winograd_forward[float](self.x, self.transformed, self.bias,
-                                         self.coefficients, self.out, None, None,
-                                         self.winograd_scratch, self.room, self.f, self.oh,
-                                         self.ow, self.ph, self.pw, plan.winograd_hp,
-                                         plan.winograd_wp, shares.tiles, shares.images,
-                                         self.relu, shares.split, shares.team, self.residual)
+                self.scratch = plan._scratch(1, self.threads, plan.image_size)
+        if out.size == 0:
+            self.team = 0
+
+    cdef void share(self, Py_ssize_t t) noexcept nogil:
+        if self.path == FORWARD_WINOGRAD:
+            _winograd_share[float](self.x, self.transformed, self.bias, self.affine, self.out,
+                                   self.pool, self.no_indices, self.winograd_scratch,
+                                   self.room, self.f, self.oh, self.ow, self.ph, self.pw,
+                                   self.hp, self.wp, self.tiles, self.images, self.relu,
+                                   self.by_rows, self.parts, self.team, t, self.residual)
         elif self.path == FORWARD_ROWS:
             if self.pool:
-                _conv_relu_pool_rows[float](self.x, self.weights, self.bias, self.out, None,
-                                            self.scratch, self.kh, self.kw, self.ow, self.ph,
-                                            self.pw, plan.hp, plan.wp + plan.wp % 2,
-                                            shares.parts, shares.team)
+                _conv_relu_pool_rows_share[float](self.x, self.weights, self.bias, self.out,
+                                                  self.no_indices, self.scratch, self.kh,
+                                                  self.kw, self.ow, self.ph, self.pw, self.hp,
+                                                  self.wp, self.parts, self.team, t)
             else:
-                _conv_rows_forward[float](self.x, self.weights, self.bias, self.coefficients,
-                                          self.out, self.scratch, self.kh, self.kw, self.ph,
-                                          self.pw, self.relu, shares.parts, shares.team)
+                _conv_rows_share[float](self.x, self.weights, self.bias, self.affine,
+                                        0 if self.affine == NULL else self.coefficients.shape[1],
+                                        self.out, self.scratch, self.kh, self.kw, self.ph,
+                                        self.pw, self.relu, self.parts, self.team, t)
         elif self.pool:
-            _conv_relu_pool_forward[float](self.x, self.weights, self.bias, plan.taps, self.out,
-                                           None, plan.origins, self.scratch, self.ow, self.ph,
-                                           self.pw, shares.parts, shares.team)
+            _conv_relu_pool_share[float](self.x, self.weights, self.bias, self.taps, self.out,
+                                         self.no_indices, self.origins, self.scratch, self.ow,
+                                         self.ph, self.pw, self.parts, self.team, t)
         else:
-            _conv_forward[float](self.x, self.weights, self.bias, plan.taps, plan.origins,
-                                 self.coefficients, self.out, self.scratch, self.ph, self.pw,
-                                 self.relu, shares.parts, shares.team, None, self.residual)
+            _conv_forward_share[float](self.x, self.weights, self.bias, self.taps,
+                                       self.origins, self.affine, self.out, self.scratch,
+                                       self.ph, self.pw, self.relu, self.parts, self.team, t,
+                                       NULL, self.residual)

@@ -465,16 +465,12 @@ cdef void _conv_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
     `parts` > 1 (a batch smaller than the team: see ConvPlan), each image's tiles are cut
     into `parts` ranges that the threads share (_share_of_image); either way each value is
     one tile's, so the bits do not depend on the split."""
-    cdef Py_ssize_t n, t, first, last, N = x.shape[0], F = out.shape[1]
-    cdef Py_ssize_t n_pixels = origins.shape[0], n_taps = taps.shape[0]
+    cdef Py_ssize_t n, t, N = x.shape[0], F = out.shape[1]
     cdef Py_ssize_t block = _forward_block(wt.shape[1], floating is float)
-    cdef Py_ssize_t plane = out.shape[2] * out.shape[3]
     cdef const Py_ssize_t* places = NULL
-    cdef Py_ssize_t L = _lanes(block), per_block = (n_pixels + L - 1) // L
+    cdef Py_ssize_t L = _lanes(block), per_block = (origins.shape[0] + L - 1) // L
     cdef Py_ssize_t tiles = wt.shape[1] // block * per_block
     cdef const floating* coefficients = NULL if affine is None else &affine[0, 0]
-    cdef Py_ssize_t hp = x.shape[2] + 2 * ph, wp = x.shape[3] + 2 * pw, row_first, row_last
-    cdef const floating* image
     if F == 0 or N == 0:
         return
     if placements is not None:
@@ -494,24 +490,51 @@ cdef void _conv_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
         return
     with nogil:
         for t in prange(num_threads, schedule="static", num_threads=num_threads):
-            for n in range(N):
-                first, last = 0, 0
-                if _share_of_image(t, num_threads, N, n, parts, tiles, &first, &last):
-                    image = &x[n, 0, 0, 0]
-                    row_first, row_last = 0, hp  # assigned here: private to each thread
-                    if ph != 0 or pw != 0:  # only the rows the share reads (_tile_input)
-                        _rows_of_share(&origins[0], &taps[0], n_taps, n_pixels, per_block, L,
-                                       hp, wp, first, last, &row_first, &row_last)
-                        if row_first == 0 and row_last == hp:
-                            _pad_image(x[n], &scratch[t, 0], ph, pw)
-                        else:
-                            _pad_image_rows(x[n], &scratch[t, 0], ph, pw, row_first,
-                                            row_last)
-                        image = &scratch[t, 0]
-                    _forward_image(image, &origins[0], &taps[0], n_taps, &wt[0, 0],
-                                   wt.shape[1], &bias[0], coefficients, _image_of(residual, n),
-                                   &out[n, 0, 0, 0], F, n_pixels, places, plane, relu, first,
-                                   last)
+            _conv_forward_share(x, wt, bias, taps, origins, coefficients, out, scratch, ph, pw,
+                                relu, parts, num_threads, t, places, residual)
+
+
+cdef void _conv_forward_share(const floating[:, :, :, ::1] x, const floating[:, ::1] wt,
+                              const floating[::1] bias, const Py_ssize_t[::1] taps,
+                              const Py_ssize_t[::1] origins, const floating* coefficients,
+                              floating[:, :, :, ::1] out, floating[:, ::1] scratch,
+                              Py_ssize_t ph, Py_ssize_t pw, bint relu, Py_ssize_t parts,
+                              Py_ssize_t team, Py_ssize_t t, const Py_ssize_t* places,
+                              const floating[:, :, :, ::1] residual) noexcept nogil:
+    """Share t of _conv_forward's work on a team of `team` threads, in scratch row t: with
+    `parts` > 1 its ranges of each image's tiles (_share_of_image), else the images t,
+    t + team, ... (which the kernel hands out as the threads come, the same values)."""
+    cdef Py_ssize_t n, first, last, N = x.shape[0], F = out.shape[1]
+    cdef Py_ssize_t n_pixels = origins.shape[0], n_taps = taps.shape[0]
+    cdef Py_ssize_t block = _forward_block(wt.shape[1], floating is float)
+    cdef Py_ssize_t plane = out.shape[2] * out.shape[3]
+    cdef Py_ssize_t L = _lanes(block), per_block = (n_pixels + L - 1) // L
+    cdef Py_ssize_t tiles = wt.shape[1] // block * per_block
+    cdef Py_ssize_t hp = x.shape[2] + 2 * ph, wp = x.shape[3] + 2 * pw, row_first, row_last
+    cdef const floating* image
+    if parts == 1:
+        n = t
+        while n < N:
+            _pad_forward_image(x, n, &scratch[t, 0], wt, bias, taps, origins, coefficients,
+                               residual, out, ph, pw, places, relu, tiles)
+            n += team
+        return
+    for n in range(N):
+        first, last = 0, 0
+        if _share_of_image(t, team, N, n, parts, tiles, &first, &last):
+            image = &x[n, 0, 0, 0]
+            row_first, row_last = 0, hp
+            if ph != 0 or pw != 0:  # only the rows the share reads (_tile_input)
+                _rows_of_share(&origins[0], &taps[0], n_taps, n_pixels, per_block, L, hp, wp,
+                               first, last, &row_first, &row_last)
+                if row_first == 0 and row_last == hp:
+                    _pad_image(x[n], &scratch[t, 0], ph, pw)
+                else:
+                    _pad_image_rows(x[n], &scratch[t, 0], ph, pw, row_first, row_last)
+                image = &scratch[t, 0]
+            _forward_image(image, &origins[0], &taps[0], n_taps, &wt[0, 0], wt.shape[1],
+                           &bias[0], coefficients, _image_of(residual, n), &out[n, 0, 0, 0], F,
+                           n_pixels, places, plane, relu, first, last)
 
 
 cdef inline void _pad_forward_pool_image(const floating[:, :, :, ::1] x, Py_ssize_t n,
@@ -542,10 +565,8 @@ cdef void _conv_relu_pool_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, 
     """max_pool2d(relu(conv(x, w) + bias), 2) and (unless `indices` is None) the argmax index
     y*OW + x of every maximum in its conv-output plane, without storing the convolution's
     output (`parts` as in _conv_forward)."""
-    cdef bint keep_indices = indices is not None
-    cdef Py_ssize_t n, t, first, last, N = x.shape[0]
+    cdef Py_ssize_t n, t, N = x.shape[0]
     cdef Py_ssize_t block = _forward_block(wt.shape[1], floating is float)
-    cdef Py_ssize_t n_taps = taps.shape[0]
     cdef Py_ssize_t per_tile = _lanes(block) // CNN_PIXELS
     cdef Py_ssize_t per_block = (pooled.shape[2] * pooled.shape[3] + per_tile - 1) // per_tile
     cdef Py_ssize_t tiles = wt.shape[1] // block * per_block
@@ -564,14 +585,38 @@ cdef void _conv_relu_pool_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, 
         return
     with nogil:
         for t in prange(num_threads, schedule="static", num_threads=num_threads):
-            for n in range(N):
-                first, last = 0, 0
-                if _share_of_image(t, num_threads, N, n, parts, tiles, &first, &last):
-                    _forward_pool_image(_tile_input(x, n, &scratch[t, 0], ph, pw),
-                                        &origins[0], &taps[0], n_taps,
-                                        &wt[0, 0], wt.shape[1], &bias[0], pooled[n],
-                                        &indices[n, 0, 0, 0] if keep_indices else NULL,
-                                        conv_w, first, last)
+            _conv_relu_pool_share(x, wt, bias, taps, pooled, indices, origins, scratch, conv_w,
+                                  ph, pw, parts, num_threads, t)
+
+
+cdef void _conv_relu_pool_share(const floating[:, :, :, ::1] x, const floating[:, ::1] wt,
+                                const floating[::1] bias, const Py_ssize_t[::1] taps,
+                                floating[:, :, :, ::1] pooled, int64_t[:, :, :, ::1] indices,
+                                const Py_ssize_t[::1] origins, floating[:, ::1] scratch,
+                                Py_ssize_t conv_w, Py_ssize_t ph, Py_ssize_t pw,
+                                Py_ssize_t parts, Py_ssize_t team,
+                                Py_ssize_t t) noexcept nogil:
+    """Share t of _conv_relu_pool_forward's work on a team of `team` threads
+    (_conv_forward_share's shares)."""
+    cdef Py_ssize_t n, first, last, N = x.shape[0]
+    cdef Py_ssize_t block = _forward_block(wt.shape[1], floating is float)
+    cdef Py_ssize_t per_tile = _lanes(block) // CNN_PIXELS
+    cdef Py_ssize_t per_block = (pooled.shape[2] * pooled.shape[3] + per_tile - 1) // per_tile
+    cdef Py_ssize_t tiles = wt.shape[1] // block * per_block
+    if parts == 1:
+        n = t
+        while n < N:
+            _pad_forward_pool_image(x, n, &scratch[t, 0], wt, bias, taps, origins, pooled,
+                                    indices, conv_w, ph, pw, tiles)
+            n += team
+        return
+    for n in range(N):
+        first, last = 0, 0
+        if _share_of_image(t, team, N, n, parts, tiles, &first, &last):
+            _forward_pool_image(_tile_input(x, n, &scratch[t, 0], ph, pw), &origins[0],
+                                &taps[0], taps.shape[0], &wt[0, 0], wt.shape[1], &bias[0],
+                                pooled[n], &indices[n, 0, 0, 0] if indices is not None else NULL,
+                                conv_w, first, last)
 
 
 cdef inline Py_ssize_t _row_slack(Py_ssize_t kw, Py_ssize_t itemsize) noexcept nogil:
@@ -623,8 +668,7 @@ cdef void _conv_relu_pool_rows(const floating[:, :, :, ::1] x,  # IN  (N, C, H, 
     (_pad_image_split): the same values and indices, bit for bit. Threads take whole images,
     or with `parts` > 1 (a batch smaller than the team) share each image's units (pooled rows
     of channel groups) in `parts` ranges."""
-    cdef bint keep_indices = indices is not None
-    cdef Py_ssize_t n, t, first, last, N = x.shape[0], C = x.shape[1]
+    cdef Py_ssize_t n, t, N = x.shape[0]
     cdef Py_ssize_t F = pooled.shape[1], PH = pooled.shape[2], PW = pooled.shape[3]
     cdef Py_ssize_t units = cnn_pool_row_groups(F) * PH
     if F == 0 or N == 0 or PH == 0 or PW == 0:
@@ -642,14 +686,38 @@ cdef void _conv_relu_pool_rows(const floating[:, :, :, ::1] x,  # IN  (N, C, H, 
         return
     with nogil:
         for t in prange(num_threads, schedule="static", num_threads=num_threads):
-            for n in range(N):
-                first, last = 0, 0
-                if _share_of_image(t, num_threads, N, n, parts, units, &first, &last):
-                    _pad_image_split(x[n], &scratch[t, 0], ph, pw, hp, wp)
-                    _pool_rows_image(&scratch[t, 0], C, hp, wp, KH, KW, &weight[0, 0],
-                                     &bias[0], &pooled[n, 0, 0, 0],
-                                     &indices[n, 0, 0, 0] if keep_indices else NULL, F, PH,
-                                     PW, conv_w, first, last)
+            _conv_relu_pool_rows_share(x, weight, bias, pooled, indices, scratch, KH, KW,
+                                       conv_w, ph, pw, hp, wp, parts, num_threads, t)
+
+
+cdef void _conv_relu_pool_rows_share(const floating[:, :, :, ::1] x,
+                                     const floating[:, ::1] weight, const floating[::1] bias,
+                                     floating[:, :, :, ::1] pooled,
+                                     int64_t[:, :, :, ::1] indices, floating[:, ::1] scratch,
+                                     Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t conv_w,
+                                     Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t hp, Py_ssize_t wp,
+                                     Py_ssize_t parts, Py_ssize_t team,
+                                     Py_ssize_t t) noexcept nogil:
+    """Share t of _conv_relu_pool_rows's work on a team of `team` threads
+    (_conv_forward_share's shares)."""
+    cdef Py_ssize_t n, first, last, N = x.shape[0]
+    cdef Py_ssize_t F = pooled.shape[1], PH = pooled.shape[2], PW = pooled.shape[3]
+    cdef Py_ssize_t units = cnn_pool_row_groups(F) * PH
+    if parts == 1:
+        n = t
+        while n < N:
+            _pad_pool_rows_image(x, n, &scratch[t, 0], weight, bias, pooled, indices, KH, KW,
+                                 conv_w, ph, pw, hp, wp, units)
+            n += team
+        return
+    for n in range(N):
+        first, last = 0, 0
+        if _share_of_image(t, team, N, n, parts, units, &first, &last):
+            _pad_image_split(x[n], &scratch[t, 0], ph, pw, hp, wp)
+            _pool_rows_image(&scratch[t, 0], x.shape[1], hp, wp, KH, KW, &weight[0, 0],
+                             &bias[0], &pooled[n, 0, 0, 0],
+                             &indices[n, 0, 0, 0] if indices is not None else NULL, F, PH, PW,
+                             conv_w, first, last)
 
 
 cdef void _rows_image(const floating* padded, Py_ssize_t C, Py_ssize_t hp, Py_ssize_t wp,
@@ -691,8 +759,7 @@ cdef void _conv_rows_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
     """_conv_forward's results for a stride-1 layer with few taps and wide rows, by pairs of
     output rows (conv_rows.h): the same values, bit for bit. Threads take whole images, or
     with `parts` > 1 share each image's units in `parts` ranges."""
-    cdef Py_ssize_t n, t, first, last, N = x.shape[0], C = x.shape[1]
-    cdef Py_ssize_t hp = x.shape[2] + 2 * ph, wp = x.shape[3] + 2 * pw
+    cdef Py_ssize_t n, t, N = x.shape[0]
     cdef Py_ssize_t F = out.shape[1], OH = out.shape[2], OW = out.shape[3]
     cdef Py_ssize_t units = cnn_conv_rows_groups(F) * ((OH + 1) // 2)
     cdef Py_ssize_t f_padded = 0 if affine is None else affine.shape[1]
@@ -714,13 +781,35 @@ cdef void _conv_rows_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
         return
     with nogil:
         for t in prange(num_threads, schedule="static", num_threads=num_threads):
-            for n in range(N):
-                first, last = 0, 0
-                if _share_of_image(t, num_threads, N, n, parts, units, &first, &last):
-                    _pad_image(x[n], &scratch[t, 0], ph, pw)
-                    _rows_image(&scratch[t, 0], C, hp, wp, KH, KW, &weight[0, 0], &bias[0],
-                                coefficients, f_padded, relu, &out[n, 0, 0, 0], F, OH, OW,
-                                first, last)
+            _conv_rows_share(x, weight, bias, coefficients, f_padded, out, scratch, KH, KW, ph,
+                             pw, relu, parts, num_threads, t)
+
+
+cdef void _conv_rows_share(const floating[:, :, :, ::1] x, const floating[:, ::1] weight,
+                           const floating[::1] bias, const floating* coefficients,
+                           Py_ssize_t f_padded, floating[:, :, :, ::1] out,
+                           floating[:, ::1] scratch, Py_ssize_t KH, Py_ssize_t KW,
+                           Py_ssize_t ph, Py_ssize_t pw, bint relu, Py_ssize_t parts,
+                           Py_ssize_t team, Py_ssize_t t) noexcept nogil:
+    """Share t of _conv_rows_forward's work on a team of `team` threads
+    (_conv_forward_share's shares); `coefficients`: the affine map's, or NULL."""
+    cdef Py_ssize_t n, first, last, N = x.shape[0], C = x.shape[1]
+    cdef Py_ssize_t hp = x.shape[2] + 2 * ph, wp = x.shape[3] + 2 * pw
+    cdef Py_ssize_t F = out.shape[1], OH = out.shape[2], OW = out.shape[3]
+    cdef Py_ssize_t units = cnn_conv_rows_groups(F) * ((OH + 1) // 2)
+    if parts == 1:
+        n = t
+        while n < N:
+            _pad_rows_image(x, n, &scratch[t, 0], weight, bias, coefficients, f_padded, relu,
+                            out, KH, KW, ph, pw, units)
+            n += team
+        return
+    for n in range(N):
+        first, last = 0, 0
+        if _share_of_image(t, team, N, n, parts, units, &first, &last):
+            _pad_image(x[n], &scratch[t, 0], ph, pw)
+            _rows_image(&scratch[t, 0], C, hp, wp, KH, KW, &weight[0, 0], &bias[0],
+                        coefficients, f_padded, relu, &out[n, 0, 0, 0], F, OH, OW, first, last)
 
 
 cdef void _pixel_rows_dense(const floating[:, :, ::1] grad, floating* rows,

@@ -430,20 +430,12 @@ cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
     exchanged between the threads (sharing V and M between the stages, with a barrier each,
     ran slower than one thread). Each value's arithmetic is the same whatever the item or the
     part."""
-    cdef Py_ssize_t n, k, item, part, count, N = x.shape[0], C = x.shape[1]
-    cdef bint pool = pooled is not None
-    cdef Py_ssize_t f_padded = bias.shape[0]
-    cdef Py_ssize_t tiles_h = (oh + 1) // 2, tiles_w = (ow + 1) // 2, T = tiles_h * tiles_w
-    cdef Py_ssize_t f_rows = _lane_rows(F), groups = f_rows // CNN_BLOCK_LANES
-    cdef bint by_rows = (split and F <= C
-                         and tiles_h // num_threads * tiles_w >= WINOGRAD_ROW_PART_TILES)
-    cdef Py_ssize_t parts = (num_threads if by_rows else min(num_threads, groups)) if split \
-        else 1
+    cdef Py_ssize_t item, N = x.shape[0]
+    cdef bint by_rows, pool = pooled is not None
+    cdef Py_ssize_t parts = _winograd_parts(x.shape[1], F, oh, ow, split, num_threads, &by_rows)
     cdef Py_ssize_t items = (N + images - 1) // images
-    cdef Py_ssize_t first, last, f0, f1, ty0, ty1, part_padded
-    cdef Py_ssize_t image = C * hp * wp, v_size = 16 * _spread(C * tiles_padded)
-    cdef floating* s
     cdef const floating* coefficients = NULL if affine is None else &affine[0, 0]
+    cdef floating[:, :, :, ::1] result = pooled if pool else out
     if F == 0 or N == 0:
         return
     # One loop, a parallel region even for one thread (unlike the other kernels' serial
@@ -452,35 +444,89 @@ cdef void _winograd_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
     with nogil:
         for item in prange(items * parts, schedule="dynamic", num_threads=num_threads,
                            use_threads_if=num_threads > 1 and items * parts > 1):
-            part = item % parts
-            n = item // parts * images  # the item's first image
-            count = min(images, N - n)
-            # A part's rows of tiles (all output channels), or its groups of output channels
-            # (all tiles); its tiles rounded up to whole vectors.
-            ty0, ty1, first, last, part_padded = 0, tiles_h, 0, groups, tiles_padded
-            if by_rows:
-                ty0, ty1 = tiles_h * part // parts, tiles_h * (part + 1) // parts
-                part_padded = _round_up((ty1 - ty0) * tiles_w, CNN_BLOCK)
-            elif parts > 1:
-                first, last = groups * part // parts, groups * (part + 1) // parts
-            s = &scratch[threadid() * room]
-            for k in range(count):  # the rows of the part's tiles' 4x4 patches
-                _pad_image_split(x[n + k], s, ph, pw, hp, wp, 2 * ty0, min(hp, 2 * ty1 + 2))
-                _winograd_input(s + 2 * ty0 * wp, hp, wp, ty1 - ty0, tiles_w, part_padded,
-                                s + image + k * T, C, 0, C)
-            if count < images:  # a last, short item: zeros for its missing images' tiles
-                _clear_tiles(s + image, C, tiles_padded, count * T, images * T)
-            _winograd_multiply(s + image, &u[0, 0, 0, 0], s + image + v_size, C, f_rows,
-                               part_padded, first, last)
-            f0, f1 = min(F, first * CNN_BLOCK_LANES), min(F, last * CNN_BLOCK_LANES)
-            for k in range(count):
-                _winograd_output(s + image + v_size + k * T, f_rows, part_padded, &bias[0],
-                                 coefficients, f_padded, relu,
-                                 NULL if pool else &out[n + k, 0, 0, 0],
-                                 _image_of(residual, n + k),
-                                 &pooled[n + k, 0, 0, 0] if pool else NULL,
-                                 &indices[n + k, 0, 0, 0] if pool and indices is not None
-                                 else NULL, oh, ow, tiles_w, ty0, ty1, f0, f1)
+            _winograd_item(x, u, bias, coefficients, result, pool, indices,
+                           &scratch[threadid() * room], F, oh, ow, ph, pw, hp, wp,
+                           tiles_padded, images, relu, by_rows, parts, item, residual)
+
+
+cdef Py_ssize_t _winograd_parts(Py_ssize_t C, Py_ssize_t F, Py_ssize_t oh, Py_ssize_t ow,
+                                bint split, Py_ssize_t num_threads,
+                                bint* by_rows) noexcept:
+    """The parts _winograd_forward cuts each item into on a team of `num_threads` (1 unless
+    `split`), and whether by rows of tiles (`by_rows`) or by groups of output channels."""
+    cdef Py_ssize_t tiles_h = (oh + 1) // 2, tiles_w = (ow + 1) // 2
+    cdef Py_ssize_t groups = _lane_rows(F) // CNN_BLOCK_LANES
+    by_rows[0] = (split and F <= C
+                  and tiles_h // num_threads * tiles_w >= WINOGRAD_ROW_PART_TILES)
+    if not split:
+        return 1
+    return num_threads if by_rows[0] else min(num_threads, groups)
+
+
+cdef void _winograd_item(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] u,
+                         const floating[::1] bias, const floating* coefficients,
+                         floating[:, :, :, ::1] out, bint pool, int64_t[:, :, :, ::1] indices,
+                         floating* s, Py_ssize_t F,
+                         Py_ssize_t oh, Py_ssize_t ow, Py_ssize_t ph, Py_ssize_t pw,
+                         Py_ssize_t hp, Py_ssize_t wp, Py_ssize_t tiles_padded,
+                         Py_ssize_t images, bint relu, bint by_rows, Py_ssize_t parts,
+                         Py_ssize_t item, const floating[:, :, :, ::1] residual) noexcept nogil:
+    """Item `item` of _winograd_forward (its arguments, but `out`: the pooled result where
+    `pool`; `parts` and `by_rows`: _winograd_parts'), in the scratch `s` of the thread that
+    runs it."""
+    cdef Py_ssize_t k, N = x.shape[0], C = x.shape[1]
+    cdef Py_ssize_t f_padded = bias.shape[0]
+    cdef Py_ssize_t tiles_h = (oh + 1) // 2, tiles_w = (ow + 1) // 2, T = tiles_h * tiles_w
+    cdef Py_ssize_t f_rows = _lane_rows(F), groups = f_rows // CNN_BLOCK_LANES
+    cdef Py_ssize_t image = C * hp * wp, v_size = 16 * _spread(C * tiles_padded)
+    cdef Py_ssize_t part = item % parts
+    cdef Py_ssize_t n = item // parts * images  # the item's first image
+    cdef Py_ssize_t count = min(images, N - n)
+    # A part's rows of tiles (all output channels), or its groups of output channels
+    # (all tiles); its tiles rounded up to whole vectors.
+    cdef Py_ssize_t ty0 = 0, ty1 = tiles_h, first = 0, last = groups, f0, f1
+    cdef Py_ssize_t part_padded = tiles_padded
+    if by_rows:
+        ty0, ty1 = tiles_h * part // parts, tiles_h * (part + 1) // parts
+        part_padded = _round_up((ty1 - ty0) * tiles_w, CNN_BLOCK)
+    elif parts > 1:
+        first, last = groups * part // parts, groups * (part + 1) // parts
+    for k in range(count):  # the rows of the part's tiles' 4x4 patches
+        _pad_image_split(x[n + k], s, ph, pw, hp, wp, 2 * ty0, min(hp, 2 * ty1 + 2))
+        _winograd_input(s + 2 * ty0 * wp, hp, wp, ty1 - ty0, tiles_w, part_padded,
+                        s + image + k * T, C, 0, C)
+    if count < images:  # a last, short item: zeros for its missing images' tiles
+        _clear_tiles(s + image, C, tiles_padded, count * T, images * T)
+    _winograd_multiply(s + image, &u[0, 0, 0, 0], s + image + v_size, C, f_rows, part_padded,
+                       first, last)
+    f0, f1 = min(F, first * CNN_BLOCK_LANES), min(F, last * CNN_BLOCK_LANES)
+    for k in range(count):
+        _winograd_output(s + image + v_size + k * T, f_rows, part_padded, &bias[0],
+                         coefficients, f_padded, relu, NULL if pool else &out[n + k, 0, 0, 0],
+                         _image_of(residual, n + k), &out[n + k, 0, 0, 0] if pool else NULL,
+                         &indices[n + k, 0, 0, 0] if pool and indices is not None else NULL,
+                         oh, ow, tiles_w, ty0, ty1, f0, f1)
+
+
+cdef void _winograd_share(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] u,
+                          const floating[::1] bias, const floating* coefficients,
+                          floating[:, :, :, ::1] out, bint pool,
+                          int64_t[:, :, :, ::1] no_indices,
+                          floating[::1] scratch, Py_ssize_t room, Py_ssize_t F, Py_ssize_t oh,
+                          Py_ssize_t ow, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t hp,
+                          Py_ssize_t wp, Py_ssize_t tiles_padded, Py_ssize_t images, bint relu,
+                          bint by_rows, Py_ssize_t parts, Py_ssize_t team, Py_ssize_t t,
+                          const floating[:, :, :, ::1] residual) noexcept nogil:
+    """Share t of _winograd_forward's work on a team of `team` threads, in scratch row t: its
+    items t, t + team, ... (which the kernel hands out as the threads come, the same
+    values). `out` as _winograd_item's; `no_indices`: None (a pooled forward's argmax is not
+    kept)."""
+    cdef Py_ssize_t items = (x.shape[0] + images - 1) // images * parts, item = t
+    while item < items:
+        _winograd_item(x, u, bias, coefficients, out, pool, no_indices, &scratch[t * room], F,
+                       oh, ow, ph, pw, hp, wp, tiles_padded, images, relu, by_rows, parts, item,
+                       residual)
+        item += team
 
 
 cdef void _clear_tiles(floating* v, Py_ssize_t C, Py_ssize_t tiles_padded, Py_ssize_t begin,

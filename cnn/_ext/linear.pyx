@@ -15,6 +15,7 @@ import numpy as np
 
 from ._buffers cimport disjoint, is_double, release, take
 from ._openmp cimport serial
+from cnn._ext._replay cimport BoundStep
 
 cdef extern from "linear_rows.h" nogil:
     const int CNN_LINEAR_ROWS
@@ -122,17 +123,37 @@ cdef int _same_dtype(Py_buffer* view, bint f64, str name) except -1:
 cdef void _run(const floating* x, const floating* w, const floating* bias, floating* out,
                Py_ssize_t M, Py_ssize_t K, Py_ssize_t N, bint relu,
                int num_threads) noexcept nogil:
-    """The kernel over every row: on one thread for little work, else groups of output
-    features shared by the team (each value computed by one thread, in its fixed order)."""
-    cdef Py_ssize_t groups = (N + CNN_LINEAR_ROWS - 1) // CNN_LINEAR_ROWS, g
+    """The kernel over every row, on _team's threads."""
+    cdef Py_ssize_t team = _team(M, K, N, num_threads), t
     if M == 0 or N == 0:
         return
-    if serial(num_threads, groups) or M * N * K < MIN_PARALLEL_MACS:
-        _rows(x, w, bias, out, M, K, N, 0, N, relu)
+    if team == 1:
+        _share(x, w, bias, out, M, K, N, relu, 1, 0)
     else:
-        for g in prange(groups, schedule="static", num_threads=num_threads):
-            _rows(x, w, bias, out, M, K, N, g * CNN_LINEAR_ROWS,
-                  min(N, (g + 1) * CNN_LINEAR_ROWS), relu)
+        for t in prange(team, schedule="static", num_threads=team):
+            _share(x, w, bias, out, M, K, N, relu, team, t)
+
+
+cdef inline Py_ssize_t _team(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N,
+                             int num_threads) noexcept nogil:
+    """The threads the kernel runs on: one for little work, else at most one per group of
+    output features."""
+    cdef Py_ssize_t groups = (N + CNN_LINEAR_ROWS - 1) // CNN_LINEAR_ROWS
+    if serial(num_threads, groups) or M * N * K < MIN_PARALLEL_MACS:
+        return 1
+    return min(num_threads, groups)
+
+
+cdef void _share(const floating* x, const floating* w, const floating* bias, floating* out,
+                 Py_ssize_t M, Py_ssize_t K, Py_ssize_t N, bint relu, Py_ssize_t team,
+                 Py_ssize_t t) noexcept nogil:
+    """Share t of the kernel on a team of `team` threads: a range of whole groups of output
+    features (each value computed by one thread, in its fixed order, whatever the team)."""
+    cdef Py_ssize_t groups = (N + CNN_LINEAR_ROWS - 1) // CNN_LINEAR_ROWS
+    cdef Py_ssize_t first = groups * t // team * CNN_LINEAR_ROWS
+    cdef Py_ssize_t last = min(N, groups * (t + 1) // team * CNN_LINEAR_ROWS)
+    if first < last:
+        _rows(x, w, bias, out, M, K, N, first, last, relu)
 
 
 cdef inline void _rows(const floating* x, const floating* w, const floating* bias,
@@ -206,23 +227,26 @@ cdef class FrozenAffine:
         ``frozen(threads, x)`` would return for the values x then holds, with nothing
         checked or allocated again. x (M, K) and out (M, N), M <= MAX_ROWS: C-contiguous,
         of the weight's dtype, out writable and sharing no memory with x (ValueError or
-        TypeError naming the argument otherwise). `num_threads` is unused (the kernel needs
-        no scratch): every binding's form takes it."""
-        return BoundAffine(self, x, out)
+        TypeError naming the argument otherwise); `num_threads`: the largest team of its
+        calls."""
+        return BoundAffine(self, num_threads, x, out)
 
 
-cdef class BoundAffine:
+cdef class BoundAffine(BoundStep):
     """A FrozenAffine bound to its arrays (FrozenAffine.bind): ``bound(threads)`` runs the
     kernel from x into out, their buffers taken once and checked, where a frozen call takes
-    and checks x's and the result's and allocates the result. The buffers are held, so
-    NumPy refuses to resize the arrays (unless told not to check, `refcheck=False`, which
-    frees memory the kernel then writes: never do that to a bound array)."""
+    and checks x's and the result's and allocates the result; a bound program runs its
+    shares (BoundStep) with its other steps'. The buffers are held, so NumPy refuses to
+    resize the arrays (unless told not to check, `refcheck=False`, which frees memory the
+    kernel then writes: never do that to a bound array)."""
 
     cdef FrozenAffine frozen
     cdef Py_buffer views[2]  # x, out
     cdef int taken
+    cdef const void* bias  # the frozen layer's, or NULL
+    cdef bint f64
 
-    def __cinit__(self, FrozenAffine frozen, x, out):
+    def __cinit__(self, FrozenAffine frozen, int num_threads, x, out):
         self.frozen, self.taken = frozen, 0
         take(x, &self.views[0], 2, False, "x")
         self.taken = 1
@@ -231,11 +255,24 @@ cdef class BoundAffine:
         _check_rows(&self.views[0])
         _check_affine(&self.views[0], &frozen.views[0], frozen._bias(), &self.views[1])
         disjoint(&self.views[1], &self.views[0], "x")
+        self.f64 = is_double(&self.views[0])
+        self.bias = NULL if frozen._bias() == NULL else frozen._bias().buf
+        self.team = 0
+        if self.views[1].len:
+            self.team = _team(self.views[0].shape[0], self.views[0].shape[1],
+                              self.views[1].shape[1], max(1, num_threads))
 
     def __dealloc__(self):
         release(self.views, self.taken)
 
-    def __call__(self, int threads):
-        """Run the layer on x's values with `threads` threads."""
-        _run_buffers(&self.views[0], &self.frozen.views[0], self.frozen._bias(),
-                     &self.views[1], self.frozen.relu, threads)
+    cdef void share(self, Py_ssize_t t) noexcept nogil:
+        cdef Py_ssize_t M = self.views[0].shape[0], K = self.views[0].shape[1]
+        cdef Py_ssize_t N = self.views[1].shape[1]
+        if self.f64:
+            _share(<const double*>self.views[0].buf, <const double*>self.frozen.views[0].buf,
+                   <const double*>self.bias, <double*>self.views[1].buf, M, K, N,
+                   self.frozen.relu, self.team, t)
+        else:
+            _share(<const float*>self.views[0].buf, <const float*>self.frozen.views[0].buf,
+                   <const float*>self.bias, <float*>self.views[1].buf, M, K, N,
+                   self.frozen.relu, self.team, t)

@@ -26,6 +26,7 @@ from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 
 from ._buffers cimport disjoint, is_double, release, take
+from cnn._ext._replay cimport BoundStep
 
 # Below this many output elements a thread team costs more than it saves.
 cdef Py_ssize_t MIN_PARALLEL_WORK = 1 << 14
@@ -203,15 +204,30 @@ cdef floating _plane_sum(const floating* values, Py_ssize_t n) noexcept nogil:
 cdef void _global_avg_pool(const floating* first, floating* out, Py_ssize_t planes,
                            Py_ssize_t size, int num_threads) noexcept nogil:
     """out[p] = the mean of plane p of `planes` planes of `size` values at `first` (a window
-    covering the whole plane, no padding): _plane_sum's order, the same for any thread
-    count."""
-    cdef Py_ssize_t p
-    if planes > 1 and num_threads > 1 and planes * size >= MIN_PARALLEL_SUM:
-        for p in prange(planes, schedule="static", num_threads=num_threads):
-            out[p] = _plane_sum(first + p * size, size) / size
+    covering the whole plane, no padding), on _global_pool_team's threads."""
+    cdef Py_ssize_t team = _global_pool_team(planes, size, num_threads), t
+    if team == 1:
+        _global_pool_share(first, out, planes, size, 1, 0)
     else:
-        for p in range(planes):
-            out[p] = _plane_sum(first + p * size, size) / size
+        for t in prange(team, schedule="static", num_threads=team):
+            _global_pool_share(first, out, planes, size, team, t)
+
+
+cdef inline Py_ssize_t _global_pool_team(Py_ssize_t planes, Py_ssize_t size,
+                                         int num_threads) noexcept nogil:
+    """The threads _global_avg_pool runs on: one for little work."""
+    if planes > 1 and num_threads > 1 and planes * size >= MIN_PARALLEL_SUM:
+        return min(num_threads, planes)
+    return 1
+
+
+cdef void _global_pool_share(const floating* first, floating* out, Py_ssize_t planes,
+                             Py_ssize_t size, Py_ssize_t team, Py_ssize_t t) noexcept nogil:
+    """Share t of _global_avg_pool on a team of `team` threads: a range of planes, each
+    summed in _plane_sum's order, the same for any team."""
+    cdef Py_ssize_t p
+    for p in range(planes * t // team, planes * (t + 1) // team):
+        out[p] = _plane_sum(first + p * size, size) / size
 
 
 def global_avg_pool(x,    # IN  (N, C, H, W)
@@ -269,28 +285,40 @@ cdef void _run_global_pool(Py_buffer* views, int num_threads) noexcept:
                              num_threads)
 
 
-cdef class BoundGlobalAvgPool:
+cdef class BoundGlobalAvgPool(BoundStep):
     """global_avg_pool bound to its arrays (cnn.compile's bound programs): ``bound(threads)``
     writes into `out` the means of x's planes as they then are, the buffers taken and checked
-    once here (global_avg_pool's rules, and out sharing no memory with x). The buffers are
-    held, so NumPy refuses to resize the arrays (unless told not to check,
+    once here (global_avg_pool's rules, and out sharing no memory with x), on a team of at most
+    `num_threads`; a bound program runs its shares (BoundStep) with its other steps'. The
+    buffers are held, so NumPy refuses to resize the arrays (unless told not to check,
     `refcheck=False`, which frees memory the kernel then writes: never do that to a bound
     array)."""
 
     cdef Py_buffer views[2]  # x, out
     cdef int taken
+    cdef Py_ssize_t planes, size
+    cdef bint f64
 
-    def __cinit__(self, x, out):
+    def __cinit__(self, int num_threads, x, out):
         self.taken = 0
         self.taken = _take_global_pool(x, out, self.views)
         disjoint(&self.views[1], &self.views[0], "x")
+        self.planes = self.views[0].shape[0] * self.views[0].shape[1]
+        self.size = self.views[0].shape[2] * self.views[0].shape[3]
+        self.f64 = is_double(&self.views[0])
+        self.team = 0 if self.planes == 0 else _global_pool_team(self.planes, self.size,
+                                                                 max(1, num_threads))
 
     def __dealloc__(self):
         release(self.views, self.taken)
 
-    def __call__(self, int threads):
-        """Pool x's values with `threads` threads."""
-        _run_global_pool(self.views, threads)
+    cdef void share(self, Py_ssize_t t) noexcept nogil:
+        if self.f64:
+            _global_pool_share(<const double*>self.views[0].buf, <double*>self.views[1].buf,
+                               self.planes, self.size, self.team, t)
+        else:
+            _global_pool_share(<const float*>self.views[0].buf, <float*>self.views[1].buf,
+                               self.planes, self.size, self.team, t)
 
 
 cdef void _avg_pool_backward_plane(const floating* grad_out, Py_ssize_t oh, Py_ssize_t ow,

@@ -83,10 +83,10 @@ class FrozenGlobalAvgPool:
     def bind(self, num_threads, out, x):
         """This pool bound to arrays it reads and writes at every call (cnn.compile's bound
         programs): ``bound(threads)`` writes x's plane means into out (N, C, 1, 1), both
-        C-contiguous of one float dtype, their buffers taken once. `num_threads` is unused
-        (the kernel needs no scratch): every binding's form takes it."""
+        C-contiguous of one float dtype, their buffers taken once, on a team of at most
+        `num_threads`."""
         self._check(x)
-        return _ext.backend.pool.BoundGlobalAvgPool(x, out)
+        return _ext.backend.pool.BoundGlobalAvgPool(num_threads, x, out)
 
     def _check(self, x):
         if x.shape != self.shape:
