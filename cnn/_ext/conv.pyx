@@ -1721,7 +1721,8 @@ cdef class BoundForward(BoundStep):
     checks, the allocation and the typed memoryviews around its kernels. The arrays' buffers
     are held, so NumPy refuses to resize them (unless told not to check, `refcheck=False`,
     which frees memory the kernels then write: never do that to a bound array). The same
-    bits as the frozen call, whose kernels share the work out the same way."""
+    bits as the frozen call, which runs the same kernels (no value depends on how the work
+    is shared out)."""
 
     cdef int path
     cdef bint relu, pool
@@ -1762,10 +1763,11 @@ cdef class BoundForward(BoundStep):
         if frozen.coefficients is not None:
             self.coefficients = frozen.coefficients
             self.affine = &self.coefficients[0, 0]
-        # The team and its shares of the frozen call's kernels (_launch, _launch_pool).
-        threads = plan._team(batch, threads)
+        # The binding's whole team shares the layer, however small (a frozen call keeps tiny
+        # ones on one thread, _team): a bound program waits at a barrier after each step,
+        # whatever its team (_replay.BoundSteps). Otherwise the frozen call's shares.
         self.parts = plan._parts(batch, threads)
-        self.team = threads if self.parts > 1 else (1 if _serial(threads, batch) else threads)
+        self.team = threads if self.parts > 1 else min(threads, batch)
         if self.path == FORWARD_WINOGRAD:
             self.transformed = frozen.weights
             self.winograd_scratch, self.room = _winograd_scratch(False, self.threads,

@@ -257,10 +257,11 @@ cdef class BoundAffine(BoundStep):
         disjoint(&self.views[1], &self.views[0], "x")
         self.f64 = is_double(&self.views[0])
         self.bias = NULL if frozen._bias() == NULL else frozen._bias().buf
+        # Shared by the whole team, however little the work (_replay.BoundSteps says why).
         self.team = 0
         if self.views[1].len:
-            self.team = _team(self.views[0].shape[0], self.views[0].shape[1],
-                              self.views[1].shape[1], max(1, num_threads))
+            self.team = min(max(1, num_threads),
+                            (self.views[1].shape[1] + CNN_LINEAR_ROWS - 1) // CNN_LINEAR_ROWS)
 
     def __dealloc__(self):
         release(self.views, self.taken)

@@ -306,8 +306,8 @@ cdef class BoundGlobalAvgPool(BoundStep):
         self.planes = self.views[0].shape[0] * self.views[0].shape[1]
         self.size = self.views[0].shape[2] * self.views[0].shape[3]
         self.f64 = is_double(&self.views[0])
-        self.team = 0 if self.planes == 0 else _global_pool_team(self.planes, self.size,
-                                                                 max(1, num_threads))
+        # Shared by the whole team, however little the work (_replay.BoundSteps says why).
+        self.team = min(max(1, num_threads), self.planes)
 
     def __dealloc__(self):
         release(self.views, self.taken)
