@@ -73,10 +73,16 @@ def infer():
         compiled.eval()(cnn.zeros(1, 1, 28, 28))
     compiled.train()
 
+frozen = cnn.compile(lenet5().eval(), options={"freezing": True})
+
+def infer_bound():
+    with cnn.no_grad():
+        frozen(cnn.zeros(1, 1, 28, 28))
+
 cnn.set_num_threads(1)
-print(regions(infer), regions(train(10)), regions(train(64)))
+print(regions(infer), regions(train(10)), regions(train(64)), regions(infer_bound))
 cnn.set_num_threads(2)
-print(regions(train(64)))
+print(regions(train(64)), regions(infer_bound))
 """
 
 
@@ -102,7 +108,10 @@ def test_one_thread_and_batch_one_enter_no_parallel_region(tmp_path):
     out = child_python.run(CHILD, str(shim), env=env, check=True).stdout.split("\n")
     if out[0] == "no libgomp":
         pytest.skip("the kernels' OpenMP runtime is not the system's libgomp")
-    # One thread: a batch-1 forward, a batch-10 and a batch-64 training step, no region.
-    assert out[0].split() == ["0", "0", "0"]
-    # Two threads share a batch-64 step's kernels: the shim does see regions.
-    assert int(out[1]) > 0
+    # One thread: a batch-1 forward (replayed, and bound), a batch-10 and a batch-64
+    # training step, no region.
+    assert out[0].split() == ["0", "0", "0", "0"]
+    # Two threads share a batch-64 step's kernels: the shim does see regions; and a bound
+    # batch-1 forward's five layers, all in one.
+    steps, bound = out[1].split()
+    assert int(steps) > 0 and bound == "1"
