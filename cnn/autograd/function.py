@@ -222,10 +222,12 @@ class Function:
 
             A frozen call may also have ``bind(num_threads, out, *taken)``: the call bound
             to arrays it reads (`taken`) and writes (`out`, the result's shape) at every
-            call, checked once, for teams of at most `num_threads`: a callable ``(threads)``
-            that writes the frozen call's result into `out` from the values the arrays then
-            hold (None where there is no bound form). A batch-1 program whose every step has
-            one runs them on arrays of its own with no Python between them (``cnn.replay``).
+            call, checked once, for teams of at most `num_threads`: a
+            ``cnn._ext._replay.BoundStep``, whose call ``(threads)`` writes the frozen call's
+            result into `out` from the values the arrays then hold, and whose shares a bound
+            program runs (None where there is no bound form). A batch-1 program whose every
+            step has one runs them on arrays of its own with no Python between them, in one
+            parallel region (``cnn.replay``).
         views_input (bool): Whether ``inference`` returns its first argument viewed in
             another shape, as a reshape of a C-contiguous array does: a bound program gives
             the result that argument's memory, with no step of its own. False unless a
