@@ -6,6 +6,8 @@ import threading
 
 import numpy as np
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 import cnn
 import cnn.nn as nn
@@ -197,6 +199,60 @@ def test_a_bound_forward_gives_the_bits_of_the_frozen_call(call, small_layers_sh
         x[...] = rng.standard_normal(x.shape)  # the arrays' values at each call
         bound(2)
         assert out.tobytes() == frozen(2, *arrays).tobytes()
+
+
+@st.composite
+def bound_calls(draw):
+    """A convolution's frozen call, its arrays and a fresh result array: any shape, or (one
+    time in two) a 3 x 3 layer of 16 channels or more, the shapes Winograd takes."""
+    if draw(st.booleans()):
+        c, f = draw(st.integers(1, 4) | st.integers(16, 20)), draw(st.integers(1, 40))
+        k, stride = draw(st.sampled_from([1, 3, 5])), draw(st.integers(1, 2))
+        padding = draw(st.integers(0, k // 2))
+        h, w = draw(st.integers(1, 14)), draw(st.integers(1, 14))
+        assume(k <= min(h, w) + 2 * padding)
+    else:
+        c, f = draw(st.integers(16, 40)), draw(st.integers(8, 72))
+        k, stride, padding = 3, 1, 1
+        h = w = draw(st.integers(4, 20))
+    batch = draw(st.integers(1, 5))
+    pool, norm = draw(st.booleans()), draw(st.booleans())
+    residual = not pool and draw(st.booleans())
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    plan = _ext.conv_plan((c, h, w), (f, c, k, k), stride, padding)
+    x = rng.standard_normal((batch, c, h, w)).astype(np.float32)
+    weight = rng.standard_normal((f, c, k, k)).astype(np.float32)
+    bias = rng.standard_normal(f).astype(np.float32)
+    statistics = (rng.standard_normal(f).astype(np.float32),
+                  rng.random(f).astype(np.float32) + 0.5, rng.standard_normal(f).astype(np.float32),
+                  rng.standard_normal(f).astype(np.float32), 1e-5)
+    oh, ow = plan.output_shape[1:]
+    assume(not pool or (oh >= 2 and ow >= 2))
+    if pool:
+        frozen = plan.frozen_forward(batch, weight, bias, pool=True)
+    else:
+        frozen = plan.frozen_forward(batch, weight, bias, draw(st.booleans()),
+                                     statistics if norm else None, residual)
+    assume(frozen is not None)  # a layer the kernels run through BLAS has no frozen form
+    arrays = (x,)
+    if residual:
+        arrays += (rng.standard_normal((batch,) + plan.output_shape).astype(np.float32),)
+    return frozen, arrays
+
+
+@given(bound_calls())
+def test_a_bound_forward_shares_any_convolution_as_the_frozen_call_does(small_layers_shared,
+                                                                        call):
+    frozen, arrays = call
+    expected = {count: frozen(count, *arrays).tobytes() for count in (1, 2)}
+    out = np.full(frozen(1, *arrays).shape, np.nan, np.float32)
+    bound = frozen.bind(2, out, *arrays)
+    assume(bound is not None)  # the row kernels with a residual keep the frozen call
+    assert 1 <= bound.team <= 2 or (bound.team == 0 and out.size == 0)
+    for count in (1, 2, 3):  # at most the binding's team: the shares on fewer threads
+        out[...] = np.nan
+        bound(count)
+        assert out.tobytes() == expected[min(count, 2)] == expected[1]
 
 
 def test_a_frozen_forward_checks_what_it_is_bound_to(rng):
