@@ -299,14 +299,18 @@ def test_a_frozen_forward_checks_what_it_is_bound_to(rng):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("with_bias", [True, False])
-def test_a_bound_affine_gives_the_bits_of_the_frozen_call(dtype, with_bias, rng):
+@pytest.mark.parametrize("features, team", [(1000, 2), (10, 2), (1, 1)])
+def test_a_bound_affine_gives_the_bits_of_the_frozen_call(dtype, with_bias, features, team,
+                                                          rng):
+    # Groups of output features are shared by the team, however few (one feature: one group).
     kernels = _ext.backend.linear
     x = rng.standard_normal((1, 300)).astype(dtype)
-    w = rng.standard_normal((1000, 300)).astype(dtype)  # shared by the team
-    frozen = kernels.FrozenAffine(w, rng.standard_normal(1000).astype(dtype) if with_bias
+    w = rng.standard_normal((features, 300)).astype(dtype)
+    frozen = kernels.FrozenAffine(w, rng.standard_normal(features).astype(dtype) if with_bias
                                   else None, True)
-    out = np.full((1, 1000), np.nan, dtype)
+    out = np.full((1, features), np.nan, dtype)
     bound = frozen.bind(2, out, x)
+    assert bound.team == team
     for count in (1, 2):
         bound(count)
         assert out.tobytes() == frozen(count, x).tobytes()
@@ -348,9 +352,15 @@ def test_a_bound_global_pool_gives_the_bits_of_avg_pool(dtype, rng):
     assert frozen(1, np.repeat(x, 2, axis=3)[..., ::2]).tobytes() == expected.tobytes()
     out = np.full((2, 5, 1, 1), np.nan, dtype)
     bound = frozen.bind(2, out, x)
+    assert bound.team == 2  # ten planes, shared however small
     for count in (1, 2):
         bound(count)
         assert out.tobytes() == expected.tobytes()
+    one = np.full((1, 1, 1, 1), np.nan, dtype)
+    bound_one = pooling.frozen_avg_pool((1, 1, 3, 4), geometry).bind(2, one, x[:1, :1].copy())
+    assert bound_one.team == 1  # a single plane
+    bound_one(2)
+    assert one.tobytes() == expected[:1, :1].tobytes()
     x += 1
     bound(2)
     assert out.tobytes() == pooling.avg_pool(x, geometry, True, 1).tobytes()
