@@ -478,10 +478,8 @@ cdef void _conv_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
     if parts == 1:
         with nogil:
             if _serial(num_threads, N):
-                for n in range(N):
-                    _pad_forward_image(x, n, &scratch[0, 0], wt, bias, taps, origins,
-                                       coefficients, residual, out, ph, pw, places, relu,
-                                       tiles)
+                _conv_forward_share(x, wt, bias, taps, origins, coefficients, out, scratch, ph,
+                                    pw, relu, 1, 1, 0, places, residual)
             else:
                 for n in prange(N, schedule="dynamic", num_threads=num_threads):
                     _pad_forward_image(x, n, &scratch[threadid(), 0], wt, bias, taps, origins,
@@ -575,9 +573,8 @@ cdef void _conv_relu_pool_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, 
     if parts == 1:
         with nogil:
             if _serial(num_threads, N):
-                for n in range(N):
-                    _pad_forward_pool_image(x, n, &scratch[0, 0], wt, bias, taps, origins,
-                                            pooled, indices, conv_w, ph, pw, tiles)
+                _conv_relu_pool_share(x, wt, bias, taps, pooled, indices, origins, scratch,
+                                      conv_w, ph, pw, 1, 1, 0)
             else:
                 for n in prange(N, schedule="dynamic", num_threads=num_threads):
                     _pad_forward_pool_image(x, n, &scratch[threadid(), 0], wt, bias, taps,
@@ -676,9 +673,8 @@ cdef void _conv_relu_pool_rows(const floating[:, :, :, ::1] x,  # IN  (N, C, H, 
     if parts == 1:
         with nogil:
             if _serial(num_threads, N):
-                for n in range(N):
-                    _pad_pool_rows_image(x, n, &scratch[0, 0], weight, bias, pooled, indices,
-                                         KH, KW, conv_w, ph, pw, hp, wp, units)
+                _conv_relu_pool_rows_share(x, weight, bias, pooled, indices, scratch, KH, KW,
+                                           conv_w, ph, pw, hp, wp, 1, 1, 0)
             else:
                 for n in prange(N, schedule="dynamic", num_threads=num_threads):
                     _pad_pool_rows_image(x, n, &scratch[threadid(), 0], weight, bias, pooled,
@@ -771,9 +767,8 @@ cdef void _conv_rows_forward(const floating[:, :, :, ::1] x,  # IN  (N, C, H, W)
     if parts == 1:
         with nogil:
             if _serial(num_threads, N):
-                for n in range(N):
-                    _pad_rows_image(x, n, &scratch[0, 0], weight, bias, coefficients, f_padded,
-                                    relu, out, KH, KW, ph, pw, units)
+                _conv_rows_share(x, weight, bias, coefficients, f_padded, out, scratch, KH, KW,
+                                 ph, pw, relu, 1, 1, 0)
             else:
                 for n in prange(N, schedule="dynamic", num_threads=num_threads):
                     _pad_rows_image(x, n, &scratch[threadid(), 0], weight, bias, coefficients,
