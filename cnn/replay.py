@@ -428,7 +428,8 @@ class _BoundSteps:
     kernels of a few microseconds. Made for the calling thread (its arrays are not shared)
     and a team size (its scratch is sized for it). A call copies the input in, runs the
     steps, and returns a copy of the result (the arrays are the steps' again at the next
-    call). The same bits as the prepared steps: the same kernels on the same teams."""
+    call). The same bits as the prepared steps: the same kernels, whose values do not depend
+    on how the work is shared out among the threads."""
 
     def __init__(self, steps, input, result):
         self.steps, self.input, self.result = steps, input, result

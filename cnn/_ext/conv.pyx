@@ -1676,8 +1676,8 @@ cdef class FrozenForward:
         `num_threads`: the largest team of its calls (the scratch is sized for it). The
         bound form runs in the scratch of the thread that binds it (as the plan's other
         calls in that thread do, one after the other): call it from that thread."""
-        _check_binding(self, num_threads, out, x, residual)
         if not self._bindable(residual is not None):
+            _check_binding(self, num_threads, out, x, residual)  # its arguments checked alike
             return None
         return BoundForward(self, num_threads, out, x, residual)
 
@@ -1728,7 +1728,7 @@ cdef class BoundForward(BoundStep):
     cdef bint relu, pool
     cdef bint by_rows  # Winograd's parts: rows of tiles, not output channels
     cdef Py_ssize_t parts  # of each image (Winograd: of each item)
-    cdef Py_ssize_t threads, room, ph, pw, f, oh, ow, kh, kw, hp, wp, images, tiles
+    cdef Py_ssize_t room, ph, pw, f, oh, ow, kh, kw, hp, wp, images, tiles
     cdef const float[:, :, :, ::1] x
     cdef const float[:, :, :, ::1] residual
     cdef float[:, :, :, ::1] out
@@ -1750,7 +1750,7 @@ cdef class BoundForward(BoundStep):
         if not frozen._bindable(residual is not None):
             raise ValueError("frozen: this forward has no bound form (FrozenForward.bind "
                              "gives None)")
-        self.path, self.threads = frozen.path, threads
+        self.path = frozen.path
         self.relu, self.pool = frozen.relu, frozen.pool
         self.ph, self.pw = plan.padding
         self.f, self.oh, self.ow = plan.output_shape
@@ -1770,7 +1770,7 @@ cdef class BoundForward(BoundStep):
         self.team = threads if self.parts > 1 else min(threads, batch)
         if self.path == FORWARD_WINOGRAD:
             self.transformed = frozen.weights
-            self.winograd_scratch, self.room = _winograd_scratch(False, self.threads,
+            self.winograd_scratch, self.room = _winograd_scratch(False, threads,
                                                                  plan.winograd_size)
             plan._winograd_layout(batch, threads, &split, &self.images, &self.tiles)
             self.hp, self.wp = plan.winograd_hp, plan.winograd_wp
@@ -1782,9 +1782,9 @@ cdef class BoundForward(BoundStep):
             self.taps, self.origins = plan.taps, plan.origins
             self.hp, self.wp = plan.hp, plan.wp + plan.wp % 2  # the row kernels' split image
             if self.path == FORWARD_ROWS:
-                self.scratch = plan._rows_scratch(self.threads, self.pool)
+                self.scratch = plan._rows_scratch(threads, self.pool)
             else:
-                self.scratch = plan._scratch(1, self.threads, plan.image_size)
+                self.scratch = plan._scratch(1, threads, plan.image_size)
         if out.size == 0:
             self.team = 0
 

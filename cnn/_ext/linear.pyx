@@ -134,11 +134,16 @@ cdef void _run(const floating* x, const floating* w, const floating* bias, float
             _share(x, w, bias, out, M, K, N, relu, team, t)
 
 
+cdef inline Py_ssize_t _groups(Py_ssize_t N) noexcept nogil:
+    """The groups of CNN_LINEAR_ROWS output features (the last one partial) of N features."""
+    return (N + CNN_LINEAR_ROWS - 1) // CNN_LINEAR_ROWS
+
+
 cdef inline Py_ssize_t _team(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N,
                              int num_threads) noexcept nogil:
     """The threads the kernel runs on: one for little work, else at most one per group of
     output features."""
-    cdef Py_ssize_t groups = (N + CNN_LINEAR_ROWS - 1) // CNN_LINEAR_ROWS
+    cdef Py_ssize_t groups = _groups(N)
     if serial(num_threads, groups) or M * N * K < MIN_PARALLEL_MACS:
         return 1
     return min(num_threads, groups)
@@ -149,7 +154,7 @@ cdef void _share(const floating* x, const floating* w, const floating* bias, flo
                  Py_ssize_t t) noexcept nogil:
     """Share t of the kernel on a team of `team` threads: a range of whole groups of output
     features (each value computed by one thread, in its fixed order, whatever the team)."""
-    cdef Py_ssize_t groups = (N + CNN_LINEAR_ROWS - 1) // CNN_LINEAR_ROWS
+    cdef Py_ssize_t groups = _groups(N)
     cdef Py_ssize_t first = groups * t // team * CNN_LINEAR_ROWS
     cdef Py_ssize_t last = min(N, groups * (t + 1) // team * CNN_LINEAR_ROWS)
     if first < last:
@@ -260,8 +265,7 @@ cdef class BoundAffine(BoundStep):
         # Shared by the whole team, however little the work (_replay.BoundSteps says why).
         self.team = 0
         if self.views[1].len:
-            self.team = min(max(1, num_threads),
-                            (self.views[1].shape[1] + CNN_LINEAR_ROWS - 1) // CNN_LINEAR_ROWS)
+            self.team = min(max(1, num_threads), _groups(self.views[1].shape[1]))
 
     def __dealloc__(self):
         release(self.views, self.taken)
